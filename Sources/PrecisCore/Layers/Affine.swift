@@ -1,0 +1,56 @@
+/// Fully connected layer `out = x·W + b`; input of any rank is flattened to `(N, in)`.
+/// `W: (in, out)`, `b: (out)`, output `(N, out)`.
+public final class Affine<T: NetworkScalar>: Layer {
+    public let W: Parameter<T>
+    public let b: Parameter<T>
+    private var x: Tensor<T>?  // (N, in)
+    private var inputShape: [Int] = []
+
+    public init(W: Tensor<T>, b: Tensor<T>) {
+        precondition(W.shape.count == 2 && b.shape == [W.shape[1]], "affine W (in,out), b (out)")
+        self.W = Parameter("W", W)
+        self.b = Parameter("b", b)
+    }
+
+    public var parameters: [Parameter<T>] { [W, b] }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let (n, fin, fout) = (x.shape[0], W.value.shape[0], W.value.shape[1])
+        precondition(x.count == n * fin, "affine expects \(fin) inputs per image, got \(x.count / max(n, 1))")
+        var out = [T](repeating: 0, count: n * fout)
+        x.data.withUnsafeBufferPointer { xs in
+            W.value.data.withUnsafeBufferPointer { ws in
+                out.withUnsafeMutableBufferPointer { os in
+                    gemm(n, fout, fin, xs.baseAddress!, fin, ws.baseAddress!, fout, os.baseAddress!, fout)
+                }
+            }
+        }
+        for i in 0..<n { for j in 0..<fout { out[i * fout + j] += b.value.data[j] } }
+        inputShape = x.shape
+        self.x = isTraining ? x.reshaped([n, fin]) : nil
+        return Tensor(shape: [n, fout], data: out)
+    }
+
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        guard let x else { preconditionFailure("Affine.backward needs a training forward") }
+        let (n, fin, fout) = (x.shape[0], W.value.shape[0], W.value.shape[1])
+        let wt = transposed(W.value.data, rows: fin, cols: fout)  // (out, in)
+        var dx = [T](repeating: 0, count: n * fin)
+        var dw = [T](repeating: 0, count: fin * fout)
+        dout.data.withUnsafeBufferPointer { ds in
+            b.grad = Tensor(shape: [fout], data: columnSums(ds, rows: n, cols: fout))
+            wt.withUnsafeBufferPointer { ws in
+                dx.withUnsafeMutableBufferPointer { dxs in
+                    gemm(n, fin, fout, ds.baseAddress!, fout, ws.baseAddress!, fin, dxs.baseAddress!, fin)
+                }
+            }
+            x.data.withUnsafeBufferPointer { xs in
+                dw.withUnsafeMutableBufferPointer { dws in
+                    gemm(fin, fout, n, xs.baseAddress!, fin, transA: true, ds.baseAddress!, fout, dws.baseAddress!, fout)
+                }
+            }
+        }
+        W.grad = Tensor(shape: [fin, fout], data: dw)
+        return Tensor(shape: inputShape, data: dx)
+    }
+}

@@ -1,0 +1,116 @@
+/// Max pooling directly on `(N, C, H, W)`: each output is the largest input in its window; padding
+/// never wins (it is not a value), ties go to the first element in row-major window order, and NaN
+/// propagates. Output `(N, C, OH, OW)` with `OH = (H + 2·pad - size) / stride + 1` (the book's
+/// Pooling ignores `pad` in its output size; this one does not).
+public final class MaxPooling<T: NetworkScalar>: Layer {
+    public let size: Int
+    public let stride: Int
+    public let pad: Int
+    private var g: Window?
+    private var argmax: [Int32] = []  // per output: index into its input plane
+
+    public init(size: Int, stride: Int, pad: Int = 0) {
+        precondition(size > 0 && stride > 0 && pad >= 0 && pad < size, "pool size > 0, stride > 0, 0 <= pad < size")
+        (self.size, self.stride, self.pad) = (size, stride, pad)
+    }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let g = Window(input: x.shape, fh: size, fw: size, stride: stride, pad: pad)
+        let (oh, ow) = (g.oh, g.ow)
+        var out = [T](repeating: 0, count: g.n * g.c * oh * ow)
+        var arg = [Int32](repeating: 0, count: out.count)
+        x.data.withUnsafeBufferPointer { xs in
+            for plane in 0..<(g.n * g.c) {
+                let src = plane * g.h * g.w
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var best = T.zero, at = -1
+                        for ky in 0..<size {
+                            let y = oy * stride + ky - pad
+                            guard y >= 0 && y < g.h else { continue }
+                            for kx in 0..<size {
+                                let xx = ox * stride + kx - pad
+                                guard xx >= 0 && xx < g.w else { continue }
+                                let v = xs[src + y * g.w + xx]
+                                if at < 0 || v > best || (v.isNaN && !best.isNaN) {
+                                    best = v
+                                    at = y * g.w + xx
+                                }
+                            }
+                        }
+                        let o = (plane * oh + oy) * ow + ox
+                        out[o] = best
+                        arg[o] = Int32(at)
+                    }
+                }
+            }
+        }
+        self.g = g
+        argmax = arg
+        return Tensor(shape: [g.n, g.c, oh, ow], data: out)
+    }
+
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        guard let g else { preconditionFailure("MaxPooling.backward before forward") }
+        var dx = [T](repeating: 0, count: g.n * g.c * g.h * g.w)
+        let per = g.oh * g.ow, arg = argmax
+        for o in 0..<dout.count {
+            dx[(o / per) * g.h * g.w + Int(arg[o])] += dout.data[o]
+        }
+        return Tensor(shape: [g.n, g.c, g.h, g.w], data: dx)
+    }
+
+    /// The input index (within its plane) each output took its value from, from the last forward.
+    public var lastArgmax: [Int32] { argmax }
+}
+
+/// Average pooling on `(N, C, H, W)`: each output is the window's sum divided by `size²`; padding
+/// counts as zeros (PyTorch's `count_include_pad=True`). Output size as for `MaxPooling`.
+public final class AveragePooling<T: NetworkScalar>: Layer {
+    public let size: Int
+    public let stride: Int
+    public let pad: Int
+    private var g: Window?
+
+    public init(size: Int, stride: Int, pad: Int = 0) {
+        precondition(size > 0 && stride > 0 && pad >= 0 && pad < size, "pool size > 0, stride > 0, 0 <= pad < size")
+        (self.size, self.stride, self.pad) = (size, stride, pad)
+    }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let g = Window(input: x.shape, fh: size, fw: size, stride: stride, pad: pad)
+        let inv = 1 / T(size * size)
+        var out = [T](repeating: 0, count: g.n * g.c * g.oh * g.ow)
+        visit(g) { o, i in out[o] += x.data[i] }
+        for o in out.indices { out[o] *= inv }
+        self.g = g
+        return Tensor(shape: [g.n, g.c, g.oh, g.ow], data: out)
+    }
+
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        guard let g else { preconditionFailure("AveragePooling.backward before forward") }
+        let inv = 1 / T(size * size)
+        var dx = [T](repeating: 0, count: g.n * g.c * g.h * g.w)
+        visit(g) { o, i in dx[i] += dout.data[o] * inv }
+        return Tensor(shape: [g.n, g.c, g.h, g.w], data: dx)
+    }
+
+    /// Calls `body(output index, input index)` for every in-bounds window element.
+    private func visit(_ g: Window, _ body: (Int, Int) -> Void) {
+        for plane in 0..<(g.n * g.c) {
+            for oy in 0..<g.oh {
+                for ox in 0..<g.ow {
+                    let o = (plane * g.oh + oy) * g.ow + ox
+                    for ky in 0..<size {
+                        let y = oy * stride + ky - pad
+                        guard y >= 0 && y < g.h else { continue }
+                        for kx in 0..<size {
+                            let xx = ox * stride + kx - pad
+                            if xx >= 0 && xx < g.w { body(o, (plane * g.h + y) * g.w + xx) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

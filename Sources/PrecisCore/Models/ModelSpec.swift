@@ -1,0 +1,274 @@
+import Foundation
+
+/// How a layer's weights are drawn: `normal(std)`, He (`std = sqrt(2 / fanIn)`) or Xavier
+/// (`std = sqrt(1 / fanIn)`, the book's form); biases start at zero.
+public enum WeightInit: Equatable, Sendable, CustomStringConvertible {
+    case normal(Double)
+    case he
+    case xavier
+
+    /// The standard deviation for a layer with `fanIn` inputs per output.
+    public func std(fanIn: Int) -> Double {
+        switch self {
+        case .normal(let s): return s
+        case .he: return (2 / Double(fanIn)).squareRoot()
+        case .xavier: return (1 / Double(fanIn)).squareRoot()
+        }
+    }
+
+    /// Parses `he`, `xavier` or `normal:0.01`.
+    public init(parsing text: String) throws {
+        switch text.lowercased() {
+        case "he": self = .he
+        case "xavier": self = .xavier
+        case let s where s.hasPrefix("normal:"):
+            guard let std = Double(s.dropFirst(7)), std > 0, std.isFinite else {
+                throw ModelError.badSpec("weight init '\(text)': normal:STD needs a positive number")
+            }
+            self = .normal(std)
+        default: throw ModelError.badSpec("unknown weight init '\(text)' (he, xavier, normal:STD)")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .normal(let s): return "normal:\(s)"
+        case .he: return "he"
+        case .xavier: return "xavier"
+        }
+    }
+}
+
+/// One layer of a sequential model, as the user writes it and the weight file stores it.
+public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
+    case convolution(filters: Int, size: Int, stride: Int, pad: Int)
+    case maxPooling(size: Int, stride: Int, pad: Int)
+    case averagePooling(size: Int, stride: Int, pad: Int)
+    case affine(units: Int)
+    case relu
+    case dropout(ratio: Double)
+    case batchNormalization
+
+    /// The short name used in layer names (`00_conv1`) and the text syntax.
+    public var keyword: String {
+        switch self {
+        case .convolution: return "conv"
+        case .maxPooling: return "maxpool"
+        case .averagePooling: return "avgpool"
+        case .affine: return "affine"
+        case .relu: return "relu"
+        case .dropout: return "dropout"
+        case .batchNormalization: return "batchnorm"
+        }
+    }
+
+    /// The text syntax, e.g. `conv(16,3,stride=1,pad=1)`; `LayerSpec.parse` reads it back.
+    public var description: String {
+        switch self {
+        case let .convolution(f, k, s, p): return "conv(\(f),\(k),stride=\(s),pad=\(p))"
+        case let .maxPooling(k, s, p): return "maxpool(\(k),stride=\(s),pad=\(p))"
+        case let .averagePooling(k, s, p): return "avgpool(\(k),stride=\(s),pad=\(p))"
+        case let .affine(u): return "affine(\(u))"
+        case .relu: return "relu"
+        case let .dropout(r): return "dropout(\(r))"
+        case .batchNormalization: return "batchnorm"
+        }
+    }
+}
+
+/// Bad model descriptions: unknown layers, bad arguments, shapes that do not fit.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case badSpec(String)
+
+    public var description: String {
+        switch self {
+        case .badSpec(let m): return m
+        }
+    }
+}
+
+/// A sequential network: input shape, layers, weight initialization. The loss (softmax with
+/// cross-entropy) is implicit after the last layer, whose output size is the number of classes.
+public struct ModelSpec: Equatable, Sendable {
+    /// A short name (`simple`, `deep`, or `custom`).
+    public var name: String
+    /// `(C, H, W)` of one input image.
+    public var inputShape: [Int]
+    public var layers: [LayerSpec]
+    public var weightInit: WeightInit
+
+    public init(name: String, inputShape: [Int] = [1, 28, 28], layers: [LayerSpec], weightInit: WeightInit) {
+        self.name = name
+        self.inputShape = inputShape
+        self.layers = layers
+        self.weightInit = weightInit
+    }
+
+    /// The book's SimpleConvNet: conv 30×5×5 - ReLU - pool 2 - affine 100 - ReLU - affine 10, N(0, 0.01²).
+    public static let simpleConvNet = ModelSpec(name: "simple", layers: [
+        .convolution(filters: 30, size: 5, stride: 1, pad: 0), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+        .affine(units: 100), .relu, .affine(units: 10),
+    ], weightInit: .normal(0.01))
+
+    /// The book's DeepConvNet (ch. 8): six 3×3 convolutions in three pooled blocks, affine 50,
+    /// dropout 0.5, affine 10, dropout 0.5; He init.
+    public static let deepConvNet = ModelSpec(name: "deep", layers: [
+        .convolution(filters: 16, size: 3, stride: 1, pad: 1), .relu,
+        .convolution(filters: 16, size: 3, stride: 1, pad: 1), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+        .convolution(filters: 32, size: 3, stride: 1, pad: 1), .relu,
+        .convolution(filters: 32, size: 3, stride: 1, pad: 2), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+        .convolution(filters: 64, size: 3, stride: 1, pad: 1), .relu,
+        .convolution(filters: 64, size: 3, stride: 1, pad: 1), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+        .affine(units: 50), .relu, .dropout(ratio: 0.5), .affine(units: 10), .dropout(ratio: 0.5),
+    ], weightInit: .he)
+
+    /// A model by name (`simple`, `deep`) or by its layer list in the text syntax, e.g.
+    /// `conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu affine(10)`.
+    public static func named(_ text: String, weightInit: WeightInit? = nil, inputShape: [Int] = [1, 28, 28]) throws -> ModelSpec {
+        var spec: ModelSpec
+        switch text {
+        case "simple": spec = .simpleConvNet
+        case "deep": spec = .deepConvNet
+        default: spec = ModelSpec(name: "custom", layers: try LayerSpec.parseList(text), weightInit: .he)
+        }
+        spec.inputShape = inputShape
+        if let weightInit { spec.weightInit = weightInit }
+        _ = try spec.shapes()
+        return spec
+    }
+
+    /// The text form of the layer list.
+    public var layerText: String { layers.map(\.description).joined(separator: " ") }
+
+    /// Layer names `NN_kindK` (index in the list, then a count per kind): `00_conv1`, `01_relu1`, ...
+    public var layerNames: [String] {
+        var counts: [String: Int] = [:]
+        return layers.enumerated().map { i, l in
+            counts[l.keyword, default: 0] += 1
+            return String(format: "%02d_%@%d", i, l.keyword, counts[l.keyword]!)
+        }
+    }
+
+    /// The output shape (without the batch axis) after each layer; throws when a layer does not fit.
+    public func shapes() throws -> [[Int]] {
+        guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.badSpec("input shape must be (C,H,W) with positive sizes, got \(shapeText(inputShape))")
+        }
+        guard !layers.isEmpty else { throw ModelError.badSpec("the model has no layers") }
+        var shape = inputShape, out: [[Int]] = []
+        for (name, layer) in zip(layerNames, layers) {
+            func window(_ k: Int, _ s: Int, _ p: Int, channels: Int) throws -> [Int] {
+                guard shape.count == 3 else { throw ModelError.badSpec("\(name): \(layer) needs (C,H,W) input, got \(shapeText(shape))") }
+                guard k > 0, s > 0, p >= 0 else { throw ModelError.badSpec("\(name): \(layer) needs size > 0, stride > 0, pad >= 0") }
+                let (h, w) = (shape[1] + 2 * p - k, shape[2] + 2 * p - k)
+                guard h >= 0, w >= 0 else { throw ModelError.badSpec("\(name): window \(k) does not fit input \(shapeText(shape)) with pad \(p)") }
+                return [channels, h / s + 1, w / s + 1]
+            }
+            switch layer {
+            case let .convolution(f, k, s, p):
+                guard f > 0 else { throw ModelError.badSpec("\(name): a convolution needs at least one filter") }
+                shape = try window(k, s, p, channels: f)
+            case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
+                guard p < k else { throw ModelError.badSpec("\(name): pooling pad \(p) must be smaller than its size \(k)") }
+                shape = try window(k, s, p, channels: shape[0])
+            case let .affine(u):
+                guard u > 0 else { throw ModelError.badSpec("\(name): affine needs at least one unit") }
+                shape = [u]
+            case let .dropout(r):
+                guard r >= 0, r < 1 else { throw ModelError.badSpec("\(name): dropout ratio must be in [0, 1), got \(r)") }
+            case .relu, .batchNormalization: break
+            }
+            out.append(shape)
+        }
+        guard shape.count == 1, shape[0] >= 2 else {
+            throw ModelError.badSpec("the last layer must produce class scores (an affine layer), got \(shapeText(shape))")
+        }
+        return out
+    }
+
+    /// The number of classes (the last layer's output size).
+    public var classes: Int { (try? shapes().last?.first) ?? 0 }
+}
+
+extension LayerSpec {
+    /// Parses a whitespace-separated list such as `conv(16,3,pad=1) relu maxpool(2) affine(10)`.
+    /// Arguments: `conv(filters, size, stride=1, pad=0)`, `maxpool|avgpool(size, stride=size, pad=0)`,
+    /// `affine(units)`, `dropout(ratio=0.5)`, `relu`, `batchnorm`.
+    public static func parseList(_ text: String) throws -> [LayerSpec] {
+        var items: [String] = [], current = "", depth = 0
+        for ch in text {
+            if ch == "(" { depth += 1 }
+            if ch == ")" { depth -= 1 }
+            if depth == 0 && (ch == " " || ch == "\n" || ch == "\t") {
+                if !current.isEmpty { items.append(current) }
+                current = ""
+            } else if !(depth > 0 && ch == " ") {
+                current.append(ch)
+            }
+        }
+        if !current.isEmpty { items.append(current) }
+        guard !items.isEmpty else { throw ModelError.badSpec("empty model description") }
+        return try items.map(parse)
+    }
+
+    /// Parses one layer, e.g. `conv(16,3,pad=1)`.
+    public static func parse(_ item: String) throws -> LayerSpec {
+        let name: String, argText: String
+        if let open = item.firstIndex(of: "(") {
+            guard item.hasSuffix(")") else { throw ModelError.badSpec("'\(item)': missing ')'") }
+            name = String(item[..<open])
+            argText = String(item[item.index(after: open)..<item.index(before: item.endIndex)])
+        } else {
+            (name, argText) = (item, "")
+        }
+        var positional: [String] = [], named: [String: String] = [:]
+        for a in argText.split(separator: ",").map({ String($0) }) {
+            let kv = a.split(separator: "=", maxSplits: 1).map(String.init)
+            if kv.count == 2 { named[kv[0]] = kv[1] } else { positional.append(a) }
+        }
+        func int(_ i: Int, _ key: String, _ fallback: Int?) throws -> Int {
+            let text = i < positional.count ? positional[i] : named[key]
+            guard let text else {
+                if let fallback { return fallback }
+                throw ModelError.badSpec("'\(item)': \(name) needs \(key)")
+            }
+            guard let v = Int(text) else { throw ModelError.badSpec("'\(item)': \(key) must be a whole number, got '\(text)'") }
+            return v
+        }
+        let known: Set<String>
+        let spec: LayerSpec
+        switch name.lowercased() {
+        case "conv", "convolution":
+            known = ["filters", "size", "stride", "pad"]
+            spec = .convolution(filters: try int(0, "filters", nil), size: try int(1, "size", nil),
+                                stride: try int(2, "stride", 1), pad: try int(3, "pad", 0))
+        case "maxpool", "avgpool", "pool":
+            known = ["size", "stride", "pad"]
+            let k = try int(0, "size", nil), s = try int(1, "stride", k), p = try int(2, "pad", 0)
+            spec = name.lowercased() == "avgpool" ? .averagePooling(size: k, stride: s, pad: p) : .maxPooling(size: k, stride: s, pad: p)
+        case "affine", "dense", "linear":
+            known = ["units"]
+            spec = .affine(units: try int(0, "units", nil))
+        case "relu":
+            known = []
+            spec = .relu
+        case "batchnorm", "bn":
+            known = []
+            spec = .batchNormalization
+        case "dropout":
+            known = ["ratio"]
+            let text = positional.first ?? named["ratio"] ?? "0.5"
+            guard let r = Double(text) else { throw ModelError.badSpec("'\(item)': ratio must be a number, got '\(text)'") }
+            spec = .dropout(ratio: r)
+        default:
+            throw ModelError.badSpec("unknown layer '\(name)' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")
+        }
+        if let bad = named.keys.first(where: { !known.contains($0) }) {
+            throw ModelError.badSpec("'\(item)': unknown argument '\(bad)'")
+        }
+        if positional.count > known.count {
+            throw ModelError.badSpec("'\(item)': too many arguments")
+        }
+        return spec
+    }
+}

@@ -1,0 +1,214 @@
+/// One built layer. A closed set, so the network calls each layer statically and the compiler
+/// specializes the whole forward and backward pass for the scalar type.
+enum Node<T: NetworkScalar> {
+    case convolution(Convolution<T>)
+    case maxPooling(MaxPooling<T>)
+    case averagePooling(AveragePooling<T>)
+    case affine(Affine<T>)
+    case relu(ReLU<T>)
+    case dropout(Dropout<T>)
+    case batchNormalization(BatchNormalization<T>)
+
+    var layer: any Layer<T> {
+        switch self {
+        case .convolution(let l): return l
+        case .maxPooling(let l): return l
+        case .averagePooling(let l): return l
+        case .affine(let l): return l
+        case .relu(let l): return l
+        case .dropout(let l): return l
+        case .batchNormalization(let l): return l
+        }
+    }
+
+    func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        switch self {
+        case .convolution(let l): return l.forward(x, isTraining: isTraining)
+        case .maxPooling(let l): return l.forward(x, isTraining: isTraining)
+        case .averagePooling(let l): return l.forward(x, isTraining: isTraining)
+        case .affine(let l): return l.forward(x, isTraining: isTraining)
+        case .relu(let l): return l.forward(x, isTraining: isTraining)
+        case .dropout(let l): return l.forward(x, isTraining: isTraining)
+        case .batchNormalization(let l): return l.forward(x, isTraining: isTraining)
+        }
+    }
+
+    func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        switch self {
+        case .convolution(let l): return l.backward(dout)
+        case .maxPooling(let l): return l.backward(dout)
+        case .averagePooling(let l): return l.backward(dout)
+        case .affine(let l): return l.backward(dout)
+        case .relu(let l): return l.backward(dout)
+        case .dropout(let l): return l.backward(dout)
+        case .batchNormalization(let l): return l.backward(dout)
+        }
+    }
+}
+
+/// A sequential network built from a `ModelSpec`, computing in `T`, with softmax cross-entropy
+/// after the last layer. Its tensors are named `LAYER/NAME` (`00_conv1/W`, `03_affine1/b`).
+public final class Network<T: NetworkScalar> {
+    public let spec: ModelSpec
+    /// `NN_kindK` per layer, as in `spec.layerNames`.
+    public let layerNames: [String]
+    let nodes: [Node<T>]
+    /// The loss after the last layer.
+    public let lossLayer = SoftmaxWithLoss<T>()
+
+    /// A network with fresh weights drawn from `spec.weightInit` by a generator seeded with `seed`
+    /// (drawn in Double, then rounded to `T`, so every precision starts from the same weights).
+    public convenience init(spec: ModelSpec, seed: UInt64) throws {
+        var rng = RandomSource(seed: seed)
+        var values: [String: Tensor<Double>] = [:]
+        let shapes = try spec.shapes()
+        for (i, (name, layer)) in zip(spec.layerNames, spec.layers).enumerated() {
+            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
+            func draw(_ shape: [Int], fanIn: Int) -> Tensor<Double> {
+                let std = spec.weightInit.std(fanIn: fanIn)
+                return Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in std * rng.normal() })
+            }
+            switch layer {
+            case let .convolution(f, k, _, _):
+                values[name + "/W"] = draw([f, inShape[0], k, k], fanIn: inShape[0] * k * k)
+                values[name + "/b"] = Tensor(zeros: [f])
+            case let .affine(u):
+                let fin = inShape.reduce(1, *)
+                values[name + "/W"] = draw([fin, u], fanIn: fin)
+                values[name + "/b"] = Tensor(zeros: [u])
+            default: break
+            }
+        }
+        try self.init(spec: spec, parameters: values, seed: seed)
+    }
+
+    /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T`. Missing
+    /// batch-normalization tensors start at their defaults; any other missing or misshapen tensor throws.
+    public init(spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0) throws {
+        let shapes = try spec.shapes()
+        self.spec = spec
+        layerNames = spec.layerNames
+        var nodes: [Node<T>] = []
+        for (i, (name, layer)) in zip(layerNames, spec.layers).enumerated() {
+            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
+            func tensor(_ key: String, _ shape: [Int]) throws -> Tensor<T> {
+                guard let v = values[name + "/" + key] else { throw ModelError.badSpec("missing tensor \(name)/\(key)") }
+                guard v.shape == shape else {
+                    throw ModelError.badSpec("\(name)/\(key) has shape \(shapeText(v.shape)), spec expects \(shapeText(shape))")
+                }
+                return v.converted()
+            }
+            switch layer {
+            case let .convolution(f, k, s, p):
+                nodes.append(.convolution(Convolution(W: try tensor("W", [f, inShape[0], k, k]), b: try tensor("b", [f]), stride: s, pad: p)))
+            case let .maxPooling(k, s, p):
+                nodes.append(.maxPooling(MaxPooling(size: k, stride: s, pad: p)))
+            case let .averagePooling(k, s, p):
+                nodes.append(.averagePooling(AveragePooling(size: k, stride: s, pad: p)))
+            case let .affine(u):
+                nodes.append(.affine(Affine(W: try tensor("W", [inShape.reduce(1, *), u]), b: try tensor("b", [u]))))
+            case .relu:
+                nodes.append(.relu(ReLU()))
+            case let .dropout(r):
+                nodes.append(.dropout(Dropout(ratio: r, seed: seed &+ 0x5EED_0000 &+ UInt64(i))))
+            case .batchNormalization:
+                let bn = BatchNormalization<T>(channels: inShape[0])
+                for p in bn.parameters where values[name + "/" + p.name] != nil {
+                    p.value = try tensor(p.name, [inShape[0]])
+                }
+                nodes.append(.batchNormalization(bn))
+            }
+        }
+        self.nodes = nodes
+    }
+
+    /// The same network (spec and tensors) computing in another scalar type; values are rounded.
+    public func converted<U: NetworkScalar>(to: U.Type = U.self) -> Network<U> {
+        // The tensors match the spec by construction, so this cannot throw.
+        try! Network<U>(spec: spec, parameters: tensorValues())
+    }
+
+    /// Every tensor the network owns, in layer order: (`LAYER/NAME`, parameter).
+    public var parameters: [(name: String, parameter: Parameter<T>)] {
+        zip(layerNames, nodes).flatMap { name, node in node.layer.parameters.map { (name + "/" + $0.name, $0) } }
+    }
+
+    /// The layers, in order, for inspection and tests.
+    public var layers: [any Layer<T>] { nodes.map(\.layer) }
+
+    /// Every tensor's value widened to Double (exact for Float and Float16), keyed by name.
+    public func tensorValues() -> [String: Tensor<Double>] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.parameter.value.converted(to: Double.self)) })
+    }
+
+    /// Logits `(N, classes)` for `x: (N, C, H, W)`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    public func predict(_ x: Tensor<T>, isTraining: Bool = false) -> Tensor<T> {
+        forwardAll(x, isTraining: isTraining).last!
+    }
+
+    /// The input followed by every layer's output, in order.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    public func forwardAll(_ x: Tensor<T>, isTraining: Bool = false) -> [Tensor<T>] {
+        var outs = [x]
+        for node in nodes { outs.append(node.forward(outs.last!, isTraining: isTraining)) }
+        return outs
+    }
+
+    /// The mean softmax cross-entropy loss on `x` against labels `t` (training semantics by default).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func loss(_ x: Tensor<T>, _ t: [Int], isTraining: Bool = true) -> T {
+        var y = x
+        for node in nodes { y = node.forward(y, isTraining: isTraining) }
+        return lossLayer.forward(y, t)
+    }
+
+    /// Forward (training semantics) and backward on one batch: returns the loss, sets every
+    /// parameter's `grad`, and returns dLoss/dInput.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @discardableResult
+    public func gradient(_ x: Tensor<T>, _ t: [Int]) -> (loss: T, dx: Tensor<T>) {
+        let l = loss(x, t)
+        var d = lossLayer.backward()
+        for node in nodes.reversed() { d = node.backward(d) }
+        return (l, d)
+    }
+
+    /// Predicted classes for `count` images from `images` (row-major `(count, C, H, W)` Floats),
+    /// in batches; inference semantics.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    public func classify(_ images: [Float], count: Int, batchSize: Int = 100) -> [Int] {
+        let per = spec.inputShape.reduce(1, *)
+        precondition(images.count == count * per, "images hold \(images.count) values, expected \(count)×\(per)")
+        var classes: [Int] = []
+        classes.reserveCapacity(count)
+        for start in stride(from: 0, to: count, by: batchSize) {
+            let n = min(batchSize, count - start)
+            let x = Tensor<T>(shape: [n] + spec.inputShape, data: images[start * per..<(start + n) * per].map { T($0) })
+            let logits = predict(x)
+            classes += argmaxRows(logits)
+        }
+        return classes
+    }
+}
+
+/// The index of the largest value in each row of `(N, K)` (first on ties; a NaN row gives its first NaN).
+public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
+    let k = x.shape[1]
+    return (0..<x.shape[0]).map { i in
+        var best = 0
+        for j in 1..<k {
+            let v = x.data[i * k + j], b = x.data[i * k + best]
+            if v > b || (v.isNaN && !b.isNaN) { best = j }
+        }
+        return best
+    }
+}

@@ -1,0 +1,85 @@
+import RealModule
+
+/// The update rules of the book (common/optimizer.py) plus Nesterov and RMSprop as written there.
+public enum OptimizerKind: String, CaseIterable, Sendable {
+    case sgd, momentum, nesterov, adagrad, rmsprop, adam
+
+    /// The book's default learning rate for this rule.
+    public var defaultLearningRate: Double { self == .adam ? 0.001 : 0.01 }
+}
+
+/// An optimizer with its hyper-parameters and per-tensor state. `update` applies one step to every
+/// learnable parameter of a network; each tensor's step is the pure function `step`.
+public final class Optimizer<T: NetworkScalar> {
+    public let kind: OptimizerKind
+    /// The current learning rate (a schedule may change it between epochs).
+    public var learningRate: Double
+    public let momentum = 0.9
+    public let beta1 = 0.9
+    public let beta2 = 0.999
+    public let decay = 0.99
+    public let eps = 1e-7
+    /// Number of updates applied so far.
+    public private(set) var iteration = 0
+    private var state1: [[T]] = []
+    private var state2: [[T]] = []
+
+    public init(_ kind: OptimizerKind, learningRate: Double? = nil) {
+        self.kind = kind
+        self.learningRate = learningRate ?? kind.defaultLearningRate
+    }
+
+    /// One step for every learnable parameter, using its current `grad`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func update(_ parameters: [Parameter<T>]) {
+        let learnable = parameters.filter(\.learnable)
+        if state1.isEmpty {
+            state1 = learnable.map { [T](repeating: 0, count: $0.value.count) }
+            state2 = state1
+        }
+        iteration += 1
+        for (i, p) in learnable.enumerated() {
+            step(&p.value.data, p.grad.data, &state1[i], &state2[i])
+        }
+    }
+
+    /// The update of one tensor `p` with gradient `g` and its two state tensors.
+    func step(_ p: inout [T], _ g: [T], _ s1: inout [T], _ s2: inout [T]) {
+        let lr = T(learningRate), mu = T(momentum), e = T(eps)
+        switch kind {
+        case .sgd:
+            for j in p.indices { p[j] -= lr * g[j] }
+        case .momentum:  // v = mu·v - lr·g; p += v
+            for j in p.indices {
+                s1[j] = mu * s1[j] - lr * g[j]
+                p[j] += s1[j]
+            }
+        case .nesterov:  // v = mu·v - lr·g; p += mu²·v - (1 + mu)·lr·g
+            for j in p.indices {
+                s1[j] = mu * s1[j] - lr * g[j]
+                p[j] += mu * mu * s1[j] - (1 + mu) * lr * g[j]
+            }
+        case .adagrad:  // h += g²; p -= lr·g / (sqrt(h) + eps)
+            for j in p.indices {
+                s1[j] += g[j] * g[j]
+                p[j] -= lr * g[j] / (s1[j].squareRoot() + e)
+            }
+        case .rmsprop:  // h = decay·h + (1 - decay)·g²; p -= lr·g / (sqrt(h) + eps)
+            let d = T(decay)
+            for j in p.indices {
+                s1[j] = d * s1[j] + (1 - d) * g[j] * g[j]
+                p[j] -= lr * g[j] / (s1[j].squareRoot() + e)
+            }
+        case .adam:  // the book's form: bias correction folded into lr_t
+            let t = Double(iteration)
+            let lrt = T(learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t)))
+            let b1 = T(1 - beta1), b2 = T(1 - beta2)
+            for j in p.indices {
+                s1[j] += b1 * (g[j] - s1[j])
+                s2[j] += b2 * (g[j] * g[j] - s2[j])
+                p[j] -= lrt * s1[j] / (s2[j].squareRoot() + e)
+            }
+        }
+    }
+}

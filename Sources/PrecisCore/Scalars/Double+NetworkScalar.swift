@@ -1,0 +1,5 @@
+import RealModule
+
+extension Double: NetworkScalar {
+    public static var precisionName: String { "float64" }
+}

@@ -1,0 +1,5 @@
+import RealModule
+
+extension Float: NetworkScalar {
+    public static var precisionName: String { "float32" }
+}

@@ -1,0 +1,80 @@
+/// `C (m×n) = A (m×k) · B (k×n)` (or `+=` with `accumulate`), all row-major with leading dimensions.
+/// With `transA`, `A` is stored as `(k×m)` and used transposed. `B` is packed into panels of 16
+/// columns; a register-blocked kernel computes 8 rows × 16 columns of `C` at a time with fused
+/// multiply-adds, summing each element's products in ascending `k` whatever the number of threads.
+func gemm<T: NetworkScalar>(
+    _ m: Int, _ n: Int, _ k: Int,
+    _ a: UnsafePointer<T>, _ lda: Int, transA: Bool = false,
+    _ b: UnsafePointer<T>, _ ldb: Int,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int, accumulate: Bool = false
+) {
+    let panels = (n + lanes - 1) / lanes
+    var packed = [T](repeating: 0, count: panels * k * lanes)  // panels × (k, 16), zero-padded
+    packed.withUnsafeMutableBufferPointer { pk in
+        for p in 0..<k {
+            for j in 0..<n { pk[(j / lanes * k + p) * lanes + j % lanes] = b[p * ldb + j] }
+        }
+    }
+    let (rowStride, colStride) = transA ? (1, lda) : (lda, 1)
+    packed.withUnsafeBufferPointer { pk in
+        parallelChunks((m + 7) / 8, work: m * n * k) { blocks in
+            for block in blocks {
+                let i = block * 8
+                for panel in 0..<panels {
+                    let j = panel * lanes
+                    kernel8x16(rows: min(8, m - i), cols: min(lanes, n - j), k: k, a + i * rowStride, rowStride, colStride,
+                               pk.baseAddress! + panel * k * lanes, c + i * ldc + j, ldc, accumulate)
+                }
+            }
+        }
+    }
+}
+
+private let lanes = 16
+
+/// `C[0..<rows, 0..<cols] (+)= A[0..<rows, 0..<k] · P` where `A[r, p] = a[r·rs + p·cs]` and `P` is a
+/// packed `(k, 16)` panel. Rows past `rows` repeat the last row and are not stored.
+@inline(__always)
+private func kernel8x16<T: NetworkScalar>(
+    rows: Int, cols: Int, k: Int, _ a: UnsafePointer<T>, _ rs: Int, _ cs: Int,
+    _ panel: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, _ accumulate: Bool
+) {
+    let r = (0..<8).map { a + min($0, rows - 1) * rs }
+    let (a0, a1, a2, a3, a4, a5, a6, a7) = (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+    var c0 = SIMD16<T>(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0
+    let raw = UnsafeRawPointer(panel)
+    for p in 0..<k {
+        let bv = raw.loadUnaligned(fromByteOffset: p * lanes * MemoryLayout<T>.stride, as: SIMD16<T>.self)
+        let o = p * cs
+        c0 = c0.addingProduct(a0[o], bv)
+        c1 = c1.addingProduct(a1[o], bv)
+        c2 = c2.addingProduct(a2[o], bv)
+        c3 = c3.addingProduct(a3[o], bv)
+        c4 = c4.addingProduct(a4[o], bv)
+        c5 = c5.addingProduct(a5[o], bv)
+        c6 = c6.addingProduct(a6[o], bv)
+        c7 = c7.addingProduct(a7[o], bv)
+    }
+    for (row, v) in [c0, c1, c2, c3, c4, c5, c6, c7].prefix(rows).enumerated() {
+        let out = c + row * ldc
+        if accumulate {
+            for j in 0..<cols { out[j] += v[j] }
+        } else {
+            for j in 0..<cols { out[j] = v[j] }
+        }
+    }
+}
+
+/// The transpose of a row-major `(rows×cols)` matrix.
+func transposed<T: NetworkScalar>(_ x: [T], rows: Int, cols: Int) -> [T] {
+    precondition(x.count == rows * cols)
+    var y = [T](repeating: 0, count: x.count)
+    x.withUnsafeBufferPointer { xs in
+        y.withUnsafeMutableBufferPointer { ys in
+            for r in 0..<rows {
+                for c in 0..<cols { ys[c * rows + r] = xs[r * cols + c] }
+            }
+        }
+    }
+    return y
+}

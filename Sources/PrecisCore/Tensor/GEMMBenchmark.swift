@@ -1,0 +1,55 @@
+import Dispatch
+
+/// A GEMM shape of the im2col convolution path, for benchmarks.
+public struct GEMMShape: Sendable, CustomStringConvertible {
+    public var m, n, k: Int
+    public var transA: Bool
+    public var label: String
+
+    public init(_ label: String, m: Int, n: Int, k: Int, transA: Bool = false) {
+        (self.label, self.m, self.n, self.k, self.transA) = (label, m, n, k, transA)
+    }
+
+    public var description: String { "\(label) \(m)x\(n)x\(k)\(transA ? " Aᵀ" : "")" }
+
+    /// The forward and backward GEMMs of every convolution and affine layer of `spec` at `batch`.
+    public static func of(_ spec: ModelSpec, batch: Int) throws -> [GEMMShape] {
+        let shapes = try spec.shapes()
+        var out: [GEMMShape] = []
+        for (i, (name, layer)) in zip(spec.layerNames, spec.layers).enumerated() {
+            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
+            switch layer {
+            case let .convolution(f, k, _, _):
+                let rows = batch * shapes[i][1] * shapes[i][2], cols = inShape[0] * k * k
+                out += [GEMMShape("\(name) fwd", m: rows, n: f, k: cols), GEMMShape("\(name) dW", m: cols, n: f, k: rows, transA: true),
+                        GEMMShape("\(name) dx", m: rows, n: cols, k: f)]
+            case let .affine(u):
+                let fin = inShape.reduce(1, *)
+                out += [GEMMShape("\(name) fwd", m: batch, n: u, k: fin), GEMMShape("\(name) dW", m: fin, n: u, k: batch, transA: true),
+                        GEMMShape("\(name) dx", m: batch, n: fin, k: u)]
+            default: break
+            }
+        }
+        return out
+    }
+}
+
+/// Median GFLOP/s (2·m·n·k per call) of `runs` timed GEMM calls on this shape in `T`.
+@_specialize(where T == Float)
+public func gemmGFLOPS<T: NetworkScalar>(_ s: GEMMShape, runs: Int, as: T.Type = T.self) -> Double {
+    let a = [T](repeating: 1, count: s.m * s.k), b = [T](repeating: 0.5, count: s.k * s.n)
+    var c = [T](repeating: 0, count: s.m * s.n)
+    var times: [Double] = []
+    for r in 0...runs {
+        let start = DispatchTime.now().uptimeNanoseconds
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    gemm(s.m, s.n, s.k, ap.baseAddress!, s.transA ? s.m : s.k, transA: s.transA, bp.baseAddress!, s.n, cp.baseAddress!, s.n)
+                }
+            }
+        }
+        if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+    }
+    return 2 * Double(s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
+}

@@ -1,0 +1,117 @@
+import RealModule
+import Foundation
+
+/// How the learning rate changes between epochs.
+public enum LearningRateSchedule: Equatable, Sendable, CustomStringConvertible {
+    case constant
+    /// Multiply by `factor` every `every` epochs.
+    case stepDecay(every: Int, factor: Double)
+
+    /// The rate for `epoch` (0-based) starting from `base`.
+    public func rate(base: Double, epoch: Int) -> Double {
+        switch self {
+        case .constant: return base
+        case let .stepDecay(every, factor): return base * Double.pow(factor, Double(epoch / every))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .constant: return "constant"
+        case let .stepDecay(every, factor): return "step:\(every):\(factor)"
+        }
+    }
+}
+
+/// The recipe of a training run.
+public struct TrainingConfig: Sendable {
+    public var epochs = 20
+    public var batchSize = 100
+    public var optimizer = OptimizerKind.adam
+    /// nil: the optimizer's book default.
+    public var learningRate: Double?
+    public var schedule = LearningRateSchedule.constant
+    public var seed: UInt64 = 0
+    /// Evaluate per-epoch accuracy on this many images of each split (nil: all), like the book's
+    /// `evaluate_sample_num_per_epoch`; the final epoch is always evaluated on the full sets.
+    public var evaluationSample: Int?
+
+    public init() {}
+}
+
+/// What a run produced, epoch by epoch.
+public struct TrainingHistory: Sendable {
+    /// Loss of every iteration.
+    public var loss: [Double] = []
+    public var trainAccuracy: [Double] = []
+    public var testAccuracy: [Double] = []
+    public var epochSeconds: [Double] = []
+    /// Wall time of the whole run, evaluation included.
+    public var seconds = 0.0
+    public var iterations = 0
+}
+
+/// Progress of a run, for a progress line.
+public enum TrainingEvent: Sendable {
+    /// After each iteration: epoch (1-based), iteration within the epoch, iterations per epoch, loss.
+    case iteration(epoch: Int, index: Int, perEpoch: Int, loss: Double)
+    /// After each epoch's evaluation.
+    case epochEnd(epoch: Int, loss: Double, trainAccuracy: Double, testAccuracy: Double, seconds: Double)
+}
+
+/// Trains a network on a data set: each epoch visits a fresh permutation of the training set in
+/// mini-batches (the last one may be smaller), then measures accuracy. The seed fixes the
+/// permutations (and dropout masks through the network), so the same seed gives the same weights.
+public struct Trainer {
+    public var config: TrainingConfig
+
+    public init(_ config: TrainingConfig) {
+        self.config = config
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func run<T: NetworkScalar>(_ net: Network<T>, on data: Dataset, events: (TrainingEvent) -> Void = { _ in }) -> TrainingHistory {
+        let optimizer = Optimizer<T>(config.optimizer, learningRate: config.learningRate)
+        let base = optimizer.learningRate
+        var rng = RandomSource(seed: config.seed ^ 0x7261_696E)
+        var history = TrainingHistory()
+        let start = Date()
+        let perEpoch = (data.trainCount + config.batchSize - 1) / config.batchSize
+        let params = net.parameters.map(\.parameter)
+        for epoch in 0..<config.epochs {
+            let epochStart = Date()
+            optimizer.learningRate = config.schedule.rate(base: base, epoch: epoch)
+            let order = rng.permutation(data.trainCount)
+            var epochLoss = 0.0
+            for i in 0..<perEpoch {
+                let idx = order[i * config.batchSize..<min((i + 1) * config.batchSize, data.trainCount)]
+                let x: Tensor<T> = data.batch(data.trainImages, idx)
+                let loss = Double(net.gradient(x, idx.map { data.trainLabels[$0] }).loss)
+                optimizer.update(params)
+                history.loss.append(loss)
+                epochLoss += loss
+                events(.iteration(epoch: epoch + 1, index: i + 1, perEpoch: perEpoch, loss: loss))
+            }
+            let sample = epoch == config.epochs - 1 ? nil : config.evaluationSample
+            let train = accuracy(net, data.trainImages, data.trainLabels, shape: data.imageShape, limit: sample)
+            let test = accuracy(net, data.testImages, data.testLabels, shape: data.imageShape, limit: sample)
+            history.trainAccuracy.append(train)
+            history.testAccuracy.append(test)
+            history.epochSeconds.append(Date().timeIntervalSince(epochStart))
+            events(.epochEnd(epoch: epoch + 1, loss: epochLoss / Double(perEpoch), trainAccuracy: train, testAccuracy: test,
+                             seconds: history.epochSeconds.last!))
+        }
+        history.iterations = perEpoch * config.epochs
+        history.seconds = Date().timeIntervalSince(start)
+        return history
+    }
+}
+
+/// The fraction of the first `limit` images (all when nil) that `net` classifies correctly.
+public func accuracy<T: NetworkScalar>(_ net: Network<T>, _ images: [Float], _ labels: [Int], shape: [Int], limit: Int? = nil) -> Double {
+    let n = min(limit ?? labels.count, labels.count)
+    let per = shape.reduce(1, *)
+    let predicted = net.classify(Array(images[0..<n * per]), count: n)
+    return Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(max(n, 1))
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import PrecisCore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training and inference speed of DeepConvNet at batch 100 (medians).")
+
+    @Option(help: "Timed repetitions per measurement.")
+    var runs = 5
+
+    @Flag(help: "Per-layer forward and backward times of one training step.")
+    var layers = false
+
+    @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape.")
+    var gemm = false
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let spec = ModelSpec.deepConvNet
+            var results: [String: Any] = ["runs": runs, "batch": 100, "model": spec.name]
+            let net = try Network<Float>(spec: spec, seed: 0)
+            let x: Tensor<Float> = Tensor(shape: [100, 1, 28, 28], data: (0..<78_400).map { Float(($0 * 7919) % 256) / 255 })
+            let t = (0..<100).map { $0 % 10 }
+            let optimizer = Optimizer<Float>(.adam)
+            let step = median(runs) {
+                net.gradient(x, t)
+                optimizer.update(net.parameters.map(\.parameter))
+            }
+            results["train_step_ms"] = step * 1000
+            if !json { print(String(format: "training step (forward + backward + Adam): %.1f ms", step * 1000)) }
+            var infer: [String: Double] = [:]
+            func inference<T: NetworkScalar>(_ type: T.Type) {
+                let n = net.converted(to: T.self)
+                let xt = x.converted(to: T.self)
+                let s = median(T.self == Float16.self ? max(1, runs / 2) : runs) { _ = n.predict(xt) }
+                infer[T.precisionName] = 100 / s
+                if !json { print(String(format: "inference %@: %.0f images/s", T.precisionName, 100 / s)) }
+            }
+            inference(Double.self)
+            inference(Float.self)
+            inference(Float16.self)
+            results["inference_images_per_second"] = infer
+            if layers {
+                var rows: [[String: Any]] = []
+                var y = x
+                var outs: [Tensor<Float>] = []
+                for (name, layer) in zip(net.layerNames, net.layers) {
+                    let start = Date()
+                    y = layer.forward(y, isTraining: true)
+                    rows.append(["layer": name, "forward_ms": Date().timeIntervalSince(start) * 1000])
+                    outs.append(y)
+                }
+                var d = y
+                for (i, layer) in net.layers.enumerated().reversed() {
+                    let start = Date()
+                    d = layer.backward(d)
+                    rows[i]["backward_ms"] = Date().timeIntervalSince(start) * 1000
+                }
+                results["layers"] = rows
+                if !json {
+                    for r in rows {
+                        print(String(format: "%-12@ forward %7.2f ms  backward %7.2f ms", r["layer"] as! String, r["forward_ms"] as! Double, r["backward_ms"] as! Double))
+                    }
+                }
+            }
+            if gemm {
+                var rows: [[String: Any]] = []
+                var logSum = 0.0
+                let shapes = try GEMMShape.of(spec, batch: 100)
+                for shape in shapes {
+                    let g = gemmGFLOPS(shape, runs: runs, as: Float.self)
+                    logSum += log(g)
+                    rows.append(["shape": shape.description, "gflops": g])
+                    if !json { print(String(format: "gemm %-34@ %7.1f GFLOP/s", shape.description, g)) }
+                }
+                results["gemm"] = rows
+                results["gemm_geomean_gflops"] = exp(logSum / Double(shapes.count))
+                if !json { print(String(format: "gemm geometric mean: %.1f GFLOP/s", exp(logSum / Double(shapes.count)))) }
+            }
+            if json { try printJSON(results) }
+        }
+    }
+}
+
+/// Median wall time of `runs` calls of `body`, after one warm-up call.
+func median(_ runs: Int, _ body: () -> Void) -> Double {
+    body()
+    let times = (0..<runs).map { _ -> Double in
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }.sorted()
+    return times[times.count / 2]
+}

@@ -1,0 +1,136 @@
+import Testing
+@testable import PrecisCore
+
+/// Numerical gradient checks in Double: norm-wise relative error below 1e-6 for every parameter
+/// tensor and the input gradient, entries whose steps cross a ReLU kink or a max-pool tie skipped.
+@Suite struct GradientCheckTests {
+    static let bound = 1e-6
+
+    /// Checks one layer with loss `sum(forward(x) ⊙ R)` for a fixed random R.
+    func checkLayer(_ layer: some Layer<Double>, input: Tensor<Double>, extraSignature: @escaping () -> [[Int32]] = { [] },
+                    samples: Int = 200) -> [GradientReport] {
+        let x = Variable(input)
+        let y = layer.forward(x.tensor, isTraining: true)
+        let r: Tensor<Double> = randomTensor(y.shape, seed: 99)
+        let dx = layer.backward(r)
+        func loss() -> Double { zip(layer.forward(x.tensor, isTraining: true).data, r.data).map(*).reduce(0, +) }
+        func sig() -> [[Int32]] { signature(of: [layer]) + extraSignature() }
+        var reports = [numericalCheck(name: "dx", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
+                                      indices: sampleIndices(input.count, samples, seed: 1), loss: loss, signature: sig)]
+        for p in layer.parameters where p.learnable {
+            reports.append(numericalCheck(name: p.name, get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, analytic: p.grad.data,
+                                          indices: sampleIndices(p.value.count, samples, seed: 2), loss: loss, signature: sig))
+        }
+        return reports
+    }
+
+    func expectPasses(_ reports: [GradientReport], minimumChecked: Int = 1) {
+        for r in reports {
+            #expect(r.error < Self.bound, "\(r)")
+            #expect(r.checked >= minimumChecked, "\(r)")
+        }
+    }
+
+    @Test(arguments: [(1, 0), (1, 1), (2, 1), (2, 2)])
+    func convolution(stride: Int, pad: Int) {
+        let conv = Convolution<Double>(W: randomTensor([4, 3, 3, 3], seed: 3), b: randomTensor([4], seed: 4), stride: stride, pad: pad)
+        expectPasses(checkLayer(conv, input: randomTensor([2, 3, 7, 6], seed: 5, as: Double.self)))
+    }
+
+    @Test func convolutionRectangularFilter() {
+        let conv = Convolution<Double>(W: randomTensor([2, 2, 2, 3], seed: 6), b: randomTensor([2], seed: 7), stride: 1, pad: 1)
+        expectPasses(checkLayer(conv, input: randomTensor([2, 2, 5, 5], seed: 8, as: Double.self)))
+    }
+
+    @Test(arguments: [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+    func maxPooling(size: Int, stride: Int, pad: Int) {
+        // Distinct values at least 1e-3 apart: no ±1e-5 step can create a tie.
+        var rng = RandomSource(seed: 10)
+        let n = 2 * 3 * 6 * 6
+        let values = rng.permutation(n).map { Double($0) * 1e-3 - 0.3 }
+        let pool = MaxPooling<Double>(size: size, stride: stride, pad: pad)
+        let reports = checkLayer(pool, input: Tensor(shape: [2, 3, 6, 6], data: values))
+        expectPasses(reports)
+        #expect(reports[0].skipped == 0)
+    }
+
+    @Test(arguments: [(2, 2, 0), (3, 2, 1)])
+    func averagePooling(size: Int, stride: Int, pad: Int) {
+        expectPasses(checkLayer(AveragePooling<Double>(size: size, stride: stride, pad: pad), input: randomTensor([2, 3, 6, 6], seed: 11, as: Double.self)))
+    }
+
+    @Test func affineFlattensImages() {
+        let affine = Affine<Double>(W: randomTensor([3 * 4 * 4, 5], seed: 12), b: randomTensor([5], seed: 13))
+        let reports = checkLayer(affine, input: randomTensor([3, 3, 4, 4], seed: 14, as: Double.self))
+        expectPasses(reports)
+        #expect(reports.count == 3)
+    }
+
+    @Test func relu() {
+        let reports = checkLayer(ReLU<Double>(), input: awayFromZero([2, 3, 4, 4], seed: 15))
+        expectPasses(reports)
+        #expect(reports[0].skipped == 0)
+    }
+
+    @Test func dropoutWithFrozenMask() {
+        let dropout = Dropout<Double>(ratio: 0.5, seed: 16)
+        _ = dropout.forward(randomTensor([4, 10], seed: 17, as: Double.self), isTraining: true)
+        dropout.freezesMask = true
+        expectPasses(checkLayer(dropout, input: randomTensor([4, 10], seed: 17, as: Double.self)))
+    }
+
+    @Test(arguments: [[4, 3, 5, 5], [6, 7]])
+    func batchNormalization(shape: [Int]) {
+        let bn = BatchNormalization<Double>(channels: shape[1])
+        bn.gamma.value = randomTensor([shape[1]], seed: 18, in: 0.5...1.5)
+        bn.beta.value = randomTensor([shape[1]], seed: 19)
+        expectPasses(checkLayer(bn, input: randomTensor(shape, seed: 20, as: Double.self)))
+    }
+
+    @Test func softmaxWithLoss() {
+        let layer = SoftmaxWithLoss<Double>()
+        layer.logDelta = 0
+        let x = Variable(randomTensor([5, 4], seed: 21, in: -3...3))
+        let t = [0, 3, 1, 1, 2]
+        _ = layer.forward(x.tensor, t)
+        let dx = layer.backward()
+        let report = numericalCheck(name: "dx", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
+                                    indices: Array(0..<20), loss: { Double(layer.forward(x.tensor, t)) }, signature: { [] })
+        #expect(report.error < Self.bound, "\(report)")
+    }
+
+    /// The whole network, loss included: every parameter tensor (a sample of its entries) and the input.
+    func checkNetwork(_ spec: ModelSpec, seed: UInt64, samples: Int) {
+        let net = try! Network<Double>(spec: spec, seed: seed)
+        net.lossLayer.logDelta = 0
+        let x = Variable(randomTensor([2] + spec.inputShape, seed: seed + 1, in: 0...1))
+        let t = [3, 7]
+        let dx = net.gradient(x.tensor, t).dx
+        for case let d as Dropout<Double> in net.layers { d.freezesMask = true }
+        func loss() -> Double { Double(net.loss(x.tensor, t)) }
+        func sig() -> [[Int32]] { signature(of: net.layers) }
+        var reports = [numericalCheck(name: "input", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
+                                      indices: sampleIndices(dx.count, samples, seed: 3), loss: loss, signature: sig)]
+        for (name, p) in net.parameters where p.learnable {
+            reports.append(numericalCheck(name: name, get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, analytic: p.grad.data,
+                                          indices: sampleIndices(p.value.count, samples, seed: 4), loss: loss, signature: sig))
+        }
+        #expect(reports.count == 1 + net.parameters.filter(\.parameter.learnable).count)
+        for r in reports { #expect(r.checked >= 4, "\(r)") }
+        expectPasses(reports)
+    }
+
+    @Test func simpleConvNet() {
+        checkNetwork(.simpleConvNet, seed: 30, samples: 40)
+    }
+
+    @Test func deepConvNet() {
+        checkNetwork(.deepConvNet, seed: 31, samples: 25)
+    }
+
+    @Test func customModelWithBatchNormAndAveragePooling() throws {
+        let spec = try ModelSpec.named("conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) batchnorm relu affine(10)",
+                                       inputShape: [1, 12, 12])
+        checkNetwork(spec, seed: 32, samples: 30)
+    }
+}
