@@ -45,23 +45,22 @@ struct Eval: ParsableCommand {
             let n = min(limit ?? dataset.testCount, dataset.testCount)
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
-            var modes = precision.split(separator: ",").map(String.init)
-            // float32 is the reference for disagreements: evaluate it first even if not asked for.
-            let reportFloat32 = modes.contains("float32")
-            if !reportFloat32 { modes.insert("float32", at: 0) }
-            modes.sort { ($0 == "float32" ? 0 : 1) < ($1 == "float32" ? 0 : 1) }
+            let modes = precision.split(separator: ",").map(String.init)
             let progress = ProgressLine(quiet: quiet || json)
-            var rows: [[String: Any]] = []
-            var reference: [Int] = []
-            for mode in modes {
+            func run(_ mode: String) throws -> (predicted: [Int], seconds: Double) {
                 let start = Date()
                 let predicted = try classify(weights, mode: mode, images: images, count: n) { done in
                     progress.update(mode, done: done, total: n, unit: "img")
                 }
-                let seconds = Date().timeIntervalSince(start)
                 progress.clear()
-                if mode == "float32" { reference = predicted }
-                if mode == "float32" && !reportFloat32 { continue }
+                return (predicted, Date().timeIntervalSince(start))
+            }
+            // float32 is the reference for disagreements: evaluate it first even if not asked for.
+            let float32 = try run("float32")
+            var rows: [[String: Any]] = []
+            for mode in modes {
+                let (predicted, seconds) = mode == "float32" ? float32 : try run(mode)
+                let reference = float32.predicted
                 let correct = zip(predicted, labels).filter { $0 == $1 }.count
                 rows.append([
                     "precision": mode, "accuracy": Double(correct) / Double(n), "correct": correct, "images": n,
@@ -76,7 +75,8 @@ struct Eval: ParsableCommand {
             print("\(file): \(weights.spec.name) on \(dataset.name), \(n) test images")
             print("precision  accuracy  differs-from-float32  seconds  images/s")
             for r in rows {
-                print(String(format: "%-9@  %8@  %20d  %7.2f  %8.0f", r["precision"] as! String, percent(r["accuracy"] as! Double),
+                let name = (r["precision"] as! String).padding(toLength: 9, withPad: " ", startingAt: 0)
+                print(String(format: "%@  %8@  %20d  %7.2f  %8.0f", name, percent(r["accuracy"] as! Double),
                              r["differs_from_float32"] as! Int, r["seconds"] as! Double, r["images_per_second"] as! Double))
             }
         }

@@ -24,7 +24,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// `--dataset NAME` or `--data DIR`.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data set: \(Dataset.knownNames.joined(separator: ", ")).")
+    @Option(help: "Data set: \(Dataset.knownNames.joined(separator: ", ")) (train: mnist5k for --model simple, else fashion-mnist; eval: the one the network was trained on).")
     var dataset: String?
 
     @Option(help: ArgumentHelp("A directory with the four MNIST-format IDX files (gzipped or not).", valueName: "dir"))

@@ -99,7 +99,8 @@ struct Train: ParsableCommand {
             let history = Trainer(config).run(net, on: dataset) { event in
                 switch event {
                 case let .iteration(epoch, index, perEpoch, loss):
-                    progress.update("epoch \(epoch)/\(epochs)", done: index, total: perEpoch, unit: "it", suffix: String(format: "loss %.4f", loss))
+                    progress.update("epoch \(epoch)/\(epochs)", done: (epoch - 1) * perEpoch + index, total: epochs * perEpoch, unit: "it",
+                                    suffix: String(format: "loss %.4f", loss))
                 case let .epochEnd(epoch, loss, train, test, seconds):
                     progress.clear()
                     if log {

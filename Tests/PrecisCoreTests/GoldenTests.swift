@@ -1,0 +1,103 @@
+import Testing
+@testable import PrecisCore
+
+/// Hand-computed values for tiny inputs.
+@Suite struct GoldenTests {
+    let x3 = Tensor<Double>(shape: [1, 1, 3, 3], data: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+
+    @Test func convolutionWithStrideAndPad() {
+        // Padded 5×5 input, 2×2 filter [[1,2],[3,4]], stride 2: windows at rows/cols -1 and 1.
+        let conv = Convolution(W: Tensor(shape: [1, 1, 2, 2], data: [1, 2, 3, 4]), b: Tensor(shape: [1], data: [0.5]), stride: 2, pad: 1)
+        let y = conv.forward(x3, isTraining: false)
+        #expect(y.shape == [1, 1, 2, 2])
+        #expect(y.data == [4.5, 18.5, 36.5, 77.5])
+    }
+
+    @Test func convolutionTwoFiltersTwoChannels() {
+        // Filter 0 sums channel 0, filter 1 takes channel 1 minus channel 0 at the top-left tap.
+        let x = Tensor<Double>(shape: [1, 2, 2, 2], data: [1, 2, 3, 4, 10, 20, 30, 40])
+        let w = Tensor<Double>(shape: [2, 2, 1, 1], data: [1, 0, -1, 1])
+        let y = Convolution(W: w, b: Tensor(shape: [2], data: [0, 100]), stride: 1, pad: 0).forward(x, isTraining: false)
+        #expect(y.data == [1, 2, 3, 4, 109, 118, 127, 136])
+    }
+
+    @Test func maxPoolingWithStrideAndPadNeverPicksPadding() {
+        // -1 ... -16 on a 4×4 grid; 3×3 windows, stride 2, pad 1. Zero padding would win every window.
+        let x = Tensor<Double>(shape: [1, 1, 4, 4], data: (1...16).map { -Double($0) })
+        let pool = MaxPooling<Double>(size: 3, stride: 2, pad: 1)
+        let y = pool.forward(x, isTraining: true)
+        #expect(y.shape == [1, 1, 2, 2])
+        #expect(y.data == [-1, -2, -5, -6])
+        let dx = pool.backward(Tensor(shape: [1, 1, 2, 2], data: [1, 2, 3, 4]))
+        #expect(dx.data == [1, 2, 0, 0, 3, 4] + [Double](repeating: 0, count: 10))
+    }
+
+    @Test func maxPoolingTiesGoToTheFirstElement() {
+        let pool = MaxPooling<Double>(size: 2, stride: 2)
+        _ = pool.forward(Tensor(shape: [1, 1, 2, 2], data: [7, 7, 7, 7]), isTraining: true)
+        #expect(pool.backward(Tensor(shape: [1, 1, 1, 1], data: [1])).data == [1, 0, 0, 0])
+    }
+
+    @Test func averagePooling() {
+        let x = Tensor<Double>(shape: [1, 1, 4, 4], data: (0..<16).map(Double.init))
+        #expect(AveragePooling<Double>(size: 2, stride: 2).forward(x, isTraining: false).data == [2.5, 4.5, 10.5, 12.5])
+    }
+
+    @Test func im2colLayout() {
+        let g = Window(input: [1, 1, 3, 3], fh: 2, fw: 2, stride: 1, pad: 0)
+        #expect(im2col(x3.data, g) == [1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9])
+    }
+
+    @Test func col2imSumsOverlapsSoRoundTripScalesByCoverage() {
+        let g = Window(input: [1, 1, 3, 3], fh: 2, fw: 2, stride: 1, pad: 0)
+        let coverage: [Double] = [1, 2, 1, 2, 4, 2, 1, 2, 1]
+        #expect(col2im(im2col(x3.data, g), g) == zip(x3.data, coverage).map(*))
+    }
+
+    @Test func col2imIsTheAdjointOfIm2col() {
+        // <im2col(x), c> == <x, col2im(c)> for stride 2, pad 1, rectangular windows.
+        let g = Window(input: [2, 3, 5, 4], fh: 3, fw: 2, stride: 2, pad: 1)
+        let x: Tensor<Double> = randomTensor([2, 3, 5, 4], seed: 1)
+        let c: Tensor<Double> = randomTensor([g.rows, g.cols], seed: 2)
+        let lhs = zip(im2col(x.data, g), c.data).map(*).reduce(0, +)
+        let rhs = zip(x.data, col2im(c.data, g)).map(*).reduce(0, +)
+        #expect(abs(lhs - rhs) < 1e-12)
+    }
+
+    @Test func softmaxWithLoss() {
+        let layer = SoftmaxWithLoss<Double>()
+        let x = Tensor<Double>(shape: [2, 4], data: [0.5, -1, 2, 0, 3, 3, -2, 1])
+        let loss = layer.forward(x, [3, 0])
+        #expect(abs(loss - 1.5520612434218284) < 1e-12)  // numpy, with the book's log(y + 1e-7)
+        let y = softmax(x)
+        let expected = [0.15844471, 0.03535379, 0.71009992, 0.09610157, 0.46683745, 0.46683745, 0.00314553, 0.06317958]
+        #expect(zip(y.data, expected).allSatisfy { abs($0 - $1) < 1e-8 })
+        let dx = layer.backward()
+        #expect(abs(dx.data[3] - (0.09610157 - 1) / 2) < 1e-8)
+        #expect(abs(dx.data[4] - (0.46683745 - 1) / 2) < 1e-8)
+        #expect(abs(dx.data[1] - 0.03535379 / 2) < 1e-8)
+    }
+
+    @Test func gemmMatchesNaiveProductForEdgeSizes() {
+        // Sizes that leave partial row blocks (8) and partial column panels (16), both layouts.
+        for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0)] {
+            for transA in [false, true] {
+                let a: Tensor<Double> = randomTensor([m * k], seed: 3), b: Tensor<Double> = randomTensor([k * n], seed: 4)
+                var c = [Double](repeating: 7, count: m * n)
+                a.data.withUnsafeBufferPointer { ap in
+                    b.data.withUnsafeBufferPointer { bp in
+                        c.withUnsafeMutableBufferPointer { cp in
+                            gemm(m, n, k, ap.baseAddress!, transA ? m : k, transA: transA, bp.baseAddress!, n, cp.baseAddress!, n)
+                        }
+                    }
+                }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        let want = (0..<k).map { p in (transA ? a.data[p * m + i] : a.data[i * k + p]) * b.data[p * n + j] }.reduce(0, +)
+                        #expect(abs(c[i * n + j] - want) < 1e-12, "m \(m) n \(n) k \(k) transA \(transA) at \(i),\(j)")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+@testable import PrecisCore
+
+@Suite struct ModelTests {
+    @Test func bookModelsHaveTheBookShapes() throws {
+        #expect(try ModelSpec.simpleConvNet.shapes().map { $0 } == [[30, 24, 24], [30, 24, 24], [30, 12, 12], [100], [100], [10]])
+        let deep = try ModelSpec.deepConvNet.shapes()
+        #expect(deep[7] == [32, 16, 16] && deep[14] == [64, 4, 4] && deep.last == [10])
+        let net = try Network<Float>(spec: .deepConvNet, seed: 0)
+        #expect(net.parameters.map(\.name).first == "00_conv1/W")
+        #expect(net.parameters.first { $0.name == "15_affine1/W" }?.parameter.value.shape == [1024, 50])
+    }
+
+    @Test func heInitHasTheBookScale() throws {
+        let net = try Network<Double>(spec: .deepConvNet, seed: 3)
+        let w = net.parameters.first { $0.name == "15_affine1/W" }!.parameter.value.data
+        let std = (w.map { $0 * $0 }.reduce(0, +) / Double(w.count)).squareRoot()
+        #expect(abs(std - (2.0 / 1024).squareRoot()) < 0.002)
+    }
+
+    @Test func textSyntaxRoundTrips() throws {
+        let text = "conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu dropout(0.25) affine(10)"
+        let spec = try ModelSpec.named(text)
+        #expect(spec.layers.count == 12)
+        #expect(try LayerSpec.parseList(spec.layerText) == spec.layers)
+        #expect(try LayerSpec.parseList(ModelSpec.deepConvNet.layerText) == ModelSpec.deepConvNet.layers)
+        #expect(spec.layerNames[3] == "03_conv2")
+    }
+
+    @Test func badSpecsThrowClearErrors() {
+        #expect(throws: ModelError.badSpec("unknown layer 'convolve' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")) {
+            try ModelSpec.named("convolve(3,3) affine(10)")
+        }
+        #expect(throws: ModelError.badSpec("'conv(3)': conv needs size")) { try ModelSpec.named("conv(3) affine(10)") }
+        #expect(throws: ModelError.badSpec("01_conv2: window 30 does not fit input (4,24,24) with pad 0")) {
+            try ModelSpec.named("conv(4,5) conv(4,30) affine(10)")
+        }
+        #expect(throws: ModelError.badSpec("the last layer must produce class scores (an affine layer), got (4,24,24)")) {
+            try ModelSpec.named("conv(4,5)")
+        }
+        #expect(throws: ModelError.self) { try ModelSpec.named("conv(4,5,bogus=1) affine(10)") }
+        #expect(throws: ModelError.self) { try WeightInit(parsing: "normal:-1") }
+    }
+
+    @Test func sameSeedSameWeightsDifferentSeedDifferentWeights() throws {
+        let a = try Network<Float>(spec: .simpleConvNet, seed: 5).tensorValues()
+        #expect(a == (try Network<Float>(spec: .simpleConvNet, seed: 5).tensorValues()))
+        #expect(a != (try Network<Float>(spec: .simpleConvNet, seed: 6).tensorValues()))
+    }
+
+    @Test func weightsMustMatchTheSpec() throws {
+        var values = try Network<Double>(spec: .simpleConvNet, seed: 0).tensorValues()
+        values["03_affine1/W"] = Tensor(zeros: [4320, 99])
+        #expect(throws: ModelError.badSpec("03_affine1/W has shape (4320,99), spec expects (4320,100)")) {
+            try Network<Float>(spec: .simpleConvNet, parameters: values)
+        }
+        values["03_affine1/W"] = nil
+        #expect(throws: ModelError.badSpec("missing tensor 03_affine1/W")) { try Network<Float>(spec: .simpleConvNet, parameters: values) }
+    }
+
+    @Test func optimizersFollowTheBookRules() {
+        // One step on p = 1 with g = 0.5 from zero state.
+        let expected: [OptimizerKind: Float] = [
+            .sgd: 1 - 0.01 * 0.5, .momentum: 1 - 0.01 * 0.5, .nesterov: 1 + 0.81 * -0.005 - 1.9 * 0.005,
+            .adagrad: 1 - 0.01 * 0.5 / (0.5 + 1e-7), .rmsprop: 1 - 0.01 * 0.5 / ((0.01 * 0.25 as Float).squareRoot() + 1e-7),
+            .adam: 1 - 0.001 * (0.001 as Float).squareRoot() / 0.1 * 0.05 / ((0.00025 as Float).squareRoot() + 1e-7),
+        ]
+        for kind in OptimizerKind.allCases {
+            let p = Parameter("W", Tensor<Float>(shape: [1], data: [1]))
+            p.grad = Tensor(shape: [1], data: [0.5])
+            Optimizer<Float>(kind).update([p])
+            #expect(abs(p.value.data[0] - expected[kind]!) < 1e-6, "\(kind): \(p.value.data[0])")
+        }
+    }
+
+    @Test func dropoutInferenceScalesByKeepProbability() {
+        let d = Dropout<Double>(ratio: 0.5, seed: 1)
+        #expect(d.forward(Tensor(shape: [1, 2], data: [2, 4]), isTraining: false).data == [1, 2])
+        let y = d.forward(Tensor(shape: [1, 1000], data: [Double](repeating: 1, count: 1000)), isTraining: true)
+        #expect(Set(y.data) == [0, 1])
+        #expect(abs(y.data.reduce(0, +) - 500) < 60)
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# End-to-end check of the precis command line on real data: train, evaluate, and bad input that
+# must give one `precis: error:` line and a non-zero exit. Usage: Tools/cli-check.sh [path/to/precis]
+set -euo pipefail
+precis="${1:-.build/release/precis}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "cli-check: FAIL: $*" >&2; exit 1; }
+
+"$precis" train --model simple --dataset mnist5k --epochs 1 --quiet --output "$work/s.w" > "$work/train.txt"
+grep -q "test accuracy" "$work/train.txt" || fail "train printed no summary"
+"$precis" eval "$work/s.w" --precision float64,float32,float16 --json --quiet > "$work/eval.json"
+python3 - "$work/eval.json" <<'PY' || fail "eval JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+modes = {x["precision"]: x for x in r["results"]}
+assert set(modes) == {"float64", "float32", "float16"}, modes
+assert r["images"] == 1000 and r["dataset"] == "mnist5k"
+assert modes["float32"]["differs_from_float32"] == 0
+assert all(0.5 < m["accuracy"] <= 1 for m in modes.values())
+PY
+
+expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
+  local pattern=$1; shift
+  if "$@" > "$work/out.txt" 2> "$work/err.txt"; then fail "expected failure: $*"; fi
+  [ "$(wc -l < "$work/err.txt")" -eq 1 ] || fail "expected one error line from: $* (got: $(cat "$work/err.txt"))"
+  grep -q -- "$pattern" "$work/err.txt" || fail "error for '$*' does not match '$pattern': $(cat "$work/err.txt")"
+}
+expect_error "no such file" "$precis" eval "$work/missing.w"
+printf 'garbage' > "$work/bad.w"
+expect_error "bad.w: not a Precis weight file" "$precis" eval "$work/bad.w"
+head -c 2000 "$work/s.w" > "$work/cut.w"
+expect_error "cut.w: truncated" "$precis" eval "$work/cut.w"
+expect_error "unknown data set" "$precis" eval "$work/s.w" --dataset cifar
+expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
+expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
+if "$precis" eval "$work/s.w" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi
+if "$precis" train --model simple --epochs 1 --output "$work/s.w" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
+echo "cli-check: passed"
