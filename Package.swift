@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "precis", targets: ["precis"]),
         .library(name: "PrecisCore", targets: ["PrecisCore"]),
+        .library(name: "PrecisWeights", targets: ["PrecisWeights"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,11 +23,14 @@ let package = Package(
             name: "PrecisCore",
             dependencies: ["CSystem", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: numeric),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+        .target(name: "PrecisWeights", dependencies: ["PrecisCore", "CHDF5"], swiftSettings: numeric),
         .executableTarget(
             name: "precis",
-            dependencies: ["PrecisCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["PrecisCore", "PrecisWeights", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numeric),
         .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"], swiftSettings: numeric),
+        .testTarget(name: "PrecisWeightsTests", dependencies: ["PrecisWeights"], swiftSettings: numeric),
     ],
     swiftLanguageModes: [.v5]
 )

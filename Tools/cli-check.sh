@@ -7,9 +7,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "cli-check: FAIL: $*" >&2; exit 1; }
 
-"$precis" train --model simple --dataset mnist5k --epochs 1 --quiet --output "$work/s.w" > "$work/train.txt"
+"$precis" train --model simple --dataset mnist5k --epochs 1 --quiet --output "$work/s.h5" > "$work/train.txt"
 grep -q "test accuracy" "$work/train.txt" || fail "train printed no summary"
-"$precis" eval "$work/s.w" --precision float64,float32,float16 --json --quiet > "$work/eval.json"
+"$precis" export "$work/s.h5" --precision float16 > /dev/null
+"$precis" eval "$work/s.h5" --precision float64,float32,float16 --json --quiet --record > "$work/eval.json"
+"$precis" inspect "$work/s.h5" --json > "$work/inspect.json"
+h5dump -H "$work/s.h5" > "$work/dump.txt"
+grep -q 'GROUP "00_conv1"' "$work/dump.txt" || fail "h5dump does not show the layers"
 python3 - "$work/eval.json" <<'PY' || fail "eval JSON"
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -18,6 +22,14 @@ assert set(modes) == {"float64", "float32", "float16"}, modes
 assert r["images"] == 1000 and r["dataset"] == "mnist5k"
 assert modes["float32"]["differs_from_float32"] == 0
 assert all(0.5 < m["accuracy"] <= 1 for m in modes.values())
+assert modes["float16"]["weights"] == "/variants/float16"
+PY
+python3 - "$work/inspect.json" <<'PY' || fail "inspect JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["parameters"] == 433890 and r["model"] == "simple"
+assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
+assert set(r["evaluations"]) == {"float64", "float32", "float16"}
 PY
 
 expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
@@ -26,14 +38,14 @@ expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr l
   [ "$(wc -l < "$work/err.txt")" -eq 1 ] || fail "expected one error line from: $* (got: $(cat "$work/err.txt"))"
   grep -q -- "$pattern" "$work/err.txt" || fail "error for '$*' does not match '$pattern': $(cat "$work/err.txt")"
 }
-expect_error "no such file" "$precis" eval "$work/missing.w"
-printf 'garbage' > "$work/bad.w"
-expect_error "bad.w: not a Precis weight file" "$precis" eval "$work/bad.w"
-head -c 2000 "$work/s.w" > "$work/cut.w"
-expect_error "cut.w: truncated" "$precis" eval "$work/cut.w"
-expect_error "unknown data set" "$precis" eval "$work/s.w" --dataset cifar
+expect_error "no such file" "$precis" eval "$work/missing.h5"
+printf 'garbage' > "$work/bad.h5"
+expect_error "bad.h5: not an HDF5 file" "$precis" eval "$work/bad.h5"
+head -c 2000 "$work/s.h5" > "$work/cut.h5"
+expect_error "cut.h5: " "$precis" eval "$work/cut.h5"
+expect_error "unknown data set" "$precis" eval "$work/s.h5" --dataset cifar
 expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
-if "$precis" eval "$work/s.w" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi
-if "$precis" train --model simple --epochs 1 --output "$work/s.w" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
+if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi
+if "$precis" train --model simple --epochs 1 --output "$work/s.h5" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
 echo "cli-check: passed"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PrecisCore
+import PrecisWeights
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,7 +40,7 @@ struct Train: ParsableCommand {
     @Option(help: "Per-epoch accuracy on this many images of each split (the last epoch uses all).")
     var evalSample: Int?
 
-    @Option(help: "Where to write the trained weights.")
+    @Option(help: "Where to write the trained weights (HDF5, e.g. Weights/deep-fashion.h5).")
     var output: String?
 
     @Flag(help: "Replace an existing output file.")
@@ -109,9 +110,9 @@ struct Train: ParsableCommand {
                     }
                 }
             }
-            let summary = WeightFile.TrainingSummary(config: config, history: history)
             if let output {
-                try WeightFile(spec: spec, dataset: dataset.name, training: summary, tensors: net.tensorValues()).write(to: output, overwrite: force)
+                let record = TrainingRecord(dataset: dataset, config: config, history: history)
+                try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(to: output, overwrite: force)
             }
             let perIteration = history.epochSeconds.reduce(0, +) / Double(history.iterations)
             if json {

@@ -46,22 +46,4 @@ import Testing
         #expect(s.rate(base: 0.1, epoch: 5) == 0.05)
         #expect(s.rate(base: 0.1, epoch: 12) == 0.025)
     }
-
-    @Test func weightFileRoundTripsAndRejectsDamage() throws {
-        let dir = try scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let path = dir + "/w.precis"
-        let net = try Network<Float>(spec: .simpleConvNet, seed: 2)
-        let file = WeightFile(spec: .simpleConvNet, dataset: "mnist5k", training: nil, tensors: net.tensorValues())
-        try file.write(to: path)
-        let back = try WeightFile(path: path)
-        #expect(back.tensors == file.tensors)
-        #expect(back.spec == file.spec)
-        #expect(throws: DataError(file: path, problem: "file exists (use --force to replace it)")) { try file.write(to: path) }
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        try bytes.prefix(bytes.count - 3).write(to: URL(fileURLWithPath: path))
-        #expect(throws: DataError.self) { try WeightFile(path: path) }
-        try Data("hello".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(throws: DataError(file: path, problem: "not a Precis weight file")) { try WeightFile(path: path) }
-    }
 }

@@ -14,6 +14,12 @@ public struct Dataset: Sendable {
     public var testImages: [Float]
     public var testLabels: [Int]
 
+    /// A data set from arrays already in memory (images row-major `(count, C, H, W)` in [0, 1]).
+    public init(name: String, imageShape: [Int], classes: Int, trainImages: [Float], trainLabels: [Int], testImages: [Float], testLabels: [Int]) {
+        (self.name, self.imageShape, self.classes) = (name, imageShape, classes)
+        (self.trainImages, self.trainLabels, self.testImages, self.testLabels) = (trainImages, trainLabels, testImages, testLabels)
+    }
+
     public var trainCount: Int { trainLabels.count }
     public var testCount: Int { testLabels.count }
 

@@ -188,6 +188,75 @@ public struct ModelSpec: Equatable, Sendable {
 
     /// The number of classes (the last layer's output size).
     public var classes: Int { (try? shapes().last?.first) ?? 0 }
+
+    /// Every tensor the model owns, in layer order: `LAYER/NAME` and its shape. Convolutions and
+    /// affine layers own `W` and `b`; batch normalization owns `gamma`, `beta`, `running_mean`, `running_var`.
+    public func tensorShapes() throws -> [(name: String, shape: [Int])] {
+        let shapes = try shapes()
+        var out: [(String, [Int])] = []
+        for (i, (name, layer)) in zip(layerNames, layers).enumerated() {
+            let inShape = i == 0 ? inputShape : shapes[i - 1]
+            switch layer {
+            case let .convolution(f, k, _, _): out += [(name + "/W", [f, inShape[0], k, k]), (name + "/b", [f])]
+            case let .affine(u): out += [(name + "/W", [inShape.reduce(1, *), u]), (name + "/b", [u])]
+            case .batchNormalization: out += ["gamma", "beta", "running_mean", "running_var"].map { (name + "/" + $0, [inShape[0]]) }
+            default: break
+            }
+        }
+        return out
+    }
+}
+
+extension LayerSpec: Codable {
+    private enum Key: String, CodingKey { case kind, filters, size, stride, pad, units, ratio }
+
+    /// The layer's kind as the weight file names it (`Convolution`, `MaxPooling`, ...).
+    public var kind: String {
+        switch self {
+        case .convolution: return "Convolution"
+        case .maxPooling: return "MaxPooling"
+        case .averagePooling: return "AveragePooling"
+        case .affine: return "Affine"
+        case .relu: return "ReLU"
+        case .dropout: return "Dropout"
+        case .batchNormalization: return "BatchNormalization"
+        }
+    }
+
+    /// The layer's arguments by name (`filters`, `size`, `stride`, `pad`, `units`, `ratio`).
+    public var arguments: [(String, Double)] {
+        switch self {
+        case let .convolution(f, k, s, p): return [("filters", Double(f)), ("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
+        case let .maxPooling(k, s, p), let .averagePooling(k, s, p): return [("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
+        case let .affine(u): return [("units", Double(u))]
+        case let .dropout(r): return [("ratio", r)]
+        case .relu, .batchNormalization: return []
+        }
+    }
+
+    /// `{"kind": "Convolution", "filters": 16, "size": 3, "stride": 1, "pad": 1}` and so on.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(kind, forKey: .kind)
+        for (name, value) in arguments {
+            if name == "ratio" { try c.encode(value, forKey: .ratio) } else { try c.encode(Int(value), forKey: Key(rawValue: name)!) }
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        func int(_ k: Key) throws -> Int { try c.decode(Int.self, forKey: k) }
+        switch try c.decode(String.self, forKey: .kind) {
+        case "Convolution": self = .convolution(filters: try int(.filters), size: try int(.size), stride: try int(.stride), pad: try int(.pad))
+        case "MaxPooling": self = .maxPooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
+        case "AveragePooling": self = .averagePooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
+        case "Affine": self = .affine(units: try int(.units))
+        case "ReLU": self = .relu
+        case "Dropout": self = .dropout(ratio: try c.decode(Double.self, forKey: .ratio))
+        case "BatchNormalization": self = .batchNormalization
+        case let other: throw ModelError.badSpec("unknown layer kind '\(other)'")
+        }
+    }
 }
 
 extension LayerSpec {

@@ -180,23 +180,27 @@ public final class Network<T: NetworkScalar> {
         return (l, d)
     }
 
-    /// Predicted classes for `count` images from `images` (row-major `(count, C, H, W)` Floats),
-    /// in batches; inference semantics.
+    /// Logits `(count, classes)`, widened to Double, for `count` images from `images` (row-major
+    /// `(count, C, H, W)` Floats, rounded to `T`), computed in batches with inference semantics.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
-    public func classify(_ images: [Float], count: Int, batchSize: Int = 100) -> [Int] {
+    public func logits(_ images: [Float], count: Int, batchSize: Int = 100) -> Tensor<Double> {
         let per = spec.inputShape.reduce(1, *)
         precondition(images.count == count * per, "images hold \(images.count) values, expected \(count)×\(per)")
-        var classes: [Int] = []
-        classes.reserveCapacity(count)
+        var out: [Double] = []
+        out.reserveCapacity(count * spec.classes)
         for start in stride(from: 0, to: count, by: batchSize) {
             let n = min(batchSize, count - start)
             let x = Tensor<T>(shape: [n] + spec.inputShape, data: images[start * per..<(start + n) * per].map { T($0) })
-            let logits = predict(x)
-            classes += argmaxRows(logits)
+            out += predict(x).data.map { Double($0) }
         }
-        return classes
+        return Tensor(shape: [count, spec.classes], data: out)
+    }
+
+    /// Predicted classes for `count` images (see `logits`).
+    public func classify(_ images: [Float], count: Int, batchSize: Int = 100) -> [Int] {
+        argmaxRows(logits(images, count: count, batchSize: batchSize))
     }
 }
 

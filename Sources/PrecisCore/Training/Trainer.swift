@@ -49,6 +49,8 @@ public struct TrainingHistory: Sendable {
     /// Wall time of the whole run, evaluation included.
     public var seconds = 0.0
     public var iterations = 0
+
+    public init() {}
 }
 
 /// Progress of a run, for a progress line.

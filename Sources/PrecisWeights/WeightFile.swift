@@ -1,0 +1,331 @@
+import Foundation
+import PrecisCore
+
+/// What a training run did, stored under `/training`.
+public struct TrainingRecord: Equatable, Sendable {
+    public var dataset: String
+    public var trainSize: Int
+    public var testSize: Int
+    public var epochs: Int
+    public var batchSize: Int
+    public var optimizer: String
+    public var learningRate: Double
+    public var schedule: String
+    public var seed: Int
+    /// Wall time of the run, evaluation included.
+    public var seconds: Double
+    public var iterations: Int
+    /// Loss of every iteration.
+    public var loss: [Double]
+    public var trainAccuracy: [Double]
+    public var testAccuracy: [Double]
+    public var epochSeconds: [Double]
+
+    init() {
+        (dataset, trainSize, testSize, epochs, batchSize, optimizer, learningRate, schedule) = ("", 0, 0, 0, 0, "", 0, "")
+        (seed, seconds, iterations, loss, trainAccuracy, testAccuracy, epochSeconds) = (0, 0, 0, [], [], [], [])
+    }
+
+    public init(dataset: Dataset, config: TrainingConfig, history: TrainingHistory) {
+        self.dataset = dataset.name
+        trainSize = dataset.trainCount
+        testSize = dataset.testCount
+        epochs = config.epochs
+        batchSize = config.batchSize
+        optimizer = config.optimizer.rawValue
+        learningRate = config.learningRate ?? config.optimizer.defaultLearningRate
+        schedule = config.schedule.description
+        seed = Int(truncatingIfNeeded: config.seed)
+        seconds = history.seconds
+        iterations = history.iterations
+        loss = history.loss
+        trainAccuracy = history.trainAccuracy
+        testAccuracy = history.testAccuracy
+        epochSeconds = history.epochSeconds
+    }
+}
+
+/// A Precis weight file (HDF5, layout version 1; the README documents every group, dataset and
+/// attribute). The master weights are float32 under `/model/layers`; `/variants/<precision>` holds
+/// the same tree in a reduced precision's own type; `/evaluations/<mode>` holds recorded results.
+public struct WeightFile {
+    public static let format = "precis.weights"
+    public static let version = 1
+
+    public var spec: ModelSpec
+    /// The data set the network was trained on (`fashion-mnist`, `mnist5k`, or a directory).
+    public var dataset: String
+    public var training: TrainingRecord?
+    /// The master tensors by name (`00_conv1/W`), float32 values widened to Double.
+    public var tensors: [String: Tensor<Double>]
+
+    public init(spec: ModelSpec, dataset: String, training: TrainingRecord?, tensors: [String: Tensor<Double>]) {
+        (self.spec, self.dataset, self.training, self.tensors) = (spec, dataset, training, tensors)
+    }
+
+    // MARK: writing
+
+    /// Writes a new file: a temporary file in the same folder, renamed into place when complete, so
+    /// an interrupted write never leaves a half-written file at `path`. Refuses to replace an
+    /// existing file unless `overwrite`.
+    public func write(to path: String, overwrite: Bool = false) throws {
+        if !overwrite && FileManager.default.fileExists(atPath: path) {
+            throw HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")
+        }
+        try Self.replace(path) { tmp in
+            let root = try HDF5File.create(tmp).root
+            try root.setAttribute("format", .string(Self.format))
+            try root.setAttribute("format_version", .int(Self.version))
+            try root.setAttribute("created_by", .string("precis (Swift), layout v\(Self.version)"))
+            try root.setAttribute("created_at", .string(ISO8601DateFormatter().string(from: Date())))
+            let model = try root.createGroup("model")
+            try model.setAttribute("name", .string(spec.name))
+            try model.setAttribute("input_shape", .ints(spec.inputShape))
+            try model.setAttribute("classes", .int(spec.classes))
+            try model.setAttribute("layers", .string(spec.layerText))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            try model.setAttribute("spec", .string(String(decoding: try encoder.encode(spec.layers), as: UTF8.self)))
+            try model.setAttribute("weight_init", .string(spec.weightInit.description))
+            try model.setAttribute("dataset", .string(dataset))
+            try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float($0) } }, into: model)
+            if let training { try Self.write(training, into: try root.createGroup("training")) }
+        }
+    }
+
+    /// `/…/layers/NN_name` groups with the layer's kind and arguments as attributes, and its tensors
+    /// as datasets of `E`.
+    static func writeLayers<E: HDF5Scalar>(_ spec: ModelSpec, _ values: [String: [E]], into parent: HDF5Group) throws {
+        let layers = try parent.createGroup("layers")
+        let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
+        for (name, layer) in zip(spec.layerNames, spec.layers) {
+            let g = try layers.createGroup(name)
+            try g.setAttribute("kind", .string(layer.kind))
+            for (key, value) in layer.arguments {
+                try g.setAttribute(key, key == "ratio" ? .double(value) : .int(Int(value)))
+            }
+            for (key, shape) in shapes.filter({ $0.key.hasPrefix(name + "/") }).sorted(by: { $0.key < $1.key }) {
+                guard let v = values[key] else { throw HDF5Error(file: parent.file.path, path: g.path, message: "no values for \(key)") }
+                try g.write(String(key.dropFirst(name.count + 1)), shape: shape, v)
+            }
+        }
+    }
+
+    static func write(_ t: TrainingRecord, into g: HDF5Group) throws {
+        try g.setAttribute("dataset", .string(t.dataset))
+        try g.setAttribute("train_size", .int(t.trainSize))
+        try g.setAttribute("test_size", .int(t.testSize))
+        try g.setAttribute("epochs", .int(t.epochs))
+        try g.setAttribute("batch_size", .int(t.batchSize))
+        try g.setAttribute("optimizer", .string(t.optimizer))
+        try g.setAttribute("learning_rate", .double(t.learningRate))
+        try g.setAttribute("lr_schedule", .string(t.schedule))
+        try g.setAttribute("seed", .int(t.seed))
+        try g.setAttribute("seconds", .double(t.seconds))
+        try g.setAttribute("iterations", .int(t.iterations))
+        try g.setAttribute("final_train_accuracy", .double(t.trainAccuracy.last ?? .nan))
+        try g.setAttribute("final_test_accuracy", .double(t.testAccuracy.last ?? .nan))
+        try g.write("loss", shape: [t.loss.count], t.loss)
+        try g.write("train_accuracy", shape: [t.trainAccuracy.count], t.trainAccuracy)
+        try g.write("test_accuracy", shape: [t.testAccuracy.count], t.testAccuracy)
+        try g.write("epoch_seconds", shape: [t.epochSeconds.count], t.epochSeconds)
+    }
+
+    /// Builds a complete new version of `path` in a temporary file next to it (`body` gets its
+    /// path; every HDF5 handle must be released when it returns), then renames it over `path`.
+    static func replace(_ path: String, _ body: (String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).part").path
+        try? FileManager.default.removeItem(atPath: tmp)
+        do {
+            try body(tmp)
+            guard rename(tmp, path) == 0 else {
+                throw HDF5Error(file: path, path: "", message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+    }
+
+    /// Changes an existing file safely: a copy is modified, then renamed over the original.
+    static func modify(_ path: String, _ body: (HDF5Group) throws -> Void) throws {
+        _ = try read(path)
+        try replace(path) { tmp in
+            do {
+                try FileManager.default.copyItem(atPath: path, toPath: tmp)
+            } catch {
+                throw HDF5Error(file: path, path: "", message: "cannot copy to \(tmp): \(error.localizedDescription)")
+            }
+            try body(try HDF5File.open(tmp, writable: true).root)
+        }
+    }
+
+    // MARK: reading
+
+    /// Reads and validates a file: format name and version, the model spec, every tensor the spec
+    /// needs with the right shape, element type float32 and finite values.
+    public static func read(_ path: String) throws -> WeightFile {
+        let root = try HDF5File.open(path).root
+        try checkFormat(root)
+        let model = try root.group("model")
+        let spec = try readSpec(model)
+        let tensors = try readLayers(spec, from: try model.group("layers"), as: Float.self)
+        let training = root.contains("training") ? try readTraining(try root.group("training")) : nil
+        return WeightFile(spec: spec, dataset: try string(model, "dataset"), training: training, tensors: tensors)
+    }
+
+    static func checkFormat(_ root: HDF5Group) throws {
+        let file = root.file.path
+        guard case .string(let format)? = try root.attribute("format"), format == Self.format else {
+            throw HDF5Error(file: file, path: "", message: "not a Precis weight file (no format=\"\(Self.format)\" attribute on /)")
+        }
+        guard case .int(let version)? = try root.attribute("format_version") else {
+            throw HDF5Error(file: file, path: "", message: "missing format_version attribute on /")
+        }
+        guard version == Self.version else {
+            throw HDF5Error(file: file, path: "", message: "unknown format version \(version) (this precis reads version \(Self.version))")
+        }
+    }
+
+    static func string(_ g: HDF5Group, _ name: String) throws -> String {
+        guard case .string(let s)? = try g.attribute(name) else {
+            throw HDF5Error(file: g.file.path, path: g.path, message: "missing string attribute \(name)")
+        }
+        return s
+    }
+
+    static func number(_ g: HDF5Group, _ name: String) throws -> Double {
+        switch try g.attribute(name) {
+        case .int(let v)?: return Double(v)
+        case .double(let v)?: return v
+        default: throw HDF5Error(file: g.file.path, path: g.path, message: "missing numeric attribute \(name)")
+        }
+    }
+
+    static func readSpec(_ model: HDF5Group) throws -> ModelSpec {
+        let file = model.file.path
+        guard case .ints(let inputShape)? = try model.attribute("input_shape") else {
+            throw HDF5Error(file: file, path: model.path, message: "missing input_shape attribute")
+        }
+        do {
+            let layers = try JSONDecoder().decode([LayerSpec].self, from: Data(try string(model, "spec").utf8))
+            let spec = ModelSpec(name: try string(model, "name"), inputShape: inputShape, layers: layers,
+                                 weightInit: try WeightInit(parsing: try string(model, "weight_init")))
+            _ = try spec.shapes()
+            return spec
+        } catch let error as HDF5Error {
+            throw error
+        } catch let error as ModelError {
+            throw HDF5Error(file: file, path: model.path, message: "bad model spec: \(error)")
+        } catch {
+            throw HDF5Error(file: file, path: model.path, message: "bad model spec: the spec attribute is not a JSON layer list")
+        }
+    }
+
+    /// Every tensor of `spec` from `layers` (stored as `E`), checked for shape and finiteness.
+    static func readLayers<E: HDF5Scalar & BinaryFloatingPoint>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type) throws -> [String: Tensor<Double>] {
+        var out: [String: Tensor<Double>] = [:]
+        for (name, shape) in try spec.tensorShapes() {
+            let parts = name.split(separator: "/").map(String.init)
+            let g = try layers.group(parts[0])
+            let info = try g.datasetInfo(parts[1])
+            let where_ = g.path + "/" + parts[1]
+            guard info.shape == shape else {
+                throw HDF5Error(file: layers.file.path, path: where_, message: "has shape \(shapeText(info.shape)), spec expects \(shapeText(shape))")
+            }
+            let values = try g.read(parts[1], as: E.self).values.map { Double($0) }
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                throw HDF5Error(file: layers.file.path, path: where_, message: "holds a non-finite value (\(values[bad])) at element \(bad)")
+            }
+            out[name] = Tensor(shape: shape, data: values)
+        }
+        return out
+    }
+
+    static func readTraining(_ g: HDF5Group) throws -> TrainingRecord {
+        func series(_ name: String) throws -> [Double] { try g.read(name, as: Double.self).values }
+        var t = TrainingRecord()
+        t.dataset = try string(g, "dataset")
+        t.trainSize = Int(try number(g, "train_size"))
+        t.testSize = Int(try number(g, "test_size"))
+        t.epochs = Int(try number(g, "epochs"))
+        t.batchSize = Int(try number(g, "batch_size"))
+        t.optimizer = try string(g, "optimizer")
+        t.learningRate = try number(g, "learning_rate")
+        t.schedule = try string(g, "lr_schedule")
+        t.seed = Int(try number(g, "seed"))
+        t.seconds = try number(g, "seconds")
+        t.iterations = Int(try number(g, "iterations"))
+        t.loss = try series("loss")
+        t.trainAccuracy = try series("train_accuracy")
+        t.testAccuracy = try series("test_accuracy")
+        t.epochSeconds = try series("epoch_seconds")
+        return t
+    }
+
+    // MARK: variants
+
+    /// The precisions `export` can store.
+    public static let variantPrecisions = ["float16"]
+
+    /// The stored variants of the file at `path` (names under `/variants`).
+    public static func variants(_ path: String) throws -> [String] {
+        let root = try HDF5File.open(path).root
+        return root.contains("variants") ? try root.group("variants").children() : []
+    }
+
+    /// Adds (or replaces) `/variants/<precision>`: the master tensors rounded to that precision and
+    /// stored in its own HDF5 type, written safely (copy, modify, rename).
+    public static func export(_ path: String, precision: String) throws {
+        let w = try read(path)
+        guard precision == "float16" else {
+            throw HDF5Error(file: path, path: "", message: "cannot export precision '\(precision)' (known: \(variantPrecisions.joined(separator: ", ")))")
+        }
+        try modify(path) { root in
+            let variants = try root.groupCreatingIfNeeded("variants")
+            if variants.contains(precision) { try variants.remove(precision) }
+            let v = try variants.createGroup(precision)
+            try v.setAttribute("precision", .string(precision))
+            try v.setAttribute("element_type", .string(HDF5ElementType.float16.rawValue))
+            try v.setAttribute("source", .string("/model/layers rounded to nearest even"))
+            try writeLayers(w.spec, w.tensors.mapValues { $0.data.map { Float16($0) } }, into: try v.createGroup("model"))
+        }
+    }
+
+    /// The tensors of `/variants/<precision>`, validated like the master and widened to Double.
+    public static func readVariant(_ path: String, precision: String) throws -> [String: Tensor<Double>] {
+        let w = try read(path)
+        let root = try HDF5File.open(path).root
+        let layers = try root.group("variants/\(precision)/model/layers")
+        switch precision {
+        case "float16": return try readLayers(w.spec, from: layers, as: Float16.self)
+        default: throw HDF5Error(file: path, path: layers.path, message: "unknown variant precision '\(precision)'")
+        }
+    }
+
+    // MARK: evaluations
+
+    /// Records one evaluation result as attributes of `/evaluations/<mode>` (replacing an earlier one).
+    public static func record(_ path: String, mode: String, attributes: [(String, HDF5Attribute)]) throws {
+        try modify(path) { root in
+            let evaluations = try root.groupCreatingIfNeeded("evaluations")
+            if evaluations.contains(mode) { try evaluations.remove(mode) }
+            let g = try evaluations.createGroup(mode)
+            for (name, value) in attributes { try g.setAttribute(name, value) }
+        }
+    }
+
+    /// The recorded evaluations: mode -> attributes.
+    public static func evaluations(_ path: String) throws -> [String: [String: HDF5Attribute]] {
+        let root = try HDF5File.open(path).root
+        guard root.contains("evaluations") else { return [:] }
+        let evaluations = try root.group("evaluations")
+        var out: [String: [String: HDF5Attribute]] = [:]
+        for mode in try evaluations.children() {
+            let g = try evaluations.group(mode)
+            out[mode] = Dictionary(uniqueKeysWithValues: try g.attributeNames().compactMap { n in try g.attribute(n).map { (n, $0) } })
+        }
+        return out
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import PrecisCore
+import Testing
+@testable import PrecisWeights
+
+/// Weight files written by the tool, read back, and damaged in every way the reader must catch.
+@Suite struct WeightFileTests {
+    static let spec = try! ModelSpec.named("conv(4,3,pad=1) batchnorm relu maxpool(2) affine(10)", inputShape: [1, 8, 8])
+
+    /// A written file in a fresh directory, with its tensors.
+    func written() throws -> (dir: String, path: String, file: WeightFile) {
+        let dir = try scratch()
+        let net = try Network<Float>(spec: Self.spec, seed: 3)
+        var config = TrainingConfig()
+        config.epochs = 2
+        var history = TrainingHistory()
+        history.loss = [2.3, 2.1, 1.9]
+        history.trainAccuracy = [0.5, 0.6]
+        history.testAccuracy = [0.4, 0.55]
+        history.epochSeconds = [1, 1.5]
+        history.seconds = 3
+        history.iterations = 3
+        let data = Dataset(name: "tiny", imageShape: [1, 8, 8], classes: 10, trainImages: [], trainLabels: [1, 2], testImages: [], testLabels: [3])
+        let file = WeightFile(spec: Self.spec, dataset: "tiny", training: TrainingRecord(dataset: data, config: config, history: history),
+                              tensors: net.tensorValues())
+        let path = dir + "/w.h5"
+        try file.write(to: path)
+        return (dir, path, file)
+    }
+
+    @Test func roundTrip() throws {
+        let (dir, path, file) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let back = try WeightFile.read(path)
+        #expect(back.spec == file.spec)
+        #expect(back.tensors == file.tensors)
+        #expect(back.training == file.training)
+        #expect(back.dataset == "tiny")
+        #expect(throws: HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")) { try file.write(to: path) }
+        try file.write(to: path, overwrite: true)
+        #expect(try WeightFile.read(path).tensors == file.tensors)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["w.h5"])
+    }
+
+    @Test func float16VariantHoldsTheRoundedMaster() throws {
+        let (dir, path, file) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try WeightFile.export(path, precision: "float16")
+        try WeightFile.export(path, precision: "float16")  // replacing is fine
+        #expect(try WeightFile.variants(path) == ["float16"])
+        let v = try WeightFile.readVariant(path, precision: "float16")
+        #expect(v == file.tensors.mapValues { $0.converted(to: Float16.self).converted(to: Double.self) })
+        let info = try HDF5File.open(path).root.group("variants/float16/model/layers/00_conv1").datasetInfo("W")
+        #expect(info.type == .float16 && info.shape == [4, 1, 3, 3])
+    }
+
+    @Test func evaluationsAreRecorded() throws {
+        let (dir, path, _) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try WeightFile.record(path, mode: "float16", attributes: [("accuracy", .double(0.9)), ("images", .int(10))])
+        #expect(try WeightFile.evaluations(path) == ["float16": ["accuracy": .double(0.9), "images": .int(10)]])
+    }
+
+    @Test func h5dumpReadsTheFile() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/h5dump") else { return }
+        let (dir, path, _) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try WeightFile.export(path, precision: "float16")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/h5dump")
+        p.arguments = ["-d", "/variants/float16/model/layers/04_affine1/b", path]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(out.contains("16-bit little-endian floating-point"))
+        #expect(out.contains("DATASPACE  SIMPLE { ( 10 ) / ( 10 ) }"))
+    }
+
+    /// Damages a copy of a good file with `change`, then expects `message` from the reader.
+    func expectDamage(_ message: (String) -> String, _ change: (HDF5Group) throws -> Void) throws {
+        let (dir, path, _) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try change(try HDF5File.open(path, writable: true).root)
+        #expect(throws: HDF5Error.self) { try WeightFile.read(path) }
+        do { _ = try WeightFile.read(path) } catch { #expect("\(error)" == message(path)) }
+    }
+
+    @Test func missingDataset() throws {
+        try expectDamage({ "\($0): /model/layers/04_affine1/W missing dataset" }) { root in
+            try root.group("model/layers/04_affine1").remove("W")
+        }
+    }
+
+    @Test func wrongShape() throws {
+        try expectDamage({ "\($0): /model/layers/00_conv1/W has shape (4,1,3,2), spec expects (4,1,3,3)" }) { root in
+            let g = try root.group("model/layers/00_conv1")
+            try g.remove("W")
+            try g.write("W", shape: [4, 1, 3, 2], [Float](repeating: 0, count: 24))
+        }
+    }
+
+    @Test func wrongElementType() throws {
+        try expectDamage({ "\($0): /model/layers/00_conv1/b has element type float64, expected float32" }) { root in
+            let g = try root.group("model/layers/00_conv1")
+            try g.remove("b")
+            try g.write("b", shape: [4], [Double](repeating: 0, count: 4))
+        }
+    }
+
+    @Test func nanInAWeight() throws {
+        try expectDamage({ "\($0): /model/layers/04_affine1/b holds a non-finite value (nan) at element 5" }) { root in
+            let g = try root.group("model/layers/04_affine1")
+            try g.remove("b")
+            var b = [Float](repeating: 0, count: 10)
+            b[5] = .nan
+            try g.write("b", shape: [10], b)
+        }
+    }
+
+    @Test func unknownFormatVersion() throws {
+        try expectDamage({ "\($0): unknown format version 2 (this precis reads version 1)" }) { root in
+            try root.setAttribute("format_version", .int(2))
+        }
+    }
+
+    @Test func notAPrecisFile() throws {
+        try expectDamage({ "\($0): not a Precis weight file (no format=\"precis.weights\" attribute on /)" }) { root in
+            try root.setAttribute("format", .string("keras"))
+        }
+    }
+
+    @Test func badSpec() throws {
+        try expectDamage({ "\($0): /model bad model spec: unknown layer kind 'Swish'" }) { root in
+            try root.group("model").setAttribute("spec", .string(#"[{"kind":"Swish"}]"#))
+        }
+    }
+
+    @Test func notHDF5AndTruncatedFiles() throws {
+        let (dir, path, _) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let bad = dir + "/bad.h5"
+        try Data("just text".utf8).write(to: URL(fileURLWithPath: bad))
+        #expect(throws: HDF5Error(file: bad, path: "", message: "not an HDF5 file")) { try WeightFile.read(bad) }
+        for cut in [0, 8, 100, 800, bytes.count / 2, bytes.count - 100, bytes.count - 1] {
+            try bytes.prefix(cut).write(to: URL(fileURLWithPath: bad))
+            #expect(throws: HDF5Error.self, "cut at \(cut) of \(bytes.count)") { try WeightFile.read(bad) }
+        }
+        #expect(throws: HDF5Error(file: dir + "/none.h5", path: "", message: "no such file")) { try WeightFile.read(dir + "/none.h5") }
+    }
+
+    @Test func interruptedWriteLeavesThePreviousFileIntact() throws {
+        let (dir, path, file) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        struct Interrupted: Error {}
+        #expect(throws: Interrupted.self) {
+            try WeightFile.replace(path) { tmp in
+                let root = try HDF5File.create(tmp).root
+                try root.setAttribute("format", .string("half-written"))
+                throw Interrupted()
+            }
+        }
+        #expect(try WeightFile.read(path).tensors == file.tensors)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["w.h5"])
+    }
+}
