@@ -32,6 +32,8 @@ assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float3
 assert set(r["evaluations"]) == {"float64", "float32", "float16"}
 PY
 
+python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"
+
 expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
   local pattern=$1; shift
   if "$@" > "$work/out.txt" 2> "$work/err.txt"; then fail "expected failure: $*"; fi

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Tools/setup.sh), runs the unit tests in release
-# (numeric code is far too slow unoptimized), then the end-to-end command-line check.
+# (numeric code is far too slow unoptimized), the end-to-end command-line check, and the
+# independent h5py/numpy cross-check of every shipped weight file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/setup.sh
+python3 -c 'import h5py, numpy' 2>/dev/null || python3 -m pip install --quiet h5py numpy
 swift test -c release -Xswiftc -enable-testing
 bash Tools/cli-check.sh .build/release/precis
+for f in Weights/*.h5; do
+  [ -e "$f" ] || continue
+  python3 Tools/crosscheck.py "$f" --precis .build/release/precis
+done

@@ -114,18 +114,18 @@ struct Train: ParsableCommand {
                 let record = TrainingRecord(dataset: dataset, config: config, history: history)
                 try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(to: output, overwrite: force)
             }
-            let perIteration = history.epochSeconds.reduce(0, +) / Double(history.iterations)
+            let perIteration = history.trainingSeconds / Double(history.iterations)
             if json {
                 try printJSON([
                     "model": spec.name, "layers": spec.layerText, "dataset": dataset.name, "epochs": epochs, "seed": seed,
                     "loss": history.loss, "train_accuracy": history.trainAccuracy, "test_accuracy": history.testAccuracy,
-                    "seconds": history.seconds, "seconds_per_epoch": history.epochSeconds, "iterations": history.iterations,
-                    "output": output ?? NSNull(),
+                    "seconds": history.seconds, "training_seconds": history.trainingSeconds, "seconds_per_iteration": perIteration,
+                    "seconds_per_epoch": history.epochSeconds, "iterations": history.iterations, "output": output ?? NSNull(),
                 ] as [String: Any])
             } else {
-                print(String(format: "test accuracy %@ after %d epochs, %.1f s wall (%.3f s per epoch incl. evaluation, %d iterations)",
-                             percent(history.testAccuracy.last ?? 0), epochs, history.seconds, perIteration * Double(history.iterations) / Double(epochs),
-                             history.iterations) + (output.map { "; wrote \($0)" } ?? ""))
+                print(String(format: "test accuracy %@ after %d epochs; %.1f s wall, %d iterations at %.4f s each (evaluation excluded)",
+                             percent(history.testAccuracy.last ?? 0), epochs, history.seconds, history.iterations, perIteration)
+                      + (output.map { "; wrote \($0)" } ?? ""))
             }
         }
     }

@@ -20,30 +20,10 @@ public struct Window: Equatable, Sendable {
 /// Unfolds `x: (N, C, H, W)` into `col: (N·OH·OW, C·FH·FW)`, the book's layout; padding reads as 0.
 func im2col<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
     var col = [T](repeating: 0, count: g.rows * g.cols)
-    let (oh, ow) = (g.oh, g.ow), work = col.count * 4
     x.withUnsafeBufferPointer { xs in
         col.withUnsafeMutableBufferPointer { cs in
-            parallelChunks(g.n, work: work) { images in
-                for n in images {
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            var dst = ((n * oh + oy) * ow + ox) * g.cols
-                            for c in 0..<g.c {
-                                let plane = (n * g.c + c) * g.h
-                                for ky in 0..<g.fh {
-                                    let y = oy * g.stride + ky - g.pad
-                                    for kx in 0..<g.fw {
-                                        let xx = ox * g.stride + kx - g.pad
-                                        if y >= 0 && y < g.h && xx >= 0 && xx < g.w {
-                                            cs[dst] = xs[(plane + y) * g.w + xx]
-                                        }
-                                        dst += 1
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+            parallelChunks(g.n, work: g.rows * g.cols * 4) { images in
+                forEachTap(g, images) { c, i in cs[c] = xs[i] }
             }
         }
     }
@@ -54,32 +34,37 @@ func im2col<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
 /// of `im2col`); entries that fall on padding are dropped.
 func col2im<T: NetworkScalar>(_ col: [T], _ g: Window) -> [T] {
     var x = [T](repeating: 0, count: g.n * g.c * g.h * g.w)
-    let (oh, ow) = (g.oh, g.ow), work = col.count * 4
     col.withUnsafeBufferPointer { cs in
         x.withUnsafeMutableBufferPointer { xs in
-            parallelChunks(g.n, work: work) { images in
-                for n in images {
-                    for oy in 0..<oh {
-                        for ox in 0..<ow {
-                            var src = ((n * oh + oy) * ow + ox) * g.cols
-                            for c in 0..<g.c {
-                                let plane = (n * g.c + c) * g.h
-                                for ky in 0..<g.fh {
-                                    let y = oy * g.stride + ky - g.pad
-                                    for kx in 0..<g.fw {
-                                        let xx = ox * g.stride + kx - g.pad
-                                        if y >= 0 && y < g.h && xx >= 0 && xx < g.w {
-                                            xs[(plane + y) * g.w + xx] += cs[src]
-                                        }
-                                        src += 1
-                                    }
-                                }
-                            }
+            parallelChunks(g.n, work: g.rows * g.cols * 4) { images in
+                forEachTap(g, images) { c, i in xs[i] += cs[c] }
+            }
+        }
+    }
+    return x
+}
+
+/// Calls `body(col index, input index)` for every window element of `images` that lies inside the
+/// input (not on padding), in `col` order. Each image touches only its own part of both arrays.
+@inline(__always)
+private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) -> Void) {
+    let (oh, ow) = (g.oh, g.ow)
+    for n in images {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var c = ((n * oh + oy) * ow + ox) * g.cols
+                for ch in 0..<g.c {
+                    let plane = (n * g.c + ch) * g.h
+                    for ky in 0..<g.fh {
+                        let y = oy * g.stride + ky - g.pad
+                        for kx in 0..<g.fw {
+                            let xx = ox * g.stride + kx - g.pad
+                            if y >= 0 && y < g.h && xx >= 0 && xx < g.w { body(c, (plane + y) * g.w + xx) }
+                            c += 1
                         }
                     }
                 }
             }
         }
     }
-    return x
 }

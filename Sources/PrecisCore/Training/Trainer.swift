@@ -48,6 +48,8 @@ public struct TrainingHistory: Sendable {
     public var epochSeconds: [Double] = []
     /// Wall time of the whole run, evaluation included.
     public var seconds = 0.0
+    /// Wall time of the training iterations alone (forward, backward, update), without evaluation.
+    public var trainingSeconds = 0.0
     public var iterations = 0
 
     public init() {}
@@ -86,6 +88,7 @@ public struct Trainer {
             optimizer.learningRate = config.schedule.rate(base: base, epoch: epoch)
             let order = rng.permutation(data.trainCount)
             var epochLoss = 0.0
+            let loopStart = Date()
             for i in 0..<perEpoch {
                 let idx = order[i * config.batchSize..<min((i + 1) * config.batchSize, data.trainCount)]
                 let x: Tensor<T> = data.batch(data.trainImages, idx)
@@ -95,6 +98,7 @@ public struct Trainer {
                 epochLoss += loss
                 events(.iteration(epoch: epoch + 1, index: i + 1, perEpoch: perEpoch, loss: loss))
             }
+            history.trainingSeconds += Date().timeIntervalSince(loopStart)
             let sample = epoch == config.epochs - 1 ? nil : config.evaluationSample
             let train = accuracy(net, data.trainImages, data.trainLabels, shape: data.imageShape, limit: sample)
             let test = accuracy(net, data.testImages, data.testLabels, shape: data.imageShape, limit: sample)

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Independent check of a Precis weight file and of `precis eval`.
+
+Opens the file with h5py (not with Precis), checks the layout, rebuilds the network from the stored
+layer spec, runs a numpy forward pass in float64 on the test set the network was trained on, and
+compares predictions, accuracy and logits with `precis eval --json --save-logits`.
+
+    python3 Tools/crosscheck.py Weights/deep-fashion.h5 [--precis .build/release/precis] [--limit N]
+
+Exits non-zero when float64 accuracy or predictions differ, or when the largest logit difference
+exceeds 1e-9 relative to the largest logit.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+
+# ---------------------------------------------------------------- data (the same rules as Precis)
+
+def read_idx(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data[:2] == b'\x1f\x8b':
+        data = gzip.decompress(data)
+    ndim = data[3]
+    dims = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def test_set(name):
+    """(images (N,1,H,W) float64 in [0,1], labels) of the data set a file names."""
+    if name == 'mnist5k':
+        path = os.environ.get('PRECIS_MNIST5K') or os.path.join(
+            os.environ.get('PRECIS_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'precis'),
+            'mnist_5k.csv.gz')
+        a = np.loadtxt(path, delimiter=',', dtype=np.float64)
+        test = (np.arange(len(a)) % 500) >= 400
+        x = (a[test, :784].astype(np.float32) / 255).astype(np.float64)
+        return x.reshape(-1, 1, 28, 28), a[test, 784].astype(np.int64)
+    directory = os.environ.get('FASHION_MNIST_DIR', '/usr/share/datasets/fashion-mnist') if name == 'fashion-mnist' else name
+    def find(stem):
+        for sep in ('-', '.'):
+            for ext in ('', '.gz'):
+                p = os.path.join(directory, stem.replace('-idx', sep + 'idx') + ext)
+                if os.path.exists(p):
+                    return p
+        raise SystemExit(f'crosscheck: {directory}: missing {stem}')
+    x = read_idx(find('t10k-images-idx3-ubyte'))
+    t = read_idx(find('t10k-labels-idx1-ubyte'))
+    # Precis scales pixels in float32 (Float(byte) / 255), then widens.
+    x = (x.astype(np.float32) / np.float32(255)).astype(np.float64)
+    return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]), t.astype(np.int64)
+
+
+# ---------------------------------------------------------------- layers (inference)
+
+def im2col(x, fh, fw, stride, pad, fill=0.0):
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=fill)
+    col = np.empty((n, c, fh, fw, oh, ow), dtype=x.dtype)
+    for y in range(fh):
+        for xx in range(fw):
+            col[:, :, y, xx] = img[:, :, y:y + stride * oh:stride, xx:xx + stride * ow:stride]
+    return col, oh, ow
+
+
+def forward(layers, params, x):
+    for name, layer in layers:
+        kind = layer['kind']
+        if kind == 'Convolution':
+            w, b = params[name]['W'], params[name]['b']
+            col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
+            n = x.shape[0]
+            col = col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
+            x = (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+        elif kind in ('MaxPooling', 'AveragePooling'):
+            k, s, p = layer['size'], layer['stride'], layer['pad']
+            if kind == 'MaxPooling':
+                col, oh, ow = im2col(x, k, k, s, p, fill=-np.inf)
+                x = col.max(axis=(2, 3))
+            else:
+                col, oh, ow = im2col(x, k, k, s, p)
+                x = col.sum(axis=(2, 3)) / (k * k)
+        elif kind == 'Affine':
+            x = x.reshape(x.shape[0], -1) @ params[name]['W'] + params[name]['b']
+        elif kind == 'ReLU':
+            x = np.where(x > 0, x, 0.0)
+        elif kind == 'Dropout':
+            x = x * (1.0 - layer['ratio'])
+        elif kind == 'BatchNormalization':
+            q = params[name]
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            x = (q['gamma'].reshape(shape) * (x - q['running_mean'].reshape(shape))
+                 / np.sqrt(q['running_var'].reshape(shape) + 1e-5) + q['beta'].reshape(shape))
+        else:
+            raise SystemExit(f'crosscheck: unknown layer kind {kind}')
+    return x
+
+
+# ---------------------------------------------------------------- the check
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('file')
+    ap.add_argument('--precis', default='.build/release/precis')
+    ap.add_argument('--limit', type=int, default=None)
+    a = ap.parse_args()
+
+    failures = []
+    with h5py.File(a.file, 'r') as f:
+        assert f.attrs['format'] == 'precis.weights', 'format attribute'
+        assert int(f.attrs['format_version']) == 1, 'format_version'
+        model = f['model']
+        spec = json.loads(model.attrs['spec'])
+        dataset = model.attrs['dataset']
+        names = sorted(model['layers'])
+        assert len(names) == len(spec), 'one group per layer'
+        layers = list(zip(names, spec))
+        params = {}
+        for name, layer in layers:
+            g = model['layers'][name]
+            assert g.attrs['kind'] == layer['kind'], f'{name} kind'
+            params[name] = {k: g[k][()].astype(np.float64) for k in g}
+            for k, v in g.items():
+                assert v.dtype == np.float32, f'{name}/{k} is {v.dtype}, expected float32'
+        variants = list(f['variants']) if 'variants' in f else []
+        for v in variants:
+            for name, _ in layers:
+                for k, d in f['variants'][v]['model']['layers'][name].items():
+                    master = model['layers'][name][k][()]
+                    if v == 'float16':
+                        if d.dtype != np.float16 or not np.array_equal(d[()], master.astype(np.float16)):
+                            failures.append(f'/variants/float16/{name}/{k} is not the float32 master rounded to float16')
+
+    x, t = test_set(dataset)
+    if a.limit:
+        x, t = x[:a.limit], t[:a.limit]
+    logits = np.concatenate([forward(layers, params, x[i:i + 500]) for i in range(0, len(x), 500)])
+    pred = logits.argmax(axis=1)
+    acc = float(np.mean(pred == t))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, 'logits')
+        cmd = [a.precis, 'eval', a.file, '--precision', 'float64,float32', '--json', '--quiet', '--save-logits', prefix]
+        if a.limit:
+            cmd += ['--limit', str(a.limit)]
+        out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        theirs = np.fromfile(prefix + '-float64.f64', dtype='<f8').reshape(logits.shape)
+    rows = {r['precision']: r for r in out['results']}
+    their_pred = theirs.argmax(axis=1)
+    rel = float(np.max(np.abs(theirs - logits)) / np.max(np.abs(logits)))
+    report = {
+        'file': a.file, 'dataset': dataset, 'images': int(len(t)), 'variants': variants,
+        'numpy_float64_accuracy': acc, 'precis_float64_accuracy': rows['float64']['accuracy'],
+        'precis_float32_accuracy': rows['float32']['accuracy'],
+        'prediction_differences_float64': int(np.sum(their_pred != pred)),
+        'max_abs_logit_difference': float(np.max(np.abs(theirs - logits))), 'max_relative_logit_difference': rel,
+    }
+    print(json.dumps(report, indent=1))
+    if rows['float64']['accuracy'] != acc:
+        failures.append('float64 accuracy differs')
+    if report['prediction_differences_float64']:
+        failures.append('float64 predictions differ')
+    if rel >= 1e-9:
+        failures.append(f'logits differ by {rel:.3g} relative (bound 1e-9)')
+    for msg in failures:
+        print('crosscheck: FAIL: ' + msg, file=sys.stderr)
+    print('crosscheck: ' + ('FAILED' if failures else 'passed'))
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
