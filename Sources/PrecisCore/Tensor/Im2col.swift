@@ -46,6 +46,7 @@ func col2im<T: NetworkScalar>(_ col: [T], _ g: Window) -> [T] {
 
 /// Calls `body(col index, input index)` for every window element of `images` that lies inside the
 /// input (not on padding), in `col` order. Each image touches only its own part of both arrays.
+/// Window rows that lie wholly inside the input are visited without per-element bounds checks.
 @inline(__always)
 private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) -> Void) {
     let (oh, ow) = (g.oh, g.ow)
@@ -53,15 +54,21 @@ private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) ->
         for oy in 0..<oh {
             for ox in 0..<ow {
                 var c = ((n * oh + oy) * ow + ox) * g.cols
+                let x0 = ox * g.stride - g.pad
+                let inside = x0 >= 0 && x0 + g.fw <= g.w
                 for ch in 0..<g.c {
                     let plane = (n * g.c + ch) * g.h
                     for ky in 0..<g.fh {
                         let y = oy * g.stride + ky - g.pad
-                        for kx in 0..<g.fw {
-                            let xx = ox * g.stride + kx - g.pad
-                            if y >= 0 && y < g.h && xx >= 0 && xx < g.w { body(c, (plane + y) * g.w + xx) }
-                            c += 1
+                        if y >= 0 && y < g.h {
+                            let row = (plane + y) * g.w + x0
+                            if inside {
+                                for kx in 0..<g.fw { body(c + kx, row + kx) }
+                            } else {
+                                for kx in 0..<g.fw where x0 + kx >= 0 && x0 + kx < g.w { body(c + kx, row + kx) }
+                            }
                         }
+                        c += g.fw
                     }
                 }
             }
