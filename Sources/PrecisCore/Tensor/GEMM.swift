@@ -39,8 +39,9 @@ private func kernel8x16<T: NetworkScalar>(
     rows: Int, cols: Int, k: Int, _ a: UnsafePointer<T>, _ rs: Int, _ cs: Int,
     _ panel: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, _ accumulate: Bool
 ) {
-    let r = (0..<8).map { a + min($0, rows - 1) * rs }
-    let (a0, a1, a2, a3, a4, a5, a6, a7) = (r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+    let last = rows - 1
+    let a0 = a, a1 = a + min(1, last) * rs, a2 = a + min(2, last) * rs, a3 = a + min(3, last) * rs
+    let a4 = a + min(4, last) * rs, a5 = a + min(5, last) * rs, a6 = a + min(6, last) * rs, a7 = a + min(7, last) * rs
     var c0 = SIMD16<T>(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0
     let raw = UnsafeRawPointer(panel)
     for p in 0..<k {
@@ -55,14 +56,19 @@ private func kernel8x16<T: NetworkScalar>(
         c6 = c6.addingProduct(a6[o], bv)
         c7 = c7.addingProduct(a7[o], bv)
     }
-    for (row, v) in [c0, c1, c2, c3, c4, c5, c6, c7].prefix(rows).enumerated() {
+    @inline(__always) func store(_ v: SIMD16<T>, _ row: Int) {
+        guard row < rows else { return }
         let out = c + row * ldc
-        if accumulate {
+        if cols == lanes && !accumulate {
+            UnsafeMutableRawPointer(out).storeBytes(of: v, as: SIMD16<T>.self)
+        } else if accumulate {
             for j in 0..<cols { out[j] += v[j] }
         } else {
             for j in 0..<cols { out[j] = v[j] }
         }
     }
+    store(c0, 0); store(c1, 1); store(c2, 2); store(c3, 3)
+    store(c4, 4); store(c5, 5); store(c6, 6); store(c7, 7)
 }
 
 /// The transpose of a row-major `(rows×cols)` matrix.
