@@ -19,9 +19,10 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSystem", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(
             name: "PrecisCore",
-            dependencies: ["CSystem", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["CSystem", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
             swiftSettings: numeric),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
         .target(name: "PrecisWeights", dependencies: ["PrecisCore", "CHDF5"], swiftSettings: numeric),

@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Per-layer forward and backward times of one training step.")
     var layers = false
 
-    @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape.")
+    @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape, and int8 GOP/s for the forward shapes.")
     var gemm = false
 
     @Flag(help: "Print the results as JSON.")
@@ -80,6 +80,16 @@ struct Bench: ParsableCommand {
                 results["gemm"] = rows
                 results["gemm_geomean_gflops"] = exp(logSum / Double(shapes.count))
                 if !json { print(String(format: "gemm geometric mean: %.1f GFLOP/s", exp(logSum / Double(shapes.count)))) }
+                var int8Rows: [[String: Any]] = []
+                for shape in shapes where shape.label.hasSuffix("fwd") {
+                    let fast = int8GEMMGOPS(shape, runs: runs), portable = int8GEMMGOPS(shape, runs: runs, portable: true)
+                    int8Rows.append(["shape": shape.description, "gops": fast, "portable_gops": portable])
+                    if !json {
+                        print(String(format: "int8 gemm %-29@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast, int8GEMMPath, portable))
+                    }
+                }
+                results["int8_gemm"] = int8Rows
+                results["int8_gemm_path"] = int8GEMMPath
             }
             if json { try printJSON(results) }
         }

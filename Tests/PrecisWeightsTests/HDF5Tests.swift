@@ -79,3 +79,28 @@ func scratch() throws -> String {
         }
     }
 }
+
+@Suite struct BFloat16Tests {
+    @Test func roundsToNearestEven() {
+        #expect(BFloat16(1).bitPattern == 0x3F80)
+        #expect(BFloat16(Float(bitPattern: 0x3F80_8000)).bitPattern == 0x3F80)  // tie, even stays
+        #expect(BFloat16(Float(bitPattern: 0x3F81_8000)).bitPattern == 0x3F82)  // tie, odd rounds up
+        #expect(BFloat16(Float(bitPattern: 0x3F80_8001)).bitPattern == 0x3F81)
+        #expect(BFloat16(Float.greatestFiniteMagnitude).float == .infinity)
+        #expect(BFloat16(1e30).bitPattern == 0x714A)  // 0x7149F2CA rounds up
+        #expect(BFloat16(.nan).float.isNaN)
+        #expect(BFloat16(-0.0).bitPattern == 0x8000)
+    }
+
+    @Test func roundTripsThroughHDF5BitExact() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/b.h5"
+        let values = [1, -2.5, 1e30, 3e-39, 0.1, 65504, 1e5, -0.0].map { BFloat16(Float($0)) }
+        do { try HDF5File.create(path).root.write("x", shape: [8], values) }
+        let root = try HDF5File.open(path).root
+        #expect(try root.datasetInfo("x").type == .bfloat16)
+        #expect(try root.read("x", as: BFloat16.self).values == values)
+        #expect(throws: HDF5Error.self) { try root.read("x", as: Float16.self) }
+    }
+}

@@ -53,3 +53,16 @@ public func gemmGFLOPS<T: NetworkScalar>(_ s: GEMMShape, runs: Int, as: T.Type =
     }
     return 2 * Double(s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
 }
+
+/// Median GOP/s (2·m·n·k integer operations per call) of `runs` int8 GEMM calls on this shape
+/// (`transA` is ignored: the int8 kernel takes row-major operands).
+public func int8GEMMGOPS(_ s: GEMMShape, runs: Int, portable: Bool = false) -> Double {
+    let a = (0..<(s.m * s.k)).map { Int8(truncatingIfNeeded: $0 &* 31) }, b = (0..<(s.k * s.n)).map { Int8(truncatingIfNeeded: $0 &* 17) }
+    var times: [Double] = []
+    for r in 0...runs {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = gemmInt8(s.m, s.n, s.k, a, b, portable: portable)
+        if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+    }
+    return 2 * Double(s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
+}

@@ -12,16 +12,18 @@ public struct HDF5Error: Error, CustomStringConvertible, Equatable {
 }
 
 /// The element types Precis stores. `float16` is IEEE half in h5py's layout (a 16-bit float type
-/// derived from float32), which h5dump prints and h5py reads as numpy float16.
+/// derived from float32), which h5dump prints and h5py reads as numpy float16. `bfloat16` is its own
+/// 16-bit float type (sign 15, exponent 7..14 with bias 127, mantissa 0..6): h5dump prints its
+/// values; numpy has no bfloat16, so h5py converts it to float16 on reading (range beyond 65504 is lost).
 public enum HDF5ElementType: String, Sendable, CaseIterable {
-    case float64, float32, float16, int8, uint8, int32, int64
+    case float64, float32, float16, bfloat16, int8, uint8, int32, int64
 
     /// Bytes per element.
     public var size: Int {
         switch self {
         case .float64, .int64: return 8
         case .float32, .int32: return 4
-        case .float16: return 2
+        case .float16, .bfloat16: return 2
         case .int8, .uint8: return 1
         }
     }
@@ -36,6 +38,12 @@ public enum HDF5ElementType: String, Sendable, CaseIterable {
             H5Tset_fields(t, 15, 10, 5, 0, 10)
             H5Tset_size(t, 2)
             H5Tset_ebias(t, 15)
+            return t
+        case .bfloat16:
+            let t = H5Tcopy(precis_H5T_IEEE_F32LE())
+            H5Tset_fields(t, 15, 7, 8, 0, 7)
+            H5Tset_size(t, 2)
+            H5Tset_ebias(t, 127)
             return t
         case .int8: return H5Tcopy(precis_H5T_STD_I8LE())
         case .uint8: return H5Tcopy(precis_H5T_STD_U8LE())
@@ -55,8 +63,11 @@ public enum HDF5ElementType: String, Sendable, CaseIterable {
             case 2:
                 var spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0
                 H5Tget_fields(t, &spos, &epos, &esize, &mpos, &msize)
-                guard (spos, epos, esize, mpos, msize) == (15, 10, 5, 0, 10), H5Tget_ebias(t) == 15 else { return nil }
-                self = .float16
+                switch (spos, epos, esize, mpos, msize, H5Tget_ebias(t)) {
+                case (15, 10, 5, 0, 10, 15): self = .float16
+                case (15, 7, 8, 0, 7, 127): self = .bfloat16
+                default: return nil
+                }
             default: return nil
             }
         case H5T_INTEGER:
@@ -81,6 +92,7 @@ public protocol HDF5Scalar {
 extension Double: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .float64 } }
 extension Float: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .float32 } }
 extension Float16: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .float16 } }
+extension BFloat16: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .bfloat16 } }
 extension Int8: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .int8 } }
 extension UInt8: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .uint8 } }
 extension Int32: HDF5Scalar { public static var hdf5Type: HDF5ElementType { .int32 } }
@@ -204,6 +216,7 @@ public struct HDF5Group {
 
     func child(_ name: String) -> String { path == "/" ? "/" + name : path + "/" + name }
 
+    @discardableResult
     private func check<R: BinaryInteger>(_ name: String?, _ what: String, _ body: () -> R) throws -> R {
         try HDF5.check(file.path, name.map(child) ?? path, what, body)
     }

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Speed of Precis against references measured in the same run, on the same machine.
+
+DeepConvNet at batch 100: training step (forward + backward + Adam) in ms, and inference images/s.
+References: the numpy reference implementation (../shared/reference/reference_numpy.py, when
+present) and PyTorch CPU (when `import torch` works; machines of this kind carry a CPU wheel under
+/opt/wheels). Prints each figure and its ratio to Precis; `--json` prints the same as JSON.
+
+    python3 Tools/bench-compare.py [--precis .build/release/precis] [--runs 10] [--json]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def precis_figures(precis, runs):
+    out = subprocess.run([precis, 'bench', '--runs', str(runs), '--json'], check=True, capture_output=True, text=True).stdout
+    r = json.loads(out)
+    return {'train_step_ms': r['train_step_ms'],
+            **{f'infer_{k}_images_per_s': v for k, v in r['inference_images_per_second'].items()}}
+
+
+def numpy_figures(reference, runs):
+    """The numpy reference's own timing commands (it loads Fashion-MNIST itself)."""
+    def run(*args):
+        out = subprocess.run([sys.executable, reference, *args], check=True, capture_output=True, text=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith('{')]
+    train = run('time-train', '--net', 'deep', '--dtype', 'float32', '--runs', str(runs))[0]
+    infer = {r['dtype']: r['images_per_s_median'] for r in run('time-infer', '--dtypes', 'float64,float32', '--runs', str(runs))}
+    return {'train_step_ms': 1000 * train['median'], 'infer_float64_images_per_s': infer['float64'],
+            'infer_float32_images_per_s': infer['float32']}
+
+
+def torch_figures(runs):
+    import torch
+    from torch import nn
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+
+    def conv(c_in, c_out, pad):
+        return [nn.Conv2d(c_in, c_out, 3, padding=pad), nn.ReLU()]
+    net = nn.Sequential(*conv(1, 16, 1), *conv(16, 16, 1), nn.MaxPool2d(2), *conv(16, 32, 1), *conv(32, 32, 2), nn.MaxPool2d(2),
+                        *conv(32, 64, 1), *conv(64, 64, 1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(),
+                        nn.Dropout(0.5), nn.Linear(50, 10), nn.Dropout(0.5))
+    opt = torch.optim.Adam(net.parameters(), lr=0.001, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.rand(100, 1, 28, 28)
+    t = torch.randint(0, 10, (100,))
+
+    def median(fn):
+        fn()
+        ts = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+        return float(np.median(ts))
+
+    def step():
+        opt.zero_grad()
+        loss_fn(net(x), t).backward()
+        opt.step()
+    net.train()
+    train = median(step)
+    net.eval()
+    with torch.no_grad():
+        infer = median(lambda: net(x))
+    return {'train_step_ms': 1000 * train, 'infer_float32_images_per_s': 100 / infer, 'version': torch.__version__,
+            'threads': torch.get_num_threads()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--precis', default='.build/release/precis')
+    ap.add_argument('--reference', default=os.path.join(HERE, '..', '..', 'shared', 'reference', 'reference_numpy.py'))
+    ap.add_argument('--runs', type=int, default=10)
+    ap.add_argument('--json', action='store_true')
+    a = ap.parse_args()
+
+    results = {'precis': precis_figures(a.precis, a.runs)}
+    if os.path.exists(a.reference):
+        results['numpy'] = numpy_figures(a.reference, a.runs)
+    try:
+        results['pytorch'] = torch_figures(a.runs)
+    except ImportError:
+        pass
+    if a.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    mine = results['precis']
+    print(f"{'implementation':<16}{'figure':<30}{'value':>12}   Precis vs it")
+    for name, figures in results.items():
+        for key, value in figures.items():
+            if not isinstance(value, float):
+                continue
+            ratio = ''
+            if name != 'precis' and key in mine:
+                # Higher is better for images/s, lower for ms: report how many times faster Precis is.
+                speedup = mine[key] / value if key.endswith('images_per_s') else value / mine[key]
+                ratio = f'{speedup:.2f}x faster' if speedup >= 1 else f'{1 / speedup:.2f}x slower'
+            print(f'{name:<16}{key:<30}{value:>12.1f}   {ratio}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
