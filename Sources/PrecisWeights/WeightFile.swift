@@ -293,13 +293,13 @@ public struct WeightFile {
         }
     }
 
-    /// The tensors of `/variants/<precision>`, validated like the master and widened to Double.
-    public static func readVariant(_ path: String, precision: String) throws -> [String: Tensor<Double>] {
-        let w = try read(path)
+    /// The tensors of `/variants/<precision>` for the file's `spec`, validated like the master and
+    /// widened to Double.
+    public static func readVariant(_ path: String, spec: ModelSpec, precision: String) throws -> [String: Tensor<Double>] {
         let root = try HDF5File.open(path).root
         let layers = try root.group("variants/\(precision)/model/layers")
         switch precision {
-        case "float16": return try readLayers(w.spec, from: layers, as: Float16.self)
+        case "float16": return try readLayers(spec, from: layers, as: Float16.self)
         default: throw HDF5Error(file: path, path: layers.path, message: "unknown variant precision '\(precision)'")
         }
     }

@@ -61,7 +61,7 @@ struct Eval: ParsableCommand {
             let progress = ProgressLine(quiet: quiet || json)
             func run(_ mode: String) throws -> (predicted: [Int], seconds: Double, source: String) {
                 let source = variants.contains(mode) ? "/variants/\(mode)" : "/model"
-                let tensors = variants.contains(mode) ? try WeightFile.readVariant(file, precision: mode) : weights.tensors
+                let tensors = variants.contains(mode) ? try WeightFile.readVariant(file, spec: weights.spec, precision: mode) : weights.tensors
                 let start = Date()
                 let logits = try self.logits(weights.spec, tensors, mode: mode, images: images, count: n) { done in
                     progress.update(mode, done: done, total: n, unit: "img")

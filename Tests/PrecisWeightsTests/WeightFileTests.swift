@@ -48,7 +48,7 @@ import Testing
         try WeightFile.export(path, precision: "float16")
         try WeightFile.export(path, precision: "float16")  // replacing is fine
         #expect(try WeightFile.variants(path) == ["float16"])
-        let v = try WeightFile.readVariant(path, precision: "float16")
+        let v = try WeightFile.readVariant(path, spec: file.spec, precision: "float16")
         #expect(v == file.tensors.mapValues { $0.converted(to: Float16.self).converted(to: Double.self) })
         let info = try HDF5File.open(path).root.group("variants/float16/model/layers/00_conv1").datasetInfo("W")
         #expect(info.type == .float16 && info.shape == [4, 1, 3, 3])

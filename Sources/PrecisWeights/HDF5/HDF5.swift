@@ -33,23 +33,22 @@ public enum HDF5ElementType: String, Sendable, CaseIterable {
         switch self {
         case .float64: return H5Tcopy(precis_H5T_IEEE_F64LE())
         case .float32: return H5Tcopy(precis_H5T_IEEE_F32LE())
-        case .float16:
-            let t = H5Tcopy(precis_H5T_IEEE_F32LE())
-            H5Tset_fields(t, 15, 10, 5, 0, 10)
-            H5Tset_size(t, 2)
-            H5Tset_ebias(t, 15)
-            return t
-        case .bfloat16:
-            let t = H5Tcopy(precis_H5T_IEEE_F32LE())
-            H5Tset_fields(t, 15, 7, 8, 0, 7)
-            H5Tset_size(t, 2)
-            H5Tset_ebias(t, 127)
-            return t
+        case .float16: return float16Layout(exponentBits: 5, mantissaBits: 10, bias: 15)
+        case .bfloat16: return float16Layout(exponentBits: 8, mantissaBits: 7, bias: 127)
         case .int8: return H5Tcopy(precis_H5T_STD_I8LE())
         case .uint8: return H5Tcopy(precis_H5T_STD_U8LE())
         case .int32: return H5Tcopy(precis_H5T_STD_I32LE())
         case .int64: return H5Tcopy(precis_H5T_STD_I64LE())
         }
+    }
+
+    /// A 16-bit float type derived from float32: sign at bit 15, then exponent, then mantissa.
+    private func float16Layout(exponentBits: Int, mantissaBits: Int, bias: Int) -> hid_t {
+        let t = H5Tcopy(precis_H5T_IEEE_F32LE())
+        H5Tset_fields(t, 15, mantissaBits, exponentBits, 0, mantissaBits)
+        H5Tset_size(t, 2)
+        H5Tset_ebias(t, bias)
+        return t
     }
 
     /// The element type of an HDF5 datatype, or nil for anything else (strings, other float layouts).
