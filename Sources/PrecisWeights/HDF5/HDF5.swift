@@ -14,7 +14,7 @@ public struct HDF5Error: Error, CustomStringConvertible, Equatable {
 /// The element types Precis stores. `float16` is IEEE half in h5py's layout (a 16-bit float type
 /// derived from float32), which h5dump prints and h5py reads as numpy float16. `bfloat16` is its own
 /// 16-bit float type (sign 15, exponent 7..14 with bias 127, mantissa 0..6): h5dump prints its
-/// values; numpy has no bfloat16, so h5py converts it to float16 on reading (range beyond 65504 is lost).
+/// values, and h5py reads it as numpy float32 (exactly: numpy has no bfloat16).
 public enum HDF5ElementType: String, Sendable, CaseIterable {
     case float64, float32, float16, bfloat16, int8, uint8, int32, int64
 
