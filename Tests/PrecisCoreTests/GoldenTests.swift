@@ -80,7 +80,7 @@ import Testing
 
     @Test func gemmMatchesNaiveProductForEdgeSizes() {
         // Sizes that leave partial row blocks (8) and partial column panels (16), both layouts.
-        for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0)] {
+        for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0), (17, 20, 600)] {
             for transA in [false, true] {
                 let a: Tensor<Double> = randomTensor([m * k], seed: 3), b: Tensor<Double> = randomTensor([k * n], seed: 4)
                 var c = [Double](repeating: 7, count: m * n)
