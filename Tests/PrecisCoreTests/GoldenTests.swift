@@ -101,3 +101,12 @@ import Testing
         }
     }
 }
+
+extension GoldenTests {
+    @Test(arguments: [(3, 3, 1, 1), (2, 3, 2, 1), (5, 5, 1, 0), (3, 2, 3, 2)])
+    func im2colTIsTheTransposeOfIm2col(fh: Int, fw: Int, stride: Int, pad: Int) {
+        let x: Tensor<Double> = randomTensor([2, 3, 7, 6], seed: 9)
+        let g = Window(input: x.shape, fh: fh, fw: fw, stride: stride, pad: pad)
+        #expect(im2colT(x.data, g) == transposed(im2col(x.data, g), rows: g.rows, cols: g.cols))
+    }
+}

@@ -6,7 +6,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
     public let stride: Int
     public let pad: Int
     private var g: Window?
-    private var col: [T] = []  // (N·OH·OW, C·FH·FW)
+    private var colT: [T] = []  // (C·FH·FW, N·OH·OW)
 
     public init(W: Tensor<T>, b: Tensor<T>, stride: Int = 1, pad: Int = 0) {
         precondition(W.shape.count == 4 && b.shape == [W.shape[0]], "conv W (FN,C,FH,FW), b (FN)")
@@ -22,32 +22,32 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let (fn, fh, fw) = (W.value.shape[0], W.value.shape[2], W.value.shape[3])
         let g = Window(input: x.shape, fh: fh, fw: fw, stride: stride, pad: pad)
         precondition(g.c == W.value.shape[1], "conv expects \(W.value.shape[1]) channels, got \(g.c)")
-        col = im2col(x.data, g)
+        colT = im2colT(x.data, g)
         let wt = transposed(W.value.data, rows: fn, cols: g.cols)  // (C·FH·FW, FN)
-        var rows = [T](repeating: 0, count: g.rows * fn)  // (N·OH·OW, FN)
-        col.withUnsafeBufferPointer { cs in
+        var rows = [T](repeating: 0, count: g.rows * fn)  // (N·OH·OW, FN) = colᵀ · Wᵀ
+        colT.withUnsafeBufferPointer { cs in
             wt.withUnsafeBufferPointer { ws in
                 rows.withUnsafeMutableBufferPointer { os in
-                    gemm(g.rows, fn, g.cols, cs.baseAddress!, g.cols, ws.baseAddress!, fn, os.baseAddress!, fn)
+                    gemm(g.rows, fn, g.cols, cs.baseAddress!, g.rows, transA: true, ws.baseAddress!, fn, os.baseAddress!, fn)
                 }
             }
         }
         self.g = g
-        if !isTraining { col = [] }
+        if !isTraining { colT = [] }
         return Tensor(shape: [g.n, fn, g.oh, g.ow], data: pixelsToPlanes(rows, n: g.n, pixels: g.oh * g.ow, channels: fn, bias: b.value.data))
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
-        guard let g, !col.isEmpty else { preconditionFailure("Convolution.backward needs a training forward") }
+        guard let g, !colT.isEmpty else { preconditionFailure("Convolution.backward needs a training forward") }
         let fn = W.value.shape[0]
         let d = planesToPixels(dout.data, n: g.n, pixels: g.oh * g.ow, channels: fn)  // (N·OH·OW, FN)
         var dwt = [T](repeating: 0, count: g.cols * fn)  // (C·FH·FW, FN)
         var dcol = [T](repeating: 0, count: g.rows * g.cols)  // (N·OH·OW, C·FH·FW)
         d.withUnsafeBufferPointer { ds in
             b.grad = Tensor(shape: [fn], data: columnSums(ds, rows: g.rows, cols: fn))
-            col.withUnsafeBufferPointer { cs in
+            colT.withUnsafeBufferPointer { cs in
                 dwt.withUnsafeMutableBufferPointer { dw in
-                    gemm(g.cols, fn, g.rows, cs.baseAddress!, g.cols, transA: true, ds.baseAddress!, fn, dw.baseAddress!, fn)
+                    gemm(g.cols, fn, g.rows, cs.baseAddress!, g.rows, ds.baseAddress!, fn, dw.baseAddress!, fn)
                 }
             }
             W.value.data.withUnsafeBufferPointer { ws in

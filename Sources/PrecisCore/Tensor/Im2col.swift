@@ -75,3 +75,33 @@ private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) ->
         }
     }
 }
+
+/// The transpose of `im2col`: `colT: (C·FH·FW, N·OH·OW)`, one row per window element. Each row is
+/// filled by contiguous runs copied from shifted input rows, which is much cheaper than the
+/// book's layout; the GEMMs read it as `colᵀ` and sum in the same order, so results are identical.
+func im2colT<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
+    let (oh, ow, m) = (g.oh, g.ow, g.rows)
+    var colT = [T](repeating: 0, count: g.cols * m)
+    x.withUnsafeBufferPointer { xs in
+        colT.withUnsafeMutableBufferPointer { cs in
+            parallelChunks(g.cols, work: g.cols * m * 4) { rows in
+                for r in rows {
+                    let (ch, ky, kx) = (r / (g.fh * g.fw), r / g.fw % g.fh, r % g.fw)
+                    // Output columns whose tap lies inside the input: lo..<hi.
+                    let lo = max(0, (g.pad - kx + g.stride - 1) / g.stride)
+                    let hi = min(ow, max(lo, (g.w - 1 + g.pad - kx) / g.stride + 1))
+                    for n in 0..<g.n {
+                        let plane = (n * g.c + ch) * g.h
+                        for oy in 0..<oh {
+                            let y = oy * g.stride + ky - g.pad
+                            guard y >= 0 && y < g.h, lo < hi else { continue }
+                            let src = (plane + y) * g.w + kx - g.pad, dst = r * m + (n * oh + oy) * ow
+                            for ox in lo..<hi { cs[dst + ox] = xs[src + ox * g.stride] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return colT
+}
