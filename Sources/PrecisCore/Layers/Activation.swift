@@ -7,9 +7,13 @@ public final class ReLU<T: NetworkScalar>: Layer {
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         var y = x
         var m = [Bool](repeating: false, count: x.count)
-        for i in 0..<y.count where y.data[i] <= 0 {
-            y.data[i] = 0
-            m[i] = true
+        y.data.withUnsafeMutableBufferPointer { ys in
+            m.withUnsafeMutableBufferPointer { ms in
+                for i in ys.indices where ys[i] <= 0 {
+                    ys[i] = 0
+                    ms[i] = true
+                }
+            }
         }
         mask = m
         return y
@@ -17,7 +21,11 @@ public final class ReLU<T: NetworkScalar>: Layer {
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         var dx = dout
-        for i in 0..<dx.count where mask[i] { dx.data[i] = 0 }
+        mask.withUnsafeBufferPointer { ms in
+            dx.data.withUnsafeMutableBufferPointer { ds in
+                for i in ds.indices where ms[i] { ds[i] = 0 }
+            }
+        }
         return dx
     }
 

@@ -24,10 +24,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
         precondition(g.c == W.value.shape[1], "conv expects \(W.value.shape[1]) channels, got \(g.c)")
         colT = im2colT(x.data, g)
         let wt = transposed(W.value.data, rows: fn, cols: g.cols)  // (C·FH·FW, FN)
-        var rows = [T](repeating: 0, count: g.rows * fn)  // (N·OH·OW, FN) = colᵀ · Wᵀ
-        colT.withUnsafeBufferPointer { cs in
-            wt.withUnsafeBufferPointer { ws in
-                rows.withUnsafeMutableBufferPointer { os in
+        let rows: [T] = filledArray(g.rows * fn) { os in  // (N·OH·OW, FN) = colᵀ · Wᵀ
+            colT.withUnsafeBufferPointer { cs in
+                wt.withUnsafeBufferPointer { ws in
                     gemm(g.rows, fn, g.cols, cs.baseAddress!, g.rows, transA: true, ws.baseAddress!, fn, os.baseAddress!, fn)
                 }
             }
@@ -41,17 +40,16 @@ public final class Convolution<T: NetworkScalar>: Layer {
         guard let g, !colT.isEmpty else { preconditionFailure("Convolution.backward needs a training forward") }
         let fn = W.value.shape[0]
         let d = planesToPixels(dout.data, n: g.n, pixels: g.oh * g.ow, channels: fn)  // (N·OH·OW, FN)
-        var dwt = [T](repeating: 0, count: g.cols * fn)  // (C·FH·FW, FN)
-        var dcol = [T](repeating: 0, count: g.rows * g.cols)  // (N·OH·OW, C·FH·FW)
+        var dwt: [T] = [], dcol: [T] = []
         d.withUnsafeBufferPointer { ds in
             b.grad = Tensor(shape: [fn], data: columnSums(ds, rows: g.rows, cols: fn))
-            colT.withUnsafeBufferPointer { cs in
-                dwt.withUnsafeMutableBufferPointer { dw in
+            dwt = filledArray(g.cols * fn) { dw in  // (C·FH·FW, FN)
+                colT.withUnsafeBufferPointer { cs in
                     gemm(g.cols, fn, g.rows, cs.baseAddress!, g.rows, ds.baseAddress!, fn, dw.baseAddress!, fn)
                 }
             }
-            W.value.data.withUnsafeBufferPointer { ws in
-                dcol.withUnsafeMutableBufferPointer { dc in
+            dcol = filledArray(g.rows * g.cols) { dc in  // (N·OH·OW, C·FH·FW)
+                W.value.data.withUnsafeBufferPointer { ws in
                     gemm(g.rows, g.cols, fn, ds.baseAddress!, fn, ws.baseAddress!, g.cols, dc.baseAddress!, g.cols)
                 }
             }
@@ -63,9 +61,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
 
 /// `(N·P, C)` pixel rows to `(N, C, P)` planes, adding `bias[c]` to channel `c`.
 func pixelsToPlanes<T: NetworkScalar>(_ x: [T], n: Int, pixels: Int, channels: Int, bias: [T]) -> [T] {
-    var y = [T](repeating: 0, count: x.count)
-    x.withUnsafeBufferPointer { xs in
-        y.withUnsafeMutableBufferPointer { ys in
+    filledArray(x.count) { ys in
+        x.withUnsafeBufferPointer { xs in
             for i in 0..<n {
                 for c in 0..<channels {
                     let dst = (i * channels + c) * pixels, bc = bias[c]
@@ -74,14 +71,12 @@ func pixelsToPlanes<T: NetworkScalar>(_ x: [T], n: Int, pixels: Int, channels: I
             }
         }
     }
-    return y
 }
 
 /// `(N, C, P)` planes to `(N·P, C)` pixel rows.
 func planesToPixels<T: NetworkScalar>(_ x: [T], n: Int, pixels: Int, channels: Int) -> [T] {
-    var y = [T](repeating: 0, count: x.count)
-    x.withUnsafeBufferPointer { xs in
-        y.withUnsafeMutableBufferPointer { ys in
+    filledArray(x.count) { ys in
+        x.withUnsafeBufferPointer { xs in
             for i in 0..<n {
                 for c in 0..<channels {
                     let src = (i * channels + c) * pixels
@@ -90,5 +85,4 @@ func planesToPixels<T: NetworkScalar>(_ x: [T], n: Int, pixels: Int, channels: I
             }
         }
     }
-    return y
 }

@@ -16,38 +16,44 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
 
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         let g = Window(input: x.shape, fh: size, fw: size, stride: stride, pad: pad)
-        let (oh, ow) = (g.oh, g.ow)
-        var out = [T](repeating: 0, count: g.n * g.c * oh * ow)
+        var out = [T](repeating: 0, count: g.n * g.c * g.oh * g.ow)
         var arg = [Int32](repeating: 0, count: out.count)
         x.data.withUnsafeBufferPointer { xs in
-            for plane in 0..<(g.n * g.c) {
-                let src = plane * g.h * g.w
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var best = T.zero, at = -1
-                        for ky in 0..<size {
-                            let y = oy * stride + ky - pad
-                            guard y >= 0 && y < g.h else { continue }
-                            for kx in 0..<size {
-                                let xx = ox * stride + kx - pad
-                                guard xx >= 0 && xx < g.w else { continue }
-                                let v = xs[src + y * g.w + xx]
-                                if at < 0 || v > best || (v.isNaN && !best.isNaN) {
-                                    best = v
-                                    at = y * g.w + xx
-                                }
-                            }
-                        }
-                        let o = (plane * oh + oy) * ow + ox
-                        out[o] = best
-                        arg[o] = Int32(at)
-                    }
-                }
+            out.withUnsafeMutableBufferPointer { os in
+                arg.withUnsafeMutableBufferPointer { args in pool(xs, g, os, args) }
             }
         }
         self.g = g
         argmax = arg
-        return Tensor(shape: [g.n, g.c, oh, ow], data: out)
+        return Tensor(shape: [g.n, g.c, g.oh, g.ow], data: out)
+    }
+
+    /// The maximum of every window and where it came from.
+    private func pool(_ xs: UnsafeBufferPointer<T>, _ g: Window, _ out: UnsafeMutableBufferPointer<T>, _ arg: UnsafeMutableBufferPointer<Int32>) {
+        for plane in 0..<(g.n * g.c) {
+            let src = plane * g.h * g.w
+            for oy in 0..<g.oh {
+                for ox in 0..<g.ow {
+                    var best = T.zero, at = -1
+                    for ky in 0..<size {
+                        let y = oy * stride + ky - pad
+                        guard y >= 0 && y < g.h else { continue }
+                        for kx in 0..<size {
+                            let xx = ox * stride + kx - pad
+                            guard xx >= 0 && xx < g.w else { continue }
+                            let v = xs[src + y * g.w + xx]
+                            if at < 0 || v > best || (v.isNaN && !best.isNaN) {
+                                best = v
+                                at = y * g.w + xx
+                            }
+                        }
+                    }
+                    let o = (plane * g.oh + oy) * g.ow + ox
+                    out[o] = best
+                    arg[o] = Int32(at)
+                }
+            }
+        }
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {

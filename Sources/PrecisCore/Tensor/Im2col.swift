@@ -81,27 +81,31 @@ private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) ->
 /// book's layout; the GEMMs read it as `colᵀ` and sum in the same order, so results are identical.
 func im2colT<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
     let (oh, ow, m) = (g.oh, g.ow, g.rows)
-    var colT = [T](repeating: 0, count: g.cols * m)
-    x.withUnsafeBufferPointer { xs in
-        colT.withUnsafeMutableBufferPointer { cs in
+    return filledArray(g.cols * m) { cs in
+        x.withUnsafeBufferPointer { xs in
             parallelChunks(g.cols, work: g.cols * m * 4) { rows in
                 for r in rows {
                     let (ch, ky, kx) = (r / (g.fh * g.fw), r / g.fw % g.fh, r % g.fw)
-                    // Output columns whose tap lies inside the input: lo..<hi.
-                    let lo = max(0, (g.pad - kx + g.stride - 1) / g.stride)
+                    // Output columns whose tap lies inside the input: lo..<hi; the rest read padding.
+                    let lo = min(ow, max(0, (g.pad - kx + g.stride - 1) / g.stride))
                     let hi = min(ow, max(lo, (g.w - 1 + g.pad - kx) / g.stride + 1))
                     for n in 0..<g.n {
                         let plane = (n * g.c + ch) * g.h
                         for oy in 0..<oh {
                             let y = oy * g.stride + ky - g.pad
-                            guard y >= 0 && y < g.h, lo < hi else { continue }
-                            let src = (plane + y) * g.w + kx - g.pad, dst = r * m + (n * oh + oy) * ow
+                            let dst = r * m + (n * oh + oy) * ow
+                            guard y >= 0 && y < g.h else {
+                                (cs.baseAddress! + dst).initialize(repeating: 0, count: ow)
+                                continue
+                            }
+                            let src = (plane + y) * g.w + kx - g.pad
+                            for ox in 0..<lo { cs[dst + ox] = 0 }
                             for ox in lo..<hi { cs[dst + ox] = xs[src + ox * g.stride] }
+                            for ox in hi..<ow { cs[dst + ox] = 0 }
                         }
                     }
                 }
             }
         }
     }
-    return colT
 }

@@ -40,3 +40,12 @@ extension Tensor: CustomStringConvertible {
 public func shapeText(_ shape: [Int]) -> String {
     "(" + shape.map(String.init).joined(separator: ",") + ")"
 }
+
+/// An array of `count` elements that `fill` writes completely, without zeroing it first.
+@inline(__always)
+func filledArray<T>(_ count: Int, _ fill: (UnsafeMutableBufferPointer<T>) -> Void) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        fill(buffer)
+        initialized = count
+    }
+}
