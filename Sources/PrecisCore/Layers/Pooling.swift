@@ -34,15 +34,14 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
             let src = plane * g.h * g.w
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {
-                    var best = T.zero, at = -1
-                    for ky in 0..<size {
-                        let y = oy * stride + ky - pad
-                        guard y >= 0 && y < g.h else { continue }
-                        for kx in 0..<size {
-                            let xx = ox * stride + kx - pad
-                            guard xx >= 0 && xx < g.w else { continue }
+                    // The window clipped to the input; padding never competes.
+                    let y0 = max(0, oy * stride - pad), y1 = min(g.h, oy * stride - pad + size)
+                    let x0 = max(0, ox * stride - pad), x1 = min(g.w, ox * stride - pad + size)
+                    var at = y0 * g.w + x0, best = xs[src + at]
+                    for y in y0..<y1 {
+                        for xx in x0..<x1 {
                             let v = xs[src + y * g.w + xx]
-                            if at < 0 || v > best || (v.isNaN && !best.isNaN) {
+                            if v > best || (v.isNaN && !best.isNaN) {
                                 best = v
                                 at = y * g.w + xx
                             }
