@@ -10,7 +10,7 @@ fail() { echo "cli-check: FAIL: $*" >&2; exit 1; }
 "$precis" train --model simple --dataset mnist5k --epochs 1 --quiet --output "$work/s.h5" > "$work/train.txt"
 grep -q "test accuracy" "$work/train.txt" || fail "train printed no summary"
 "$precis" export "$work/s.h5" --precision float16 > /dev/null
-"$precis" eval "$work/s.h5" --precision float64,float32,float16 --json --quiet --record > "$work/eval.json"
+"$precis" eval "$work/s.h5" --precision all --json --quiet --record > "$work/eval.json"
 "$precis" inspect "$work/s.h5" --json > "$work/inspect.json"
 h5dump -H "$work/s.h5" > "$work/dump.txt"
 grep -q 'GROUP "00_conv1"' "$work/dump.txt" || fail "h5dump does not show the layers"
@@ -18,7 +18,7 @@ python3 - "$work/eval.json" <<'PY' || fail "eval JSON"
 import json, sys
 r = json.load(open(sys.argv[1]))
 modes = {x["precision"]: x for x in r["results"]}
-assert set(modes) == {"float64", "float32", "float16"}, modes
+assert set(modes) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}, modes
 assert r["images"] == 1000 and r["dataset"] == "mnist5k"
 assert modes["float32"]["differs_from_float32"] == 0
 assert all(0.5 < m["accuracy"] <= 1 for m in modes.values())
@@ -29,7 +29,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["parameters"] == 433890 and r["model"] == "simple"
 assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
-assert set(r["evaluations"]) == {"float64", "float32", "float16"}
+assert set(r["evaluations"]) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
 PY
 
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"

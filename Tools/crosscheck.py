@@ -3,12 +3,15 @@
 
 Opens the file with h5py (not with Precis), checks the layout, rebuilds the network from the stored
 layer spec, runs a numpy forward pass in float64 on the test set the network was trained on, and
-compares predictions, accuracy and logits with `precis eval --json --save-logits`.
+compares predictions, accuracy and logits with `precis eval --json --save-logits`. It also runs the
+same numpy code in float16 (numpy's float16 matmul accumulates in float32 and rounds the result:
+float16-acc32 semantics) and compares it with Precis's float16-acc32 mode.
 
     python3 Tools/crosscheck.py Weights/deep-fashion.h5 [--precis .build/release/precis] [--limit N]
 
-Exits non-zero when float64 accuracy or predictions differ, or when the largest logit difference
-exceeds 1e-9 relative to the largest logit.
+Exits non-zero when float64 accuracy or predictions differ, when the largest logit difference
+exceeds 1e-9 relative to the largest logit, or when the float16-acc32 accuracies differ by more than
+2 images.
 """
 import argparse
 import gzip
@@ -95,7 +98,7 @@ def forward(layers, params, x):
         elif kind == 'ReLU':
             x = np.where(x > 0, x, 0.0)
         elif kind == 'Dropout':
-            x = x * (1.0 - layer['ratio'])
+            x = x * x.dtype.type(1.0 - layer['ratio'])
         elif kind == 'BatchNormalization':
             q = params[name]
             shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -113,6 +116,8 @@ def main():
     ap.add_argument('file')
     ap.add_argument('--precis', default='.build/release/precis')
     ap.add_argument('--limit', type=int, default=None)
+    ap.add_argument('--float16', type=int, default=0, metavar='N',
+                    help='also compare numpy float16 with precis float16-acc32 on the first N images (numpy float16 is slow)')
     a = ap.parse_args()
 
     failures = []
@@ -147,14 +152,19 @@ def main():
     logits = np.concatenate([forward(layers, params, x[i:i + 500]) for i in range(0, len(x), 500)])
     pred = logits.argmax(axis=1)
     acc = float(np.mean(pred == t))
+    n16 = min(a.float16, len(x))
+    half = {name: {k: v.astype(np.float16) for k, v in p.items()} for name, p in params.items()}
+    x16 = x[:n16].astype(np.float16)
+    pred16 = np.concatenate([forward(layers, half, x16[i:i + 500]).argmax(axis=1) for i in range(0, n16, 500)] or [np.zeros(0, int)])
 
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, 'logits')
-        cmd = [a.precis, 'eval', a.file, '--precision', 'float64,float32', '--json', '--quiet', '--save-logits', prefix]
+        cmd = [a.precis, 'eval', a.file, '--precision', 'float64,float32,float16-acc32', '--json', '--quiet', '--save-logits', prefix]
         if a.limit:
             cmd += ['--limit', str(a.limit)]
         out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         theirs = np.fromfile(prefix + '-float64.f64', dtype='<f8').reshape(logits.shape)
+        their16 = np.fromfile(prefix + '-float16-acc32.f64', dtype='<f8').reshape(logits.shape).argmax(axis=1)[:n16]
     rows = {r['precision']: r for r in out['results']}
     their_pred = theirs.argmax(axis=1)
     rel = float(np.max(np.abs(theirs - logits)) / np.max(np.abs(logits)))
@@ -164,12 +174,19 @@ def main():
         'precis_float32_accuracy': rows['float32']['accuracy'],
         'prediction_differences_float64': int(np.sum(their_pred != pred)),
         'max_abs_logit_difference': float(np.max(np.abs(theirs - logits))), 'max_relative_logit_difference': rel,
+        'precis_float16_acc32_accuracy': rows['float16-acc32']['accuracy'],
     }
+    if n16:
+        report.update({'float16_images': n16, 'numpy_float16_correct': int(np.sum(pred16 == t[:n16])),
+                       'precis_float16_acc32_correct': int(np.sum(their16 == t[:n16])),
+                       'prediction_differences_float16': int(np.sum(their16 != pred16))})
     print(json.dumps(report, indent=1))
     if rows['float64']['accuracy'] != acc:
         failures.append('float64 accuracy differs')
     if report['prediction_differences_float64']:
         failures.append('float64 predictions differ')
+    if n16 and abs(report['numpy_float16_correct'] - report['precis_float16_acc32_correct']) > 2:
+        failures.append('numpy float16 and precis float16-acc32 accuracies differ by more than 2 images')
     if rel >= 1e-9:
         failures.append(f'logits differ by {rel:.3g} relative (bound 1e-9)')
     for msg in failures:

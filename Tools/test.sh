@@ -10,5 +10,5 @@ swift test -c release -Xswiftc -enable-testing
 bash Tools/cli-check.sh .build/release/precis
 for f in Weights/*.h5; do
   [ -e "$f" ] || continue
-  python3 Tools/crosscheck.py "$f" --precis .build/release/precis
+  python3 Tools/crosscheck.py "$f" --precis .build/release/precis --float16 1000
 done

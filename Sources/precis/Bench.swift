@@ -33,16 +33,18 @@ struct Bench: ParsableCommand {
             results["train_step_ms"] = step * 1000
             if !json { print(String(format: "training step (forward + backward + Adam): %.1f ms", step * 1000)) }
             var infer: [String: Double] = [:]
-            func inference<T: NetworkScalar>(_ type: T.Type) {
-                let n = net.converted(to: T.self)
+            func inference<T: NetworkScalar>(_ mode: PrecisionMode, _ type: T.Type) {
+                let n = net.converted(to: T.self, storage: mode.storage)
                 let xt = x.converted(to: T.self)
-                let s = median(T.self == Float16.self ? max(1, runs / 2) : runs) { _ = n.predict(xt) }
-                infer[T.precisionName] = 100 / s
-                if !json { print(String(format: "inference %@: %.0f images/s", T.precisionName, 100 / s)) }
+                let s = median(mode == .float16 ? max(1, runs / 2) : runs) { _ = n.predict(xt) }
+                infer[mode.rawValue] = 100 / s
+                if !json { print(String(format: "inference %@: %.0f images/s", mode.rawValue, 100 / s)) }
             }
-            inference(Double.self)
-            inference(Float.self)
-            inference(Float16.self)
+            inference(.float64, Double.self)
+            inference(.float32, Float.self)
+            inference(.float16, Float16.self)
+            inference(.float16Acc32, Float.self)
+            inference(.bfloat16Acc32, Float.self)
             results["inference_images_per_second"] = infer
             if layers {
                 var rows: [[String: Any]] = []

@@ -14,7 +14,7 @@ struct Eval: ParsableCommand {
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
-    @Option(help: "Comma-separated precisions: float64, float32, float16.")
+    @Option(help: "Comma-separated precisions (\(PrecisionMode.allCases.map(\.rawValue).joined(separator: ", "))), or all.")
     var precision = "float64,float32,float16"
 
     @OptionGroup var data: DataOptions
@@ -35,13 +35,15 @@ struct Eval: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
-    static let known = ["float64", "float32", "float16"]
+    /// The modes asked for, in order.
+    var modes: [String] {
+        precision == "all" ? PrecisionMode.allCases.map(\.rawValue) : precision.split(separator: ",").map(String.init)
+    }
 
     func validate() throws {
-        let modes = precision.split(separator: ",").map(String.init)
         guard !modes.isEmpty else { throw ValidationError("--precision needs at least one mode") }
-        if let bad = modes.first(where: { !Self.known.contains($0) }) {
-            throw ValidationError("unknown precision '\(bad)' (\(Self.known.joined(separator: ", ")))")
+        if let bad = modes.first(where: { PrecisionMode(rawValue: $0) == nil }) {
+            throw ValidationError("unknown precision '\(bad)' (\(PrecisionMode.allCases.map(\.rawValue).joined(separator: ", ")), all)")
         }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
     }
@@ -57,11 +59,12 @@ struct Eval: ParsableCommand {
             let n = min(limit ?? dataset.testCount, dataset.testCount)
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
-            let modes = precision.split(separator: ",").map(String.init)
             let progress = ProgressLine(quiet: quiet || json)
             func run(_ mode: String) throws -> (predicted: [Int], seconds: Double, source: String) {
-                let source = variants.contains(mode) ? "/variants/\(mode)" : "/model"
-                let tensors = variants.contains(mode) ? try WeightFile.readVariant(file, spec: weights.spec, precision: mode) : weights.tensors
+                // A stored variant holds exactly the values the mode's storage rounds to.
+                let variant = mode.hasPrefix("float16") && variants.contains("float16") ? "float16" : nil
+                let source = variant.map { "/variants/\($0)" } ?? "/model"
+                let tensors = try variant.map { try WeightFile.readVariant(file, spec: weights.spec, precision: $0) } ?? weights.tensors
                 let start = Date()
                 let logits = try self.logits(weights.spec, tensors, mode: mode, images: images, count: n) { done in
                     progress.update(mode, done: done, total: n, unit: "img")
@@ -103,9 +106,9 @@ struct Eval: ParsableCommand {
                 return
             }
             print("\(file): \(weights.spec.name) on \(dataset.name), \(n) test images")
-            print("precision  accuracy  differs-from-float32  seconds  images/s  weights")
+            print("precision       accuracy  differs-from-float32  seconds  images/s  weights")
             for r in rows {
-                let name = (r["precision"] as! String).padding(toLength: 9, withPad: " ", startingAt: 0)
+                let name = (r["precision"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0)
                 print(String(format: "%@  %8@  %20d  %7.2f  %8.0f  %@", name, percent(r["accuracy"] as! Double),
                              r["differs_from_float32"] as! Int, r["seconds"] as! Double, r["images_per_second"] as! Double,
                              r["weights"] as! String))
@@ -117,8 +120,9 @@ struct Eval: ParsableCommand {
     /// Logits of `count` images with `tensors` rounded to `mode`'s scalar type.
     func logits(_ spec: ModelSpec, _ tensors: [String: Tensor<Double>], mode: String, images: [Float], count: Int,
                 progress: (Int) -> Void) throws -> Tensor<Double> {
+        let mode = PrecisionMode(rawValue: mode)!
         func run<T: NetworkScalar>(_ type: T.Type) throws -> Tensor<Double> {
-            let net = try Network<T>(spec: spec, parameters: tensors)
+            let net = try Network<T>(spec: spec, parameters: tensors, storage: mode.storage)
             var out: [Double] = []
             let per = spec.inputShape.reduce(1, *), chunk = 1000
             for start in stride(from: 0, to: count, by: chunk) {
@@ -129,9 +133,9 @@ struct Eval: ParsableCommand {
             return Tensor(shape: [count, spec.classes], data: out)
         }
         switch mode {
-        case "float64": return try run(Double.self)
-        case "float32": return try run(Float.self)
-        default: return try run(Float16.self)
+        case .float64: return try run(Double.self)
+        case .float16: return try run(Float16.self)
+        case .float32, .float16Acc32, .bfloat16Acc32: return try run(Float.self)
         }
     }
 }

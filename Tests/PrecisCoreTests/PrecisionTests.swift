@@ -79,3 +79,39 @@ import Testing
         }
     }
 }
+
+/// The `-acc32` modes: Float arithmetic, values stored in half or bfloat16 between operations.
+@Suite struct StorageModeTests {
+    @Test func roundingIsToNearestEven() {
+        #expect(StorageFormat.float16.round(Float(1) + Float(1) / 2048) == 1)  // tie: even mantissa stays
+        #expect(StorageFormat.float16.round(Float(1) + Float(3) / 2048) == 1 + Float(1) / 512)  // tie: odd rounds up
+        #expect(StorageFormat.float16.round(Float(70000)) == .infinity)
+        #expect(bfloat16Bits(1) == 0x3F80)
+        #expect(bfloat16Bits(Float(bitPattern: 0x3F81_8000)) == 0x3F82)
+        #expect(StorageFormat.bfloat16.round(Float(70000)) == 70144)
+        #expect(StorageFormat.native.round(Float(0.1)) == 0.1)
+    }
+
+    @Test(arguments: [StorageFormat.float16, .bfloat16])
+    func everyStoredValueIsRepresentable(_ storage: StorageFormat) throws {
+        let net = try Network<Double>(spec: .deepConvNet, seed: 5).converted(to: Float.self, storage: storage)
+        let x: Tensor<Float> = randomTensor([2, 1, 28, 28], seed: 6, in: 0...1)
+        for (i, out) in net.forwardAll(x).enumerated() {
+            #expect(out.data.allSatisfy { storage.round($0) == $0 }, "output \(i)")
+        }
+        for (name, p) in net.parameters {
+            #expect(p.value.data.allSatisfy { storage.round($0) == $0 }, "\(name)")
+        }
+    }
+
+    @Test func acc32LogitsStayCloseToFloat32ButDiffer() throws {
+        let reference = try Network<Double>(spec: .deepConvNet, seed: 7)
+        let x: Tensor<Double> = randomTensor([3, 1, 28, 28], seed: 8, in: 0...1)
+        let want = reference.converted(to: Float.self).predict(x.converted())
+        for storage in [StorageFormat.float16, .bfloat16] {
+            let got = reference.converted(to: Float.self, storage: storage).predict(x.converted())
+            let err = zip(got.data, want.data).map { abs($0 - $1) }.max()!, scale = want.data.map(abs).max()!
+            #expect(err > 0 && err < scale * (storage == .float16 ? 0.01 : 0.05), "\(storage): \(err) of \(scale)")
+        }
+    }
+}

@@ -6,10 +6,14 @@ public final class Affine<T: NetworkScalar>: Layer {
     private var x: Tensor<T>?  // (N, in)
     private var inputShape: [Int] = []
 
-    public init(W: Tensor<T>, b: Tensor<T>) {
+    /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
+    public let storage: StorageFormat
+
+    public init(W: Tensor<T>, b: Tensor<T>, storage: StorageFormat = .native) {
         precondition(W.shape.count == 2 && b.shape == [W.shape[1]], "affine W (in,out), b (out)")
         self.W = Parameter("W", W)
         self.b = Parameter("b", b)
+        self.storage = storage
     }
 
     public var parameters: [Parameter<T>] { [W, b] }
@@ -25,6 +29,7 @@ public final class Affine<T: NetworkScalar>: Layer {
                 }
             }
         }
+        storage.round(&out)
         for i in 0..<n { for j in 0..<fout { out[i * fout + j] += b.value.data[j] } }
         inputShape = x.shape
         self.x = isTraining ? x.reshaped([n, fin]) : nil

@@ -8,12 +8,16 @@ public final class Convolution<T: NetworkScalar>: Layer {
     private var g: Window?
     private var colT: [T] = []  // (C·FH·FW, N·OH·OW)
 
-    public init(W: Tensor<T>, b: Tensor<T>, stride: Int = 1, pad: Int = 0) {
+    /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
+    public let storage: StorageFormat
+
+    public init(W: Tensor<T>, b: Tensor<T>, stride: Int = 1, pad: Int = 0, storage: StorageFormat = .native) {
         precondition(W.shape.count == 4 && b.shape == [W.shape[0]], "conv W (FN,C,FH,FW), b (FN)")
         self.W = Parameter("W", W)
         self.b = Parameter("b", b)
         self.stride = stride
         self.pad = pad
+        self.storage = storage
     }
 
     public var parameters: [Parameter<T>] { [W, b] }
@@ -24,13 +28,14 @@ public final class Convolution<T: NetworkScalar>: Layer {
         precondition(g.c == W.value.shape[1], "conv expects \(W.value.shape[1]) channels, got \(g.c)")
         colT = im2colT(x.data, g)
         let wt = transposed(W.value.data, rows: fn, cols: g.cols)  // (C·FH·FW, FN)
-        let rows: [T] = filledArray(g.rows * fn) { os in  // (N·OH·OW, FN) = colᵀ · Wᵀ
+        var rows: [T] = filledArray(g.rows * fn) { os in  // (N·OH·OW, FN) = colᵀ · Wᵀ
             colT.withUnsafeBufferPointer { cs in
                 wt.withUnsafeBufferPointer { ws in
                     gemm(g.rows, fn, g.cols, cs.baseAddress!, g.rows, transA: true, ws.baseAddress!, fn, os.baseAddress!, fn)
                 }
             }
         }
+        storage.round(&rows)
         self.g = g
         if !isTraining { colT = [] }
         return Tensor(shape: [g.n, fn, g.oh, g.ow], data: pixelsToPlanes(rows, n: g.n, pixels: g.oh * g.ow, channels: fn, bias: b.value.data))

@@ -50,6 +50,8 @@ enum Node<T: NetworkScalar> {
 /// after the last layer. Its tensors are named `LAYER/NAME` (`00_conv1/W`, `03_affine1/b`).
 public final class Network<T: NetworkScalar> {
     public let spec: ModelSpec
+    /// How values are stored between operations (`native` except in the `-acc32` modes).
+    public let storage: StorageFormat
     /// `NN_kindK` per layer, as in `spec.layerNames`.
     public let layerNames: [String]
     let nodes: [Node<T>]
@@ -84,9 +86,10 @@ public final class Network<T: NetworkScalar> {
 
     /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T`. Missing
     /// batch-normalization tensors start at their defaults; any other missing or misshapen tensor throws.
-    public init(spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0) throws {
+    public init(spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0, storage: StorageFormat = .native) throws {
         let shapes = try spec.shapes()
         self.spec = spec
+        self.storage = storage
         layerNames = spec.layerNames
         var nodes: [Node<T>] = []
         for (i, (name, layer)) in zip(layerNames, spec.layers).enumerated() {
@@ -96,17 +99,20 @@ public final class Network<T: NetworkScalar> {
                 guard v.shape == shape else {
                     throw ModelError.badSpec("\(name)/\(key) has shape \(shapeText(v.shape)), spec expects \(shapeText(shape))")
                 }
-                return v.converted()
+                var t: Tensor<T> = v.converted()
+                storage.round(&t.data)
+                return t
             }
             switch layer {
             case let .convolution(f, k, s, p):
-                nodes.append(.convolution(Convolution(W: try tensor("W", [f, inShape[0], k, k]), b: try tensor("b", [f]), stride: s, pad: p)))
+                nodes.append(.convolution(Convolution(W: try tensor("W", [f, inShape[0], k, k]), b: try tensor("b", [f]), stride: s, pad: p,
+                                                      storage: storage)))
             case let .maxPooling(k, s, p):
                 nodes.append(.maxPooling(MaxPooling(size: k, stride: s, pad: p)))
             case let .averagePooling(k, s, p):
                 nodes.append(.averagePooling(AveragePooling(size: k, stride: s, pad: p)))
             case let .affine(u):
-                nodes.append(.affine(Affine(W: try tensor("W", [inShape.reduce(1, *), u]), b: try tensor("b", [u]))))
+                nodes.append(.affine(Affine(W: try tensor("W", [inShape.reduce(1, *), u]), b: try tensor("b", [u]), storage: storage)))
             case .relu:
                 nodes.append(.relu(ReLU()))
             case let .dropout(r):
@@ -123,9 +129,9 @@ public final class Network<T: NetworkScalar> {
     }
 
     /// The same network (spec and tensors) computing in another scalar type; values are rounded.
-    public func converted<U: NetworkScalar>(to: U.Type = U.self) -> Network<U> {
+    public func converted<U: NetworkScalar>(to: U.Type = U.self, storage: StorageFormat = .native) -> Network<U> {
         // The tensors match the spec by construction, so this cannot throw.
-        try! Network<U>(spec: spec, parameters: tensorValues())
+        try! Network<U>(spec: spec, parameters: tensorValues(), storage: storage)
     }
 
     /// Every tensor the network owns, in layer order: (`LAYER/NAME`, parameter).
@@ -146,7 +152,17 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     public func predict(_ x: Tensor<T>, isTraining: Bool = false) -> Tensor<T> {
-        forwardAll(x, isTraining: isTraining).last!
+        var y = stored(x)
+        for node in nodes { y = stored(node.forward(y, isTraining: isTraining)) }
+        return y
+    }
+
+    /// `x` rounded to the storage format.
+    @inline(__always)
+    func stored(_ x: Tensor<T>) -> Tensor<T> {
+        var y = x
+        storage.round(&y.data)
+        return y
     }
 
     /// The input followed by every layer's output, in order.
@@ -154,8 +170,8 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     public func forwardAll(_ x: Tensor<T>, isTraining: Bool = false) -> [Tensor<T>] {
-        var outs = [x]
-        for node in nodes { outs.append(node.forward(outs.last!, isTraining: isTraining)) }
+        var outs = [stored(x)]
+        for node in nodes { outs.append(stored(node.forward(outs.last!, isTraining: isTraining))) }
         return outs
     }
 

@@ -1,3 +1,5 @@
+import PrecisCore
+
 /// A bfloat16 value as stored on disk: the upper 16 bits of a float32 (sign, 8-bit exponent,
 /// 7-bit mantissa). Conversion from Float rounds to nearest, ties to even; NaN stays NaN.
 public struct BFloat16: Equatable, Sendable {
@@ -9,13 +11,7 @@ public struct BFloat16: Equatable, Sendable {
 
     /// `x` rounded to nearest even.
     public init(_ x: Float) {
-        let bits = x.bitPattern
-        if x.isNaN {
-            bitPattern = UInt16(bits >> 16) | 0x40  // keep sign and payload top, force a quiet NaN
-        } else {
-            let rounding = 0x7FFF + ((bits >> 16) & 1)
-            bitPattern = UInt16((bits &+ rounding) >> 16)
-        }
+        bitPattern = bfloat16Bits(x)
     }
 
     /// The exact Float value.

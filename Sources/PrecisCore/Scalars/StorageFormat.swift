@@ -1,0 +1,60 @@
+/// How values are kept between operations. `native`: in the compute type itself. `float16` and
+/// `bfloat16`: weights, inputs, every GEMM result and every layer output are rounded (to nearest,
+/// ties to even) to that format, while products and sums run in the compute type: with Float
+/// compute these are the `float16-acc32` and `bfloat16-acc32` modes.
+public enum StorageFormat: String, Sendable, CaseIterable {
+    case native, float16, bfloat16
+
+    /// `x` rounded to the storage format, in the compute type.
+    @inline(__always)
+    public func round<T: NetworkScalar>(_ x: T) -> T {
+        switch self {
+        case .native: return x
+        case .float16: return T(Float16(x))
+        case .bfloat16: return T(Float(bitPattern: UInt32(bfloat16Bits(Float(x))) << 16))
+        }
+    }
+
+    /// Rounds every value in place.
+    public func round<T: NetworkScalar>(_ values: inout [T]) {
+        if self == .native { return }
+        values.withUnsafeMutableBufferPointer { vs in
+            for i in vs.indices { vs[i] = round(vs[i]) }
+        }
+    }
+}
+
+/// The bfloat16 bit pattern of `x` (the upper half of its float32 bits, rounded to nearest even;
+/// NaN stays a quiet NaN).
+@inline(__always)
+public func bfloat16Bits(_ x: Float) -> UInt16 {
+    let bits = x.bitPattern
+    if x.isNaN { return UInt16(bits >> 16) | 0x40 }
+    return UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+}
+
+/// A precision mode of the precision report: the scalar type the network computes in and how
+/// values are stored between operations (DESIGN section 4).
+public enum PrecisionMode: String, Sendable, CaseIterable {
+    case float64, float32, float16
+    case float16Acc32 = "float16-acc32"
+    case bfloat16Acc32 = "bfloat16-acc32"
+
+    /// The storage format between operations.
+    public var storage: StorageFormat {
+        switch self {
+        case .float16Acc32: return .float16
+        case .bfloat16Acc32: return .bfloat16
+        default: return .native
+        }
+    }
+
+    /// Bytes per stored value.
+    public var bytesPerValue: Int {
+        switch self {
+        case .float64: return 8
+        case .float32: return 4
+        default: return 2
+        }
+    }
+}
