@@ -16,3 +16,4 @@ static inline unsigned precis_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
 static inline size_t precis_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hid_t precis_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t precis_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t precis_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }

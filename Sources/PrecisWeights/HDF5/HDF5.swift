@@ -175,7 +175,8 @@ public final class HDF5File {
 
     /// Creates a new file; fails if one exists at `path`.
     public static func create(_ path: String) throws -> HDF5File {
-        let id = try HDF5.check(path, "", "creating the file") { H5Fcreate(path, precis_H5F_ACC_EXCL(), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT)) }
+        let access = try unlockedAccess(path)
+        let id = try HDF5.check(path, "", "creating the file") { H5Fcreate(path, precis_H5F_ACC_EXCL(), hid_t(H5P_DEFAULT), access.id) }
         return HDF5File(path: path, id: id)
     }
 
@@ -187,10 +188,20 @@ public final class HDF5File {
             _ = HDF5.libraryMessage()
             throw HDF5Error(file: path, path: "", message: "not an HDF5 file")
         }
+        let access = try unlockedAccess(path)
         let id = try HDF5.check(path, "", "opening the file") {
-            H5Fopen(path, writable ? precis_H5F_ACC_RDWR() : precis_H5F_ACC_RDONLY(), hid_t(H5P_DEFAULT))
+            H5Fopen(path, writable ? precis_H5F_ACC_RDWR() : precis_H5F_ACC_RDONLY(), access.id)
         }
         return HDF5File(path: path, id: id)
+    }
+
+    /// File access without libhdf5's flock-based file locking. Precis never writes a file in place
+    /// (it builds a new file and renames it), and an inherited descriptor in a child process (a
+    /// spawned h5dump, say) would otherwise keep a lock alive and make later opens fail.
+    private static func unlockedAccess(_ path: String) throws -> HDF5Handle {
+        let fapl = HDF5Handle(try HDF5.check(path, "", "creating file access properties") { H5Pcreate(precis_H5P_FILE_ACCESS()) }, close: H5Pclose)
+        try HDF5.check(path, "", "disabling file locking") { H5Pset_file_locking(fapl.id, false, true) }
+        return fapl
     }
 
     /// The root group `/`.
