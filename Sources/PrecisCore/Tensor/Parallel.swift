@@ -2,12 +2,14 @@ import Dispatch
 import Foundation
 import CSystem
 
+/// The cores this process may use, read once (asking Foundation costs microseconds per call).
+let availableCores = ProcessInfo.processInfo.activeProcessorCount
+
 /// Splits `0..<count` into contiguous chunks run on the available cores. Each index belongs to exactly
 /// one chunk and chunks do not share output, so results do not depend on the number of cores.
 @inline(__always)
 func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
-    let cores = ProcessInfo.processInfo.activeProcessorCount
-    let parts = min(cores, count, max(1, work >> 18))
+    let parts = min(availableCores, count, max(1, work >> 18))
     if parts <= 1 {
         body(0..<count)
         return
