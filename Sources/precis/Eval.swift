@@ -59,8 +59,8 @@ struct Eval: ParsableCommand {
             let n = min(limit ?? dataset.testCount, dataset.testCount)
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
-            let progress = ProgressLine(quiet: quiet || json)
             func run(_ mode: String) throws -> (predicted: [Int], seconds: Double, source: String) {
+                let progress = ProgressLine(quiet: quiet || json)
                 // A stored variant holds exactly the values the mode's storage rounds to.
                 let variant = mode.hasPrefix("float16") && variants.contains("float16") ? "float16" : nil
                 let source = variant.map { "/variants/\($0)" } ?? "/model"
