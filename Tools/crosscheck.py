@@ -122,18 +122,19 @@ def main():
 
     failures = []
     with h5py.File(a.file, 'r') as f:
-        assert f.attrs['format'] == 'precis.weights', 'format attribute'
+        text = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # fixed-length strings read as bytes
+        assert text(f.attrs['format']) == 'precis.weights', 'format attribute'
         assert int(f.attrs['format_version']) == 1, 'format_version'
         model = f['model']
         spec = json.loads(model.attrs['spec'])
-        dataset = model.attrs['dataset']
+        dataset = text(model.attrs['dataset'])
         names = sorted(model['layers'])
         assert len(names) == len(spec), 'one group per layer'
         layers = list(zip(names, spec))
         params = {}
         for name, layer in layers:
             g = model['layers'][name]
-            assert g.attrs['kind'] == layer['kind'], f'{name} kind'
+            assert text(g.attrs['kind']) == layer['kind'], f'{name} kind'
             params[name] = {k: g[k][()].astype(np.float64) for k in g}
             for k, v in g.items():
                 assert v.dtype == np.float32, f'{name}/{k} is {v.dtype}, expected float32'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Tools/setup.sh), runs the unit tests in release
-# (numeric code is far too slow unoptimized), the end-to-end command-line check, and the
-# independent h5py/numpy cross-check of every shipped weight file.
+# (numeric code is far too slow unoptimized), the end-to-end command-line check, the independent
+# h5py/numpy cross-check of every shipped weight file, and a damaged-file fuzz check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/setup.sh
@@ -12,3 +12,4 @@ for f in Weights/*.h5; do
   [ -e "$f" ] || continue
   python3 Tools/crosscheck.py "$f" --precis .build/release/precis --float16 1000
 done
+python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 --trials 100 --precis .build/release/precis

@@ -304,6 +304,15 @@ public struct WeightFile {
         }
     }
 
+    /// Rewrites the file at `path` from what it holds (model, master tensors, training record,
+    /// variants) in the current layout, replacing it safely. Recorded evaluations are dropped.
+    public static func upgrade(_ path: String) throws {
+        let w = try read(path)
+        let stored = try variants(path)
+        try w.write(to: path, overwrite: true)
+        for v in stored where variantPrecisions.contains(v) { try export(path, precision: v) }
+    }
+
     // MARK: evaluations
 
     /// Records one evaluation result as attributes of `/evaluations/<mode>` (replacing an earlier one).

@@ -6,7 +6,7 @@ import PrecisCore
 struct Precis: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train small CNNs at full precision and measure what reduced precision costs.",
-        subcommands: [Train.self, Eval.self, Export.self, Inspect.self, Bench.self])
+        subcommands: [Train.self, Eval.self, Export.self, Inspect.self, Upgrade.self, Bench.self])
 }
 
 /// Runs `body`, turning a thrown error into one `precis: error: ...` line on stderr and exit code 1.
@@ -17,7 +17,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ExitCode {
         throw error
     } catch {
-        FileHandle.standardError.write(Data("precis: error: \(error)\n".utf8))
+        // One line, whatever a damaged file put into the message.
+        let message = String(describing: error).map { $0.isNewline || ($0.asciiValue.map { $0 < 32 } ?? false) ? " " : $0 }
+        FileHandle.standardError.write(Data("precis: error: \(String(message))\n".utf8))
         throw ExitCode(1)
     }
 }

@@ -175,7 +175,7 @@ public final class HDF5File {
 
     /// Creates a new file; fails if one exists at `path`.
     public static func create(_ path: String) throws -> HDF5File {
-        let access = try unlockedAccess(path)
+        let access = try unlockedAccess(path, writing: true)
         let id = try HDF5.check(path, "", "creating the file") { H5Fcreate(path, precis_H5F_ACC_EXCL(), hid_t(H5P_DEFAULT), access.id) }
         return HDF5File(path: path, id: id)
     }
@@ -188,7 +188,7 @@ public final class HDF5File {
             _ = HDF5.libraryMessage()
             throw HDF5Error(file: path, path: "", message: "not an HDF5 file")
         }
-        let access = try unlockedAccess(path)
+        let access = try unlockedAccess(path, writing: writable)
         let id = try HDF5.check(path, "", "opening the file") {
             H5Fopen(path, writable ? precis_H5F_ACC_RDWR() : precis_H5F_ACC_RDONLY(), access.id)
         }
@@ -197,10 +197,15 @@ public final class HDF5File {
 
     /// File access without libhdf5's flock-based file locking. Precis never writes a file in place
     /// (it builds a new file and renames it), and an inherited descriptor in a child process (a
-    /// spawned h5dump, say) would otherwise keep a lock alive and make later opens fail.
-    private static func unlockedAccess(_ path: String) throws -> HDF5Handle {
+    /// spawned h5dump, say) would otherwise keep a lock alive and make later opens fail. For writing,
+    /// objects use the 1.8+ formats, whose metadata carries checksums: a corrupted header is then
+    /// reported as an error instead of being parsed (libhdf5 can crash on corrupt old-format metadata).
+    private static func unlockedAccess(_ path: String, writing: Bool) throws -> HDF5Handle {
         let fapl = HDF5Handle(try HDF5.check(path, "", "creating file access properties") { H5Pcreate(precis_H5P_FILE_ACCESS()) }, close: H5Pclose)
         try HDF5.check(path, "", "disabling file locking") { H5Pset_file_locking(fapl.id, false, true) }
+        if writing {
+            try HDF5.check(path, "", "choosing the file format") { H5Pset_libver_bounds(fapl.id, H5F_LIBVER_V18, H5F_LIBVER_V110) }
+        }
         return fapl
     }
 
@@ -374,12 +379,11 @@ public struct HDF5Group {
         }
         switch value {
         case .string(let s):
-            let type = HDF5Handle(stringType(), close: H5Tclose)
+            let bytes = Array(s.utf8)
+            let type = HDF5Handle(fixedStringType(size: max(bytes.count, 1)), close: H5Tclose)
             let attr = try create(type.id, [])
-            try s.withCString { cs in
-                var p: UnsafePointer<CChar>? = cs
-                _ = try check(nil, what) { H5Awrite(attr.id, type.id, &p) }
-            }
+            let padded = bytes.isEmpty ? [0] : bytes
+            _ = try check(nil, what) { H5Awrite(attr.id, type.id, padded) }
         case .int(let v): try writeNumbers(create, [Int64(v)], shape: [], precis_H5T_STD_I64LE(), precis_H5T_NATIVE_INT64(), what)
         case .ints(let v): try writeNumbers(create, v.map(Int64.init), shape: [v.count], precis_H5T_STD_I64LE(), precis_H5T_NATIVE_INT64(), what)
         case .double(let v): try writeNumbers(create, [v], shape: [], precis_H5T_IEEE_F64LE(), precis_H5T_NATIVE_DOUBLE(), what)
@@ -393,8 +397,19 @@ public struct HDF5Group {
         try values.withUnsafeBytes { raw in _ = try check(nil, what) { H5Awrite(attr.id, memType, raw.baseAddress) } }
     }
 
-    /// Variable-length UTF-8 strings: h5py reads them as `str`, h5dump prints them as text.
-    private func stringType() -> hid_t {
+    /// Fixed-length, null-padded UTF-8 strings. They live inside the (checksummed) object header;
+    /// variable-length strings live in HDF5's global heap, which has no checksum, and libhdf5 crashed
+    /// reading a corrupted one. h5py reads these as bytes (`.decode()` gives the text).
+    private func fixedStringType(size: Int) -> hid_t {
+        let t = H5Tcopy(precis_H5T_C_S1())
+        H5Tset_size(t, size)
+        H5Tset_strpad(t, H5T_STR_NULLPAD)
+        H5Tset_cset(t, H5T_CSET_UTF8)
+        return t
+    }
+
+    /// Variable-length strings, for reading attributes written that way by other tools.
+    private func variableStringType() -> hid_t {
         let t = H5Tcopy(precis_H5T_C_S1())
         H5Tset_size(t, precis_H5T_VARIABLE())
         H5Tset_cset(t, H5T_CSET_UTF8)
@@ -426,7 +441,7 @@ public struct HDF5Group {
         case H5T_STRING:
             guard count == 1 else { throw HDF5Error(file: file.path, path: path, message: "attribute \(name) holds \(count) strings, expected one") }
             if H5Tis_variable_str(type.id) > 0 {
-                let mem = HDF5Handle(stringType(), close: H5Tclose)
+                let mem = HDF5Handle(variableStringType(), close: H5Tclose)
                 var p: UnsafeMutablePointer<CChar>?
                 try check(nil, what) { H5Aread(attr.id, mem.id, &p) }
                 defer { H5free_memory(p) }
@@ -435,6 +450,7 @@ public struct HDF5Group {
             let size = H5Tget_size(type.id)
             let mem = HDF5Handle(H5Tcopy(precis_H5T_C_S1()), close: H5Tclose)
             H5Tset_size(mem.id, size + 1)
+            H5Tset_cset(mem.id, H5Tget_cset(type.id))
             var buf = [CChar](repeating: 0, count: size + 1)
             try check(nil, what) { H5Aread(attr.id, mem.id, &buf) }
             return .string(String(cString: buf))

@@ -1,0 +1,18 @@
+import ArgumentParser
+import Foundation
+import PrecisWeights
+
+struct Upgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rewrite a weight file in the current layout and HDF5 format (checksummed metadata), keeping its model, weights, training record and variants.")
+
+    @Argument(help: "A weight file written by precis train.")
+    var file: String
+
+    func run() throws {
+        try reportingErrors {
+            try WeightFile.upgrade(file)
+            print("\(file): rewritten")
+        }
+    }
+}
