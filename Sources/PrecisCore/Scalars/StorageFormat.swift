@@ -48,13 +48,4 @@ public enum PrecisionMode: String, Sendable, CaseIterable {
         default: return .native
         }
     }
-
-    /// Bytes per stored value.
-    public var bytesPerValue: Int {
-        switch self {
-        case .float64: return 8
-        case .float32: return 4
-        default: return 2
-        }
-    }
 }

@@ -211,11 +211,6 @@ public final class HDF5File {
 
     /// The root group `/`.
     public var root: HDF5Group { HDF5Group(file: self, handle: handle, path: "/") }
-
-    /// Writes everything to disk.
-    public func flush() throws {
-        try HDF5.check(path, "/", "flushing") { H5Fflush(handle.id, H5F_SCOPE_GLOBAL) }
-    }
 }
 
 /// A group (or the root) inside an HDF5 file, addressed by its absolute path.
