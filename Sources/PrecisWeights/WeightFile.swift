@@ -65,10 +65,10 @@ public struct WeightFile {
 
     // MARK: writing
 
-    /// Writes a new file: a temporary file in the same folder, renamed into place when complete, so
-    /// an interrupted write never leaves a half-written file at `path`. Refuses to replace an
-    /// existing file unless `overwrite`.
-    public func write(to path: String, overwrite: Bool = false) throws {
+    /// Writes a new file, with `/variants/<precision>` for each of `variants`: a temporary file in
+    /// the same folder, renamed into place when complete, so an interrupted write never leaves a
+    /// half-written file at `path`. Refuses to replace an existing file unless `overwrite`.
+    public func write(to path: String, overwrite: Bool = false, variants: [String] = []) throws {
         if !overwrite && FileManager.default.fileExists(atPath: path) {
             throw HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")
         }
@@ -90,6 +90,7 @@ public struct WeightFile {
             try model.setAttribute("dataset", .string(dataset))
             try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float($0) } }, into: model)
             if let training { try Self.write(training, into: try root.createGroup("training")) }
+            for precision in variants { try writeVariant(precision, into: root) }
         }
     }
 
@@ -149,8 +150,8 @@ public struct WeightFile {
     }
 
     /// Changes an existing file safely: a copy is modified, then renamed over the original.
+    /// Callers read (and so validate) the file first.
     static func modify(_ path: String, _ body: (HDF5Group) throws -> Void) throws {
-        _ = try read(path)
         try replace(path) { tmp in
             do {
                 try FileManager.default.copyItem(atPath: path, toPath: tmp)
@@ -279,18 +280,21 @@ public struct WeightFile {
     /// stored in its own HDF5 type, written safely (copy, modify, rename).
     public static func export(_ path: String, precision: String) throws {
         let w = try read(path)
+        try modify(path) { root in try w.writeVariant(precision, into: root) }
+    }
+
+    /// `/variants/<precision>` under `root`, replacing an existing one.
+    func writeVariant(_ precision: String, into root: HDF5Group) throws {
         guard precision == "float16" else {
-            throw HDF5Error(file: path, path: "", message: "cannot export precision '\(precision)' (known: \(variantPrecisions.joined(separator: ", ")))")
+            throw HDF5Error(file: root.file.path, path: "", message: "cannot export precision '\(precision)' (known: \(Self.variantPrecisions.joined(separator: ", ")))")
         }
-        try modify(path) { root in
-            let variants = try root.groupCreatingIfNeeded("variants")
-            if variants.contains(precision) { try variants.remove(precision) }
-            let v = try variants.createGroup(precision)
-            try v.setAttribute("precision", .string(precision))
-            try v.setAttribute("element_type", .string(HDF5ElementType.float16.rawValue))
-            try v.setAttribute("source", .string("/model/layers rounded to nearest even"))
-            try writeLayers(w.spec, w.tensors.mapValues { $0.data.map { Float16($0) } }, into: try v.createGroup("model"))
-        }
+        let variants = try root.groupCreatingIfNeeded("variants")
+        if variants.contains(precision) { try variants.remove(precision) }
+        let v = try variants.createGroup(precision)
+        try v.setAttribute("precision", .string(precision))
+        try v.setAttribute("element_type", .string(HDF5ElementType.float16.rawValue))
+        try v.setAttribute("source", .string("/model/layers rounded to nearest even"))
+        try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float16($0) } }, into: try v.createGroup("model"))
     }
 
     /// The tensors of `/variants/<precision>` for the file's `spec`, validated like the master and
@@ -308,20 +312,22 @@ public struct WeightFile {
     /// variants) in the current layout, replacing it safely. Recorded evaluations are dropped.
     public static func upgrade(_ path: String) throws {
         let w = try read(path)
-        let stored = try variants(path)
-        try w.write(to: path, overwrite: true)
-        for v in stored where variantPrecisions.contains(v) { try export(path, precision: v) }
+        try w.write(to: path, overwrite: true, variants: try variants(path).filter(variantPrecisions.contains))
     }
 
     // MARK: evaluations
 
-    /// Records one evaluation result as attributes of `/evaluations/<mode>` (replacing an earlier one).
-    public static func record(_ path: String, mode: String, attributes: [(String, HDF5Attribute)]) throws {
+    /// Records evaluation results as attributes of `/evaluations/<mode>` (replacing earlier ones),
+    /// in one safe rewrite of the file.
+    public static func record(_ path: String, results: [(mode: String, attributes: [(String, HDF5Attribute)])]) throws {
+        _ = try read(path)
         try modify(path) { root in
             let evaluations = try root.groupCreatingIfNeeded("evaluations")
-            if evaluations.contains(mode) { try evaluations.remove(mode) }
-            let g = try evaluations.createGroup(mode)
-            for (name, value) in attributes { try g.setAttribute(name, value) }
+            for (mode, attributes) in results {
+                if evaluations.contains(mode) { try evaluations.remove(mode) }
+                let g = try evaluations.createGroup(mode)
+                for (name, value) in attributes { try g.setAttribute(name, value) }
+            }
         }
     }
 

@@ -92,14 +92,15 @@ struct Eval: ParsableCommand {
                 ])
             }
             if record {
-                for r in rows {
-                    try WeightFile.record(file, mode: r["precision"] as! String, attributes: [
+                let recordedAt = ISO8601DateFormatter().string(from: Date())
+                try WeightFile.record(file, results: rows.map { r in
+                    (r["precision"] as! String, [
                         ("dataset", .string(dataset.name)), ("images", .int(n)), ("accuracy", .double(r["accuracy"] as! Double)),
                         ("correct", .int(r["correct"] as! Int)), ("differs_from_float32", .int(r["differs_from_float32"] as! Int)),
                         ("seconds", .double(r["seconds"] as! Double)), ("weights", .string(r["weights"] as! String)),
-                        ("recorded_at", .string(ISO8601DateFormatter().string(from: Date()))),
+                        ("recorded_at", .string(recordedAt)),
                     ])
-                }
+                })
             }
             if json {
                 try printJSON(["file": file, "dataset": dataset.name, "model": weights.spec.name, "images": n, "results": rows] as [String: Any])

@@ -57,7 +57,7 @@ import Testing
     @Test func evaluationsAreRecorded() throws {
         let (dir, path, _) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try WeightFile.record(path, mode: "float16", attributes: [("accuracy", .double(0.9)), ("images", .int(10))])
+        try WeightFile.record(path, results: [("float16", [("accuracy", .double(0.9)), ("images", .int(10))])])
         #expect(try WeightFile.evaluations(path) == ["float16": ["accuracy": .double(0.9), "images": .int(10)]])
     }
 
