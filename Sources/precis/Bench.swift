@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions per measurement.")
     var runs = 5
 
-    @Flag(help: "Per-layer forward and backward times of one training step.")
+    @Flag(help: "Per-layer forward and backward times of a training step (medians).")
     var layers = false
 
     @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape, and int8 GOP/s for the forward shapes.")
@@ -27,7 +27,7 @@ struct Bench: ParsableCommand {
             let t = (0..<100).map { $0 % 10 }
             let optimizer = Optimizer<Float>(.adam)
             let step = median(runs) {
-                net.gradient(x, t)
+                net.gradient(x, t, inputGradient: false)
                 optimizer.update(net.parameters.map(\.parameter))
             }
             results["train_step_ms"] = step * 1000
@@ -47,21 +47,8 @@ struct Bench: ParsableCommand {
             inference(.bfloat16Acc32, Float.self)
             results["inference_images_per_second"] = infer
             if layers {
-                var rows: [[String: Any]] = []
-                var y = x
-                var outs: [Tensor<Float>] = []
-                for (name, layer) in zip(net.layerNames, net.layers) {
-                    let start = Date()
-                    y = layer.forward(y, isTraining: true)
-                    rows.append(["layer": name, "forward_ms": Date().timeIntervalSince(start) * 1000])
-                    outs.append(y)
-                }
-                var d = y
-                for (i, layer) in net.layers.enumerated().reversed() {
-                    let start = Date()
-                    d = layer.backward(d)
-                    rows[i]["backward_ms"] = Date().timeIntervalSince(start) * 1000
-                }
+                let times = net.profile(x, t, runs: runs)
+                let rows: [[String: Any]] = zip(net.layerNames, times).map { ["layer": $0, "forward_ms": $1.forward * 1000, "backward_ms": $1.backward * 1000] }
                 results["layers"] = rows
                 if !json {
                     for r in rows {

@@ -79,8 +79,8 @@ import Testing
     }
 
     @Test func gemmMatchesNaiveProductForEdgeSizes() {
-        // Sizes that leave partial row blocks (8) and partial column panels (16), both layouts.
-        for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0), (17, 20, 600)] {
+        // Sizes that leave partial row blocks (8) and partial column panels (16 Doubles), both layouts.
+        for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0), (17, 20, 600), (16, 48, 3)] {
             for transA in [false, true] {
                 let a: Tensor<Double> = randomTensor([m * k], seed: 3), b: Tensor<Double> = randomTensor([k * n], seed: 4)
                 var c = [Double](repeating: 7, count: m * n)
@@ -103,10 +103,59 @@ import Testing
 }
 
 extension GoldenTests {
-    @Test(arguments: [(3, 3, 1, 1), (2, 3, 2, 1), (5, 5, 1, 0), (3, 2, 3, 2)])
+    /// `im2colT` for `images` of `x` into a matrix with `pad` spare columns per row.
+    func unfolded(_ x: [Double], _ g: Window, images: Range<Int>, spare: Int = 0) -> [Double] {
+        let ld = images.count * g.pixels + spare
+        var col = [Double](repeating: .nan, count: g.cols * ld)
+        x.withUnsafeBufferPointer { xs in
+            col.withUnsafeMutableBufferPointer { im2colT(xs.baseAddress!, g, images: images, $0.baseAddress!, ld) }
+        }
+        return (0..<g.cols).flatMap { r in col[(r * ld)..<(r * ld + images.count * g.pixels)] }
+    }
+
+    @Test(arguments: [(3, 3, 1, 1), (2, 3, 2, 1), (5, 5, 1, 0), (3, 2, 3, 2), (3, 3, 1, 2), (1, 1, 1, 0)])
     func im2colTIsTheTransposeOfIm2col(fh: Int, fw: Int, stride: Int, pad: Int) {
-        let x: Tensor<Double> = randomTensor([2, 3, 7, 6], seed: 9)
+        let x: Tensor<Double> = randomTensor([3, 3, 7, 6], seed: 9)
         let g = Window(input: x.shape, fh: fh, fw: fw, stride: stride, pad: pad)
-        #expect(im2colT(x.data, g) == transposed(im2col(x.data, g), rows: g.rows, cols: g.cols))
+        let book = im2col(x.data, g)
+        #expect(unfolded(x.data, g, images: 0..<3) == transposed(book, rows: g.rows, cols: g.cols))
+        // A chunk of images, written with spare columns, holds exactly those images' columns.
+        let one = Window(input: [1, 3, 7, 6], fh: fh, fw: fw, stride: stride, pad: pad)
+        let second = Array(book[(g.pixels * g.cols)..<(2 * g.pixels * g.cols)])
+        #expect(unfolded(x.data, g, images: 1..<2, spare: 5) == transposed(second, rows: one.rows, cols: one.cols))
+    }
+
+    @Test(arguments: [(3, 3, 1, 1), (2, 3, 2, 1), (5, 5, 1, 0), (3, 2, 3, 2), (3, 3, 1, 2)])
+    func col2imTSumsLikeTheBookBitForBit(fh: Int, fw: Int, stride: Int, pad: Int) {
+        let g = Window(input: [3, 2, 7, 6], fh: fh, fw: fw, stride: stride, pad: pad)
+        let col: Tensor<Double> = randomTensor([g.rows, g.cols], seed: 11)
+        let colT = transposed(col.data, rows: g.rows, cols: g.cols)  // (C·FH·FW, N·OH·OW)
+        var x = [Double](repeating: 0, count: 3 * 2 * 7 * 6)
+        colT.withUnsafeBufferPointer { cs in
+            x.withUnsafeMutableBufferPointer { xs in
+                // Image 0 alone, then images 1 and 2 as one chunk (columns offset by one image).
+                col2imT(cs.baseAddress!, g.rows, g, images: 0..<1, xs.baseAddress!)
+                col2imT(cs.baseAddress! + g.pixels, g.rows, g, images: 1..<3, xs.baseAddress!)
+            }
+        }
+        #expect(x == col2im(col.data, g))
+    }
+
+    @Test func gemmABtMatchesNaiveDotProducts() {
+        for (m, n, len) in [(1, 1, 16), (5, 9, 32), (16, 7, 48), (4, 4, 160)] {
+            let a: Tensor<Double> = randomTensor([m, len], seed: 5), b: Tensor<Double> = randomTensor([n, len], seed: 6)
+            var c = [Double](repeating: .nan, count: m * n)
+            a.data.withUnsafeBufferPointer { ap in
+                b.data.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { gemmABt(m, n, len, ap.baseAddress!, len, bp.baseAddress!, len, $0.baseAddress!, n) }
+                }
+            }
+            for i in 0..<m {
+                for j in 0..<n {
+                    let want = (0..<len).map { a.data[i * len + $0] * b.data[j * len + $0] }.reduce(0, +)
+                    #expect(abs(c[i * n + j] - want) < 1e-12, "m \(m) n \(n) len \(len) at \(i),\(j)")
+                }
+            }
+        }
     }
 }

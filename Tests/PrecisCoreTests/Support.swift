@@ -89,3 +89,62 @@ func scratchDirectory() throws -> String {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
 }
+
+// The book's im2col and col2im (layout (N·OH·OW, C·FH·FW)), kept as the reference the
+// transposed, chunked versions are checked against.
+
+/// Unfolds `x: (N, C, H, W)` into `col: (N·OH·OW, C·FH·FW)`, the book's layout; padding reads as 0.
+func im2col<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
+    var col = [T](repeating: 0, count: g.rows * g.cols)
+    x.withUnsafeBufferPointer { xs in
+        col.withUnsafeMutableBufferPointer { cs in
+            forEachTap(g, 0..<g.n) { c, i in cs[c] = xs[i] }
+        }
+    }
+    return col
+}
+
+/// Folds `col: (N·OH·OW, C·FH·FW)` back into `(N, C, H, W)`, summing overlapping windows (the adjoint
+/// of `im2col`); entries that fall on padding are dropped.
+func col2im<T: NetworkScalar>(_ col: [T], _ g: Window) -> [T] {
+    var x = [T](repeating: 0, count: g.n * g.c * g.h * g.w)
+    col.withUnsafeBufferPointer { cs in
+        x.withUnsafeMutableBufferPointer { xs in
+            forEachTap(g, 0..<g.n) { c, i in xs[i] += cs[c] }
+        }
+    }
+    return x
+}
+
+/// Calls `body(col index, input index)` for every window element of `images` that lies inside the
+/// input (not on padding), in `col` order. Each image touches only its own part of both arrays.
+/// Window rows that lie wholly inside the input are visited without per-element bounds checks.
+@inline(__always)
+private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) -> Void) {
+    let (oh, ow) = (g.oh, g.ow)
+    for n in images {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var c = ((n * oh + oy) * ow + ox) * g.cols
+                let x0 = ox * g.stride - g.pad
+                let inside = x0 >= 0 && x0 + g.fw <= g.w
+                for ch in 0..<g.c {
+                    let plane = (n * g.c + ch) * g.h
+                    for ky in 0..<g.fh {
+                        let y = oy * g.stride + ky - g.pad
+                        if y >= 0 && y < g.h {
+                            let row = (plane + y) * g.w + x0
+                            if inside {
+                                for kx in 0..<g.fw { body(c + kx, row + kx) }
+                            } else {
+                                for kx in 0..<g.fw where x0 + kx >= 0 && x0 + kx < g.w { body(c + kx, row + kx) }
+                            }
+                        }
+                        c += g.fw
+                    }
+                }
+            }
+        }
+    }
+}
+

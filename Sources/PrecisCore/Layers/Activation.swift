@@ -1,36 +1,32 @@
 /// `max(0, x)` elementwise; NaN passes through (as in the book: only `x <= 0` is zeroed).
 public final class ReLU<T: NetworkScalar>: Layer {
-    private var mask: [Bool] = []  // true where x <= 0
+    private var y: [T] = []  // the last training output: the gradient passes where it is not <= 0
 
     public init() {}
 
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
-        var y = x
-        var m = [Bool](repeating: false, count: x.count)
-        y.data.withUnsafeMutableBufferPointer { ys in
-            m.withUnsafeMutableBufferPointer { ms in
-                for i in ys.indices where ys[i] <= 0 {
-                    ys[i] = 0
-                    ms[i] = true
-                }
+        let y: [T] = filledArray(x.count) { ys in
+            x.data.withUnsafeBufferPointer { xs in
+                for i in xs.indices { ys[i] = xs[i] <= 0 ? 0 : xs[i] }
             }
         }
-        mask = m
-        return y
+        self.y = isTraining ? y : []
+        return Tensor(shape: x.shape, data: y)
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
-        var dx = dout
-        mask.withUnsafeBufferPointer { ms in
-            dx.data.withUnsafeMutableBufferPointer { ds in
-                for i in ds.indices where ms[i] { ds[i] = 0 }
+        precondition(y.count == dout.count, "ReLU.backward needs a training forward of the same shape")
+        return Tensor(shape: dout.shape, data: filledArray(dout.count) { dx in
+            y.withUnsafeBufferPointer { ys in
+                dout.data.withUnsafeBufferPointer { ds in
+                    for i in ds.indices { dx[i] = ys[i] <= 0 ? 0 : ds[i] }
+                }
             }
-        }
-        return dx
+        })
     }
 
-    /// Where the last forward's input was `<= 0` (the kink side); gradient checks compare it.
-    public var lastMask: [Bool] { mask }
+    /// Where the last training forward's input was `<= 0` (the kink side); gradient checks compare it.
+    public var lastMask: [Bool] { y.map { $0 <= 0 } }
 }
 
 /// The book's (non-inverted) dropout. Training: each element is kept (multiplied by 1) with

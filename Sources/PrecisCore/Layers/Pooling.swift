@@ -20,7 +20,9 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         var arg = [Int32](repeating: 0, count: out.count)
         x.data.withUnsafeBufferPointer { xs in
             out.withUnsafeMutableBufferPointer { os in
-                arg.withUnsafeMutableBufferPointer { args in pool(xs, g, os, args) }
+                arg.withUnsafeMutableBufferPointer { args in
+                    parallelChunks(g.n * g.c, work: x.count) { planes in pool(xs, g, planes, os, args) }
+                }
             }
         }
         self.g = g
@@ -28,9 +30,10 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         return Tensor(shape: [g.n, g.c, g.oh, g.ow], data: out)
     }
 
-    /// The maximum of every window and where it came from.
-    private func pool(_ xs: UnsafeBufferPointer<T>, _ g: Window, _ out: UnsafeMutableBufferPointer<T>, _ arg: UnsafeMutableBufferPointer<Int32>) {
-        for plane in 0..<(g.n * g.c) {
+    /// The maximum of every window of `planes` and where it came from.
+    private func pool(_ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
+                      _ arg: UnsafeMutableBufferPointer<Int32>) {
+        for plane in planes {
             let src = plane * g.h * g.w
             for oy in 0..<g.oh {
                 for ox in 0..<g.ow {

@@ -1,3 +1,4 @@
+import Dispatch
 /// One built layer. A closed set, so the network calls each layer statically and the compiler
 /// specializes the whole forward and backward pass for the scalar type.
 enum Node<T: NetworkScalar> {
@@ -33,9 +34,9 @@ enum Node<T: NetworkScalar> {
         }
     }
 
-    func backward(_ dout: Tensor<T>) -> Tensor<T> {
+    func backward(_ dout: Tensor<T>, inputGradient: Bool = true) -> Tensor<T> {
         switch self {
-        case .convolution(let l): return l.backward(dout)
+        case .convolution(let l): return l.backward(dout, inputGradient: inputGradient)
         case .maxPooling(let l): return l.backward(dout)
         case .averagePooling(let l): return l.backward(dout)
         case .affine(let l): return l.backward(dout)
@@ -185,15 +186,32 @@ public final class Network<T: NetworkScalar> {
     }
 
     /// Forward (training semantics) and backward on one batch: returns the loss, sets every
-    /// parameter's `grad`, and returns dLoss/dInput.
+    /// parameter's `grad`, and returns dLoss/dInput (left empty by a first convolution layer
+    /// unless `inputGradient`; training does not need it).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @discardableResult
-    public func gradient(_ x: Tensor<T>, _ t: [Int]) -> (loss: T, dx: Tensor<T>) {
+    public func gradient(_ x: Tensor<T>, _ t: [Int], inputGradient: Bool = true) -> (loss: T, dx: Tensor<T>) {
         let l = loss(x, t)
         var d = lossLayer.backward()
-        for node in nodes.reversed() { d = node.backward(d) }
+        for (i, node) in nodes.enumerated().reversed() { d = node.backward(d, inputGradient: inputGradient || i > 0) }
         return (l, d)
+    }
+
+    /// Median seconds per layer of `runs` training steps on `x` against `t`: one forward and
+    /// one backward time per layer, in layer order (after one untimed warm-up step).
+    @_specialize(where T == Float)
+    public func profile(_ x: Tensor<T>, _ t: [Int], runs: Int) -> [(forward: Double, backward: Double)] {
+        var times = [[(forward: Double, backward: Double)]](repeating: [], count: nodes.count)
+        for run in 0...runs {
+            var y = x, forward = [Double](), backward = [Double](repeating: 0, count: nodes.count)
+            for node in nodes { forward.append(seconds { y = node.forward(y, isTraining: true) }) }
+            _ = lossLayer.forward(y, t)
+            var d = lossLayer.backward()
+            for (i, node) in nodes.enumerated().reversed() { backward[i] = seconds { d = node.backward(d, inputGradient: i > 0) } }
+            if run > 0 { for i in nodes.indices { times[i].append((forward[i], backward[i])) } }
+        }
+        return times.map { ts in (ts.map(\.forward).sorted()[ts.count / 2], ts.map(\.backward).sorted()[ts.count / 2]) }
     }
 
     /// Logits `(count, classes)`, widened to Double, for `count` images from `images` (row-major
@@ -231,4 +249,12 @@ public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
         }
         return best
     }
+}
+
+/// Wall seconds taken by `body`.
+@inline(__always)
+func seconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }

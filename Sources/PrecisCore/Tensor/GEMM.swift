@@ -1,103 +1,176 @@
-/// `C (m×n) = A (m×k) · B (k×n)`, all row-major with leading dimensions. With `transA`, `A` is
-/// stored as `(k×m)` and used transposed. `B` is packed into panels of 16 columns; a
-/// register-blocked kernel computes 8 rows × 16 columns of `C` at a time with fused multiply-adds,
-/// in blocks of `kc` along `k` so that the packed block of `B` stays in cache. Each element of `C`
-/// is one chain of multiply-adds from zero in ascending `k` (a partial chain is stored in `C` and
-/// resumed exactly), whatever the blocking or the number of threads.
+/// `C (m×n) = A (m×k) · B (k×n)`, all row-major with leading dimensions; with `transA`, `A` is
+/// stored as `(k×m)` and used transposed. `A` is packed into blocks of 8 rows; `B` is read in
+/// place, in panels of two vectors' width (32 Floats, 16 Doubles); a register-blocked kernel
+/// computes 8 rows × one panel of `C` with fused multiply-adds. Each element of `C` is one chain
+/// of multiply-adds from zero in ascending `k`, whatever the blocking or the number of threads.
 func gemm<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ k: Int,
     _ a: UnsafePointer<T>, _ lda: Int, transA: Bool = false,
     _ b: UnsafePointer<T>, _ ldb: Int,
-    _ c: UnsafeMutablePointer<T>, _ ldc: Int
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int,
+    parallel: Bool = true
 ) {
-    let panels = (n + lanes - 1) / lanes
-    var packed = [T](repeating: 0, count: panels * k * lanes)  // panels × (k, 16), zero-padded
-    packed.withUnsafeMutableBufferPointer { pk in
-        for p in 0..<k {
-            for j in 0..<n { pk[(j / lanes * k + p) * lanes + j % lanes] = b[p * ldb + j] }
+    guard k > 0 else {
+        for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+        return
+    }
+    let ap = packRows(m, k, a, lda, transA: transA)
+    ap.withUnsafeBufferPointer { gemmPacked(m, n, k, $0.baseAddress!, b, ldb, c, ldc, parallel: parallel) }
+}
+
+/// `A (m×k)` (or `(k×m)` with `transA`) as blocks of 8 rows, each block `(k, 8)`; rows past `m` are 0.
+func packRows<T: NetworkScalar>(_ m: Int, _ k: Int, _ a: UnsafePointer<T>, _ lda: Int, transA: Bool = false) -> [T] {
+    var ap = [T](repeating: 0, count: (m + 7) / 8 * k * 8)
+    ap.withUnsafeMutableBufferPointer { ap in
+        for i in 0..<m {
+            let block = ap.baseAddress! + (i / 8 * k) * 8 + i % 8
+            if transA {
+                for p in 0..<k { block[p * 8] = a[p * lda + i] }
+            } else {
+                for p in 0..<k { block[p * 8] = a[i * lda + p] }
+            }
         }
     }
-    let (rowStride, colStride) = transA ? (1, lda) : (lda, 1)
-    let kc = 256
-    packed.withUnsafeBufferPointer { pk in
-        parallelChunks((m + 7) / 8, work: m * n * k) { blocks in
-            if k == 0 {
-                for i in (blocks.lowerBound * 8)..<min(blocks.upperBound * 8, m) { (c + i * ldc).update(repeating: 0, count: n) }
-                return
+    return ap
+}
+
+/// `gemm` with `A` already packed by `packRows`.
+func gemmPacked<T: NetworkScalar>(
+    _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ ldb: Int,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
+) {
+    if T.self == Double.self {
+        gemmTiles(SIMD8<T>.self, m, n, k, ap, b, ldb, c, ldc, parallel: parallel)
+    } else {
+        gemmTiles(SIMD16<T>.self, m, n, k, ap, b, ldb, c, ldc, parallel: parallel)
+    }
+}
+
+/// Runs the 8-row kernel over every (row block, panel) tile, panels split over the cores.
+@inline(__always)
+private func gemmTiles<T: NetworkScalar, V: SIMD>(
+    _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ ldb: Int,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool
+) where V.Scalar == T {
+    let width = 2 * V.scalarCount, blocks = (m + 7) / 8, panels = (n + width - 1) / width
+    let body = { (range: Range<Int>) in
+        var edge: [T] = []  // the last, partial panel, zero-padded to full width
+        for panel in range {
+            let j = panel * width, cols = min(width, n - j)
+            var bp = b + j, ld = ldb
+            if cols < width {
+                edge = [T](repeating: 0, count: k * width)
+                edge.withUnsafeMutableBufferPointer { e in
+                    for p in 0..<k { for q in 0..<cols { e[p * width + q] = b[p * ldb + j + q] } }
+                }
+                ld = width
             }
-            for k0 in stride(from: 0, to: k, by: kc) {
-                let kb = min(kc, k - k0)
-                for block in blocks {
-                    let i = block * 8
-                    for panel in 0..<panels {
-                        let j = panel * lanes
-                        kernel8x16(rows: min(8, m - i), cols: min(lanes, n - j), k: kb, a + i * rowStride + k0 * colStride, rowStride,
-                                   colStride, pk.baseAddress! + (panel * k + k0) * lanes, c + i * ldc + j, ldc, resume: k0 > 0)
-                    }
+            edge.withUnsafeBufferPointer { e in
+                if cols < width { bp = e.baseAddress! }
+                for block in 0..<blocks {
+                    kernel8(V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, bp, ld, c + block * 8 * ldc + j, ldc)
                 }
             }
         }
     }
+    if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
 }
 
-private let lanes = 16
-
-/// `C[0..<rows, 0..<cols] = A[0..<rows, 0..<k] · P` where `A[r, p] = a[r·rs + p·cs]` and `P` is a
-/// packed `(k, 16)` panel; with `resume`, the chains continue from the values already in `C`.
-/// Rows past `rows` repeat the last row and are not stored.
+/// `C[0..<rows, 0..<cols] = A · B` for one packed block `A (k, 8)` and a panel `B (k, 2 vectors)`
+/// with row stride `ldb`; rows and columns past `rows` and `cols` are computed but not stored.
 @inline(__always)
-private func kernel8x16<T: NetworkScalar>(
-    rows: Int, cols: Int, k: Int, _ a: UnsafePointer<T>, _ rs: Int, _ cs: Int,
-    _ panel: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, resume: Bool
-) {
-    let last = rows - 1
-    let a0 = a, a1 = a + min(1, last) * rs, a2 = a + min(2, last) * rs, a3 = a + min(3, last) * rs
-    let a4 = a + min(4, last) * rs, a5 = a + min(5, last) * rs, a6 = a + min(6, last) * rs, a7 = a + min(7, last) * rs
-    @inline(__always) func load(_ row: Int) -> SIMD16<T> {
-        guard resume && row < rows else { return SIMD16<T>() }
-        let from = c + row * ldc
-        if cols == lanes { return UnsafeRawPointer(from).loadUnaligned(as: SIMD16<T>.self) }
-        var v = SIMD16<T>()
-        for j in 0..<cols { v[j] = from[j] }
-        return v
-    }
-    var c0 = load(0), c1 = load(1), c2 = load(2), c3 = load(3), c4 = load(4), c5 = load(5), c6 = load(6), c7 = load(7)
-    let raw = UnsafeRawPointer(panel)
+private func kernel8<V: SIMD>(
+    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>, _ ldb: Int,
+    _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int
+) where V.Scalar: FloatingPoint {
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
+    var d0 = V(), d1 = V(), d2 = V(), d3 = V(), d4 = V(), d5 = V(), d6 = V(), d7 = V()
+    let half = V.scalarCount * MemoryLayout<V.Scalar>.stride
     for p in 0..<k {
-        let bv = raw.loadUnaligned(fromByteOffset: p * lanes * MemoryLayout<T>.stride, as: SIMD16<T>.self)
-        let o = p * cs
-        c0 = c0.addingProduct(a0[o], bv)
-        c1 = c1.addingProduct(a1[o], bv)
-        c2 = c2.addingProduct(a2[o], bv)
-        c3 = c3.addingProduct(a3[o], bv)
-        c4 = c4.addingProduct(a4[o], bv)
-        c5 = c5.addingProduct(a5[o], bv)
-        c6 = c6.addingProduct(a6[o], bv)
-        c7 = c7.addingProduct(a7[o], bv)
+        let row = UnsafeRawPointer(b + p * ldb)
+        let u = row.loadUnaligned(as: V.self), v = row.loadUnaligned(fromByteOffset: half, as: V.self)
+        let s = a + p * 8
+        c0 = c0.addingProduct(s[0], u); d0 = d0.addingProduct(s[0], v)
+        c1 = c1.addingProduct(s[1], u); d1 = d1.addingProduct(s[1], v)
+        c2 = c2.addingProduct(s[2], u); d2 = d2.addingProduct(s[2], v)
+        c3 = c3.addingProduct(s[3], u); d3 = d3.addingProduct(s[3], v)
+        c4 = c4.addingProduct(s[4], u); d4 = d4.addingProduct(s[4], v)
+        c5 = c5.addingProduct(s[5], u); d5 = d5.addingProduct(s[5], v)
+        c6 = c6.addingProduct(s[6], u); d6 = d6.addingProduct(s[6], v)
+        c7 = c7.addingProduct(s[7], u); d7 = d7.addingProduct(s[7], v)
     }
-    @inline(__always) func store(_ v: SIMD16<T>, _ row: Int) {
+    @inline(__always) func store(_ u: V, _ v: V, _ row: Int) {
         guard row < rows else { return }
         let out = c + row * ldc
-        if cols == lanes {
-            UnsafeMutableRawPointer(out).storeBytes(of: v, as: SIMD16<T>.self)
+        if cols == 2 * V.scalarCount {
+            UnsafeMutableRawPointer(out).storeBytes(of: u, as: V.self)
+            UnsafeMutableRawPointer(out).storeBytes(of: v, toByteOffset: half, as: V.self)
         } else {
-            for j in 0..<cols { out[j] = v[j] }
+            for q in 0..<cols { out[q] = q < V.scalarCount ? u[q] : v[q - V.scalarCount] }
         }
     }
-    store(c0, 0); store(c1, 1); store(c2, 2); store(c3, 3)
-    store(c4, 4); store(c5, 5); store(c6, 6); store(c7, 7)
+    store(c0, d0, 0); store(c1, d1, 1); store(c2, d2, 2); store(c3, d3, 3)
+    store(c4, d4, 4); store(c5, d5, 5); store(c6, d6, 6); store(c7, d7, 7)
+}
+
+/// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)`, row-major, `len` a multiple of 16: every element is
+/// a dot product of two contiguous rows, summed in 16 lanes and then pairwise (a fixed order).
+/// A kernel computes 4×4 elements at a time; tiles are split over the cores when `parallel`.
+func gemmABt<T: NetworkScalar>(
+    _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
+) {
+    precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
+    let rowTiles = (m + 3) / 4, colTiles = (n + 3) / 4
+    let body = { (tiles: Range<Int>) in
+        for t in tiles {
+            let (i, j) = (t % rowTiles * 4, t / rowTiles * 4)
+            dot4x4(rows: min(4, m - i), cols: min(4, n - j), len: len, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc)
+        }
+    }
+    if parallel { parallelChunks(rowTiles * colTiles, work: m * n * len, body) } else { body(0..<(rowTiles * colTiles)) }
+}
+
+/// Dot products of 4 rows of `a` with 4 rows of `b`; rows past `rows`/`cols` repeat the last one
+/// and are not stored.
+@inline(__always)
+private func dot4x4<T: NetworkScalar>(
+    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int
+) {
+    let a0 = a, a1 = a + min(1, rows - 1) * lda, a2 = a + min(2, rows - 1) * lda, a3 = a + min(3, rows - 1) * lda
+    let b0 = b, b1 = b + min(1, cols - 1) * ldb, b2 = b + min(2, cols - 1) * ldb, b3 = b + min(3, cols - 1) * ldb
+    typealias V = SIMD16<T>
+    var s00 = V(), s01 = V(), s02 = V(), s03 = V(), s10 = V(), s11 = V(), s12 = V(), s13 = V()
+    var s20 = V(), s21 = V(), s22 = V(), s23 = V(), s30 = V(), s31 = V(), s32 = V(), s33 = V()
+    @inline(__always) func load(_ p: UnsafePointer<T>, _ o: Int) -> V { UnsafeRawPointer(p + o).loadUnaligned(as: V.self) }
+    for o in stride(from: 0, to: len, by: 16) {
+        let x0 = load(a0, o), x1 = load(a1, o), x2 = load(a2, o), x3 = load(a3, o)
+        let y0 = load(b0, o), y1 = load(b1, o), y2 = load(b2, o), y3 = load(b3, o)
+        s00 = s00.addingProduct(x0, y0); s01 = s01.addingProduct(x0, y1); s02 = s02.addingProduct(x0, y2); s03 = s03.addingProduct(x0, y3)
+        s10 = s10.addingProduct(x1, y0); s11 = s11.addingProduct(x1, y1); s12 = s12.addingProduct(x1, y2); s13 = s13.addingProduct(x1, y3)
+        s20 = s20.addingProduct(x2, y0); s21 = s21.addingProduct(x2, y1); s22 = s22.addingProduct(x2, y2); s23 = s23.addingProduct(x2, y3)
+        s30 = s30.addingProduct(x3, y0); s31 = s31.addingProduct(x3, y1); s32 = s32.addingProduct(x3, y2); s33 = s33.addingProduct(x3, y3)
+    }
+    // Lane sums of the 16 accumulators at once: each fold adds neighbouring lanes of two vectors
+    // into one, so after four levels lane r·4+q holds the sum for row r, column q.
+    @inline(__always) func fold(_ u: V, _ v: V) -> V { V(lowHalf: u.evenHalf + u.oddHalf, highHalf: v.evenHalf + v.oddHalf) }
+    let h0 = fold(fold(s00, s01), fold(s02, s03)), h1 = fold(fold(s10, s11), fold(s12, s13))
+    let h2 = fold(fold(s20, s21), fold(s22, s23)), h3 = fold(fold(s30, s31), fold(s32, s33))
+    let sums = fold(fold(h0, h1), fold(h2, h3))
+    for r in 0..<rows {
+        for q in 0..<cols { c[r * ldc + q] = sums[r * 4 + q] }
+    }
 }
 
 /// The transpose of a row-major `(rows×cols)` matrix.
 func transposed<T: NetworkScalar>(_ x: [T], rows: Int, cols: Int) -> [T] {
     precondition(x.count == rows * cols)
-    var y = [T](repeating: 0, count: x.count)
-    x.withUnsafeBufferPointer { xs in
-        y.withUnsafeMutableBufferPointer { ys in
+    return filledArray(x.count) { ys in
+        x.withUnsafeBufferPointer { xs in
             for r in 0..<rows {
                 for c in 0..<cols { ys[c * rows + r] = xs[r * cols + c] }
             }
         }
     }
-    return y
 }

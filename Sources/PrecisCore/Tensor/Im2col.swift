@@ -11,97 +11,84 @@ public struct Window: Equatable, Sendable {
 
     public var oh: Int { (h + 2 * pad - fh) / stride + 1 }
     public var ow: Int { (w + 2 * pad - fw) / stride + 1 }
+    /// Output pixels per image, `OH·OW`.
+    public var pixels: Int { oh * ow }
     /// Rows of the im2col matrix: one per output pixel, `N·OH·OW`.
     public var rows: Int { n * oh * ow }
     /// Columns of the im2col matrix: one per window element, `C·FH·FW`.
     public var cols: Int { c * fh * fw }
-}
 
-/// Unfolds `x: (N, C, H, W)` into `col: (N·OH·OW, C·FH·FW)`, the book's layout; padding reads as 0.
-func im2col<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
-    var col = [T](repeating: 0, count: g.rows * g.cols)
-    x.withUnsafeBufferPointer { xs in
-        col.withUnsafeMutableBufferPointer { cs in
-            parallelChunks(g.n, work: g.rows * g.cols * 4) { images in
-                forEachTap(g, images) { c, i in cs[c] = xs[i] }
-            }
-        }
+    /// For window element `r = (ch, ky, kx)`: its channel and offsets, and the output columns
+    /// `lo..<hi` whose tap lies inside the input horizontally (the rest read padding).
+    @inline(__always)
+    func tap(_ r: Int) -> (ch: Int, ky: Int, kx: Int, lo: Int, hi: Int) {
+        let (ch, ky, kx) = (r / (fh * fw), r / fw % fh, r % fw)
+        let lo = min(ow, max(0, (pad - kx + stride - 1) / stride))
+        let hi = min(ow, max(lo, (w - 1 + pad - kx) / stride + 1))
+        return (ch, ky, kx, lo, hi)
     }
-    return col
 }
 
-/// Folds `col: (N·OH·OW, C·FH·FW)` back into `(N, C, H, W)`, summing overlapping windows (the adjoint
-/// of `im2col`); entries that fall on padding are dropped.
-func col2im<T: NetworkScalar>(_ col: [T], _ g: Window) -> [T] {
-    var x = [T](repeating: 0, count: g.n * g.c * g.h * g.w)
-    col.withUnsafeBufferPointer { cs in
-        x.withUnsafeMutableBufferPointer { xs in
-            parallelChunks(g.n, work: g.rows * g.cols * 4) { images in
-                forEachTap(g, images) { c, i in xs[i] += cs[c] }
-            }
-        }
-    }
-    return x
-}
-
-/// Calls `body(col index, input index)` for every window element of `images` that lies inside the
-/// input (not on padding), in `col` order. Each image touches only its own part of both arrays.
-/// Window rows that lie wholly inside the input are visited without per-element bounds checks.
-@inline(__always)
-private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) -> Void) {
+/// Unfolds `images` of `x: (N, C, H, W)` into `col: (C·FH·FW, images·OH·OW)` with row stride `ld`,
+/// the transpose of the book's im2col: one row per window element, one column per output pixel
+/// of these images; padding reads as 0. Each row is filled by contiguous runs of shifted input rows.
+func im2colT<T: NetworkScalar>(_ x: UnsafePointer<T>, _ g: Window, images: Range<Int>, _ col: UnsafeMutablePointer<T>, _ ld: Int) {
     let (oh, ow) = (g.oh, g.ow)
-    for n in images {
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                var c = ((n * oh + oy) * ow + ox) * g.cols
-                let x0 = ox * g.stride - g.pad
-                let inside = x0 >= 0 && x0 + g.fw <= g.w
-                for ch in 0..<g.c {
-                    let plane = (n * g.c + ch) * g.h
-                    for ky in 0..<g.fh {
-                        let y = oy * g.stride + ky - g.pad
-                        if y >= 0 && y < g.h {
-                            let row = (plane + y) * g.w + x0
-                            if inside {
-                                for kx in 0..<g.fw { body(c + kx, row + kx) }
-                            } else {
-                                for kx in 0..<g.fw where x0 + kx >= 0 && x0 + kx < g.w { body(c + kx, row + kx) }
-                            }
-                        }
-                        c += g.fw
-                    }
+    for r in 0..<g.cols {
+        let t = g.tap(r)
+        // Output rows whose tap lies inside the input vertically: oy0..<oy1.
+        let oy0 = min(oh, max(0, (g.pad - t.ky + g.stride - 1) / g.stride)), oy1 = min(oh, max(oy0, (g.h - 1 + g.pad - t.ky) / g.stride + 1))
+        for (j, n) in images.enumerated() {
+            let dst = col + r * ld + j * oh * ow, src = x + (n * g.c + t.ch) * g.h * g.w + (t.ky - g.pad) * g.w + t.kx - g.pad
+            dst.update(repeating: 0, count: oy0 * ow)
+            (dst + oy1 * ow).update(repeating: 0, count: (oh - oy1) * ow)
+            guard oy0 < oy1 else { continue }
+            if g.stride == 1 && ow == g.w {
+                // A "same" window: the rows are the input plane shifted; copy it in one run, then
+                // clear the entries that wrapped around a row edge.
+                let first = oy0 * ow + t.lo, last = (oy1 - 1) * ow + t.hi
+                (dst + first).update(from: src + first, count: last - first)
+                for oy in oy0..<oy1 {
+                    for ox in 0..<t.lo { dst[oy * ow + ox] = 0 }
+                    for ox in t.hi..<ow { dst[oy * ow + ox] = 0 }
                 }
+                continue
+            }
+            for oy in oy0..<oy1 {
+                let d = dst + oy * ow, s = src + oy * g.stride * g.w
+                for ox in 0..<t.lo { d[ox] = 0 }
+                if g.stride == 1 {
+                    (d + t.lo).update(from: s + t.lo, count: t.hi - t.lo)
+                } else {
+                    for ox in t.lo..<t.hi { d[ox] = s[ox * g.stride] }
+                }
+                for ox in t.hi..<ow { d[ox] = 0 }
             }
         }
     }
 }
 
-/// The transpose of `im2col`: `colT: (C·FH·FW, N·OH·OW)`, one row per window element. Each row is
-/// filled by contiguous runs copied from shifted input rows, which is much cheaper than the
-/// book's layout; the GEMMs read it as `colᵀ` and sum in the same order, so results are identical.
-func im2colT<T: NetworkScalar>(_ x: [T], _ g: Window) -> [T] {
-    let (oh, ow, m) = (g.oh, g.ow, g.rows)
-    return filledArray(g.cols * m) { cs in
-        x.withUnsafeBufferPointer { xs in
-            parallelChunks(g.cols, work: g.cols * m * 4) { rows in
-                for r in rows {
-                    let (ch, ky, kx) = (r / (g.fh * g.fw), r / g.fw % g.fh, r % g.fw)
-                    // Output columns whose tap lies inside the input: lo..<hi; the rest read padding.
-                    let lo = min(ow, max(0, (g.pad - kx + g.stride - 1) / g.stride))
-                    let hi = min(ow, max(lo, (g.w - 1 + g.pad - kx) / g.stride + 1))
-                    for n in 0..<g.n {
-                        let plane = (n * g.c + ch) * g.h
-                        for oy in 0..<oh {
-                            let y = oy * g.stride + ky - g.pad
-                            let dst = r * m + (n * oh + oy) * ow
-                            guard y >= 0 && y < g.h else {
-                                (cs.baseAddress! + dst).initialize(repeating: 0, count: ow)
-                                continue
-                            }
-                            let src = (plane + y) * g.w + kx - g.pad
-                            for ox in 0..<lo { cs[dst + ox] = 0 }
-                            for ox in lo..<hi { cs[dst + ox] = xs[src + ox * g.stride] }
-                            for ox in hi..<ow { cs[dst + ox] = 0 }
+/// Folds `col: (C·FH·FW, images·OH·OW)` (row stride `ld`) back onto `images` of `x`, adding each
+/// entry to the input element its tap reads; taps on padding are dropped. Window elements are
+/// visited in reverse `(FH, FW)` order per channel, so every input element sums its windows in
+/// the order of the book's col2im (ascending output row, then column) and results are identical.
+func col2imT<T: NetworkScalar>(_ col: UnsafePointer<T>, _ ld: Int, _ g: Window, images: Range<Int>, _ x: UnsafeMutablePointer<T>) {
+    let (oh, ow) = (g.oh, g.ow)
+    for ch in 0..<g.c {
+        for ky in (0..<g.fh).reversed() {
+            for kx in (0..<g.fw).reversed() {
+                let r = (ch * g.fh + ky) * g.fw + kx, t = g.tap(r)
+                for (j, n) in images.enumerated() {
+                    let plane = (n * g.c + ch) * g.h
+                    for oy in 0..<oh {
+                        let y = oy * g.stride + ky - g.pad
+                        guard y >= 0 && y < g.h else { continue }
+                        let src = col + r * ld + (j * oh + oy) * ow
+                        let dst = x + (plane + y) * g.w + kx - g.pad
+                        if g.stride == 1 {
+                            for ox in t.lo..<t.hi { dst[ox] += src[ox] }
+                        } else {
+                            for ox in t.lo..<t.hi { dst[ox * g.stride] += src[ox] }
                         }
                     }
                 }

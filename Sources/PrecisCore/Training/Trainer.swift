@@ -92,7 +92,7 @@ public struct Trainer {
             for i in 0..<perEpoch {
                 let idx = order[i * config.batchSize..<min((i + 1) * config.batchSize, data.trainCount)]
                 let x: Tensor<T> = data.batch(data.trainImages, idx)
-                let loss = Double(net.gradient(x, idx.map { data.trainLabels[$0] }).loss)
+                let loss = Double(net.gradient(x, idx.map { data.trainLabels[$0] }, inputGradient: false).loss)
                 optimizer.update(params)
                 history.loss.append(loss)
                 epochLoss += loss
