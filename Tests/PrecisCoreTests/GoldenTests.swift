@@ -147,7 +147,7 @@ extension GoldenTests {
             var c = [Double](repeating: .nan, count: m * n)
             a.data.withUnsafeBufferPointer { ap in
                 b.data.withUnsafeBufferPointer { bp in
-                    c.withUnsafeMutableBufferPointer { gemmABt(m, n, len, ap.baseAddress!, len, bp.baseAddress!, len, $0.baseAddress!, n) }
+                    c.withUnsafeMutableBufferPointer { gemmABt(m, n, len, ap.baseAddress!, len, bp.baseAddress!, (0..<n).map { $0 * len }, $0.baseAddress!, n) }
                 }
             }
             for i in 0..<m {

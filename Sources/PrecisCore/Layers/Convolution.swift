@@ -1,16 +1,20 @@
-/// Convolution by im2col + GEMM. `W: (FN, C, FH, FW)`, `b: (FN)`; input `(N, C, H, W)`, output
+/// Convolution as GEMMs. `W: (FN, C, FH, FW)`, `b: (FN)`; input `(N, C, H, W)`, output
 /// `(N, FN, OH, OW)` with `OH = (H + 2·pad - FH) / stride + 1`.
 ///
-/// The batch is walked in chunks of whole images (`ConvChunks`) whose unfolded input stays in a
-/// core's cache; the chunks run in parallel and nothing batch-sized is unfolded. Per chunk, with
-/// `K = C·FH·FW` and `L` the chunk's output pixels: `out (FN, L) = W (FN, K) · col (K, L)`,
-/// `dW += dout (FN, L) · colᵀ` and `dcol (K, L) = Wᵀ · dout`, folded back by `col2imT`.
+/// The batch is walked in chunks of whole images (`ConvPlan`) small enough to stay in a core's
+/// cache; chunks run in parallel and nothing batch-sized is unfolded. Per chunk, with
+/// `K = C·FH·FW` window elements and `L` columns (the chunk's output pixels, see `ConvPlan`):
+/// `out (FN, L) = W (FN, K) · B (K, L)` and `dW += dout (FN, L) · Bᵀ`, where `B` has one row
+/// per window element. With stride 1, `B` is never built: its rows are views of the zero-padded
+/// input planes, shifted by the element's offset; and the input gradient is the same kind of
+/// product, `dX (C, planes) = W' (C, FN·FH·FW) · D`, whose rows are views of `dout` shifted the
+/// other way. Otherwise `B` is the unfolded input (`im2colT`) and `dB = Wᵀ · dout` is folded back
+/// (`col2imT`).
 public final class Convolution<T: NetworkScalar>: Layer {
     public let W: Parameter<T>
     public let b: Parameter<T>
     public let stride: Int
     public let pad: Int
-    private var g: Window?
     private var x: Tensor<T>?  // the input of the last training forward, for backward
 
     /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
@@ -27,28 +31,32 @@ public final class Convolution<T: NetworkScalar>: Layer {
 
     public var parameters: [Parameter<T>] { [W, b] }
 
-    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
-        let (fn, fh, fw) = (W.value.shape[0], W.value.shape[2], W.value.shape[3])
-        let g = Window(input: x.shape, fh: fh, fw: fw, stride: stride, pad: pad)
+    private func plan(_ x: Tensor<T>) -> ConvPlan {
+        let g = Window(input: x.shape, fh: W.value.shape[2], fw: W.value.shape[3], stride: stride, pad: pad)
         precondition(g.c == W.value.shape[1], "conv expects \(W.value.shape[1]) channels, got \(g.c)")
-        let plan = ConvChunks(g), p = g.pixels, k = g.cols, width = plan.width
+        // Strict half arithmetic costs several instructions per operation, more than unfolding
+        // the input, so Float16 skips the shifted layout and its dropped columns.
+        return ConvPlan(g, outputs: W.value.shape[0], shifted: stride == 1 && T.self != Float16.self)
+    }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
         let wp = packRows(fn, k, W.value.data, k)
-        let y: [T] = filledArray(g.n * fn * p) { ys in
+        let y: [T] = filledArray(g.n * fn * g.pixels) { ys in
             x.data.withUnsafeBufferPointer { xs in
                 wp.withUnsafeBufferPointer { wp in
-                    parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
-                        var col = [T](repeating: 0, count: k * width), out = [T](repeating: 0, count: fn * width)
-                        for chunk in chunks {
-                            let images = plan.images(chunk)
-                            col.withUnsafeMutableBufferPointer { col in
-                                out.withUnsafeMutableBufferPointer { out in
-                                    im2colT(xs.baseAddress!, g, images: images, col.baseAddress!, width)
-                                    gemmPacked(fn, width, k, wp.baseAddress!, col.baseAddress!, width, out.baseAddress!, width, parallel: false)
-                                    for (j, n) in images.enumerated() {
-                                        for f in 0..<fn {
-                                            let src = out.baseAddress! + f * width + j * p, dst = ys.baseAddress! + (n * fn + f) * p
+                    plan.rowOffsets.withUnsafeBufferPointer { rows in
+                        parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                            var input = [T](repeating: 0, count: plan.inputSize), out = [T](repeating: 0, count: fn * width)
+                            for chunk in chunks {
+                                let images = plan.images(chunk)
+                                input.withUnsafeMutableBufferPointer { input in
+                                    out.withUnsafeMutableBufferPointer { out in
+                                        plan.load(xs.baseAddress!, images, input.baseAddress!)
+                                        gemmPacked(fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!, out.baseAddress!, width, parallel: false)
+                                        plan.forEachOutputRow(images, stride: width) { column, pixel, f in
                                             let bias = b.value.data[f]
-                                            for q in 0..<p { dst[q] = storage.round(src[q]) + bias }
+                                            for ox in 0..<g.ow { ys[pixel + ox] = storage.round(out[column + ox]) + bias }
                                         }
                                     }
                                 }
@@ -58,7 +66,6 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 }
             }
         }
-        self.g = g
         self.x = isTraining ? x : nil
         return Tensor(shape: [g.n, fn, g.oh, g.ow], data: y)
     }
@@ -68,42 +75,43 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// `backward`; without `inputGradient` (the first layer of a network being trained) only the
     /// parameter gradients are computed and the result is empty.
     public func backward(_ dout: Tensor<T>, inputGradient: Bool) -> Tensor<T> {
-        guard let g, let x else { preconditionFailure("Convolution.backward needs a training forward") }
-        let plan = ConvChunks(g), fn = W.value.shape[0], p = g.pixels, k = g.cols, width = plan.width
-        let wt = packRows(k, fn, W.value.data, k, transA: true)  // Wᵀ (K, FN)
-        var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }  // per chunk: dW (FN, K), then db (FN)
+        guard let x else { preconditionFailure("Convolution.backward needs a training forward") }
+        let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
+        // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
+        let wd = plan.shifted ? packRows(g.c, fn * g.fh * g.fw, plan.flipped(W.value.data), fn * g.fh * g.fw) : packRows(k, fn, W.value.data, k, transA: true)
+        var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }  // per chunk: dW (FN, K), db (FN)
         var dx = [T](unsafeUninitializedCapacity: inputGradient ? x.count : 0) { $1 = $0.count }
         x.data.withUnsafeBufferPointer { xs in
             dout.data.withUnsafeBufferPointer { ds in
-                wt.withUnsafeBufferPointer { wt in
-                    partial.withUnsafeMutableBufferPointer { partial in
-                        dx.withUnsafeMutableBufferPointer { dx in
-                            parallelChunks(plan.count, work: 2 * g.rows * k * fn) { chunks in
-                                var col = [T](repeating: 0, count: k * width), d = [T](repeating: 0, count: fn * width)
-                                var dcol = [T](repeating: 0, count: inputGradient ? k * width : 0)
-                                for chunk in chunks {
-                                    let images = plan.images(chunk), used = images.count * p
-                                    col.withUnsafeMutableBufferPointer { col in
-                                        d.withUnsafeMutableBufferPointer { d in
-                                            im2colT(xs.baseAddress!, g, images: images, col.baseAddress!, width)
-                                            for (j, n) in images.enumerated() {
-                                                for f in 0..<fn {
-                                                    (d.baseAddress! + f * width + j * p).update(from: ds.baseAddress! + (n * fn + f) * p, count: p)
+                wd.withUnsafeBufferPointer { wd in
+                    plan.rowOffsets.withUnsafeBufferPointer { rows in
+                        plan.gradientRowOffsets.withUnsafeBufferPointer { dRows in
+                            partial.withUnsafeMutableBufferPointer { partial in
+                                dx.withUnsafeMutableBufferPointer { dx in
+                                    parallelChunks(plan.count, work: 2 * g.rows * k * fn) { chunks in
+                                        var input = [T](repeating: 0, count: plan.inputSize), d = [T](repeating: 0, count: fn * plan.gradientStride)
+                                        var scratch = [T](repeating: 0, count: inputGradient ? plan.scratchSize : 0)
+                                        for chunk in chunks {
+                                            let images = plan.images(chunk)
+                                            input.withUnsafeMutableBufferPointer { input in
+                                                d.withUnsafeMutableBufferPointer { d in
+                                                    plan.load(xs.baseAddress!, images, input.baseAddress!)
+                                                    d.update(repeating: 0)
+                                                    let d0 = d.baseAddress! + plan.gradientFront, ld = plan.gradientStride
+                                                    plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                                                        (d0 + column).update(from: ds.baseAddress! + pixel, count: g.ow)
+                                                    }
+                                                    let dw = partial.baseAddress! + chunk * fn * (k + 1)
+                                                    gemmABt(fn, k, width, d0, ld, input.baseAddress!, rows.baseAddress!, dw, k, parallel: false)
+                                                    for f in 0..<fn { dw[fn * k + f] = laneSum(d0 + f * ld, width) }
+                                                    guard inputGradient else { return }
+                                                    scratch.withUnsafeMutableBufferPointer { scratch in
+                                                        let (m, n) = plan.shifted ? (g.c, plan.planeSize) : (k, width)
+                                                        gemmPacked(m, n, plan.gradientRowOffsets.count, wd.baseAddress!, d.baseAddress!, dRows.baseAddress!,
+                                                                   scratch.baseAddress!, n, parallel: false)
+                                                        plan.fold(scratch.baseAddress!, images, dx.baseAddress!)
+                                                    }
                                                 }
-                                            }
-                                            if used < width {  // padding, or a short last chunk: clear stale columns
-                                                for r in 0..<k { (col.baseAddress! + r * width + used).update(repeating: 0, count: width - used) }
-                                                for f in 0..<fn { (d.baseAddress! + f * width + used).update(repeating: 0, count: width - used) }
-                                            }
-                                            let dw = partial.baseAddress! + chunk * fn * (k + 1)
-                                            gemmABt(fn, k, width, d.baseAddress!, width, col.baseAddress!, width, dw, k, parallel: false)
-                                            for f in 0..<fn { dw[fn * k + f] = laneSum(d.baseAddress! + f * width, width) }
-                                            guard inputGradient else { return }
-                                            let image = g.c * g.h * g.w
-                                            (dx.baseAddress! + images.lowerBound * image).update(repeating: 0, count: images.count * image)
-                                            dcol.withUnsafeMutableBufferPointer { dcol in
-                                                gemmPacked(k, width, fn, wt.baseAddress!, d.baseAddress!, width, dcol.baseAddress!, width, parallel: false)
-                                                col2imT(dcol.baseAddress!, width, g, images: images, dx.baseAddress!)
                                             }
                                         }
                                     }
@@ -114,12 +122,12 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 }
             }
         }
-        let sums: [T] = filledArray(fn * (k + 1)) { sums in  // chunk partials added in chunk order
+        var sums = Array(partial[0..<(fn * (k + 1))])  // the chunks' partials, added in chunk order
+        sums.withUnsafeMutableBufferPointer { sums in
             partial.withUnsafeBufferPointer { partial in
-                for i in 0..<(fn * (k + 1)) {
-                    var s = partial[i]
-                    for chunk in 1..<plan.count { s += partial[chunk * fn * (k + 1) + i] }
-                    sums[i] = s
+                for chunk in 1..<plan.count {
+                    let p = partial.baseAddress! + chunk * sums.count
+                    for i in sums.indices { sums[i] += p[i] }
                 }
             }
         }
@@ -137,20 +145,138 @@ private func laneSum<T: NetworkScalar>(_ x: UnsafePointer<T>, _ count: Int) -> T
     return s.sum()
 }
 
-/// How a convolution walks its batch: `images` whole images per chunk, whose unfolded input
-/// `(C·FH·FW, width)` fits in about 512 KB of a core's cache. `width` is the chunk's output
-/// pixels rounded up to a multiple of 32, the GEMM panel width. Depends only on the geometry,
-/// so results do not depend on the number of cores.
-struct ConvChunks {
-    let images: Int, width: Int, count: Int, n: Int
+/// How a convolution walks its batch: `images` whole images per chunk, and per chunk a matrix
+/// `B` of `columns` columns (a multiple of 32) with one row per window element. Chunks are
+/// sized so that a chunk's buffers (about 512 KB of values) stay in a core's cache. Depends only
+/// on the geometry, so results do not depend on the number of cores.
+///
+/// With `shifted` (stride 1), the chunk's input is one zero-padded plane per channel,
+/// `rowWidth = W + pad` wide, image `j`'s row `y` at plane row `pad + j·(H + pad) + y`, columns
+/// `pad..<pad + W`: the right padding of a row is the left padding of the next, and the padding
+/// below an image the padding above the next. Output pixel `(j, oy, ox)` is column
+/// `(j·(H + pad) + oy)·rowWidth + ox`; its window element `(ch, ky, kx)` is that plane position
+/// plus `ky·rowWidth + kx`, so row `r` of `B` is the plane shifted by that offset. Columns that
+/// are not output pixels are computed and dropped, and their gradient is 0. Otherwise `B` is
+/// `im2colT` of the chunk, output pixel `(j, oy, ox)` at column `(j·OH + oy)·OW + ox`.
+struct ConvPlan {
+    let g: Window
+    /// Output channels (FN).
+    let outputs: Int
+    let images: Int, count: Int
+    let shifted: Bool
+    /// Columns per output row and output rows per image (`rowWidth·bandRows` columns per image).
+    let rowWidth: Int, bandRows: Int
+    let columns: Int
+    /// Elements of one padded plane (`shifted`; a multiple of 32), and of the chunk's input buffer.
+    let planeSize: Int, inputSize: Int
+    /// Where row `r` of `B` starts in the input buffer.
+    let rowOffsets: [Int]
+    /// The output gradient's `(FN, columns)` matrix: row stride and zero columns in front of each
+    /// row (room for the shifted views the input gradient reads).
+    let gradientStride: Int, gradientFront: Int
+    /// The rows of the input gradient's `B`, as offsets into that matrix: `(FN·FH·FW)` views of it
+    /// shifted back by each window offset (`shifted`), else its `FN` rows.
+    let gradientRowOffsets: [Int]
 
-    init(_ g: Window) {
-        n = g.n
-        images = max(1, min(g.n, (1 << 17) / max(1, g.cols * g.pixels)))
-        width = (images * g.pixels + 31) / 32 * 32
+    /// `shifted` needs stride 1.
+    init(_ g: Window, outputs: Int, shifted: Bool) {
+        precondition(!shifted || g.stride == 1, "the shifted layout needs stride 1")
+        self.g = g
+        self.outputs = outputs
+        self.shifted = shifted
+        (rowWidth, bandRows) = shifted ? (g.w + g.pad, g.h + g.pad) : (g.ow, g.oh)
+        let perImage = rowWidth * bandRows
+        // The values a chunk holds per column: stride 1, the padded input and its gradient plus
+        // the output; otherwise the unfolded input and its gradient.
+        let perColumn = shifted ? 2 * g.c + outputs : 2 * g.cols
+        images = max(1, min(g.n, (1 << 17) / max(1, perColumn * perImage)))
         count = (g.n + images - 1) / images
+        let columns = (images * perImage + 31) / 32 * 32, width = rowWidth
+        self.columns = columns
+        if shifted {
+            let maxShift = (g.fh - 1) * width + g.fw - 1
+            // Room for the last image's bottom padding and for the widest shift of the last column.
+            let plane = (max((images * bandRows + g.pad) * width, columns + maxShift) + 31) / 32 * 32
+            (planeSize, inputSize) = (plane, g.c * plane)
+            rowOffsets = (0..<g.cols).map { r in
+                let t = g.tap(r)
+                return t.ch * plane + t.ky * width + t.kx
+            }
+            (gradientFront, gradientStride) = (maxShift, maxShift + plane)
+            gradientRowOffsets = (0..<(outputs * g.fh * g.fw)).map { i in
+                let (f, ky, kx) = (i / (g.fh * g.fw), i / g.fw % g.fh, i % g.fw)
+                return f * (maxShift + plane) + maxShift - (ky * width + kx)
+            }
+        } else {
+            (planeSize, inputSize) = (0, g.cols * columns)
+            rowOffsets = (0..<g.cols).map { $0 * columns }
+            (gradientFront, gradientStride) = (0, columns)
+            gradientRowOffsets = (0..<outputs).map { $0 * columns }
+        }
     }
 
     /// The images of chunk `i`.
-    func images(_ i: Int) -> Range<Int> { i * images..<min((i + 1) * images, n) }
+    func images(_ i: Int) -> Range<Int> { i * images..<min((i + 1) * images, g.n) }
+
+    /// Elements of the input gradient's product for one chunk: `(C, planeSize)` or `(K, columns)`.
+    var scratchSize: Int { shifted ? inputSize : g.cols * columns }
+
+    /// `W (FN, C, FH, FW)` as `W' (C, FN·FH·FW)`: the input gradient's weights with stride 1.
+    func flipped<T: NetworkScalar>(_ w: [T]) -> [T] {
+        let taps = g.fh * g.fw
+        return filledArray(w.count) { out in
+            for f in 0..<outputs {
+                for ch in 0..<g.c {
+                    for t in 0..<taps { out[(ch * outputs + f) * taps + t] = w[(f * g.c + ch) * taps + t] }
+                }
+            }
+        }
+    }
+
+    /// Calls `body(column, pixel, channel)` for every output row of `images`: `column` is where
+    /// the row starts in an `(FN, stride)` matrix of the chunk's columns, `pixel` where it starts
+    /// in the `(N, FN, OH, OW)` tensor.
+    @inline(__always)
+    func forEachOutputRow(_ images: Range<Int>, stride: Int, _ body: (Int, Int, Int) -> Void) {
+        for (j, n) in images.enumerated() {
+            for f in 0..<outputs {
+                for oy in 0..<g.oh { body(f * stride + (j * bandRows + oy) * rowWidth, ((n * outputs + f) * g.oh + oy) * g.ow, f) }
+            }
+        }
+    }
+
+    /// Calls `body(plane, input)` for every input row of `images`: where it starts in the padded
+    /// planes and in `x (N, C, H, W)`.
+    @inline(__always)
+    private func forEachInputRow(_ images: Range<Int>, _ body: (Int, Int) -> Void) {
+        for (j, n) in images.enumerated() {
+            for ch in 0..<g.c {
+                for y in 0..<g.h { body(ch * planeSize + (g.pad + j * bandRows + y) * rowWidth + g.pad, ((n * g.c + ch) * g.h + y) * g.w) }
+            }
+        }
+    }
+
+    /// Writes the chunk's input buffer for `images` of `x`.
+    func load<T: NetworkScalar>(_ x: UnsafePointer<T>, _ images: Range<Int>, _ input: UnsafeMutablePointer<T>) {
+        guard shifted else {
+            im2colT(x, g, images: images, input, columns)
+            let used = images.count * g.pixels
+            for r in 0..<g.cols { (input + r * columns + used).update(repeating: 0, count: columns - used) }
+            return
+        }
+        input.update(repeating: 0, count: inputSize)
+        forEachInputRow(images) { plane, row in (input + plane).update(from: x + row, count: g.w) }
+    }
+
+    /// Writes the input gradient of `images` into `dx (N, C, H, W)` from the chunk's product:
+    /// with stride 1 the padded planes are cropped; otherwise `dB (K, columns)` is folded back.
+    func fold<T: NetworkScalar>(_ product: UnsafePointer<T>, _ images: Range<Int>, _ dx: UnsafeMutablePointer<T>) {
+        guard shifted else {
+            let image = g.c * g.h * g.w
+            (dx + images.lowerBound * image).update(repeating: 0, count: images.count * image)
+            col2imT(product, columns, g, images: images, dx)
+            return
+        }
+        forEachInputRow(images) { plane, row in (dx + row).update(from: product + plane, count: g.w) }
+    }
 }

@@ -40,14 +40,22 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
                     // The window clipped to the input; padding never competes.
                     let y0 = max(0, oy * stride - pad), y1 = min(g.h, oy * stride - pad + size)
                     let x0 = max(0, ox * stride - pad), x1 = min(g.w, ox * stride - pad + size)
-                    var at = y0 * g.w + x0, best = xs[src + at]
-                    for y in y0..<y1 {
-                        for xx in x0..<x1 {
-                            let v = xs[src + y * g.w + xx]
-                            if v > best || (v.isNaN && !best.isNaN) {
-                                best = v
-                                at = y * g.w + xx
-                            }
+                    let first = y0 * g.w + x0
+                    var at = first, best = xs[src + first]
+                    @inline(__always) func consider(_ i: Int) {
+                        let v = xs[src + i]
+                        if v > best || (v.isNaN && !best.isNaN) {
+                            best = v
+                            at = i
+                        }
+                    }
+                    if y1 - y0 == 2 && x1 - x0 == 2 {  // the common 2×2 window, unrolled
+                        consider(first + 1)
+                        consider(first + g.w)
+                        consider(first + g.w + 1)
+                    } else {
+                        for y in y0..<y1 {
+                            for xx in x0..<x1 where y > y0 || xx > x0 { consider(y * g.w + xx) }
                         }
                     }
                     let o = (plane * g.oh + oy) * g.ow + ox
@@ -60,10 +68,19 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         guard let g else { preconditionFailure("MaxPooling.backward before forward") }
-        var dx = [T](repeating: 0, count: g.n * g.c * g.h * g.w)
-        let per = g.oh * g.ow, arg = argmax
-        for o in 0..<dout.count {
-            dx[(o / per) * g.h * g.w + Int(arg[o])] += dout.data[o]
+        let (per, size) = (g.oh * g.ow, g.h * g.w)
+        let dx: [T] = filledArray(g.n * g.c * size) { dx in
+            argmax.withUnsafeBufferPointer { arg in
+                dout.data.withUnsafeBufferPointer { ds in
+                    parallelChunks(g.n * g.c, work: dx.count) { planes in
+                        for plane in planes {
+                            let d = dx.baseAddress! + plane * size
+                            d.initialize(repeating: 0, count: size)
+                            for o in (plane * per)..<((plane + 1) * per) { d[Int(arg[o])] += ds[o] }
+                        }
+                    }
+                }
+            }
         }
         return Tensor(shape: [g.n, g.c, g.h, g.w], data: dx)
     }

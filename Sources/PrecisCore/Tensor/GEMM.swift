@@ -1,6 +1,7 @@
 /// `C (m×n) = A (m×k) · B (k×n)`, all row-major with leading dimensions; with `transA`, `A` is
 /// stored as `(k×m)` and used transposed. `A` is packed into blocks of 8 rows; `B` is read in
-/// place, in panels of two vectors' width (32 Floats, 16 Doubles); a register-blocked kernel
+/// place (row `p` at `b + bRows[p]`, so its rows may be any views, such as shifted input planes),
+/// in panels of two vectors' width (32 Floats, 16 Doubles); a register-blocked kernel
 /// computes 8 rows × one panel of `C` with fused multiply-adds. Each element of `C` is one chain
 /// of multiply-adds from zero in ascending `k`, whatever the blocking or the number of threads.
 func gemm<T: NetworkScalar>(
@@ -14,8 +15,8 @@ func gemm<T: NetworkScalar>(
         for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
         return
     }
-    let ap = packRows(m, k, a, lda, transA: transA)
-    ap.withUnsafeBufferPointer { gemmPacked(m, n, k, $0.baseAddress!, b, ldb, c, ldc, parallel: parallel) }
+    let ap = packRows(m, k, a, lda, transA: transA), rows = (0..<k).map { $0 * ldb }
+    ap.withUnsafeBufferPointer { gemmPacked(m, n, k, $0.baseAddress!, b, rows, c, ldc, parallel: parallel) }
 }
 
 /// `A (m×k)` (or `(k×m)` with `transA`) as blocks of 8 rows, each block `(k, 8)`; rows past `m` are 0.
@@ -34,41 +35,41 @@ func packRows<T: NetworkScalar>(_ m: Int, _ k: Int, _ a: UnsafePointer<T>, _ lda
     return ap
 }
 
-/// `gemm` with `A` already packed by `packRows`.
+/// `gemm` with `A` already packed by `packRows` and row `p` of `B` at `b + bRows[p]`.
 func gemmPacked<T: NetworkScalar>(
-    _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ ldb: Int,
+    _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     if T.self == Double.self {
-        gemmTiles(SIMD8<T>.self, m, n, k, ap, b, ldb, c, ldc, parallel: parallel)
+        gemmTiles(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
     } else {
-        gemmTiles(SIMD16<T>.self, m, n, k, ap, b, ldb, c, ldc, parallel: parallel)
+        gemmTiles(SIMD16<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
     }
 }
 
 /// Runs the 8-row kernel over every (row block, panel) tile, panels split over the cores.
 @inline(__always)
 private func gemmTiles<T: NetworkScalar, V: SIMD>(
-    _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ ldb: Int,
+    _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool
 ) where V.Scalar == T {
     let width = 2 * V.scalarCount, blocks = (m + 7) / 8, panels = (n + width - 1) / width
     let body = { (range: Range<Int>) in
-        var edge: [T] = []  // the last, partial panel, zero-padded to full width
         for panel in range {
             let j = panel * width, cols = min(width, n - j)
-            var bp = b + j, ld = ldb
-            if cols < width {
-                edge = [T](repeating: 0, count: k * width)
-                edge.withUnsafeMutableBufferPointer { e in
-                    for p in 0..<k { for q in 0..<cols { e[p * width + q] = b[p * ldb + j + q] } }
-                }
-                ld = width
-            }
-            edge.withUnsafeBufferPointer { e in
-                if cols < width { bp = e.baseAddress! }
+            guard cols < width else {
                 for block in 0..<blocks {
-                    kernel8(V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, bp, ld, c + block * 8 * ldc + j, ldc)
+                    kernel8(V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, b + j, bRows, c + block * 8 * ldc + j, ldc)
+                }
+                continue
+            }
+            // The last, partial panel: copied with zero padding to full width.
+            var edge = [T](repeating: 0, count: k * width)
+            for p in 0..<k { for q in 0..<cols { edge[p * width + q] = b[bRows[p] + j + q] } }
+            let rows = (0..<k).map { $0 * width }
+            edge.withUnsafeBufferPointer { e in
+                for block in 0..<blocks {
+                    kernel8(V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, e.baseAddress!, rows, c + block * 8 * ldc + j, ldc)
                 }
             }
         }
@@ -77,17 +78,18 @@ private func gemmTiles<T: NetworkScalar, V: SIMD>(
 }
 
 /// `C[0..<rows, 0..<cols] = A · B` for one packed block `A (k, 8)` and a panel `B (k, 2 vectors)`
-/// with row stride `ldb`; rows and columns past `rows` and `cols` are computed but not stored.
+/// whose row `p` starts at `b + bRows[p]`; rows and columns past `rows` and `cols` are computed but
+/// not stored.
 @inline(__always)
 private func kernel8<V: SIMD>(
-    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>, _ ldb: Int,
+    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int
 ) where V.Scalar: FloatingPoint {
     var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
     var d0 = V(), d1 = V(), d2 = V(), d3 = V(), d4 = V(), d5 = V(), d6 = V(), d7 = V()
     let half = V.scalarCount * MemoryLayout<V.Scalar>.stride
     for p in 0..<k {
-        let row = UnsafeRawPointer(b + p * ldb)
+        let row = UnsafeRawPointer(b + bRows[p])
         let u = row.loadUnaligned(as: V.self), v = row.loadUnaligned(fromByteOffset: half, as: V.self)
         let s = a + p * 8
         c0 = c0.addingProduct(s[0], u); d0 = d0.addingProduct(s[0], v)
@@ -113,11 +115,12 @@ private func kernel8<V: SIMD>(
     store(c4, d4, 4); store(c5, d5, 5); store(c6, d6, 6); store(c7, d7, 7)
 }
 
-/// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)`, row-major, `len` a multiple of 16: every element is
-/// a dot product of two contiguous rows, summed in 16 lanes and then pairwise (a fixed order).
-/// A kernel computes 4×4 elements at a time; tiles are split over the cores when `parallel`.
+/// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)` whose row `j` starts at `b + bRows[j]`, `len` a
+/// multiple of 16: every element is a dot product of two contiguous rows, summed in 16 lanes and
+/// then pairwise (a fixed order). A kernel computes 4×4 elements at a time; tiles are split over
+/// the cores when `parallel`.
 func gemmABt<T: NetworkScalar>(
-    _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
+    _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
@@ -125,21 +128,21 @@ func gemmABt<T: NetworkScalar>(
     let body = { (tiles: Range<Int>) in
         for t in tiles {
             let (i, j) = (t % rowTiles * 4, t / rowTiles * 4)
-            dot4x4(rows: min(4, m - i), cols: min(4, n - j), len: len, a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc)
+            dot4x4(rows: min(4, m - i), cols: min(4, n - j), len: len, a + i * lda, lda, b, bRows + j, c + i * ldc + j, ldc)
         }
     }
     if parallel { parallelChunks(rowTiles * colTiles, work: m * n * len, body) } else { body(0..<(rowTiles * colTiles)) }
 }
 
-/// Dot products of 4 rows of `a` with 4 rows of `b`; rows past `rows`/`cols` repeat the last one
-/// and are not stored.
+/// Dot products of 4 rows of `a` with the 4 rows of `b` at `bRows[0..<4]`; rows past `rows`/`cols`
+/// repeat the last one and are not stored.
 @inline(__always)
 private func dot4x4<T: NetworkScalar>(
-    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ ldb: Int,
+    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int
 ) {
     let a0 = a, a1 = a + min(1, rows - 1) * lda, a2 = a + min(2, rows - 1) * lda, a3 = a + min(3, rows - 1) * lda
-    let b0 = b, b1 = b + min(1, cols - 1) * ldb, b2 = b + min(2, cols - 1) * ldb, b3 = b + min(3, cols - 1) * ldb
+    let b0 = b + bRows[0], b1 = b + bRows[min(1, cols - 1)], b2 = b + bRows[min(2, cols - 1)], b3 = b + bRows[min(3, cols - 1)]
     typealias V = SIMD16<T>
     var s00 = V(), s01 = V(), s02 = V(), s03 = V(), s10 = V(), s11 = V(), s12 = V(), s13 = V()
     var s20 = V(), s21 = V(), s22 = V(), s23 = V(), s30 = V(), s31 = V(), s32 = V(), s33 = V()

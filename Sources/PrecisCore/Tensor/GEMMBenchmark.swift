@@ -54,7 +54,7 @@ public func gemmGFLOPS<T: NetworkScalar>(_ s: GEMMShape, runs: Int, as: T.Type =
                     case .ab, .aTb:
                         gemm(s.m, s.n, s.k, ap.baseAddress!, s.form == .aTb ? s.m : s.k, transA: s.form == .aTb, bp.baseAddress!, s.n, cp.baseAddress!, s.n)
                     case .abT:
-                        gemmABt(s.m, s.n, s.k, ap.baseAddress!, s.k, bp.baseAddress!, s.k, cp.baseAddress!, s.n)
+                        gemmABt(s.m, s.n, s.k, ap.baseAddress!, s.k, bp.baseAddress!, (0..<s.n).map { $0 * s.k }, cp.baseAddress!, s.n)
                     }
                 }
             }
