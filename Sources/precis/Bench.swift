@@ -58,17 +58,21 @@ struct Bench: ParsableCommand {
             }
             if gemm {
                 var rows: [[String: Any]] = []
-                var logSum = 0.0
                 let shapes = try GEMMShape.of(spec, batch: 100)
+                var conv: [Double] = [], affine: [Double] = []
                 for shape in shapes {
                     let g = gemmGFLOPS(shape, runs: runs, as: Float.self)
-                    logSum += log(g)
+                    if shape.isConvolution { conv.append(g) } else { affine.append(g) }
                     rows.append(["shape": shape.description, "gflops": g])
-                    if !json { print(String(format: "gemm %-34@ %7.1f GFLOP/s", shape.description, g)) }
+                    if !json { print(String(format: "gemm %-38@ %7.1f GFLOP/s", shape.description, g)) }
                 }
+                func geomean(_ xs: [Double]) -> Double { exp(xs.map(log).reduce(0, +) / Double(max(1, xs.count))) }
                 results["gemm"] = rows
-                results["gemm_geomean_gflops"] = exp(logSum / Double(shapes.count))
-                if !json { print(String(format: "gemm geometric mean: %.1f GFLOP/s", exp(logSum / Double(shapes.count)))) }
+                results["gemm_geomean_gflops"] = geomean(conv)
+                results["gemm_affine_geomean_gflops"] = geomean(affine)
+                if !json {
+                    print(String(format: "gemm geometric mean, convolution shapes: %.1f GFLOP/s (affine shapes: %.1f)", geomean(conv), geomean(affine)))
+                }
                 var int8Rows: [[String: Any]] = []
                 for shape in shapes where shape.label.hasSuffix("fwd") {
                     let fast = int8GEMMGOPS(shape, runs: runs), portable = int8GEMMGOPS(shape, runs: runs, portable: true)
