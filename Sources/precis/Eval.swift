@@ -5,22 +5,29 @@ import PrecisWeights
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate a trained network in several precisions.",
+        abstract: "The precision report: a trained network in several precisions, side by side, layer by layer.",
         discussion: """
-            The same stored parameters are rounded into Network<Double>, Network<Float> and Network<Float16>. \
-            When the file holds a stored variant for a precision (precis export), eval runs that variant's tensors.
+            Every mode runs the full test set against float64 (per-layer errors) and float32 (accuracy change, \
+            disagreements). The same stored parameters are rounded into Network<Double>, Network<Float> and \
+            Network<Float16>; a stored variant (precis export) is used for the modes it serves.
             """)
 
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
     @Option(help: "Comma-separated precisions (\(PrecisionMode.allCases.map(\.rawValue).joined(separator: ", "))), or all.")
-    var precision = "float64,float32,float16"
+    var precision = "all"
 
     @OptionGroup var data: DataOptions
 
     @Option(help: "Evaluate only the first N test images.")
     var limit: Int?
+
+    @Option(help: ArgumentHelp("Rank the layers by what computing each alone in this precision costs.", valueName: "precision"))
+    var explain: String?
+
+    @Option(help: ArgumentHelp("Multiply the inputs by K (stress beyond the trained range).", valueName: "K"))
+    var inputScale: Float = 1
 
     @Option(help: ArgumentHelp("Write each precision's logits to PREFIX-<precision>.f64 (little-endian float64, images × classes).",
                                valueName: "prefix"))
@@ -36,16 +43,20 @@ struct Eval: ParsableCommand {
     var quiet = false
 
     /// The modes asked for, in order.
-    var modes: [String] {
-        precision == "all" ? PrecisionMode.allCases.map(\.rawValue) : precision.split(separator: ",").map(String.init)
+    var modes: [PrecisionMode] {
+        (precision == "all" ? PrecisionMode.allCases.map(\.rawValue) : precision.split(separator: ",").map(String.init)).compactMap(PrecisionMode.init)
     }
 
     func validate() throws {
-        guard !modes.isEmpty else { throw ValidationError("--precision needs at least one mode") }
-        if let bad = modes.first(where: { PrecisionMode(rawValue: $0) == nil }) {
-            throw ValidationError("unknown precision '\(bad)' (\(PrecisionMode.allCases.map(\.rawValue).joined(separator: ", ")), all)")
+        let names = precision == "all" ? [] : precision.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard precision == "all" || !names.isEmpty else { throw ValidationError("--precision needs at least one mode") }
+        let known = PrecisionMode.allCases.map(\.rawValue).joined(separator: ", ")
+        if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil }) { throw ValidationError("unknown precision '\(bad)' (\(known), all)") }
+        if let explain, PrecisionMode(rawValue: explain) == nil || explain == "float32" {
+            throw ValidationError("--explain needs a precision other than float32 (\(known))")
         }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        guard inputScale.isFinite && inputScale > 0 else { throw ValidationError("--input-scale must be a positive number") }
     }
 
     func run() throws {
@@ -59,84 +70,158 @@ struct Eval: ParsableCommand {
             let n = min(limit ?? dataset.testCount, dataset.testCount)
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
-            func run(_ mode: String) throws -> (predicted: [Int], seconds: Double, source: String) {
-                let progress = ProgressLine(quiet: quiet || json)
-                // A stored variant holds exactly the values the mode's storage rounds to.
-                let variant = mode.hasPrefix("float16") && variants.contains("float16") ? "float16" : nil
-                let source = variant.map { "/variants/\($0)" } ?? "/model"
-                let tensors = try variant.map { try WeightFile.readVariant(file, spec: weights.spec, precision: $0) } ?? weights.tensors
-                let start = Date()
-                let logits = try self.logits(weights.spec, tensors, mode: mode, images: images, count: n) { done in
-                    progress.update(mode, done: done, total: n, unit: "img")
+            // A stored variant holds exactly the values the mode's storage rounds to.
+            func source(_ mode: PrecisionMode) -> String? { mode.storage == .float16 && variants.contains("float16") ? "float16" : nil }
+            func tensors(_ mode: PrecisionMode) throws -> [String: Tensor<Double>] {
+                try source(mode).map { try WeightFile.readVariant(file, spec: weights.spec, precision: $0) } ?? weights.tensors
+            }
+            // float32 is the reference for predictions: run it even if not asked for.
+            let runModes = modes.contains(.float32) ? modes : [.float32] + modes
+            let reports = try runModes.map { mode in
+                let t = try tensors(mode), keep = saveLogits != nil
+                switch mode {
+                case .float64: return ModeReport(mode, try Network<Double>(spec: weights.spec, parameters: t), inputScale: inputScale, keepLogits: keep)
+                case .float16: return ModeReport(mode, try Network<Float16>(spec: weights.spec, parameters: t), inputScale: inputScale, keepLogits: keep)
+                default:
+                    return ModeReport(mode, try Network<Float>(spec: weights.spec, parameters: t, storage: mode.storage), inputScale: inputScale, keepLogits: keep)
                 }
-                let seconds = Date().timeIntervalSince(start)
-                progress.clear()
-                if let saveLogits {
-                    let url = URL(fileURLWithPath: "\(saveLogits)-\(mode).f64")
-                    do { try logits.data.withUnsafeBytes { try Data($0).write(to: url) } } catch {
+            }
+            let reference = try Network<Double>(spec: weights.spec, parameters: weights.tensors)
+            let progress = ProgressLine(quiet: quiet || json)
+            runPrecisionReport(reference: reference, reports, images: images, count: n, inputScale: inputScale) { done in
+                progress.update("report", done: done, total: n, unit: "img")
+            }
+            progress.clear()
+            let float32 = reports[runModes.firstIndex(of: .float32)!]
+            let float32Bytes = Double(float32.modelBytes)
+            let shown = reports.filter { modes.contains($0.mode) }
+            var rows: [[String: Any]] = []
+            for r in shown {
+                let change = PairedChange(predicted: r.predicted, reference: float32.predicted, labels: labels)
+                let correct = zip(r.predicted, labels).filter { $0 == $1 }.count
+                rows.append([
+                    "precision": r.mode.rawValue, "images": n, "correct": correct, "accuracy": Double(correct) / Double(n),
+                    "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
+                    "differs_from_float32": change.differs, "agreement": change.agreement, "gained": change.gained, "lost": change.lost,
+                    "logit_max_abs_error": jsonNumber(r.logits.maxAbsolute), "logit_mean_abs_error": jsonNumber(r.logits.meanAbsolute), "logit_sqnr_db": jsonNumber(r.logits.sqnrDB),
+                    "model_bytes": r.modelBytes, "model_ratio_to_float32": Double(r.modelBytes) / float32Bytes,
+                    "seconds": r.seconds, "images_per_second": Double(n) / r.seconds,
+                    "weights": source(r.mode).map { "/variants/\($0)" } ?? "/model", "input_scale": Double(inputScale),
+                    "layers": zip(weights.spec.layerNames, r.layers).map { name, e in layerJSON(name, e) },
+                ])
+            }
+            if let saveLogits {
+                for r in shown {
+                    let url = URL(fileURLWithPath: "\(saveLogits)-\(r.mode.rawValue).f64")
+                    do { try r.logitValues.withUnsafeBytes { try Data($0).write(to: url) } } catch {
                         throw DataError(file: url.path, problem: "cannot write logits: \(error.localizedDescription)")
                     }
                 }
-                return (argmaxRows(logits), seconds, source)
             }
-            // float32 is the reference for disagreements: evaluate it first even if not asked for.
-            let float32 = try run("float32")
-            var rows: [[String: Any]] = []
-            for mode in modes {
-                let (predicted, seconds, source) = mode == "float32" ? float32 : try run(mode)
-                let correct = zip(predicted, labels).filter { $0 == $1 }.count
-                rows.append([
-                    "precision": mode, "accuracy": Double(correct) / Double(n), "correct": correct, "images": n,
-                    "differs_from_float32": zip(predicted, float32.predicted).filter { $0 != $1 }.count,
-                    "seconds": seconds, "images_per_second": Double(n) / seconds, "weights": source,
-                ])
+            var effects: [LayerEffect] = []
+            if let explain, let mode = PrecisionMode(rawValue: explain) {
+                let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors), t = try tensors(mode)
+                let progress = ProgressLine(quiet: quiet || json)
+                func explained<T: NetworkScalar>(_ reduced: Network<T>) -> [LayerEffect] {
+                    explainLayers(float32: net32, reduced: reduced, reference: reference, images: images, labels: labels,
+                                  float32Predicted: float32.predicted, inputScale: inputScale) { done in
+                        progress.update("explain \(explain)", done: done, total: n, unit: "img")
+                    }
+                }
+                switch mode {
+                case .float64: effects = explained(try Network<Double>(spec: weights.spec, parameters: t))
+                case .float16: effects = explained(try Network<Float16>(spec: weights.spec, parameters: t))
+                default: effects = explained(try Network<Float>(spec: weights.spec, parameters: t, storage: mode.storage))
+                }
+                progress.clear()
             }
             if record {
                 let recordedAt = ISO8601DateFormatter().string(from: Date())
-                try WeightFile.record(file, results: rows.map { r in
-                    (r["precision"] as! String, [
-                        ("dataset", .string(dataset.name)), ("images", .int(n)), ("accuracy", .double(r["accuracy"] as! Double)),
-                        ("correct", .int(r["correct"] as! Int)), ("differs_from_float32", .int(r["differs_from_float32"] as! Int)),
-                        ("seconds", .double(r["seconds"] as! Double)), ("weights", .string(r["weights"] as! String)),
-                        ("recorded_at", .string(recordedAt)),
-                    ])
+                try WeightFile.record(file, results: zip(shown, rows).map { r, row in
+                    (r.mode.rawValue, recordAttributes(row, r, layerNames: weights.spec.layerNames, dataset: dataset.name) + [("recorded_at", .string(recordedAt))])
                 })
             }
             if json {
-                try printJSON(["file": file, "dataset": dataset.name, "model": weights.spec.name, "images": n, "results": rows] as [String: Any])
+                var out: [String: Any] = ["file": file, "dataset": dataset.name, "model": weights.spec.name, "images": n,
+                                          "input_scale": Double(inputScale), "results": rows]
+                if let explain { out["explain"] = ["precision": explain, "layers": effects.map(effectJSON)] }
+                try printJSON(out)
                 return
             }
-            print("\(file): \(weights.spec.name) on \(dataset.name), \(n) test images")
-            print("precision       accuracy  differs-from-float32  seconds  images/s  weights")
-            for r in rows {
-                let name = (r["precision"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0)
-                print(String(format: "%@  %8@  %20d  %7.2f  %8.0f  %@", name, percent(r["accuracy"] as! Double),
-                             r["differs_from_float32"] as! Int, r["seconds"] as! Double, r["images_per_second"] as! Double,
-                             r["weights"] as! String))
-            }
+            printReport(rows, shown, layerNames: weights.spec.layerNames, dataset: dataset.name, images: n)
+            if let explain { printExplain(effects, mode: explain) }
             if record { print("recorded under /evaluations in \(file)") }
         }
     }
 
-    /// Logits of `count` images with `tensors` rounded to `mode`'s scalar type.
-    func logits(_ spec: ModelSpec, _ tensors: [String: Tensor<Double>], mode: String, images: [Float], count: Int,
-                progress: (Int) -> Void) throws -> Tensor<Double> {
-        let mode = PrecisionMode(rawValue: mode)!
-        func run<T: NetworkScalar>(_ type: T.Type) throws -> Tensor<Double> {
-            let net = try Network<T>(spec: spec, parameters: tensors, storage: mode.storage)
-            var out: [Double] = []
-            let per = spec.inputShape.reduce(1, *), chunk = 1000
-            for start in stride(from: 0, to: count, by: chunk) {
-                let n = min(chunk, count - start)
-                out += net.logits(Array(images[start * per..<(start + n) * per]), count: n).data
-                progress(start + n)
-            }
-            return Tensor(shape: [count, spec.classes], data: out)
+    func layerJSON(_ name: String, _ e: ErrorStats) -> [String: Any] {
+        ["layer": name, "relative_l2": jsonNumber(e.relativeL2), "max_abs_error": jsonNumber(e.maxAbsolute), "mean_abs_error": jsonNumber(e.meanAbsolute),
+         "sqnr_db": jsonNumber(e.sqnrDB), "infinities": e.infinities, "nans": e.nans, "subnormals": e.subnormals, "flushed_to_zero": e.flushed]
+    }
+
+    func effectJSON(_ e: LayerEffect) -> [String: Any] {
+        ["layer": e.layer, "change_vs_float32": e.change.change, "change_low": e.change.interval.low, "change_high": e.change.interval.high,
+         "differs_from_float32": e.change.differs, "logit_sqnr_db": jsonNumber(e.logits.sqnrDB), "logit_max_abs_error": jsonNumber(e.logits.maxAbsolute)]
+    }
+
+    /// The attributes `--record` stores for one mode: the summary, and one array per layer column.
+    func recordAttributes(_ row: [String: Any], _ r: ModeReport, layerNames: [String], dataset: String) -> [(String, HDF5Attribute)] {
+        var a: [(String, HDF5Attribute)] = [("dataset", .string(dataset)), ("weights", .string(row["weights"] as! String)),
+                                            ("layer_names", .string(layerNames.joined(separator: " ")))]
+        for key in ["images", "correct", "differs_from_float32", "gained", "lost", "model_bytes"] { a.append((key, .int(row[key] as! Int))) }
+        for key in ["accuracy", "change_vs_float32", "change_low", "change_high", "agreement", "model_ratio_to_float32", "seconds",
+                    "images_per_second", "input_scale"] {
+            a.append((key, .double(row[key] as! Double)))
         }
-        switch mode {
-        case .float64: return try run(Double.self)
-        case .float16: return try run(Float16.self)
-        case .float32, .float16Acc32, .bfloat16Acc32: return try run(Float.self)
+        a += [("logit_max_abs_error", .double(r.logits.maxAbsolute)), ("logit_mean_abs_error", .double(r.logits.meanAbsolute)),
+              ("logit_sqnr_db", .double(r.logits.sqnrDB))]
+        a += [("layer_relative_l2", .doubles(r.layers.map(\.relativeL2))), ("layer_max_abs_error", .doubles(r.layers.map(\.maxAbsolute))),
+              ("layer_sqnr_db", .doubles(r.layers.map(\.sqnrDB))), ("layer_infinities", .ints(r.layers.map(\.infinities))),
+              ("layer_nans", .ints(r.layers.map(\.nans))), ("layer_subnormals", .ints(r.layers.map(\.subnormals))),
+              ("layer_flushed_to_zero", .ints(r.layers.map(\.flushed)))]
+        return a
+    }
+
+    func printReport(_ rows: [[String: Any]], _ reports: [ModeReport], layerNames: [String], dataset: String, images: Int) {
+        let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
+        print("\(file): \(layerNames.count) layers on \(dataset), \(images) test images\(scale)")
+        print("precision       accuracy  change vs float32 [95% CI]   differs  agree    logit max err  logit SQNR  inf+NaN  model KB  ratio  images/s")
+        for (row, r) in zip(rows, reports) {
+            let change = String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (row["change_vs_float32"] as! Double),
+                                100 * (row["change_low"] as! Double), 100 * (row["change_high"] as! Double))
+            let bad = r.layers.reduce(0) { $0 + $1.infinities + $1.nans }
+            print(String(format: "%@  %8@  %-27@ %7d  %7.3f%%  %13.3g  %10@  %7d  %8.1f  %5.2fx  %8.0f",
+                         r.mode.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0), percent(row["accuracy"] as! Double), change,
+                         row["differs_from_float32"] as! Int, 100 * (row["agreement"] as! Double), r.logits.maxAbsolute, decibels(r.logits.sqnrDB),
+                         bad, Double(r.modelBytes) / 1024, row["model_ratio_to_float32"] as! Double, row["images_per_second"] as! Double))
+        }
+        // The layers of the mode whose logits drift furthest from float64.
+        guard let worst = reports.filter({ $0.mode != .float64 }).min(by: { $0.logits.sqnrDB < $1.logits.sqnrDB }) else { return }
+        print("\nper layer, \(worst.mode.rawValue) against float64 (the mode with the lowest logit SQNR):")
+        print("layer          relative L2  max abs error  SQNR dB      inf      NaN  subnormal  flushed")
+        for (name, e) in zip(layerNames, worst.layers) {
+            print(String(format: "%@  %11.3g  %13.3g  %7@  %7d  %7d  %9d  %7d", name.padding(toLength: 13, withPad: " ", startingAt: 0),
+                         e.relativeL2, e.maxAbsolute, decibels(e.sqnrDB), e.infinities, e.nans, e.subnormals, e.flushed))
         }
     }
+
+    func printExplain(_ effects: [LayerEffect], mode: String) {
+        print("\nexplain \(mode): float32 with one layer at a time in \(mode), most harmful first:")
+        print("layer          change vs float32 [95% CI]   differs  logit SQNR")
+        let ranked = effects.sorted { ($0.change.change, $0.logits.sqnrDB) < ($1.change.change, $1.logits.sqnrDB) }
+        for e in ranked {
+            print(String(format: "%@  %-27@ %7d  %10@", e.layer.padding(toLength: 13, withPad: " ", startingAt: 0),
+                         String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * e.change.change, 100 * e.change.interval.low, 100 * e.change.interval.high),
+                         e.change.differs, decibels(e.logits.sqnrDB)))
+        }
+        let hurting = ranked.filter { $0.change.interval.high < 0 }
+        print(hurting.isEmpty ? "no single layer lowers accuracy beyond noise (every 95% interval holds 0)"
+                              : "layers that lower accuracy beyond noise: " + hurting.map(\.layer).joined(separator: ", "))
+    }
 }
+
+/// SQNR for a table cell: `exact` when there is no error, `-inf` when a value is inf or NaN.
+func decibels(_ x: Double) -> String { x.isInfinite ? (x > 0 ? "exact" : "-inf") : String(format: "%.1f", x) }
+
+/// A number for JSON, which has no infinity: ±∞ become the strings "inf" and "-inf".
+func jsonNumber(_ x: Double) -> Any { x.isFinite ? x : (x > 0 ? "inf" : "-inf") }

@@ -153,8 +153,17 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     public func predict(_ x: Tensor<T>, isTraining: Bool = false) -> Tensor<T> {
+        forward(x, layers: nodes.indices, isTraining: isTraining)
+    }
+
+    /// The output of `layers` (a range of layer indices) for their input `x`; the rest of the
+    /// network is not run. Inputs and outputs are rounded to the storage format, as in `predict`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    public func forward(_ x: Tensor<T>, layers: Range<Int>, isTraining: Bool = false) -> Tensor<T> {
         var y = stored(x)
-        for node in nodes { y = stored(node.forward(y, isTraining: isTraining)) }
+        for i in layers { y = stored(nodes[i].forward(y, isTraining: isTraining)) }
         return y
     }
 
@@ -205,10 +214,10 @@ public final class Network<T: NetworkScalar> {
         var times = [[(forward: Double, backward: Double)]](repeating: [], count: nodes.count)
         for run in 0...runs {
             var y = x, forward = [Double](), backward = [Double](repeating: 0, count: nodes.count)
-            for node in nodes { forward.append(seconds { y = node.forward(y, isTraining: true) }) }
+            for node in nodes { forward.append(timed { y = node.forward(y, isTraining: true) }) }
             _ = lossLayer.forward(y, t)
             var d = lossLayer.backward()
-            for (i, node) in nodes.enumerated().reversed() { backward[i] = seconds { d = node.backward(d, inputGradient: i > 0) } }
+            for (i, node) in nodes.enumerated().reversed() { backward[i] = timed { d = node.backward(d, inputGradient: i > 0) } }
             if run > 0 { for i in nodes.indices { times[i].append((forward[i], backward[i])) } }
         }
         return times.map { ts in (ts.map(\.forward).sorted()[ts.count / 2], ts.map(\.backward).sorted()[ts.count / 2]) }
@@ -239,6 +248,9 @@ public final class Network<T: NetworkScalar> {
 }
 
 /// The index of the largest value in each row of `(N, K)` (first on ties; a NaN row gives its first NaN).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@_specialize(where T == Float16)
 public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
     let k = x.shape[1]
     return (0..<x.shape[0]).map { i in
@@ -253,7 +265,7 @@ public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
 
 /// Wall seconds taken by `body`.
 @inline(__always)
-func seconds(_ body: () -> Void) -> Double {
+func timed(_ body: () -> Void) -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     body()
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -1,0 +1,103 @@
+import Foundation
+
+/// Error statistics of a tensor computed in a reduced precision against the same tensor computed
+/// in float64, accumulated over batches. Infinite and NaN values are counted, and their error is
+/// infinite: one of them makes the relative and largest errors +∞ and the SQNR −∞ dB.
+public struct ErrorStats: Sendable, Equatable {
+    /// Values compared.
+    public var count = 0
+    /// Σ reference², Σ (value − reference)², Σ |value − reference| and max |value − reference|.
+    public var signal = 0.0, noise = 0.0, absoluteSum = 0.0, maxAbsolute = 0.0
+    /// Values that are ±infinity or NaN.
+    public var infinities = 0, nans = 0
+    /// Nonzero values below the smallest normal magnitude of the storage format, and zeros whose
+    /// reference is nonzero but below it (underflow flushed to zero).
+    public var subnormals = 0, flushed = 0
+
+    public init() {}
+
+    /// Adds `values` against `reference`, element by element; `minNormal` is the smallest normal
+    /// magnitude of the format the values are stored in.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    public mutating func add<T: NetworkScalar>(_ values: [T], reference: [Double], minNormal: Double) {
+        precondition(values.count == reference.count, "compared tensors differ in size: \(values.count) vs \(reference.count)")
+        values.withUnsafeBufferPointer { vs in
+            reference.withUnsafeBufferPointer { rs in
+                for i in vs.indices {
+                    let v = Double(vs[i]), r = rs[i]
+                    if v.isNaN { nans += 1 } else if v.isInfinite { infinities += 1 }
+                    let e = v.isFinite ? abs(v - r) : .infinity
+                    count += 1
+                    signal += r * r
+                    noise += e * e
+                    absoluteSum += e
+                    maxAbsolute = max(maxAbsolute, e)
+                    if v != 0 && abs(v) < minNormal { subnormals += 1 }
+                    if v == 0 && r != 0 && abs(r) < minNormal { flushed += 1 }
+                }
+            }
+        }
+    }
+
+    /// Adds the counts and sums of `other` (statistics of more values).
+    public mutating func merge(_ other: ErrorStats) {
+        count += other.count
+        signal += other.signal
+        noise += other.noise
+        absoluteSum += other.absoluteSum
+        maxAbsolute = max(maxAbsolute, other.maxAbsolute)
+        infinities += other.infinities
+        nans += other.nans
+        subnormals += other.subnormals
+        flushed += other.flushed
+    }
+
+    /// ‖value − reference‖ / ‖reference‖ (0 when both are 0).
+    public var relativeL2: Double { noise == 0 ? 0 : (noise / signal).squareRoot() }
+
+    /// Signal-to-quantization-noise ratio, 10·log10(Σ reference² / Σ error²), in dB; +∞ when exact.
+    public var sqnrDB: Double { noise == 0 ? .infinity : 10 * log10(signal / noise) }
+
+    /// Mean |value − reference|.
+    public var meanAbsolute: Double { count == 0 ? 0 : absoluteSum / Double(count) }
+}
+
+/// The change of a mode's accuracy against a reference run (float32) on the same images, with a
+/// 95% interval from the paired disagreements: the Wald interval for the difference of paired
+/// proportions, `(gained − lost)/n ± 1.96·√((gained + lost) − (gained − lost)²/n) / n`, the
+/// interval that goes with McNemar's test. A change whose interval holds 0 may be noise.
+public struct PairedChange: Sendable, Equatable {
+    public let images: Int
+    /// Images the mode classifies correctly and the reference does not, and the reverse.
+    public let gained: Int, lost: Int
+    /// Images whose predicted class differs (both may be wrong).
+    public let differs: Int
+
+    public init(predicted: [Int], reference: [Int], labels: [Int]) {
+        precondition(predicted.count == reference.count && reference.count == labels.count, "paired runs need the same images")
+        images = labels.count
+        var (gained, lost, differs) = (0, 0, 0)
+        for i in labels.indices {
+            if predicted[i] != reference[i] { differs += 1 }
+            let (mine, theirs) = (predicted[i] == labels[i], reference[i] == labels[i])
+            if mine && !theirs { gained += 1 }
+            if theirs && !mine { lost += 1 }
+        }
+        (self.gained, self.lost, self.differs) = (gained, lost, differs)
+    }
+
+    /// The accuracy change, a fraction (0.001 is 0.1 percentage points).
+    public var change: Double { Double(gained - lost) / Double(max(images, 1)) }
+
+    /// The 95% interval of `change`.
+    public var interval: (low: Double, high: Double) {
+        let n = Double(max(images, 1)), d = Double(gained - lost)
+        let half = 1.96 * max(0, Double(gained + lost) - d * d / n).squareRoot() / n
+        return (change - half, change + half)
+    }
+
+    /// The fraction of images with the reference's predicted class.
+    public var agreement: Double { 1 - Double(differs) / Double(max(images, 1)) }
+}

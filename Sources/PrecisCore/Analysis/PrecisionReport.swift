@@ -1,0 +1,136 @@
+import Foundation
+
+/// One precision mode's run over a test set: its predictions, its wall time, and the error of
+/// every layer output against the float64 network. Modes of different scalar types run side by
+/// side, batch by batch, against one float64 reference (`runPrecisionReport`).
+public final class ModeReport {
+    public let mode: PrecisionMode
+    /// The errors of each layer's output (in layer order; the last is the logits).
+    public private(set) var layers: [ErrorStats]
+    /// The predicted class of every image, in order.
+    public private(set) var predicted: [Int] = []
+    /// Every image's logits, widened to Double (`(images, classes)` row-major), when kept.
+    public private(set) var logitValues: [Double] = []
+    /// Seconds spent in the network (not in the comparison).
+    public private(set) var seconds = 0.0
+    /// Bytes of the weights in the mode's storage format.
+    public let modelBytes: Int
+    fileprivate var step: ((ModeReport, ArraySlice<Float>, Int, [Tensor<Double>], Double) -> Void)!
+
+    /// A report for `network`, which computes `mode`; inputs are multiplied by `inputScale`. With
+    /// `keepLogits`, the logits are kept in `logitValues`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    public init<T: NetworkScalar>(_ mode: PrecisionMode, _ network: Network<T>, inputScale: Float = 1, keepLogits: Bool = false) {
+        self.mode = mode
+        layers = Array(repeating: ErrorStats(), count: network.layerNames.count)
+        let values = network.parameters.reduce(0) { $0 + $1.parameter.value.count }
+        modelBytes = values * mode.bytesPerValue
+        let minNormal = mode.minNormal, shape = network.spec.inputShape
+        step = { report, images, count, reference, referenceSeconds in
+            var outs: [Tensor<T>] = []
+            if let same = reference as? [Tensor<T>], mode == .float64 {
+                // float64 is the reference itself: the same network on the same input.
+                (outs, report.seconds) = (same, report.seconds + referenceSeconds)
+            } else {
+                let x = Tensor<T>(shape: [count] + shape, data: images.map { T($0 * inputScale) })
+                report.seconds += timed { outs = network.forwardAll(x) }
+                // The layers' statistics for this batch, computed in parallel, then merged in order.
+                var batch = [ErrorStats](repeating: ErrorStats(), count: outs.count - 1)
+                batch.withUnsafeMutableBufferPointer { batch in
+                    parallelChunks(batch.count, work: outs.reduce(0) { $0 + $1.count } << 4) { layers in
+                        for i in layers { batch[i].add(outs[i + 1].data, reference: reference[i + 1].data, minNormal: minNormal) }
+                    }
+                }
+                for i in batch.indices { report.layers[i].merge(batch[i]) }
+            }
+            report.predicted += argmaxRows(outs.last!)
+            if keepLogits { report.logitValues += outs.last!.data.map { Double($0) } }
+        }
+    }
+
+    /// The logits' errors against float64.
+    public var logits: ErrorStats { layers.last! }
+
+    /// The index of the layer with the lowest SQNR (the first on ties).
+    public var worstLayer: Int { layers.indices.min { layers[$0].sqnrDB < layers[$1].sqnrDB } ?? 0 }
+}
+
+/// Runs `count` images (row-major Floats of the network's input shape, multiplied by
+/// `inputScale`) through `reference` (float64) and through every report's network, in batches;
+/// `progress` gets the images done.
+public func runPrecisionReport(reference: Network<Double>, _ reports: [ModeReport], images: [Float], count: Int, inputScale: Float = 1,
+                               batchSize: Int = 100, progress: (Int) -> Void = { _ in }) {
+    let per = reference.spec.inputShape.reduce(1, *)
+    precondition(images.count >= count * per, "\(count) images need \(count * per) values, got \(images.count)")
+    for start in stride(from: 0, to: count, by: batchSize) {
+        let n = min(batchSize, count - start)
+        let batch = images[start * per..<(start + n) * per]
+        let x = Tensor<Double>(shape: [n] + reference.spec.inputShape, data: batch.map { Double($0 * inputScale) })
+        var outs: [Tensor<Double>] = []
+        let seconds = timed { outs = reference.forwardAll(x) }
+        for report in reports { report.step(report, batch, n, outs, seconds) }
+        progress(start + n)
+    }
+}
+
+/// What computing one layer in a reduced mode does to the whole network: the float32 network
+/// with only this layer (its weights, input and output) in the mode.
+public struct LayerEffect: Sendable {
+    public let layer: String
+    /// Predictions against float32's.
+    public let change: PairedChange
+    /// The logits' errors against float64.
+    public let logits: ErrorStats
+}
+
+/// For each layer, the float32 network `float32` with only that layer computed by `reduced` (the
+/// same network in the mode), on `count` images against `labels`, float32's own predictions
+/// (`float32Predicted`) and the float64 logits of `reference`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+@_specialize(where T == Float16)
+public func explainLayers<T: NetworkScalar>(float32: Network<Float>, reduced: Network<T>, reference: Network<Double>, images: [Float],
+                                            labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
+                                            progress: (Int) -> Void = { _ in }) -> [LayerEffect] {
+    let count = labels.count, per = float32.spec.inputShape.reduce(1, *), depth = float32.layerNames.count
+    var predicted = [[Int]](repeating: [], count: depth), logits = [ErrorStats](repeating: ErrorStats(), count: depth)
+    for start in stride(from: 0, to: count, by: batchSize) {
+        let n = min(batchSize, count - start), shape = [n] + float32.spec.inputShape
+        let batch = images[start * per..<(start + n) * per]
+        let exact = reference.predict(Tensor(shape: shape, data: batch.map { Double($0 * inputScale) }))
+        let outs = float32.forwardAll(Tensor(shape: shape, data: batch.map { $0 * inputScale }))
+        for i in 0..<depth {
+            let y = reduced.forward(outs[i].converted(to: T.self), layers: i..<(i + 1)).converted(to: Float.self)
+            let z = float32.forward(y, layers: (i + 1)..<depth)
+            predicted[i] += argmaxRows(z)
+            logits[i].add(z.data, reference: exact.data, minNormal: Double(Float.leastNormalMagnitude))
+        }
+        progress(start + n)
+    }
+    return (0..<depth).map { i in
+        LayerEffect(layer: float32.layerNames[i], change: PairedChange(predicted: predicted[i], reference: float32Predicted, labels: labels),
+                    logits: logits[i])
+    }
+}
+
+extension PrecisionMode {
+    /// Bytes per stored weight.
+    public var bytesPerValue: Int {
+        switch self {
+        case .float64: return 8
+        case .float32: return 4
+        case .float16, .float16Acc32, .bfloat16Acc32: return 2
+        }
+    }
+
+    /// The smallest normal magnitude of the format values are stored in.
+    public var minNormal: Double {
+        switch self {
+        case .float64: return Double.leastNormalMagnitude
+        case .float32, .bfloat16Acc32: return Double(Float.leastNormalMagnitude)
+        case .float16, .float16Acc32: return Double(Float16.leastNormalMagnitude)
+        }
+    }
+}
