@@ -23,6 +23,21 @@ assert r["images"] == 1000 and r["dataset"] == "mnist5k"
 assert modes["float32"]["differs_from_float32"] == 0
 assert all(0.5 < m["accuracy"] <= 1 for m in modes.values())
 assert modes["float16"]["weights"] == "/variants/float16"
+f32 = modes["float32"]
+assert f32["change_vs_float32"] == 0 and f32["agreement"] == 1 and f32["model_ratio_to_float32"] == 1
+assert modes["float64"]["logit_sqnr_db"] == "inf" and 100 < f32["logit_sqnr_db"] < 200
+for m in modes.values():
+    assert len(m["layers"]) == 6 and m["change_low"] <= m["change_vs_float32"] <= m["change_high"]
+    assert m["images_per_second"] > 0 and m["model_bytes"] > 0
+assert modes["float16-acc32"]["model_ratio_to_float32"] == 0.5
+PY
+"$precis" eval "$work/s.h5" --precision float32,float16 --explain float16 --limit 200 --quiet > "$work/explain.txt"
+grep -q "explain float16: float32 with one layer at a time" "$work/explain.txt" || fail "eval --explain printed no ranking"
+[ "$(grep -c '^[0-9][0-9]_' "$work/explain.txt")" -eq 12 ] || fail "eval --explain: expected 6 layer rows per table"
+python3 -c 'import h5py' 2>/dev/null && python3 - "$work/s.h5" <<'PY' || fail "recorded evaluation"
+import h5py, sys
+g = h5py.File(sys.argv[1], "r")["evaluations/float16"]
+assert len(g.attrs["layer_sqnr_db"]) == 6 and g.attrs["images"] == 1000 and "change_low" in g.attrs, dict(g.attrs)
 PY
 python3 - "$work/inspect.json" <<'PY' || fail "inspect JSON"
 import json, sys
@@ -49,5 +64,7 @@ expect_error "unknown data set" "$precis" eval "$work/s.h5" --dataset cifar
 expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
 if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi
+if "$precis" eval "$work/s.h5" --explain float32 > /dev/null 2>&1; then fail "--explain float32 accepted"; fi
+if "$precis" eval "$work/s.h5" --input-scale -1 > /dev/null 2>&1; then fail "negative --input-scale accepted"; fi
 if "$precis" train --model simple --epochs 1 --output "$work/s.h5" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
 echo "cli-check: passed"

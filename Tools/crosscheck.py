@@ -153,6 +153,9 @@ def main():
     logits = np.concatenate([forward(layers, params, x[i:i + 500]) for i in range(0, len(x), 500)])
     pred = logits.argmax(axis=1)
     acc = float(np.mean(pred == t))
+    single = {name: {k: v.astype(np.float32) for k, v in p.items()} for name, p in params.items()}
+    x32 = x.astype(np.float32)
+    acc32 = float(np.mean(np.concatenate([forward(layers, single, x32[i:i + 500]).argmax(axis=1) for i in range(0, len(x), 500)]) == t))
     n16 = min(a.float16, len(x))
     half = {name: {k: v.astype(np.float16) for k, v in p.items()} for name, p in params.items()}
     x16 = x[:n16].astype(np.float16)
@@ -172,7 +175,7 @@ def main():
     report = {
         'file': a.file, 'dataset': dataset, 'images': int(len(t)), 'variants': variants,
         'numpy_float64_accuracy': acc, 'precis_float64_accuracy': rows['float64']['accuracy'],
-        'precis_float32_accuracy': rows['float32']['accuracy'],
+        'numpy_float32_accuracy': acc32, 'precis_float32_accuracy': rows['float32']['accuracy'],
         'prediction_differences_float64': int(np.sum(their_pred != pred)),
         'max_abs_logit_difference': float(np.max(np.abs(theirs - logits))), 'max_relative_logit_difference': rel,
         'precis_float16_acc32_accuracy': rows['float16-acc32']['accuracy'],
@@ -184,6 +187,8 @@ def main():
     print(json.dumps(report, indent=1))
     if rows['float64']['accuracy'] != acc:
         failures.append('float64 accuracy differs')
+    if rows['float32']['accuracy'] != acc32:
+        failures.append('float32 accuracy differs')
     if report['prediction_differences_float64']:
         failures.append('float64 predictions differ')
     if n16 and abs(report['numpy_float16_correct'] - report['precis_float16_acc32_correct']) > 2:

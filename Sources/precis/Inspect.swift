@@ -68,8 +68,10 @@ struct Inspect: ParsableCommand {
                 print("evaluations:")
                 for (mode, attrs) in evaluations.sorted(by: { $0.key < $1.key }) {
                     let acc = attrs["accuracy"] as? Double ?? .nan
-                    print("  \(pad(mode, 9)) \(percent(acc)) on \(attrs["dataset"] ?? "?") (\(attrs["images"] ?? "?") images), "
-                          + "differs from float32: \(attrs["differs_from_float32"] ?? "?"), weights \(attrs["weights"] ?? "?")")
+                    let change = (attrs["change_vs_float32"] as? Double).map { String(format: ", change %+.2f pp", 100 * $0) } ?? ""
+                    let sqnr = attrs["logit_sqnr_db"].map { ", logit SQNR \($0 is String ? "\($0)" : String(format: "%.1f", $0 as! Double)) dB" } ?? ""
+                    print("  \(pad(mode, 14)) \(percent(acc)) on \(attrs["dataset"] ?? "?") (\(attrs["images"] ?? "?") images), "
+                          + "differs from float32: \(attrs["differs_from_float32"] ?? "?")\(change)\(sqnr), weights \(attrs["weights"] ?? "?")")
                 }
             }
         }
@@ -83,8 +85,8 @@ private func plain(_ a: HDF5Attribute) -> Any {
     switch a {
     case .string(let s): return s
     case .int(let v): return v
-    case .double(let v): return v
+    case .double(let v): return jsonNumber(v)
     case .ints(let v): return v
-    case .doubles(let v): return v
+    case .doubles(let v): return v.map(jsonNumber)
     }
 }

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+@testable import PrecisCore
+
+@Suite struct ReportTests {
+    @Test func errorStatsOnKnownValues() {
+        var e = ErrorStats()
+        e.add([1, 2, 3] as [Double], reference: [1, 2.5, 3], minNormal: Double.leastNormalMagnitude)
+        #expect(e.count == 3 && e.signal == 1 + 6.25 + 9 && e.noise == 0.25)
+        #expect(abs(e.relativeL2 - (0.25 / 16.25).squareRoot()) < 1e-15)
+        #expect(abs(e.sqnrDB - 10 * log10(65.0)) < 1e-12)
+        #expect(e.maxAbsolute == 0.5 && abs(e.meanAbsolute - 0.5 / 3) < 1e-15)
+        var exact = ErrorStats()
+        exact.add([1, -2] as [Float], reference: [1, -2], minNormal: 1e-38)
+        #expect(exact.sqnrDB == .infinity && exact.relativeL2 == 0)
+    }
+
+    @Test func errorStatsCountInfNaNSubnormalAndFlushed() {
+        var e = ErrorStats()
+        let tiny = Float16(1e-5)  // a half subnormal
+        e.add([.infinity, .nan, tiny, 0, 0] as [Float16], reference: [1, 1, 1e-5, 1e-6, 0], minNormal: PrecisionMode.float16.minNormal)
+        #expect(e.infinities == 1 && e.nans == 1 && e.subnormals == 1 && e.flushed == 1)
+        #expect(e.sqnrDB == -.infinity && e.maxAbsolute == .infinity)
+    }
+
+    @Test func mergeEqualsOneAdd() {
+        let a: Tensor<Double> = randomTensor([64], seed: 1), r: Tensor<Double> = randomTensor([64], seed: 2)
+        var whole = ErrorStats(), left = ErrorStats(), right = ErrorStats()
+        whole.add(a.data, reference: r.data, minNormal: 1e-300)
+        left.add(Array(a.data[0..<30]), reference: Array(r.data[0..<30]), minNormal: 1e-300)
+        right.add(Array(a.data[30...]), reference: Array(r.data[30...]), minNormal: 1e-300)
+        left.merge(right)
+        #expect(left.count == whole.count && left.maxAbsolute == whole.maxAbsolute)
+        #expect(abs(left.noise - whole.noise) < 1e-12 && abs(left.signal - whole.signal) < 1e-12)
+    }
+
+    @Test func pairedChangeAndInterval() {
+        let labels = [0, 0, 0, 0, 0], reference = [0, 0, 1, 1, 0], predicted = [0, 1, 0, 1, 1]
+        let c = PairedChange(predicted: predicted, reference: reference, labels: labels)
+        #expect(c.gained == 1 && c.lost == 2 && c.differs == 3)
+        #expect(abs(c.change - -0.2) < 1e-15 && abs(c.agreement - 0.4) < 1e-15)
+        let half = 1.96 * (3 - 1.0 / 5).squareRoot() / 5
+        #expect(abs(c.interval.low - (-0.2 - half)) < 1e-12 && abs(c.interval.high - (-0.2 + half)) < 1e-12)
+        let same = PairedChange(predicted: reference, reference: reference, labels: labels)
+        #expect(same.change == 0 && same.interval.low == 0 && same.interval.high == 0 && same.agreement == 1)
+    }
+
+    /// A small network with random weights, and 30 random images with labels.
+    func setUp() throws -> (Network<Double>, [Float], [Int]) {
+        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) affine(10)"),
+                             weightInit: .he)
+        let net = try Network<Double>(spec: spec, seed: 3)
+        var rng = RandomSource(seed: 5)
+        let images = (0..<(30 * 64)).map { _ in Float(rng.uniform()) }
+        return (net, images, (0..<30).map { $0 % 10 })
+    }
+
+    @Test func reportRanksModesByTheirPrecision() throws {
+        let (net, images, _) = try setUp()
+        let tensors = net.tensorValues()
+        let f32 = ModeReport(.float32, try Network<Float>(spec: net.spec, parameters: tensors))
+        let f16 = ModeReport(.float16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .float16))
+        let f64 = ModeReport(.float64, net)
+        runPrecisionReport(reference: net, [f64, f32, f16], images: images, count: 30, batchSize: 7)
+        #expect(f64.predicted == argmaxRows(net.predict(Tensor(shape: [30, 1, 8, 8], data: images.map(Double.init)))))
+        #expect(f64.logits.sqnrDB == .infinity && f64.predicted.count == 30)
+        #expect(f32.layers.count == 4 && f32.layers.allSatisfy { $0.count > 0 && $0.relativeL2 < 1e-6 })
+        #expect(f16.layers.allSatisfy { $0.relativeL2 > 1e-6 && $0.relativeL2 < 1e-2 })
+        #expect(f16.logits.sqnrDB < f32.logits.sqnrDB)
+        #expect(f32.modelBytes == 2 * f16.modelBytes && f64.modelBytes == 2 * f32.modelBytes)
+    }
+
+    @Test func inputScaleOverflowsHalfButNotBfloat16() throws {
+        let (net, images, _) = try setUp()
+        let tensors = net.tensorValues()
+        let half = ModeReport(.float16, try Network<Float16>(spec: net.spec, parameters: tensors), inputScale: 1e6)
+        let brain = ModeReport(.bfloat16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16), inputScale: 1e6)
+        runPrecisionReport(reference: net, [half, brain], images: images, count: 30, inputScale: 1e6)
+        #expect(half.layers[0].infinities > 0 && half.logits.sqnrDB == -.infinity)
+        #expect(brain.layers.allSatisfy { $0.infinities == 0 && $0.nans == 0 })
+    }
+
+    @Test func explainIsolatesOneLayer() throws {
+        let (net, images, labels) = try setUp()
+        let tensors = net.tensorValues()
+        let net32 = try Network<Float>(spec: net.spec, parameters: tensors)
+        let predicted32 = argmaxRows(net32.predict(Tensor(shape: [30, 1, 8, 8], data: images)))
+        let effects = explainLayers(float32: net32, reduced: try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16),
+                                    reference: net, images: images, labels: labels, float32Predicted: predicted32, batchSize: 8)
+        #expect(effects.map(\.layer) == net.layerNames)
+        // Each effect is smaller than running every layer in bfloat16, and larger than float32 alone.
+        let all = ModeReport(.bfloat16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16))
+        let f32 = ModeReport(.float32, net32)
+        runPrecisionReport(reference: net, [all, f32], images: images, count: 30)
+        #expect(effects.allSatisfy { $0.logits.sqnrDB > all.logits.sqnrDB && $0.logits.sqnrDB < f32.logits.sqnrDB })
+        // With float32 itself as the "reduced" network nothing changes.
+        let none = explainLayers(float32: net32, reduced: net32, reference: net, images: images, labels: labels, float32Predicted: predicted32)
+        #expect(none.allSatisfy { $0.change.differs == 0 && abs($0.logits.sqnrDB - f32.logits.sqnrDB) < 1e-9 })
+    }
+}
