@@ -206,9 +206,13 @@ struct Eval: ParsableCommand {
     }
 
     func printExplain(_ effects: [LayerEffect], mode: String) {
-        print("\nexplain \(mode): float32 with one layer at a time in \(mode), most harmful first:")
+        print("\nexplain \(mode): float32 with one layer at a time in \(mode); layers that lower accuracy beyond noise first,")
+        print("then the rest by the error they put into the logits (lowest SQNR first):")
         print("layer          change vs float32 [95% CI]   differs  logit SQNR")
-        let ranked = effects.sorted { ($0.change.change, $0.logits.sqnrDB) < ($1.change.change, $1.logits.sqnrDB) }
+        func key(_ e: LayerEffect) -> (Int, Double, Double) {
+            e.change.interval.high < 0 ? (0, e.change.change, e.logits.sqnrDB) : (1, e.logits.sqnrDB, e.change.change)
+        }
+        let ranked = effects.sorted { key($0) < key($1) }
         for e in ranked {
             print(String(format: "%@  %-27@ %7d  %10@", e.layer.padding(toLength: 13, withPad: " ", startingAt: 0),
                          String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * e.change.change, 100 * e.change.interval.low, 100 * e.change.interval.high),

@@ -39,8 +39,14 @@ import Testing
         let c = PairedChange(predicted: predicted, reference: reference, labels: labels)
         #expect(c.gained == 1 && c.lost == 2 && c.differs == 3)
         #expect(abs(c.change - -0.2) < 1e-15 && abs(c.agreement - 0.4) < 1e-15)
-        let half = 1.96 * (3 - 1.0 / 5).squareRoot() / 5
+        let half = (1.96 * (3 - 1.0 / 5).squareRoot() + 1) / 5
         #expect(abs(c.interval.low - (-0.2 - half)) < 1e-12 && abs(c.interval.high - (-0.2 + half)) < 1e-12)
+        // Agrees with McNemar's exact test at 10,000 images: 5 lost of 5 (p = 0.0625) holds 0, 6 of 6 (p = 0.031) does not.
+        func interval(lost: Int) -> (low: Double, high: Double) {
+            let labels = [Int](repeating: 0, count: 10_000)
+            return PairedChange(predicted: (0..<10_000).map { $0 < lost ? 1 : 0 }, reference: labels, labels: labels).interval
+        }
+        #expect(interval(lost: 5).high > 0 && interval(lost: 6).high < 0)
         let same = PairedChange(predicted: reference, reference: reference, labels: labels)
         #expect(same.change == 0 && same.interval.low == 0 && same.interval.high == 0 && same.agreement == 1)
     }

@@ -66,8 +66,9 @@ public struct ErrorStats: Sendable, Equatable {
 
 /// The change of a mode's accuracy against a reference run (float32) on the same images, with a
 /// 95% interval from the paired disagreements: the Wald interval for the difference of paired
-/// proportions, `(gained − lost)/n ± 1.96·√((gained + lost) − (gained − lost)²/n) / n`, the
-/// interval that goes with McNemar's test. A change whose interval holds 0 may be noise.
+/// proportions with a continuity correction, `(gained − lost)/n ± (1.96·√((gained + lost) −
+/// (gained − lost)²/n) + 1) / n`. A change whose interval holds 0 may be noise. Without the
+/// correction, 4 images lost and none gained would look real; McNemar's exact test gives p = 0.125.
 public struct PairedChange: Sendable, Equatable {
     public let images: Int
     /// Images the mode classifies correctly and the reference does not, and the reverse.
@@ -94,7 +95,7 @@ public struct PairedChange: Sendable, Equatable {
     /// The 95% interval of `change`.
     public var interval: (low: Double, high: Double) {
         let n = Double(max(images, 1)), d = Double(gained - lost)
-        let half = 1.96 * max(0, Double(gained + lost) - d * d / n).squareRoot() / n
+        let half = gained + lost == 0 ? 0 : (1.96 * max(0, Double(gained + lost) - d * d / n).squareRoot() + 1) / n
         return (change - half, change + half)
     }
 
