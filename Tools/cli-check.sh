@@ -46,6 +46,16 @@ assert r["parameters"] == 433890 and r["model"] == "simple"
 assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
 assert set(r["evaluations"]) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
 PY
+"$precis" quantize "$work/s.h5" --compare --scheme wchannel-au8z,wtensor-as8 --calibration minmax,entropy --calibration-size 100 \
+    --limit 300 --json --quiet > "$work/quant.json"
+python3 - "$work/quant.json" <<'PY' || fail "quantize JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["calibration_images"] == 100 and r["images"] == 300 and len(r["results"]) == 4
+accs = [x["accuracy"] for x in r["results"]]
+assert accs == sorted(accs, reverse=True) and all(abs(a - r["float32_accuracy"]) < 0.05 for a in accs), accs
+assert all(0.2 < x["model_ratio_to_float32"] < 0.3 for x in r["results"])
+PY
 
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"
 
@@ -65,6 +75,8 @@ expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
 if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi
 if "$precis" eval "$work/s.h5" --explain float32 > /dev/null 2>&1; then fail "--explain float32 accepted"; fi
+if "$precis" quantize "$work/s.h5" > /dev/null 2>&1; then fail "quantize without --compare accepted"; fi
+if "$precis" quantize "$work/s.h5" --compare --scheme w4 > /dev/null 2>&1; then fail "unknown scheme accepted"; fi
 if "$precis" eval "$work/s.h5" --input-scale -1 > /dev/null 2>&1; then fail "negative --input-scale accepted"; fi
 if "$precis" train --model simple --epochs 1 --output "$work/s.h5" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
 echo "cli-check: passed"

@@ -6,7 +6,7 @@ import PrecisCore
 struct Precis: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train small CNNs at full precision and measure what reduced precision costs.",
-        subcommands: [Train.self, Eval.self, Export.self, Inspect.self, Upgrade.self, Bench.self])
+        subcommands: [Train.self, Eval.self, Quantize.self, Export.self, Inspect.self, Upgrade.self, Bench.self])
 }
 
 /// Runs `body`, turning a thrown error into one `precis: error: ...` line on stderr and exit code 1.

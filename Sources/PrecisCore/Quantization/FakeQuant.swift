@@ -1,0 +1,122 @@
+import Foundation
+
+/// An int8 post-training quantization scheme: how weights and activations are mapped to integers.
+/// Weights are always int8 symmetric; biases int32 at scale `s_in·s_w`.
+public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
+    public enum Weights: String, Sendable, CaseIterable {
+        /// One scale per weight tensor.
+        case perTensor = "tensor"
+        /// One scale per output channel (a convolution's filter, an affine layer's output unit).
+        case perChannel = "channel"
+    }
+
+    public enum Activations: String, Sendable, CaseIterable {
+        /// int8, zero point 0, codes −127...127.
+        case int8Symmetric = "s8"
+        /// int8 with a zero point, codes −128...127.
+        case int8Asymmetric = "s8z"
+        /// uint8 with a zero point, codes 0...255.
+        case uint8Asymmetric = "u8z"
+    }
+
+    public var weights: Weights
+    public var activations: Activations
+
+    public init(weights: Weights, activations: Activations) {
+        (self.weights, self.activations) = (weights, activations)
+    }
+
+    /// `w<weights>-a<activations>`, e.g. `wchannel-au8z`.
+    public var description: String { "w\(weights.rawValue)-a\(activations.rawValue)" }
+
+    /// Every combination.
+    public static let all = Weights.allCases.flatMap { w in Activations.allCases.map { QuantScheme(weights: w, activations: $0) } }
+}
+
+/// The layers of `spec` that quantization maps to integer GEMMs: convolutions and affine layers.
+func quantizedLayers(_ spec: ModelSpec) -> [Int] {
+    spec.layers.indices.filter {
+        switch spec.layers[$0] {
+        case .convolution, .affine: return true
+        default: return false
+        }
+    }
+}
+
+/// Observes the input of every convolution and affine layer of `network` on `count` images
+/// (row-major Floats), in batches: one observer per such layer, keyed by layer index.
+public func observeActivations(_ network: Network<Float>, images: [Float], count: Int, batchSize: Int = 100) -> [Int: Observer] {
+    let layers = quantizedLayers(network.spec), per = network.spec.inputShape.reduce(1, *)
+    var observers = Dictionary(uniqueKeysWithValues: layers.map { ($0, Observer()) })
+    for start in stride(from: 0, to: count, by: batchSize) {
+        let n = min(batchSize, count - start)
+        let outs = network.forwardAll(Tensor(shape: [n] + network.spec.inputShape, data: Array(images[start * per..<(start + n) * per])))
+        for i in layers { observers[i]!.observe(outs[i].data) }
+    }
+    return observers
+}
+
+/// Fake quantization: the float32 network with every convolution and affine layer's weights,
+/// bias and input quantized and dequantized as the integer path would (weights int8 symmetric,
+/// biases int32 at `s_in·s_w`, inputs with their calibrated range), everything else in Float.
+public final class FakeQuantNetwork {
+    public let scheme: QuantScheme
+    /// The input range of each quantized layer, by layer index.
+    public let inputRanges: [Int: QuantRange]
+    /// The weight ranges of each quantized layer: one per output channel, or one for the tensor.
+    public let weightRanges: [Int: [QuantRange]]
+    let network: Network<Float>
+
+    /// Quantizes `tensors` (the float32 master) for `spec` with `scheme` and the input ranges of
+    /// `observers` under `method`.
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
+                method: CalibrationMethod, percentile: Double = 99.99) throws {
+        self.scheme = scheme
+        var inputs: [Int: QuantRange] = [:], weights: [Int: [QuantRange]] = [:], quantized = tensors
+        for i in quantizedLayers(spec) {
+            let o = observers[i] ?? Observer()
+            let input = o.quantRange(method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
+                                     unsigned: scheme.activations == .uint8Asymmetric)
+            let name = spec.layerNames[i]
+            guard let w = tensors[name + "/W"], let b = tensors[name + "/b"] else { throw ModelError.badSpec("\(name) has no W or b") }
+            // Output channel c of W: a convolution's filter c (first axis), an affine layer's column c.
+            let channels = b.count, isAffine = w.shape.count == 2
+            func channel(_ k: Int) -> Int { isAffine ? k % channels : k / (w.count / channels) }
+            var ranges: [QuantRange]
+            if scheme.weights == .perChannel {
+                var largest = [Double](repeating: 0, count: channels)
+                for (k, v) in w.data.enumerated() { largest[channel(k)] = max(largest[channel(k)], abs(v)) }
+                ranges = largest.map { QuantRange.symmetric(threshold: $0) }
+            } else {
+                ranges = [QuantRange.symmetric(threshold: w.data.reduce(0) { max($0, abs($1)) })]
+            }
+            var qw = w, qb = b
+            for k in qw.data.indices { qw.data[k] = ranges[ranges.count == 1 ? 0 : channel(k)].fakeQuantize(w.data[k]) }
+            for c in qb.data.indices {
+                let s = input.scale * ranges[ranges.count == 1 ? 0 : c].scale
+                qb.data[c] = (b.data[c] / s).rounded(.toNearestOrEven) * s
+            }
+            (quantized[name + "/W"], quantized[name + "/b"]) = (qw, qb)
+            (inputs[i], weights[i]) = (input, ranges)
+        }
+        (inputRanges, weightRanges) = (inputs, weights)
+        network = try Network<Float>(spec: spec, parameters: quantized)
+    }
+
+    /// Logits `(N, classes)` for `x`, quantizing each convolution and affine layer's input.
+    public func predict(_ x: Tensor<Float>) -> Tensor<Float> {
+        var y = x
+        for i in network.layerNames.indices {
+            if let r = inputRanges[i] { for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) } }
+            y = network.forward(y, layers: i..<(i + 1))
+        }
+        return y
+    }
+
+    /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight range and
+    /// a scale and zero point per input range.
+    public var modelBytes: Int {
+        network.parameters.reduce(0) { total, p in total + (p.parameter.name == "W" ? 1 : 4) * p.parameter.value.count }
+            + weightRanges.values.reduce(0) { $0 + 4 * $1.count } + 8 * inputRanges.count
+    }
+}

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import PrecisCore
+import PrecisWeights
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "int8 post-training quantization: compare schemes and calibration methods (fake-quant simulation).",
+        discussion: """
+            Calibrates on images drawn from the training set only, then evaluates every scheme × calibration \
+            method on the test set with quantize-dequantize at every convolution and affine layer. Stored int8 \
+            variants and integer-only inference are not built yet: --compare is required.
+            """)
+
+    @Argument(help: "A weight file written by precis train.")
+    var file: String
+
+    @Flag(help: "Run every scheme × calibration method and print a table sorted by accuracy.")
+    var compare = false
+
+    @Option(help: "Weight and activation schemes: \(QuantScheme.all.map(\.description).joined(separator: ", ")), or all.")
+    var scheme = "all"
+
+    @Option(help: "Calibration methods: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", ")), or all.")
+    var calibration = "all"
+
+    @Option(help: "Calibration images, drawn from the training set.")
+    var calibrationSize = 500
+
+    @Option(help: "The percentile of the percentile method.")
+    var percentile = 99.99
+
+    @Option(help: "Seed for drawing the calibration images.")
+    var seed: UInt64 = 0
+
+    @OptionGroup var data: DataOptions
+
+    @Option(help: "Evaluate only the first N test images.")
+    var limit: Int?
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    var schemes: [QuantScheme] { scheme == "all" ? QuantScheme.all : QuantScheme.all.filter { scheme.split(separator: ",").map(String.init).contains($0.description) } }
+    var methods: [CalibrationMethod] { calibration == "all" ? CalibrationMethod.allCases : calibration.split(separator: ",").compactMap { CalibrationMethod(rawValue: String($0)) } }
+
+    func validate() throws {
+        guard compare else { throw ValidationError("precis quantize needs --compare (storing an int8 variant is not built yet)") }
+        let names = Set(QuantScheme.all.map(\.description))
+        if scheme != "all", let bad = scheme.split(separator: ",").first(where: { !names.contains(String($0)) }) {
+            throw ValidationError("unknown scheme '\(bad)' (\(names.sorted().joined(separator: ", ")), all)")
+        }
+        if calibration != "all", let bad = calibration.split(separator: ",").first(where: { CalibrationMethod(rawValue: String($0)) == nil }) {
+            throw ValidationError("unknown calibration '\(bad)' (\(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", ")), all)")
+        }
+        guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
+        guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let weights = try WeightFile.read(file)
+            let dataset = try data.load(fallback: weights.dataset)
+            guard dataset.imageShape == weights.spec.inputShape else {
+                throw DataError(file: file, problem: "the network takes \(shapeText(weights.spec.inputShape)) images, \(dataset.name) has \(shapeText(dataset.imageShape))")
+            }
+            let per = dataset.imageShape.reduce(1, *), shape = weights.spec.inputShape
+            var rng = RandomSource(seed: seed)
+            let picked = rng.permutation(dataset.trainCount).prefix(min(calibrationSize, dataset.trainCount))
+            let calibrationImages = picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }
+            let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
+            let observers = observeActivations(net32, images: calibrationImages, count: picked.count)
+            let n = min(limit ?? dataset.testCount, dataset.testCount)
+            let labels = Array(dataset.testLabels[0..<n])
+            func classify(_ predict: (Tensor<Float>) -> Tensor<Float>) -> (predicted: [Int], seconds: Double) {
+                var predicted: [Int] = []
+                let start = Date()
+                for s in stride(from: 0, to: n, by: 100) {
+                    let k = min(100, n - s)
+                    predicted += argmaxRows(predict(Tensor(shape: [k] + shape, data: Array(dataset.testImages[s * per..<(s + k) * per]))))
+                }
+                return (predicted, Date().timeIntervalSince(start))
+            }
+            let float32 = classify { net32.predict($0) }
+            let float32Bytes = 4 * net32.parameters.reduce(0) { $0 + $1.parameter.value.count }
+            let progress = ProgressLine(quiet: quiet || json)
+            var rows: [[String: Any]] = []
+            let runs = schemes.flatMap { s in methods.map { (s, $0) } }
+            for (done, (s, method)) in runs.enumerated() {
+                progress.update("quantize", done: done, total: runs.count, unit: "runs", suffix: "\(s) \(method.rawValue)")
+                let q = try FakeQuantNetwork(spec: weights.spec, tensors: weights.tensors, scheme: s, observers: observers, method: method,
+                                             percentile: percentile)
+                let (predicted, seconds) = classify { q.predict($0) }
+                let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
+                let correct = zip(predicted, labels).filter { $0 == $1 }.count
+                rows.append(["scheme": s.description, "calibration": method.rawValue, "accuracy": Double(correct) / Double(n), "correct": correct,
+                             "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
+                             "differs_from_float32": change.differs, "model_bytes": q.modelBytes,
+                             "model_ratio_to_float32": Double(q.modelBytes) / Double(float32Bytes), "seconds": seconds])
+            }
+            progress.clear()
+            rows.sort { ($0["accuracy"] as! Double, -($0["differs_from_float32"] as! Int)) > ($1["accuracy"] as! Double, -($1["differs_from_float32"] as! Int)) }
+            let float32Accuracy = Double(zip(float32.predicted, labels).filter { $0 == $1 }.count) / Double(n)
+            if json {
+                try printJSON(["file": file, "dataset": dataset.name, "images": n, "calibration_images": picked.count, "seed": Int(seed),
+                               "percentile": percentile, "float32_accuracy": float32Accuracy, "simulation": "fake-quant", "results": rows] as [String: Any])
+                return
+            }
+            print("\(file): \(dataset.name), \(n) test images, \(picked.count) calibration images from the training set (seed \(seed))")
+            print("float32 \(percent(float32Accuracy)); int8 by fake-quant simulation (quantize-dequantize in Float), sorted by accuracy:")
+            print("scheme          calibration  accuracy  change vs float32 [95% CI]  differs  model KB  ratio")
+            for r in rows {
+                print(String(format: "%@  %@  %8@  %-26@ %7d  %8.1f  %5.2fx", (r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0),
+                             (r["calibration"] as! String).padding(toLength: 11, withPad: " ", startingAt: 0), percent(r["accuracy"] as! Double),
+                             String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (r["change_vs_float32"] as! Double), 100 * (r["change_low"] as! Double),
+                                    100 * (r["change_high"] as! Double)),
+                             r["differs_from_float32"] as! Int, Double(r["model_bytes"] as! Int) / 1024, r["model_ratio_to_float32"] as! Double))
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import PrecisCore
+
+@Suite struct QuantizationTests {
+    @Test func roundingIsHalfToEvenAndSaturates() {
+        let r = QuantRange(scale: 1, zeroPoint: 0, qmin: -127, qmax: 127)
+        #expect([0.5, 1.5, 2.5, -0.5, -1.5].map(r.quantize) == [0, 2, 2, 0, -2])
+        #expect(r.quantize(1000) == 127 && r.quantize(-1000) == -127 && r.quantize(.infinity) == 127 && r.quantize(.nan) == 0)
+        let u = QuantRange.asymmetric(low: 0, high: 255, unsigned: true)
+        #expect(u.zeroPoint == 0 && u.scale == 1 && u.quantize(-3) == 0 && u.quantize(300) == 255)
+    }
+
+    @Test func errorIsWithinHalfAStepInsideTheRange() {
+        var rng = RandomSource(seed: 7)
+        let values = (0..<2000).map { _ in 6 * rng.uniform() - 2 }  // in [-2, 4)
+        let schemes: [QuantRange] = [.symmetric(threshold: 4), .asymmetric(low: -2, high: 4, unsigned: false),
+                                     .asymmetric(low: -2, high: 4, unsigned: true)]
+        for r in schemes {
+            #expect(r.representable.contains(0) && r.fakeQuantize(0) == 0, "\(r)")
+            for x in values where r.representable.contains(x) { #expect(abs(r.fakeQuantize(x) - x) <= r.scale / 2 * (1 + 1e-12), "\(r) at \(x)") }
+        }
+        // Asymmetric ranges use all 256 codes: a step of 6/255, against 8/254 for the symmetric one.
+        #expect(abs(schemes[1].scale - 6.0 / 255) < 1e-15 && abs(schemes[0].scale - 4.0 / 127) < 1e-15)
+    }
+
+    @Test func anAllZeroChannelQuantizesExactly() {
+        let r = QuantRange.symmetric(threshold: 0)
+        #expect(r.scale == 1 && r.quantize(0) == 0 && r.fakeQuantize(0) == 0)
+        #expect(QuantRange.asymmetric(low: 0, high: 0, unsigned: true).quantize(0) == 0)
+    }
+
+    /// A standard normal sample with ten outliers at ±50.
+    func gaussianWithOutliers() -> Observer {
+        var rng = RandomSource(seed: 11), o = Observer()
+        var xs = (0..<100_000).map { _ in rng.normal() }
+        xs += [Double](repeating: 50, count: 5) + [Double](repeating: -50, count: 5)
+        o.observe(xs)
+        return o
+    }
+
+    @Test func calibrationMethodsOnGaussianWithOutliers() {
+        let o = gaussianWithOutliers()
+        #expect(o.count == 100_010 && o.maximum == 50 && o.minimum == -50)
+        #expect(o.threshold(.minmax) == 50)  // min-max never clips
+        let p = o.threshold(.percentile, percentile: 99.9)
+        #expect(p > 3.2 && p < 3.5, "the 99.9th percentile of |N(0,1)| is 3.29, got \(p)")
+        #expect(o.threshold(.percentile, percentile: 99.99) < 6)  // the ten outliers are the top 0.01%
+        let e = o.threshold(.entropy)
+        #expect(e > 2 && e < 10, "entropy should clip the outliers, got \(e)")
+        // MSE weighs ten errors of ~45² against 100,000 rounding errors: on this sample it keeps
+        // the outliers. Its threshold must beat min-max and its own half and double on the sample.
+        var rng = RandomSource(seed: 11)
+        let xs = (0..<100_000).map { _ in rng.normal() } + [Double](repeating: 50, count: 5) + [Double](repeating: -50, count: 5)
+        func mse(_ t: Double) -> Double {
+            let r = QuantRange.symmetric(threshold: t)
+            return xs.reduce(0) { $0 + ($1 - r.fakeQuantize($1)) * ($1 - r.fakeQuantize($1)) }
+        }
+        let m = o.threshold(.mse)
+        // Analytically: 0.52·T² of rounding noise against 10·(50 − T)² of clipping, least at T ≈ 47.5.
+        #expect(m > 45 && m < 50 && mse(m) <= mse(50) && mse(m) < mse(m / 2), "mse threshold \(m)")
+    }
+
+    @Test func mseClipsAPureGaussian() {
+        var rng = RandomSource(seed: 13), o = Observer()
+        o.observe((0..<100_000).map { _ in rng.normal() })
+        let m = o.threshold(.mse)
+        #expect(m > 3 && m < o.threshold(.minmax), "mse threshold \(m), largest \(o.threshold(.minmax))")
+    }
+
+    @Test func asymmetricRangesFollowTheData() {
+        var o = Observer()
+        o.observe((0..<10_000).map { Float($0) / 1000 })  // post-ReLU-like: 0 ... 9.999
+        let r = o.quantRange(.minmax, symmetric: false, unsigned: true)
+        #expect(r.zeroPoint == 0 && abs(r.representable.upperBound - 9.999) < 1e-5)
+        let s = o.quantRange(.minmax, symmetric: true, unsigned: false)
+        #expect(s.zeroPoint == 0 && abs(s.scale - 9.999 / 127) < 1e-7)
+    }
+}
+
+@Suite struct FakeQuantTests {
+    func setUp() throws -> (Network<Float>, [String: Tensor<Double>], [Float]) {
+        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) affine(10)"),
+                             weightInit: .he)
+        let net = try Network<Float>(spec: spec, seed: 3)
+        var rng = RandomSource(seed: 5)
+        return (net, net.tensorValues(), (0..<(40 * 64)).map { _ in Float(rng.uniform()) })
+    }
+
+    @Test func weightsSitOnTheirGridAndAZeroChannelStaysZero() throws {
+        var (net, tensors, images) = try setUp()
+        for k in 0..<9 { tensors["00_conv1/W"]!.data[k] = 0 }  // filter 0 all zero
+        let observers = observeActivations(net, images: images, count: 40)
+        #expect(observers.keys.sorted() == [0, 3])
+        let q = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+                                     observers: observers, method: .minmax)
+        let w = q.network.parameters.first { $0.name == "00_conv1/W" }!.parameter.value.data
+        let ranges = q.weightRanges[0]!
+        #expect(ranges.count == 4 && ranges[0].scale == 1 && w[0..<9].allSatisfy { $0 == 0 })
+        for (k, v) in w.enumerated() {
+            let code = Double(v) / ranges[k / 9].scale
+            #expect(abs(code - code.rounded()) < 1e-3 && abs(code) <= 127.0001, "weight \(k) is off the int8 grid: \(code)")
+        }
+        #expect(q.inputRanges[0]!.zeroPoint == 0 && q.inputRanges[3]!.qmin == 0)
+    }
+
+    @Test func fakeQuantStaysCloseToFloat32() throws {
+        let (net, tensors, images) = try setUp()
+        let observers = observeActivations(net, images: images, count: 40)
+        let x = Tensor<Float>(shape: [40, 1, 8, 8], data: images)
+        let exact = net.predict(x)
+        for scheme in QuantScheme.all {
+            let q = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: scheme, observers: observers, method: .minmax)
+            var e = ErrorStats()
+            e.add(q.predict(x).data, reference: exact.data.map(Double.init), minNormal: 1e-38)
+            #expect(e.sqnrDB > 25 && e.sqnrDB < 70, "\(scheme): logit SQNR \(e.sqnrDB) dB")
+            #expect(q.modelBytes < 4 * tensors.values.reduce(0) { $0 + $1.count } / 3)
+        }
+    }
+}
