@@ -55,6 +55,7 @@ assert r["calibration_images"] == 100 and r["images"] == 300 and len(r["results"
 accs = [x["accuracy"] for x in r["results"]]
 assert accs == sorted(accs, reverse=True) and all(abs(a - r["float32_accuracy"]) < 0.05 for a in accs), accs
 assert all(0.2 < x["model_ratio_to_float32"] < 0.3 for x in r["results"])
+assert all(x["differs_from_fake_quant"] <= 1 and x["images_per_second"] > 0 for x in r["results"])  # 99.9% at 1,000 images
 PY
 
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"

@@ -5,11 +5,11 @@ import PrecisWeights
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "int8 post-training quantization: compare schemes and calibration methods (fake-quant simulation).",
+        abstract: "int8 post-training quantization: compare schemes and calibration methods.",
         discussion: """
             Calibrates on images drawn from the training set only, then evaluates every scheme × calibration \
-            method on the test set with quantize-dequantize at every convolution and affine layer. Stored int8 \
-            variants and integer-only inference are not built yet: --compare is required.
+            method on the test set with integer-only inference, and checks it against a quantize-dequantize \
+            simulation in Float. Stored int8 variants are not built yet: --compare is required.
             """)
 
     @Argument(help: "A weight file written by precis train.")
@@ -94,31 +94,37 @@ struct Quantize: ParsableCommand {
                 progress.update("quantize", done: done, total: runs.count, unit: "runs", suffix: "\(s) \(method.rawValue)")
                 let q = try FakeQuantNetwork(spec: weights.spec, tensors: weights.tensors, scheme: s, observers: observers, method: method,
                                              percentile: percentile)
-                let (predicted, seconds) = classify { q.predict($0) }
+                let (simulated, _) = classify { q.predict($0) }
+                let integer = try IntegerNetwork(q, spec: weights.spec, tensors: weights.tensors)
+                let (predicted, seconds) = classify { integer.predict($0) }
                 let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
                 let correct = zip(predicted, labels).filter { $0 == $1 }.count
                 rows.append(["scheme": s.description, "calibration": method.rawValue, "accuracy": Double(correct) / Double(n), "correct": correct,
                              "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
                              "differs_from_float32": change.differs, "model_bytes": q.modelBytes,
-                             "model_ratio_to_float32": Double(q.modelBytes) / Double(float32Bytes), "seconds": seconds])
+                             "model_ratio_to_float32": Double(q.modelBytes) / Double(float32Bytes), "seconds": seconds,
+                             "images_per_second": Double(n) / seconds, "differs_from_fake_quant": zip(predicted, simulated).filter { $0 != $1 }.count])
             }
             progress.clear()
             rows.sort { ($0["accuracy"] as! Double, -($0["differs_from_float32"] as! Int)) > ($1["accuracy"] as! Double, -($1["differs_from_float32"] as! Int)) }
             let float32Accuracy = Double(zip(float32.predicted, labels).filter { $0 == $1 }.count) / Double(n)
             if json {
                 try printJSON(["file": file, "dataset": dataset.name, "images": n, "calibration_images": picked.count, "seed": Int(seed),
-                               "percentile": percentile, "float32_accuracy": float32Accuracy, "simulation": "fake-quant", "results": rows] as [String: Any])
+                               "percentile": percentile, "float32_accuracy": float32Accuracy, "float32_images_per_second": Double(n) / float32.seconds,
+                               "int8_gemm_path": int8GEMMPath, "results": rows] as [String: Any])
                 return
             }
             print("\(file): \(dataset.name), \(n) test images, \(picked.count) calibration images from the training set (seed \(seed))")
-            print("float32 \(percent(float32Accuracy)); int8 by fake-quant simulation (quantize-dequantize in Float), sorted by accuracy:")
-            print("scheme          calibration  accuracy  change vs float32 [95% CI]  differs  model KB  ratio")
+            print("float32 \(percent(float32Accuracy)); int8 with integer-only inference, sorted by accuracy (vs fake-quant: predictions")
+            print("that differ from the quantize-dequantize simulation in Float):")
+            print("scheme          calibration  accuracy  change vs float32 [95% CI]  differs  vs fake-quant  model KB  ratio  images/s")
             for r in rows {
-                print(String(format: "%@  %@  %8@  %-26@ %7d  %8.1f  %5.2fx", (r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0),
+                print(String(format: "%@  %@  %8@  %-26@ %7d  %13d  %8.1f  %5.2fx  %8.0f", (r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0),
                              (r["calibration"] as! String).padding(toLength: 11, withPad: " ", startingAt: 0), percent(r["accuracy"] as! Double),
                              String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (r["change_vs_float32"] as! Double), 100 * (r["change_low"] as! Double),
                                     100 * (r["change_high"] as! Double)),
-                             r["differs_from_float32"] as! Int, Double(r["model_bytes"] as! Int) / 1024, r["model_ratio_to_float32"] as! Double))
+                             r["differs_from_float32"] as! Int, r["differs_from_fake_quant"] as! Int, Double(r["model_bytes"] as! Int) / 1024,
+                             r["model_ratio_to_float32"] as! Double, r["images_per_second"] as! Double))
             }
         }
     }

@@ -118,3 +118,32 @@ import Testing
         }
     }
 }
+
+extension FakeQuantTests {
+    @Test func integerPathAgreesWithFakeQuantWithinOneStep() throws {
+        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
+                             layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2,pad=1) relu affine(12) relu dropout(0.5) affine(10)"),
+                             weightInit: .he)
+        let net = try Network<Float>(spec: spec, seed: 8)
+        var rng = RandomSource(seed: 9)
+        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
+        let x = Tensor<Float>(shape: [60, 1, 8, 8], data: images)
+        let observers = observeActivations(net, images: images, count: 60)
+        for scheme in QuantScheme.all {
+            for method in CalibrationMethod.allCases {
+                let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
+                let integer = try IntegerNetwork(fake, spec: spec, tensors: net.tensorValues())
+                let (a, b) = (fake.inputCodes(x), integer.inputCodes(x))
+                #expect(a.count == 3 && b.count == 3)
+                for (u, v) in zip(a, b) {
+                    #expect(u.count == v.count && zip(u, v).allSatisfy { abs(Int($0) - Int($1)) <= 1 }, "\(scheme) \(method): codes differ by more than 1")
+                }
+                let (p, q) = (argmaxRows(fake.predict(x)), argmaxRows(integer.predict(x)))
+                #expect(zip(p, q).filter { $0 != $1 }.count <= 1, "\(scheme) \(method): predictions differ")
+                var e = ErrorStats()
+                e.add(integer.predict(x).data, reference: fake.predict(x).data.map(Double.init), minNormal: 1e-38)
+                #expect(e.sqnrDB > 30, "\(scheme) \(method): logits \(e.sqnrDB) dB from fake-quant")
+            }
+        }
+    }
+}

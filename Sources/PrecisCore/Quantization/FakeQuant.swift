@@ -113,6 +113,20 @@ public final class FakeQuantNetwork {
         return y
     }
 
+    /// The input codes of every quantized layer after the first, in the int8 domain of
+    /// `IntegerNetwork` (uint8 codes minus 128), for `x`.
+    func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
+        var y = x, out: [[Int8]] = []
+        for i in network.layerNames.indices {
+            if let r = inputRanges[i] {
+                if i > 0 { out.append(y.data.map { Int8(r.quantize(Double($0)) - offset(r)) }) }
+                for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
+            }
+            y = network.forward(y, layers: i..<(i + 1))
+        }
+        return out
+    }
+
     /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight range and
     /// a scale and zero point per input range.
     public var modelBytes: Int {
