@@ -45,6 +45,13 @@ struct Bench: ParsableCommand {
             inference(.float16, Float16.self)
             inference(.float16Acc32, Float.self)
             inference(.bfloat16Acc32, Float.self)
+            // int8: per-channel weights, uint8 activations calibrated (min-max) on the same batch.
+            let observers = observeActivations(net, images: x.data, count: 100)
+            let quantized = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+                                                 observers: observers, method: .minmax)
+            let integer = try IntegerNetwork(quantized, spec: spec, tensors: net.tensorValues())
+            infer["int8"] = 100 / median(runs) { _ = integer.predict(x) }
+            if !json { print(String(format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, infer["int8"]!)) }
             results["inference_images_per_second"] = infer
             if layers {
                 let times = net.profile(x, t, runs: runs)

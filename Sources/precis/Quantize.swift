@@ -115,8 +115,9 @@ struct Quantize: ParsableCommand {
                 return
             }
             print("\(file): \(dataset.name), \(n) test images, \(picked.count) calibration images from the training set (seed \(seed))")
-            print("float32 \(percent(float32Accuracy)); int8 with integer-only inference, sorted by accuracy (vs fake-quant: predictions")
-            print("that differ from the quantize-dequantize simulation in Float):")
+            print(String(format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy", percent(float32Accuracy),
+                         Double(n) / float32.seconds, int8GEMMPath))
+            print("(vs fake-quant: predictions that differ from the quantize-dequantize simulation in Float):")
             print("scheme          calibration  accuracy  change vs float32 [95% CI]  differs  vs fake-quant  model KB  ratio  images/s")
             for r in rows {
                 print(String(format: "%@  %@  %8@  %-26@ %7d  %13d  %8.1f  %5.2fx  %8.0f", (r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0),

@@ -2,6 +2,7 @@
 // AVX-512 VNNI (vpdpbusd) where the CPU has it, and a portable twin with identical results.
 #ifndef PRECIS_KERNELS_H
 #define PRECIS_KERNELS_H
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -16,6 +17,23 @@ const char *precis_gemm_s8_path(void);
 /// `force_portable` selects the portable path even when VNNI is available (for tests).
 void precis_gemm_s8(int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c, int ldc,
                     int force_portable);
+
+/// Bytes `precis_pack_s8` writes for a (k x n) matrix: k rounded up to 4, n up to 16.
+size_t precis_pack_s8_size(int k, int n);
+
+/// Packs B (k x n, int8, row stride ldb) for `precis_gemm_u8s8`: (k/4, n/16, 16, 4), zero-padded.
+void precis_pack_s8(int k, int n, const int8_t *b, int ldb, int8_t *packed);
+
+/// C (m x n, int32, row stride ldc) = A (m x k, uint8, row stride lda) * B (packed by
+/// `precis_pack_s8`), exact. Each row of A is read up to k rounded up to 4 (B's padding is 0, so
+/// those bytes only need to be readable). AVX-512 VNNI where the CPU has it, else portable C, with
+/// identical results; `force_portable` selects the portable path.
+void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable);
+
+/// out = clamp(roundHalfEven(scale[f] * (acc + correction[f])) + zero, low, 255) for every row of
+/// `channels` int32 sums (in float32; NaN-free because the inputs are integers).
+void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,
+                          uint8_t *out);
 
 #ifdef __cplusplus
 }

@@ -113,13 +113,13 @@ public final class FakeQuantNetwork {
         return y
     }
 
-    /// The input codes of every quantized layer after the first, in the int8 domain of
-    /// `IntegerNetwork` (uint8 codes minus 128), for `x`.
+    /// The input codes of every quantized layer after the first, for `x`, as `IntegerNetwork`
+    /// keeps them (uint8, signed codes plus 128) minus 128.
     func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
         var y = x, out: [[Int8]] = []
         for i in network.layerNames.indices {
             if let r = inputRanges[i] {
-                if i > 0 { out.append(y.data.map { Int8(r.quantize(Double($0)) - offset(r)) }) }
+                if i > 0 { out.append(y.data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }) }
                 for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
             }
             y = network.forward(y, layers: i..<(i + 1))
