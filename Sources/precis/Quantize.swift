@@ -95,7 +95,7 @@ struct Quantize: ParsableCommand {
                 let q = try FakeQuantNetwork(spec: weights.spec, tensors: weights.tensors, scheme: s, observers: observers, method: method,
                                              percentile: percentile)
                 let (simulated, _) = classify { q.predict($0) }
-                let integer = try IntegerNetwork(q, spec: weights.spec, tensors: weights.tensors)
+                let integer = try IntegerNetwork(spec: weights.spec, model: q.model)
                 let (predicted, seconds) = classify { integer.predict($0) }
                 let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
                 let correct = zip(predicted, labels).filter { $0 == $1 }.count

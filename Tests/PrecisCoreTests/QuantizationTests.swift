@@ -95,10 +95,10 @@ import Testing
         let q = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
                                      observers: observers, method: .minmax)
         let w = q.network.parameters.first { $0.name == "00_conv1/W" }!.parameter.value.data
-        let ranges = q.weightRanges[0]!
-        #expect(ranges.count == 4 && ranges[0].scale == 1 && w[0..<9].allSatisfy { $0 == 0 })
+        let scales = q.model.layers[0]!.weightScales
+        #expect(scales.count == 4 && scales[0] == 1 && w[0..<9].allSatisfy { $0 == 0 })
         for (k, v) in w.enumerated() {
-            let code = Double(v) / ranges[k / 9].scale
+            let code = Double(v) / scales[k / 9]
             #expect(abs(code - code.rounded()) < 1e-3 && abs(code) <= 127.0001, "weight \(k) is off the int8 grid: \(code)")
         }
         #expect(q.inputRanges[0]!.zeroPoint == 0 && q.inputRanges[3]!.qmin == 0)
@@ -132,7 +132,7 @@ extension FakeQuantTests {
         for scheme in QuantScheme.all {
             for method in CalibrationMethod.allCases {
                 let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
-                let integer = try IntegerNetwork(fake, spec: spec, tensors: net.tensorValues())
+                let integer = try IntegerNetwork(spec: spec, model: fake.model)
                 let (a, b) = (fake.inputCodes(x), integer.inputCodes(x))
                 #expect(a.count == 3 && b.count == 3)
                 for (u, v) in zip(a, b) {

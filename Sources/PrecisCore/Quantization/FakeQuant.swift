@@ -60,54 +60,33 @@ public func observeActivations(_ network: Network<Float>, images: [Float], count
 /// bias and input quantized and dequantized as the integer path would (weights int8 symmetric,
 /// biases int32 at `s_in·s_w`, inputs with their calibrated range), everything else in Float.
 public final class FakeQuantNetwork {
-    public let scheme: QuantScheme
+    public let model: QuantizedModel
+    public var scheme: QuantScheme { model.scheme }
     /// The input range of each quantized layer, by layer index.
-    public let inputRanges: [Int: QuantRange]
-    /// The weight ranges of each quantized layer: one per output channel, or one for the tensor.
-    public let weightRanges: [Int: [QuantRange]]
+    public var inputRanges: [Int: QuantRange] { model.layers.mapValues(\.input) }
     let network: Network<Float>
 
+    /// The simulation of `model` for `spec`; `tensors` supplies any tensor the model does not
+    /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:]) throws {
+        self.model = model
+        network = try Network<Float>(spec: spec, parameters: model.dequantized(spec, tensors))
+    }
+
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme` and the input ranges of
-    /// `observers` under `method`.
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
-                method: CalibrationMethod, percentile: Double = 99.99) throws {
-        self.scheme = scheme
-        var inputs: [Int: QuantRange] = [:], weights: [Int: [QuantRange]] = [:], quantized = tensors
-        for i in quantizedLayers(spec) {
-            let o = observers[i] ?? Observer()
-            let input = o.quantRange(method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
-                                     unsigned: scheme.activations == .uint8Asymmetric)
-            let name = spec.layerNames[i]
-            guard let w = tensors[name + "/W"], let b = tensors[name + "/b"] else { throw ModelError.badSpec("\(name) has no W or b") }
-            // Output channel c of W: a convolution's filter c (first axis), an affine layer's column c.
-            let channels = b.count, isAffine = w.shape.count == 2
-            func channel(_ k: Int) -> Int { isAffine ? k % channels : k / (w.count / channels) }
-            var ranges: [QuantRange]
-            if scheme.weights == .perChannel {
-                var largest = [Double](repeating: 0, count: channels)
-                for (k, v) in w.data.enumerated() { largest[channel(k)] = max(largest[channel(k)], abs(v)) }
-                ranges = largest.map { QuantRange.symmetric(threshold: $0) }
-            } else {
-                ranges = [QuantRange.symmetric(threshold: w.data.reduce(0) { max($0, abs($1)) })]
-            }
-            var qw = w, qb = b
-            for k in qw.data.indices { qw.data[k] = ranges[ranges.count == 1 ? 0 : channel(k)].fakeQuantize(w.data[k]) }
-            for c in qb.data.indices {
-                let s = input.scale * ranges[ranges.count == 1 ? 0 : c].scale
-                qb.data[c] = (b.data[c] / s).rounded(.toNearestOrEven) * s
-            }
-            (quantized[name + "/W"], quantized[name + "/b"]) = (qw, qb)
-            (inputs[i], weights[i]) = (input, ranges)
-        }
-        (inputRanges, weightRanges) = (inputs, weights)
-        network = try Network<Float>(spec: spec, parameters: quantized)
+    /// `observers` under `method` (see `QuantizedModel`).
+    public convenience init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
+                            method: CalibrationMethod, percentile: Double = 99.99) throws {
+        try self.init(spec: spec, model: try QuantizedModel(spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method,
+                                                            percentile: percentile), tensors: tensors)
     }
 
     /// Logits `(N, classes)` for `x`, quantizing each convolution and affine layer's input.
     public func predict(_ x: Tensor<Float>) -> Tensor<Float> {
         var y = x
+        let ranges = inputRanges
         for i in network.layerNames.indices {
-            if let r = inputRanges[i] { for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) } }
+            if let r = ranges[i] { for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) } }
             y = network.forward(y, layers: i..<(i + 1))
         }
         return y
@@ -117,8 +96,9 @@ public final class FakeQuantNetwork {
     /// keeps them (uint8, signed codes plus 128) minus 128.
     func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
         var y = x, out: [[Int8]] = []
+        let ranges = inputRanges
         for i in network.layerNames.indices {
-            if let r = inputRanges[i] {
+            if let r = ranges[i] {
                 if i > 0 { out.append(y.data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }) }
                 for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
             }
@@ -127,10 +107,10 @@ public final class FakeQuantNetwork {
         return out
     }
 
-    /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight range and
-    /// a scale and zero point per input range.
+    /// Bytes of the quantized model, with any float tensor left at 4 bytes a value.
     public var modelBytes: Int {
-        network.parameters.reduce(0) { total, p in total + (p.parameter.name == "W" ? 1 : 4) * p.parameter.value.count }
-            + weightRanges.values.reduce(0) { $0 + 4 * $1.count } + 8 * inputRanges.count
+        let quantized = Set(model.layers.keys.map { network.layerNames[$0] })
+        return model.bytes + 4 * network.parameters.filter { !quantized.contains(String($0.name.split(separator: "/")[0])) }
+            .reduce(0) { $0 + $1.parameter.value.count }
     }
 }

@@ -1,7 +1,7 @@
 import CKernels
 import Foundation
 
-/// Integer-only inference of a network quantized by `FakeQuantNetwork`. Between quantized layers
+/// Integer-only inference of a `QuantizedModel`. Between quantized layers
 /// (convolutions and affine layers) values are 8-bit codes, channels last (NHWC); each such layer
 /// is a uint8 × int8 → int32 GEMM (`precis_gemm_u8s8`: AVX-512 VNNI or its portable twin) over
 /// each output pixel's window, and its int32 sums are requantized to the next quantized layer's
@@ -32,19 +32,19 @@ public final class IntegerNetwork {
     let tail: Network<Float>
     let spec: ModelSpec
 
-    /// The integer form of `q`, for the same `spec` and float32 `tensors` it was built from.
-    public init(_ q: FakeQuantNetwork, spec: ModelSpec, tensors: [String: Tensor<Double>]) throws {
+    /// The integer form of `model` for `spec`.
+    public init(spec: ModelSpec, model: QuantizedModel) throws {
         let layers = quantizedLayers(spec), shapes = try spec.shapes()
         guard layers.first == 0 else { throw ModelError.badSpec("integer inference needs a convolution or affine first layer") }
+        guard Set(layers) == Set(model.layers.keys) else { throw ModelError.badSpec("the int8 model does not cover every convolution and affine layer") }
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
-            let name = spec.layerNames[i], input = q.inputRanges[i]!, ranges = q.weightRanges[i]!
-            let w = tensors[name + "/W"]!, b = tensors[name + "/b"]!, channels = b.count
+            let q = model.layers[i]!, input = q.input, channels = q.channels
             let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
-            func range(_ f: Int) -> QuantRange { ranges[ranges.count == 1 ? 0 : f] }
             // B (K, channels) as int8 codes, rows in the order the activations are laid out.
-            var window: Window? = nil, taps = w.count / channels
-            var codes = [Int8](repeating: 0, count: w.count)
+            var window: Window? = nil
+            let taps = q.weights.count / channels
+            var codes = [Int8](repeating: 0, count: q.weights.count)
             switch spec.layers[i] {
             case let .convolution(_, k, s, p):
                 let c = inShape[0]
@@ -52,10 +52,7 @@ public final class IntegerNetwork {
                 for f in 0..<channels {
                     for ch in 0..<c {
                         for ky in 0..<k {
-                            for kx in 0..<k {
-                                let v = w.data[((f * c + ch) * k + ky) * k + kx]
-                                codes[((ky * k + kx) * c + ch) * channels + f] = Int8(range(f).quantize(v))
-                            }
+                            for kx in 0..<k { codes[((ky * k + kx) * c + ch) * channels + f] = q.weights[((f * c + ch) * k + ky) * k + kx] }
                         }
                     }
                 }
@@ -64,16 +61,13 @@ public final class IntegerNetwork {
                 let (c, hw) = inShape.count == 3 ? (inShape[0], inShape[1] * inShape[2]) : (1, taps)
                 for row in 0..<taps {
                     let at = inShape.count == 3 ? (row % hw) * c + row / hw : row
-                    for f in 0..<channels { codes[at * channels + f] = Int8(range(f).quantize(w.data[row * channels + f])) }
+                    for f in 0..<channels { codes[at * channels + f] = q.weights[row * channels + f] }
                 }
-                taps = w.count / channels
             }
             var sums = [Int32](repeating: 0, count: channels)
             for idx in codes.indices { sums[idx % channels] += Int32(codes[idx]) }
             let inputZero = input.zeroPoint + offset(input)
-            let correction = (0..<channels).map { f in
-                Int32((b.data[f] / (input.scale * range(f).scale)).rounded(.toNearestOrEven)) - Int32(inputZero) * sums[f]
-            }
+            let correction = (0..<channels).map { q.bias[$0] - Int32(inputZero) * sums[$0] }
             // The layers up to the next quantized one: ReLU, max pooling and dropout fold in.
             let next = n + 1 < layers.count ? layers[n + 1] : nil
             var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = []
@@ -85,20 +79,20 @@ public final class IntegerNetwork {
                 default: throw ModelError.badSpec("integer inference cannot fold \(spec.layerNames[j]) between quantized layers")
                 }
             }
-            let out = next.map { q.inputRanges[$0]! }
+            let out = next.map { model.layers[$0]!.input }
             let outZero = out.map { Int32($0.zeroPoint + offset($0)) } ?? 0
             var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(taps), Int32(channels)))
             precis_pack_s8(Int32(taps), Int32(channels), codes, Int32(channels), &packed)
             steps.append(Step(layer: i, window: window, inputs: inShape[0], outputs: channels, taps: taps, packed: packed,
                               correction: correction,
-                              scale: (0..<channels).map { Float(input.scale * range($0).scale * (out.map { factor / $0.scale } ?? 1)) },
+                              scale: (0..<channels).map { Float(input.scale * q.weightScale($0) * (out.map { factor / $0.scale } ?? 1)) },
                               inputZero: UInt8(inputZero), outputZero: outZero,
                               low: relu ? outZero : Int32(out.map { $0.qmin + offset($0) } ?? 0), pools: pools, last: next == nil))
         }
         self.steps = steps
         self.spec = spec
-        inputRange = q.inputRanges[0]!
-        tail = q.network
+        inputRange = model.layers[0]!.input
+        tail = try Network<Float>(spec: spec, parameters: model.dequantized(spec, [:]))
     }
 
     /// Logits `(N, classes)` for `x: (N, C, H, W)`, computed with integer arithmetic up to the last

@@ -1,0 +1,84 @@
+/// One convolution or affine layer in int8: weight codes, their scales, int32 bias codes and the
+/// range its input is quantized with.
+public struct QuantizedLayer: Sendable, Equatable {
+    /// Weight codes (−127...127) in the float tensor's layout: `(FN, C, FH, FW)` or `(in, out)`.
+    public var weights: [Int8]
+    public var shape: [Int]
+    /// One scale for the tensor, or one per output channel (a convolution's filter, the axis 0 of
+    /// its weights; an affine layer's output unit, axis 1).
+    public var weightScales: [Double]
+    /// Bias codes at scale `input.scale · weightScales[c]`.
+    public var bias: [Int32]
+    public var input: QuantRange
+
+    public init(weights: [Int8], shape: [Int], weightScales: [Double], bias: [Int32], input: QuantRange) {
+        (self.weights, self.shape, self.weightScales, self.bias, self.input) = (weights, shape, weightScales, bias, input)
+    }
+
+    /// Output channels.
+    public var channels: Int { bias.count }
+
+    /// The axis of the weights that indexes output channels: 0 for a convolution, 1 for affine.
+    public var channelAxis: Int { shape.count == 2 ? 1 : 0 }
+
+    /// The output channel of weight index `k`.
+    func channel(_ k: Int) -> Int { shape.count == 2 ? k % channels : k / (shape.reduce(1, *) / channels) }
+
+    /// The scale of weight channel `c`.
+    func weightScale(_ c: Int) -> Double { weightScales[weightScales.count == 1 ? 0 : c] }
+}
+
+/// A network's int8 form: its scheme and every convolution and affine layer quantized, keyed by
+/// layer index. Built by calibration (`init(spec:tensors:...)`) or read from a weight file.
+public struct QuantizedModel: Sendable, Equatable {
+    public let scheme: QuantScheme
+    public let layers: [Int: QuantizedLayer]
+
+    public init(scheme: QuantScheme, layers: [Int: QuantizedLayer]) {
+        (self.scheme, self.layers) = (scheme, layers)
+    }
+
+    /// Quantizes `tensors` (the float32 master) for `spec` with `scheme`: weights int8 symmetric
+    /// (max |w| per tensor or channel), inputs with the ranges of `observers` under `method`.
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
+                method: CalibrationMethod, percentile: Double = 99.99) throws {
+        var layers: [Int: QuantizedLayer] = [:]
+        for i in quantizedLayers(spec) {
+            let input = (observers[i] ?? Observer()).quantRange(method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
+                                                                unsigned: scheme.activations == .uint8Asymmetric)
+            let name = spec.layerNames[i]
+            guard let w = tensors[name + "/W"], let b = tensors[name + "/b"] else { throw ModelError.badSpec("\(name) has no W or b") }
+            var layer = QuantizedLayer(weights: [], shape: w.shape, weightScales: [], bias: [Int32](repeating: 0, count: b.count), input: input)
+            var largest = [Double](repeating: 0, count: scheme.weights == .perChannel ? b.count : 1)
+            for (k, v) in w.data.enumerated() {
+                let c = scheme.weights == .perChannel ? layer.channel(k) : 0
+                largest[c] = max(largest[c], abs(v))
+            }
+            let ranges = largest.map { QuantRange.symmetric(threshold: $0) }
+            layer.weightScales = ranges.map(\.scale)
+            layer.weights = w.data.indices.map { Int8(ranges[ranges.count == 1 ? 0 : layer.channel($0)].quantize(w.data[$0])) }
+            layer.bias = (0..<b.count).map { Int32((b.data[$0] / (input.scale * layer.weightScale($0))).rounded(.toNearestOrEven)) }
+            layers[i] = layer
+        }
+        self.init(scheme: scheme, layers: layers)
+    }
+
+    /// The float tensors the codes stand for (weights and biases dequantized), with the other
+    /// tensors of `tensors` unchanged; names as in `spec`.
+    public func dequantized(_ spec: ModelSpec, _ tensors: [String: Tensor<Double>]) -> [String: Tensor<Double>] {
+        var out = tensors
+        for (i, layer) in layers {
+            let name = spec.layerNames[i]
+            out[name + "/W"] = Tensor(shape: layer.shape, data: layer.weights.indices.map { Double(layer.weights[$0]) * layer.weightScale(layer.channel($0)) })
+            out[name + "/b"] = Tensor(shape: [layer.channels],
+                                      data: (0..<layer.channels).map { Double(layer.bias[$0]) * layer.input.scale * layer.weightScale($0) })
+        }
+        return out
+    }
+
+    /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight scale and
+    /// a scale and zero point per input range (plus any float tensors left, counted by the caller).
+    public var bytes: Int {
+        layers.values.reduce(0) { $0 + $1.weights.count + 4 * $1.bias.count + 4 * $1.weightScales.count + 8 }
+    }
+}
