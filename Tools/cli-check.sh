@@ -57,6 +57,17 @@ assert accs == sorted(accs, reverse=True) and all(abs(a - r["float32_accuracy"])
 assert all(0.2 < x["model_ratio_to_float32"] < 0.3 for x in r["results"])
 assert all(x["differs_from_fake_quant"] <= 1 and x["images_per_second"] > 0 for x in r["results"])  # 99.9% at 1,000 images
 PY
+"$precis" quantize "$work/s.h5" --scheme wchannel-au8z --calibration percentile --calibration-size 100 --quiet > "$work/store.txt"
+grep -q "stored /variants/int8-wchannel-au8z" "$work/store.txt" || fail "quantize did not store a variant"
+"$precis" eval "$work/s.h5" --precision float32,int8-wchannel-au8z --json --quiet > "$work/eval8.json"
+python3 - "$work/eval8.json" <<'PY' || fail "eval of the int8 variant"
+import json, sys
+r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
+q = r["int8-wchannel-au8z"]
+assert q["weights"] == "/variants/int8-wchannel-au8z" and abs(q["accuracy"] - r["float32"]["accuracy"]) < 0.02, q
+assert 0.2 < q["model_ratio_to_float32"] < 0.3
+PY
+h5dump -A -g /variants/int8-wchannel-au8z/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_STD_I8LE' || fail "h5dump shows no int8 weights"
 
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"
 
@@ -72,6 +83,7 @@ expect_error "bad.h5: not an HDF5 file" "$precis" eval "$work/bad.h5"
 head -c 2000 "$work/s.h5" > "$work/cut.h5"
 expect_error "cut.h5: " "$precis" eval "$work/cut.h5"
 expect_error "unknown data set" "$precis" eval "$work/s.h5" --dataset cifar
+expect_error "has no variant 'int8-wtensor-as8'" "$precis" eval "$work/s.h5" --precision int8-wtensor-as8
 expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
 if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi

@@ -139,13 +139,28 @@ def main():
             for k, v in g.items():
                 assert v.dtype == np.float32, f'{name}/{k} is {v.dtype}, expected float32'
         variants = list(f['variants']) if 'variants' in f else []
+        int8 = {}
         for v in variants:
-            for name, _ in layers:
-                for k, d in f['variants'][v]['model']['layers'][name].items():
-                    master = model['layers'][name][k][()]
-                    if v == 'float16':
-                        if d.dtype != np.float16 or not np.array_equal(d[()], master.astype(np.float16)):
+            stored = f['variants'][v]['model']['layers']
+            if v == 'float16':
+                for name, _ in layers:
+                    for k, d in stored[name].items():
+                        if d.dtype != np.float16 or not np.array_equal(d[()], model['layers'][name][k][()].astype(np.float16)):
                             failures.append(f'/variants/float16/{name}/{k} is not the float32 master rounded to float16')
+            elif v.startswith('int8-'):
+                # int8 codes times their scales must be the master within half a step; biases int32.
+                for name in stored:
+                    g = stored[name]
+                    w, scale, b = g['W'][()], g['W_scale'][()], g['b'][()]
+                    master = model['layers'][name]['W'][()].astype(np.float64)
+                    axis = int(g.attrs['axis'])
+                    shape = [1] * w.ndim
+                    shape[axis] = -1
+                    s = scale.reshape(shape) if len(scale) > 1 else scale[0]
+                    ok = w.dtype == np.int8 and b.dtype == np.int32 and np.all(scale > 0) and np.all(np.abs(w) <= 127)
+                    if not ok or np.max(np.abs(w * s - master) / np.broadcast_to(s, w.shape)) > 0.5 + 1e-6:
+                        failures.append(f'/variants/{v}/{name}: int8 codes and scales do not reproduce the master')
+                int8[v] = len(stored)
 
     x, t = test_set(dataset)
     if a.limit:
@@ -173,7 +188,7 @@ def main():
     their_pred = theirs.argmax(axis=1)
     rel = float(np.max(np.abs(theirs - logits)) / np.max(np.abs(logits)))
     report = {
-        'file': a.file, 'dataset': dataset, 'images': int(len(t)), 'variants': variants,
+        'file': a.file, 'dataset': dataset, 'images': int(len(t)), 'variants': variants, 'int8_variant_layers_checked': int8,
         'numpy_float64_accuracy': acc, 'precis_float64_accuracy': rows['float64']['accuracy'],
         'numpy_float32_accuracy': acc32, 'precis_float32_accuracy': rows['float32']['accuracy'],
         'prediction_differences_float64': int(np.sum(their_pred != pred)),

@@ -42,7 +42,10 @@ struct Eval: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
-    /// The modes asked for, in order.
+    /// The stored int8 variants asked for (`int8-<scheme>` names), in order.
+    var int8Variants: [String] { precision.split(separator: ",").map(String.init).filter { $0.hasPrefix("int8-") } }
+
+    /// The floating modes asked for, in order.
     var modes: [PrecisionMode] {
         (precision == "all" ? PrecisionMode.allCases.map(\.rawValue) : precision.split(separator: ",").map(String.init)).compactMap(PrecisionMode.init)
     }
@@ -51,7 +54,9 @@ struct Eval: ParsableCommand {
         let names = precision == "all" ? [] : precision.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         guard precision == "all" || !names.isEmpty else { throw ValidationError("--precision needs at least one mode") }
         let known = PrecisionMode.allCases.map(\.rawValue).joined(separator: ", ")
-        if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil }) { throw ValidationError("unknown precision '\(bad)' (\(known), all)") }
+        if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil && !$0.hasPrefix("int8-") }) {
+            throw ValidationError("unknown precision '\(bad)' (\(known), int8-<scheme> for a stored variant, all)")
+        }
         if let explain, PrecisionMode(rawValue: explain) == nil || explain == "float32" {
             throw ValidationError("--explain needs a precision other than float32 (\(known))")
         }
@@ -67,7 +72,7 @@ struct Eval: ParsableCommand {
             guard dataset.imageShape == weights.spec.inputShape else {
                 throw DataError(file: file, problem: "the network takes \(shapeText(weights.spec.inputShape)) images, \(dataset.name) has \(shapeText(dataset.imageShape))")
             }
-            let n = min(limit ?? dataset.testCount, dataset.testCount)
+            let n = min(limit ?? dataset.testCount, dataset.testCount), per = dataset.imageShape.reduce(1, *)
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
             // A stored variant holds exactly the values the mode's storage rounds to.
@@ -108,7 +113,42 @@ struct Eval: ParsableCommand {
                     "seconds": r.seconds, "images_per_second": Double(n) / r.seconds,
                     "weights": source(r.mode).map { "/variants/\($0)" } ?? "/model", "input_scale": Double(inputScale),
                     "layers": zip(weights.spec.layerNames, r.layers).map { name, e in layerJSON(name, e) },
+                    "nonfinite": r.layers.reduce(0) { $0 + $1.infinities + $1.nans },
                 ])
+            }
+            // Stored int8 variants ("all" includes every one the file holds): integer-only inference.
+            let int8Names = precision == "all" ? variants.filter { $0.hasPrefix("int8-") } : int8Variants
+            if !int8Names.isEmpty {
+                var exact: [Double] = []
+                for s in stride(from: 0, to: n, by: 100) {
+                    let k = min(100, n - s)
+                    exact += reference.predict(Tensor(shape: [k] + weights.spec.inputShape, data: images[s * per..<(s + k) * per].map { Double($0 * inputScale) })).data
+                }
+                for name in int8Names {
+                    let model = try WeightFile.readInt8(file, spec: weights.spec, variant: name)
+                    let integer = try IntegerNetwork(spec: weights.spec, model: model)
+                    var logits: [Float] = []
+                    let start = Date()
+                    for s in stride(from: 0, to: n, by: 100) {
+                        let k = min(100, n - s)
+                        logits += integer.predict(Tensor(shape: [k] + weights.spec.inputShape, data: images[s * per..<(s + k) * per].map { $0 * inputScale })).data
+                    }
+                    let seconds = Date().timeIntervalSince(start)
+                    let predicted = argmaxRows(Tensor(shape: [n, weights.spec.classes], data: logits))
+                    var e = ErrorStats()
+                    e.add(logits, reference: exact, minNormal: Double(Float.leastNormalMagnitude))
+                    let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
+                    let correct = zip(predicted, labels).filter { $0 == $1 }.count
+                    rows.append([
+                        "precision": name, "images": n, "correct": correct, "accuracy": Double(correct) / Double(n),
+                        "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
+                        "differs_from_float32": change.differs, "agreement": change.agreement, "gained": change.gained, "lost": change.lost,
+                        "logit_max_abs_error": jsonNumber(e.maxAbsolute), "logit_mean_abs_error": jsonNumber(e.meanAbsolute), "logit_sqnr_db": jsonNumber(e.sqnrDB),
+                        "model_bytes": model.bytes, "model_ratio_to_float32": Double(model.bytes) / float32Bytes,
+                        "seconds": seconds, "images_per_second": Double(n) / seconds, "weights": "/variants/\(name)", "input_scale": Double(inputScale),
+                        "nonfinite": e.infinities + e.nans, "layers": [] as [Any],
+                    ])
+                }
             }
             if let saveLogits {
                 for r in shown {
@@ -186,18 +226,21 @@ struct Eval: ParsableCommand {
         let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
         print("\(file): \(layerNames.count) layers on \(dataset), \(images) test images\(scale)")
         print("precision       accuracy  change vs float32 [95% CI]   differs  agree    logit max err  logit SQNR  inf+NaN  model KB  ratio  images/s")
-        for (row, r) in zip(rows, reports) {
+        for row in rows {
             let change = String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (row["change_vs_float32"] as! Double),
                                 100 * (row["change_low"] as! Double), 100 * (row["change_high"] as! Double))
-            let bad = r.layers.reduce(0) { $0 + $1.infinities + $1.nans }
+            let maxError = row["logit_max_abs_error"] as? Double ?? .infinity, sqnr = row["logit_sqnr_db"] as? Double
+            let name = row["precision"] as! String
             print(String(format: "%@  %8@  %-27@ %7d  %7.3f%%  %13.3g  %10@  %7d  %8.1f  %5.2fx  %8.0f",
-                         r.mode.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0), percent(row["accuracy"] as! Double), change,
-                         row["differs_from_float32"] as! Int, 100 * (row["agreement"] as! Double), r.logits.maxAbsolute, decibels(r.logits.sqnrDB),
-                         bad, Double(r.modelBytes) / 1024, row["model_ratio_to_float32"] as! Double, row["images_per_second"] as! Double))
+                         name.padding(toLength: max(14, name.count), withPad: " ", startingAt: 0), percent(row["accuracy"] as! Double), change,
+                         row["differs_from_float32"] as! Int, 100 * (row["agreement"] as! Double), maxError,
+                         sqnr.map(decibels) ?? ((row["logit_sqnr_db"] as? String) == "inf" ? "exact" : "-inf"),
+                         row["nonfinite"] as! Int, Double(row["model_bytes"] as! Int) / 1024, row["model_ratio_to_float32"] as! Double,
+                         row["images_per_second"] as! Double))
         }
         // The layers of the mode whose logits drift furthest from float64.
         guard let worst = reports.filter({ $0.mode != .float64 }).min(by: { $0.logits.sqnrDB < $1.logits.sqnrDB }) else { return }
-        print("\nper layer, \(worst.mode.rawValue) against float64 (the mode with the lowest logit SQNR):")
+        print("\nper layer, \(worst.mode.rawValue) against float64 (the floating mode with the lowest logit SQNR):")
         print("layer          relative L2  max abs error  SQNR dB      inf      NaN  subnormal  flushed")
         for (name, e) in zip(layerNames, worst.layers) {
             print(String(format: "%@  %11.3g  %13.3g  %7@  %7d  %7d  %9d  %7d", name.padding(toLength: 13, withPad: " ", startingAt: 0),

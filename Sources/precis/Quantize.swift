@@ -5,11 +5,12 @@ import PrecisWeights
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "int8 post-training quantization: compare schemes and calibration methods.",
+        abstract: "int8 post-training quantization: store a quantized variant, or compare schemes and calibration methods.",
         discussion: """
-            Calibrates on images drawn from the training set only, then evaluates every scheme × calibration \
-            method on the test set with integer-only inference, and checks it against a quantize-dequantize \
-            simulation in Float. Stored int8 variants are not built yet: --compare is required.
+            Calibrates on images drawn from the training set only. With one --scheme and one --calibration, stores \
+            /variants/int8-<scheme> in the file (precis eval --precision int8-<scheme> runs it). With --compare, \
+            evaluates every scheme × calibration method on the test set with integer-only inference, checked \
+            against a quantize-dequantize simulation in Float.
             """)
 
     @Argument(help: "A weight file written by precis train.")
@@ -18,10 +19,10 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Run every scheme × calibration method and print a table sorted by accuracy.")
     var compare = false
 
-    @Option(help: "Weight and activation schemes: \(QuantScheme.all.map(\.description).joined(separator: ", ")), or all.")
+    @Option(help: "Weight and activation schemes: \(QuantScheme.all.map(\.description).joined(separator: ", ")), or all (with --compare).")
     var scheme = "all"
 
-    @Option(help: "Calibration methods: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", ")), or all.")
+    @Option(help: "Calibration methods: \(CalibrationMethod.allCases.map(\.rawValue).joined(separator: ", ")), or all (with --compare).")
     var calibration = "all"
 
     @Option(help: "Calibration images, drawn from the training set.")
@@ -48,7 +49,6 @@ struct Quantize: ParsableCommand {
     var methods: [CalibrationMethod] { calibration == "all" ? CalibrationMethod.allCases : calibration.split(separator: ",").compactMap { CalibrationMethod(rawValue: String($0)) } }
 
     func validate() throws {
-        guard compare else { throw ValidationError("precis quantize needs --compare (storing an int8 variant is not built yet)") }
         let names = Set(QuantScheme.all.map(\.description))
         if scheme != "all", let bad = scheme.split(separator: ",").first(where: { !names.contains(String($0)) }) {
             throw ValidationError("unknown scheme '\(bad)' (\(names.sorted().joined(separator: ", ")), all)")
@@ -59,6 +59,9 @@ struct Quantize: ParsableCommand {
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        if !compare && (schemes.count != 1 || methods.count != 1) {
+            throw ValidationError("storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
+        }
     }
 
     func run() throws {
@@ -87,6 +90,28 @@ struct Quantize: ParsableCommand {
             }
             let float32 = classify { net32.predict($0) }
             let float32Bytes = 4 * net32.parameters.reduce(0) { $0 + $1.parameter.value.count }
+            if !compare {
+                let model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: schemes[0], observers: observers,
+                                               method: methods[0], percentile: percentile)
+                let integer = try IntegerNetwork(spec: weights.spec, model: model)
+                let (predicted, seconds) = classify { integer.predict($0) }
+                var calibrationAttributes: [(String, HDF5Attribute)] = [("calibration", .string(methods[0].rawValue)),
+                                                                       ("calibration_images", .int(picked.count)), ("calibration_seed", .int(Int(seed))),
+                                                                       ("calibration_source", .string("training set of \(dataset.name)"))]
+                if methods[0] == .percentile { calibrationAttributes.append(("percentile", .double(percentile))) }
+                let name = try WeightFile.storeInt8(file, model: model, calibration: calibrationAttributes)
+                let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
+                let summary: [String: Any] = ["file": file, "variant": name, "calibration": methods[0].rawValue, "calibration_images": picked.count,
+                                              "accuracy": Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(n),
+                                              "change_vs_float32": change.change, "differs_from_float32": change.differs, "model_bytes": model.bytes,
+                                              "images_per_second": Double(n) / seconds]
+                if json { try printJSON(summary) } else {
+                    print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
+                                 file, name, methods[0].rawValue, picked.count, percent(summary["accuracy"] as! Double), n, 100 * change.change, change.differs,
+                                 model.bytes))
+                }
+                return
+            }
             let progress = ProgressLine(quiet: quiet || json)
             var rows: [[String: Any]] = []
             let runs = schemes.flatMap { s in methods.map { (s, $0) } }

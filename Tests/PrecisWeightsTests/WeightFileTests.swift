@@ -54,6 +54,29 @@ import Testing
         #expect(info.type == .float16 && info.shape == [4, 1, 3, 3])
     }
 
+    @Test func int8VariantRoundTripsAndIsValidated() throws {
+        let (dir, path, file) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let net = try Network<Float>(spec: file.spec, parameters: file.tensors)
+        var rng = RandomSource(seed: 4)
+        let images = (0..<(20 * 64)).map { _ in Float(rng.uniform()) }
+        let model = try QuantizedModel(spec: file.spec, tensors: file.tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+                                       observers: observeActivations(net, images: images, count: 20), method: .entropy)
+        let name = try WeightFile.storeInt8(path, model: model, calibration: [("calibration", .string("entropy")), ("calibration_images", .int(20))])
+        let stored = try WeightFile.variants(path)
+        #expect(name == "int8-wchannel-au8z" && stored == ["int8-wchannel-au8z"])
+        #expect(try WeightFile.readInt8(path, spec: file.spec, variant: name) == model)
+        let g = try HDF5File.open(path).root.group("variants/\(name)/model/layers/00_conv1")
+        let (wi, bi, axis) = (try g.datasetInfo("W"), try g.datasetInfo("b"), try g.attribute("axis"))
+        #expect(wi.type == .int8 && bi.type == .int32 && axis == .int(0))
+        // A zero point outside its code range is refused with one clear line.
+        try WeightFile.modify(path) { root in try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300)) }
+        #expect(throws: HDF5Error.self) { try WeightFile.readInt8(path, spec: file.spec, variant: name) }
+        do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: name) } catch {
+            #expect("\(error)".contains("00_conv1: has a bad input range"))
+        }
+    }
+
     @Test func evaluationsAreRecorded() throws {
         let (dir, path, _) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }

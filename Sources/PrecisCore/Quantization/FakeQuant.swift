@@ -34,7 +34,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The layers of `spec` that quantization maps to integer GEMMs: convolutions and affine layers.
-func quantizedLayers(_ spec: ModelSpec) -> [Int] {
+public func quantizedLayers(_ spec: ModelSpec) -> [Int] {
     spec.layers.indices.filter {
         switch spec.layers[$0] {
         case .convolution, .affine: return true
