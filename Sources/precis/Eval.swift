@@ -177,8 +177,10 @@ struct Eval: ParsableCommand {
             }
             if record {
                 let recordedAt = ISO8601DateFormatter().string(from: Date())
-                try WeightFile.record(file, results: zip(shown, rows).map { r, row in
-                    (r.mode.rawValue, recordAttributes(row, r, layerNames: weights.spec.layerNames, dataset: dataset.name) + [("recorded_at", .string(recordedAt))])
+                // Floating modes have per-layer columns; int8 variants (the rows after them) a summary.
+                try WeightFile.record(file, results: rows.enumerated().map { k, row in
+                    (row["precision"] as! String, recordAttributes(row, k < shown.count ? shown[k] : nil, layerNames: weights.spec.layerNames,
+                                                                   dataset: dataset.name) + [("recorded_at", .string(recordedAt))])
                 })
             }
             if json {
@@ -205,7 +207,7 @@ struct Eval: ParsableCommand {
     }
 
     /// The attributes `--record` stores for one mode: the summary, and one array per layer column.
-    func recordAttributes(_ row: [String: Any], _ r: ModeReport, layerNames: [String], dataset: String) -> [(String, HDF5Attribute)] {
+    func recordAttributes(_ row: [String: Any], _ r: ModeReport?, layerNames: [String], dataset: String) -> [(String, HDF5Attribute)] {
         var a: [(String, HDF5Attribute)] = [("dataset", .string(dataset)), ("weights", .string(row["weights"] as! String)),
                                             ("layer_names", .string(layerNames.joined(separator: " ")))]
         for key in ["images", "correct", "differs_from_float32", "gained", "lost", "model_bytes"] { a.append((key, .int(row[key] as! Int))) }
@@ -213,8 +215,11 @@ struct Eval: ParsableCommand {
                     "images_per_second", "input_scale"] {
             a.append((key, .double(row[key] as! Double)))
         }
-        a += [("logit_max_abs_error", .double(r.logits.maxAbsolute)), ("logit_mean_abs_error", .double(r.logits.meanAbsolute)),
-              ("logit_sqnr_db", .double(r.logits.sqnrDB))]
+        func number(_ key: String) -> Double {
+            row[key] as? Double ?? ((row[key] as? String) == "inf" ? .infinity : -.infinity)
+        }
+        a += ["logit_max_abs_error", "logit_mean_abs_error", "logit_sqnr_db"].map { ($0, .double(number($0))) }
+        guard let r else { return a }
         a += [("layer_relative_l2", .doubles(r.layers.map(\.relativeL2))), ("layer_max_abs_error", .doubles(r.layers.map(\.maxAbsolute))),
               ("layer_sqnr_db", .doubles(r.layers.map(\.sqnrDB))), ("layer_infinities", .ints(r.layers.map(\.infinities))),
               ("layer_nans", .ints(r.layers.map(\.nans))), ("layer_subnormals", .ints(r.layers.map(\.subnormals))),
