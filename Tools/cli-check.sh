@@ -59,6 +59,15 @@ assert all(x["differs_from_fake_quant"] <= 1 and x["images_per_second"] > 0 for 
 PY
 "$precis" quantize "$work/s.h5" --scheme wchannel-au8z --calibration percentile --calibration-size 100 --quiet > "$work/store.txt"
 grep -q "stored /variants/int8-wchannel-au8z" "$work/store.txt" || fail "quantize did not store a variant"
+"$precis" quantize "$work/s.h5" --scheme wtensor-as8 --calibration minmax --calibration-size 100 --sensitivity --limit 300 --json --quiet > "$work/sens.json"
+python3 - "$work/sens.json" <<'PY' || fail "quantize --sensitivity"
+import json, sys
+r = json.load(open(sys.argv[1]))
+layers = r["sensitivity"]
+assert [l["layer"] for l in sorted(layers, key=lambda l: l["layer"])] == ["00_conv1", "03_affine1", "05_affine2"], layers
+assert all(20 < l["weight_sqnr_db"] < 80 and l["change_low"] <= l["change_vs_float32"] <= l["change_high"] for l in layers)
+assert [l["change_vs_float32"] for l in layers] == sorted(l["change_vs_float32"] for l in layers)
+PY
 "$precis" eval "$work/s.h5" --precision float32,int8-wchannel-au8z --json --quiet > "$work/eval8.json"
 python3 - "$work/eval8.json" <<'PY' || fail "eval of the int8 variant"
 import json, sys
@@ -83,7 +92,7 @@ expect_error "bad.h5: not an HDF5 file" "$precis" eval "$work/bad.h5"
 head -c 2000 "$work/s.h5" > "$work/cut.h5"
 expect_error "cut.h5: " "$precis" eval "$work/cut.h5"
 expect_error "unknown data set" "$precis" eval "$work/s.h5" --dataset cifar
-expect_error "has no variant 'int8-wtensor-as8'" "$precis" eval "$work/s.h5" --precision int8-wtensor-as8
+expect_error "has no variant 'int8-wtensor-as8z'" "$precis" eval "$work/s.h5" --precision int8-wtensor-as8z
 expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
 if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi

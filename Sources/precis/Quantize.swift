@@ -19,6 +19,9 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Run every scheme × calibration method and print a table sorted by accuracy.")
     var compare = false
 
+    @Flag(help: "With one scheme and method: quantize one layer at a time (the rest in float32) and rank the layers.")
+    var sensitivity = false
+
     @Option(help: "Weight and activation schemes: \(QuantScheme.all.map(\.description).joined(separator: ", ")), or all (with --compare).")
     var scheme = "all"
 
@@ -59,6 +62,7 @@ struct Quantize: ParsableCommand {
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        if sensitivity && compare { throw ValidationError("--sensitivity takes one --scheme and one --calibration, not --compare") }
         if !compare && (schemes.count != 1 || methods.count != 1) {
             throw ValidationError("storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }
@@ -101,14 +105,52 @@ struct Quantize: ParsableCommand {
                 if methods[0] == .percentile { calibrationAttributes.append(("percentile", .double(percentile))) }
                 let name = try WeightFile.storeInt8(file, model: model, calibration: calibrationAttributes)
                 let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
-                let summary: [String: Any] = ["file": file, "variant": name, "calibration": methods[0].rawValue, "calibration_images": picked.count,
+                var summary: [String: Any] = ["file": file, "variant": name, "calibration": methods[0].rawValue, "calibration_images": picked.count,
                                               "accuracy": Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(n),
                                               "change_vs_float32": change.change, "differs_from_float32": change.differs, "model_bytes": model.bytes,
                                               "images_per_second": Double(n) / seconds]
+                if sensitivity {
+                    // One layer at a time in int8 (simulated), against float32's predictions and logits.
+                    var exact: [Float] = []
+                    for s in stride(from: 0, to: n, by: 100) {
+                        let k = min(100, n - s)
+                        exact += net32.predict(Tensor(shape: [k] + shape, data: Array(dataset.testImages[s * per..<(s + k) * per]))).data
+                    }
+                    var layers: [[String: Any]] = []
+                    for i in model.layers.keys.sorted() {
+                        let one = try FakeQuantNetwork(spec: weights.spec, model: model.only([i]), tensors: weights.tensors)
+                        var logits: [Float] = []
+                        let (p, _) = classify { x in
+                            let y = one.predict(x)
+                            logits += y.data
+                            return y
+                        }
+                        var e = ErrorStats()
+                        e.add(logits, reference: exact.map(Double.init), minNormal: 0)
+                        let c = PairedChange(predicted: p, reference: float32.predicted, labels: labels)
+                        layers.append(["layer": weights.spec.layerNames[i], "change_vs_float32": c.change, "change_low": c.interval.low,
+                                       "change_high": c.interval.high, "differs_from_float32": c.differs, "logit_sqnr_db": jsonNumber(e.sqnrDB),
+                                       "weight_sqnr_db": jsonNumber(model.layers[i]!.weightSQNR(master: weights.tensors[weights.spec.layerNames[i] + "/W"]!))])
+                    }
+                    summary["sensitivity"] = layers.sorted {
+                        ($0["change_vs_float32"] as! Double, $0["logit_sqnr_db"] as? Double ?? .infinity)
+                            < ($1["change_vs_float32"] as! Double, $1["logit_sqnr_db"] as? Double ?? .infinity)
+                    }
+                }
                 if json { try printJSON(summary) } else {
                     print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
                                  file, name, methods[0].rawValue, picked.count, percent(summary["accuracy"] as! Double), n, 100 * change.change, change.differs,
                                  model.bytes))
+                    if let layers = summary["sensitivity"] as? [[String: Any]] {
+                        print("sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:")
+                        print("layer          change vs float32 [95% CI]  differs  logit SQNR  weight SQNR")
+                        for l in layers {
+                            print(String(format: "%@  %-26@ %7d  %10.1f  %11.1f", (l["layer"] as! String).padding(toLength: 13, withPad: " ", startingAt: 0),
+                                         String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (l["change_vs_float32"] as! Double), 100 * (l["change_low"] as! Double),
+                                                100 * (l["change_high"] as! Double)),
+                                         l["differs_from_float32"] as! Int, l["logit_sqnr_db"] as? Double ?? .infinity, l["weight_sqnr_db"] as? Double ?? .infinity))
+                        }
+                    }
                 }
                 return
             }

@@ -26,6 +26,14 @@ public struct QuantizedLayer: Sendable, Equatable {
 
     /// The scale of weight channel `c`.
     func weightScale(_ c: Int) -> Double { weightScales[weightScales.count == 1 ? 0 : c] }
+
+    /// The weights' signal-to-quantization-noise ratio against the float `master`, in dB: how
+    /// much of each weight the codes keep (per-channel scales keep more of small filters).
+    public func weightSQNR(master: Tensor<Double>) -> Double {
+        var e = ErrorStats()
+        e.add(weights.indices.map { Double(weights[$0]) * weightScale(channel($0)) }, reference: master.data, minNormal: 0)
+        return e.sqnrDB
+    }
 }
 
 /// A network's int8 form: its scheme and every convolution and affine layer quantized, keyed by
@@ -75,6 +83,9 @@ public struct QuantizedModel: Sendable, Equatable {
         }
         return out
     }
+
+    /// The same model with only the layers in `kept` quantized (the others stay in float).
+    public func only(_ kept: Set<Int>) -> QuantizedModel { QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }) }
 
     /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight scale and
     /// a scale and zero point per input range (plus any float tensors left, counted by the caller).
