@@ -68,6 +68,13 @@ assert [l["layer"] for l in sorted(layers, key=lambda l: l["layer"])] == ["00_co
 assert all(20 < l["weight_sqnr_db"] < 80 and l["change_low"] <= l["change_vs_float32"] <= l["change_high"] for l in layers)
 assert [l["change_vs_float32"] for l in layers] == sorted(l["change_vs_float32"] for l in layers)
 PY
+"$precis" quantize "$work/s.h5" --scheme wtensor-as8 --calibration minmax --calibration-size 100 --max-drop 0 --limit 300 --json --quiet > "$work/mixed.json"
+python3 - "$work/mixed.json" <<'PY' || fail "quantize --max-drop"
+import json, sys
+steps = json.load(open(sys.argv[1]))["mixed_precision"]["steps"]
+assert steps[0]["float_layers"] == [] and steps[-1]["change_vs_float32"] >= 0, steps
+assert all(len(s["float_layers"]) == k for k, s in enumerate(steps))
+PY
 "$precis" eval "$work/s.h5" --precision float32,int8-wchannel-au8z --json --quiet > "$work/eval8.json"
 python3 - "$work/eval8.json" <<'PY' || fail "eval of the int8 variant"
 import json, sys

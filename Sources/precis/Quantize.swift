@@ -22,6 +22,10 @@ struct Quantize: ParsableCommand {
     @Flag(help: "With one scheme and method: quantize one layer at a time (the rest in float32) and rank the layers.")
     var sensitivity = false
 
+    @Option(help: ArgumentHelp("Keep the most sensitive layers in float32 until the simulated accuracy drop against float32 is at most this many points.",
+                               valueName: "points"))
+    var maxDrop: Double?
+
     @Option(help: "Weight and activation schemes: \(QuantScheme.all.map(\.description).joined(separator: ", ")), or all (with --compare).")
     var scheme = "all"
 
@@ -62,7 +66,10 @@ struct Quantize: ParsableCommand {
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
-        if sensitivity && compare { throw ValidationError("--sensitivity takes one --scheme and one --calibration, not --compare") }
+        if (sensitivity || maxDrop != nil) && compare {
+            throw ValidationError("--sensitivity and --max-drop take one --scheme and one --calibration, not --compare")
+        }
+        if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be a number of points, 0 or more") }
         if !compare && (schemes.count != 1 || methods.count != 1) {
             throw ValidationError("storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }
@@ -109,7 +116,7 @@ struct Quantize: ParsableCommand {
                                               "accuracy": Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(n),
                                               "change_vs_float32": change.change, "differs_from_float32": change.differs, "model_bytes": model.bytes,
                                               "images_per_second": Double(n) / seconds]
-                if sensitivity {
+                if sensitivity || maxDrop != nil {
                     // One layer at a time in int8 (simulated), against float32's predictions and logits.
                     var exact: [Float] = []
                     for s in stride(from: 0, to: n, by: 100) {
@@ -132,16 +139,41 @@ struct Quantize: ParsableCommand {
                                        "change_high": c.interval.high, "differs_from_float32": c.differs, "logit_sqnr_db": jsonNumber(e.sqnrDB),
                                        "weight_sqnr_db": jsonNumber(model.layers[i]!.weightSQNR(master: weights.tensors[weights.spec.layerNames[i] + "/W"]!))])
                     }
-                    summary["sensitivity"] = layers.sorted {
+                    let ranked = layers.sorted {
                         ($0["change_vs_float32"] as! Double, $0["logit_sqnr_db"] as? Double ?? .infinity)
                             < ($1["change_vs_float32"] as! Double, $1["logit_sqnr_db"] as? Double ?? .infinity)
+                    }
+                    summary["sensitivity"] = ranked
+                    if let maxDrop {
+                        // Mixed precision: the most harmful layers stay in float32, one more at a time,
+                        // until the simulated drop is within the budget.
+                        let order = ranked.map { l in model.layers.keys.first { weights.spec.layerNames[$0] == l["layer"] as! String }! }
+                        var steps: [[String: Any]] = []
+                        for kept in 0...order.count {
+                            let mixed = try FakeQuantNetwork(spec: weights.spec, model: model.only(Set(order.dropFirst(kept))), tensors: weights.tensors)
+                            let (p, _) = classify { mixed.predict($0) }
+                            let c = PairedChange(predicted: p, reference: float32.predicted, labels: labels)
+                            steps.append(["float_layers": order.prefix(kept).map { weights.spec.layerNames[$0] }, "change_vs_float32": c.change,
+                                          "differs_from_float32": c.differs, "model_bytes": mixed.modelBytes])
+                            if -100 * c.change <= maxDrop { break }
+                        }
+                        // With every layer in float32 the change is 0, so the last step is always within budget.
+                        summary["mixed_precision"] = ["max_drop": maxDrop, "steps": steps]
                     }
                 }
                 if json { try printJSON(summary) } else {
                     print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
                                  file, name, methods[0].rawValue, picked.count, percent(summary["accuracy"] as! Double), n, 100 * change.change, change.differs,
                                  model.bytes))
-                    if let layers = summary["sensitivity"] as? [[String: Any]] {
+                    if let mixed = summary["mixed_precision"] as? [String: Any] {
+                        print(String(format: "mixed precision, drop budget %.2f points (simulated; the stored variant stays all int8):", maxDrop!))
+                        for step in mixed["steps"] as! [[String: Any]] {
+                            let kept = step["float_layers"] as! [String]
+                            print(String(format: "  float32: %@  %+.2f points, %d differ, %d bytes", kept.isEmpty ? "none" : kept.joined(separator: ", "),
+                                         100 * (step["change_vs_float32"] as! Double), step["differs_from_float32"] as! Int, step["model_bytes"] as! Int))
+                        }
+                    }
+                    if let layers = summary["sensitivity"] as? [[String: Any]], sensitivity {
                         print("sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:")
                         print("layer          change vs float32 [95% CI]  differs  logit SQNR  weight SQNR")
                         for l in layers {
