@@ -68,10 +68,13 @@ assert [l["layer"] for l in sorted(layers, key=lambda l: l["layer"])] == ["00_co
 assert all(20 < l["weight_sqnr_db"] < 80 and l["change_low"] <= l["change_vs_float32"] <= l["change_high"] for l in layers)
 assert [l["change_vs_float32"] for l in layers] == sorted(l["change_vs_float32"] for l in layers)
 PY
-"$precis" quantize "$work/s.h5" --scheme wtensor-as8 --calibration minmax --calibration-size 100 --max-drop 0 --limit 300 --json --quiet > "$work/mixed.json"
+"$precis" quantize "$work/s.h5" --scheme wtensor-as8 --calibration minmax --calibration-size 100 --max-drop 0 --bias-correction --limit 300 \
+    --json --quiet > "$work/mixed.json"
 python3 - "$work/mixed.json" <<'PY' || fail "quantize --max-drop"
 import json, sys
-steps = json.load(open(sys.argv[1]))["mixed_precision"]["steps"]
+r = json.load(open(sys.argv[1]))
+steps = r["mixed_precision"]["steps"]
+assert r["bias_correction"] is True and 0.5 < r["without_bias_correction"]["accuracy"] <= 1
 assert steps[0]["float_layers"] == [] and steps[-1]["change_vs_float32"] >= 0, steps
 assert all(len(s["float_layers"]) == k for k, s in enumerate(steps))
 PY

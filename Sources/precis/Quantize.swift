@@ -22,6 +22,9 @@ struct Quantize: ParsableCommand {
     @Flag(help: "With one scheme and method: quantize one layer at a time (the rest in float32) and rank the layers.")
     var sensitivity = false
 
+    @Flag(help: "Correct each quantized layer's bias for the mean output shift its quantization causes on the calibration set (reported with and without).")
+    var biasCorrection = false
+
     @Option(help: ArgumentHelp("Keep the most sensitive layers in float32 until the simulated accuracy drop against float32 is at most this many points.",
                                valueName: "points"))
     var maxDrop: Double?
@@ -102,20 +105,33 @@ struct Quantize: ParsableCommand {
             let float32 = classify { net32.predict($0) }
             let float32Bytes = 4 * net32.parameters.reduce(0) { $0 + $1.parameter.value.count }
             if !compare {
-                let model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: schemes[0], observers: observers,
+                var model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: schemes[0], observers: observers,
                                                method: methods[0], percentile: percentile)
+                var uncorrected: (accuracy: Double, change: PairedChange)? = nil
+                if biasCorrection {
+                    let plain = try IntegerNetwork(spec: weights.spec, model: model)
+                    let (p, _) = classify { plain.predict($0) }
+                    uncorrected = (Double(zip(p, labels).filter { $0 == $1 }.count) / Double(n), PairedChange(predicted: p, reference: float32.predicted, labels: labels))
+                    model = try FakeQuantNetwork(spec: weights.spec, model: model, tensors: weights.tensors)
+                        .biasCorrected(spec: weights.spec, tensors: weights.tensors, images: calibrationImages, count: picked.count)
+                }
                 let integer = try IntegerNetwork(spec: weights.spec, model: model)
                 let (predicted, seconds) = classify { integer.predict($0) }
                 var calibrationAttributes: [(String, HDF5Attribute)] = [("calibration", .string(methods[0].rawValue)),
                                                                        ("calibration_images", .int(picked.count)), ("calibration_seed", .int(Int(seed))),
                                                                        ("calibration_source", .string("training set of \(dataset.name)"))]
                 if methods[0] == .percentile { calibrationAttributes.append(("percentile", .double(percentile))) }
+                calibrationAttributes.append(("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
                 let name = try WeightFile.storeInt8(file, model: model, calibration: calibrationAttributes)
                 let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
                 var summary: [String: Any] = ["file": file, "variant": name, "calibration": methods[0].rawValue, "calibration_images": picked.count,
                                               "accuracy": Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(n),
                                               "change_vs_float32": change.change, "differs_from_float32": change.differs, "model_bytes": model.bytes,
-                                              "images_per_second": Double(n) / seconds]
+                                              "images_per_second": Double(n) / seconds, "bias_correction": biasCorrection]
+                if let uncorrected {
+                    summary["without_bias_correction"] = ["accuracy": uncorrected.accuracy, "change_vs_float32": uncorrected.change.change,
+                                                          "differs_from_float32": uncorrected.change.differs]
+                }
                 if sensitivity || maxDrop != nil {
                     // One layer at a time in int8 (simulated), against float32's predictions and logits.
                     var exact: [Float] = []
@@ -165,6 +181,11 @@ struct Quantize: ParsableCommand {
                     print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
                                  file, name, methods[0].rawValue, picked.count, percent(summary["accuracy"] as! Double), n, 100 * change.change, change.differs,
                                  model.bytes))
+                    if let uncorrected {
+                        print(String(format: "bias correction: %@ with (%+.2f points, %d differ), %@ without (%+.2f points, %d differ)",
+                                     percent(summary["accuracy"] as! Double), 100 * change.change, change.differs, percent(uncorrected.accuracy),
+                                     100 * uncorrected.change.change, uncorrected.change.differs))
+                    }
                     if let mixed = summary["mixed_precision"] as? [String: Any] {
                         print(String(format: "mixed precision, drop budget %.2f points (simulated; the stored variant stays all int8):", maxDrop!))
                         for step in mixed["steps"] as! [[String: Any]] {

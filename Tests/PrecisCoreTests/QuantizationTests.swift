@@ -147,3 +147,26 @@ extension FakeQuantTests {
         }
     }
 }
+
+extension FakeQuantTests {
+    @Test func biasCorrectionRemovesTheMeanShiftOfTheFirstLayer() throws {
+        let (net, tensors, images) = try setUp()
+        let observers = observeActivations(net, images: images, count: 40)
+        let fake = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perTensor, activations: .int8Symmetric),
+                                        observers: observers, method: .minmax)
+        let corrected = try FakeQuantNetwork(spec: net.spec, model: try fake.biasCorrected(spec: net.spec, tensors: tensors, images: images, count: 40),
+                                             tensors: tensors)
+        let x = Tensor<Float>(shape: [40, 1, 8, 8], data: images)
+        let exact = net.forward(x, layers: 0..<1)
+        func meanShift(_ q: FakeQuantNetwork) -> [Double] {
+            let y = q.forward(x, layers: 0..<1)
+            var s = [Double](repeating: 0, count: 4)
+            for k in y.data.indices { s[k / 64 % 4] += Double(exact.data[k] - y.data[k]) / (40 * 64) }
+            return s
+        }
+        let (before, after) = (meanShift(fake), meanShift(corrected))
+        let layer = corrected.model.layers[0]!, step = layer.input.scale * layer.weightScales[0]
+        #expect(after.allSatisfy { abs($0) <= step / 2 + 1e-6 }, "shift after \(after), bias step \(step)")
+        #expect(zip(before, after).allSatisfy { abs($1) <= abs($0) + 1e-6 }, "before \(before), after \(after)")
+    }
+}

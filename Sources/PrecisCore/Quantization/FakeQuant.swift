@@ -82,10 +82,46 @@ public final class FakeQuantNetwork {
     }
 
     /// Logits `(N, classes)` for `x`, quantizing each convolution and affine layer's input.
-    public func predict(_ x: Tensor<Float>) -> Tensor<Float> {
+    public func predict(_ x: Tensor<Float>) -> Tensor<Float> { forward(x, layers: network.layerNames.indices) }
+
+    /// Bias correction: for each quantized layer in order, the mean per output channel of
+    /// (float layer − quantized layer) on the same inputs (`count` calibration images, run through
+    /// the quantized layers before it) is added to the float bias, and the bias codes are
+    /// recomputed. This removes the expected output shift that rounding the weights causes.
+    public func biasCorrected(spec: ModelSpec, tensors: [String: Tensor<Double>], images: [Float], count: Int) throws -> QuantizedModel {
+        let float32 = try Network<Float>(spec: spec, parameters: tensors), per = spec.inputShape.reduce(1, *)
+        var layers = model.layers, current = self
+        for i in model.layers.keys.sorted() {
+            let q = layers[i]!, range = q.input
+            var shift = [Double](repeating: 0, count: q.channels), samples = 0
+            for start in stride(from: 0, to: count, by: 100) {
+                let n = min(100, count - start)
+                var x = Tensor<Float>(shape: [n] + spec.inputShape, data: Array(images[start * per..<(start + n) * per]))
+                x = current.forward(x, layers: 0..<i)
+                let exact = float32.forward(x, layers: i..<(i + 1))
+                var xq = x
+                for k in xq.data.indices { xq.data[k] = Float(range.fakeQuantize(Double(xq.data[k]))) }
+                let approx = current.network.forward(xq, layers: i..<(i + 1))
+                let inner = exact.count / (exact.shape[0] * q.channels)  // pixels per channel (1 for affine)
+                for k in exact.data.indices { shift[k / inner % q.channels] += Double(exact.data[k] - approx.data[k]) }
+                samples += n * inner
+            }
+            let b = tensors[spec.layerNames[i] + "/b"]!
+            var corrected = q
+            corrected.bias = (0..<q.channels).map { c in
+                Int32(((b.data[c] + shift[c] / Double(samples)) / (range.scale * q.weightScale(c))).rounded(.toNearestOrEven))
+            }
+            layers[i] = corrected
+            current = try FakeQuantNetwork(spec: spec, model: QuantizedModel(scheme: model.scheme, layers: layers), tensors: tensors)
+        }
+        return current.model
+    }
+
+    /// Runs `layers` of the simulation on `x`, quantizing the inputs of quantized layers.
+    func forward(_ x: Tensor<Float>, layers: Range<Int>) -> Tensor<Float> {
         var y = x
         let ranges = inputRanges
-        for i in network.layerNames.indices {
+        for i in layers {
             if let r = ranges[i] { for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) } }
             y = network.forward(y, layers: i..<(i + 1))
         }
