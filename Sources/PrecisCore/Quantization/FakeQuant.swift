@@ -68,9 +68,16 @@ public final class FakeQuantNetwork {
 
     /// The simulation of `model` for `spec`; `tensors` supplies any tensor the model does not
     /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
-    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:]) throws {
+    /// Dynamic quantization: each quantized layer's input range comes from the batch itself
+    /// (its minimum and maximum, in the scheme's activation format), and biases stay in float.
+    public let dynamic: Bool
+
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false) throws {
         self.model = model
-        network = try Network<Float>(spec: spec, parameters: model.dequantized(spec, tensors))
+        self.dynamic = dynamic
+        var parameters = model.dequantized(spec, tensors)
+        if dynamic { for i in model.layers.keys { parameters[spec.layerNames[i] + "/b"] = tensors[spec.layerNames[i] + "/b"] } }
+        network = try Network<Float>(spec: spec, parameters: parameters)
     }
 
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme` and the input ranges of
@@ -122,7 +129,14 @@ public final class FakeQuantNetwork {
         var y = x
         let ranges = inputRanges
         for i in layers {
-            if let r = ranges[i] { for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) } }
+            if var r = ranges[i] {
+                if dynamic {
+                    var o = Observer()
+                    o.observe(y.data)
+                    r = o.quantRange(.minmax, symmetric: scheme.activations == .int8Symmetric, unsigned: scheme.activations == .uint8Asymmetric)
+                }
+                for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
+            }
             y = network.forward(y, layers: i..<(i + 1))
         }
         return y
