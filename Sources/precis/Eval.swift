@@ -119,11 +119,7 @@ struct Eval: ParsableCommand {
             // Stored int8 variants ("all" includes every one the file holds): integer-only inference.
             let int8Names = precision == "all" ? variants.filter { $0.hasPrefix("int8-") } : int8Variants
             if !int8Names.isEmpty {
-                var exact: [Double] = []
-                for s in stride(from: 0, to: n, by: 100) {
-                    let k = min(100, n - s)
-                    exact += reference.predict(Tensor(shape: [k] + weights.spec.inputShape, data: images[s * per..<(s + k) * per].map { Double($0 * inputScale) })).data
-                }
+                let exact = reference.logits(images.map { $0 * inputScale }, count: n).data
                 for name in int8Names {
                     let model = try WeightFile.readInt8(file, spec: weights.spec, variant: name)
                     let integer = try IntegerNetwork(spec: weights.spec, model: model)

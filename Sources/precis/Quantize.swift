@@ -134,11 +134,7 @@ struct Quantize: ParsableCommand {
                 }
                 if sensitivity || maxDrop != nil {
                     // One layer at a time in int8 (simulated), against float32's predictions and logits.
-                    var exact: [Float] = []
-                    for s in stride(from: 0, to: n, by: 100) {
-                        let k = min(100, n - s)
-                        exact += net32.predict(Tensor(shape: [k] + shape, data: Array(dataset.testImages[s * per..<(s + k) * per]))).data
-                    }
+                    let exact = net32.logits(Array(dataset.testImages[0..<n * per]), count: n).data
                     var layers: [[String: Any]] = []
                     for i in model.layers.keys.sorted() {
                         let one = try FakeQuantNetwork(spec: weights.spec, model: model.only([i]), tensors: weights.tensors)
@@ -149,7 +145,7 @@ struct Quantize: ParsableCommand {
                             return y
                         }
                         var e = ErrorStats()
-                        e.add(logits, reference: exact.map(Double.init), minNormal: 0)
+                        e.add(logits, reference: exact, minNormal: 0)
                         let c = PairedChange(predicted: p, reference: float32.predicted, labels: labels)
                         layers.append(["layer": weights.spec.layerNames[i], "change_vs_float32": c.change, "change_low": c.interval.low,
                                        "change_high": c.interval.high, "differs_from_float32": c.differs, "logit_sqnr_db": jsonNumber(e.sqnrDB),

@@ -145,16 +145,10 @@ public final class FakeQuantNetwork {
     /// The input codes of every quantized layer after the first, for `x`, as `IntegerNetwork`
     /// keeps them (uint8, signed codes plus 128) minus 128.
     func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
-        var y = x, out: [[Int8]] = []
-        let ranges = inputRanges
-        for i in network.layerNames.indices {
-            if let r = ranges[i] {
-                if i > 0 { out.append(y.data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }) }
-                for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
-            }
-            y = network.forward(y, layers: i..<(i + 1))
+        model.layers.keys.sorted().dropFirst().map { i in
+            let r = model.layers[i]!.input
+            return forward(x, layers: 0..<i).data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }
         }
-        return out
     }
 
     /// Bytes of the quantized model, with any float tensor left at 4 bytes a value.
