@@ -47,16 +47,21 @@ assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float3
 assert set(r["evaluations"]) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
 PY
 "$precis" quantize "$work/s.h5" --compare --scheme wchannel-au8z,wtensor-as8 --calibration minmax,entropy --calibration-size 100 \
-    --limit 300 --json --quiet > "$work/quant.json"
+    --bias-correction --limit 300 --json --quiet > "$work/quant.json"
 python3 - "$work/quant.json" <<'PY' || fail "quantize JSON"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["calibration_images"] == 100 and r["images"] == 300 and len(r["results"]) == 6  # 4 static runs, 2 dynamic (min-max)
+# 4 static runs, the same 4 bias-corrected, 2 dynamic (min-max)
+assert r["calibration_images"] == 100 and r["images"] == 300 and len(r["results"]) == 10
+assert sorted(x["calibration"] for x in r["results"]) == sorted(["minmax", "entropy", "minmax+bc", "entropy+bc", "dynamic"] * 2)
 accs = [x["accuracy"] for x in r["results"]]
 assert accs == sorted(accs, reverse=True) and all(abs(a - r["float32_accuracy"]) < 0.05 for a in accs), accs
-assert all(0.2 < x["model_ratio_to_float32"] < 0.3 for x in r["results"])
-static = [x for x in r["results"] if x["calibration"] != "dynamic"]
-assert len(static) == 4 and all(x["differs_from_fake_quant"] <= 1 and x["images_per_second"] > 0 for x in static)  # 99.9% at 1,000 images
+assert all(0.2 < x["model_ratio_to_float32"] < 0.3 and x["images_per_second"] > 0 for x in r["results"])
+assert all(x["differs_from_fake_quant"] <= 1 for x in r["results"])  # 99.9% at 1,000 images
+for x in r["results"]:  # per-layer SQNR at each quantized layer's output
+    assert [l["layer"] for l in x["layers"]] == ["00_conv1", "03_affine1", "05_affine2"], x["layers"]
+    assert [l["output_of"] for l in x["layers"]] == ["02_maxpool1", "04_relu2", "05_affine2"], x["layers"]
+    assert all(10 < l["sqnr_db"] < 80 and 20 < l["weight_sqnr_db"] < 80 for l in x["layers"]), x["layers"]
 PY
 "$precis" quantize "$work/s.h5" --scheme wchannel-au8z --calibration percentile --calibration-size 100 --quiet > "$work/store.txt"
 grep -q "stored /variants/int8-wchannel-au8z" "$work/store.txt" || fail "quantize did not store a variant"
@@ -78,6 +83,15 @@ steps = r["mixed_precision"]["steps"]
 assert r["bias_correction"] is True and 0.5 < r["without_bias_correction"]["accuracy"] <= 1
 assert steps[0]["float_layers"] == [] and steps[-1]["change_vs_float32"] >= 0, steps
 assert all(len(s["float_layers"]) == k for k, s in enumerate(steps))
+assert r["variant"] == "int8-wtensor-as8-mixed" and r["float_layers"] == sorted(steps[-1]["float_layers"]), r
+open(sys.argv[1] + ".accuracy", "w").write(repr(r["accuracy"]))
+PY
+# The stored mixed variant runs from the file and gives exactly the accuracy quantize printed.
+"$precis" eval "$work/s.h5" --precision float32,int8-wtensor-as8-mixed --limit 300 --json --quiet > "$work/evalmixed.json"
+python3 - "$work/evalmixed.json" "$(cat "$work/mixed.json.accuracy")" <<'PY' || fail "eval of the mixed variant"
+import json, sys
+r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
+assert r["int8-wtensor-as8-mixed"]["accuracy"] == float(sys.argv[2]), (r["int8-wtensor-as8-mixed"]["accuracy"], sys.argv[2])
 PY
 "$precis" eval "$work/s.h5" --precision float32,int8-wchannel-au8z --json --quiet > "$work/eval8.json"
 python3 - "$work/eval8.json" <<'PY' || fail "eval of the int8 variant"
@@ -86,6 +100,9 @@ r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
 q = r["int8-wchannel-au8z"]
 assert q["weights"] == "/variants/int8-wchannel-au8z" and abs(q["accuracy"] - r["float32"]["accuracy"]) < 0.02, q
 assert 0.2 < q["model_ratio_to_float32"] < 0.3
+# Per-layer errors where the integer path has values of its own; conv1, relu1 and relu2 fold into requantizations.
+assert [l["layer"] for l in q["layers"] if l.get("folded")] == ["00_conv1", "01_relu1", "03_affine1"], q["layers"]
+assert all(10 < l["sqnr_db"] < 80 for l in q["layers"] if not l.get("folded")), q["layers"]
 PY
 h5dump -A -g /variants/int8-wchannel-au8z/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_STD_I8LE' || fail "h5dump shows no int8 weights"
 

@@ -160,6 +160,10 @@ def main():
                     ok = w.dtype == np.int8 and b.dtype == np.int32 and np.all(scale > 0) and np.all(np.abs(w) <= 127)
                     if not ok or np.max(np.abs(w * s - master) / np.broadcast_to(s, w.shape)) > 0.5 + 1e-6:
                         failures.append(f'/variants/{v}/{name}: int8 codes and scales do not reproduce the master')
+                # Every convolution and affine layer is stored in int8 or named in float_layers (mixed).
+                kept = text(f['variants'][v].attrs.get('float_layers', '')).split()
+                if sorted(list(stored) + kept) != sorted(n for n, l in layers if l['kind'].lower() in ('convolution', 'affine')):
+                    failures.append(f'/variants/{v}: int8 layers {sorted(stored)} and float_layers {kept} do not cover the network')
                 int8[v] = len(stored)
 
     x, t = test_set(dataset)

@@ -1,19 +1,23 @@
 import PrecisCore
 
 extension WeightFile {
-    /// The variant name of an int8 model: `int8-<scheme>`, e.g. `int8-wchannel-au8z`.
-    public static func int8VariantName(_ scheme: QuantScheme) -> String { "int8-\(scheme)" }
+    /// The variant name of an int8 model: `int8-<scheme>`, e.g. `int8-wchannel-au8z`, with
+    /// `-mixed` for a mixed-precision one.
+    public static func int8VariantName(_ scheme: QuantScheme, mixed: Bool = false) -> String { "int8-\(scheme)" + (mixed ? "-mixed" : "") }
 
     /// Stores `model` (for the file's network) as `/variants/int8-<scheme>`, replacing a variant of
     /// that name, safely (copy, modify, rename). Each quantized layer's group holds `W` (int8
     /// codes, the master's shape), `W_scale` (float64, one per tensor or output channel, along
     /// `axis`), `b` (int32 codes at scale `input_scale · W_scale`) and its input's `input_scale`,
     /// `input_zero_point`, `input_qmin` and `input_qmax`. `calibration` adds attributes to the
-    /// variant (method, image count, seed, ...). Returns the variant's name.
+    /// variant (method, image count, seed, ...). A mixed-precision variant (`mixed`) is named
+    /// `int8-<scheme>-mixed` and lists the layers it leaves in float32 in `float_layers` (their
+    /// weights are the file's `/model`). Returns the variant's name.
     @discardableResult
-    public static func storeInt8(_ path: String, model: QuantizedModel, calibration: [(String, HDF5Attribute)]) throws -> String {
+    public static func storeInt8(_ path: String, model: QuantizedModel, mixed: Bool = false, floatLayers: [String] = [],
+                                 calibration: [(String, HDF5Attribute)]) throws -> String {
         let w = try read(path)
-        let name = int8VariantName(model.scheme)
+        let name = int8VariantName(model.scheme, mixed: mixed)
         try modify(path) { root in
             let variants = try root.groupCreatingIfNeeded("variants")
             if variants.contains(name) { try variants.remove(name) }
@@ -26,6 +30,10 @@ extension WeightFile {
             try v.setAttribute("activations", .string(activations[model.scheme.activations.rawValue]!))
             try v.setAttribute("rounding", .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
+            if mixed {
+                try v.setAttribute("float_layers", .string(floatLayers.joined(separator: " ")))
+                try v.setAttribute("float_layers_weights", .string("float32 from /model"))
+            }
             let layers = try v.createGroup("model").createGroup("layers")
             for (i, q) in model.layers.sorted(by: { $0.key < $1.key }) {
                 let g = try layers.createGroup(w.spec.layerNames[i])
@@ -57,8 +65,12 @@ extension WeightFile {
         }
         let layers = try v.group("model/layers")
         let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
+        let floatLayers = try v.attribute("float_layers") == nil ? [] : try string(v, "float_layers").split(separator: " ").map(String.init)
+        if let bad = floatLayers.first(where: { name in !quantizedLayers(spec).contains { spec.layerNames[$0] == name } }) {
+            throw HDF5Error(file: path, path: v.path, message: "float_layers names '\(bad)', which is not a convolution or affine layer of the network")
+        }
         var out: [Int: QuantizedLayer] = [:]
-        for i in quantizedLayers(spec) {
+        for i in quantizedLayers(spec) where !floatLayers.contains(spec.layerNames[i]) {
             let layer = spec.layerNames[i], g = try layers.group(layer)
             func fail(_ message: String) -> HDF5Error { HDF5Error(file: path, path: g.path, message: message) }
             let shape = shapes[layer + "/W"]!, channels = shapes[layer + "/b"]![0]

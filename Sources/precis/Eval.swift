@@ -72,7 +72,7 @@ struct Eval: ParsableCommand {
             guard dataset.imageShape == weights.spec.inputShape else {
                 throw DataError(file: file, problem: "the network takes \(shapeText(weights.spec.inputShape)) images, \(dataset.name) has \(shapeText(dataset.imageShape))")
             }
-            let n = min(limit ?? dataset.testCount, dataset.testCount), per = dataset.imageShape.reduce(1, *)
+            let n = min(limit ?? dataset.testCount, dataset.testCount)
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
             // A stored variant holds exactly the values the mode's storage rounds to.
@@ -91,64 +91,42 @@ struct Eval: ParsableCommand {
                     return ModeReport(mode, try Network<Float>(spec: weights.spec, parameters: t, storage: mode.storage), inputScale: inputScale, keepLogits: keep)
                 }
             }
+            // Stored int8 variants ("all" includes every one the file holds): integer-only inference.
+            let int8Names = precision == "all" ? variants.filter { $0.hasPrefix("int8-") } : int8Variants
+            let int8Reports = try int8Names.map { name in
+                let integer = try IntegerNetwork(spec: weights.spec, model: try WeightFile.readInt8(file, spec: weights.spec, variant: name),
+                                                 tensors: weights.tensors)
+                return ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
+                                  keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict)
+            }
             let reference = try Network<Double>(spec: weights.spec, parameters: weights.tensors)
             let progress = ProgressLine(quiet: quiet || json)
-            runPrecisionReport(reference: reference, reports, images: images, count: n, inputScale: inputScale) { done in
+            runPrecisionReport(reference: reference, reports + int8Reports, images: images, count: n, inputScale: inputScale) { done in
                 progress.update("report", done: done, total: n, unit: "img")
             }
             progress.clear()
             let float32 = reports[runModes.firstIndex(of: .float32)!]
             let float32Bytes = Double(float32.modelBytes)
-            let shown = reports.filter { modes.contains($0.mode) }
+            let shown = reports.filter { modes.contains($0.mode!) } + int8Reports
             var rows: [[String: Any]] = []
             for r in shown {
                 let change = PairedChange(predicted: r.predicted, reference: float32.predicted, labels: labels)
                 let correct = zip(r.predicted, labels).filter { $0 == $1 }.count
                 rows.append([
-                    "precision": r.mode.rawValue, "images": n, "correct": correct, "accuracy": Double(correct) / Double(n),
+                    "precision": r.name, "images": n, "correct": correct, "accuracy": Double(correct) / Double(n),
                     "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
                     "differs_from_float32": change.differs, "agreement": change.agreement, "gained": change.gained, "lost": change.lost,
                     "logit_max_abs_error": jsonNumber(r.logits.maxAbsolute), "logit_mean_abs_error": jsonNumber(r.logits.meanAbsolute), "logit_sqnr_db": jsonNumber(r.logits.sqnrDB),
                     "model_bytes": r.modelBytes, "model_ratio_to_float32": Double(r.modelBytes) / float32Bytes,
                     "seconds": r.seconds, "images_per_second": Double(n) / r.seconds,
-                    "weights": source(r.mode).map { "/variants/\($0)" } ?? "/model", "input_scale": Double(inputScale),
-                    "layers": zip(weights.spec.layerNames, r.layers).map { name, e in layerJSON(name, e) },
+                    "weights": r.mode.map { source($0).map { "/variants/\($0)" } ?? "/model" } ?? "/variants/\(r.name)", "input_scale": Double(inputScale),
+                    "layers": weights.spec.layerNames.indices.map { layerJSON(weights.spec.layerNames[$0], r.layers[$0], computed: r.computed[$0]) },
                     "nonfinite": r.layers.reduce(0) { $0 + $1.infinities + $1.nans },
                 ])
             }
-            // Stored int8 variants ("all" includes every one the file holds): integer-only inference.
-            let int8Names = precision == "all" ? variants.filter { $0.hasPrefix("int8-") } : int8Variants
-            if !int8Names.isEmpty {
-                let exact = reference.logits(images.map { $0 * inputScale }, count: n).data
-                for name in int8Names {
-                    let model = try WeightFile.readInt8(file, spec: weights.spec, variant: name)
-                    let integer = try IntegerNetwork(spec: weights.spec, model: model)
-                    var logits: [Float] = []
-                    let start = Date()
-                    for s in stride(from: 0, to: n, by: 100) {
-                        let k = min(100, n - s)
-                        logits += integer.predict(Tensor(shape: [k] + weights.spec.inputShape, data: images[s * per..<(s + k) * per].map { $0 * inputScale })).data
-                    }
-                    let seconds = Date().timeIntervalSince(start)
-                    let predicted = argmaxRows(Tensor(shape: [n, weights.spec.classes], data: logits))
-                    var e = ErrorStats()
-                    e.add(logits, reference: exact, minNormal: Double(Float.leastNormalMagnitude))
-                    let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
-                    let correct = zip(predicted, labels).filter { $0 == $1 }.count
-                    rows.append([
-                        "precision": name, "images": n, "correct": correct, "accuracy": Double(correct) / Double(n),
-                        "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
-                        "differs_from_float32": change.differs, "agreement": change.agreement, "gained": change.gained, "lost": change.lost,
-                        "logit_max_abs_error": jsonNumber(e.maxAbsolute), "logit_mean_abs_error": jsonNumber(e.meanAbsolute), "logit_sqnr_db": jsonNumber(e.sqnrDB),
-                        "model_bytes": model.bytes, "model_ratio_to_float32": Double(model.bytes) / float32Bytes,
-                        "seconds": seconds, "images_per_second": Double(n) / seconds, "weights": "/variants/\(name)", "input_scale": Double(inputScale),
-                        "nonfinite": e.infinities + e.nans, "layers": [] as [Any],
-                    ])
-                }
-            }
             if let saveLogits {
                 for r in shown {
-                    let url = URL(fileURLWithPath: "\(saveLogits)-\(r.mode.rawValue).f64")
+                    let url = URL(fileURLWithPath: "\(saveLogits)-\(r.name).f64")
                     do { try r.logitValues.withUnsafeBytes { try Data($0).write(to: url) } } catch {
                         throw DataError(file: url.path, problem: "cannot write logits: \(error.localizedDescription)")
                     }
@@ -173,10 +151,8 @@ struct Eval: ParsableCommand {
             }
             if record {
                 let recordedAt = ISO8601DateFormatter().string(from: Date())
-                // Floating modes have per-layer columns; int8 variants (the rows after them) a summary.
-                try WeightFile.record(file, results: rows.enumerated().map { k, row in
-                    (row["precision"] as! String, recordAttributes(row, k < shown.count ? shown[k] : nil, layerNames: weights.spec.layerNames,
-                                                                   dataset: dataset.name) + [("recorded_at", .string(recordedAt))])
+                try WeightFile.record(file, results: zip(rows, shown).map { row, r in
+                    (r.name, recordAttributes(row, r, layerNames: weights.spec.layerNames, dataset: dataset.name) + [("recorded_at", .string(recordedAt))])
                 })
             }
             if json {
@@ -192,8 +168,10 @@ struct Eval: ParsableCommand {
         }
     }
 
-    func layerJSON(_ name: String, _ e: ErrorStats) -> [String: Any] {
-        ["layer": name, "relative_l2": jsonNumber(e.relativeL2), "max_abs_error": jsonNumber(e.maxAbsolute), "mean_abs_error": jsonNumber(e.meanAbsolute),
+    /// One layer's errors for JSON; a layer folded into an integer requantization has none.
+    func layerJSON(_ name: String, _ e: ErrorStats, computed: Bool) -> [String: Any] {
+        guard computed else { return ["layer": name, "folded": true] }
+        return ["layer": name, "relative_l2": jsonNumber(e.relativeL2), "max_abs_error": jsonNumber(e.maxAbsolute), "mean_abs_error": jsonNumber(e.meanAbsolute),
          "sqnr_db": jsonNumber(e.sqnrDB), "infinities": e.infinities, "nans": e.nans, "subnormals": e.subnormals, "flushed_to_zero": e.flushed]
     }
 
@@ -202,8 +180,9 @@ struct Eval: ParsableCommand {
          "differs_from_float32": e.change.differs, "logit_sqnr_db": jsonNumber(e.logits.sqnrDB), "logit_max_abs_error": jsonNumber(e.logits.maxAbsolute)]
     }
 
-    /// The attributes `--record` stores for one mode: the summary, and one array per layer column.
-    func recordAttributes(_ row: [String: Any], _ r: ModeReport?, layerNames: [String], dataset: String) -> [(String, HDF5Attribute)] {
+    /// The attributes `--record` stores for one mode: the summary, and one array per layer column
+    /// (NaN and 0 for the layers an integer path folds, which `layer_folded` marks with 1).
+    func recordAttributes(_ row: [String: Any], _ r: ModeReport, layerNames: [String], dataset: String) -> [(String, HDF5Attribute)] {
         var a: [(String, HDF5Attribute)] = [("dataset", .string(dataset)), ("weights", .string(row["weights"] as! String)),
                                             ("layer_names", .string(layerNames.joined(separator: " ")))]
         for key in ["images", "correct", "differs_from_float32", "gained", "lost", "model_bytes"] { a.append((key, .int(row[key] as! Int))) }
@@ -215,37 +194,48 @@ struct Eval: ParsableCommand {
             row[key] as? Double ?? ((row[key] as? String) == "inf" ? .infinity : -.infinity)
         }
         a += ["logit_max_abs_error", "logit_mean_abs_error", "logit_sqnr_db"].map { ($0, .double(number($0))) }
-        guard let r else { return a }
-        a += [("layer_relative_l2", .doubles(r.layers.map(\.relativeL2))), ("layer_max_abs_error", .doubles(r.layers.map(\.maxAbsolute))),
-              ("layer_sqnr_db", .doubles(r.layers.map(\.sqnrDB))), ("layer_infinities", .ints(r.layers.map(\.infinities))),
+        func doubles(_ f: (ErrorStats) -> Double) -> HDF5Attribute { .doubles(r.layers.indices.map { r.computed[$0] ? f(r.layers[$0]) : .nan }) }
+        a += [("layer_relative_l2", doubles(\.relativeL2)), ("layer_max_abs_error", doubles(\.maxAbsolute)),
+              ("layer_sqnr_db", doubles(\.sqnrDB)), ("layer_infinities", .ints(r.layers.map(\.infinities))),
               ("layer_nans", .ints(r.layers.map(\.nans))), ("layer_subnormals", .ints(r.layers.map(\.subnormals))),
               ("layer_flushed_to_zero", .ints(r.layers.map(\.flushed)))]
+        if r.mode == nil { a.append(("layer_folded", .ints(r.computed.map { $0 ? 0 : 1 }))) }
         return a
     }
 
     func printReport(_ rows: [[String: Any]], _ reports: [ModeReport], layerNames: [String], dataset: String, images: Int) {
         let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
         print("\(file): \(layerNames.count) layers on \(dataset), \(images) test images\(scale)")
-        print("precision       accuracy  change vs float32 [95% CI]   differs  agree    logit max err  logit SQNR  inf+NaN  model KB  ratio  images/s")
+        let width = max(14, rows.map { ($0["precision"] as! String).count }.max() ?? 0)
+        print("precision".padding(toLength: width + 2, withPad: " ", startingAt: 0)
+              + "accuracy  change vs float32 [95% CI]   differs  agree    logit max err  logit SQNR  inf+NaN  model KB  ratio  images/s")
         for row in rows {
             let change = String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (row["change_vs_float32"] as! Double),
                                 100 * (row["change_low"] as! Double), 100 * (row["change_high"] as! Double))
             let maxError = row["logit_max_abs_error"] as? Double ?? .infinity, sqnr = row["logit_sqnr_db"] as? Double
             let name = row["precision"] as! String
             print(String(format: "%@  %8@  %-27@ %7d  %7.3f%%  %13.3g  %10@  %7d  %8.1f  %5.2fx  %8.0f",
-                         name.padding(toLength: max(14, name.count), withPad: " ", startingAt: 0), percent(row["accuracy"] as! Double), change,
+                         name.padding(toLength: width, withPad: " ", startingAt: 0), percent(row["accuracy"] as! Double), change,
                          row["differs_from_float32"] as! Int, 100 * (row["agreement"] as! Double), maxError,
                          sqnr.map(decibels) ?? ((row["logit_sqnr_db"] as? String) == "inf" ? "exact" : "-inf"),
                          row["nonfinite"] as! Int, Double(row["model_bytes"] as! Int) / 1024, row["model_ratio_to_float32"] as! Double,
                          row["images_per_second"] as! Double))
         }
-        // The layers of the mode whose logits drift furthest from float64.
-        guard let worst = reports.filter({ $0.mode != .float64 }).min(by: { $0.logits.sqnrDB < $1.logits.sqnrDB }) else { return }
-        print("\nper layer, \(worst.mode.rawValue) against float64 (the floating mode with the lowest logit SQNR):")
-        print("layer          relative L2  max abs error  SQNR dB      inf      NaN  subnormal  flushed")
-        for (name, e) in zip(layerNames, worst.layers) {
-            print(String(format: "%@  %11.3g  %13.3g  %7@  %7d  %7d  %9d  %7d", name.padding(toLength: 13, withPad: " ", startingAt: 0),
-                         e.relativeL2, e.maxAbsolute, decibels(e.sqnrDB), e.infinities, e.nans, e.subnormals, e.flushed))
+        // The layers of the floating mode whose logits drift furthest from float64, and of every int8 variant.
+        let worst = reports.filter { $0.mode != nil && $0.mode != .float64 }.min { $0.logits.sqnrDB < $1.logits.sqnrDB }
+        for r in (worst.map { [$0] } ?? []) + reports.filter({ $0.mode == nil }) {
+            print(r.mode == nil ? "\nper layer, \(r.name) (integer-only inference, dequantized) against float64:"
+                                : "\nper layer, \(r.name) against float64 (the floating mode with the lowest logit SQNR):")
+            print("layer          relative L2  max abs error  SQNR dB      inf      NaN  subnormal  flushed")
+            for (k, (name, e)) in zip(layerNames, r.layers).enumerated() {
+                let label = name.padding(toLength: 13, withPad: " ", startingAt: 0)
+                guard r.computed[k] else {
+                    print("\(label)  fused: computed inside the int8 requantization, no values of its own")
+                    continue
+                }
+                print(String(format: "%@  %11.3g  %13.3g  %7@  %7d  %7d  %9d  %7d", label, e.relativeL2, e.maxAbsolute, decibels(e.sqnrDB), e.infinities,
+                             e.nans, e.subnormals, e.flushed))
+            }
         }
     }
 

@@ -25,7 +25,7 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Correct each quantized layer's bias for the mean output shift its quantization causes on the calibration set (reported with and without).")
     var biasCorrection = false
 
-    @Option(help: ArgumentHelp("Keep the most sensitive layers in float32 until the simulated accuracy drop against float32 is at most this many points.",
+    @Option(help: ArgumentHelp("Keep the most sensitive layers in float32 until the accuracy drop against float32 is at most this many points; stores the mixed variant int8-<scheme>-mixed.",
                                valueName: "points"))
     var maxDrop: Double?
 
@@ -80,192 +80,214 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let weights = try WeightFile.read(file)
-            let dataset = try data.load(fallback: weights.dataset)
-            guard dataset.imageShape == weights.spec.inputShape else {
-                throw DataError(file: file, problem: "the network takes \(shapeText(weights.spec.inputShape)) images, \(dataset.name) has \(shapeText(dataset.imageShape))")
-            }
-            let per = dataset.imageShape.reduce(1, *), shape = weights.spec.inputShape
-            var rng = RandomSource(seed: seed)
-            let picked = rng.permutation(dataset.trainCount).prefix(min(calibrationSize, dataset.trainCount))
-            let calibrationImages = picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }
-            let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
-            let observers = observeActivations(net32, images: calibrationImages, count: picked.count)
-            let n = min(limit ?? dataset.testCount, dataset.testCount)
-            let labels = Array(dataset.testLabels[0..<n])
-            func classify(_ predict: (Tensor<Float>) -> Tensor<Float>) -> (predicted: [Int], seconds: Double) {
-                var predicted: [Int] = []
-                let start = Date()
-                for s in stride(from: 0, to: n, by: 100) {
-                    let k = min(100, n - s)
-                    predicted += argmaxRows(predict(Tensor(shape: [k] + shape, data: Array(dataset.testImages[s * per..<(s + k) * per]))))
+            let setup = try QuantizeSetup(file: file, data: data, calibrationSize: calibrationSize, seed: seed, limit: limit)
+            if compare { try runCompare(setup) } else { try store(setup) }
+        }
+    }
+
+    /// Quantizes with one scheme and method (bias correction and mixed precision if asked),
+    /// evaluates the integer path and stores the variant.
+    func store(_ setup: QuantizeSetup) throws {
+        let spec = setup.spec, tensors = setup.tensors
+        var model = try QuantizedModel(spec: spec, tensors: tensors, scheme: schemes[0], observers: setup.observers, method: methods[0],
+                                       percentile: percentile)
+        var summary: [String: Any] = ["file": file, "calibration": methods[0].rawValue, "calibration_images": setup.calibrationCount,
+                                      "bias_correction": biasCorrection]
+        var lines: [String] = []
+        if biasCorrection {
+            let plain = setup.evaluate(try IntegerNetwork(spec: spec, model: model, tensors: tensors))
+            model = try FakeQuantNetwork(spec: spec, model: model, tensors: tensors)
+                .biasCorrected(spec: spec, tensors: tensors, images: setup.calibrationImages, count: setup.calibrationCount)
+            let corrected = setup.evaluate(try IntegerNetwork(spec: spec, model: model, tensors: tensors))
+            summary["without_bias_correction"] = plain.json
+            lines.append(String(format: "bias correction: %@ with (%+.2f points, %d differ), %@ without (%+.2f points, %d differ)",
+                                percent(corrected.accuracy), 100 * corrected.change.change, corrected.change.differs, percent(plain.accuracy),
+                                100 * plain.change.change, plain.change.differs))
+        }
+        if sensitivity || maxDrop != nil {
+            let ranked = try setup.sensitivity(model)
+            summary["sensitivity"] = ranked.map(\.json)
+            if sensitivity { lines += sensitivityTable(ranked) }
+            if let maxDrop {
+                let steps = try setup.mixedPrecision(model, order: ranked.map(\.layer), maxDrop: maxDrop)
+                summary["mixed_precision"] = ["max_drop": maxDrop, "steps": steps.map(\.json)] as [String: Any]
+                model = model.only(Set(model.layers.keys).subtracting(steps.last!.floatLayers))
+                lines.append(String(format: "mixed precision, drop budget %.2f points (simulated, most sensitive layer first):", maxDrop))
+                for step in steps {
+                    lines.append(String(format: "  float32: %@  %+.2f points, %d differ, %d bytes",
+                                        step.floatLayers.isEmpty ? "none" : step.floatLayers.map { spec.layerNames[$0] }.joined(separator: ", "),
+                                        100 * step.result.change.change, step.result.change.differs, step.modelBytes))
                 }
-                return (predicted, Date().timeIntervalSince(start))
-            }
-            let float32 = classify { net32.predict($0) }
-            let float32Bytes = 4 * net32.parameters.reduce(0) { $0 + $1.parameter.value.count }
-            if !compare {
-                var model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: schemes[0], observers: observers,
-                                               method: methods[0], percentile: percentile)
-                var uncorrected: (accuracy: Double, change: PairedChange)? = nil
-                if biasCorrection {
-                    let plain = try IntegerNetwork(spec: weights.spec, model: model)
-                    let (p, _) = classify { plain.predict($0) }
-                    uncorrected = (Double(zip(p, labels).filter { $0 == $1 }.count) / Double(n), PairedChange(predicted: p, reference: float32.predicted, labels: labels))
-                    model = try FakeQuantNetwork(spec: weights.spec, model: model, tensors: weights.tensors)
-                        .biasCorrected(spec: weights.spec, tensors: weights.tensors, images: calibrationImages, count: picked.count)
-                }
-                let integer = try IntegerNetwork(spec: weights.spec, model: model)
-                let (predicted, seconds) = classify { integer.predict($0) }
-                var calibrationAttributes: [(String, HDF5Attribute)] = [("calibration", .string(methods[0].rawValue)),
-                                                                       ("calibration_images", .int(picked.count)), ("calibration_seed", .int(Int(seed))),
-                                                                       ("calibration_source", .string("training set of \(dataset.name)"))]
-                if methods[0] == .percentile { calibrationAttributes.append(("percentile", .double(percentile))) }
-                calibrationAttributes.append(("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
-                let name = try WeightFile.storeInt8(file, model: model, calibration: calibrationAttributes)
-                let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
-                var summary: [String: Any] = ["file": file, "variant": name, "calibration": methods[0].rawValue, "calibration_images": picked.count,
-                                              "accuracy": Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(n),
-                                              "change_vs_float32": change.change, "differs_from_float32": change.differs, "model_bytes": model.bytes,
-                                              "images_per_second": Double(n) / seconds, "bias_correction": biasCorrection]
-                if let uncorrected {
-                    summary["without_bias_correction"] = ["accuracy": uncorrected.accuracy, "change_vs_float32": uncorrected.change.change,
-                                                          "differs_from_float32": uncorrected.change.differs]
-                }
-                if sensitivity || maxDrop != nil {
-                    // One layer at a time in int8 (simulated), against float32's predictions and logits.
-                    let exact = net32.logits(Array(dataset.testImages[0..<n * per]), count: n).data
-                    var layers: [[String: Any]] = []
-                    for i in model.layers.keys.sorted() {
-                        let one = try FakeQuantNetwork(spec: weights.spec, model: model.only([i]), tensors: weights.tensors)
-                        var logits: [Float] = []
-                        let (p, _) = classify { x in
-                            let y = one.predict(x)
-                            logits += y.data
-                            return y
-                        }
-                        var e = ErrorStats()
-                        e.add(logits, reference: exact, minNormal: 0)
-                        let c = PairedChange(predicted: p, reference: float32.predicted, labels: labels)
-                        layers.append(["layer": weights.spec.layerNames[i], "change_vs_float32": c.change, "change_low": c.interval.low,
-                                       "change_high": c.interval.high, "differs_from_float32": c.differs, "logit_sqnr_db": jsonNumber(e.sqnrDB),
-                                       "weight_sqnr_db": jsonNumber(model.layers[i]!.weightSQNR(master: weights.tensors[weights.spec.layerNames[i] + "/W"]!))])
-                    }
-                    let ranked = layers.sorted {
-                        ($0["change_vs_float32"] as! Double, $0["logit_sqnr_db"] as? Double ?? .infinity)
-                            < ($1["change_vs_float32"] as! Double, $1["logit_sqnr_db"] as? Double ?? .infinity)
-                    }
-                    summary["sensitivity"] = ranked
-                    if let maxDrop {
-                        // Mixed precision: the most harmful layers stay in float32, one more at a time,
-                        // until the simulated drop is within the budget.
-                        let order = ranked.map { l in model.layers.keys.first { weights.spec.layerNames[$0] == l["layer"] as! String }! }
-                        var steps: [[String: Any]] = []
-                        for kept in 0...order.count {
-                            let mixed = try FakeQuantNetwork(spec: weights.spec, model: model.only(Set(order.dropFirst(kept))), tensors: weights.tensors)
-                            let (p, _) = classify { mixed.predict($0) }
-                            let c = PairedChange(predicted: p, reference: float32.predicted, labels: labels)
-                            steps.append(["float_layers": order.prefix(kept).map { weights.spec.layerNames[$0] }, "change_vs_float32": c.change,
-                                          "differs_from_float32": c.differs, "model_bytes": mixed.modelBytes])
-                            if -100 * c.change <= maxDrop { break }
-                        }
-                        // With every layer in float32 the change is 0, so the last step is always within budget.
-                        summary["mixed_precision"] = ["max_drop": maxDrop, "steps": steps]
-                    }
-                }
-                if json { try printJSON(summary) } else {
-                    print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
-                                 file, name, methods[0].rawValue, picked.count, percent(summary["accuracy"] as! Double), n, 100 * change.change, change.differs,
-                                 model.bytes))
-                    if let uncorrected {
-                        print(String(format: "bias correction: %@ with (%+.2f points, %d differ), %@ without (%+.2f points, %d differ)",
-                                     percent(summary["accuracy"] as! Double), 100 * change.change, change.differs, percent(uncorrected.accuracy),
-                                     100 * uncorrected.change.change, uncorrected.change.differs))
-                    }
-                    if let mixed = summary["mixed_precision"] as? [String: Any] {
-                        print(String(format: "mixed precision, drop budget %.2f points (simulated; the stored variant stays all int8):", maxDrop!))
-                        for step in mixed["steps"] as! [[String: Any]] {
-                            let kept = step["float_layers"] as! [String]
-                            print(String(format: "  float32: %@  %+.2f points, %d differ, %d bytes", kept.isEmpty ? "none" : kept.joined(separator: ", "),
-                                         100 * (step["change_vs_float32"] as! Double), step["differs_from_float32"] as! Int, step["model_bytes"] as! Int))
-                        }
-                    }
-                    if let layers = summary["sensitivity"] as? [[String: Any]], sensitivity {
-                        print("sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:")
-                        print("layer          change vs float32 [95% CI]  differs  logit SQNR  weight SQNR")
-                        for l in layers {
-                            print(String(format: "%@  %-26@ %7d  %10.1f  %11.1f", (l["layer"] as! String).padding(toLength: 13, withPad: " ", startingAt: 0),
-                                         String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (l["change_vs_float32"] as! Double), 100 * (l["change_low"] as! Double),
-                                                100 * (l["change_high"] as! Double)),
-                                         l["differs_from_float32"] as! Int, l["logit_sqnr_db"] as? Double ?? .infinity, l["weight_sqnr_db"] as? Double ?? .infinity))
-                        }
-                    }
-                }
-                return
-            }
-            let progress = ProgressLine(quiet: quiet || json)
-            var rows: [[String: Any]] = []
-            let runs = schemes.flatMap { s in methods.map { (s, $0) } }
-            for (done, (s, method)) in runs.enumerated() {
-                progress.update("quantize", done: done, total: runs.count, unit: "runs", suffix: "\(s) \(method.rawValue)")
-                let q = try FakeQuantNetwork(spec: weights.spec, tensors: weights.tensors, scheme: s, observers: observers, method: method,
-                                             percentile: percentile)
-                let (simulated, _) = classify { q.predict($0) }
-                let integer = try IntegerNetwork(spec: weights.spec, model: q.model)
-                let (predicted, seconds) = classify { integer.predict($0) }
-                let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
-                let correct = zip(predicted, labels).filter { $0 == $1 }.count
-                rows.append(["scheme": s.description, "calibration": method.rawValue, "accuracy": Double(correct) / Double(n), "correct": correct,
-                             "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
-                             "differs_from_float32": change.differs, "model_bytes": q.modelBytes,
-                             "model_ratio_to_float32": Double(q.modelBytes) / Double(float32Bytes), "seconds": seconds,
-                             "images_per_second": Double(n) / seconds, "differs_from_fake_quant": zip(predicted, simulated).filter { $0 != $1 }.count])
-            }
-            // Dynamic quantization (simulated): int8 weights, each batch's activations quantized
-            // with that batch's own min-max range, biases in float.
-            for s in schemes where methods.contains(.minmax) {
-                let q = try FakeQuantNetwork(spec: weights.spec, model: try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: s,
-                                                                                          observers: observers, method: .minmax),
-                                             tensors: weights.tensors, dynamic: true)
-                let (predicted, seconds) = classify { q.predict($0) }
-                let change = PairedChange(predicted: predicted, reference: float32.predicted, labels: labels)
-                let correct = zip(predicted, labels).filter { $0 == $1 }.count
-                rows.append(["scheme": s.description, "calibration": "dynamic", "accuracy": Double(correct) / Double(n), "correct": correct,
-                             "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
-                             "differs_from_float32": change.differs, "model_bytes": q.modelBytes,
-                             "model_ratio_to_float32": Double(q.modelBytes) / Double(float32Bytes), "seconds": seconds,
-                             "images_per_second": Double(n) / seconds, "simulated": true])
-            }
-            progress.clear()
-            rows.sort { ($0["accuracy"] as! Double, -($0["differs_from_float32"] as! Int)) > ($1["accuracy"] as! Double, -($1["differs_from_float32"] as! Int)) }
-            let float32Accuracy = Double(zip(float32.predicted, labels).filter { $0 == $1 }.count) / Double(n)
-            if json {
-                try printJSON(["file": file, "dataset": dataset.name, "images": n, "calibration_images": picked.count, "seed": Int(seed),
-                               "percentile": percentile, "float32_accuracy": float32Accuracy, "float32_images_per_second": Double(n) / float32.seconds,
-                               "int8_gemm_path": int8GEMMPath, "results": rows] as [String: Any])
-                return
-            }
-            print("\(file): \(dataset.name), \(n) test images, \(picked.count) calibration images from the training set (seed \(seed))")
-            print(String(format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy", percent(float32Accuracy),
-                         Double(n) / float32.seconds, int8GEMMPath))
-            print("(vs fake-quant: predictions that differ from the quantize-dequantize simulation in Float):")
-            print("scheme          calibration  accuracy  change vs float32 [95% CI]  differs  vs fake-quant  model KB  ratio  images/s")
-            for r in rows {
-                print(String(format: "%@  %@  %8@  %-26@ %7d  %13@  %8.1f  %5.2fx  %8.0f", (r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0),
-                             (r["calibration"] as! String).padding(toLength: 11, withPad: " ", startingAt: 0), percent(r["accuracy"] as! Double),
-                             String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (r["change_vs_float32"] as! Double), 100 * (r["change_low"] as! Double),
-                                    100 * (r["change_high"] as! Double)),
-                             r["differs_from_float32"] as! Int, rightAligned((r["differs_from_fake_quant"] as? Int).map(String.init) ?? "simulated", 13),
-                             Double(r["model_bytes"] as! Int) / 1024,
-                             r["model_ratio_to_float32"] as! Double, r["images_per_second"] as! Double))
-            }
-            if rows.contains(where: { $0["calibration"] as! String == "dynamic" }) {
-                print("dynamic: int8 weights, each batch's activations quantized with that batch's min-max range, float biases;")
-                print("simulated in Float (quantize-dequantize), so its images/s are the simulation's, not an integer path's")
             }
         }
+        let integer = try IntegerNetwork(spec: spec, model: model, tensors: tensors)
+        let result = setup.evaluate(integer)
+        let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
+        var attributes: [(String, HDF5Attribute)] = [("calibration", .string(methods[0].rawValue)), ("calibration_images", .int(setup.calibrationCount)),
+                                                    ("calibration_seed", .int(Int(seed))),
+                                                    ("calibration_source", .string("training set of \(setup.dataset.name)"))]
+        if methods[0] == .percentile { attributes.append(("percentile", .double(percentile))) }
+        attributes.append(("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
+        let name = try WeightFile.storeInt8(file, model: model, mixed: maxDrop != nil, floatLayers: floatLayers, calibration: attributes)
+        summary.merge(result.json) { $1 }
+        summary["variant"] = name
+        summary["float_layers"] = floatLayers
+        summary["model_bytes"] = integer.modelBytes
+        if json { return try printJSON(summary) }
+        print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
+                     file, name, methods[0].rawValue, setup.calibrationCount, percent(result.accuracy), setup.count, 100 * result.change.change,
+                     result.change.differs, integer.modelBytes))
+        if !floatLayers.isEmpty { print("kept in float32 (from /model): " + floatLayers.joined(separator: ", ")) }
+        lines.forEach { print($0) }
+    }
+
+    func sensitivityTable(_ ranked: [LayerSensitivity]) -> [String] {
+        ["sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:",
+         "layer          change vs float32 [95% CI]  differs  logit SQNR  weight SQNR"]
+            + ranked.map { l in
+                String(format: "%@  %-26@ %7d  %10@  %11@", l.name.padding(toLength: 13, withPad: " ", startingAt: 0), changeText(l.change),
+                       l.change.differs, decibels(l.logits.sqnrDB), decibels(l.weightSQNR))
+            }
     }
 }
 
-/// `text` padded on the left to `width` characters.
-private func rightAligned(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+/// A change against float32 with its 95% interval, in points: `+0.02 [-0.03, +0.07] pp`.
+func changeText(_ c: PairedChange) -> String {
+    String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * c.change, 100 * c.interval.low, 100 * c.interval.high)
+}
+
+/// One network's predictions on the test set against float32's.
+struct QuantizeResult {
+    let predicted: [Int]
+    let accuracy: Double
+    let change: PairedChange
+    let seconds: Double
+
+    var json: [String: Any] {
+        ["accuracy": accuracy, "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
+         "differs_from_float32": change.differs, "images_per_second": Double(predicted.count) / seconds]
+    }
+}
+
+/// What one layer alone in int8 does to the network.
+struct LayerSensitivity {
+    let layer: Int, name: String
+    let change: PairedChange
+    /// The logits' errors against float32's.
+    let logits: ErrorStats
+    let weightSQNR: Double
+
+    var json: [String: Any] {
+        ["layer": name, "change_vs_float32": change.change, "change_low": change.interval.low, "change_high": change.interval.high,
+         "differs_from_float32": change.differs, "logit_sqnr_db": jsonNumber(logits.sqnrDB), "weight_sqnr_db": jsonNumber(weightSQNR)]
+    }
+}
+
+/// One step of the mixed-precision search: these layers in float32, the rest in int8 (simulated).
+struct MixedStep {
+    let floatLayers: [Int], names: [String]
+    let result: QuantizeResult
+    let modelBytes: Int
+
+    var json: [String: Any] {
+        ["float_layers": names, "change_vs_float32": result.change.change, "differs_from_float32": result.change.differs, "model_bytes": modelBytes]
+    }
+}
+
+/// What every quantize run shares: the network, the calibration images (from the training set)
+/// and their observers, the test images and float32's predictions on them.
+struct QuantizeSetup {
+    let file: String
+    let spec: ModelSpec
+    let tensors: [String: Tensor<Double>]
+    let dataset: Dataset
+    let calibrationImages: [Float], calibrationCount: Int
+    let observers: [Int: Observer]
+    /// Test images used, and their values and labels.
+    let count: Int, images: [Float], labels: [Int]
+    let net32: Network<Float>
+    let float32: QuantizeResult
+
+    init(file: String, data: DataOptions, calibrationSize: Int, seed: UInt64, limit: Int?) throws {
+        let weights = try WeightFile.read(file), dataset = try data.load(fallback: weights.dataset)
+        self.dataset = dataset
+        guard dataset.imageShape == weights.spec.inputShape else {
+            throw DataError(file: file, problem: "the network takes \(shapeText(weights.spec.inputShape)) images, \(dataset.name) has \(shapeText(dataset.imageShape))")
+        }
+        (self.file, spec, tensors) = (file, weights.spec, weights.tensors)
+        let per = dataset.imageShape.reduce(1, *)
+        var rng = RandomSource(seed: seed)
+        let picked = rng.permutation(dataset.trainCount).prefix(min(calibrationSize, dataset.trainCount))
+        calibrationImages = picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }
+        calibrationCount = picked.count
+        let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
+        self.net32 = net32
+        observers = observeActivations(net32, images: calibrationImages, count: calibrationCount)
+        let count = min(limit ?? dataset.testCount, dataset.testCount), images = Array(dataset.testImages[0..<count * per])
+        (self.count, self.images) = (count, images)
+        let labels = Array(dataset.testLabels[0..<count])
+        self.labels = labels
+        let (predicted, seconds) = Self.classify(images, count: count, shape: weights.spec.inputShape) { net32.predict($0) }
+        let accuracy = Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(count)
+        float32 = QuantizeResult(predicted: predicted, accuracy: accuracy, change: PairedChange(predicted: predicted, reference: predicted, labels: labels),
+                                 seconds: seconds)
+    }
+
+    /// The predictions of `predict` on `count` images, in batches of 100, and the seconds taken.
+    static func classify(_ images: [Float], count: Int, shape: [Int], _ predict: (Tensor<Float>) -> Tensor<Float>) -> ([Int], Double) {
+        let per = shape.reduce(1, *)
+        var predicted: [Int] = []
+        let seconds = timed {
+            for s in stride(from: 0, to: count, by: 100) {
+                let k = min(100, count - s)
+                predicted += argmaxRows(predict(Tensor(shape: [k] + shape, data: Array(images[s * per..<(s + k) * per]))))
+            }
+        }
+        return (predicted, seconds)
+    }
+
+    /// `predict`'s accuracy and change against float32 on the test images.
+    func evaluate(_ predict: (Tensor<Float>) -> Tensor<Float>) -> QuantizeResult {
+        let (predicted, seconds) = Self.classify(images, count: count, shape: spec.inputShape, predict)
+        return QuantizeResult(predicted: predicted, accuracy: Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(count),
+                              change: PairedChange(predicted: predicted, reference: float32.predicted, labels: labels), seconds: seconds)
+    }
+
+    func evaluate(_ network: IntegerNetwork) -> QuantizeResult { evaluate { network.predict($0) } }
+
+    /// Each quantized layer of `model` alone in int8 (simulated), the rest in float32: ranked by
+    /// accuracy change, then by logit SQNR against float32, most harmful first.
+    func sensitivity(_ model: QuantizedModel) throws -> [LayerSensitivity] {
+        let exact = net32.logits(images, count: count).data
+        return try model.layers.keys.sorted().map { i in
+            let one = try FakeQuantNetwork(spec: spec, model: model.only([i]), tensors: tensors)
+            var logits: [Float] = []
+            let result = evaluate { x in
+                let y = one.predict(x)
+                logits += y.data
+                return y
+            }
+            var e = ErrorStats()
+            e.add(logits, reference: exact, minNormal: 0)
+            let name = spec.layerNames[i]
+            return LayerSensitivity(layer: i, name: name, change: result.change, logits: e,
+                                    weightSQNR: model.layers[i]!.weightSQNR(master: tensors[name + "/W"]!))
+        }
+        .sorted { ($0.change.change, $0.logits.sqnrDB) < ($1.change.change, $1.logits.sqnrDB) }
+    }
+
+    /// Mixed precision: the layers of `order` (most harmful first) stay in float32 one more at a
+    /// time until the simulated drop against float32 is at most `maxDrop` points. With every layer
+    /// in float32 the change is 0, so the last step is always within the budget.
+    func mixedPrecision(_ model: QuantizedModel, order: [Int], maxDrop: Double) throws -> [MixedStep] {
+        var steps: [MixedStep] = []
+        for kept in 0...order.count {
+            let mixed = try FakeQuantNetwork(spec: spec, model: model.only(Set(order.dropFirst(kept))), tensors: tensors)
+            let floatLayers = Array(order.prefix(kept))
+            steps.append(MixedStep(floatLayers: floatLayers, names: floatLayers.map { spec.layerNames[$0] }, result: evaluate { mixed.predict($0) },
+                                   modelBytes: mixed.modelBytes))
+            if -100 * steps.last!.result.change.change <= maxDrop { break }
+        }
+        return steps
+    }
+}

@@ -120,30 +120,77 @@ import Testing
 }
 
 extension FakeQuantTests {
-    @Test func integerPathAgreesWithFakeQuantWithinOneStep() throws {
+    /// A network with every kind of layer the integer path folds: two convolutions (one with
+    /// stride 2), two affine layers, ReLU, max pooling and dropout; 60 random images.
+    func foldingNetwork() throws -> (Network<Float>, Tensor<Float>, [Int: Observer]) {
         let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
                              layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2,pad=1) relu affine(12) relu dropout(0.5) affine(10)"),
                              weightInit: .he)
         let net = try Network<Float>(spec: spec, seed: 8)
         var rng = RandomSource(seed: 9)
         let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
-        let x = Tensor<Float>(shape: [60, 1, 8, 8], data: images)
-        let observers = observeActivations(net, images: images, count: 60)
+        return (net, Tensor(shape: [60, 1, 8, 8], data: images), observeActivations(net, images: images, count: 60))
+    }
+
+    /// The integer path against the simulation: every quantized layer's input codes within 1,
+    /// predictions (at most `differ` of 60 apart) and logits.
+    func expectAgreement(_ fake: FakeQuantNetwork, _ integer: IntegerNetwork, _ x: Tensor<Float>, layers: Int, differ: Int = 1,
+                         _ what: String) {
+        let (a, b) = (fake.inputCodes(x), integer.inputCodes(x))
+        #expect(a.count == layers && b.count == layers, "\(what): \(a.count) and \(b.count) quantized inputs")
+        for (u, v) in zip(a, b) {
+            #expect(u.count == v.count && zip(u, v).allSatisfy { abs(Int($0) - Int($1)) <= 1 }, "\(what): codes differ by more than 1")
+        }
+        let (p, q) = (argmaxRows(fake.predict(x)), argmaxRows(integer.predict(x)))
+        #expect(zip(p, q).filter { $0 != $1 }.count <= differ, "\(what): predictions differ")
+        var e = ErrorStats()
+        e.add(integer.predict(x).data, reference: fake.predict(x).data.map(Double.init), minNormal: 1e-38)
+        #expect(e.sqnrDB > 30, "\(what): logits \(e.sqnrDB) dB from fake-quant")
+    }
+
+    @Test func integerPathAgreesWithFakeQuantWithinOneStep() throws {
+        let (net, x, observers) = try foldingNetwork()
         for scheme in QuantScheme.all {
             for method in CalibrationMethod.allCases {
-                let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
-                let integer = try IntegerNetwork(spec: spec, model: fake.model)
-                let (a, b) = (fake.inputCodes(x), integer.inputCodes(x))
-                #expect(a.count == 3 && b.count == 3)
-                for (u, v) in zip(a, b) {
-                    #expect(u.count == v.count && zip(u, v).allSatisfy { abs(Int($0) - Int($1)) <= 1 }, "\(scheme) \(method): codes differ by more than 1")
-                }
-                let (p, q) = (argmaxRows(fake.predict(x)), argmaxRows(integer.predict(x)))
-                #expect(zip(p, q).filter { $0 != $1 }.count <= 1, "\(scheme) \(method): predictions differ")
-                var e = ErrorStats()
-                e.add(integer.predict(x).data, reference: fake.predict(x).data.map(Double.init), minNormal: 1e-38)
-                #expect(e.sqnrDB > 30, "\(scheme) \(method): logits \(e.sqnrDB) dB from fake-quant")
+                let fake = try FakeQuantNetwork(spec: net.spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
+                let integer = try IntegerNetwork(spec: net.spec, model: fake.model)
+                expectAgreement(fake, integer, x, layers: 4, "\(scheme) \(method)")
+                #expect(integer.floatLayers.isEmpty && integer.stages.map(\.output) == [2, 4, 7, 8])
             }
+        }
+    }
+
+    @Test func mixedAndDynamicIntegerPathsAgreeWithTheirSimulations() throws {
+        let (net, x, observers) = try foldingNetwork()
+        let tensors = net.tensorValues()
+        for scheme in QuantScheme.all {
+            let model = try QuantizedModel(spec: net.spec, tensors: tensors, scheme: scheme, observers: observers, method: .minmax)
+            // conv2 (layer 3) in float: conv1's sums are dequantized, and affine1 quantizes its input again.
+            let mixed = model.only([0, 5, 8])
+            let fake = try FakeQuantNetwork(spec: net.spec, model: mixed, tensors: tensors)
+            let integer = try IntegerNetwork(spec: net.spec, model: mixed, tensors: tensors)
+            expectAgreement(fake, integer, x, layers: 3, "\(scheme) mixed")
+            #expect(integer.floatLayers == [1, 2, 3, 4] && integer.modelBytes == mixed.bytes + 4 * (6 * 4 * 9 + 6))
+            let dynamic = try IntegerNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true)
+            expectAgreement(try FakeQuantNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true), dynamic, x, layers: 4,
+                            differ: 2, "\(scheme) dynamic")
+        }
+        // Without the float weights of the layers it leaves out, the mixed model is refused.
+        #expect(throws: ModelError.self) { try IntegerNetwork(spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:])) }
+    }
+
+    @Test func integerLayerOutputsMatchTheSimulationsWhereTheyExist() throws {
+        let (net, x, observers) = try foldingNetwork()
+        let fake = try FakeQuantNetwork(spec: net.spec, tensors: net.tensorValues(), scheme: QuantScheme.all[5], observers: observers, method: .mse)
+        let integer = try IntegerNetwork(spec: net.spec, model: fake.model)
+        let (a, b) = (fake.forwardAll(x), integer.forwardAll(x))
+        #expect(a.count == 10 && b.count == 10)
+        #expect(b.indices.filter { b[$0] != nil } == [0, 3, 5, 8, 9])
+        for k in b.indices {
+            guard let y = b[k] else { continue }
+            var e = ErrorStats()
+            e.add(y.data, reference: a[k].data.map(Double.init), minNormal: 0)
+            #expect(y.shape == a[k].shape && e.sqnrDB > 30, "layer output \(k): \(e.sqnrDB) dB")
         }
     }
 }

@@ -69,6 +69,15 @@ import Testing
         let g = try HDF5File.open(path).root.group("variants/\(name)/model/layers/00_conv1")
         let (wi, bi, axis) = (try g.datasetInfo("W"), try g.datasetInfo("b"), try g.attribute("axis"))
         #expect(wi.type == .int8 && bi.type == .int32 && axis == .int(0))
+        // A mixed variant stores only its int8 layers and names the ones left in float32.
+        let mixed = model.only([0])
+        let mixedName = try WeightFile.storeInt8(path, model: mixed, mixed: true, floatLayers: ["04_affine1"], calibration: [])
+        #expect(try mixedName == "int8-wchannel-au8z-mixed" && WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
+        #expect(try HDF5File.open(path).root.group("variants/\(mixedName)/model/layers").contains("04_affine1") == false)
+        try WeightFile.modify(path) { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
+        do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: mixedName); Issue.record("a bad float_layers was accepted") } catch {
+            #expect("\(error)".contains("float_layers names '02_relu1'"))
+        }
         // A zero point outside its code range is refused with one clear line.
         try WeightFile.modify(path) { root in try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300)) }
         #expect(throws: HDF5Error.self) { try WeightFile.readInt8(path, spec: file.spec, variant: name) }

@@ -4,9 +4,15 @@ import Foundation
 /// every layer output against the float64 network. Modes of different scalar types run side by
 /// side, batch by batch, against one float64 reference (`runPrecisionReport`).
 public final class ModeReport {
-    public let mode: PrecisionMode
+    /// The mode's name: a precision mode's, or a quantized variant's such as `int8-wchannel-au8z`.
+    public let name: String
+    /// The floating precision mode, or nil for a quantized network.
+    public let mode: PrecisionMode?
     /// The errors of each layer's output (in layer order; the last is the logits).
     public private(set) var layers: [ErrorStats]
+    /// Whether the network computes each layer's output on its own: false for the layers an
+    /// integer path folds into the one before (ReLU into the requantization clamp).
+    public private(set) var computed: [Bool]
     /// The predicted class of every image, in order.
     public private(set) var predicted: [Int] = []
     /// Every image's logits, widened to Double (`(images, classes)` row-major), when kept.
@@ -17,44 +23,76 @@ public final class ModeReport {
     public let modelBytes: Int
     fileprivate var step: ((ModeReport, ArraySlice<Float>, Int, [Tensor<Double>], Double) -> Void)!
 
+    private init(name: String, mode: PrecisionMode?, depth: Int, modelBytes: Int) {
+        (self.name, self.mode, self.modelBytes) = (name, mode, modelBytes)
+        layers = Array(repeating: ErrorStats(), count: depth)
+        computed = Array(repeating: true, count: depth)
+    }
+
     /// A report for `network`, which computes `mode`; inputs are multiplied by `inputScale`. With
     /// `keepLogits`, the logits are kept in `logitValues`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
-    public init<T: NetworkScalar>(_ mode: PrecisionMode, _ network: Network<T>, inputScale: Float = 1, keepLogits: Bool = false) {
-        self.mode = mode
-        layers = Array(repeating: ErrorStats(), count: network.layerNames.count)
+    public convenience init<T: NetworkScalar>(_ mode: PrecisionMode, _ network: Network<T>, inputScale: Float = 1, keepLogits: Bool = false) {
         let values = network.parameters.reduce(0) { $0 + $1.parameter.value.count }
-        modelBytes = values * mode.bytesPerValue
+        self.init(name: mode.rawValue, mode: mode, depth: network.layerNames.count, modelBytes: values * mode.bytesPerValue)
         let minNormal = mode.minNormal, shape = network.spec.inputShape
         step = { report, images, count, reference, referenceSeconds in
-            var outs: [Tensor<T>] = []
             if let same = reference as? [Tensor<T>], mode == .float64 {
                 // float64 is the reference itself: the same network on the same input.
-                (outs, report.seconds) = (same, report.seconds + referenceSeconds)
-            } else {
-                let x = Tensor<T>(shape: [count] + shape, data: images.map { T($0 * inputScale) })
-                report.seconds += timed { outs = network.forwardAll(x) }
-                // The layers' statistics for this batch, computed in parallel, then merged in order.
-                var batch = [ErrorStats](repeating: ErrorStats(), count: outs.count - 1)
-                batch.withUnsafeMutableBufferPointer { batch in
-                    parallelChunks(batch.count, work: outs.reduce(0) { $0 + $1.count } << 4) { layers in
-                        for i in layers { batch[i].add(outs[i + 1].data, reference: reference[i + 1].data, minNormal: minNormal) }
-                    }
-                }
-                for i in batch.indices { report.layers[i].merge(batch[i]) }
+                report.seconds += referenceSeconds
+                report.record(same.map { $0 }, reference: reference, minNormal: minNormal, compare: false, keepLogits: keepLogits)
+                return
             }
-            report.predicted += argmaxRows(outs.last!)
-            if keepLogits { report.logitValues += outs.last!.data.map { Double($0) } }
+            var outs: [Tensor<T>] = []
+            let x = Tensor<T>(shape: [count] + shape, data: images.map { T($0 * inputScale) })
+            report.seconds += timed { outs = network.forwardAll(x) }
+            report.record(outs.map { $0 }, reference: reference, minNormal: minNormal, compare: true, keepLogits: keepLogits)
         }
+    }
+
+    /// A report for a network given as `forward`, which maps a Float batch to every layer's output
+    /// (index 0 the input itself), nil for the layers it does not compute on their own; `depth`
+    /// layers, `modelBytes` of weights. For quantized networks: the outputs are dequantized values.
+    /// The time and the predictions are `predict`'s, a run without the layer outputs, and the
+    /// layer outputs are compared as they are.
+    public convenience init(name: String, depth: Int, modelBytes: Int, inputScale: Float = 1, keepLogits: Bool = false,
+                            forward: @escaping (Tensor<Float>) -> [Tensor<Float>?], predict: @escaping (Tensor<Float>) -> Tensor<Float>) {
+        self.init(name: name, mode: nil, depth: depth, modelBytes: modelBytes)
+        step = { report, images, count, reference, _ in
+            let x = Tensor<Float>(shape: [count] + Array(reference[0].shape.dropFirst()), data: images.map { $0 * inputScale })
+            var logits = Tensor<Float>(shape: [0], data: [])
+            report.seconds += timed { logits = predict(x) }
+            var outs = forward(x)
+            outs[outs.count - 1] = logits
+            report.record(outs, reference: reference, minNormal: 0, compare: true, keepLogits: keepLogits)
+        }
+    }
+
+    /// Adds one batch: every computed layer output's errors against `reference` (when `compare`),
+    /// computed in parallel and merged in order, then the predictions and logits.
+    private func record<T: NetworkScalar>(_ outs: [Tensor<T>?], reference: [Tensor<Double>], minNormal: Double, compare: Bool, keepLogits: Bool) {
+        if compare {
+            var batch = [ErrorStats](repeating: ErrorStats(), count: outs.count - 1)
+            batch.withUnsafeMutableBufferPointer { batch in
+                parallelChunks(batch.count, work: outs.reduce(0) { $0 + ($1?.count ?? 0) } << 4) { layers in
+                    for i in layers { if let y = outs[i + 1] { batch[i].add(y.data, reference: reference[i + 1].data, minNormal: minNormal) } }
+                }
+            }
+            for i in batch.indices { layers[i].merge(batch[i]) }
+        }
+        for i in computed.indices { computed[i] = outs[i + 1] != nil }
+        let logits = outs.last!!
+        predicted += argmaxRows(logits)
+        if keepLogits { logitValues += logits.data.map { Double($0) } }
     }
 
     /// The logits' errors against float64.
     public var logits: ErrorStats { layers.last! }
 
-    /// The index of the layer with the lowest SQNR (the first on ties).
-    public var worstLayer: Int { layers.indices.min { layers[$0].sqnrDB < layers[$1].sqnrDB } ?? 0 }
+    /// The index of the computed layer with the lowest SQNR (the first on ties).
+    public var worstLayer: Int { layers.indices.filter { computed[$0] }.min { layers[$0].sqnrDB < layers[$1].sqnrDB } ?? 0 }
 }
 
 /// Runs `count` images (row-major Floats of the network's input shape, multiplied by

@@ -265,7 +265,7 @@ public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
 
 /// Wall seconds taken by `body`.
 @inline(__always)
-func timed(_ body: () -> Void) -> Double {
+public func timed(_ body: () -> Void) -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     body()
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -127,27 +127,38 @@ public final class FakeQuantNetwork {
     /// Runs `layers` of the simulation on `x`, quantizing the inputs of quantized layers.
     func forward(_ x: Tensor<Float>, layers: Range<Int>) -> Tensor<Float> {
         var y = x
-        let ranges = inputRanges
-        for i in layers {
-            if var r = ranges[i] {
-                if dynamic {
-                    var o = Observer()
-                    o.observe(y.data)
-                    r = o.quantRange(.minmax, symmetric: scheme.activations == .int8Symmetric, unsigned: scheme.activations == .uint8Asymmetric)
-                }
-                for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
-            }
-            y = network.forward(y, layers: i..<(i + 1))
-        }
+        for i in layers { y = network.forward(quantizedInput(y, layer: i), layers: i..<(i + 1)) }
         return y
     }
 
-    /// The input codes of every quantized layer after the first, for `x`, as `IntegerNetwork`
-    /// keeps them (uint8, signed codes plus 128) minus 128.
+    /// The input followed by every layer's output, as in `Network.forwardAll`.
+    public func forwardAll(_ x: Tensor<Float>) -> [Tensor<Float>] {
+        var outs = [x]
+        for i in network.layerNames.indices { outs.append(forward(outs.last!, layers: i..<(i + 1))) }
+        return outs
+    }
+
+    /// The range layer `i` quantizes `x` with: its calibrated one, or for dynamic quantization the
+    /// batch's own; nil when the layer is not quantized.
+    func inputRange(_ x: Tensor<Float>, layer i: Int) -> QuantRange? {
+        guard let r = model.layers[i]?.input else { return nil }
+        return dynamic ? .covering(x.data, like: r) : r
+    }
+
+    /// `x` quantized and dequantized as layer `i`'s input (unchanged for a float layer).
+    private func quantizedInput(_ x: Tensor<Float>, layer i: Int) -> Tensor<Float> {
+        guard let r = inputRange(x, layer: i) else { return x }
+        var y = x
+        for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
+        return y
+    }
+
+    /// The input codes of every quantized layer for `x`, as `IntegerNetwork` keeps them (uint8,
+    /// signed codes plus 128) minus 128.
     func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
-        model.layers.keys.sorted().dropFirst().map { i in
-            let r = model.layers[i]!.input
-            return forward(x, layers: 0..<i).data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }
+        model.layers.keys.sorted().map { i in
+            let y = forward(x, layers: 0..<i), r = inputRange(y, layer: i)!
+            return y.data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }
         }
     }
 

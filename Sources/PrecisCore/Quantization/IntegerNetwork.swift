@@ -1,45 +1,68 @@
 import CKernels
 import Foundation
 
-/// Integer-only inference of a `QuantizedModel`. Between quantized layers
-/// (convolutions and affine layers) values are 8-bit codes, channels last (NHWC); each such layer
-/// is a uint8 × int8 → int32 GEMM (`precis_gemm_u8s8`: AVX-512 VNNI or its portable twin) over
-/// each output pixel's window, and its int32 sums are requantized to the next quantized layer's
-/// input codes with a float32 multiplier per output channel, `s_in·s_w·d / s_next` (a float scale,
-/// not a fixed-point multiplier and shift), rounded half to even. ReLU between them folds into the
-/// requantization clamp (codes below the zero point), dropout's inference factor `d` into the
-/// multiplier, and max pooling runs on the codes. The last quantized layer's sums are dequantized
-/// to Float; the layers after it run in Float. Signed int8 codes are kept as uint8 plus 128, with
-/// the zero point moved alike, so every GEMM multiplies unsigned activations by signed weights.
+/// Integer-only inference of a `QuantizedModel`. Between quantized layers (convolutions and
+/// affine layers) values are 8-bit codes, channels last (NHWC); each such layer is a uint8 × int8
+/// → int32 GEMM (`precis_gemm_u8s8`: AVX-512 VNNI or its portable twin) over each output pixel's
+/// window, and its int32 sums are requantized to the next quantized layer's input codes with a
+/// float32 multiplier per output channel, `s_in·s_w·d / s_next` (a float scale, not a fixed-point
+/// multiplier and shift), rounded half to even. ReLU between them folds into the requantization
+/// clamp (codes below the zero point), dropout's inference factor `d` into the multiplier, and max
+/// pooling runs on the codes. Signed int8 codes are kept as uint8 plus 128, with the zero point
+/// moved alike, so every GEMM multiplies unsigned activations by signed weights.
+///
+/// Where a quantized layer is followed by anything else before the next one (a layer the model
+/// keeps in float, as mixed precision does, or a layer that cannot fold), its sums are
+/// dequantized to Float, those layers run in Float, and the next quantized layer quantizes its
+/// input with its own range. The layers after the last quantized layer run in Float.
+///
+/// Dynamic quantization (`dynamic`): every quantized layer's input range is the min-max range of
+/// the batch itself, its output is dequantized with a float bias added, and everything between
+/// quantized layers runs in Float.
 public final class IntegerNetwork {
-    /// One quantized layer and the layers up to the next one.
+    /// One quantized layer and, when it requantizes, the layers it folds up to the next one.
     struct Step {
         let layer: Int
         let window: Window?  // nil for an affine layer; n is unused
-        let inputs: Int, outputs: Int
+        let outputs: Int
         let taps: Int  // K, the sum's length; rows of A are padded to a multiple of 4
         let packed: [Int8]  // B (K, outputs), K ordered (ky, kx, c) for a convolution
-        let correction: [Int32]  // per channel: bias codes − input zero point · Σ weight codes
-        let scale: [Float]  // per channel: s_in·s_w, times d / s_next unless last
-        let inputZero: UInt8
-        let outputZero: Int32, low: Int32  // requantization: zero point and clamp floor
+        let input: QuantRange
+        let sums: [Int32]  // per channel: Σ weight codes
+        let weightScales: [Double]  // per channel
+        let bias: [Int32]  // bias codes at s_in·s_w
+        let floatBias: [Float]  // for dynamic quantization
+        let factor: Double  // folded dropout factors
+        let relu: Bool
         let pools: [(size: Int, stride: Int, pad: Int)]
-        let last: Bool
+        let next: QuantRange?  // the next layer's input range when the step requantizes to it
+        /// The last layer whose output the step leaves.
+        var end: Int { layer + (next == nil ? 0 : foldedCount) }
+        let foldedCount: Int
     }
 
     let steps: [Step]
-    let inputRange: QuantRange
-    let tail: Network<Float>
+    let float: Network<Float>
     let spec: ModelSpec
+    /// Whether inputs are quantized per batch (dynamic quantization).
+    public let dynamic: Bool
+    /// Bytes of the weights: the quantized layers' (`QuantizedModel.bytes`) plus 4 a value for
+    /// the layers kept in float.
+    public let modelBytes: Int
+    /// The layers that run in float: not quantized, and not folded into a requantization.
+    public let floatLayers: [Int]
 
-    /// The integer form of `model` for `spec`.
-    public init(spec: ModelSpec, model: QuantizedModel) throws {
-        let layers = quantizedLayers(spec), shapes = try spec.shapes()
-        guard layers.first == 0 else { throw ModelError.badSpec("integer inference needs a convolution or affine first layer") }
-        guard Set(layers) == Set(model.layers.keys) else { throw ModelError.badSpec("the int8 model does not cover every convolution and affine layer") }
+    /// The integer form of `model` for `spec`. `tensors` (the float master) supplies the layers the
+    /// model leaves in float; `dynamic` quantizes every input with the batch's own range.
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false) throws {
+        let layers = model.layers.keys.sorted(), shapes = try spec.shapes()
+        let tensorShapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
-            let q = model.layers[i]!, input = q.input, channels = q.channels
+            let q = model.layers[i]!, channels = q.channels
+            guard quantizedLayers(spec).contains(i), tensorShapes[spec.layerNames[i] + "/W"] == q.shape, q.weights.count == q.shape.reduce(1, *) else {
+                throw ModelError.badSpec("the int8 model's layer \(i) does not match the network's convolutions and affine layers")
+            }
             let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
             // B (K, channels) as int8 codes, rows in the order the activations are laid out.
             var window: Window? = nil
@@ -66,107 +89,163 @@ public final class IntegerNetwork {
             }
             var sums = [Int32](repeating: 0, count: channels)
             for idx in codes.indices { sums[idx % channels] += Int32(codes[idx]) }
-            let inputZero = input.zeroPoint + offset(input)
-            let correction = (0..<channels).map { q.bias[$0] - Int32(inputZero) * sums[$0] }
-            // The layers up to the next quantized one: ReLU, max pooling and dropout fold in.
+            // The layers up to the next quantized one fold in when they are ReLU, max pooling and
+            // dropout; otherwise they run in Float.
             let next = n + 1 < layers.count ? layers[n + 1] : nil
-            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = []
+            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = [], folds = next != nil && !dynamic
             for j in (i + 1)..<(next ?? i + 1) {
                 switch spec.layers[j] {
                 case .relu: relu = true
                 case let .dropout(r): factor *= 1 - r
                 case let .maxPooling(k, s, p): pools.append((k, s, p))
-                default: throw ModelError.badSpec("integer inference cannot fold \(spec.layerNames[j]) between quantized layers")
+                default: folds = false
                 }
             }
-            let out = next.map { model.layers[$0]!.input }
-            let outZero = out.map { Int32($0.zeroPoint + offset($0)) } ?? 0
             var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(taps), Int32(channels)))
             precis_pack_s8(Int32(taps), Int32(channels), codes, Int32(channels), &packed)
-            steps.append(Step(layer: i, window: window, inputs: inShape[0], outputs: channels, taps: taps, packed: packed,
-                              correction: correction,
-                              scale: (0..<channels).map { Float(input.scale * q.weightScale($0) * (out.map { factor / $0.scale } ?? 1)) },
-                              inputZero: UInt8(inputZero), outputZero: outZero,
-                              low: relu ? outZero : Int32(out.map { $0.qmin + offset($0) } ?? 0), pools: pools, last: next == nil))
+            let b = tensors[spec.layerNames[i] + "/b"]
+            steps.append(Step(layer: i, window: window, outputs: channels, taps: taps, packed: packed, input: q.input, sums: sums,
+                              weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
+                              floatBias: (0..<channels).map { Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0)) },
+                              factor: factor, relu: relu, pools: pools, next: folds ? model.layers[next!]!.input : nil,
+                              foldedCount: folds ? next! - 1 - i : 0))
         }
         self.steps = steps
         self.spec = spec
-        inputRange = model.layers[0]!.input
-        tail = try Network<Float>(spec: spec, parameters: model.dequantized(spec, [:]))
-    }
-
-    /// Logits `(N, classes)` for `x: (N, C, H, W)`, computed with integer arithmetic up to the last
-    /// quantized layer.
-    public func predict(_ x: Tensor<Float>) -> Tensor<Float> {
-        let run = codes(x, through: steps.count)
-        return tail.forward(run.y!, layers: (run.layer + 1)..<spec.layers.count)
-    }
-
-    /// The input codes of every quantized layer after the first, as the integer path computes them,
-    /// `(N, C, H, W)` in the int8 domain of `FakeQuantNetwork.inputCodes` (uint8 codes minus 128).
-    func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
-        (1..<steps.count).map { s in
-            let run = codes(x, through: s).codes!
-            return planar(run.data, run.shape).map { Int8(Int($0) - 128) }
+        self.dynamic = dynamic
+        let dequantized = model.dequantized(spec, tensors)
+        do { float = try Network<Float>(spec: spec, parameters: dequantized) } catch {
+            throw ModelError.badSpec("the layers the int8 model leaves in float need their float weights (\(error))")
         }
+        floatLayers = spec.layers.indices.filter { j in !steps.contains { $0.layer <= j && j <= $0.end } }
+        let kept = Set(floatLayers.map { spec.layerNames[$0] })
+        modelBytes = model.bytes + 4 * float.parameters.filter { kept.contains(String($0.name.split(separator: "/")[0])) }
+            .reduce(0) { $0 + $1.parameter.value.count }
     }
 
-    /// Runs the first `count` steps: the codes they leave, channels last with their `(N, H, W, C)`
-    /// shape, or the final step's dequantized output with the index of its layer.
-    private func codes(_ x: Tensor<Float>, through count: Int) -> (codes: (data: [UInt8], shape: [Int])?, y: Tensor<Float>?, layer: Int) {
-        let off = offset(inputRange)
-        var shape = x.shape.count == 4 ? [x.shape[0], x.shape[2], x.shape[3], x.shape[1]] : x.shape
-        var data = channelsLast(x.data.map { UInt8(inputRange.quantize(Double($0)) + off) }, x.shape)
-        for step in steps.prefix(count) {
-            let n = shape[0]
-            var acc: [Int32], outShape: [Int]
-            if let w = step.window {
-                let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
-                let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels, input = data
-                outShape = [n, g.oh, g.ow, step.outputs]
-                acc = [Int32](unsafeUninitializedCapacity: n * pixels * step.outputs) { $1 = $0.count }
-                acc.withUnsafeMutableBufferPointer { a in
-                    parallelChunks(n, work: n * pixels * step.outputs * step.taps) { images in
-                        var rows = [UInt8](repeating: 0, count: pixels * lda)
-                        for image in images {
-                            windows(input, g, image: image, fill: step.inputZero, into: &rows, lda)
-                            precis_gemm_u8s8(Int32(pixels), Int32(step.outputs), Int32(step.taps), rows, Int32(lda), step.packed,
-                                             a.baseAddress! + image * pixels * step.outputs, Int32(step.outputs), 0)
-                        }
-                    }
+    /// Each quantized layer with the layer whose output its step leaves: itself, or the last of
+    /// the ReLU, pooling and dropout layers folded into its requantization.
+    public var stages: [(layer: Int, output: Int)] { steps.map { ($0.layer, $0.end) } }
+
+    /// Logits `(N, classes)` for `x: (N, C, H, W)`.
+    public func predict(_ x: Tensor<Float>) -> Tensor<Float> { run(x).y }
+
+    /// The input followed by every layer's output, dequantized, as in `Network.forwardAll`; nil
+    /// for the layers folded into a requantization (their values exist only inside it).
+    public func forwardAll(_ x: Tensor<Float>) -> [Tensor<Float>?] { run(x, keep: true).outputs }
+
+    /// The input codes of every quantized layer, as the integer path computes them, `(N, C, H, W)`
+    /// in the int8 domain of `FakeQuantNetwork.inputCodes` (uint8 codes minus 128).
+    func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
+        run(x, keepCodes: true).codes.map { planar($0.data, $0.shape).map { Int8(Int($0) - 128) } }
+    }
+
+    /// Runs the network on `x`: the logits, every layer's output when `keep`, and each quantized
+    /// layer's input codes (channels last, with their shape) when `keepCodes`.
+    private func run(_ x: Tensor<Float>, keep: Bool = false, keepCodes: Bool = false)
+        -> (y: Tensor<Float>, outputs: [Tensor<Float>?], codes: [(data: [UInt8], shape: [Int])]) {
+        var outputs = [Tensor<Float>?](repeating: nil, count: keep ? spec.layers.count + 1 : 0), codes: [(data: [UInt8], shape: [Int])] = []
+        if keep { outputs[0] = x }
+        var y: Tensor<Float>? = x, data: [UInt8] = [], shape: [Int] = [], at = 0
+        func runFloat(to end: Int) {
+            for j in at..<end {
+                y = float.forward(y!, layers: j..<(j + 1))
+                if keep { outputs[j + 1] = y }
+            }
+        }
+        for step in steps {
+            runFloat(to: step.layer)
+            var input = step.input
+            if let v = y {
+                if dynamic { input = .covering(v.data, like: input) }
+                let off = offset(input)
+                data = channelsLast(v.data.map { UInt8(input.quantize(Double($0)) + off) }, v.shape)
+                shape = v.shape.count == 4 ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape
+            }
+            if keepCodes { codes.append((data, shape)) }
+            let inputZero = Int32(input.zeroPoint + offset(input)), channels = step.outputs
+            let correction = (0..<channels).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
+            let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(inputZero))
+            if let next = step.next {
+                // Requantize to the next layer's codes, then pool them.
+                let zero = Int32(next.zeroPoint + offset(next))
+                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
+                data = [UInt8](unsafeUninitializedCapacity: acc.count) { out, initialized in
+                    precis_requantize_u8(acc, Int32(acc.count / channels), Int32(channels), correction, scale, Float(zero),
+                                         Float(step.relu ? zero : Int32(next.qmin + offset(next))), out.baseAddress!)
+                    initialized = acc.count
+                }
+                shape = outShape
+                for p in step.pools { (data, shape) = maxPoolCodes(data, shape, p) }
+                y = nil
+                if keep {
+                    let z = Float(zero), s = Float(next.scale)
+                    outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
                 }
             } else {
-                let fin = data.count / n, lda = (fin + 3) / 4 * 4
-                var rows = [UInt8](repeating: 0, count: n * lda)
-                for r in 0..<n { for j in 0..<fin { rows[r * lda + j] = data[r * fin + j] } }
-                outShape = [n, step.outputs]
-                acc = [Int32](repeating: 0, count: n * step.outputs)
-                precis_gemm_u8s8(Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
+                // Dequantize the sums; what follows runs in Float.
+                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0]) }
+                var v = [Float](repeating: 0, count: acc.count)
+                for k in acc.indices {
+                    let c = k % channels
+                    v[k] = scale[c] * Float(acc[k] + correction[c]) + (dynamic ? step.floatBias[c] : 0)
+                }
+                y = Tensor(shape: planarShape(outShape), data: planar(v, outShape))
+                if keep { outputs[step.layer + 1] = y }
             }
-            let channels = step.outputs
-            if step.last {
-                var y = [Float](repeating: 0, count: acc.count)
-                for k in acc.indices { y[k] = step.scale[k % channels] * Float(acc[k] + step.correction[k % channels]) }
-                if outShape.count == 4 { y = planar(y, outShape) }
-                let floatShape = outShape.count == 4 ? [outShape[0], outShape[3], outShape[1], outShape[2]] : outShape
-                return (nil, Tensor(shape: floatShape, data: y), step.layer)
-            }
-            data = requantize(acc, step)
-            shape = outShape
-            for p in step.pools { (data, shape) = maxPoolCodes(data, shape, p) }
+            at = step.end + 1
         }
-        return ((data, shape), nil, steps[count - 1].layer)
+        if y == nil {
+            let last = steps.last!.next!
+            y = Tensor(shape: planarShape(shape), data: planar(data.map { Float(last.dequantize(Int($0) - offset(last))) }, shape))
+        }
+        runFloat(to: spec.layers.count)
+        return (y!, outputs, codes)
     }
 
-    /// `step`'s int32 sums as the next layer's codes: `clamp(round(scale·(sum + correction)) + zero)`.
-    private func requantize(_ acc: [Int32], _ step: Step) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: acc.count) { out, initialized in
-            precis_requantize_u8(acc, Int32(acc.count / step.outputs), Int32(step.outputs), step.correction, step.scale, Float(step.outputZero),
-                                 Float(step.low), out.baseAddress!)
-            initialized = acc.count
+    /// `step`'s int32 sums for the codes `data` (channels last, `shape`), with `fill` the code of
+    /// zero padding: `(N, OH, OW, F)` for a convolution, `(N, F)` for an affine layer.
+    private func accumulate(_ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8) -> (acc: [Int32], shape: [Int]) {
+        let n = shape[0]
+        guard let w = step.window else {
+            let fin = data.count / n, lda = (fin + 3) / 4 * 4
+            var rows = [UInt8](repeating: 0, count: n * lda)
+            for r in 0..<n { for j in 0..<fin { rows[r * lda + j] = data[r * fin + j] } }
+            var acc = [Int32](repeating: 0, count: n * step.outputs)
+            precis_gemm_u8s8(Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
+            return (acc, [n, step.outputs])
         }
+        let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
+        let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels
+        var acc = [Int32](unsafeUninitializedCapacity: n * pixels * step.outputs) { $1 = $0.count }
+        acc.withUnsafeMutableBufferPointer { a in
+            parallelChunks(n, work: n * pixels * step.outputs * step.taps) { images in
+                var rows = [UInt8](repeating: 0, count: pixels * lda)
+                for image in images {
+                    windows(data, g, image: image, fill: fill, into: &rows, lda)
+                    precis_gemm_u8s8(Int32(pixels), Int32(step.outputs), Int32(step.taps), rows, Int32(lda), step.packed,
+                                     a.baseAddress! + image * pixels * step.outputs, Int32(step.outputs), 0)
+                }
+            }
+        }
+        return (acc, [n, g.oh, g.ow, step.outputs])
     }
 }
+
+extension QuantRange {
+    /// The min-max range of the finite `values`, in the format of `like` (symmetric int8,
+    /// asymmetric int8 or uint8): dynamic quantization's range for one batch.
+    static func covering(_ values: [Float], like: QuantRange) -> QuantRange {
+        var low = Float.infinity, high = -Float.infinity
+        for v in values where v.isFinite { (low, high) = (min(low, v), max(high, v)) }
+        guard low <= high else { return like.zeroPoint == 0 && like.qmin == -127 ? .symmetric(threshold: 0) : .asymmetric(low: 0, high: 0, unsigned: like.qmin == 0) }
+        if like.qmin == -127 { return .symmetric(threshold: Double(max(-low, high))) }
+        return .asymmetric(low: Double(low), high: Double(high), unsigned: like.qmin == 0)
+    }
+}
+
+/// `(N, H, W, C)` as `(N, C, H, W)`; other shapes unchanged.
+func planarShape(_ shape: [Int]) -> [Int] { shape.count == 4 ? [shape[0], shape[3], shape[1], shape[2]] : shape }
 
 /// `r`'s codes are kept shifted up by this (128 for signed int8), so that all are uint8.
 func offset(_ r: QuantRange) -> Int { r.qmin < 0 ? 128 : 0 }
@@ -174,15 +253,28 @@ func offset(_ r: QuantRange) -> Int { r.qmin < 0 ? 128 : 0 }
 /// `(N, C, H, W)` values as `(N, H, W, C)`; other shapes unchanged.
 func channelsLast<T>(_ x: [T], _ shape: [Int]) -> [T] {
     guard shape.count == 4, shape[1] > 1 else { return x }
-    let (c, hw) = (shape[1], shape[2] * shape[3])
-    return (0..<x.count).map { k in x[(k / (hw * c) * c + k % c) * hw + k / c % hw] }
+    return transposed(x, n: shape[0], rows: shape[1], columns: shape[2] * shape[3])
 }
 
 /// `(N, H, W, C)` values (given that shape) as `(N, C, H, W)`; other shapes unchanged.
 func planar<T>(_ x: [T], _ shape: [Int]) -> [T] {
     guard shape.count == 4, shape[3] > 1 else { return x }
-    let (n, hw, c) = (shape[0], shape[1] * shape[2], shape[3])
-    return (0..<(n * hw * c)).map { k in x[(k / (c * hw) * hw + k % hw) * c + k / hw % c] }
+    return transposed(x, n: shape[0], rows: shape[1] * shape[2], columns: shape[3])
+}
+
+/// Each of the `n` `(rows, columns)` matrices of `x` transposed.
+@_specialize(where T == UInt8)
+@_specialize(where T == Float)
+private func transposed<T>(_ x: [T], n: Int, rows: Int, columns: Int) -> [T] {
+    [T](unsafeUninitializedCapacity: x.count) { out, initialized in
+        x.withUnsafeBufferPointer { xs in
+            for m in 0..<n {
+                let src = xs.baseAddress! + m * rows * columns, dst = out.baseAddress! + m * rows * columns
+                for r in 0..<rows { for c in 0..<columns { (dst + c * rows + r).initialize(to: src[r * columns + c]) } }
+            }
+        }
+        initialized = x.count
+    }
 }
 
 /// For every output pixel of `image` (channels-last codes `x`), its window as one row of `rows`:
