@@ -79,6 +79,13 @@ static int has_vnni_u8(void) {
 }
 #endif
 
+const char *precis_gemm_u8s8_path(void) {
+#if defined(__x86_64__)
+    if (has_vnni_u8()) return "avx512-vnni";
+#endif
+    return "portable";
+}
+
 void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable) {
 #if defined(__x86_64__)
     if (!force_portable && has_vnni_u8()) {

@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Per-layer forward and backward times of a training step (medians).")
     var layers = false
 
-    @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape, and int8 GOP/s for the forward shapes.")
+    @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape, and int8 GOP/s for the GEMMs of integer inference.")
     var gemm = false
 
     @Flag(help: "Print the results as JSON.")
@@ -81,14 +81,17 @@ struct Bench: ParsableCommand {
                     print(String(format: "gemm geometric mean, convolution shapes: %.1f GFLOP/s (affine shapes: %.1f)", geomean(conv), geomean(affine)))
                 }
                 var int8Rows: [[String: Any]] = []
-                for shape in shapes where shape.label.hasSuffix("fwd") {
+                for shape in try GEMMShape.int8(spec, batch: 100) {
                     let fast = int8GEMMGOPS(shape, runs: runs), portable = int8GEMMGOPS(shape, runs: runs, portable: true)
                     int8Rows.append(["shape": shape.description, "gops": fast, "portable_gops": portable])
                     if !json {
-                        print(String(format: "int8 gemm %-29@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast, int8GEMMPath, portable))
+                        print(String(format: "int8 gemm %-32@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast, int8GEMMPath, portable))
                     }
                 }
+                let gops = int8Rows.map { $0["gops"] as! Double }
                 results["int8_gemm"] = int8Rows
+                results["int8_gemm_geomean_gops"] = geomean(gops)
+                if !json { print(String(format: "int8 gemm geometric mean: %.1f GOP/s", geomean(gops))) }
                 results["int8_gemm_path"] = int8GEMMPath
             }
             if json { try printJSON(results) }

@@ -85,10 +85,10 @@ extension Quantize {
         print(String(format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy", percent(float32Accuracy),
                      Double(n) / float32.seconds, int8GEMMPath))
         print("(vs fake-quant: predictions that differ from the quantize-dequantize simulation in Float):")
-        print("scheme          calibration  accuracy  change vs float32 [95% CI]  differs  vs fake-quant  logit SQNR  model KB  ratio  images/s")
+        print("scheme          calibration    accuracy  change vs float32 [95% CI]  differs  vs fake-quant  logit SQNR  model KB  ratio  images/s")
         for r in rows {
             print(String(format: "%@  %@  %8@  %-26@ %7d  %13d  %10@  %8.1f  %5.2fx  %8.0f", (r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0),
-                         (r["calibration"] as! String).padding(toLength: 11, withPad: " ", startingAt: 0), percent(r["accuracy"] as! Double),
+                         (r["calibration"] as! String).padding(toLength: 13, withPad: " ", startingAt: 0), percent(r["accuracy"] as! Double),
                          String(format: "%+.2f [%+.2f, %+.2f] pp", 100 * (r["change_vs_float32"] as! Double), 100 * (r["change_low"] as! Double),
                                 100 * (r["change_high"] as! Double)),
                          r["differs_from_float32"] as! Int, r["differs_from_fake_quant"] as! Int, decibels(number(r["logit_sqnr_db"]!)),
@@ -99,18 +99,18 @@ extension Quantize {
         }
         if biasCorrection { print("+bc: biases corrected for the mean output shift of each quantized layer on the calibration set") }
         let names = stages.map { String(spec.layerNames[$0.layer].drop { $0 != "_" }.dropFirst()) }
-        let header = "scheme          calibration " + names.map { rightAligned($0, 8) }.joined()
+        let header = "scheme          calibration  " + names.map { rightAligned($0, 8) }.joined()
         print("\nper layer: SQNR in dB against float64 of each quantized layer's output (after the ReLU, pooling and dropout folded into it):")
         print(header)
         for r in rows {
             let layers = r["layers"] as! [[String: Any]]
             print((r["scheme"] as! String).padding(toLength: 14, withPad: " ", startingAt: 0) + "  " +
-                  (r["calibration"] as! String).padding(toLength: 11, withPad: " ", startingAt: 0) +
+                  (r["calibration"] as! String).padding(toLength: 13, withPad: " ", startingAt: 0) +
                   layers.map { rightAligned(decibels(number($0["sqnr_db"]!)), 8) }.joined())
         }
         print("weight SQNR in dB (int8 codes against the float weights):")
         for w in QuantScheme.Weights.allCases {
-            print("w\(w.rawValue)".padding(toLength: 27, withPad: " ", startingAt: 0) + weightSQNR[w]!.map { rightAligned(decibels($0), 8) }.joined())
+            print("w\(w.rawValue)".padding(toLength: 29, withPad: " ", startingAt: 0) + weightSQNR[w]!.map { rightAligned(decibels($0), 8) }.joined())
         }
     }
 }

@@ -2,20 +2,6 @@ import Testing
 @testable import PrecisCore
 
 @Suite struct Int8GEMMTests {
-    @Test(arguments: [(1, 1, 1), (3, 17, 5), (8, 16, 4), (33, 40, 147), (5, 3, 1000)])
-    func bothPathsEqualTheNaiveProduct(m: Int, n: Int, k: Int) {
-        var rng = RandomSource(seed: UInt64(m * 1000 + n * 10 + k))
-        // Include the extremes, where the unsigned shift of the VNNI path matters most.
-        let a = (0..<(m * k)).map { i in i % 7 == 0 ? Int8.min : Int8(truncatingIfNeeded: Int(rng.next() % 256)) }
-        let b = (0..<(k * n)).map { i in i % 5 == 0 ? Int8.max : Int8(truncatingIfNeeded: Int(rng.next() % 256)) }
-        var want = [Int32](repeating: 0, count: m * n)
-        for i in 0..<m { for j in 0..<n { for p in 0..<k { want[i * n + j] += Int32(a[i * k + p]) * Int32(b[p * n + j]) } } }
-        #expect(gemmInt8(m, n, k, a, b, portable: true) == want)
-        #expect(gemmInt8(m, n, k, a, b) == want, "path \(int8GEMMPath)")
-    }
-}
-
-extension Int8GEMMTests {
     /// The packed uint8 × int8 kernel of integer inference: every tile shape (16, 8 and 4 rows;
     /// 1, 2, 3 and 4 panels), partial rows, columns and k, and the extreme codes.
     @Test(arguments: [(1, 1, 1), (17, 16, 9), (9, 32, 13), (5, 50, 144), (7, 64, 288), (33, 10, 1024), (3, 48, 7)])

@@ -1,5 +1,6 @@
-// Integer kernels that need CPU instructions Swift cannot name: int8 x int8 -> int32 GEMM with
-// AVX-512 VNNI (vpdpbusd) where the CPU has it, and a portable twin with identical results.
+// Integer kernels that need CPU instructions Swift cannot name: uint8 x int8 -> int32 GEMM with
+// AVX-512 VNNI (vpdpbusd) where the CPU has it, a portable twin with identical results, and
+// requantization of the int32 sums to uint8 codes.
 #ifndef PRECIS_KERNELS_H
 #define PRECIS_KERNELS_H
 #include <stddef.h>
@@ -9,14 +10,8 @@
 extern "C" {
 #endif
 
-/// Which int8 GEMM `precis_gemm_s8` runs on this CPU: "avx512-vnni" or "portable".
-const char *precis_gemm_s8_path(void);
-
-/// C (m x n, int32, row stride ldc) = A (m x k, int8, row stride lda) * B (k x n, int8, row stride ldb),
-/// exact 32-bit integer arithmetic (sums wrap only beyond 2^31, i.e. k > 133,000 at full scale).
-/// `force_portable` selects the portable path even when VNNI is available (for tests).
-void precis_gemm_s8(int m, int n, int k, const int8_t *a, int lda, const int8_t *b, int ldb, int32_t *c, int ldc,
-                    int force_portable);
+/// Which kernel `precis_gemm_u8s8` runs on this CPU: "avx512-vnni" or "portable".
+const char *precis_gemm_u8s8_path(void);
 
 /// Bytes `precis_pack_s8` writes for a (k x n) matrix: k rounded up to 4, n up to 16.
 size_t precis_pack_s8_size(int k, int n);

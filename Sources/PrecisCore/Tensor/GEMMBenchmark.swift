@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 
 /// A GEMM shape of the convolution and affine paths, for benchmarks: `C (m×n) = A (m×k) · B (k×n)`,
@@ -86,15 +87,43 @@ public func gemmGFLOPS<T: NetworkScalar>(_ s: GEMMShape, runs: Int, as: T.Type =
     return 2 * Double(s.chunks * s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
 }
 
-/// Median GOP/s (2·m·n·k integer operations per call) of `runs` int8 GEMM calls on this shape, on
-/// one core (the form and the chunk count are ignored: the int8 kernel takes row-major operands).
+extension GEMMShape {
+    /// The uint8 × int8 GEMMs of `spec`'s integer inference at `batch`: per image, a convolution's
+    /// output pixels (rows) by its filters over the window taps (`chunks` = images, split over the
+    /// cores); an affine layer's batch by its units, one call.
+    public static func int8(_ spec: ModelSpec, batch: Int) throws -> [GEMMShape] {
+        let shapes = try spec.shapes()
+        return zip(spec.layerNames, spec.layers).enumerated().compactMap { i, named in
+            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
+            switch named.1 {
+            case let .convolution(f, k, s, p):
+                let g = Window(input: [1] + inShape, fh: k, fw: k, stride: s, pad: p)
+                return GEMMShape("\(named.0) fwd", m: g.pixels, n: f, k: g.cols, chunks: batch, isConvolution: true)
+            case let .affine(u): return GEMMShape("\(named.0) fwd", m: batch, n: u, k: inShape.reduce(1, *))
+            default: return nil
+            }
+        }
+    }
+}
+
+/// Median GOP/s (2·m·n·k integer operations per GEMM, times `chunks`) of `runs` timed runs of the
+/// packed uint8 × int8 kernel on this shape, as integer inference calls it: B packed once, A rows
+/// padded to a multiple of 4, chunks split over the cores.
 public func int8GEMMGOPS(_ s: GEMMShape, runs: Int, portable: Bool = false) -> Double {
-    let a = (0..<(s.m * s.k)).map { Int8(truncatingIfNeeded: $0 &* 31) }, b = (0..<(s.k * s.n)).map { Int8(truncatingIfNeeded: $0 &* 17) }
+    let lda = (s.k + 3) / 4 * 4
+    let a = (0..<(s.m * lda)).map { UInt8(truncatingIfNeeded: $0 &* 31) }, b = (0..<(s.k * s.n)).map { Int8(truncatingIfNeeded: $0 &* 17) }
+    var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(s.k), Int32(s.n)))
+    precis_pack_s8(Int32(s.k), Int32(s.n), b, Int32(s.n), &packed)
     var times: [Double] = []
     for r in 0...runs {
         let start = DispatchTime.now().uptimeNanoseconds
-        _ = gemmInt8(s.m, s.n, s.k, a, b, portable: portable)
+        parallelChunks(s.chunks, work: s.chunks * s.m * s.n * s.k) { chunks in
+            var c = [Int32](repeating: 0, count: s.m * s.n)
+            for _ in chunks {
+                precis_gemm_u8s8(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(lda), packed, &c, Int32(s.n), portable ? 1 : 0)
+            }
+        }
         if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
     }
-    return 2 * Double(s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
+    return 2 * Double(s.chunks * s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
 }
