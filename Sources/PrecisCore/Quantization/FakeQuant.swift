@@ -149,7 +149,9 @@ public final class FakeQuantNetwork {
     private func quantizedInput(_ x: Tensor<Float>, layer i: Int) -> Tensor<Float> {
         guard let r = inputRange(x, layer: i) else { return x }
         var y = x
-        for k in y.data.indices { y.data[k] = Float(r.fakeQuantize(Double(y.data[k]))) }
+        y.data.withUnsafeMutableBufferPointer { v in
+            for k in v.indices { v[k] = Float(r.fakeQuantize(Double(v[k]))) }
+        }
         return y
     }
 
