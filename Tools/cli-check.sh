@@ -86,6 +86,20 @@ assert all(len(s["float_layers"]) == k for k, s in enumerate(steps))
 assert r["variant"] == "int8-wtensor-as8-mixed" and r["float_layers"] == sorted(steps[-1]["float_layers"]), r
 open(sys.argv[1] + ".accuracy", "w").write(repr(r["accuracy"]))
 PY
+"$precis" quantize "$work/s.h5" --scheme wchannel-as8 --calibration entropy --calibration-size 100 --max-drop 0 --fallback float16 \
+    --limit 300 --json --quiet > "$work/mixed16.json"
+python3 - "$work/mixed16.json" <<'PY' || fail "quantize --fallback float16"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["variant"] == "int8-wchannel-as8-mixed" and r["fallback"] == "float16", r
+open(sys.argv[1] + ".accuracy", "w").write(repr(r["accuracy"]))
+PY
+"$precis" eval "$work/s.h5" --precision int8-wchannel-as8-mixed --limit 300 --json --quiet > "$work/evalmixed16.json"
+python3 - "$work/evalmixed16.json" "$(cat "$work/mixed16.json.accuracy")" <<'PY' || fail "eval of the float16 mixed variant"
+import json, sys
+r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
+assert r["int8-wchannel-as8-mixed"]["accuracy"] == float(sys.argv[2]), (r["int8-wchannel-as8-mixed"]["accuracy"], sys.argv[2])
+PY
 # The stored mixed variant runs from the file and gives exactly the accuracy quantize printed.
 "$precis" eval "$work/s.h5" --precision float32,int8-wtensor-as8-mixed --limit 300 --json --quiet > "$work/evalmixed.json"
 python3 - "$work/evalmixed.json" "$(cat "$work/mixed.json.accuracy")" <<'PY' || fail "eval of the mixed variant"

@@ -11,10 +11,11 @@ extension WeightFile {
     /// `axis`), `b` (int32 codes at scale `input_scale · W_scale`) and its input's `input_scale`,
     /// `input_zero_point`, `input_qmin` and `input_qmax`. `calibration` adds attributes to the
     /// variant (method, image count, seed, ...). A mixed-precision variant (`mixed`) is named
-    /// `int8-<scheme>-mixed` and lists the layers it leaves in float32 in `float_layers` (their
-    /// weights are the file's `/model`). Returns the variant's name.
+    /// `int8-<scheme>-mixed` and lists the layers it leaves in float in `float_layers`: in float32,
+    /// their weights are the file's `/model`; in float16 (`floatHalf`), the variant holds them
+    /// (`W` and `b` in IEEE half). Returns the variant's name.
     @discardableResult
-    public static func storeInt8(_ path: String, model: QuantizedModel, mixed: Bool = false, floatLayers: [String] = [],
+    public static func storeInt8(_ path: String, model: QuantizedModel, mixed: Bool = false, floatLayers: [String] = [], floatHalf: Bool = false,
                                  calibration: [(String, HDF5Attribute)]) throws -> String {
         let w = try read(path)
         let name = int8VariantName(model.scheme, mixed: mixed)
@@ -30,11 +31,22 @@ extension WeightFile {
             try v.setAttribute("activations", .string(activations[model.scheme.activations.rawValue]!))
             try v.setAttribute("rounding", .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
+            let layers = try v.createGroup("model").createGroup("layers")
             if mixed {
                 try v.setAttribute("float_layers", .string(floatLayers.joined(separator: " ")))
-                try v.setAttribute("float_layers_weights", .string("float32 from /model"))
+                try v.setAttribute("float_layers_weights", .string(floatHalf ? "float16 in this variant" : "float32 from /model"))
             }
-            let layers = try v.createGroup("model").createGroup("layers")
+            if floatHalf {
+                for layer in floatLayers {
+                    let g = try layers.createGroup(layer)
+                    try g.setAttribute("kind", .string(w.spec.layers[w.spec.layerNames.firstIndex(of: layer)!].kind))
+                    try g.setAttribute("precision", .string("float16"))
+                    for t in ["W", "b"] {
+                        let m = w.tensors[layer + "/" + t]!
+                        try g.write(t, shape: m.shape, m.data.map { Float16($0) })
+                    }
+                }
+            }
             for (i, q) in model.layers.sorted(by: { $0.key < $1.key }) {
                 let g = try layers.createGroup(w.spec.layerNames[i])
                 try g.setAttribute("kind", .string(w.spec.layers[i].kind))
@@ -51,14 +63,39 @@ extension WeightFile {
         return name
     }
 
+    /// The float tensors of the layers a mixed variant leaves in float (none for a plain int8
+    /// variant): from the variant in float16, or from `/model` in float32; and the bytes a value.
+    public static func readInt8FloatLayers(_ path: String, spec: ModelSpec, variant name: String) throws -> (tensors: [String: Tensor<Double>], bytesPerValue: Int) {
+        let v = try variantGroup(path, name)
+        let floatLayers = try v.attribute("float_layers") == nil ? [] : try string(v, "float_layers").split(separator: " ").map(String.init)
+        let layers = try v.group("model/layers")
+        guard let first = floatLayers.first, layers.contains(first) else {
+            let master = try read(path).tensors
+            return (master.filter { floatLayers.contains(String($0.key.split(separator: "/")[0])) }, 4)
+        }
+        let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
+        var out: [String: Tensor<Double>] = [:]
+        for layer in floatLayers {
+            let g = try layers.group(layer)
+            for t in ["W", "b"] {
+                let info = try g.datasetInfo(t), shape = shapes[layer + "/" + t]!
+                guard info.shape == shape && info.type == .float16 else {
+                    throw HDF5Error(file: path, path: g.path + "/" + t, message: "must be float16 of shape \(shapeText(shape)), is \(info.typeName) \(shapeText(info.shape))")
+                }
+                let values = try g.read(t, as: Float16.self).values.map(Double.init)
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw HDF5Error(file: path, path: g.path + "/" + t, message: "holds a non-finite value (\(values[bad])) at element \(bad)")
+                }
+                out[layer + "/" + t] = Tensor(shape: shape, data: values)
+            }
+        }
+        return (out, 2)
+    }
+
     /// The int8 model stored as `/variants/<name>` for `spec`, validated: shapes, element types,
     /// positive finite scales, zero points inside their code range, and a known scheme.
     public static func readInt8(_ path: String, spec: ModelSpec, variant name: String) throws -> QuantizedModel {
-        let root = try HDF5File.open(path).root
-        guard root.contains("variants"), try root.group("variants").contains(name) else {
-            throw HDF5Error(file: path, path: "/variants", message: "has no variant '\(name)' (precis quantize stores one)")
-        }
-        let v = try root.group("variants/\(name)")
+        let v = try variantGroup(path, name)
         let schemeName = try string(v, "scheme")
         guard let scheme = QuantScheme.all.first(where: { $0.description == schemeName }) else {
             throw HDF5Error(file: path, path: v.path, message: "unknown int8 scheme '\(schemeName)'")
@@ -90,5 +127,14 @@ extension WeightFile {
                                     bias: try g.read("b", as: Int32.self).values, input: QuantRange(scale: scale, zeroPoint: zero, qmin: qmin, qmax: qmax))
         }
         return QuantizedModel(scheme: scheme, layers: out)
+    }
+
+    /// The group of variant `name`, or an error saying the file has none of that name.
+    private static func variantGroup(_ path: String, _ name: String) throws -> HDF5Group {
+        let root = try HDF5File.open(path).root
+        guard root.contains("variants"), try root.group("variants").contains(name) else {
+            throw HDF5Error(file: path, path: "/variants", message: "has no variant '\(name)' (precis quantize stores one)")
+        }
+        return try root.group("variants/\(name)")
     }
 }

@@ -27,9 +27,14 @@ struct Inspect: ParsableCommand {
             let float32Bytes = parameters * 4
             var storage: [[String: Any]] = [["precision": "float32", "where": "/model", "bytes": float32Bytes, "ratio_to_float32": 1.0]]
             for v in try WeightFile.variants(file) {
-                // float variants are named by their element type; int8 ones hold codes, scales and int32 biases.
-                let bytes = v.hasPrefix("int8-") ? try WeightFile.readInt8(file, spec: spec, variant: v).bytes
-                                                 : parameters * (HDF5ElementType(rawValue: v)?.size ?? 4)
+                // float variants are named by their element type; int8 ones hold codes, scales and int32
+                // biases, and mixed ones the layers they keep in float too.
+                var bytes = parameters * (HDF5ElementType(rawValue: v)?.size ?? 4)
+                if v.hasPrefix("int8-") {
+                    let floats = try WeightFile.readInt8FloatLayers(file, spec: spec, variant: v)
+                    bytes = try WeightFile.readInt8(file, spec: spec, variant: v).bytes
+                        + floats.bytesPerValue * floats.tensors.values.reduce(0) { $0 + $1.count }
+                }
                 storage.append(["precision": v, "where": "/variants/\(v)", "bytes": bytes, "ratio_to_float32": Double(bytes) / Double(float32Bytes)])
             }
             var training: [String: Any]? = nil

@@ -29,6 +29,10 @@ struct Quantize: ParsableCommand {
                                valueName: "points"))
     var maxDrop: Double?
 
+    @Option(help: ArgumentHelp("With --max-drop: the precision of the layers kept in float: float32, or float16 (weights stored in IEEE half, arithmetic in float32).",
+                               valueName: "precision"))
+    var fallback = "float32"
+
     @Option(help: "Weight and activation schemes: \(QuantScheme.all.map(\.description).joined(separator: ", ")), or all (with --compare).")
     var scheme = "all"
 
@@ -73,6 +77,8 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--sensitivity and --max-drop take one --scheme and one --calibration, not --compare")
         }
         if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be a number of points, 0 or more") }
+        guard ["float32", "float16"].contains(fallback) else { throw ValidationError("unknown --fallback '\(fallback)' (float32, float16)") }
+        if fallback != "float32" && maxDrop == nil { throw ValidationError("--fallback chooses the precision of the layers --max-drop keeps in float") }
         if !compare && (schemes.count != 1 || methods.count != 1) {
             throw ValidationError("storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }
@@ -109,18 +115,19 @@ struct Quantize: ParsableCommand {
             summary["sensitivity"] = ranked.map(\.json)
             if sensitivity { lines += sensitivityTable(ranked) }
             if let maxDrop {
-                let steps = try setup.mixedPrecision(model, order: ranked.map(\.layer), maxDrop: maxDrop)
+                let steps = try setup.mixedPrecision(model, order: ranked.map(\.layer), maxDrop: maxDrop, tensors: floatTensors(setup),
+                                                     bytesPerValue: fallback == "float16" ? 2 : 4)
                 summary["mixed_precision"] = ["max_drop": maxDrop, "steps": steps.map(\.json)] as [String: Any]
                 model = model.only(Set(model.layers.keys).subtracting(steps.last!.floatLayers))
                 lines.append(String(format: "mixed precision, drop budget %.2f points (simulated, most sensitive layer first):", maxDrop))
                 for step in steps {
-                    lines.append(String(format: "  float32: %@  %+.2f points, %d differ, %d bytes",
+                    lines.append(String(format: "  \(fallback): %@  %+.2f points, %d differ, %d bytes",
                                         step.floatLayers.isEmpty ? "none" : step.floatLayers.map { spec.layerNames[$0] }.joined(separator: ", "),
                                         100 * step.result.change.change, step.result.change.differs, step.modelBytes))
                 }
             }
         }
-        let integer = try IntegerNetwork(spec: spec, model: model, tensors: tensors)
+        let integer = try IntegerNetwork(spec: spec, model: model, tensors: try floatTensors(setup), floatBytesPerValue: fallback == "float16" ? 2 : 4)
         let result = setup.evaluate(integer)
         let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
         var attributes: [(String, HDF5Attribute)] = [("calibration", .string(methods[0].rawValue)), ("calibration_images", .int(setup.calibrationCount)),
@@ -128,17 +135,27 @@ struct Quantize: ParsableCommand {
                                                     ("calibration_source", .string("training set of \(setup.dataset.name)"))]
         if methods[0] == .percentile { attributes.append(("percentile", .double(percentile))) }
         attributes.append(("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
-        let name = try WeightFile.storeInt8(file, model: model, mixed: maxDrop != nil, floatLayers: floatLayers, calibration: attributes)
+        let name = try WeightFile.storeInt8(file, model: model, mixed: maxDrop != nil, floatLayers: floatLayers, floatHalf: fallback == "float16",
+                                            calibration: attributes)
         summary.merge(result.json) { $1 }
         summary["variant"] = name
         summary["float_layers"] = floatLayers
+        summary["fallback"] = fallback
         summary["model_bytes"] = integer.modelBytes
         if json { return try printJSON(summary) }
         print(String(format: "%@: stored /variants/%@ (%@ calibration, %d images): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
                      file, name, methods[0].rawValue, setup.calibrationCount, percent(result.accuracy), setup.count, 100 * result.change.change,
                      result.change.differs, integer.modelBytes))
-        if !floatLayers.isEmpty { print("kept in float32 (from /model): " + floatLayers.joined(separator: ", ")) }
+        if !floatLayers.isEmpty {
+            print("kept in \(fallback) (\(fallback == "float16" ? "stored in the variant" : "from /model")): " + floatLayers.joined(separator: ", "))
+        }
         lines.forEach { print($0) }
+    }
+
+    /// The master tensors as the layers kept in float use them: rounded to float16 for
+    /// `--fallback float16`.
+    func floatTensors(_ setup: QuantizeSetup) throws -> [String: Tensor<Double>] {
+        fallback == "float16" ? setup.tensors.mapValues { $0.converted(to: Float16.self).converted(to: Double.self) } : setup.tensors
     }
 
     func sensitivityTable(_ ranked: [LayerSensitivity]) -> [String] {
@@ -276,16 +293,20 @@ struct QuantizeSetup {
         .sorted { ($0.change.change, $0.logits.sqnrDB) < ($1.change.change, $1.logits.sqnrDB) }
     }
 
-    /// Mixed precision: the layers of `order` (most harmful first) stay in float32 one more at a
-    /// time until the simulated drop against float32 is at most `maxDrop` points. With every layer
-    /// in float32 the change is 0, so the last step is always within the budget.
-    func mixedPrecision(_ model: QuantizedModel, order: [Int], maxDrop: Double) throws -> [MixedStep] {
+    /// Mixed precision: the layers of `order` (most harmful first) stay in float (their values
+    /// from `tensors`, `bytesPerValue` bytes each) one more at a time until the simulated drop
+    /// against float32 is at most `maxDrop` points. With every layer in float32 the change is 0, so
+    /// the last step is always within the budget; in float16 it stops there too.
+    func mixedPrecision(_ model: QuantizedModel, order: [Int], maxDrop: Double, tensors floats: [String: Tensor<Double>],
+                        bytesPerValue: Int) throws -> [MixedStep] {
         var steps: [MixedStep] = []
         for kept in 0...order.count {
-            let mixed = try FakeQuantNetwork(spec: spec, model: model.only(Set(order.dropFirst(kept))), tensors: tensors)
-            let floatLayers = Array(order.prefix(kept))
-            steps.append(MixedStep(floatLayers: floatLayers, names: floatLayers.map { spec.layerNames[$0] }, result: evaluate { mixed.predict($0) },
-                                   modelBytes: mixed.modelBytes))
+            let quantized = model.only(Set(order.dropFirst(kept)))
+            let mixed = try FakeQuantNetwork(spec: spec, model: quantized, tensors: floats)
+            let floatLayers = Array(order.prefix(kept)), names = floatLayers.map { spec.layerNames[$0] }
+            let values = floats.filter { names.contains(String($0.key.split(separator: "/")[0])) }.values.reduce(0) { $0 + $1.count }
+            steps.append(MixedStep(floatLayers: floatLayers, names: names, result: evaluate { mixed.predict($0) },
+                                   modelBytes: quantized.bytes + bytesPerValue * values))
             if -100 * steps.last!.result.change.change <= maxDrop { break }
         }
         return steps

@@ -74,6 +74,13 @@ import Testing
         let mixedName = try WeightFile.storeInt8(path, model: mixed, mixed: true, floatLayers: ["04_affine1"], calibration: [])
         #expect(try mixedName == "int8-wchannel-au8z-mixed" && WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
         #expect(try HDF5File.open(path).root.group("variants/\(mixedName)/model/layers").contains("04_affine1") == false)
+        #expect(try WeightFile.readInt8FloatLayers(path, spec: file.spec, variant: mixedName).bytesPerValue == 4)
+        // In float16 the variant holds the float layers itself, the master rounded to half.
+        try WeightFile.storeInt8(path, model: mixed, mixed: true, floatLayers: ["04_affine1"], floatHalf: true, calibration: [])
+        let half = try WeightFile.readInt8FloatLayers(path, spec: file.spec, variant: mixedName)
+        #expect(half.bytesPerValue == 2 && half.tensors.keys.sorted() == ["04_affine1/W", "04_affine1/b"])
+        #expect(half.tensors["04_affine1/W"] == file.tensors["04_affine1/W"]!.converted(to: Float16.self).converted(to: Double.self))
+        #expect(try WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
         try WeightFile.modify(path) { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
         do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: mixedName); Issue.record("a bad float_layers was accepted") } catch {
             #expect("\(error)".contains("float_layers names '02_relu1'"))

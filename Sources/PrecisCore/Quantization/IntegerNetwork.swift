@@ -46,15 +46,17 @@ public final class IntegerNetwork {
     let spec: ModelSpec
     /// Whether inputs are quantized per batch (dynamic quantization).
     public let dynamic: Bool
-    /// Bytes of the weights: the quantized layers' (`QuantizedModel.bytes`) plus 4 a value for
-    /// the layers kept in float.
+    /// Bytes of the weights: the quantized layers' (`QuantizedModel.bytes`) plus
+    /// `floatBytesPerValue` a value for the layers kept in float.
     public let modelBytes: Int
     /// The layers that run in float: not quantized, and not folded into a requantization.
     public let floatLayers: [Int]
 
-    /// The integer form of `model` for `spec`. `tensors` (the float master) supplies the layers the
-    /// model leaves in float; `dynamic` quantizes every input with the batch's own range.
-    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false) throws {
+    /// The integer form of `model` for `spec`. `tensors` supplies the layers the model leaves in
+    /// float (stored with `floatBytesPerValue` bytes a value); `dynamic` quantizes every input
+    /// with the batch's own range.
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], floatBytesPerValue: Int = 4,
+                dynamic: Bool = false) throws {
         let layers = model.layers.keys.sorted(), shapes = try spec.shapes()
         let tensorShapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
         var steps: [Step] = []
@@ -119,7 +121,7 @@ public final class IntegerNetwork {
         }
         floatLayers = spec.layers.indices.filter { j in !steps.contains { $0.layer <= j && j <= $0.end } }
         let kept = Set(floatLayers.map { spec.layerNames[$0] })
-        modelBytes = model.bytes + 4 * float.parameters.filter { kept.contains(String($0.name.split(separator: "/")[0])) }
+        modelBytes = model.bytes + floatBytesPerValue * float.parameters.filter { kept.contains(String($0.name.split(separator: "/")[0])) }
             .reduce(0) { $0 + $1.parameter.value.count }
     }
 
