@@ -17,8 +17,9 @@ import Foundation
 /// input with its own range. The layers after the last quantized layer run in Float.
 ///
 /// Dynamic quantization (`dynamic`): every quantized layer's input range is the min-max range of
-/// the batch itself, its output is dequantized with a float bias added, and everything between
-/// quantized layers runs in Float.
+/// the batch itself. Each layer's sums are dequantized with a float bias added, with ReLU and
+/// dropout folded in; max pooling runs on those Float values, channels last, and the next layer
+/// quantizes them with their own range.
 public final class IntegerNetwork {
     /// One quantized layer and, when it requantizes, the layers it folds up to the next one.
     struct Step {
@@ -94,7 +95,7 @@ public final class IntegerNetwork {
             // The layers up to the next quantized one fold in when they are ReLU, max pooling and
             // dropout; otherwise they run in Float.
             let next = n + 1 < layers.count ? layers[n + 1] : nil
-            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = [], folds = next != nil && !dynamic
+            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = [], folds = next != nil
             for j in (i + 1)..<(next ?? i + 1) {
                 switch spec.layers[j] {
                 case .relu: relu = true
@@ -148,7 +149,7 @@ public final class IntegerNetwork {
         -> (y: Tensor<Float>, outputs: [Tensor<Float>?], codes: [(data: [UInt8], shape: [Int])]) {
         var outputs = [Tensor<Float>?](repeating: nil, count: keep ? spec.layers.count + 1 : 0), codes: [(data: [UInt8], shape: [Int])] = []
         if keep { outputs[0] = x }
-        var y: Tensor<Float>? = x, data: [UInt8] = [], shape: [Int] = [], at = 0
+        var y: Tensor<Float>? = x, data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
         func runFloat(to end: Int) {
             for j in at..<end {
                 y = float.forward(y!, layers: j..<(j + 1))
@@ -157,18 +158,35 @@ public final class IntegerNetwork {
         }
         for step in steps {
             runFloat(to: step.layer)
-            var input = step.input
+            var input = carried ?? step.input
             if let v = y {
-                if dynamic { input = .covering(v.data, like: input) }
-                let off = offset(input)
-                data = channelsLast(v.data.map { UInt8(input.quantize(Double($0)) + off) }, v.shape)
+                input = dynamic ? .covering(v.data, like: step.input) : step.input
+                data = channelsLast(quantized(v.data, input), v.shape)
                 shape = v.shape.count == 4 ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape
             }
             if keepCodes { codes.append((data, shape)) }
             let inputZero = Int32(input.zeroPoint + offset(input)), channels = step.outputs
             let correction = (0..<channels).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
             let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(inputZero))
-            if let next = step.next {
+            if let next = step.next, dynamic {
+                // Dequantize with the float bias, ReLU and dropout folded in; pool in Float,
+                // channels last; quantize with the batch's own range for the next layer.
+                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor) }
+                let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
+                var v = [Float](unsafeUninitializedCapacity: acc.count) { out, initialized in
+                    for k in acc.indices {
+                        let c = k % channels
+                        out[k] = max(low, scale[c] * Float(acc[k] + correction[c]) + bias[c])
+                    }
+                    initialized = acc.count
+                }
+                shape = outShape
+                for p in step.pools { (v, shape) = maxPoolChannelsLast(v, shape, p, lowest: -.infinity) }
+                let r = QuantRange.covering(v, like: next)
+                data = quantized(v, r)
+                (y, carried) = (nil, r)
+                if keep { outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(v, shape)) }
+            } else if let next = step.next {
                 // Requantize to the next layer's codes, then pool them.
                 let zero = Int32(next.zeroPoint + offset(next))
                 let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
@@ -178,8 +196,8 @@ public final class IntegerNetwork {
                     initialized = acc.count
                 }
                 shape = outShape
-                for p in step.pools { (data, shape) = maxPoolCodes(data, shape, p) }
-                y = nil
+                for p in step.pools { (data, shape) = maxPoolChannelsLast(data, shape, p, lowest: 0) }
+                (y, carried) = (nil, next)
                 if keep {
                     let z = Float(zero), s = Float(next.scale)
                     outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
@@ -196,10 +214,6 @@ public final class IntegerNetwork {
                 if keep { outputs[step.layer + 1] = y }
             }
             at = step.end + 1
-        }
-        if y == nil {
-            let last = steps.last!.next!
-            y = Tensor(shape: planarShape(shape), data: planar(data.map { Float(last.dequantize(Int($0) - offset(last))) }, shape))
         }
         runFloat(to: spec.layers.count)
         return (y!, outputs, codes)
@@ -310,12 +324,23 @@ private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into ro
     }
 }
 
-/// Max pooling on channels-last codes `(N, H, W, C)`; padding never wins.
-private func maxPoolCodes(_ x: [UInt8], _ shape: [Int], _ p: (size: Int, stride: Int, pad: Int)) -> ([UInt8], [Int]) {
+/// `values` as codes of `r`, kept as uint8 (signed codes plus 128).
+private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
+    let off = offset(r)
+    return [UInt8](unsafeUninitializedCapacity: values.count) { out, initialized in
+        for k in values.indices { out[k] = UInt8(r.quantize(Double(values[k])) + off) }
+        initialized = values.count
+    }
+}
+
+/// Max pooling on channels-last values `(N, H, W, C)`; padding never wins (`lowest` is below every value).
+@_specialize(where T == UInt8)
+@_specialize(where T == Float)
+private func maxPoolChannelsLast<T: Comparable>(_ x: [T], _ shape: [Int], _ p: (size: Int, stride: Int, pad: Int), lowest: T) -> ([T], [Int]) {
     let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
     let g = Window(input: [n, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
-    let out = [UInt8](unsafeUninitializedCapacity: n * g.pixels * c) { out, initialized in
-        out.initialize(repeating: 0)  // codes are never below 0, so 0 never wins
+    let out = [T](unsafeUninitializedCapacity: n * g.pixels * c) { out, initialized in
+        out.initialize(repeating: lowest)
         x.withUnsafeBufferPointer { xs in
             for image in 0..<n {
                 for oy in 0..<g.oh {
