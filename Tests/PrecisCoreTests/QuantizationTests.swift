@@ -175,6 +175,15 @@ extension FakeQuantTests {
             expectAgreement(try FakeQuantNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true), dynamic, x, layers: 4,
                             differ: 2, "\(scheme) dynamic")
         }
+        // A layer that cannot fold (batch normalization, average pooling) runs in Float between two quantized ones.
+        let bnSpec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
+                               layers: try LayerSpec.parseList("conv(4,3,pad=1) batchnorm relu avgpool(2) affine(10)"), weightInit: .he)
+        let bn = try Network<Float>(spec: bnSpec, seed: 2)
+        let bnModel = try QuantizedModel(spec: bnSpec, tensors: bn.tensorValues(), scheme: QuantScheme.all[2],
+                                         observers: observeActivations(bn, images: x.data, count: 60), method: .minmax)
+        let bnInteger = try IntegerNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues())
+        expectAgreement(try FakeQuantNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues()), bnInteger, x, layers: 2, "batchnorm")
+        #expect(bnInteger.floatLayers == [1, 2, 3])
         // Without the float weights of the layers it leaves out, the mixed model is refused.
         #expect(throws: ModelError.self) { try IntegerNetwork(spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:])) }
     }
