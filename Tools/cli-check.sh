@@ -100,6 +100,15 @@ import json, sys
 r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
 assert r["int8-wchannel-as8-mixed"]["accuracy"] == float(sys.argv[2]), (r["int8-wchannel-as8-mixed"]["accuracy"], sys.argv[2])
 PY
+"$precis" quantize "$work/s.h5" --scheme wtensor-au8z --dynamic --limit 300 --json --quiet > "$work/dynamic.json"
+"$precis" eval "$work/s.h5" --precision int8-wtensor-au8z-dynamic --limit 300 --json --quiet > "$work/evaldynamic.json"
+python3 - "$work/dynamic.json" "$work/evaldynamic.json" <<'PY' || fail "stored dynamic variant"
+import json, sys
+q = json.load(open(sys.argv[1]))
+r = json.load(open(sys.argv[2]))["results"][0]
+assert q["variant"] == "int8-wtensor-au8z-dynamic" and r["precision"] == q["variant"] and r["accuracy"] == q["accuracy"], (q, r)
+PY
+h5dump -A -g /variants/int8-wtensor-au8z-dynamic/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_IEEE_F32LE' || fail "h5dump shows no float32 biases"
 # The stored mixed variant runs from the file and gives exactly the accuracy quantize printed.
 "$precis" eval "$work/s.h5" --precision float32,int8-wtensor-as8-mixed --limit 300 --json --quiet > "$work/evalmixed.json"
 python3 - "$work/evalmixed.json" "$(cat "$work/mixed.json.accuracy")" <<'PY' || fail "eval of the mixed variant"
@@ -141,6 +150,7 @@ if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "u
 if "$precis" eval "$work/s.h5" --explain float32 > /dev/null 2>&1; then fail "--explain float32 accepted"; fi
 if "$precis" quantize "$work/s.h5" > /dev/null 2>&1; then fail "quantize without --compare accepted"; fi
 if "$precis" quantize "$work/s.h5" --compare --scheme w4 > /dev/null 2>&1; then fail "unknown scheme accepted"; fi
+if "$precis" quantize "$work/s.h5" --dynamic --scheme all > /dev/null 2>&1; then fail "--dynamic with every scheme accepted"; fi
 if "$precis" eval "$work/s.h5" --input-scale -1 > /dev/null 2>&1; then fail "negative --input-scale accepted"; fi
 if "$precis" train --model simple --epochs 1 --output "$work/s.h5" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
 echo "cli-check: passed"

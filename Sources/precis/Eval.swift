@@ -94,9 +94,9 @@ struct Eval: ParsableCommand {
             // Stored int8 variants ("all" includes every one the file holds): integer-only inference.
             let int8Names = precision == "all" ? variants.filter { $0.hasPrefix("int8-") } : int8Variants
             let int8Reports = try int8Names.map { name in
-                let floats = try WeightFile.readInt8FloatLayers(file, spec: weights.spec, variant: name)
-                let integer = try IntegerNetwork(spec: weights.spec, model: try WeightFile.readInt8(file, spec: weights.spec, variant: name),
-                                                 tensors: weights.tensors.merging(floats.tensors) { $1 }, floatBytesPerValue: floats.bytesPerValue)
+                let v = try WeightFile.readInt8Variant(file, spec: weights.spec, variant: name)
+                let integer = try IntegerNetwork(spec: weights.spec, model: v.model, tensors: weights.tensors.merging(v.floatTensors) { $1 },
+                                                 floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
                 return ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
                                   keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict)
             }

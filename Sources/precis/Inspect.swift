@@ -31,9 +31,8 @@ struct Inspect: ParsableCommand {
                 // biases, and mixed ones the layers they keep in float too.
                 var bytes = parameters * (HDF5ElementType(rawValue: v)?.size ?? 4)
                 if v.hasPrefix("int8-") {
-                    let floats = try WeightFile.readInt8FloatLayers(file, spec: spec, variant: v)
-                    bytes = try WeightFile.readInt8(file, spec: spec, variant: v).bytes
-                        + floats.bytesPerValue * floats.tensors.values.reduce(0) { $0 + $1.count }
+                    let stored = try WeightFile.readInt8Variant(file, spec: spec, variant: v)
+                    bytes = stored.model.bytes + (stored.dynamic ? 0 : stored.floatBytesPerValue * stored.floatTensors.values.reduce(0) { $0 + $1.count })
                 }
                 storage.append(["precision": v, "where": "/variants/\(v)", "bytes": bytes, "ratio_to_float32": Double(bytes) / Double(float32Bytes)])
             }

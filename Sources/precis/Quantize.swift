@@ -25,6 +25,9 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Correct each quantized layer's bias for the mean output shift its quantization causes on the calibration set (reported with and without).")
     var biasCorrection = false
 
+    @Flag(help: "With one scheme: store dynamic quantization, int8-<scheme>-dynamic (int8 weights, float biases, each batch's inputs quantized with their own min-max range; no calibration).")
+    var dynamic = false
+
     @Option(help: ArgumentHelp("Keep the most sensitive layers in float32 until the accuracy drop against float32 is at most this many points; stores the mixed variant int8-<scheme>-mixed.",
                                valueName: "points"))
     var maxDrop: Double?
@@ -79,7 +82,11 @@ struct Quantize: ParsableCommand {
         if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be a number of points, 0 or more") }
         guard ["float32", "float16"].contains(fallback) else { throw ValidationError("unknown --fallback '\(fallback)' (float32, float16)") }
         if fallback != "float32" && maxDrop == nil { throw ValidationError("--fallback chooses the precision of the layers --max-drop keeps in float") }
-        if !compare && (schemes.count != 1 || methods.count != 1) {
+        if dynamic && (compare || sensitivity || maxDrop != nil || biasCorrection || calibration != "all") {
+            throw ValidationError("--dynamic stores one scheme without calibration: no --compare, --sensitivity, --max-drop, --bias-correction or --calibration")
+        }
+        if dynamic && schemes.count != 1 { throw ValidationError("--dynamic needs one --scheme") }
+        if !compare && !dynamic && (schemes.count != 1 || methods.count != 1) {
             throw ValidationError("storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }
     }
@@ -87,7 +94,7 @@ struct Quantize: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let setup = try QuantizeSetup(file: file, data: data, calibrationSize: calibrationSize, seed: seed, limit: limit)
-            if compare { try runCompare(setup) } else { try store(setup) }
+            if compare { try runCompare(setup) } else if dynamic { try storeDynamic(setup) } else { try store(setup) }
         }
     }
 
@@ -135,7 +142,7 @@ struct Quantize: ParsableCommand {
                                                     ("calibration_source", .string("training set of \(setup.dataset.name)"))]
         if methods[0] == .percentile { attributes.append(("percentile", .double(percentile))) }
         attributes.append(("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
-        let name = try WeightFile.storeInt8(file, model: model, mixed: maxDrop != nil, floatLayers: floatLayers, floatHalf: fallback == "float16",
+        let name = try WeightFile.storeInt8(file, model: model, form: maxDrop == nil ? .plain : .mixed(floatLayers: floatLayers, half: fallback == "float16"),
                                             calibration: attributes)
         summary.merge(result.json) { $1 }
         summary["variant"] = name
@@ -150,6 +157,18 @@ struct Quantize: ParsableCommand {
             print("kept in \(fallback) (\(fallback == "float16" ? "stored in the variant" : "from /model")): " + floatLayers.joined(separator: ", "))
         }
         lines.forEach { print($0) }
+    }
+
+    /// Stores dynamic quantization for one scheme and evaluates its integer path.
+    func storeDynamic(_ setup: QuantizeSetup) throws {
+        let model = try QuantizedModel(spec: setup.spec, tensors: setup.tensors, scheme: schemes[0], observers: setup.observers, method: .minmax)
+        let integer = try IntegerNetwork(spec: setup.spec, model: model, tensors: setup.tensors, dynamic: true)
+        let result = setup.evaluate(integer)
+        let name = try WeightFile.storeInt8(file, model: model, form: .dynamic,
+                                            calibration: [("calibration", .string("none: each batch's inputs quantized with their own min-max range"))])
+        if json { return try printJSON(result.json.merging(["file": file, "variant": name, "model_bytes": integer.modelBytes]) { $1 }) }
+        print(String(format: "%@: stored /variants/%@ (dynamic): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
+                     file, name, percent(result.accuracy), setup.count, 100 * result.change.change, result.change.differs, integer.modelBytes))
     }
 
     /// The master tensors as the layers kept in float use them: rounded to float16 for

@@ -71,15 +71,22 @@ import Testing
         #expect(wi.type == .int8 && bi.type == .int32 && axis == .int(0))
         // A mixed variant stores only its int8 layers and names the ones left in float32.
         let mixed = model.only([0])
-        let mixedName = try WeightFile.storeInt8(path, model: mixed, mixed: true, floatLayers: ["04_affine1"], calibration: [])
+        let mixedName = try WeightFile.storeInt8(path, model: mixed, form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
         #expect(try mixedName == "int8-wchannel-au8z-mixed" && WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
         #expect(try HDF5File.open(path).root.group("variants/\(mixedName)/model/layers").contains("04_affine1") == false)
-        #expect(try WeightFile.readInt8FloatLayers(path, spec: file.spec, variant: mixedName).bytesPerValue == 4)
+        let full = try WeightFile.readInt8Variant(path, spec: file.spec, variant: mixedName)
+        #expect(full.floatBytesPerValue == 4 && full.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"] && !full.dynamic)
         // In float16 the variant holds the float layers itself, the master rounded to half.
-        try WeightFile.storeInt8(path, model: mixed, mixed: true, floatLayers: ["04_affine1"], floatHalf: true, calibration: [])
-        let half = try WeightFile.readInt8FloatLayers(path, spec: file.spec, variant: mixedName)
-        #expect(half.bytesPerValue == 2 && half.tensors.keys.sorted() == ["04_affine1/W", "04_affine1/b"])
-        #expect(half.tensors["04_affine1/W"] == file.tensors["04_affine1/W"]!.converted(to: Float16.self).converted(to: Double.self))
+        try WeightFile.storeInt8(path, model: mixed, form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
+        let half = try WeightFile.readInt8Variant(path, spec: file.spec, variant: mixedName)
+        #expect(half.floatBytesPerValue == 2 && half.floatTensors.keys.sorted() == ["04_affine1/W", "04_affine1/b"])
+        #expect(half.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"]!.converted(to: Float16.self).converted(to: Double.self))
+        // A dynamic variant holds float32 biases and no input ranges.
+        let dynamicName = try WeightFile.storeInt8(path, model: model, form: .dynamic, calibration: [])
+        let dynamic = try WeightFile.readInt8Variant(path, spec: file.spec, variant: dynamicName)
+        #expect(dynamicName == "int8-wchannel-au8z-dynamic" && dynamic.dynamic && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
+        #expect(dynamic.floatTensors["00_conv1/b"] == file.tensors["00_conv1/b"]!.converted(to: Float.self).converted(to: Double.self))
+        #expect(try HDF5File.open(path).root.group("variants/\(dynamicName)/model/layers/00_conv1").datasetInfo("b").type == .float32)
         #expect(try WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
         try WeightFile.modify(path) { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
         do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: mixedName); Issue.record("a bad float_layers was accepted") } catch {
