@@ -6,7 +6,10 @@ lives) and runs `precis eval` on the copy. An acceptable outcome is a normal exi
 hit unused space or a weight that is still finite), or exit 1 with exactly one error line. A
 signal (crash) or anything else fails the check.
 
-    python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 [--trials 100] [--seed 1] [--precis PATH]
+    python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 [--trials 100] [--seed 1] [--precis PATH] [--precision P]
+
+`--precision` picks what eval runs (default float32); a stored variant such as int8-wchannel-au8z
+makes the check read that variant too.
 """
 import argparse
 import os
@@ -22,6 +25,7 @@ def main():
     ap.add_argument('--trials', type=int, default=100)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--precis', default='.build/release/precis')
+    ap.add_argument('--precision', default='float32')
     a = ap.parse_args()
     data = open(a.file, 'rb').read()
     rng = random.Random(a.seed)
@@ -35,7 +39,7 @@ def main():
                 b[pos] = rng.randrange(256)
             with open(path, 'wb') as f:
                 f.write(b)
-            r = subprocess.run([a.precis, 'eval', path, '--precision', 'float32', '--limit', '10', '--quiet'],
+            r = subprocess.run([a.precis, 'eval', path, '--precision', a.precision, '--limit', '10', '--quiet'],
                                capture_output=True, text=True, timeout=120)
             outcomes[r.returncode] = outcomes.get(r.returncode, 0) + 1
             lines = r.stderr.strip().splitlines()
@@ -43,7 +47,7 @@ def main():
                 bad.append(f'trial {trial}: exit {r.returncode}, stderr {r.stderr[:200]!r}')
     for line in bad:
         print('fuzz-weights: FAIL: ' + line, file=sys.stderr)
-    print(f'fuzz-weights: {a.file}: {a.trials} damaged copies, exit codes {dict(sorted(outcomes.items()))}, '
+    print(f'fuzz-weights: {a.file} ({a.precision}): {a.trials} damaged copies, exit codes {dict(sorted(outcomes.items()))}, '
           f'{len(bad)} crashes or unclear errors')
     return 1 if bad else 0
 

@@ -13,3 +13,4 @@ for f in Weights/*.h5; do
   python3 Tools/crosscheck.py "$f" --precis .build/release/precis --float16 1000
 done
 python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 --trials 100 --precis .build/release/precis
+python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float32,int8-wchannel-au8z --trials 60 --precis .build/release/precis
