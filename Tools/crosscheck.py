@@ -147,6 +147,15 @@ def main():
                     for k, d in stored[name].items():
                         if d.dtype != np.float16 or not np.array_equal(d[()], model['layers'][name][k][()].astype(np.float16)):
                             failures.append(f'/variants/float16/{name}/{k} is not the float32 master rounded to float16')
+            elif v == 'bfloat16':
+                # h5py reads the 16-bit type as float32: it must be the master rounded to float32,
+                # then to bfloat16 (upper 16 bits, to nearest even).
+                for name, _ in layers:
+                    for k, d in stored[name].items():
+                        bits = model['layers'][name][k][()].astype(np.float32).view(np.uint32).astype(np.uint64)
+                        want = (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+                        if d.dtype != np.float32 or not np.array_equal(d[()], want):
+                            failures.append(f'/variants/bfloat16/{name}/{k} is not the master rounded to bfloat16')
             elif v.startswith('int8-'):
                 # int8 codes times their scales must be the master within half a step; biases int32.
                 # A mixed variant's float16 layers must be the master rounded to float16.

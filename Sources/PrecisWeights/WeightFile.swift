@@ -226,6 +226,11 @@ public struct WeightFile {
 
     /// Every tensor of `spec` from `layers` (stored as `E`), checked for shape and finiteness.
     static func readLayers<E: HDF5Scalar & BinaryFloatingPoint>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type) throws -> [String: Tensor<Double>] {
+        try readLayers(spec, from: layers, as: E.self, widen: Double.init)
+    }
+
+    /// The tensors of `layers` for `spec`, read as `E` and widened by `widen`, validated.
+    static func readLayers<E: HDF5Scalar>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type, widen: (E) -> Double) throws -> [String: Tensor<Double>] {
         var out: [String: Tensor<Double>] = [:]
         for (name, shape) in try spec.tensorShapes() {
             let parts = name.split(separator: "/").map(String.init)
@@ -235,7 +240,7 @@ public struct WeightFile {
             guard info.shape == shape else {
                 throw HDF5Error(file: layers.file.path, path: where_, message: "has shape \(shapeText(info.shape)), spec expects \(shapeText(shape))")
             }
-            let values = try g.read(parts[1], as: E.self).values.map { Double($0) }
+            let values = try g.read(parts[1], as: E.self).values.map(widen)
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw HDF5Error(file: layers.file.path, path: where_, message: "holds a non-finite value (\(values[bad])) at element \(bad)")
             }
@@ -268,7 +273,7 @@ public struct WeightFile {
     // MARK: variants
 
     /// The precisions `export` can store.
-    public static let variantPrecisions = ["float16"]
+    public static let variantPrecisions = ["float16", "bfloat16"]
 
     /// The stored variants of the file at `path` (names under `/variants`).
     public static func variants(_ path: String) throws -> [String] {
@@ -285,16 +290,23 @@ public struct WeightFile {
 
     /// `/variants/<precision>` under `root`, replacing an existing one.
     func writeVariant(_ precision: String, into root: HDF5Group) throws {
-        guard precision == "float16" else {
+        guard let type = HDF5ElementType(rawValue: precision), Self.variantPrecisions.contains(precision) else {
             throw HDF5Error(file: root.file.path, path: "", message: "cannot export precision '\(precision)' (known: \(Self.variantPrecisions.joined(separator: ", ")))")
         }
         let variants = try root.groupCreatingIfNeeded("variants")
         if variants.contains(precision) { try variants.remove(precision) }
         let v = try variants.createGroup(precision)
         try v.setAttribute("precision", .string(precision))
-        try v.setAttribute("element_type", .string(HDF5ElementType.float16.rawValue))
-        try v.setAttribute("source", .string("/model/layers rounded to nearest even"))
-        try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float16($0) } }, into: try v.createGroup("model"))
+        try v.setAttribute("element_type", .string(type.rawValue))
+        let model = try v.createGroup("model")
+        if type == .float16 {
+            try v.setAttribute("source", .string("/model/layers rounded to nearest even"))
+            try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float16($0) } }, into: model)
+        } else {
+            // As the bfloat16-acc32 mode rounds them: to float32, then to bfloat16.
+            try v.setAttribute("source", .string("/model/layers rounded to float32, then to bfloat16, to nearest even"))
+            try Self.writeLayers(spec, tensors.mapValues { $0.data.map { BFloat16(Float($0)) } }, into: model)
+        }
     }
 
     /// The tensors of `/variants/<precision>` for the file's `spec`, validated like the master and
@@ -304,6 +316,7 @@ public struct WeightFile {
         let layers = try root.group("variants/\(precision)/model/layers")
         switch precision {
         case "float16": return try readLayers(spec, from: layers, as: Float16.self)
+        case "bfloat16": return try readLayers(spec, from: layers, as: BFloat16.self) { Double($0.float) }
         default: throw HDF5Error(file: path, path: layers.path, message: "unknown variant precision '\(precision)'")
         }
     }

@@ -76,7 +76,10 @@ struct Eval: ParsableCommand {
             let images = Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)])
             let labels = Array(dataset.testLabels[0..<n])
             // A stored variant holds exactly the values the mode's storage rounds to.
-            func source(_ mode: PrecisionMode) -> String? { (mode == .float16 || mode == .float16Acc32) && variants.contains("float16") ? "float16" : nil }
+            func source(_ mode: PrecisionMode) -> String? {
+                let name = mode == .bfloat16Acc32 ? "bfloat16" : (mode == .float16 || mode == .float16Acc32) ? "float16" : ""
+                return variants.contains(name) ? name : nil
+            }
             func tensors(_ mode: PrecisionMode) throws -> [String: Tensor<Double>] {
                 try source(mode).map { try WeightFile.readVariant(file, spec: weights.spec, precision: $0) } ?? weights.tensors
             }

@@ -54,6 +54,17 @@ import Testing
         #expect(info.type == .float16 && info.shape == [4, 1, 3, 3])
     }
 
+    @Test func bfloat16VariantHoldsWhatTheModeRoundsTo() throws {
+        let (dir, path, file) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try WeightFile.export(path, precision: "bfloat16")
+        #expect(try WeightFile.variants(path) == ["bfloat16"])
+        let v = try WeightFile.readVariant(path, spec: file.spec, precision: "bfloat16")
+        #expect(v == file.tensors.mapValues { t in Tensor(shape: t.shape, data: t.data.map { Double(StorageFormat.bfloat16.round(Float($0))) }) })
+        let info = try HDF5File.open(path).root.group("variants/bfloat16/model/layers/00_conv1").datasetInfo("W")
+        #expect(info.type == .bfloat16 && info.shape == [4, 1, 3, 3])
+    }
+
     @Test func int8VariantRoundTripsAndIsValidated() throws {
         let (dir, path, file) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
