@@ -60,8 +60,9 @@ struct Inspect: ParsableCommand {
             }
             print("  total parameters: \(parameters)")
             print("storage:")
+            let width = storage.map { ($0["precision"] as! String).count }.max() ?? 9
             for s in storage {
-                print(String(format: "  %@ %@ %10d bytes  %.2fx float32", pad(s["precision"] as! String, 9), pad(s["where"] as! String, 18),
+                print(String(format: "  %@ %@ %10d bytes  %.2fx float32", pad(s["precision"] as! String, width), pad(s["where"] as! String, width + 10),
                              s["bytes"] as! Int, s["ratio_to_float32"] as! Double))
             }
             if let t = w.training {
@@ -72,11 +73,12 @@ struct Inspect: ParsableCommand {
             }
             if !evaluations.isEmpty {
                 print("evaluations:")
+                let width = max(14, evaluations.keys.map(\.count).max() ?? 0)
                 for (mode, attrs) in evaluations.sorted(by: { $0.key < $1.key }) {
                     let acc = attrs["accuracy"] as? Double ?? .nan
                     let change = (attrs["change_vs_float32"] as? Double).map { String(format: ", change %+.2f pp", 100 * $0) } ?? ""
                     let sqnr = attrs["logit_sqnr_db"].map { ", logit SQNR \($0 is String ? "\($0)" : String(format: "%.1f", $0 as! Double)) dB" } ?? ""
-                    print("  \(pad(mode, 14)) \(percent(acc)) on \(attrs["dataset"] ?? "?") (\(attrs["images"] ?? "?") images), "
+                    print("  \(pad(mode, width)) \(percent(acc)) on \(attrs["dataset"] ?? "?") (\(attrs["images"] ?? "?") images), "
                           + "differs from float32: \(attrs["differs_from_float32"] ?? "?")\(change)\(sqnr), weights \(attrs["weights"] ?? "?")")
                 }
             }
