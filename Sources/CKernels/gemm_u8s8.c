@@ -15,13 +15,18 @@ void precis_pack_s8(int k, int n, const int8_t *b, int ldb, int8_t *packed) {
         for (int j = 0; j < n; j++) packed[(((size_t)(p / 4) * n16 + j / 16) * 16 + j % 16) * 4 + p % 4] = b[(size_t)p * ldb + j];
 }
 
-static void gemm_u8s8_portable(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc) {
+static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
+                               int32_t *c, int ldc) {
     int n16 = (n + 15) / 16;
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             int32_t s = 0;
-            for (int p = 0; p < k; p++)
-                s += (int32_t)a[(size_t)i * lda + p] * (int32_t)packed[(((size_t)(p / 4) * n16 + j / 16) * 16 + j % 16) * 4 + p % 4];
+            for (int g = 0; g < segments; g++)
+                for (int q = 0; q < kseg; q++) {
+                    int p = g * kseg + q;
+                    s += (int32_t)a[(size_t)i * lda + (size_t)g * seg_stride + q] *
+                         (int32_t)packed[(((size_t)(p / 4) * n16 + j / 16) * 16 + j % 16) * 4 + p % 4];
+                }
             c[(size_t)i * ldc + j] = s;
         }
 }
@@ -31,20 +36,24 @@ static void gemm_u8s8_portable(int m, int n, int k, const uint8_t *a, int lda, c
 
 // MR rows x NP panels of 16 columns: MR*NP accumulators, one vpdpbusd per (row, panel) per 4 k.
 // Rows past `rows` repeat the last row and are not stored; columns past `cols` are not stored.
-static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int rows, int cols, int k4, const uint8_t *a, int lda,
-                                                           const int8_t *bp, int bstride, int32_t *c, int ldc) {
+// Each row of A is `segments` runs of 4·k4 bytes, `seg_stride` apart.
+static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int rows, int cols, int segments, int k4, const uint8_t *a,
+                                                           int lda, int seg_stride, const int8_t *bp, int bstride, int32_t *c, int ldc) {
     __m512i acc[16];
     for (int t = 0; t < MR * NP; t++) acc[t] = _mm512_setzero_si512();
     const uint8_t *ar[16];
     for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < rows ? r : rows - 1) * lda;
-    for (int q = 0; q < k4; q++) {
-        __m512i b[4];
-        for (int p = 0; p < NP; p++) b[p] = _mm512_loadu_si512(bp + (size_t)q * bstride + p * 64);
-        for (int r = 0; r < MR; r++) {
-            int32_t quad;
-            memcpy(&quad, ar[r] + 4 * q, 4);
-            __m512i av = _mm512_set1_epi32(quad);
-            for (int p = 0; p < NP; p++) acc[r * NP + p] = _mm512_dpbusd_epi32(acc[r * NP + p], av, b[p]);
+    for (int g = 0; g < segments; g++) {
+        const int8_t *bg = bp + (size_t)g * k4 * bstride;
+        for (int q = 0; q < k4; q++) {
+            __m512i b[4];
+            for (int p = 0; p < NP; p++) b[p] = _mm512_loadu_si512(bg + (size_t)q * bstride + p * 64);
+            for (int r = 0; r < MR; r++) {
+                int32_t quad;
+                memcpy(&quad, ar[r] + (size_t)g * seg_stride + 4 * q, 4);
+                __m512i av = _mm512_set1_epi32(quad);
+                for (int p = 0; p < NP; p++) acc[r * NP + p] = _mm512_dpbusd_epi32(acc[r * NP + p], av, b[p]);
+            }
         }
     }
     for (int r = 0; r < rows; r++)
@@ -55,8 +64,9 @@ static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int 
         }
 }
 
-static VNNI void gemm_u8s8_vnni(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc) {
-    int k4 = (k + 3) / 4, n16 = (n + 15) / 16, bstride = n16 * 64;
+static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
+                                int32_t *c, int ldc) {
+    int k4 = (kseg + 3) / 4, n16 = (n + 15) / 16, bstride = n16 * 64;
     for (int p0 = 0; p0 < n16; p0 += 4) {
         int np = n16 - p0 >= 4 ? 4 : n16 - p0, cols = n - p0 * 16;
         const int8_t *bp = packed + (size_t)p0 * 64;
@@ -65,10 +75,10 @@ static VNNI void gemm_u8s8_vnni(int m, int n, int k, const uint8_t *a, int lda, 
             int rows = m - i < mr ? m - i : mr;
             const uint8_t *ai = a + (size_t)i * lda;
             int32_t *ci = c + (size_t)i * ldc + p0 * 16;
-            if (np == 1) tile(16, 1, rows, cols, k4, ai, lda, bp, bstride, ci, ldc);
-            else if (np == 2) tile(8, 2, rows, cols, k4, ai, lda, bp, bstride, ci, ldc);
-            else if (np == 3) tile(4, 3, rows, cols, k4, ai, lda, bp, bstride, ci, ldc);
-            else tile(4, 4, rows, cols, k4, ai, lda, bp, bstride, ci, ldc);
+            if (np == 1) tile(16, 1, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
+            else if (np == 2) tile(8, 2, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
+            else if (np == 3) tile(4, 3, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
+            else tile(4, 4, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
         }
     }
 }
@@ -86,14 +96,19 @@ const char *precis_gemm_u8s8_path(void) {
     return "portable";
 }
 
-void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable) {
+void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
+                               int32_t *c, int ldc, int force_portable) {
 #if defined(__x86_64__)
     if (!force_portable && has_vnni_u8()) {
-        gemm_u8s8_vnni(m, n, k, a, lda, packed, c, ldc);
+        gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
         return;
     }
 #endif
-    gemm_u8s8_portable(m, n, k, a, lda, packed, c, ldc);
+    gemm_u8s8_portable(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
+}
+
+void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable) {
+    precis_gemm_u8s8_segments(m, n, 1, k, a, lda, 0, packed, c, ldc, force_portable);
 }
 
 static inline __attribute__((always_inline)) void requantize(const int32_t *acc, int rows, int channels, const int32_t *correction,

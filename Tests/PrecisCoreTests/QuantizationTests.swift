@@ -160,6 +160,23 @@ extension FakeQuantTests {
         }
     }
 
+    @Test func stride1ConvolutionsReadTheirWindowsInPlace() throws {
+        // conv2 and conv3 (4 and 8 input channels, pads 1 and 2) take the in-place window path.
+        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
+                             layers: try LayerSpec.parseList("conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)"),
+                             weightInit: .he)
+        let net = try Network<Float>(spec: spec, seed: 6)
+        var rng = RandomSource(seed: 12)
+        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
+        let x = Tensor<Float>(shape: [60, 1, 8, 8], data: images), observers = observeActivations(net, images: images, count: 60)
+        for scheme in QuantScheme.all {
+            for method in [CalibrationMethod.minmax, .mse] {
+                let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
+                expectAgreement(fake, try IntegerNetwork(spec: spec, model: fake.model), x, layers: 4, "\(scheme) \(method) stride 1")
+            }
+        }
+    }
+
     @Test func mixedAndDynamicIntegerPathsAgreeWithTheirSimulations() throws {
         let (net, x, observers) = try foldingNetwork()
         let tensors = net.tensorValues()

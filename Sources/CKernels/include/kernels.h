@@ -25,6 +25,14 @@ void precis_pack_s8(int k, int n, const int8_t *b, int ldb, int8_t *packed);
 /// identical results; `force_portable` selects the portable path.
 void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable);
 
+/// `precis_gemm_u8s8` with each row of A read as `segments` runs of `kseg` bytes, `seg_stride`
+/// apart (row i, run g at a + i·lda + g·seg_stride), against B's rows in the same order
+/// (k = segments·kseg; `kseg` a multiple of 4 when segments > 1). A stride-1 convolution over
+/// zero-padded channels-last codes is then one call per output row: run g is window row g, and
+/// consecutive output pixels are `lda` = channels bytes apart, so no window is copied.
+void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
+                               int32_t *c, int ldc, int force_portable);
+
 /// out = clamp(roundHalfEven(scale[f] * (acc + correction[f])) + zero, low, 255) for every row of
 /// `channels` int32 sums (in float32; NaN-free because the inputs are integers).
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,

@@ -234,6 +234,30 @@ public final class IntegerNetwork {
         let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
         let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels
         var acc = [Int32](unsafeUninitializedCapacity: n * pixels * step.outputs) { $1 = $0.count }
+        if g.stride == 1 && (g.fw * g.c) % 4 == 0 {
+            // Stride 1: each image zero-padded (with the fill code) once; one GEMM per output row
+            // reads its windows in place, a window row at a time.
+            let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad), c = g.c, f = step.outputs
+            acc.withUnsafeMutableBufferPointer { a in
+                parallelChunks(n, work: n * pixels * f * step.taps) { images in
+                    var padded = [UInt8](repeating: fill, count: ph * pw * c)
+                    data.withUnsafeBufferPointer { x in
+                        padded.withUnsafeMutableBufferPointer { p in
+                            for image in images {
+                                for y in 0..<g.h {
+                                    (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
+                                }
+                                for oy in 0..<g.oh {
+                                    precis_gemm_u8s8_segments(Int32(g.ow), Int32(f), Int32(g.fh), Int32(g.fw * c), p.baseAddress! + oy * pw * c, Int32(c),
+                                                              Int32(pw * c), step.packed, a.baseAddress! + (image * pixels + oy * g.ow) * f, Int32(f), 0)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return (acc, [n, g.oh, g.ow, f])
+        }
         acc.withUnsafeMutableBufferPointer { a in
             parallelChunks(n, work: n * pixels * step.outputs * step.taps) { images in
                 var rows = [UInt8](repeating: 0, count: pixels * lda)
