@@ -190,9 +190,14 @@ public final class IntegerNetwork {
                 // Requantize to the next layer's codes, then pool them.
                 let zero = Int32(next.zeroPoint + offset(next))
                 let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
+                let rows = acc.count / channels, low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
                 data = [UInt8](unsafeUninitializedCapacity: acc.count) { out, initialized in
-                    precis_requantize_u8(acc, Int32(acc.count / channels), Int32(channels), correction, scale, Float(zero),
-                                         Float(step.relu ? zero : Int32(next.qmin + offset(next))), out.baseAddress!)
+                    acc.withUnsafeBufferPointer { a in
+                        parallelChunks(rows, work: acc.count << 2) { part in
+                            precis_requantize_u8(a.baseAddress! + part.lowerBound * channels, Int32(part.count), Int32(channels), correction, scale,
+                                                 Float(zero), low, out.baseAddress! + part.lowerBound * channels)
+                        }
+                    }
                     initialized = acc.count
                 }
                 shape = outShape
@@ -366,16 +371,18 @@ private func maxPoolChannelsLast<T: Comparable>(_ x: [T], _ shape: [Int], _ p: (
     let out = [T](unsafeUninitializedCapacity: n * g.pixels * c) { out, initialized in
         out.initialize(repeating: lowest)
         x.withUnsafeBufferPointer { xs in
-            for image in 0..<n {
-                for oy in 0..<g.oh {
-                    for ox in 0..<g.ow {
-                        let y0 = max(0, oy * p.stride - p.pad), y1 = min(h, oy * p.stride - p.pad + p.size)
-                        let x0 = max(0, ox * p.stride - p.pad), x1 = min(w, ox * p.stride - p.pad + p.size)
-                        let o = out.baseAddress! + ((image * g.oh + oy) * g.ow + ox) * c
-                        for y in y0..<y1 {
-                            for xx in x0..<x1 {
-                                let i = xs.baseAddress! + ((image * h + y) * w + xx) * c
-                                for ch in 0..<c { o[ch] = max(o[ch], i[ch]) }
+            parallelChunks(n, work: x.count << 2) { images in
+                for image in images {
+                    for oy in 0..<g.oh {
+                        for ox in 0..<g.ow {
+                            let y0 = max(0, oy * p.stride - p.pad), y1 = min(h, oy * p.stride - p.pad + p.size)
+                            let x0 = max(0, ox * p.stride - p.pad), x1 = min(w, ox * p.stride - p.pad + p.size)
+                            let o = out.baseAddress! + ((image * g.oh + oy) * g.ow + ox) * c
+                            for y in y0..<y1 {
+                                for xx in x0..<x1 {
+                                    let i = xs.baseAddress! + ((image * h + y) * w + xx) * c
+                                    for ch in 0..<c { o[ch] = max(o[ch], i[ch]) }
+                                }
                             }
                         }
                     }
