@@ -27,7 +27,10 @@ public final class IntegerNetwork {
         let window: Window?  // nil for an affine layer; n is unused
         let outputs: Int
         let taps: Int  // K, the sum's length; rows of A are padded to a multiple of 4
-        let packed: [Int8]  // B (K, outputs), K ordered (ky, kx, c) for a convolution
+        /// B (K, outputs), K ordered (ky, kx, c) for a convolution. A stride-1 convolution's
+        /// window rows are padded to `rowBytes` (a multiple of 4) with zero weights.
+        let packed: [Int8]
+        let rowBytes: Int
         let input: QuantRange
         let sums: [Int32]  // per channel: Σ weight codes
         let weightScales: [Double]  // per channel
@@ -104,10 +107,22 @@ public final class IntegerNetwork {
                 default: folds = false
                 }
             }
-            var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(taps), Int32(channels)))
-            precis_pack_s8(Int32(taps), Int32(channels), codes, Int32(channels), &packed)
+            // A stride-1 convolution reads its windows in place, a window row of `rowBytes` at a time.
+            var rowBytes = 0
+            if let w = window, w.stride == 1 {
+                rowBytes = (w.fw * w.c + 3) / 4 * 4
+                let run = w.fw * w.c
+                var rows = [Int8](repeating: 0, count: w.fh * rowBytes * channels)
+                for ky in 0..<w.fh {
+                    for j in 0..<run { for f in 0..<channels { rows[(ky * rowBytes + j) * channels + f] = codes[(ky * run + j) * channels + f] } }
+                }
+                codes = rows
+            }
+            let k = rowBytes > 0 ? codes.count / channels : taps
+            var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
+            precis_pack_s8(Int32(k), Int32(channels), codes, Int32(channels), &packed)
             let b = tensors[spec.layerNames[i] + "/b"]
-            steps.append(Step(layer: i, window: window, outputs: channels, taps: taps, packed: packed, input: q.input, sums: sums,
+            steps.append(Step(layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes, input: q.input, sums: sums,
                               weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
                               floatBias: (0..<channels).map { Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0)) },
                               factor: factor, relu: relu, pools: pools, next: folds ? model.layers[next!]!.input : nil,
@@ -239,13 +254,14 @@ public final class IntegerNetwork {
         let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
         let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels
         var acc = [Int32](unsafeUninitializedCapacity: n * pixels * step.outputs) { $1 = $0.count }
-        if g.stride == 1 && (g.fw * g.c) % 4 == 0 {
+        if step.rowBytes > 0 {
             // Stride 1: each image zero-padded (with the fill code) once; one GEMM per output row
-            // reads its windows in place, a window row at a time.
+            // reads its windows in place, a window row at a time (its last bytes, past the
+            // window, meet zero weights).
             let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad), c = g.c, f = step.outputs
             acc.withUnsafeMutableBufferPointer { a in
                 parallelChunks(n, work: n * pixels * f * step.taps) { images in
-                    var padded = [UInt8](repeating: fill, count: ph * pw * c)
+                    var padded = [UInt8](repeating: fill, count: ph * pw * c + step.rowBytes)
                     data.withUnsafeBufferPointer { x in
                         padded.withUnsafeMutableBufferPointer { p in
                             for image in images {
@@ -253,7 +269,7 @@ public final class IntegerNetwork {
                                     (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
                                 }
                                 for oy in 0..<g.oh {
-                                    precis_gemm_u8s8_segments(Int32(g.ow), Int32(f), Int32(g.fh), Int32(g.fw * c), p.baseAddress! + oy * pw * c, Int32(c),
+                                    precis_gemm_u8s8_segments(Int32(g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes), p.baseAddress! + oy * pw * c, Int32(c),
                                                               Int32(pw * c), step.packed, a.baseAddress! + (image * pixels + oy * g.ow) * f, Int32(f), 0)
                                 }
                             }
