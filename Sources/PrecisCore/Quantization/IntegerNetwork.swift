@@ -182,6 +182,46 @@ public final class IntegerNetwork {
             if keepCodes { codes.append((data, shape)) }
             let inputZero = Int32(input.zeroPoint + offset(input)), channels = step.outputs
             let correction = (0..<channels).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
+            if let next = step.next, !dynamic, step.window != nil {
+                // Requantize each image's sums to the next layer's codes and pool them while they
+                // are in cache.
+                let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
+                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
+                let n = shape[0], w = step.window!
+                let g = Window(input: [1, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
+                var sizes = [(g.oh, g.ow)]
+                for p in step.pools {
+                    let last = sizes.last!, pg = Window(input: [1, channels, last.0, last.1], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
+                    sizes.append((pg.oh, pg.ow))
+                }
+                let per = sizes.last!.0 * sizes.last!.1 * channels, input = data, inShape = shape
+                data = [UInt8](unsafeUninitializedCapacity: n * per) { out, initialized in
+                    let base = out.baseAddress!
+                    _ = accumulate(step, input, inShape, fill: UInt8(inputZero)) { image, sums in
+                        var codes = [UInt8](unsafeUninitializedCapacity: g.pixels * channels) { c, k in
+                            precis_requantize_u8(sums, Int32(g.pixels), Int32(channels), correction, scale, Float(zero), low, c.baseAddress!)
+                            k = g.pixels * channels
+                        }
+                        for (k, p) in step.pools.enumerated() {
+                            let (h, wd) = sizes[k]
+                            codes = [UInt8](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * channels) { o, m in
+                                codes.withUnsafeBufferPointer { maxPoolImage($0.baseAddress!, h: h, w: wd, c: channels, p, into: o.baseAddress!, lowest: 0) }
+                                m = o.count
+                            }
+                        }
+                        (base + image * per).update(from: codes, count: per)
+                    }
+                    initialized = n * per
+                }
+                shape = [n, sizes.last!.0, sizes.last!.1, channels]
+                (y, carried) = (nil, next)
+                if keep {
+                    let z = Float(zero), s = Float(next.scale)
+                    outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
+                }
+                at = step.end + 1
+                continue
+            }
             let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(inputZero))
             if let next = step.next, dynamic {
                 // Dequantize with the float bias, ReLU and dropout folded in; pool in Float,
@@ -240,8 +280,11 @@ public final class IntegerNetwork {
     }
 
     /// `step`'s int32 sums for the codes `data` (channels last, `shape`), with `fill` the code of
-    /// zero padding: `(N, OH, OW, F)` for a convolution, `(N, F)` for an affine layer.
-    private func accumulate(_ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8) -> (acc: [Int32], shape: [Int]) {
+    /// zero padding: `(N, OH, OW, F)` for a convolution, `(N, F)` for an affine layer. With `each`,
+    /// a convolution hands every image's sums to it (on the thread that computed them, while
+    /// they are in cache) instead of keeping them, and returns no sums.
+    private func accumulate(_ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8,
+                            each: ((Int, UnsafePointer<Int32>) -> Void)? = nil) -> (acc: [Int32], shape: [Int]) {
         let n = shape[0]
         guard let w = step.window else {
             let fin = data.count / n, lda = (fin + 3) / 4 * 4
@@ -252,44 +295,41 @@ public final class IntegerNetwork {
             return (acc, [n, step.outputs])
         }
         let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
-        let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels
-        var acc = [Int32](unsafeUninitializedCapacity: n * pixels * step.outputs) { $1 = $0.count }
-        if step.rowBytes > 0 {
-            // Stride 1: each image zero-padded (with the fill code) once; one GEMM per output row
-            // reads its windows in place, a window row at a time (its last bytes, past the
-            // window, meet zero weights).
-            let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad), c = g.c, f = step.outputs
-            acc.withUnsafeMutableBufferPointer { a in
-                parallelChunks(n, work: n * pixels * f * step.taps) { images in
-                    var padded = [UInt8](repeating: fill, count: ph * pw * c + step.rowBytes)
-                    data.withUnsafeBufferPointer { x in
-                        padded.withUnsafeMutableBufferPointer { p in
-                            for image in images {
-                                for y in 0..<g.h {
-                                    (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
+        let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels, f = step.outputs, c = g.c
+        let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad)
+        var acc = [Int32](unsafeUninitializedCapacity: each == nil ? n * pixels * f : 0) { $1 = $0.count }
+        acc.withUnsafeMutableBufferPointer { a in
+            parallelChunks(n, work: n * pixels * f * step.taps) { images in
+                // Stride 1: each image zero-padded (with the fill code) once; one GEMM per output
+                // row reads its windows in place, a window row at a time (its last bytes, past the
+                // window, meet zero weights). Other strides gather each window into a row.
+                var buffer = [UInt8](repeating: fill, count: step.rowBytes > 0 ? ph * pw * c + step.rowBytes : pixels * lda)
+                var scratch = [Int32](repeating: 0, count: each == nil ? 0 : pixels * f)
+                data.withUnsafeBufferPointer { x in
+                    for image in images {
+                        scratch.withUnsafeMutableBufferPointer { sc in
+                            let out = each == nil ? a.baseAddress! + image * pixels * f : sc.baseAddress!
+                            if step.rowBytes > 0 {
+                                buffer.withUnsafeMutableBufferPointer { p in
+                                    for y in 0..<g.h {
+                                        (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
+                                    }
+                                    for oy in 0..<g.oh {
+                                        precis_gemm_u8s8_segments(Int32(g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes), p.baseAddress! + oy * pw * c,
+                                                                  Int32(c), Int32(pw * c), step.packed, out + oy * g.ow * f, Int32(f), 0)
+                                    }
                                 }
-                                for oy in 0..<g.oh {
-                                    precis_gemm_u8s8_segments(Int32(g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes), p.baseAddress! + oy * pw * c, Int32(c),
-                                                              Int32(pw * c), step.packed, a.baseAddress! + (image * pixels + oy * g.ow) * f, Int32(f), 0)
-                                }
+                            } else {
+                                windows(data, g, image: image, fill: fill, into: &buffer, lda)
+                                precis_gemm_u8s8(Int32(pixels), Int32(f), Int32(step.taps), buffer, Int32(lda), step.packed, out, Int32(f), 0)
                             }
+                            each?(image, out)
                         }
                     }
                 }
             }
-            return (acc, [n, g.oh, g.ow, f])
         }
-        acc.withUnsafeMutableBufferPointer { a in
-            parallelChunks(n, work: n * pixels * step.outputs * step.taps) { images in
-                var rows = [UInt8](repeating: 0, count: pixels * lda)
-                for image in images {
-                    windows(data, g, image: image, fill: fill, into: &rows, lda)
-                    precis_gemm_u8s8(Int32(pixels), Int32(step.outputs), Int32(step.taps), rows, Int32(lda), step.packed,
-                                     a.baseAddress! + image * pixels * step.outputs, Int32(step.outputs), 0)
-                }
-            }
-        }
-        return (acc, [n, g.oh, g.ow, step.outputs])
+        return (acc, [n, g.oh, g.ow, f])
     }
 }
 
@@ -385,27 +425,36 @@ private func maxPoolChannelsLast<T: Comparable>(_ x: [T], _ shape: [Int], _ p: (
     let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
     let g = Window(input: [n, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
     let out = [T](unsafeUninitializedCapacity: n * g.pixels * c) { out, initialized in
-        out.initialize(repeating: lowest)
         x.withUnsafeBufferPointer { xs in
             parallelChunks(n, work: x.count << 2) { images in
                 for image in images {
-                    for oy in 0..<g.oh {
-                        for ox in 0..<g.ow {
-                            let y0 = max(0, oy * p.stride - p.pad), y1 = min(h, oy * p.stride - p.pad + p.size)
-                            let x0 = max(0, ox * p.stride - p.pad), x1 = min(w, ox * p.stride - p.pad + p.size)
-                            let o = out.baseAddress! + ((image * g.oh + oy) * g.ow + ox) * c
-                            for y in y0..<y1 {
-                                for xx in x0..<x1 {
-                                    let i = xs.baseAddress! + ((image * h + y) * w + xx) * c
-                                    for ch in 0..<c { o[ch] = max(o[ch], i[ch]) }
-                                }
-                            }
-                        }
-                    }
+                    maxPoolImage(xs.baseAddress! + image * h * w * c, h: h, w: w, c: c, p, into: out.baseAddress! + image * g.pixels * c, lowest: lowest)
                 }
             }
         }
         initialized = out.count
     }
     return (out, [n, g.oh, g.ow, c])
+}
+
+/// Max pooling of one channels-last image `(h, w, c)` into `o`; padding never wins.
+@_specialize(where T == UInt8)
+@_specialize(where T == Float)
+private func maxPoolImage<T: Comparable>(_ x: UnsafePointer<T>, h: Int, w: Int, c: Int, _ p: (size: Int, stride: Int, pad: Int),
+                                         into o: UnsafeMutablePointer<T>, lowest: T) {
+    let g = Window(input: [1, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
+    o.initialize(repeating: lowest, count: g.pixels * c)
+    for oy in 0..<g.oh {
+        for ox in 0..<g.ow {
+            let y0 = max(0, oy * p.stride - p.pad), y1 = min(h, oy * p.stride - p.pad + p.size)
+            let x0 = max(0, ox * p.stride - p.pad), x1 = min(w, ox * p.stride - p.pad + p.size)
+            let out = o + (oy * g.ow + ox) * c
+            for y in y0..<y1 {
+                for xx in x0..<x1 {
+                    let i = x + (y * w + xx) * c
+                    for ch in 0..<c { out[ch] = max(out[ch], i[ch]) }
+                }
+            }
+        }
+    }
 }
