@@ -180,94 +180,28 @@ public final class IntegerNetwork {
                 shape = v.shape.count == 4 ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape
             }
             if keepCodes { codes.append((data, shape)) }
-            let inputZero = Int32(input.zeroPoint + offset(input)), channels = step.outputs
-            let correction = (0..<channels).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
-            if let next = step.next, !dynamic, step.window != nil {
-                // Requantize each image's sums to the next layer's codes and pool them while they
-                // are in cache.
-                let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
-                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
-                let n = shape[0], w = step.window!
-                let g = Window(input: [1, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
-                var sizes = [(g.oh, g.ow)]
-                for p in step.pools {
-                    let last = sizes.last!, pg = Window(input: [1, channels, last.0, last.1], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
-                    sizes.append((pg.oh, pg.ow))
-                }
-                let per = sizes.last!.0 * sizes.last!.1 * channels, input = data, inShape = shape
-                data = [UInt8](unsafeUninitializedCapacity: n * per) { out, initialized in
-                    let base = out.baseAddress!
-                    _ = accumulate(step, input, inShape, fill: UInt8(inputZero)) { image, sums in
-                        var codes = [UInt8](unsafeUninitializedCapacity: g.pixels * channels) { c, k in
-                            precis_requantize_u8(sums, Int32(g.pixels), Int32(channels), correction, scale, Float(zero), low, c.baseAddress!)
-                            k = g.pixels * channels
-                        }
-                        for (k, p) in step.pools.enumerated() {
-                            let (h, wd) = sizes[k]
-                            codes = [UInt8](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * channels) { o, m in
-                                codes.withUnsafeBufferPointer { maxPoolImage($0.baseAddress!, h: h, w: wd, c: channels, p, into: o.baseAddress!, lowest: 0) }
-                                m = o.count
-                            }
-                        }
-                        (base + image * per).update(from: codes, count: per)
-                    }
-                    initialized = n * per
-                }
-                shape = [n, sizes.last!.0, sizes.last!.1, channels]
+            let inputZero = Int32(input.zeroPoint + offset(input))
+            let correction = (0..<step.outputs).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
+            if let next = step.next, !dynamic {
+                (data, shape) = requantized(step, to: next, input: input, correction: correction, data, shape)
                 (y, carried) = (nil, next)
                 if keep {
-                    let z = Float(zero), s = Float(next.scale)
+                    let z = Float(next.zeroPoint + offset(next)), s = Float(next.scale)
                     outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
                 }
-                at = step.end + 1
-                continue
-            }
-            let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(inputZero))
-            if let next = step.next, dynamic {
-                // Dequantize with the float bias, ReLU and dropout folded in; pool in Float,
-                // channels last; quantize with the batch's own range for the next layer.
-                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor) }
-                let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
-                var v = [Float](unsafeUninitializedCapacity: acc.count) { out, initialized in
-                    for k in acc.indices {
-                        let c = k % channels
-                        out[k] = max(low, scale[c] * Float(acc[k] + correction[c]) + bias[c])
-                    }
-                    initialized = acc.count
-                }
-                shape = outShape
-                for p in step.pools { (v, shape) = maxPoolChannelsLast(v, shape, p, lowest: -.infinity) }
-                let r = QuantRange.covering(v, like: next)
-                data = quantized(v, r)
-                (y, carried) = (nil, r)
-                if keep { outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(v, shape)) }
             } else if let next = step.next {
-                // Requantize to the next layer's codes, then pool them.
-                let zero = Int32(next.zeroPoint + offset(next))
-                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
-                let rows = acc.count / channels, low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
-                data = [UInt8](unsafeUninitializedCapacity: acc.count) { out, initialized in
-                    acc.withUnsafeBufferPointer { a in
-                        parallelChunks(rows, work: acc.count << 2) { part in
-                            precis_requantize_u8(a.baseAddress! + part.lowerBound * channels, Int32(part.count), Int32(channels), correction, scale,
-                                                 Float(zero), low, out.baseAddress! + part.lowerBound * channels)
-                        }
-                    }
-                    initialized = acc.count
-                }
-                shape = outShape
-                for p in step.pools { (data, shape) = maxPoolChannelsLast(data, shape, p, lowest: 0) }
-                (y, carried) = (nil, next)
-                if keep {
-                    let z = Float(zero), s = Float(next.scale)
-                    outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
-                }
+                // Dynamic: the next layer's input range is that of these values.
+                let (v, outShape) = dynamicallyRequantized(step, input: input, correction: correction, data, shape)
+                let r = QuantRange.covering(v, like: next)
+                if keep { outputs[step.end + 1] = Tensor(shape: planarShape(outShape), data: planar(v, outShape)) }
+                (data, shape, y, carried) = (quantized(v, r), outShape, nil, r)
             } else {
                 // Dequantize the sums; what follows runs in Float.
-                let scale = (0..<channels).map { Float(input.scale * step.weightScales[$0]) }
+                let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(inputZero))
+                let scale = (0..<step.outputs).map { Float(input.scale * step.weightScales[$0]) }
                 var v = [Float](repeating: 0, count: acc.count)
                 for k in acc.indices {
-                    let c = k % channels
+                    let c = k % step.outputs
                     v[k] = scale[c] * Float(acc[k] + correction[c]) + (dynamic ? step.floatBias[c] : 0)
                 }
                 y = Tensor(shape: planarShape(outShape), data: planar(v, outShape))
@@ -279,10 +213,65 @@ public final class IntegerNetwork {
         return (y!, outputs, codes)
     }
 
+    /// `step`'s sums for `data` requantized to the codes of `next` (ReLU in the clamp, dropout in
+    /// the multiplier) and max-pooled, image by image while the sums are in cache; channels last.
+    private func requantized(_ step: Step, to next: QuantRange, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
+        -> (codes: [UInt8], shape: [Int]) {
+        let f = step.outputs, n = shape[0]
+        let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
+        let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
+        // Each image's (height, width) after the layer and after each pooling.
+        var sizes = [(1, 1)]
+        if let w = step.window {
+            let g = Window(input: [1, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
+            sizes = [(g.oh, g.ow)]
+        }
+        for p in step.pools {
+            let g = Window(input: [1, f, sizes.last!.0, sizes.last!.1], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
+            sizes.append((g.oh, g.ow))
+        }
+        let pixels = sizes[0].0 * sizes[0].1, per = sizes.last!.0 * sizes.last!.1 * f
+        let codes = [UInt8](unsafeUninitializedCapacity: n * per) { out, initialized in
+            let base = out.baseAddress!
+            _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums in
+                var y = [UInt8](unsafeUninitializedCapacity: pixels * f) { c, k in
+                    precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, c.baseAddress!)
+                    k = pixels * f
+                }
+                for (k, p) in step.pools.enumerated() {
+                    y = [UInt8](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * f) { o, m in
+                        y.withUnsafeBufferPointer { maxPoolImage($0.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p, into: o.baseAddress!, lowest: 0) }
+                        m = o.count
+                    }
+                }
+                (base + image * per).update(from: y, count: per)
+            }
+            initialized = n * per
+        }
+        return (codes, step.window == nil ? [n, f] : [n, sizes.last!.0, sizes.last!.1, f])
+    }
+
+    /// Dynamic quantization: `step`'s sums for `data` dequantized with the float bias, ReLU and
+    /// dropout folded in, and max-pooled in Float, channels last.
+    private func dynamicallyRequantized(_ step: Step, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
+        -> (values: [Float], shape: [Int]) {
+        let f = step.outputs
+        let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input)))
+        let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor) }
+        let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
+        var v = [Float](unsafeUninitializedCapacity: acc.count) { out, initialized in
+            for k in acc.indices { out[k] = max(low, scale[k % f] * Float(acc[k] + correction[k % f]) + bias[k % f]) }
+            initialized = acc.count
+        }
+        var vShape = outShape
+        for p in step.pools { (v, vShape) = maxPoolChannelsLast(v, vShape, p, lowest: -.infinity) }
+        return (v, vShape)
+    }
+
     /// `step`'s int32 sums for the codes `data` (channels last, `shape`), with `fill` the code of
     /// zero padding: `(N, OH, OW, F)` for a convolution, `(N, F)` for an affine layer. With `each`,
-    /// a convolution hands every image's sums to it (on the thread that computed them, while
-    /// they are in cache) instead of keeping them, and returns no sums.
+    /// every image's sums go to it instead (for a convolution on the thread that computed them,
+    /// while they are in cache), and no sums are returned.
     private func accumulate(_ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8,
                             each: ((Int, UnsafePointer<Int32>) -> Void)? = nil) -> (acc: [Int32], shape: [Int]) {
         let n = shape[0]
@@ -292,6 +281,10 @@ public final class IntegerNetwork {
             for r in 0..<n { for j in 0..<fin { rows[r * lda + j] = data[r * fin + j] } }
             var acc = [Int32](repeating: 0, count: n * step.outputs)
             precis_gemm_u8s8(Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
+            if let each {
+                acc.withUnsafeBufferPointer { a in for r in 0..<n { each(r, a.baseAddress! + r * step.outputs) } }
+                return ([], [n, step.outputs])
+            }
             return (acc, [n, step.outputs])
         }
         let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
@@ -419,7 +412,6 @@ private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
 }
 
 /// Max pooling on channels-last values `(N, H, W, C)`; padding never wins (`lowest` is below every value).
-@_specialize(where T == UInt8)
 @_specialize(where T == Float)
 private func maxPoolChannelsLast<T: Comparable>(_ x: [T], _ shape: [Int], _ p: (size: Int, stride: Int, pad: Int), lowest: T) -> ([T], [Int]) {
     let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
