@@ -46,6 +46,14 @@ assert r["parameters"] == 433890 and r["model"] == "simple"
 assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
 assert set(r["evaluations"]) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
 PY
+# `--precision int8` before any int8 variant is stored: the default scheme, calibrated now.
+"$precis" eval "$work/s.h5" --precision float32,int8 --limit 300 --json --quiet > "$work/int8now.json"
+python3 - "$work/int8now.json" <<'PY' || fail "eval --precision int8 without a stored variant"
+import json, sys
+r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
+q = r["int8-wchannel-au8z"]
+assert q["weights"].startswith("calibrated now: mse, 500 training images") and abs(q["accuracy"] - r["float32"]["accuracy"]) < 0.03, q
+PY
 "$precis" quantize "$work/s.h5" --compare --scheme wchannel-au8z,wtensor-as8 --calibration minmax,entropy --calibration-size 100 \
     --bias-correction --limit 300 --json --quiet > "$work/quant.json"
 python3 - "$work/quant.json" <<'PY' || fail "quantize JSON"

@@ -45,6 +45,9 @@ struct Eval: ParsableCommand {
     /// The stored int8 variants asked for (`int8-<scheme>` names), in order.
     var int8Variants: [String] { precision.split(separator: ",").map(String.init).filter { $0.hasPrefix("int8-") } }
 
+    /// Whether `int8` was asked for: every stored int8 variant, or one calibrated now.
+    var int8: Bool { precision.split(separator: ",").contains("int8") }
+
     /// The floating modes asked for, in order.
     var modes: [PrecisionMode] {
         (precision == "all" ? PrecisionMode.allCases.map(\.rawValue) : precision.split(separator: ",").map(String.init)).compactMap(PrecisionMode.init)
@@ -54,8 +57,8 @@ struct Eval: ParsableCommand {
         let names = precision == "all" ? [] : precision.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         guard precision == "all" || !names.isEmpty else { throw ValidationError("--precision needs at least one mode") }
         let known = PrecisionMode.allCases.map(\.rawValue).joined(separator: ", ")
-        if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil && !$0.hasPrefix("int8-") }) {
-            throw ValidationError("unknown precision '\(bad)' (\(known), int8-<scheme> for a stored variant, all)")
+        if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil && !$0.hasPrefix("int8-") && $0 != "int8" }) {
+            throw ValidationError("unknown precision '\(bad)' (\(known), int8, int8-<scheme> for a stored variant, all)")
         }
         if let explain, PrecisionMode(rawValue: explain) == nil || explain == "float32" {
             throw ValidationError("--explain needs a precision other than float32 (\(known))")
@@ -95,13 +98,30 @@ struct Eval: ParsableCommand {
                 }
             }
             // Stored int8 variants ("all" includes every one the file holds): integer-only inference.
-            let int8Names = precision == "all" ? variants.filter { $0.hasPrefix("int8-") } : int8Variants
-            let int8Reports = try int8Names.map { name in
+            // `int8` is every stored int8 variant, or, when the file has none, the default scheme
+            // calibrated now as `precis quantize` would (not stored).
+            let stored = variants.filter { $0.hasPrefix("int8-") }
+            var int8Names = precision == "all" || (int8 && !stored.isEmpty) ? stored : []
+            int8Names += int8Variants.filter { !int8Names.contains($0) }
+            var int8Reports = try int8Names.map { name in
                 let v = try WeightFile.readInt8Variant(file, spec: weights.spec, variant: name)
                 let integer = try IntegerNetwork(spec: weights.spec, model: v.model, tensors: weights.tensors.merging(v.floatTensors) { $1 },
                                                  floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
                 return ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
                                   keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict)
+            }
+            var calibratedNow: String? = nil
+            if int8 && stored.isEmpty {
+                let scheme = Self.defaultInt8Scheme, method = Self.defaultInt8Calibration
+                let (calibration, count) = drawCalibrationImages(dataset, count: 500, seed: 0)
+                let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
+                let model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: scheme,
+                                               observers: observeActivations(net32, images: calibration, count: count), method: method)
+                let integer = try IntegerNetwork(spec: weights.spec, model: model)
+                let name = WeightFile.int8VariantName(scheme)
+                calibratedNow = "calibrated now: \(method.rawValue), \(count) training images, seed 0; not stored"
+                int8Reports.append(ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
+                                              keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict))
             }
             let reference = try Network<Double>(spec: weights.spec, parameters: weights.tensors)
             let progress = ProgressLine(quiet: quiet || json)
@@ -123,7 +143,8 @@ struct Eval: ParsableCommand {
                     "logit_max_abs_error": jsonNumber(r.logits.maxAbsolute), "logit_mean_abs_error": jsonNumber(r.logits.meanAbsolute), "logit_sqnr_db": jsonNumber(r.logits.sqnrDB),
                     "model_bytes": r.modelBytes, "model_ratio_to_float32": Double(r.modelBytes) / float32Bytes,
                     "seconds": r.seconds, "images_per_second": Double(n) / r.seconds,
-                    "weights": r.mode.map { source($0).map { "/variants/\($0)" } ?? "/model" } ?? "/variants/\(r.name)", "input_scale": Double(inputScale),
+                    "weights": r.mode.map { source($0).map { "/variants/\($0)" } ?? "/model" } ?? (r === int8Reports.last && calibratedNow != nil
+                        ? calibratedNow! : "/variants/\(r.name)"), "input_scale": Double(inputScale),
                     "layers": weights.spec.layerNames.indices.map { layerJSON(weights.spec.layerNames[$0], r.layers[$0], computed: r.computed[$0]) },
                     "nonfinite": r.layers.reduce(0) { $0 + $1.infinities + $1.nans },
                 ])
@@ -167,12 +188,20 @@ struct Eval: ParsableCommand {
                 return
             }
             printReport(rows, shown, layerNames: weights.spec.layerNames, dataset: dataset.name, images: n)
+            if let calibratedNow, let name = int8Reports.last?.name {
+                print("\n\(name): \(calibratedNow) (precis quantize \(file) --scheme \(Self.defaultInt8Scheme) --calibration \(Self.defaultInt8Calibration.rawValue) stores it)")
+            }
             if let explain { printExplain(effects, mode: explain) }
             if record { print("recorded under /evaluations in \(file)") }
         }
     }
 
     /// One layer's errors for JSON; a layer folded into an integer requantization has none.
+    /// What `--precision int8` calibrates when the file stores no int8 variant: on the shipped
+    /// network, the scheme and method that change the fewest predictions (`quantize --compare`).
+    static let defaultInt8Scheme = QuantScheme(weights: .perChannel, activations: .uint8Asymmetric)
+    static let defaultInt8Calibration = CalibrationMethod.mse
+
     func layerJSON(_ name: String, _ e: ErrorStats, computed: Bool) -> [String: Any] {
         guard computed else { return ["layer": name, "folded": true] }
         return ["layer": name, "relative_l2": jsonNumber(e.relativeL2), "max_abs_error": jsonNumber(e.maxAbsolute), "mean_abs_error": jsonNumber(e.meanAbsolute),

@@ -252,10 +252,7 @@ struct QuantizeSetup {
         }
         (self.file, spec, tensors) = (file, weights.spec, weights.tensors)
         let per = dataset.imageShape.reduce(1, *)
-        var rng = RandomSource(seed: seed)
-        let picked = rng.permutation(dataset.trainCount).prefix(min(calibrationSize, dataset.trainCount))
-        calibrationImages = picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }
-        calibrationCount = picked.count
+        (calibrationImages, calibrationCount) = drawCalibrationImages(dataset, count: calibrationSize, seed: seed)
         let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
         self.net32 = net32
         observers = observeActivations(net32, images: calibrationImages, count: calibrationCount)
@@ -330,4 +327,12 @@ struct QuantizeSetup {
         }
         return steps
     }
+}
+
+/// `count` images drawn from the training set of `dataset` with `seed` (row-major), and how many.
+func drawCalibrationImages(_ dataset: Dataset, count: Int, seed: UInt64) -> ([Float], Int) {
+    let per = dataset.imageShape.reduce(1, *)
+    var rng = RandomSource(seed: seed)
+    let picked = rng.permutation(dataset.trainCount).prefix(min(count, dataset.trainCount))
+    return (picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }, picked.count)
 }
