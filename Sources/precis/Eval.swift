@@ -60,6 +60,9 @@ struct Eval: ParsableCommand {
         if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil && !$0.hasPrefix("int8-") && $0 != "int8" }) {
             throw ValidationError("unknown precision '\(bad)' (\(known), int8, int8-<scheme> for a stored variant, all)")
         }
+        if let explain, explain.hasPrefix("int8") {
+            throw ValidationError("--explain takes a floating precision; for int8, precis quantize FILE --scheme S --calibration M --sensitivity ranks the layers")
+        }
         if let explain, PrecisionMode(rawValue: explain) == nil || explain == "float32" {
             throw ValidationError("--explain needs a precision other than float32 (\(known))")
         }
