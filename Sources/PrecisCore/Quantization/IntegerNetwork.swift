@@ -217,9 +217,32 @@ public final class IntegerNetwork {
     /// the multiplier) and max-pooled, image by image while the sums are in cache; channels last.
     private func requantized(_ step: Step, to next: QuantRange, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
         -> (codes: [UInt8], shape: [Int]) {
-        let f = step.outputs, n = shape[0]
+        let f = step.outputs
         let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
+        return imageByImage(step, input: input, data, shape, lowest: UInt8(0)) { sums, pixels, out in
+            precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, out)
+        }
+    }
+
+    /// Dynamic quantization: `step`'s sums for `data` dequantized with the float bias, ReLU and
+    /// dropout folded in, and max-pooled in Float, image by image; channels last.
+    private func dynamicallyRequantized(_ step: Step, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
+        -> (values: [Float], shape: [Int]) {
+        let f = step.outputs
+        let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor) }
+        let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
+        return imageByImage(step, input: input, data, shape, lowest: -Float.infinity) { sums, pixels, out in
+            for k in 0..<(pixels * f) { out[k] = max(low, scale[k % f] * Float(sums[k] + correction[k % f]) + bias[k % f]) }
+        }
+    }
+
+    /// `step`'s sums for `data`, each image's turned into values by `convert` (sums, output
+    /// pixels, destination) and max-pooled by the step's poolings (`lowest` below every value),
+    /// while the sums are in cache; channels last.
+    private func imageByImage<T: Comparable>(_ step: Step, input: QuantRange, _ data: [UInt8], _ shape: [Int], lowest: T,
+                                             convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>) -> Void) -> ([T], [Int]) {
+        let f = step.outputs, n = shape[0]
         // Each image's (height, width) after the layer and after each pooling.
         var sizes = [(1, 1)]
         if let w = step.window {
@@ -231,16 +254,16 @@ public final class IntegerNetwork {
             sizes.append((g.oh, g.ow))
         }
         let pixels = sizes[0].0 * sizes[0].1, per = sizes.last!.0 * sizes.last!.1 * f
-        let codes = [UInt8](unsafeUninitializedCapacity: n * per) { out, initialized in
+        let values = [T](unsafeUninitializedCapacity: n * per) { out, initialized in
             let base = out.baseAddress!
             _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums in
-                var y = [UInt8](unsafeUninitializedCapacity: pixels * f) { c, k in
-                    precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, c.baseAddress!)
+                var y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
+                    convert(sums, pixels, c.baseAddress!)
                     k = pixels * f
                 }
                 for (k, p) in step.pools.enumerated() {
-                    y = [UInt8](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * f) { o, m in
-                        y.withUnsafeBufferPointer { maxPoolImage($0.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p, into: o.baseAddress!, lowest: 0) }
+                    y = [T](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * f) { o, m in
+                        y.withUnsafeBufferPointer { maxPoolImage($0.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p, into: o.baseAddress!, lowest: lowest) }
                         m = o.count
                     }
                 }
@@ -248,24 +271,7 @@ public final class IntegerNetwork {
             }
             initialized = n * per
         }
-        return (codes, step.window == nil ? [n, f] : [n, sizes.last!.0, sizes.last!.1, f])
-    }
-
-    /// Dynamic quantization: `step`'s sums for `data` dequantized with the float bias, ReLU and
-    /// dropout folded in, and max-pooled in Float, channels last.
-    private func dynamicallyRequantized(_ step: Step, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
-        -> (values: [Float], shape: [Int]) {
-        let f = step.outputs
-        let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input)))
-        let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor) }
-        let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
-        var v = [Float](unsafeUninitializedCapacity: acc.count) { out, initialized in
-            for k in acc.indices { out[k] = max(low, scale[k % f] * Float(acc[k] + correction[k % f]) + bias[k % f]) }
-            initialized = acc.count
-        }
-        var vShape = outShape
-        for p in step.pools { (v, vShape) = maxPoolChannelsLast(v, vShape, p, lowest: -.infinity) }
-        return (v, vShape)
+        return (values, step.window == nil ? [n, f] : [n, sizes.last!.0, sizes.last!.1, f])
     }
 
     /// `step`'s int32 sums for the codes `data` (channels last, `shape`), with `fill` the code of
@@ -402,31 +408,19 @@ private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into ro
     }
 }
 
-/// `values` as codes of `r`, kept as uint8 (signed codes plus 128).
+/// `values` as codes of `r`, kept as uint8 (signed codes plus 128): `QuantRange.quantize` in a
+/// loop the compiler can keep in registers (NaN gives the zero point, ±∞ saturate).
 private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
-    let off = offset(r)
+    let (scale, zero, low, high, off) = (r.scale, Double(r.zeroPoint), Double(r.qmin), Double(r.qmax), Double(offset(r)))
     return [UInt8](unsafeUninitializedCapacity: values.count) { out, initialized in
-        for k in values.indices { out[k] = UInt8(r.quantize(Double(values[k])) + off) }
-        initialized = values.count
-    }
-}
-
-/// Max pooling on channels-last values `(N, H, W, C)`; padding never wins (`lowest` is below every value).
-@_specialize(where T == Float)
-private func maxPoolChannelsLast<T: Comparable>(_ x: [T], _ shape: [Int], _ p: (size: Int, stride: Int, pad: Int), lowest: T) -> ([T], [Int]) {
-    let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
-    let g = Window(input: [n, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
-    let out = [T](unsafeUninitializedCapacity: n * g.pixels * c) { out, initialized in
-        x.withUnsafeBufferPointer { xs in
-            parallelChunks(n, work: x.count << 2) { images in
-                for image in images {
-                    maxPoolImage(xs.baseAddress! + image * h * w * c, h: h, w: w, c: c, p, into: out.baseAddress! + image * g.pixels * c, lowest: lowest)
-                }
+        values.withUnsafeBufferPointer { v in
+            for k in v.indices {
+                let q = (Double(v[k]) / scale).rounded(.toNearestOrEven) + zero
+                out[k] = UInt8((q.isNaN ? zero : min(high, max(low, q))) + off)
             }
         }
-        initialized = out.count
+        initialized = values.count
     }
-    return (out, [n, g.oh, g.ow, c])
 }
 
 /// Max pooling of one channels-last image `(h, w, c)` into `o`; padding never wins.
