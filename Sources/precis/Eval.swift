@@ -120,7 +120,7 @@ struct Eval: ParsableCommand {
                 let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
                 let model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: scheme,
                                                observers: observeActivations(net32, images: calibration, count: count), method: method)
-                let integer = try IntegerNetwork(spec: weights.spec, model: model)
+                let integer = try IntegerNetwork(spec: weights.spec, model: model, tensors: weights.tensors)
                 let name = WeightFile.int8VariantName(scheme)
                 calibratedNow = "calibrated now: \(method.rawValue), \(count) training images, seed 0; not stored"
                 int8Reports.append(ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,

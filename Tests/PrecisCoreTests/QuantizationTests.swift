@@ -201,6 +201,8 @@ extension FakeQuantTests {
         let bnInteger = try IntegerNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues())
         expectAgreement(try FakeQuantNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues()), bnInteger, x, layers: 2, "batchnorm")
         #expect(bnInteger.floatLayers == [1, 2, 3])
+        // Without the batch normalization's tensors it is refused, not filled with defaults.
+        #expect(throws: ModelError.self) { try IntegerNetwork(spec: bnSpec, model: bnModel) }
         // Without the float weights of the layers it leaves out, the mixed model is refused.
         #expect(throws: ModelError.self) { try IntegerNetwork(spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:])) }
     }

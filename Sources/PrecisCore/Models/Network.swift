@@ -79,6 +79,13 @@ public final class Network<T: NetworkScalar> {
                 let fin = inShape.reduce(1, *)
                 values[name + "/W"] = draw([fin, u], fanIn: fin)
                 values[name + "/b"] = Tensor(zeros: [u])
+            case .batchNormalization:
+                // The identity: scale 1, shift 0, running mean 0 and variance 1.
+                let c = inShape[0]
+                values[name + "/gamma"] = Tensor(shape: [c], data: Array(repeating: 1, count: c))
+                values[name + "/beta"] = Tensor(zeros: [c])
+                values[name + "/running_mean"] = Tensor(zeros: [c])
+                values[name + "/running_var"] = Tensor(shape: [c], data: Array(repeating: 1, count: c))
             default: break
             }
         }
@@ -120,9 +127,7 @@ public final class Network<T: NetworkScalar> {
                 nodes.append(.dropout(Dropout(ratio: r, seed: seed &+ 0x5EED_0000 &+ UInt64(i))))
             case .batchNormalization:
                 let bn = BatchNormalization<T>(channels: inShape[0])
-                for p in bn.parameters where values[name + "/" + p.name] != nil {
-                    p.value = try tensor(p.name, [inShape[0]])
-                }
+                for p in bn.parameters { p.value = try tensor(p.name, [inShape[0]]) }
                 nodes.append(.batchNormalization(bn))
             }
         }
