@@ -172,6 +172,21 @@ extension WeightFile {
         return StoredInt8(model: QuantizedModel(scheme: scheme, layers: out), floatTensors: floats, floatBytesPerValue: bytesPerValue, dynamic: dynamic)
     }
 
+    /// What `storeInt8` needs to write variant `name` again: its model, its form, and the
+    /// attributes it was stored with beyond those `storeInt8` writes itself.
+    static func readInt8ForRewrite(_ path: String, spec: ModelSpec, variant name: String) throws
+        -> (model: QuantizedModel, form: Int8Form, attributes: [(String, HDF5Attribute)]) {
+        let stored = try readInt8Variant(path, spec: spec, variant: name), v = try variantGroup(path, name)
+        var form = Int8Form.plain
+        if stored.dynamic { form = .dynamic }
+        if try v.attribute("float_layers") != nil {
+            form = .mixed(floatLayers: try string(v, "float_layers").split(separator: " ").map(String.init), half: stored.floatBytesPerValue == 2)
+        }
+        let own: Set = ["precision", "element_type", "scheme", "weights", "activations", "rounding", "dynamic", "float_layers", "float_layers_weights"]
+        let attributes = try v.attributeNames().filter { !own.contains($0) }.compactMap { key in try v.attribute(key).map { (key, $0) } }
+        return (stored.model, form, attributes)
+    }
+
     /// The group of variant `name`, or an error saying the file has none of that name.
     private static func variantGroup(_ path: String, _ name: String) throws -> HDF5Group {
         let root = try HDF5File.open(path).root

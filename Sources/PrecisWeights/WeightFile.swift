@@ -322,10 +322,14 @@ public struct WeightFile {
     }
 
     /// Rewrites the file at `path` from what it holds (model, master tensors, training record,
-    /// variants) in the current layout, replacing it safely. Recorded evaluations are dropped.
+    /// variants) in the current layout, replacing it safely. Float variants are written again
+    /// from the master, int8 variants as they were read (with their attributes). Recorded
+    /// evaluations are dropped.
     public static func upgrade(_ path: String) throws {
-        let w = try read(path)
-        try w.write(to: path, overwrite: true, variants: try variants(path).filter(variantPrecisions.contains))
+        let w = try read(path), all = try variants(path)
+        let int8 = try all.filter { $0.hasPrefix("int8-") }.map { try readInt8ForRewrite(path, spec: w.spec, variant: $0) }
+        try w.write(to: path, overwrite: true, variants: all.filter(variantPrecisions.contains))
+        for v in int8 { try storeInt8(path, model: v.model, form: v.form, calibration: v.attributes) }
     }
 
     // MARK: evaluations

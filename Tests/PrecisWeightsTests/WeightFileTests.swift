@@ -98,6 +98,13 @@ import Testing
         #expect(dynamicName == "int8-wchannel-au8z-dynamic" && dynamic.dynamic && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
         #expect(dynamic.floatTensors["00_conv1/b"] == file.tensors["00_conv1/b"]!.converted(to: Float.self).converted(to: Double.self))
         #expect(try HDF5File.open(path).root.group("variants/\(dynamicName)/model/layers/00_conv1").datasetInfo("b").type == .float32)
+        // upgrade keeps every int8 variant as it was, attributes included.
+        let before = try WeightFile.variants(path).map { try WeightFile.readInt8Variant(path, spec: file.spec, variant: $0) }
+        try WeightFile.upgrade(path)
+        let after = try WeightFile.variants(path).map { try WeightFile.readInt8Variant(path, spec: file.spec, variant: $0) }
+        #expect(try WeightFile.variants(path) == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
+        #expect(zip(before, after).allSatisfy { $0.model == $1.model && $0.floatTensors == $1.floatTensors && $0.dynamic == $1.dynamic })
+        #expect(try HDF5File.open(path).root.group("variants/int8-wchannel-au8z").attribute("calibration") == .string("entropy"))
         #expect(try WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
         try WeightFile.modify(path) { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
         do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: mixedName); Issue.record("a bad float_layers was accepted") } catch {
