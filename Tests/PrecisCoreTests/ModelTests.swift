@@ -12,6 +12,25 @@ import Testing
         #expect(net.parameters.first { $0.name == "15_affine1/W" }?.parameter.value.shape == [1024, 50])
     }
 
+    /// Inference runs convolution, ReLU and max pooling chunk by chunk; every value must be the one
+    /// the layers give one at a time, in every scalar type and storage format.
+    @Test func fusedInferenceChangesNoValue() throws {
+        let spec = try ModelSpec.named("conv(6,3,pad=1) relu maxpool(2) conv(8,3,pad=1) relu conv(8,3,stride=2) relu maxpool(2,stride=1,pad=1) affine(10)",
+                                       inputShape: [1, 12, 12])
+        var rng = RandomSource(seed: 21)
+        let x = Tensor<Double>(shape: [7, 1, 12, 12], data: (0..<(7 * 144)).map { _ in rng.normal() })
+        func check<T: NetworkScalar>(_ net: Network<T>, _ what: String) {
+            let xt = x.converted(to: T.self)
+            let layered = net.forwardAll(xt)
+            #expect(net.predict(xt).data.map(Double.init) == layered.last!.data.map(Double.init), "\(what)")
+            #expect(net.forward(xt, layers: 0..<3).data.map(Double.init) == layered[3].data.map(Double.init), "\(what): conv, ReLU, pool")
+        }
+        let tensors = try Network<Double>(spec: spec, seed: 5).tensorValues()
+        check(try Network<Double>(spec: spec, parameters: tensors), "float64")
+        check(try Network<Float16>(spec: spec, parameters: tensors), "float16")
+        for storage in StorageFormat.allCases { check(try Network<Float>(spec: spec, parameters: tensors, storage: storage), "float32 \(storage)") }
+    }
+
     @Test func heInitHasTheBookScale() throws {
         let net = try Network<Double>(spec: .deepConvNet, seed: 3)
         let w = net.parameters.first { $0.name == "15_affine1/W" }!.parameter.value.data

@@ -39,7 +39,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
         return ConvPlan(g, outputs: W.value.shape[0], shifted: stride == 1 && T.self != Float16.self)
     }
 
-    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> { forward(x, isTraining: isTraining, then: nil) }
+
+    /// `forward`, handing each chunk of whole images (their range, and the output `(N, FN, OH, OW)`)
+    /// to `then` as soon as the chunk's outputs are written, while they are in cache.
+    func forward(_ x: Tensor<T>, isTraining: Bool, then: ((Range<Int>, UnsafeMutablePointer<T>) -> Void)?) -> Tensor<T> {
         let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
         let wp = packRows(fn, k, W.value.data, k)
         let y: [T] = filledArray(g.n * fn * g.pixels) { ys in
@@ -60,6 +64,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                         }
                                     }
                                 }
+                                then?(images, ys.baseAddress!)
                             }
                         }
                     }

@@ -30,9 +30,10 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         return Tensor(shape: [g.n, g.c, g.oh, g.ow], data: out)
     }
 
-    /// The maximum of every window of `planes` and where it came from.
-    private func pool(_ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
-                      _ arg: UnsafeMutableBufferPointer<Int32>) {
+    /// The maximum of every window of `planes` of `xs` (shaped as `g`'s input) into `out`, with
+    /// where it came from into `arg` when given (training keeps it for backward).
+    func pool(_ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
+              _ arg: UnsafeMutableBufferPointer<Int32>?) {
         for plane in planes {
             let src = plane * g.h * g.w
             for oy in 0..<g.oh {
@@ -60,7 +61,7 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
                     }
                     let o = (plane * g.oh + oy) * g.ow + ox
                     out[o] = best
-                    arg[o] = Int32(at)
+                    arg?[o] = Int32(at)
                 }
             }
         }
