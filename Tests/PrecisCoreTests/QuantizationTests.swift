@@ -120,16 +120,20 @@ import Testing
 }
 
 extension FakeQuantTests {
+    /// The network of `layers` on 8×8 images (He init, `seed`), 60 random images and their
+    /// observers.
+    func randomNetwork(_ layers: String, seed: UInt64, imageSeed: UInt64) throws -> (Network<Float>, Tensor<Float>, [Int: Observer]) {
+        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList(layers), weightInit: .he)
+        let net = try Network<Float>(spec: spec, seed: seed)
+        var rng = RandomSource(seed: imageSeed)
+        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
+        return (net, Tensor(shape: [60, 1, 8, 8], data: images), observeActivations(net, images: images, count: 60))
+    }
+
     /// A network with every kind of layer the integer path folds: two convolutions (one with
     /// stride 2), two affine layers, ReLU, max pooling and dropout; 60 random images.
     func foldingNetwork() throws -> (Network<Float>, Tensor<Float>, [Int: Observer]) {
-        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
-                             layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2,pad=1) relu affine(12) relu dropout(0.5) affine(10)"),
-                             weightInit: .he)
-        let net = try Network<Float>(spec: spec, seed: 8)
-        var rng = RandomSource(seed: 9)
-        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
-        return (net, Tensor(shape: [60, 1, 8, 8], data: images), observeActivations(net, images: images, count: 60))
+        try randomNetwork("conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2,pad=1) relu affine(12) relu dropout(0.5) affine(10)", seed: 8, imageSeed: 9)
     }
 
     /// The integer path against the simulation: every quantized layer's input codes within 1,
@@ -162,13 +166,9 @@ extension FakeQuantTests {
 
     @Test func stride1ConvolutionsReadTheirWindowsInPlace() throws {
         // conv2 and conv3 (4 and 8 input channels, pads 1 and 2) take the in-place window path.
-        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
-                             layers: try LayerSpec.parseList("conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)"),
-                             weightInit: .he)
-        let net = try Network<Float>(spec: spec, seed: 6)
-        var rng = RandomSource(seed: 12)
-        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
-        let x = Tensor<Float>(shape: [60, 1, 8, 8], data: images), observers = observeActivations(net, images: images, count: 60)
+        let (net, x, observers) = try randomNetwork("conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)",
+                                                    seed: 6, imageSeed: 12)
+        let spec = net.spec
         for scheme in QuantScheme.all {
             for method in [CalibrationMethod.minmax, .mse] {
                 let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
