@@ -15,7 +15,7 @@ struct Eval: ParsableCommand {
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
-    @Option(help: "Comma-separated precisions (\(PrecisionMode.allCases.map(\.rawValue).joined(separator: ", "))), or all.")
+    @Option(help: "Comma-separated precisions (\(PrecisionMode.allCases.map(\.rawValue).joined(separator: ", ")); int8 for the stored int8 variants or, without one, the default scheme calibrated now; int8-<scheme> for one stored variant), or all.")
     var precision = "all"
 
     @OptionGroup var data: DataOptions

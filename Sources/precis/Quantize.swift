@@ -8,9 +8,10 @@ struct Quantize: ParsableCommand {
         abstract: "int8 post-training quantization: store a quantized variant, or compare schemes and calibration methods.",
         discussion: """
             Calibrates on images drawn from the training set only. With one --scheme and one --calibration, stores \
-            /variants/int8-<scheme> in the file (precis eval --precision int8-<scheme> runs it). With --compare, \
-            evaluates every scheme × calibration method on the test set with integer-only inference, checked \
-            against a quantize-dequantize simulation in Float.
+            /variants/int8-<scheme> in the file (precis eval --precision int8-<scheme> runs it); --max-drop stores a \
+            mixed-precision variant, --dynamic a dynamic one. With --compare, evaluates every scheme × calibration \
+            method (and dynamic quantization) on the test set with integer-only inference, checked against a \
+            quantize-dequantize simulation in Float, and prints each layer's SQNR against float64.
             """)
 
     @Argument(help: "A weight file written by precis train.")
