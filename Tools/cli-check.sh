@@ -66,6 +66,9 @@ accs = [x["accuracy"] for x in r["results"]]
 assert accs == sorted(accs, reverse=True) and all(abs(a - r["float32_accuracy"]) < 0.05 for a in accs), accs
 assert all(0.2 < x["model_ratio_to_float32"] < 0.3 and x["images_per_second"] > 0 for x in r["results"])
 assert all(x["differs_from_fake_quant"] <= 1 for x in r["results"])  # 99.9% at 1,000 images
+best = min(r["results"], key=lambda x: (x["differs_from_float32"], -x["accuracy"], x["model_bytes"]))
+assert r["recommended"]["scheme"] == best["scheme"] and r["recommended"]["calibration"] == best["calibration"], (r["recommended"], best)
+assert r["recommended"]["store_command"].startswith("precis quantize ") and "--scheme " + best["scheme"] in r["recommended"]["store_command"]
 for x in r["results"]:  # per-layer SQNR at each quantized layer's output
     assert [l["layer"] for l in x["layers"]] == ["00_conv1", "03_affine1", "05_affine2"], x["layers"]
     assert [l["output_of"] for l in x["layers"]] == ["02_maxpool1", "04_relu2", "05_affine2"], x["layers"]

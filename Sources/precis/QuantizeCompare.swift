@@ -76,10 +76,19 @@ extension Quantize {
         }
         rows.sort { ($0["accuracy"] as! Double, -($0["differs_from_float32"] as! Int)) > ($1["accuracy"] as! Double, -($1["differs_from_float32"] as! Int)) }
         let float32Accuracy = Double(zip(float32.predicted, labels).filter { $0 == $1 }.count) / Double(n)
+        // The answer to "which scheme?": the run that changes the fewest predictions (then the most
+        // accurate, then the smallest), and the command that stores it.
+        func key(_ r: [String: Any]) -> (Int, Double, Int) { (r["differs_from_float32"] as! Int, -(r["accuracy"] as! Double), r["model_bytes"] as! Int) }
+        let best = rows.min { key($0) < key($1) }!
+        let calibrationName = best["calibration"] as! String
+        let storeCommand = "precis quantize \(file) --scheme \(best["scheme"] as! String) "
+            + (calibrationName == "dynamic" ? "--dynamic" : calibrationName.hasSuffix("+bc")
+                ? "--calibration \(calibrationName.dropLast(3)) --bias-correction" : "--calibration \(calibrationName)")
         if json {
             return try printJSON(["file": file, "dataset": setup.dataset.name, "images": n, "calibration_images": setup.calibrationCount, "seed": Int(seed),
                                   "percentile": percentile, "float32_accuracy": float32Accuracy, "float32_images_per_second": Double(n) / float32.seconds,
-                                  "int8_gemm_path": int8GEMMPath, "results": rows] as [String: Any])
+                                  "int8_gemm_path": int8GEMMPath, "results": rows,
+                                  "recommended": ["scheme": best["scheme"]!, "calibration": calibrationName, "store_command": storeCommand]] as [String: Any])
         }
         print("\(file): \(setup.dataset.name), \(n) test images, \(setup.calibrationCount) calibration images from the training set (seed \(seed))")
         print(String(format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy", percent(float32Accuracy),
@@ -112,6 +121,12 @@ extension Quantize {
         for w in QuantScheme.Weights.allCases {
             print("w\(w.rawValue)".padding(toLength: 29, withPad: " ", startingAt: 0) + weightSQNR[w]!.map { rightAligned(decibels($0), 8) }.joined())
         }
+        let low = best["change_low"] as! Double, high = best["change_high"] as! Double
+        print(String(format: "\nfewest changed predictions: %@ %@, %@ (%+.2f points [%+.2f, %+.2f], %@), %d of %d differ from float32, %.1f KB, %.0f images/s",
+                     best["scheme"] as! String, calibrationName, percent(best["accuracy"] as! Double), 100 * (best["change_vs_float32"] as! Double),
+                     100 * low, 100 * high, low <= 0 && high >= 0 ? "no change beyond noise" : high < 0 ? "a loss beyond noise" : "a gain beyond noise",
+                     best["differs_from_float32"] as! Int, n, Double(best["model_bytes"] as! Int) / 1024, best["images_per_second"] as! Double))
+        print("store it: \(storeCommand)")
     }
 }
 
