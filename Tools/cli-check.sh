@@ -140,6 +140,20 @@ assert all(10 < l["sqnr_db"] < 80 for l in q["layers"] if not l.get("folded")), 
 PY
 h5dump -A -g /variants/int8-wchannel-au8z/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_STD_I8LE' || fail "h5dump shows no int8 weights"
 
+# A network with batch normalization and average pooling: they run in float between int8 layers.
+"$precis" train --model "conv(8,3,pad=1) batchnorm relu avgpool(2) conv(8,3,stride=2) relu affine(10)" --dataset mnist5k --epochs 1 \
+    --quiet --output "$work/bn.h5" > /dev/null
+"$precis" quantize "$work/bn.h5" --compare --scheme wchannel-au8z --calibration minmax --limit 200 --json --quiet > "$work/bnq.json"
+"$precis" eval "$work/bn.h5" --precision float32,int8 --limit 200 --json --quiet > "$work/bne.json"
+python3 - "$work/bnq.json" "$work/bne.json" <<'PY' || fail "int8 around batch normalization"
+import json, sys
+q = json.load(open(sys.argv[1]))
+static = [x for x in q["results"] if x["calibration"] == "minmax"][0]
+assert static["differs_from_fake_quant"] == 0 and abs(static["accuracy"] - q["float32_accuracy"]) < 0.03, static
+r = {x["precision"]: x for x in json.load(open(sys.argv[2]))["results"]}
+assert abs(r["int8-wchannel-au8z"]["accuracy"] - r["float32"]["accuracy"]) < 0.03 and r["int8-wchannel-au8z"]["logit_sqnr_db"] > 25, r
+PY
+
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"
 
 expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN

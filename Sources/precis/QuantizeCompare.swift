@@ -51,7 +51,7 @@ extension Quantize {
 
         // Per-layer columns: each quantized layer at the output the integer path leaves after it.
         let stages = try IntegerNetwork(spec: spec, model: try QuantizedModel(spec: spec, tensors: tensors, scheme: QuantScheme.all[0],
-                                                                               observers: setup.observers, method: .minmax)).stages
+                                                                               observers: setup.observers, method: .minmax), tensors: tensors).stages
         let weightSQNR = Dictionary(uniqueKeysWithValues: QuantScheme.Weights.allCases.map { w in
             (w, stages.map { st in
                 (try? QuantizedModel(spec: spec, tensors: tensors, scheme: QuantScheme(weights: w, activations: .int8Symmetric), observers: [:],
