@@ -9,7 +9,10 @@ import Foundation
 /// multiplier and shift), rounded half to even. ReLU between them folds into the requantization
 /// clamp (codes below the zero point), dropout's inference factor `d` into the multiplier, and max
 /// pooling runs on the codes. Signed int8 codes are kept as uint8 plus 128, with the zero point
-/// moved alike, so every GEMM multiplies unsigned activations by signed weights.
+/// moved alike, so every GEMM multiplies unsigned activations by signed weights. A stride-1
+/// convolution reads its windows in place from the padded image (`precis_gemm_u8s8_segments`, one
+/// call per output row), and each image's sums are requantized and pooled right after its GEMMs,
+/// while they are in cache.
 ///
 /// Where a quantized layer is followed by anything else before the next one (a layer the model
 /// keeps in float, as mixed precision does, or a layer that cannot fold), its sums are
