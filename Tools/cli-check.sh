@@ -139,6 +139,13 @@ assert [l["layer"] for l in q["layers"] if l.get("folded")] == ["00_conv1", "01_
 assert all(10 < l["sqnr_db"] < 80 for l in q["layers"] if not l.get("folded")), q["layers"]
 PY
 h5dump -A -g /variants/int8-wchannel-au8z/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_STD_I8LE' || fail "h5dump shows no int8 weights"
+"$precis" eval "$work/s.h5" --precision float32 --explain int8-wchannel-au8z --limit 300 --json --quiet > "$work/explain8.json"
+python3 - "$work/explain8.json" <<'PY' || fail "eval --explain of a stored int8 variant"
+import json, sys
+e = json.load(open(sys.argv[1]))["explain"]
+assert e["precision"] == "int8-wchannel-au8z" and sorted(l["layer"] for l in e["layers"]) == ["00_conv1", "03_affine1", "05_affine2"], e
+assert all(l["change_low"] <= l["change_vs_float32"] <= l["change_high"] and 15 < l["logit_sqnr_db"] < 90 for l in e["layers"]), e
+PY
 
 # A network with batch normalization and average pooling: they run in float between int8 layers.
 "$precis" train --model "conv(8,3,pad=1) batchnorm relu avgpool(2) conv(8,3,stride=2) relu affine(10)" --dataset mnist5k --epochs 1 \

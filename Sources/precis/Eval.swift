@@ -60,11 +60,8 @@ struct Eval: ParsableCommand {
         if let bad = names.first(where: { PrecisionMode(rawValue: $0) == nil && !$0.hasPrefix("int8-") && $0 != "int8" }) {
             throw ValidationError("unknown precision '\(bad)' (\(known), int8, int8-<scheme> for a stored variant, all)")
         }
-        if let explain, explain.hasPrefix("int8") {
-            throw ValidationError("--explain takes a floating precision; for int8, precis quantize FILE --scheme S --calibration M --sensitivity ranks the layers")
-        }
-        if let explain, PrecisionMode(rawValue: explain) == nil || explain == "float32" {
-            throw ValidationError("--explain needs a precision other than float32 (\(known))")
+        if let explain, !explain.hasPrefix("int8-"), PrecisionMode(rawValue: explain) == nil || explain == "float32" {
+            throw ValidationError("--explain needs a precision other than float32 (\(known), or a stored int8-<scheme>)")
         }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
         guard inputScale.isFinite && inputScale > 0 else { throw ValidationError("--input-scale must be a positive number") }
@@ -161,6 +158,17 @@ struct Eval: ParsableCommand {
                 }
             }
             var effects: [LayerEffect] = []
+            if let explain, explain.hasPrefix("int8-") {
+                // One quantized layer at a time in int8 (simulated), with the stored variant's ranges.
+                let v = try WeightFile.readInt8Variant(file, spec: weights.spec, variant: explain)
+                let progress = ProgressLine(quiet: quiet || json)
+                effects = try explainInt8Layers(spec: weights.spec, model: v.model, tensors: weights.tensors.merging(v.floatTensors) { $1 },
+                                                dynamic: v.dynamic, reference: reference, images: images, labels: labels,
+                                                float32Predicted: float32.predicted, inputScale: inputScale) { done, total in
+                    progress.update("explain \(explain)", done: done, total: total, unit: "img")
+                }
+                progress.clear()
+            }
             if let explain, let mode = PrecisionMode(rawValue: explain) {
                 let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors), t = try tensors(mode)
                 let progress = ProgressLine(quiet: quiet || json)
@@ -276,7 +284,7 @@ struct Eval: ParsableCommand {
     }
 
     func printExplain(_ effects: [LayerEffect], mode: String) {
-        print("\nexplain \(mode): float32 with one layer at a time in \(mode); layers that lower accuracy beyond noise first,")
+        print("\nexplain \(mode): float32 with one layer at a time in \(mode)\(mode.hasPrefix("int8") ? " (simulated in Float)" : ""); layers that lower accuracy beyond noise first,")
         print("then the rest by the error they put into the logits (lowest SQNR first):")
         print("layer          change vs float32 [95% CI]   differs  logit SQNR")
         func key(_ e: LayerEffect) -> (Int, Double, Double) {

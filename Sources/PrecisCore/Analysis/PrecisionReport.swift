@@ -123,6 +123,30 @@ public struct LayerEffect: Sendable {
     public let logits: ErrorStats
 }
 
+/// For each quantized layer of `model`, the float32 network with only that layer in int8 (its
+/// weights, bias and input quantized and dequantized, as `FakeQuantNetwork` simulates it; with
+/// `dynamic`, its input range per batch), on `count` images against `labels`, float32's
+/// predictions and the float64 logits of `reference`. `tensors` supplies everything in float.
+public func explainInt8Layers(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], dynamic: Bool, reference: Network<Double>,
+                              images: [Float], labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
+                              progress: (Int, Int) -> Void = { _, _ in }) throws -> [LayerEffect] {
+    let count = labels.count, per = spec.inputShape.reduce(1, *), layers = model.layers.keys.sorted()
+    let scaled = inputScale == 1 ? images : images.map { $0 * inputScale }
+    let exact = reference.logits(scaled, count: count).data
+    return try layers.enumerated().map { k, i in
+        let one = try FakeQuantNetwork(spec: spec, model: model.only([i]), tensors: tensors, dynamic: dynamic)
+        var predicted: [Int] = [], logits = ErrorStats()
+        for start in stride(from: 0, to: count, by: batchSize) {
+            let n = min(batchSize, count - start)
+            let y = one.predict(Tensor(shape: [n] + spec.inputShape, data: Array(scaled[start * per..<(start + n) * per])))
+            predicted += argmaxRows(y)
+            logits.add(y.data, reference: Array(exact[start * y.shape[1]..<(start + n) * y.shape[1]]), minNormal: Double(Float.leastNormalMagnitude))
+            progress(k * count + start + n, layers.count * count)
+        }
+        return LayerEffect(layer: spec.layerNames[i], change: PairedChange(predicted: predicted, reference: float32Predicted, labels: labels), logits: logits)
+    }
+}
+
 /// For each layer, the float32 network `float32` with only that layer computed by `reduced` (the
 /// same network in the mode), on `count` images against `labels`, float32's own predictions
 /// (`float32Predicted`) and the float64 logits of `reference`.
