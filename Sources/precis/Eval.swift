@@ -103,12 +103,17 @@ struct Eval: ParsableCommand {
             let stored = variants.filter { $0.hasPrefix("int8-") }
             var int8Names = precision == "all" || (int8 && !stored.isEmpty) ? stored : []
             int8Names += int8Variants.filter { !int8Names.contains($0) }
+            /// The report of an int8 network, run with integer-only inference.
+            func int8Report(_ name: String, _ integer: IntegerNetwork) -> ModeReport {
+                ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
+                           keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict)
+            }
+            // Where each int8 report's weights came from, by name.
+            var int8Sources = Dictionary(uniqueKeysWithValues: int8Names.map { ($0, "/variants/\($0)") })
             var int8Reports = try int8Names.map { name in
                 let v = try WeightFile.readInt8Variant(file, spec: weights.spec, variant: name)
-                let integer = try IntegerNetwork(spec: weights.spec, model: v.model, tensors: weights.tensors.merging(v.floatTensors) { $1 },
-                                                 floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
-                return ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
-                                  keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict)
+                return int8Report(name, try IntegerNetwork(spec: weights.spec, model: v.model, tensors: weights.tensors.merging(v.floatTensors) { $1 },
+                                                           floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic))
             }
             var calibratedNow: String? = nil
             if int8 && stored.isEmpty {
@@ -117,11 +122,10 @@ struct Eval: ParsableCommand {
                 let net32 = try Network<Float>(spec: weights.spec, parameters: weights.tensors)
                 let model = try QuantizedModel(spec: weights.spec, tensors: weights.tensors, scheme: scheme,
                                                observers: observeActivations(net32, images: calibration, count: count), method: method)
-                let integer = try IntegerNetwork(spec: weights.spec, model: model, tensors: weights.tensors)
                 let name = WeightFile.int8VariantName(scheme)
                 calibratedNow = "calibrated now: \(method.rawValue), \(count) training images, seed 0; not stored"
-                int8Reports.append(ModeReport(name: name, depth: weights.spec.layers.count, modelBytes: integer.modelBytes, inputScale: inputScale,
-                                              keepLogits: saveLogits != nil, forward: integer.forwardAll, predict: integer.predict))
+                int8Sources[name] = calibratedNow
+                int8Reports.append(int8Report(name, try IntegerNetwork(spec: weights.spec, model: model, tensors: weights.tensors)))
             }
             let reference = try Network<Double>(spec: weights.spec, parameters: weights.tensors)
             let progress = ProgressLine(quiet: quiet || json)
@@ -143,8 +147,7 @@ struct Eval: ParsableCommand {
                     "logit_max_abs_error": jsonNumber(r.logits.maxAbsolute), "logit_mean_abs_error": jsonNumber(r.logits.meanAbsolute), "logit_sqnr_db": jsonNumber(r.logits.sqnrDB),
                     "model_bytes": r.modelBytes, "model_ratio_to_float32": Double(r.modelBytes) / float32Bytes,
                     "seconds": r.seconds, "images_per_second": Double(n) / r.seconds,
-                    "weights": r.mode.map { source($0).map { "/variants/\($0)" } ?? "/model" } ?? (r === int8Reports.last && calibratedNow != nil
-                        ? calibratedNow! : "/variants/\(r.name)"), "input_scale": Double(inputScale),
+                    "weights": r.mode.map { source($0).map { "/variants/\($0)" } ?? "/model" } ?? int8Sources[r.name]!, "input_scale": Double(inputScale),
                     "layers": weights.spec.layerNames.indices.map { layerJSON(weights.spec.layerNames[$0], r.layers[$0], computed: r.computed[$0]) },
                     "nonfinite": r.layers.reduce(0) { $0 + $1.infinities + $1.nans },
                 ])

@@ -182,11 +182,14 @@ struct Quantize: ParsableCommand {
         ["sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:",
          "layer          change vs float32 [95% CI]  differs  logit SQNR  weight SQNR"]
             + ranked.map { l in
-                String(format: "%@  %-26@ %7d  %10@  %11@", l.name.padding(toLength: 13, withPad: " ", startingAt: 0), changeText(l.change),
-                       l.change.differs, decibels(l.logits.sqnrDB), decibels(l.weightSQNR))
+                String(format: "%@  %-26@ %7d  %@  %@", l.name.padding(toLength: 13, withPad: " ", startingAt: 0), changeText(l.change),
+                       l.change.differs, rightAligned(decibels(l.logits.sqnrDB), 10), rightAligned(decibels(l.weightSQNR), 11))
             }
     }
 }
+
+/// `text` padded on the left to `width` characters (`%10@` does not pad on Linux).
+func rightAligned(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 
 /// A change against float32 with its 95% interval, in points: `+0.02 [-0.03, +0.07] pp`.
 func changeText(_ c: PairedChange) -> String {
@@ -210,7 +213,7 @@ struct QuantizeResult {
 struct LayerSensitivity {
     let layer: Int, name: String
     let change: PairedChange
-    /// The logits' errors against float32's.
+    /// The logits' errors against float64's.
     let logits: ErrorStats
     let weightSQNR: Double
 
@@ -290,24 +293,16 @@ struct QuantizeSetup {
     func evaluate(_ network: IntegerNetwork) -> QuantizeResult { evaluate { network.predict($0) } }
 
     /// Each quantized layer of `model` alone in int8 (simulated), the rest in float32: ranked by
-    /// accuracy change, then by logit SQNR against float32, most harmful first.
+    /// accuracy change, then by logit SQNR against float64, most harmful first.
     func sensitivity(_ model: QuantizedModel) throws -> [LayerSensitivity] {
-        let exact = net32.logits(images, count: count).data
-        return try model.layers.keys.sorted().map { i in
-            let one = try FakeQuantNetwork(spec: spec, model: model.only([i]), tensors: tensors)
-            var logits: [Float] = []
-            let result = evaluate { x in
-                let y = one.predict(x)
-                logits += y.data
-                return y
+        try explainInt8Layers(spec: spec, model: model, tensors: tensors, dynamic: false, reference: try Network<Double>(spec: spec, parameters: tensors),
+                              images: images, labels: labels, float32Predicted: float32.predicted)
+            .map { e in
+                let i = spec.layerNames.firstIndex(of: e.layer)!
+                return LayerSensitivity(layer: i, name: e.layer, change: e.change, logits: e.logits,
+                                        weightSQNR: model.layers[i]!.weightSQNR(master: tensors[e.layer + "/W"]!))
             }
-            var e = ErrorStats()
-            e.add(logits, reference: exact, minNormal: 0)
-            let name = spec.layerNames[i]
-            return LayerSensitivity(layer: i, name: name, change: result.change, logits: e,
-                                    weightSQNR: model.layers[i]!.weightSQNR(master: tensors[name + "/W"]!))
-        }
-        .sorted { ($0.change.change, $0.logits.sqnrDB) < ($1.change.change, $1.logits.sqnrDB) }
+            .sorted { ($0.change.change, $0.logits.sqnrDB) < ($1.change.change, $1.logits.sqnrDB) }
     }
 
     /// Mixed precision: the layers of `order` (most harmful first) stay in float (their values

@@ -132,6 +132,3 @@ extension Quantize {
 
 /// A JSON number back as a Double ("inf" and "-inf" as ±∞).
 private func number(_ x: Any) -> Double { x as? Double ?? ((x as? String) == "inf" ? .infinity : -.infinity) }
-
-/// `text` padded on the left to `width` characters.
-private func rightAligned(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }

@@ -191,10 +191,10 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Float16)
     private func convolutionReLU(_ conv: Convolution<T>, _ pool: MaxPooling<T>?, _ x: Tensor<T>) -> Tensor<T> {
         let c = conv.W.value.shape[0]
-        let oh = (x.shape[2] + 2 * conv.pad - conv.W.value.shape[2]) / conv.stride + 1, ow = (x.shape[3] + 2 * conv.pad - conv.W.value.shape[3]) / conv.stride + 1
-        let g = pool.map { Window(input: [x.shape[0], c, oh, ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad) }
+        let window = Window(input: x.shape, fh: conv.W.value.shape[2], fw: conv.W.value.shape[3], stride: conv.stride, pad: conv.pad)
+        let g = pool.map { Window(input: [x.shape[0], c, window.oh, window.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad) }
         var pooled = [T](unsafeUninitializedCapacity: g.map { $0.n * c * $0.oh * $0.ow } ?? 0) { $1 = $0.count }
-        let plane = oh * ow, storage = storage
+        let plane = window.pixels, storage = storage
         let y = pooled.withUnsafeMutableBufferPointer { buffer in
             let out = buffer
             return conv.forward(x, isTraining: false) { images, ys in
