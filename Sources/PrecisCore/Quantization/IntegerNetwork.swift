@@ -411,16 +411,12 @@ private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into ro
     }
 }
 
-/// `values` as codes of `r`, kept as uint8 (signed codes plus 128): `QuantRange.quantize` in a
-/// loop the compiler can keep in registers (NaN gives the zero point, ±∞ saturate).
+/// `values` as codes of `r`, kept as uint8 (signed codes plus 128).
 private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
-    let (scale, zero, low, high, off) = (r.scale, Double(r.zeroPoint), Double(r.qmin), Double(r.qmax), Double(offset(r)))
+    let off = offset(r)
     return [UInt8](unsafeUninitializedCapacity: values.count) { out, initialized in
         values.withUnsafeBufferPointer { v in
-            for k in v.indices {
-                let q = (Double(v[k]) / scale).rounded(.toNearestOrEven) + zero
-                out[k] = UInt8((q.isNaN ? zero : min(high, max(low, q))) + off)
-            }
+            for k in v.indices { out[k] = UInt8(r.quantize(Double(v[k])) + off) }
         }
         initialized = values.count
     }

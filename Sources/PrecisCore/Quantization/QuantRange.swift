@@ -33,9 +33,9 @@ public struct QuantRange: Sendable, Equatable, CustomStringConvertible {
     /// The code for `x`: rounded half to even, saturated to `qmin...qmax` (NaN gives the zero point).
     @inline(__always)
     public func quantize(_ x: Double) -> Int {
-        let q = (x / scale).rounded(.toNearestOrEven)
-        guard q.isFinite else { return q.isNaN ? zeroPoint : (q > 0 ? qmax : qmin) }
-        return min(qmax, max(qmin, Int(max(-1e9, min(1e9, q))) + zeroPoint))
+        // Clamped in Double, so ±∞ saturate and nothing large reaches the Int conversion.
+        let q = (x / scale).rounded(.toNearestOrEven) + Double(zeroPoint)
+        return q.isNaN ? zeroPoint : Int(min(Double(qmax), max(Double(qmin), q)))
     }
 
     /// The real value of code `q`.
