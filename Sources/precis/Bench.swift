@@ -49,7 +49,7 @@ struct Bench: ParsableCommand {
             let observers = observeActivations(net, images: x.data, count: 100)
             let quantized = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
                                                  observers: observers, method: .minmax)
-            let integer = try IntegerNetwork(spec: spec, model: quantized.model)
+            let integer = try IntegerNetwork(spec: spec, model: quantized.model, tensors: net.tensorValues())
             infer["int8"] = 100 / median(runs) { _ = integer.predict(x) }
             if !json { print(String(format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, infer["int8"]!)) }
             results["inference_images_per_second"] = infer

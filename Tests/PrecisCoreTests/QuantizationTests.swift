@@ -157,7 +157,7 @@ extension FakeQuantTests {
         for scheme in QuantScheme.all {
             for method in CalibrationMethod.allCases {
                 let fake = try FakeQuantNetwork(spec: net.spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
-                let integer = try IntegerNetwork(spec: net.spec, model: fake.model)
+                let integer = try IntegerNetwork(spec: net.spec, model: fake.model, tensors: net.tensorValues())
                 expectAgreement(fake, integer, x, layers: 4, "\(scheme) \(method)")
                 #expect(integer.floatLayers.isEmpty && integer.stages.map(\.output) == [2, 4, 7, 8])
             }
@@ -172,7 +172,7 @@ extension FakeQuantTests {
         for scheme in QuantScheme.all {
             for method in [CalibrationMethod.minmax, .mse] {
                 let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
-                expectAgreement(fake, try IntegerNetwork(spec: spec, model: fake.model), x, layers: 4, "\(scheme) \(method) stride 1")
+                expectAgreement(fake, try IntegerNetwork(spec: spec, model: fake.model, tensors: net.tensorValues()), x, layers: 4, "\(scheme) \(method) stride 1")
             }
         }
     }
@@ -202,15 +202,15 @@ extension FakeQuantTests {
         expectAgreement(try FakeQuantNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues()), bnInteger, x, layers: 2, "batchnorm")
         #expect(bnInteger.floatLayers == [1, 2, 3])
         // Without the batch normalization's tensors it is refused, not filled with defaults.
-        #expect(throws: ModelError.self) { try IntegerNetwork(spec: bnSpec, model: bnModel) }
+        #expect(throws: ModelError.self) { try IntegerNetwork(spec: bnSpec, model: bnModel, tensors: [:]) }
         // Without the float weights of the layers it leaves out, the mixed model is refused.
-        #expect(throws: ModelError.self) { try IntegerNetwork(spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:])) }
+        #expect(throws: ModelError.self) { try IntegerNetwork(spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:]), tensors: [:]) }
     }
 
     @Test func integerLayerOutputsMatchTheSimulationsWhereTheyExist() throws {
         let (net, x, observers) = try foldingNetwork()
         let fake = try FakeQuantNetwork(spec: net.spec, tensors: net.tensorValues(), scheme: QuantScheme.all[5], observers: observers, method: .mse)
-        let integer = try IntegerNetwork(spec: net.spec, model: fake.model)
+        let integer = try IntegerNetwork(spec: net.spec, model: fake.model, tensors: net.tensorValues())
         let (a, b) = (fake.forwardAll(x), integer.forwardAll(x))
         #expect(a.count == 10 && b.count == 10)
         #expect(b.indices.filter { b[$0] != nil } == [0, 3, 5, 8, 9])

@@ -59,10 +59,12 @@ public final class IntegerNetwork {
     /// The layers that run in float: not quantized, and not folded into a requantization.
     public let floatLayers: [Int]
 
-    /// The integer form of `model` for `spec`. `tensors` supplies the layers the model leaves in
-    /// float (stored with `floatBytesPerValue` bytes a value); `dynamic` quantizes every input
-    /// with the batch's own range.
-    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], floatBytesPerValue: Int = 4,
+    /// The integer form of `model` for `spec`. `tensors` (the float master) supplies everything
+    /// the model leaves in float (stored with `floatBytesPerValue` bytes a value): layers kept in
+    /// float, batch normalization, dynamic quantization's biases. It is required, so that no
+    /// caller can leave such a layer without its values. `dynamic` quantizes every input with the
+    /// batch's own range.
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4,
                 dynamic: Bool = false) throws {
         let layers = model.layers.keys.sorted(), shapes = try spec.shapes()
         let tensorShapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
