@@ -2,9 +2,8 @@
 """Speed of Precis against references measured in the same run, on the same machine.
 
 DeepConvNet at batch 100: training step (forward + backward + Adam) in ms, and inference images/s.
-References: the numpy reference implementation (../shared/reference/reference_numpy.py, when
-present) and PyTorch CPU (when `import torch` works; machines of this kind carry a CPU wheel under
-/opt/wheels). Prints each figure and its ratio to Precis; `--json` prints the same as JSON.
+References: the book's DeepConvNet in plain numpy (Tools/numpy_deepconvnet.py) and PyTorch CPU (when
+`import torch` works; install PyTorch's CPU wheel, not the default one, which brings CUDA). Prints each figure and its ratio to Precis; `--json` prints the same as JSON.
 
     python3 Tools/bench-compare.py [--precis .build/release/precis] [--runs 10] [--json]
 """
@@ -27,15 +26,13 @@ def precis_figures(precis, runs):
             **{f'infer_{k}_images_per_s': v for k, v in r['inference_images_per_second'].items()}}
 
 
-def numpy_figures(reference, runs):
-    """The numpy reference's own timing commands (it loads Fashion-MNIST itself)."""
-    def run(*args):
-        out = subprocess.run([sys.executable, reference, *args], check=True, capture_output=True, text=True).stdout
-        return [json.loads(line) for line in out.splitlines() if line.startswith('{')]
-    train = run('time-train', '--net', 'deep', '--dtype', 'float32', '--runs', str(runs))[0]
-    infer = {r['dtype']: r['images_per_s_median'] for r in run('time-infer', '--dtypes', 'float64,float32', '--runs', str(runs))}
-    return {'train_step_ms': 1000 * train['median'], 'infer_float64_images_per_s': infer['float64'],
-            'infer_float32_images_per_s': infer['float32']}
+def numpy_figures(runs):
+    """The book's DeepConvNet in plain numpy (Tools/numpy_deepconvnet.py), float32 and float64."""
+    sys.path.insert(0, HERE)
+    import numpy_deepconvnet
+    single, double = numpy_deepconvnet.figures('float32', runs), numpy_deepconvnet.figures('float64', runs)
+    return {'train_step_ms': single['train_step_ms'], 'infer_float32_images_per_s': single['infer_images_per_s'],
+            'infer_float64_images_per_s': double['infer_images_per_s']}
 
 
 def torch_figures(runs):
@@ -94,14 +91,12 @@ def torch_figures(runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--precis', default='.build/release/precis')
-    ap.add_argument('--reference', default=os.path.join(HERE, '..', '..', 'shared', 'reference', 'reference_numpy.py'))
     ap.add_argument('--runs', type=int, default=10)
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
 
     results = {'precis': precis_figures(a.precis, a.runs)}
-    if os.path.exists(a.reference):
-        results['numpy'] = numpy_figures(a.reference, a.runs)
+    results['numpy'] = numpy_figures(a.runs)
     try:
         results['pytorch'] = torch_figures(a.runs)
     except ImportError:

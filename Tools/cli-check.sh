@@ -20,14 +20,16 @@ r = json.load(open(sys.argv[1]))
 modes = {x["precision"]: x for x in r["results"]}
 assert set(modes) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}, modes
 assert r["images"] == 1000 and r["dataset"] == "mnist5k"
-assert modes["float32"]["differs_from_float32"] == 0
+assert r["schema"] == "precis.eval/1" and modes["float32"]["vs_float32"]["differs"] == 0
 assert all(0.5 < m["accuracy"] <= 1 for m in modes.values())
 assert modes["float16"]["weights"] == "/variants/float16"
 f32 = modes["float32"]
-assert f32["change_vs_float32"] == 0 and f32["agreement"] == 1 and f32["model_ratio_to_float32"] == 1
-assert modes["float64"]["logit_sqnr_db"] == "inf" and 100 < f32["logit_sqnr_db"] < 200
+assert f32["vs_float32"]["change_pp"] == 0 and f32["vs_float32"]["agreement"] == 1 and f32["model_ratio_to_float32"] == 1
+assert modes["float64"]["logits"]["sqnr_db"] is None and modes["float64"]["logits"]["exact"]
+assert 100 < f32["logits"]["sqnr_db"] < 200
 for m in modes.values():
-    assert len(m["layers"]) == 6 and m["change_low"] <= m["change_vs_float32"] <= m["change_high"]
+    c = m["vs_float32"]
+    assert len(m["layers"]) == 6 and c["ci95_low_pp"] <= c["change_pp"] <= c["ci95_high_pp"]
     assert m["images_per_second"] > 0 and m["model_bytes"] > 0
 assert modes["float16-acc32"]["model_ratio_to_float32"] == 0.5
 PY
@@ -44,7 +46,8 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["parameters"] == 433890 and r["model"] == "simple"
 assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
-assert set(r["evaluations"]) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
+assert r["schema"] == "precis.inspect/1"
+assert {e["result"]["precision"] for e in r["evaluations"]} == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
 PY
 # `--precision int8` before any int8 variant is stored: the default scheme, calibrated now.
 "$precis" eval "$work/s.h5" --precision float32,int8 --limit 300 --json --quiet > "$work/int8now.json"
@@ -60,19 +63,19 @@ python3 - "$work/quant.json" <<'PY' || fail "quantize JSON"
 import json, sys
 r = json.load(open(sys.argv[1]))
 # 4 static runs, the same 4 bias-corrected, 2 dynamic (min-max)
-assert r["calibration_images"] == 100 and r["images"] == 300 and len(r["results"]) == 10
-assert sorted(x["calibration"] for x in r["results"]) == sorted(["minmax", "entropy", "minmax+bc", "entropy+bc", "dynamic"] * 2)
-accs = [x["accuracy"] for x in r["results"]]
+assert r["schema"] == "precis.quantize-compare/1"
+assert r["calibration_images"] == 100 and r["images"] == 300 and len(r["runs"]) == 10
+assert sorted(x["calibration"] for x in r["runs"]) == sorted(["minmax", "entropy", "minmax+bc", "entropy+bc", "dynamic"] * 2)
+accs = [x["accuracy"] for x in r["runs"]]
 assert accs == sorted(accs, reverse=True) and all(abs(a - r["float32_accuracy"]) < 0.05 for a in accs), accs
-assert all(0.2 < x["model_ratio_to_float32"] < 0.3 and x["images_per_second"] > 0 for x in r["results"])
-assert all(x["differs_from_fake_quant"] <= 1 for x in r["results"])  # 99.9% at 1,000 images
-best = min(r["results"], key=lambda x: (x["differs_from_float32"], -x["accuracy"], x["model_bytes"]))
+assert all(0.2 < x["model_ratio_to_float32"] < 0.3 and x["images_per_second"] > 0 for x in r["runs"])
+assert all(x["differs_from_fake_quant"] <= 1 for x in r["runs"])  # 99.9% at 1,000 images
+best = min(r["runs"], key=lambda x: (x["vs_float32"]["differs"], -x["accuracy"], x["model_bytes"]))
 assert r["recommended"]["scheme"] == best["scheme"] and r["recommended"]["calibration"] == best["calibration"], (r["recommended"], best)
-assert r["recommended"]["store_command"].startswith("precis quantize ") and "--scheme " + best["scheme"] in r["recommended"]["store_command"]
-for x in r["results"]:  # per-layer SQNR at each quantized layer's output
+for x in r["runs"]:  # per-layer SQNR at each quantized layer's output
     assert [l["layer"] for l in x["layers"]] == ["00_conv1", "03_affine1", "05_affine2"], x["layers"]
     assert [l["output_of"] for l in x["layers"]] == ["02_maxpool1", "04_relu2", "05_affine2"], x["layers"]
-    assert all(10 < l["sqnr_db"] < 80 and 20 < l["weight_sqnr_db"] < 80 for l in x["layers"]), x["layers"]
+    assert all(10 < l["errors"]["sqnr_db"] < 80 and 20 < l["weight_sqnr_db"] < 80 for l in x["layers"]), x["layers"]
 PY
 "$precis" quantize "$work/s.h5" --scheme wchannel-au8z --calibration percentile --calibration-size 100 --quiet > "$work/store.txt"
 grep -q "stored /variants/int8-wchannel-au8z" "$work/store.txt" || fail "quantize did not store a variant"
@@ -82,20 +85,21 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 layers = r["sensitivity"]
 assert [l["layer"] for l in sorted(layers, key=lambda l: l["layer"])] == ["00_conv1", "03_affine1", "05_affine2"], layers
-assert all(20 < l["weight_sqnr_db"] < 80 and l["change_low"] <= l["change_vs_float32"] <= l["change_high"] for l in layers)
-assert [l["change_vs_float32"] for l in layers] == sorted(l["change_vs_float32"] for l in layers)
+assert all(20 < l["weight_sqnr_db"] < 80 and l["vs_float32"]["ci95_low_pp"] <= l["vs_float32"]["change_pp"] <= l["vs_float32"]["ci95_high_pp"]
+           for l in layers)
+assert [l["vs_float32"]["change_pp"] for l in layers] == sorted(l["vs_float32"]["change_pp"] for l in layers)
 PY
 "$precis" quantize "$work/s.h5" --scheme wtensor-as8 --calibration minmax --calibration-size 100 --max-drop 0 --bias-correction --limit 300 \
     --json --quiet > "$work/mixed.json"
 python3 - "$work/mixed.json" <<'PY' || fail "quantize --max-drop"
 import json, sys
 r = json.load(open(sys.argv[1]))
-steps = r["mixed_precision"]["steps"]
+steps = r["mixed_precision"]
 assert r["bias_correction"] is True and 0.5 < r["without_bias_correction"]["accuracy"] <= 1
-assert steps[0]["float_layers"] == [] and steps[-1]["change_vs_float32"] >= 0, steps
+assert steps[0]["float_layers"] == [] and steps[-1]["result"]["vs_float32"]["change_pp"] >= 0, steps
 assert all(len(s["float_layers"]) == k for k, s in enumerate(steps))
 assert r["variant"] == "int8-wtensor-as8-mixed" and r["float_layers"] == sorted(steps[-1]["float_layers"]), r
-open(sys.argv[1] + ".accuracy", "w").write(repr(r["accuracy"]))
+open(sys.argv[1] + ".accuracy", "w").write(repr(r["result"]["accuracy"]))
 PY
 "$precis" quantize "$work/s.h5" --scheme wchannel-as8 --calibration entropy --calibration-size 100 --max-drop 0 --fallback float16 \
     --limit 300 --json --quiet > "$work/mixed16.json"
@@ -103,7 +107,7 @@ python3 - "$work/mixed16.json" <<'PY' || fail "quantize --fallback float16"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["variant"] == "int8-wchannel-as8-mixed" and r["fallback"] == "float16", r
-open(sys.argv[1] + ".accuracy", "w").write(repr(r["accuracy"]))
+open(sys.argv[1] + ".accuracy", "w").write(repr(r["result"]["accuracy"]))
 PY
 "$precis" eval "$work/s.h5" --precision int8-wchannel-as8-mixed --limit 300 --json --quiet > "$work/evalmixed16.json"
 python3 - "$work/evalmixed16.json" "$(cat "$work/mixed16.json.accuracy")" <<'PY' || fail "eval of the float16 mixed variant"
@@ -117,7 +121,7 @@ python3 - "$work/dynamic.json" "$work/evaldynamic.json" <<'PY' || fail "stored d
 import json, sys
 q = json.load(open(sys.argv[1]))
 r = json.load(open(sys.argv[2]))["results"][0]
-assert q["variant"] == "int8-wtensor-au8z-dynamic" and r["precision"] == q["variant"] and r["accuracy"] == q["accuracy"], (q, r)
+assert q["variant"] == "int8-wtensor-au8z-dynamic" and r["precision"] == q["variant"] and r["accuracy"] == q["result"]["accuracy"], (q, r)
 PY
 h5dump -A -g /variants/int8-wtensor-au8z-dynamic/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_IEEE_F32LE' || fail "h5dump shows no float32 biases"
 # The stored mixed variant runs from the file and gives exactly the accuracy quantize printed.
@@ -135,8 +139,8 @@ q = r["int8-wchannel-au8z"]
 assert q["weights"] == "/variants/int8-wchannel-au8z" and abs(q["accuracy"] - r["float32"]["accuracy"]) < 0.02, q
 assert 0.2 < q["model_ratio_to_float32"] < 0.3
 # Per-layer errors where the integer path has values of its own; conv1, relu1 and relu2 fold into requantizations.
-assert [l["layer"] for l in q["layers"] if l.get("folded")] == ["00_conv1", "01_relu1", "03_affine1"], q["layers"]
-assert all(10 < l["sqnr_db"] < 80 for l in q["layers"] if not l.get("folded")), q["layers"]
+assert q["integer"] and [l["layer"] for l in q["layers"] if l["folded"]] == ["00_conv1", "01_relu1", "03_affine1"], q["layers"]
+assert all(10 < l["sqnr_db"] < 80 for l in q["layers"] if not l["folded"]), q["layers"]
 PY
 h5dump -A -g /variants/int8-wchannel-au8z/model/layers/00_conv1 "$work/s.h5" | grep -q 'H5T_STD_I8LE' || fail "h5dump shows no int8 weights"
 "$precis" eval "$work/s.h5" --precision float32 --explain int8-wchannel-au8z --limit 300 --json --quiet > "$work/explain8.json"
@@ -144,7 +148,8 @@ python3 - "$work/explain8.json" <<'PY' || fail "eval --explain of a stored int8 
 import json, sys
 e = json.load(open(sys.argv[1]))["explain"]
 assert e["precision"] == "int8-wchannel-au8z" and sorted(l["layer"] for l in e["layers"]) == ["00_conv1", "03_affine1", "05_affine2"], e
-assert all(l["change_low"] <= l["change_vs_float32"] <= l["change_high"] and 15 < l["logit_sqnr_db"] < 90 for l in e["layers"]), e
+assert e["simulated"] and all(l["vs_float32"]["ci95_low_pp"] <= l["vs_float32"]["change_pp"] <= l["vs_float32"]["ci95_high_pp"]
+                             and 15 < l["logits"]["sqnr_db"] < 90 for l in e["layers"]), e
 PY
 
 # A network with batch normalization and average pooling: they run in float between int8 layers.
@@ -155,10 +160,10 @@ PY
 python3 - "$work/bnq.json" "$work/bne.json" <<'PY' || fail "int8 around batch normalization"
 import json, sys
 q = json.load(open(sys.argv[1]))
-static = [x for x in q["results"] if x["calibration"] == "minmax"][0]
+static = [x for x in q["runs"] if x["calibration"] == "minmax"][0]
 assert static["differs_from_fake_quant"] == 0 and abs(static["accuracy"] - q["float32_accuracy"]) < 0.03, static
 r = {x["precision"]: x for x in json.load(open(sys.argv[2]))["results"]}
-assert abs(r["int8-wchannel-au8z"]["accuracy"] - r["float32"]["accuracy"]) < 0.03 and r["int8-wchannel-au8z"]["logit_sqnr_db"] > 25, r
+assert abs(r["int8-wchannel-au8z"]["accuracy"] - r["float32"]["accuracy"]) < 0.03 and r["int8-wchannel-au8z"]["logits"]["sqnr_db"] > 25, r
 PY
 
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"
@@ -178,11 +183,26 @@ expect_error "unknown data set" "$precis" eval "$work/s.h5" --dataset cifar
 expect_error "has no variant 'int8-wtensor-as8z'" "$precis" eval "$work/s.h5" --precision int8-wtensor-as8z
 expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
-if "$precis" eval "$work/s.h5" --precision float8 > /dev/null 2>&1; then fail "unknown precision accepted"; fi
-if "$precis" eval "$work/s.h5" --explain float32 > /dev/null 2>&1; then fail "--explain float32 accepted"; fi
-if "$precis" quantize "$work/s.h5" > /dev/null 2>&1; then fail "quantize without --compare accepted"; fi
-if "$precis" quantize "$work/s.h5" --compare --scheme w4 > /dev/null 2>&1; then fail "unknown scheme accepted"; fi
-if "$precis" quantize "$work/s.h5" --dynamic --scheme all > /dev/null 2>&1; then fail "--dynamic with every scheme accepted"; fi
-if "$precis" eval "$work/s.h5" --input-scale -1 > /dev/null 2>&1; then fail "negative --input-scale accepted"; fi
-if "$precis" train --model simple --epochs 1 --output "$work/s.h5" --quiet > /dev/null 2>&1; then fail "overwrote without --force"; fi
+usage_error() {  # usage_error PATTERN COMMAND...: exit code 64 and the parser's message matching PATTERN
+  local pattern=$1 code=0; shift
+  "$@" > "$work/out.txt" 2> "$work/err.txt" || code=$?
+  [ "$code" -eq 64 ] || fail "expected exit code 64 from: $* (got $code)"
+  grep -q -- "$pattern" "$work/err.txt" || fail "error for '$*' does not match '$pattern': $(cat "$work/err.txt")"
+}
+usage_error "unknown precision 'float8'" "$precis" eval "$work/s.h5" --precision float32,float8
+usage_error "float32 is the reference" "$precis" eval "$work/s.h5" --explain float32
+usage_error "unknown precision 'float61'" "$precis" eval "$work/s.h5" --explain float61
+usage_error "storing a variant needs one --scheme" "$precis" quantize "$work/s.h5"
+usage_error "- wtensor-as8" "$precis" quantize "$work/s.h5" --compare --scheme w4
+usage_error "needs one --scheme" "$precis" quantize "$work/s.h5" --dynamic --scheme all
+usage_error "invalid for '--fallback" "$precis" quantize "$work/s.h5" --max-drop 1 --fallback float8
+usage_error "input-scale must be a positive" "$precis" eval "$work/s.h5" --input-scale=-1
+usage_error "exists (use --force" "$precis" train --model simple --epochs 1 --output "$work/s.h5" --quiet
+usage_error "normal:STD" "$precis" train --init glorot --epochs 1 --quiet
+usage_error "invalid for '--optimizer" "$precis" train --optimizer adamw --epochs 1 --quiet
+usage_error "Did you mean 'eval'" "$precis" evl "$work/s.h5"
+"$precis" --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "precis --version"
+"$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
+python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \
+  || fail "--precision bfloat16 does not run bfloat16-acc32"
 echo "cli-check: passed"

@@ -148,7 +148,9 @@ def main():
     out = subprocess.run([a.precis, 'eval', a.file, '--precision', 'float32,' + a.variant, '--json', '--quiet'],
                          check=True, capture_output=True, text=True).stdout
     for r in json.loads(out)['results']:
-        results['precis ' + r['precision']] = {k: r[k] for k in ('accuracy', 'change_vs_float32', 'differs_from_float32', 'images_per_second')}
+        results['precis ' + r['precision']] = {'accuracy': r['accuracy'], 'change_vs_float32': r['vs_float32']['change_pp'] / 100,
+                                               'differs_from_float32': r['vs_float32']['differs'],
+                                               'images_per_second': r['images_per_second']}
 
     meta = {'file': a.file, 'dataset': dataset, 'images': int(len(labels)), 'calibration_images': int(len(calibration)),
             'torch': torch.__version__, 'engine': torch.backends.quantized.engine, 'threads': torch.get_num_threads()}

@@ -19,6 +19,21 @@ public struct StoredInt8 {
     public let dynamic: Bool
 }
 
+/// The attributes `writeInt8` sets on an int8 variant's group (calibration attributes are the caller's).
+enum Int8Attribute: String, CaseIterable {
+    case precision, scheme, weights, activations, rounding, dynamic
+    case elementType = "element_type", floatLayers = "float_layers", floatLayersWeights = "float_layers_weights"
+}
+
+/// The attributes of a quantized layer's group in an int8 variant.
+enum Int8LayerAttribute: String, CaseIterable {
+    case axis
+    case inputScale = "input_scale", inputZeroPoint = "input_zero_point", inputQmin = "input_qmin", inputQmax = "input_qmax"
+}
+
+private typealias A = Int8Attribute
+private typealias L = Int8LayerAttribute
+
 extension WeightFile {
     /// The variant name of an int8 model: `int8-<scheme>`, e.g. `int8-wchannel-au8z`, with
     /// `-mixed` or `-dynamic` for those forms.
@@ -30,8 +45,8 @@ extension WeightFile {
         }
     }
 
-    /// Stores `model` (for the file's network) as `/variants/int8-<scheme>`, replacing a variant of
-    /// that name, safely (copy, modify, rename). Each quantized layer's group holds `W` (int8
+    /// Writes `model` (for this file's network) as `/variants/int8-<scheme>` under `root`, replacing
+    /// a variant of that name (`WeightStore.storeInt8` does it safely). Each quantized layer's group holds `W` (int8
     /// codes, the master's shape), `W_scale` (float64, one per tensor or output channel, along
     /// `axis`), `b` (int32 codes at scale `input_scale · W_scale`) and its input's `input_scale`,
     /// `input_zero_point`, `input_qmin` and `input_qmax`. `calibration` adds attributes to the
@@ -41,26 +56,26 @@ extension WeightFile {
     /// IEEE half). A dynamic one, `int8-<scheme>-dynamic` with attribute `dynamic` 1, holds float32
     /// biases and no input ranges. Returns the variant's name.
     @discardableResult
-    public static func storeInt8(_ path: String, model: QuantizedModel, form: Int8Form = .plain, calibration: [(String, HDF5Attribute)]) throws -> String {
-        let w = try read(path)
-        let name = int8VariantName(model.scheme, form: form)
-        try modify(path) { root in
+    func writeInt8(_ model: QuantizedModel, form: Int8Form, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws -> String {
+        let w = self
+        let name = Self.int8VariantName(model.scheme, form: form)
+        do {
             let variants = try root.groupCreatingIfNeeded("variants")
             if variants.contains(name) { try variants.remove(name) }
             let v = try variants.createGroup(name)
-            try v.setAttribute("precision", .string(name))
-            try v.setAttribute("element_type", .string(HDF5ElementType.int8.rawValue))
-            try v.setAttribute("scheme", .string(model.scheme.description))
-            try v.setAttribute("weights", .string(model.scheme.weights == .perChannel ? "int8 symmetric per output channel" : "int8 symmetric per tensor"))
+            try v.setAttribute(A.precision.rawValue, .string(name))
+            try v.setAttribute(A.elementType.rawValue, .string(HDF5ElementType.int8.rawValue))
+            try v.setAttribute(A.scheme.rawValue, .string(model.scheme.description))
+            try v.setAttribute(A.weights.rawValue, .string(model.scheme.weights == .perChannel ? "int8 symmetric per output channel" : "int8 symmetric per tensor"))
             let activations = ["s8": "int8 symmetric per tensor", "s8z": "int8 with zero point per tensor", "u8z": "uint8 with zero point per tensor"]
-            try v.setAttribute("activations", .string(activations[model.scheme.activations.rawValue]! + (form == .dynamic ? ", range per batch (dynamic)" : "")))
-            if form == .dynamic { try v.setAttribute("dynamic", .int(1)) }
-            try v.setAttribute("rounding", .string("half to even, saturating"))
+            try v.setAttribute(A.activations.rawValue, .string(activations[model.scheme.activations.rawValue]! + (form == .dynamic ? ", range per batch (dynamic)" : "")))
+            if form == .dynamic { try v.setAttribute(A.dynamic.rawValue, .int(1)) }
+            try v.setAttribute(A.rounding.rawValue, .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
             let layers = try v.createGroup("model").createGroup("layers")
             if case let .mixed(floatLayers, half) = form {
-                try v.setAttribute("float_layers", .string(floatLayers.joined(separator: " ")))
-                try v.setAttribute("float_layers_weights", .string(half ? "float16 in this variant" : "float32 from /model"))
+                try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
+                try v.setAttribute(A.floatLayersWeights.rawValue, .string(half ? "float16 in this variant" : "float32 from /model"))
             }
             if case let .mixed(floatLayers, true) = form {
                 for layer in floatLayers {
@@ -76,7 +91,7 @@ extension WeightFile {
             for (i, q) in model.layers.sorted(by: { $0.key < $1.key }) {
                 let g = try layers.createGroup(w.spec.layerNames[i])
                 try g.setAttribute("kind", .string(w.spec.layers[i].kind))
-                try g.setAttribute("axis", .int(q.channelAxis))
+                try g.setAttribute(L.axis.rawValue, .int(q.channelAxis))
                 try g.write("W", shape: q.shape, q.weights)
                 try g.write("W_scale", shape: [q.weightScales.count], q.weightScales)
                 if form == .dynamic {
@@ -84,36 +99,31 @@ extension WeightFile {
                     continue
                 }
                 try g.write("b", shape: [q.channels], q.bias)
-                try g.setAttribute("input_scale", .double(q.input.scale))
-                try g.setAttribute("input_zero_point", .int(q.input.zeroPoint))
-                try g.setAttribute("input_qmin", .int(q.input.qmin))
-                try g.setAttribute("input_qmax", .int(q.input.qmax))
+                try g.setAttribute(L.inputScale.rawValue, .double(q.input.scale))
+                try g.setAttribute(L.inputZeroPoint.rawValue, .int(q.input.zeroPoint))
+                try g.setAttribute(L.inputQmin.rawValue, .int(q.input.qmin))
+                try g.setAttribute(L.inputQmax.rawValue, .int(q.input.qmax))
             }
         }
         return name
     }
 
-    /// The int8 model stored as `/variants/<name>` for `spec`.
-    public static func readInt8(_ path: String, spec: ModelSpec, variant name: String) throws -> QuantizedModel {
-        try readInt8Variant(path, spec: spec, variant: name).model
-    }
-
     /// The int8 variant `/variants/<name>` for `spec`, validated: shapes, element types, positive
     /// finite scales, zero points inside their code range, a known scheme, and the float layers
     /// of a mixed variant (from the variant in float16, or from `/model` in float32).
-    public static func readInt8Variant(_ path: String, spec: ModelSpec, variant name: String) throws -> StoredInt8 {
-        let v = try variantGroup(path, name)
-        let schemeName = try string(v, "scheme")
+    func readInt8(_ name: String, root: HDF5Group) throws -> StoredInt8 {
+        let v = try Self.variantGroup(root, name), path = root.file.path
+        let schemeName = try Self.string(v, A.scheme.rawValue)
         guard let scheme = QuantScheme.all.first(where: { $0.description == schemeName }) else {
             throw HDF5Error(file: path, path: v.path, message: "unknown int8 scheme '\(schemeName)'")
         }
         let layers = try v.group("model/layers")
         let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
-        let floatLayers = try v.attribute("float_layers") == nil ? [] : try string(v, "float_layers").split(separator: " ").map(String.init)
+        let floatLayers = try v.attribute(A.floatLayers.rawValue) == nil ? [] : try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init)
         if let bad = floatLayers.first(where: { name in !quantizedLayers(spec).contains { spec.layerNames[$0] == name } }) {
             throw HDF5Error(file: path, path: v.path, message: "float_layers names '\(bad)', which is not a convolution or affine layer of the network")
         }
-        let dynamic = try v.attribute("dynamic") == .int(1)
+        let dynamic = try v.attribute(A.dynamic.rawValue) == .int(1)
         var out: [Int: QuantizedLayer] = [:], floats: [String: Tensor<Double>] = [:]
         /// `t` of group `g`, which must have `shape` and element type `type`, with finite values.
         func values<E: HDF5Scalar & BinaryFloatingPoint>(_ g: HDF5Group, _ t: String, _ shape: [Int], _ type: HDF5ElementType, as: E.Type) throws -> Tensor<Double> {
@@ -151,8 +161,8 @@ extension WeightFile {
             }
             let bi = try g.datasetInfo("b")
             guard bi.shape == [channels] && bi.type == .int32 else { throw fail("b must be int32 of shape (\(channels)), is \(bi.typeName) \(shapeText(bi.shape))") }
-            let (scale, zero, qmin, qmax) = (try number(g, "input_scale"), Int(try number(g, "input_zero_point")),
-                                             Int(try number(g, "input_qmin")), Int(try number(g, "input_qmax")))
+            let (scale, zero, qmin, qmax) = (try Self.number(g, L.inputScale.rawValue), Int(try Self.number(g, L.inputZeroPoint.rawValue)),
+                                             Int(try Self.number(g, L.inputQmin.rawValue)), Int(try Self.number(g, L.inputQmax.rawValue)))
             guard scale > 0 && scale.isFinite, qmin < qmax, qmin <= zero, zero <= qmax, [(-127, 127), (-128, 127), (0, 255)].contains(where: { $0 == (qmin, qmax) }) else {
                 throw fail("has a bad input range (scale \(scale), zero point \(zero), codes \(qmin)...\(qmax))")
             }
@@ -167,31 +177,30 @@ extension WeightFile {
                 for t in ["W", "b"] { floats[layer + "/" + t] = try values(g, t, shapes[layer + "/" + t]!, .float16, as: Float16.self) }
             }
         } else if !floatLayers.isEmpty {
-            for (key, value) in try read(path).tensors where floatLayers.contains(String(key.split(separator: "/")[0])) { floats[key] = value }
+            for (key, value) in tensors where floatLayers.contains(String(key.split(separator: "/")[0])) { floats[key] = value }
         }
         return StoredInt8(model: QuantizedModel(scheme: scheme, layers: out), floatTensors: floats, floatBytesPerValue: bytesPerValue, dynamic: dynamic)
     }
 
     /// What `storeInt8` needs to write variant `name` again: its model, its form, and the
     /// attributes it was stored with beyond those `storeInt8` writes itself.
-    static func readInt8ForRewrite(_ path: String, spec: ModelSpec, variant name: String) throws
+    func readInt8ForRewrite(_ name: String, root: HDF5Group) throws
         -> (model: QuantizedModel, form: Int8Form, attributes: [(String, HDF5Attribute)]) {
-        let stored = try readInt8Variant(path, spec: spec, variant: name), v = try variantGroup(path, name)
+        let stored = try readInt8(name, root: root), v = try Self.variantGroup(root, name)
         var form = Int8Form.plain
         if stored.dynamic { form = .dynamic }
-        if try v.attribute("float_layers") != nil {
-            form = .mixed(floatLayers: try string(v, "float_layers").split(separator: " ").map(String.init), half: stored.floatBytesPerValue == 2)
+        if try v.attribute(A.floatLayers.rawValue) != nil {
+            form = .mixed(floatLayers: try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init), half: stored.floatBytesPerValue == 2)
         }
-        let own: Set = ["precision", "element_type", "scheme", "weights", "activations", "rounding", "dynamic", "float_layers", "float_layers_weights"]
+        let own = Set(A.allCases.map(\.rawValue))
         let attributes = try v.attributeNames().filter { !own.contains($0) }.compactMap { key in try v.attribute(key).map { (key, $0) } }
         return (stored.model, form, attributes)
     }
 
     /// The group of variant `name`, or an error saying the file has none of that name.
-    private static func variantGroup(_ path: String, _ name: String) throws -> HDF5Group {
-        let root = try HDF5File.open(path).root
+    static func variantGroup(_ root: HDF5Group, _ name: String) throws -> HDF5Group {
         guard root.contains("variants"), try root.group("variants").contains(name) else {
-            throw HDF5Error(file: path, path: "/variants", message: "has no variant '\(name)' (precis quantize stores one)")
+            throw HDF5Error(file: root.file.path, path: "/variants", message: "has no variant '\(name)' (precis quantize stores one)")
         }
         return try root.group("variants/\(name)")
     }

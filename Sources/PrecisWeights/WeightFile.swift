@@ -68,7 +68,9 @@ public struct WeightFile {
     /// Writes a new file, with `/variants/<precision>` for each of `variants`: a temporary file in
     /// the same folder, renamed into place when complete, so an interrupted write never leaves a
     /// half-written file at `path`. Refuses to replace an existing file unless `overwrite`.
-    public func write(to path: String, overwrite: Bool = false, variants: [String] = []) throws {
+    /// `more` adds to the new file before it is renamed into place.
+    public func write(to path: String, overwrite: Bool = false, variants: [String] = [],
+                      more: (HDF5Group) throws -> Void = { _ in }) throws {
         if !overwrite && FileManager.default.fileExists(atPath: path) {
             throw HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")
         }
@@ -91,6 +93,7 @@ public struct WeightFile {
             try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float($0) } }, into: model)
             if let training { try Self.write(training, into: try root.createGroup("training")) }
             for precision in variants { try writeVariant(precision, into: root) }
+            try more(root)
         }
     }
 
@@ -150,7 +153,7 @@ public struct WeightFile {
     }
 
     /// Changes an existing file safely: a copy is modified, then renamed over the original.
-    /// Callers read (and so validate) the file first.
+    /// Callers read (and so validate) the file first (`WeightStore.modify`).
     static func modify(_ path: String, _ body: (HDF5Group) throws -> Void) throws {
         try replace(path) { tmp in
             do {
@@ -166,8 +169,10 @@ public struct WeightFile {
 
     /// Reads and validates a file: format name and version, the model spec, every tensor the spec
     /// needs with the right shape, element type float32 and finite values.
-    public static func read(_ path: String) throws -> WeightFile {
-        let root = try HDF5File.open(path).root
+    public static func read(_ path: String) throws -> WeightFile { try WeightStore(path).master }
+
+    /// Reads and validates the master of an open file (see `read`).
+    static func read(root: HDF5Group) throws -> WeightFile {
         try checkFormat(root)
         let model = try root.group("model")
         let spec = try readSpec(model)
@@ -272,20 +277,9 @@ public struct WeightFile {
 
     // MARK: variants
 
-    /// The precisions `export` can store.
-    public static let variantPrecisions = ["float16", "bfloat16"]
-
-    /// The stored variants of the file at `path` (names under `/variants`).
-    public static func variants(_ path: String) throws -> [String] {
-        let root = try HDF5File.open(path).root
-        return root.contains("variants") ? try root.group("variants").children() : []
-    }
-
-    /// Adds (or replaces) `/variants/<precision>`: the master tensors rounded to that precision and
-    /// stored in its own HDF5 type, written safely (copy, modify, rename).
-    public static func export(_ path: String, precision: String) throws {
-        let w = try read(path)
-        try modify(path) { root in try w.writeVariant(precision, into: root) }
+    /// The precisions `export` can store: every precision mode's variant, in the modes' order.
+    public static let variantPrecisions = PrecisionMode.allCases.compactMap(\.variant).reduce(into: [String]()) { names, v in
+        if !names.contains(v) { names.append(v) }
     }
 
     /// `/variants/<precision>` under `root`, replacing an existing one.
@@ -309,55 +303,14 @@ public struct WeightFile {
         }
     }
 
-    /// The tensors of `/variants/<precision>` for the file's `spec`, validated like the master and
-    /// widened to Double.
-    public static func readVariant(_ path: String, spec: ModelSpec, precision: String) throws -> [String: Tensor<Double>] {
-        let root = try HDF5File.open(path).root
-        let layers = try root.group("variants/\(precision)/model/layers")
-        switch precision {
+    /// The tensors of float variant `name` (`/variants/<name>` under `root`) for `spec`, validated
+    /// like the master and widened to Double.
+    static func readVariant(_ name: String, spec: ModelSpec, root: HDF5Group) throws -> [String: Tensor<Double>] {
+        let layers = try root.group("variants/\(name)/model/layers")
+        switch name {
         case "float16": return try readLayers(spec, from: layers, as: Float16.self)
         case "bfloat16": return try readLayers(spec, from: layers, as: BFloat16.self) { Double($0.float) }
-        default: throw HDF5Error(file: path, path: layers.path, message: "unknown variant precision '\(precision)'")
+        default: throw HDF5Error(file: root.file.path, path: layers.path, message: "unknown variant precision '\(name)'")
         }
-    }
-
-    /// Rewrites the file at `path` from what it holds (model, master tensors, training record,
-    /// variants) in the current layout, replacing it safely. Float variants are written again
-    /// from the master, int8 variants as they were read (with their attributes). Recorded
-    /// evaluations are dropped.
-    public static func upgrade(_ path: String) throws {
-        let w = try read(path), all = try variants(path)
-        let int8 = try all.filter { $0.hasPrefix("int8-") }.map { try readInt8ForRewrite(path, spec: w.spec, variant: $0) }
-        try w.write(to: path, overwrite: true, variants: all.filter(variantPrecisions.contains))
-        for v in int8 { try storeInt8(path, model: v.model, form: v.form, calibration: v.attributes) }
-    }
-
-    // MARK: evaluations
-
-    /// Records evaluation results as attributes of `/evaluations/<mode>` (replacing earlier ones),
-    /// in one safe rewrite of the file.
-    public static func record(_ path: String, results: [(mode: String, attributes: [(String, HDF5Attribute)])]) throws {
-        _ = try read(path)
-        try modify(path) { root in
-            let evaluations = try root.groupCreatingIfNeeded("evaluations")
-            for (mode, attributes) in results {
-                if evaluations.contains(mode) { try evaluations.remove(mode) }
-                let g = try evaluations.createGroup(mode)
-                for (name, value) in attributes { try g.setAttribute(name, value) }
-            }
-        }
-    }
-
-    /// The recorded evaluations: mode -> attributes.
-    public static func evaluations(_ path: String) throws -> [String: [String: HDF5Attribute]] {
-        let root = try HDF5File.open(path).root
-        guard root.contains("evaluations") else { return [:] }
-        let evaluations = try root.group("evaluations")
-        var out: [String: [String: HDF5Attribute]] = [:]
-        for mode in try evaluations.children() {
-            let g = try evaluations.group(mode)
-            out[mode] = Dictionary(uniqueKeysWithValues: try g.attributeNames().compactMap { n in try g.attribute(n).map { (n, $0) } })
-        }
-        return out
     }
 }

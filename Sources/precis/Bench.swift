@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let spec = ModelSpec.deepConvNet
-            var results: [String: Any] = ["runs": runs, "batch": 100, "model": spec.name]
+            var report = BenchReport(runs: runs, model: spec.name)
             let net = try Network<Float>(spec: spec, seed: 0)
             let x: Tensor<Float> = Tensor(shape: [100, 1, 28, 28], data: (0..<78_400).map { Float(($0 * 7919) % 256) / 255 })
             let t = (0..<100).map { $0 % 10 }
@@ -30,72 +30,104 @@ struct Bench: ParsableCommand {
                 net.gradient(x, t, inputGradient: false)
                 optimizer.update(net.parameters.map(\.parameter))
             }
-            results["train_step_ms"] = step * 1000
+            report.trainStepMS = step * 1000
             if !json { print(String(format: "training step (forward + backward + Adam): %.1f ms", step * 1000)) }
-            var infer: [String: Double] = [:]
-            func inference<T: NetworkScalar>(_ mode: PrecisionMode, _ type: T.Type) {
-                let n = net.converted(to: T.self, storage: mode.storage)
-                let xt = x.converted(to: T.self)
-                let s = median(mode == .float16 ? max(1, runs / 2) : runs) { _ = n.predict(xt) }
-                infer[mode.rawValue] = 100 / s
-                if !json { print(String(format: "inference %@: %.0f images/s", mode.rawValue, 100 / s)) }
+            struct Inference: NetworkBody {
+                let x: Tensor<Float>, runs: Int
+                func callAsFunction<T: NetworkScalar>(_ n: Network<T>) -> Double {
+                    let xt = x.converted(to: T.self)
+                    return 100 / median(runs) { _ = n.predict(xt) }
+                }
             }
-            inference(.float64, Double.self)
-            inference(.float32, Float.self)
-            inference(.float16, Float16.self)
-            inference(.float16Acc32, Float.self)
-            inference(.bfloat16Acc32, Float.self)
+            for mode in PrecisionMode.allCases {
+                let rate = try mode.withNetwork(spec: spec, tensors: net.tensorValues(),
+                                                Inference(x: x, runs: mode == .float16 ? max(1, runs / 2) : runs))
+                report.inferenceImagesPerSecond[mode.rawValue] = rate
+                if !json { print(String(format: "inference %@: %.0f images/s", mode.rawValue, rate)) }
+            }
             // int8: per-channel weights, uint8 activations calibrated (min-max) on the same batch.
             let observers = observeActivations(net, images: x.data, count: 100)
-            let quantized = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
-                                                 observers: observers, method: .minmax)
-            let integer = try IntegerNetwork(spec: spec, model: quantized.model, tensors: net.tensorValues())
-            infer["int8"] = 100 / median(runs) { _ = integer.predict(x) }
-            if !json { print(String(format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, infer["int8"]!)) }
-            results["inference_images_per_second"] = infer
+            let quantized = try QuantizedModel(spec: spec, tensors: net.tensorValues(),
+                                               scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+                                               observers: observers, method: .minmax)
+            let integer = try IntegerNetwork(spec: spec, model: quantized, tensors: net.tensorValues())
+            let int8 = 100 / median(runs) { _ = integer.predict(x) }
+            report.inferenceImagesPerSecond["int8"] = int8
+            report.int8GemmPath = int8GEMMPath
+            if !json { print(String(format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, int8)) }
             if layers {
-                let times = net.profile(x, t, runs: runs)
-                let rows: [[String: Any]] = zip(net.layerNames, times).map { ["layer": $0, "forward_ms": $1.forward * 1000, "backward_ms": $1.backward * 1000] }
-                results["layers"] = rows
+                report.layers = zip(net.layerNames, net.profile(x, t, runs: runs)).map {
+                    BenchReport.LayerTime(layer: $0, forwardMS: $1.forward * 1000, backwardMS: $1.backward * 1000)
+                }
                 if !json {
-                    for r in rows {
-                        print(String(format: "%-12@ forward %7.2f ms  backward %7.2f ms", r["layer"] as! String, r["forward_ms"] as! Double, r["backward_ms"] as! Double))
+                    var table = TextTable([("layer", .left), ("forward ms", .right), ("backward ms", .right)])
+                    for l in report.layers ?? [] {
+                        table.add([l.layer, String(format: "%.2f", l.forwardMS), String(format: "%.2f", l.backwardMS)])
                     }
+                    table.lines().forEach { print($0) }
                 }
             }
-            if gemm {
-                var rows: [[String: Any]] = []
-                let shapes = try GEMMShape.of(spec, batch: 100)
-                var conv: [Double] = [], affine: [Double] = []
-                for shape in shapes {
-                    let g = gemmGFLOPS(shape, runs: runs, as: Float.self)
-                    if shape.isConvolution { conv.append(g) } else { affine.append(g) }
-                    rows.append(["shape": shape.description, "gflops": g])
-                    if !json { print(String(format: "gemm %-38@ %7.1f GFLOP/s", shape.description, g)) }
-                }
-                func geomean(_ xs: [Double]) -> Double { exp(xs.map(log).reduce(0, +) / Double(max(1, xs.count))) }
-                results["gemm"] = rows
-                results["gemm_geomean_gflops"] = geomean(conv)
-                results["gemm_affine_geomean_gflops"] = geomean(affine)
-                if !json {
-                    print(String(format: "gemm geometric mean, convolution shapes: %.1f GFLOP/s (affine shapes: %.1f)", geomean(conv), geomean(affine)))
-                }
-                var int8Rows: [[String: Any]] = []
-                for shape in try GEMMShape.int8(spec, batch: 100) {
-                    let fast = int8GEMMGOPS(shape, runs: runs), portable = int8GEMMGOPS(shape, runs: runs, portable: true)
-                    int8Rows.append(["shape": shape.description, "gops": fast, "portable_gops": portable])
-                    if !json {
-                        print(String(format: "int8 gemm %-32@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast, int8GEMMPath, portable))
-                    }
-                }
-                let gops = int8Rows.map { $0["gops"] as! Double }
-                results["int8_gemm"] = int8Rows
-                results["int8_gemm_geomean_gops"] = geomean(gops)
-                if !json { print(String(format: "int8 gemm geometric mean: %.1f GOP/s", geomean(gops))) }
-                results["int8_gemm_path"] = int8GEMMPath
-            }
-            if json { try printJSON(results) }
+            if gemm { try measureGEMMs(spec, &report) }
+            if json { try printJSON(report) }
         }
+    }
+
+    /// GFLOP/s of every float32 GEMM as the layers run them, and GOP/s of the int8 GEMMs.
+    func measureGEMMs(_ spec: ModelSpec, _ report: inout BenchReport) throws {
+        func geomean(_ xs: [Double]) -> Double { exp(xs.map(log).reduce(0, +) / Double(max(1, xs.count))) }
+        var conv: [Double] = [], affine: [Double] = [], rows: [BenchReport.GEMM] = []
+        for shape in try GEMMShape.of(spec, batch: 100) {
+            let g = gemmGFLOPS(shape, runs: runs, as: Float.self)
+            if shape.isConvolution { conv.append(g) } else { affine.append(g) }
+            rows.append(BenchReport.GEMM(shape: shape.description, rate: g, portableRate: nil))
+            if !json { print(String(format: "gemm %-38@ %7.1f GFLOP/s", shape.description, g)) }
+        }
+        report.gemm = rows
+        report.gemmGeomeanGFLOPS = geomean(conv)
+        report.gemmAffineGeomeanGFLOPS = geomean(affine)
+        if !json {
+            print(String(format: "gemm geometric mean, convolution shapes: %.1f GFLOP/s (affine shapes: %.1f)", geomean(conv), geomean(affine)))
+        }
+        var int8Rows: [BenchReport.GEMM] = []
+        for shape in try GEMMShape.int8(spec, batch: 100) {
+            let fast = int8GEMMGOPS(shape, runs: runs), portable = int8GEMMGOPS(shape, runs: runs, portable: true)
+            int8Rows.append(BenchReport.GEMM(shape: shape.description, rate: fast, portableRate: portable))
+            if !json {
+                print(String(format: "int8 gemm %-32@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast, int8GEMMPath, portable))
+            }
+        }
+        report.int8Gemm = int8Rows
+        report.int8GemmGeomeanGOPS = geomean(int8Rows.map(\.rate))
+        if !json { print(String(format: "int8 gemm geometric mean: %.1f GOP/s", geomean(int8Rows.map(\.rate)))) }
+    }
+}
+
+/// `precis bench --json`. Rates are medians: images/s, GFLOP/s (float32 GEMMs) or GOP/s (int8).
+struct BenchReport: Encodable {
+    struct LayerTime: Encodable {
+        let layer: String, forwardMS: Double, backwardMS: Double
+        private enum CodingKeys: String, CodingKey { case layer, forwardMS = "forward_ms", backwardMS = "backward_ms" }
+    }
+
+    struct GEMM: Encodable {
+        let shape: String, rate: Double, portableRate: Double?
+        private enum CodingKeys: String, CodingKey { case shape, rate, portableRate = "portable_rate" }
+    }
+
+    var schema = ReportSchema.bench
+    let runs: Int, model: String
+    var batch = 100
+    var trainStepMS = 0.0
+    var inferenceImagesPerSecond: [String: Double] = [:]
+    var int8GemmPath = ""
+    var layers: [LayerTime]?
+    var gemm: [GEMM]?, gemmGeomeanGFLOPS: Double?, gemmAffineGeomeanGFLOPS: Double?
+    var int8Gemm: [GEMM]?, int8GemmGeomeanGOPS: Double?
+
+    private enum CodingKeys: String, CodingKey {
+        case schema, runs, model, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond = "inference_images_per_second"
+        case int8GemmPath = "int8_gemm_path", layers, gemm, gemmGeomeanGFLOPS = "gemm_geomean_gflops"
+        case gemmAffineGeomeanGFLOPS = "gemm_affine_geomean_gflops", int8Gemm = "int8_gemm", int8GemmGeomeanGOPS = "int8_gemm_geomean_gops"
     }
 }
 

@@ -2,6 +2,19 @@ import ArgumentParser
 import Foundation
 import PrecisWeights
 
+/// A precision `export` can store: the variant of a precision mode.
+struct VariantPrecision: ExpressibleByArgument {
+    let name: String
+
+    init?(argument: String) {
+        guard WeightFile.variantPrecisions.contains(argument) else { return nil }
+        name = argument
+    }
+
+    static var allValueStrings: [String] { WeightFile.variantPrecisions }
+    var defaultValueDescription: String { name }
+}
+
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Store a reduced-precision copy of the weights in the file, under /variants/<precision>.")
@@ -9,19 +22,13 @@ struct Export: ParsableCommand {
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
-    @Option(help: "Precision to store: \(WeightFile.variantPrecisions.joined(separator: ", ")).")
-    var precision = "float16"
-
-    func validate() throws {
-        guard WeightFile.variantPrecisions.contains(precision) else {
-            throw ValidationError("unknown precision '\(precision)' (\(WeightFile.variantPrecisions.joined(separator: ", ")))")
-        }
-    }
+    @Option(help: "Precision to store.")
+    var precision = VariantPrecision(argument: "float16")!
 
     func run() throws {
         try reportingErrors {
-            try WeightFile.export(file, precision: precision)
-            print("\(file): stored /variants/\(precision)")
+            try WeightStore(file).export(precision.name)
+            print("\(file): stored /variants/\(precision.name)")
         }
     }
 }

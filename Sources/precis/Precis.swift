@@ -2,11 +2,51 @@ import ArgumentParser
 import Foundation
 import PrecisCore
 
+/// Exit codes: 0 success; 1 a run that failed (a bad or damaged file, a data set that cannot be
+/// read, a failed write), with one `precis: error:` line; 64 a bad command line (unknown command
+/// or option, a bad option value), with the parser's message.
 @main
 struct Precis: ParsableCommand {
+    static let version = "0.10.0"
+
     static let configuration = CommandConfiguration(
         abstract: "Train small CNNs at full precision and measure what reduced precision costs.",
+        version: version,
         subcommands: [Train.self, Eval.self, Quantize.self, Export.self, Inspect.self, Upgrade.self, Bench.self])
+
+    /// Parses and runs the command; a mistyped subcommand gets "did you mean" and exit code 64.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first) {
+            let guess = names.min { editDistance(first, $0) < editDistance(first, $1) }.flatMap { editDistance(first, $0) <= 2 ? $0 : nil }
+            let hint = guess.map { " Did you mean '\($0)'?" } ?? ""
+            FileHandle.standardError.write(Data("Error: unknown command '\(first)'.\(hint)\n  See 'precis --help' for the commands.\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// The number of single-character insertions, deletions and substitutions that turn `a` into `b`.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            let substitution = previous + (a[i - 1] == b[j - 1] ? 0 : 1)
+            previous = row[j]
+            row[j] = min(substitution, row[j] + 1, row[j - 1] + 1)
+        }
+    }
+    return row[b.count]
 }
 
 /// Runs `body`, turning a thrown error into one `precis: error: ...` line on stderr and exit code 1.
@@ -26,7 +66,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// `--dataset NAME` or `--data DIR`.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Data set: \(Dataset.knownNames.joined(separator: ", ")) (train: mnist5k for --model simple, else fashion-mnist; eval: the one the network was trained on).")
+    @Option(help: """
+        Data set: \(Dataset.knownNames.joined(separator: ", ")) (train: mnist5k for --model simple, else fashion-mnist; \
+        eval: the one the network was trained on).
+        """)
     var dataset: String?
 
     @Option(help: ArgumentHelp("A directory with the four MNIST-format IDX files (gzipped or not).", valueName: "dir"))
@@ -46,10 +89,7 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-/// Prints a JSON value with sorted keys.
-func printJSON(_ value: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
+/// Prints `value` as JSON (sorted keys, pretty-printed).
+func printJSON<T: Encodable>(_ value: T) throws {
+    print(String(decoding: try JSONEncoder.precis.encode(value), as: UTF8.self))
 }
-
-func percent(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }

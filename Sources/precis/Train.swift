@@ -15,7 +15,7 @@ struct Train: ParsableCommand {
     var model = "simple"
 
     @Option(name: .customLong("init"), help: "Weight init: he, xavier or normal:STD (default: the model's).")
-    var weightInit: String?
+    var weightInit: WeightInit?
 
     @OptionGroup var data: DataOptions
 
@@ -25,14 +25,14 @@ struct Train: ParsableCommand {
     @Option(help: "Images per mini-batch.")
     var batchSize = 100
 
-    @Option(help: "sgd, momentum, nesterov, adagrad, rmsprop or adam.")
-    var optimizer = "adam"
+    @Option(help: "The update rule.")
+    var optimizer = OptimizerKind.adam
 
     @Option(help: "Learning rate (default: the optimizer's book default).")
     var learningRate: Double?
 
     @Option(help: "constant, or step:EVERY:FACTOR (multiply the rate by FACTOR every EVERY epochs).")
-    var lrSchedule = "constant"
+    var lrSchedule = LearningRateSchedule.constant
 
     @Option(help: "Seed for the initial weights, the batch order and dropout.")
     var seed: UInt64 = 0
@@ -49,52 +49,39 @@ struct Train: ParsableCommand {
     @Flag(help: "No progress line and no per-epoch lines.")
     var quiet = false
 
-    @Flag(help: "Print the run's summary and history as JSON.")
+    @Flag(help: "Print the run's summary and history as JSON (schema \(ReportSchema.train)).")
     var json = false
 
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard OptimizerKind(rawValue: optimizer) != nil else {
-            throw ValidationError("unknown optimizer '\(optimizer)' (\(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be positive") }
         if let evalSample, evalSample <= 0 { throw ValidationError("--eval-sample must be positive") }
-        _ = try schedule()
         if let output, !force, FileManager.default.fileExists(atPath: output) {
             throw ValidationError("\(output) exists (use --force to replace it)")
         }
     }
 
-    func schedule() throws -> LearningRateSchedule {
-        if lrSchedule == "constant" { return .constant }
-        let parts = lrSchedule.split(separator: ":")
-        if parts.count == 3, parts[0] == "step", let every = Int(parts[1]), every > 0, let factor = Double(parts[2]), factor > 0 {
-            return .stepDecay(every: every, factor: factor)
-        }
-        throw ValidationError("--lr-schedule must be constant or step:EVERY:FACTOR, got '\(lrSchedule)'")
-    }
-
     func run() throws {
         try reportingErrors {
             let dataset = try data.load(fallback: model == "simple" ? "mnist5k" : "fashion-mnist")
-            let spec = try ModelSpec.named(model, weightInit: try weightInit.map(WeightInit.init(parsing:)), inputShape: dataset.imageShape)
+            let spec = try ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
             guard spec.classes == dataset.classes else {
                 throw ModelError.badSpec("the model ends in \(spec.classes) classes, \(dataset.name) has \(dataset.classes)")
             }
             var config = TrainingConfig()
             config.epochs = epochs
             config.batchSize = batchSize
-            config.optimizer = OptimizerKind(rawValue: optimizer)!
+            config.optimizer = optimizer
             config.learningRate = learningRate
-            config.schedule = try schedule()
+            config.schedule = lrSchedule
             config.seed = seed
             config.evaluationSample = evalSample
             let net = try Network<Float>(spec: spec, seed: seed)
             let log = !quiet && !json
             if log {
                 print("training \(spec.name) on \(dataset.name) (\(dataset.trainCount) train / \(dataset.testCount) test), "
-                      + "\(optimizer) lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(batchSize), seed \(seed)")
+                      + "\(optimizer.rawValue) lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(batchSize), seed \(seed)")
             }
             let progress = ProgressLine(quiet: quiet)
             let history = Trainer(config).run(net, on: dataset) { event in
@@ -105,7 +92,7 @@ struct Train: ParsableCommand {
                 case let .epochEnd(epoch, loss, train, test, seconds):
                     progress.clear()
                     if log {
-                        print(String(format: "epoch %2d/%d  loss %.4f  train %@  test %@  %.1f s", epoch, epochs, loss, percent(train), percent(test), seconds))
+                        print(String(format: "epoch %2d/%d  loss %.4f  train %@  test %@  %.1f s", epoch, epochs, loss, percentText(train), percentText(test), seconds))
                         fflush(stdout)
                     }
                 }
@@ -116,17 +103,46 @@ struct Train: ParsableCommand {
             }
             let perIteration = history.trainingSeconds / Double(history.iterations)
             if json {
-                try printJSON([
-                    "model": spec.name, "layers": spec.layerText, "dataset": dataset.name, "epochs": epochs, "seed": seed,
-                    "loss": history.loss, "train_accuracy": history.trainAccuracy, "test_accuracy": history.testAccuracy,
-                    "seconds": history.seconds, "training_seconds": history.trainingSeconds, "seconds_per_iteration": perIteration,
-                    "seconds_per_epoch": history.epochSeconds, "iterations": history.iterations, "output": output ?? NSNull(),
-                ] as [String: Any])
-            } else {
-                print(String(format: "test accuracy %@ after %d epochs; %.1f s wall, %d iterations at %.4f s each (evaluation excluded)",
-                             percent(history.testAccuracy.last ?? 0), epochs, history.seconds, history.iterations, perIteration)
-                      + (output.map { "; wrote \($0)" } ?? ""))
+                return try printJSON(TrainingSummary(model: spec.name, layers: spec.layerText, dataset: dataset.name, epochs: epochs,
+                                                     seed: seed, history: history, output: output))
             }
+            print(String(format: "test accuracy %@ after %d %@; %.1f s wall, %d iterations at %.4f s each (evaluation excluded)",
+                         percentText(history.testAccuracy.last ?? 0), epochs, epochs == 1 ? "epoch" : "epochs", history.seconds,
+                         history.iterations, perIteration) + (output.map { "; wrote \($0)" } ?? ""))
         }
+    }
+}
+
+/// `precis train --json`: the run's summary and history.
+struct TrainingSummary: Encodable {
+    var schema = ReportSchema.train
+    let model: String, layers: String, dataset: String
+    let epochs: Int, seed: UInt64
+    let history: TrainingHistory
+    let output: String?
+
+    private enum CodingKeys: String, CodingKey {
+        case schema, model, layers, dataset, epochs, seed, output, loss, trainAccuracy = "train_accuracy"
+        case testAccuracy = "test_accuracy", seconds, trainingSeconds = "training_seconds"
+        case secondsPerIteration = "seconds_per_iteration", secondsPerEpoch = "seconds_per_epoch", iterations
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schema, forKey: .schema)
+        try c.encode(model, forKey: .model)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(dataset, forKey: .dataset)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(output, forKey: .output)
+        try c.encode(history.loss, forKey: .loss)
+        try c.encode(history.trainAccuracy, forKey: .trainAccuracy)
+        try c.encode(history.testAccuracy, forKey: .testAccuracy)
+        try c.encode(history.seconds, forKey: .seconds)
+        try c.encode(history.trainingSeconds, forKey: .trainingSeconds)
+        try c.encode(history.trainingSeconds / Double(max(history.iterations, 1)), forKey: .secondsPerIteration)
+        try c.encode(history.epochSeconds, forKey: .secondsPerEpoch)
+        try c.encode(history.iterations, forKey: .iterations)
     }
 }

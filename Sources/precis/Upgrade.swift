@@ -4,14 +4,17 @@ import PrecisWeights
 
 struct Upgrade: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rewrite a weight file in the current layout and HDF5 format (checksummed metadata), keeping its model, weights, training record and variants.")
+        abstract: """
+            Rewrite a weight file in the current layout and HDF5 format (checksummed metadata), keeping its model, \
+            weights, training record and variants.
+            """)
 
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
     func run() throws {
         try reportingErrors {
-            try WeightFile.upgrade(file)
+            try WeightStore(file).upgrade()
             print("\(file): rewritten")
         }
     }

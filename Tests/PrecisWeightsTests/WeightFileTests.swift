@@ -45,11 +45,14 @@ import Testing
     @Test func float16VariantHoldsTheRoundedMaster() throws {
         let (dir, path, file) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try WeightFile.export(path, precision: "float16")
-        try WeightFile.export(path, precision: "float16")  // replacing is fine
-        #expect(try WeightFile.variants(path) == ["float16"])
-        let v = try WeightFile.readVariant(path, spec: file.spec, precision: "float16")
+        let store = try WeightStore(path)
+        try store.export("float16")
+        try store.export("float16")  // replacing is fine
+        #expect(store.variantNames == ["float16"])
+        let v = try store.floatVariant("float16")
         #expect(v == file.tensors.mapValues { $0.converted(to: Float16.self).converted(to: Double.self) })
+        #expect(try store.tensors(for: .float16Acc32) == v && store.source(for: .float16) == "/variants/float16")
+        #expect(try store.tensors(for: .bfloat16Acc32) == file.tensors && store.source(for: .bfloat16Acc32) == "/model")
         let info = try HDF5File.open(path).root.group("variants/float16/model/layers/00_conv1").datasetInfo("W")
         #expect(info.type == .float16 && info.shape == [4, 1, 3, 3])
     }
@@ -57,79 +60,126 @@ import Testing
     @Test func bfloat16VariantHoldsWhatTheModeRoundsTo() throws {
         let (dir, path, file) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try WeightFile.export(path, precision: "bfloat16")
-        #expect(try WeightFile.variants(path) == ["bfloat16"])
-        let v = try WeightFile.readVariant(path, spec: file.spec, precision: "bfloat16")
+        let store = try WeightStore(path)
+        try store.export("bfloat16")
+        #expect(store.variantNames == ["bfloat16"])
+        let v = try store.floatVariant("bfloat16")
         #expect(v == file.tensors.mapValues { t in Tensor(shape: t.shape, data: t.data.map { Double(StorageFormat.bfloat16.round(Float($0))) }) })
         let info = try HDF5File.open(path).root.group("variants/bfloat16/model/layers/00_conv1").datasetInfo("W")
         #expect(info.type == .bfloat16 && info.shape == [4, 1, 3, 3])
     }
 
-    @Test func int8VariantRoundTripsAndIsValidated() throws {
+    /// A written file, its store, and an int8 model of its network (per channel, uint8, entropy).
+    func int8Setup() throws -> (dir: String, store: WeightStore, file: WeightFile, model: QuantizedModel) {
         let (dir, path, file) = try written()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
         let net = try Network<Float>(spec: file.spec, parameters: file.tensors)
         var rng = RandomSource(seed: 4)
         let images = (0..<(20 * 64)).map { _ in Float(rng.uniform()) }
         let model = try QuantizedModel(spec: file.spec, tensors: file.tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
                                        observers: observeActivations(net, images: images, count: 20), method: .entropy)
-        let name = try WeightFile.storeInt8(path, model: model, calibration: [("calibration", .string("entropy")), ("calibration_images", .int(20))])
-        let stored = try WeightFile.variants(path)
-        #expect(name == "int8-wchannel-au8z" && stored == ["int8-wchannel-au8z"])
-        #expect(try WeightFile.readInt8(path, spec: file.spec, variant: name) == model)
-        let g = try HDF5File.open(path).root.group("variants/\(name)/model/layers/00_conv1")
+        return (dir, try WeightStore(path), file, model)
+    }
+
+    @Test func int8VariantRoundTrips() throws {
+        let (dir, store, _, model) = try int8Setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let name = try store.storeInt8(model, calibration: [("calibration", .string("entropy")), ("calibration_images", .int(20))])
+        #expect(name == "int8-wchannel-au8z" && store.variantNames == ["int8-wchannel-au8z"])
+        #expect(try store.int8Variant(name).model == model)
+        let g = try HDF5File.open(store.path).root.group("variants/\(name)/model/layers/00_conv1")
         let (wi, bi, axis) = (try g.datasetInfo("W"), try g.datasetInfo("b"), try g.attribute("axis"))
         #expect(wi.type == .int8 && bi.type == .int32 && axis == .int(0))
+    }
+
+    @Test func mixedVariantKeepsItsFloatLayers() throws {
+        let (dir, store, file, model) = try int8Setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         // A mixed variant stores only its int8 layers and names the ones left in float32.
         let mixed = model.only([0])
-        let mixedName = try WeightFile.storeInt8(path, model: mixed, form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
-        #expect(try mixedName == "int8-wchannel-au8z-mixed" && WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
-        #expect(try HDF5File.open(path).root.group("variants/\(mixedName)/model/layers").contains("04_affine1") == false)
-        let full = try WeightFile.readInt8Variant(path, spec: file.spec, variant: mixedName)
+        let name = try store.storeInt8(mixed, form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
+        #expect(try name == "int8-wchannel-au8z-mixed" && store.int8Variant(name).model == mixed)
+        #expect(try HDF5File.open(store.path).root.group("variants/\(name)/model/layers").contains("04_affine1") == false)
+        let full = try store.int8Variant(name)
         #expect(full.floatBytesPerValue == 4 && full.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"] && !full.dynamic)
         // In float16 the variant holds the float layers itself, the master rounded to half.
-        try WeightFile.storeInt8(path, model: mixed, form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
-        let half = try WeightFile.readInt8Variant(path, spec: file.spec, variant: mixedName)
+        try store.storeInt8(mixed, form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
+        let half = try store.int8Variant(name)
         #expect(half.floatBytesPerValue == 2 && half.floatTensors.keys.sorted() == ["04_affine1/W", "04_affine1/b"])
         #expect(half.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"]!.converted(to: Float16.self).converted(to: Double.self))
-        // A dynamic variant holds float32 biases and no input ranges.
-        let dynamicName = try WeightFile.storeInt8(path, model: model, form: .dynamic, calibration: [])
-        let dynamic = try WeightFile.readInt8Variant(path, spec: file.spec, variant: dynamicName)
-        #expect(dynamicName == "int8-wchannel-au8z-dynamic" && dynamic.dynamic && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
+    }
+
+    @Test func dynamicVariantHoldsFloatBiases() throws {
+        let (dir, store, file, model) = try int8Setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let name = try store.storeInt8(model, form: .dynamic, calibration: [])
+        let dynamic = try store.int8Variant(name)
+        #expect(name == "int8-wchannel-au8z-dynamic" && dynamic.dynamic && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
         #expect(dynamic.floatTensors["00_conv1/b"] == file.tensors["00_conv1/b"]!.converted(to: Float.self).converted(to: Double.self))
-        #expect(try HDF5File.open(path).root.group("variants/\(dynamicName)/model/layers/00_conv1").datasetInfo("b").type == .float32)
-        // upgrade keeps every int8 variant as it was, attributes included.
-        let before = try WeightFile.variants(path).map { try WeightFile.readInt8Variant(path, spec: file.spec, variant: $0) }
-        try WeightFile.upgrade(path)
-        let after = try WeightFile.variants(path).map { try WeightFile.readInt8Variant(path, spec: file.spec, variant: $0) }
-        #expect(try WeightFile.variants(path) == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
+        #expect(try HDF5File.open(store.path).root.group("variants/\(name)/model/layers/00_conv1").datasetInfo("b").type == .float32)
+    }
+
+    @Test func upgradeKeepsEveryInt8Variant() throws {
+        let (dir, store, _, model) = try int8Setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try store.storeInt8(model, calibration: [("calibration", .string("entropy"))])
+        try store.storeInt8(model, form: .dynamic, calibration: [])
+        try store.storeInt8(model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
+        let before = try store.int8VariantNames.map { try store.int8Variant($0) }
+        try store.upgrade()
+        let after = try store.int8VariantNames.map { try store.int8Variant($0) }
+        #expect(store.variantNames == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
         #expect(zip(before, after).allSatisfy { $0.model == $1.model && $0.floatTensors == $1.floatTensors && $0.dynamic == $1.dynamic })
-        #expect(try HDF5File.open(path).root.group("variants/int8-wchannel-au8z").attribute("calibration") == .string("entropy"))
-        #expect(try WeightFile.readInt8(path, spec: file.spec, variant: mixedName) == mixed)
-        try WeightFile.modify(path) { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
-        do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: mixedName); Issue.record("a bad float_layers was accepted") } catch {
-            #expect("\(error)".contains("float_layers names '02_relu1'"))
-        }
+        #expect(try HDF5File.open(store.path).root.group("variants/int8-wchannel-au8z").attribute("calibration") == .string("entropy"))
+    }
+
+    @Test func int8VariantIsValidated() throws {
+        let (dir, store, _, model) = try int8Setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let name = try store.storeInt8(model, calibration: [])
+        let mixedName = try store.storeInt8(model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
+        try store.modify { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
+        #expect { try store.int8Variant(mixedName) } throws: { "\($0)".contains("float_layers names '02_relu1'") }
         // A zero point outside its code range is refused with one clear line.
-        try WeightFile.modify(path) { root in try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300)) }
-        #expect(throws: HDF5Error.self) { try WeightFile.readInt8(path, spec: file.spec, variant: name) }
-        do { _ = try WeightFile.readInt8(path, spec: file.spec, variant: name) } catch {
-            #expect("\(error)".contains("00_conv1 has a bad input range (scale"))
-        }
+        try store.modify { root in try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300)) }
+        #expect { try store.int8Variant(name) } throws: { "\($0)".contains("00_conv1 has a bad input range (scale") }
     }
 
-    @Test func evaluationsAreRecorded() throws {
-        let (dir, path, _) = try written()
+    @Test func evaluationsRoundTrip() throws {
+        let (dir, path, file) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try WeightFile.record(path, results: [("float16", [("accuracy", .double(0.9)), ("images", .int(10))])])
-        #expect(try WeightFile.evaluations(path) == ["float16": ["accuracy": .double(0.9), "images": .int(10)]])
+        var logits = ErrorStats(), layer = ErrorStats()
+        logits.add([1, 2.5] as [Double], reference: [1, 2], minNormal: 1e-300)
+        layer.add([.infinity, 0] as [Double], reference: [1, 0], minNormal: 1e-300)
+        let names = file.spec.layerNames
+        let layers = names.indices.map { LayerError(layer: names[$0], errors: $0 == 1 ? nil : ErrorSummary($0 == 0 ? layer : logits)) }
+        let change = AccuracyChange(changePP: -0.5, ci95LowPP: -1, ci95HighPP: 0, differs: 3, gained: 1, lost: 2, agreement: 0.7)
+        let result = ModeResult(precision: "int8-wtensor-as8", integer: true, weights: "/variants/int8-wtensor-as8", images: 10,
+                                correct: 9, vsFloat32: change, logits: ErrorSummary(logits), modelBytes: 100, float32Bytes: 400,
+                                seconds: 0.5, layers: layers)
+        let recorded = RecordedEvaluation(result: result, dataset: "tiny", inputScale: 2, recordedAt: "2026-01-01T00:00:00Z")
+        let store = try WeightStore(path)
+        try store.record([recorded])
+        let back = try store.evaluations()
+        #expect(back == [recorded])
+        #expect(back.first?.result.layers[0].errors?.sqnrDB == -.infinity && back.first?.result.layers[1].errors == nil)
     }
 
-    @Test func h5dumpReadsTheFile() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/h5dump") else { return }
+    @Test func oneOpenPerStore() throws {
         let (dir, path, _) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try WeightFile.export(path, precision: "float16")
+        try WeightStore(path).export("float16")
+        let opened = HDF5File.openCount(path)
+        let store = try WeightStore(path)
+        for mode in PrecisionMode.allCases { _ = try store.tensors(for: mode) }
+        _ = try store.evaluations()
+        #expect(HDF5File.openCount(path) == opened + 1)
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/h5dump"), "h5dump (hdf5-tools) is not installed"))
+    func h5dumpReadsTheFile() throws {
+        let (dir, path, _) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try WeightStore(path).export("float16")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/h5dump")
         p.arguments = ["-d", "/variants/float16/model/layers/04_affine1/b", path]

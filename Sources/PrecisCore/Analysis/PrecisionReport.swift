@@ -176,23 +176,3 @@ public func explainLayers<T: NetworkScalar>(float32: Network<Float>, reduced: Ne
                     logits: logits[i])
     }
 }
-
-extension PrecisionMode {
-    /// Bytes per stored weight.
-    public var bytesPerValue: Int {
-        switch self {
-        case .float64: return 8
-        case .float32: return 4
-        case .float16, .float16Acc32, .bfloat16Acc32: return 2
-        }
-    }
-
-    /// The smallest normal magnitude of the format values are stored in.
-    public var minNormal: Double {
-        switch self {
-        case .float64: return Double.leastNormalMagnitude
-        case .float32, .bfloat16Acc32: return Double(Float.leastNormalMagnitude)
-        case .float16, .float16Acc32: return Double(Float16.leastNormalMagnitude)
-        }
-    }
-}

@@ -189,22 +189,93 @@ public struct ModelSpec: Equatable, Sendable {
     /// The number of classes (the last layer's output size).
     public var classes: Int { (try? shapes().last?.first) ?? 0 }
 
-    /// Every tensor the model owns, in layer order: `LAYER/NAME` and its shape. Convolutions and
-    /// affine layers own `W` and `b`; batch normalization owns `gamma`, `beta`, `running_mean`, `running_var`.
-    public func tensorShapes() throws -> [(name: String, shape: [Int])] {
+    /// Every layer as built: its input and output shapes and the tensors it owns; throws when a
+    /// layer does not fit.
+    public func geometry() throws -> [LayerGeometry] {
         let shapes = try shapes()
-        var out: [(String, [Int])] = []
-        for (i, (name, layer)) in zip(layerNames, layers).enumerated() {
-            let inShape = i == 0 ? inputShape : shapes[i - 1]
-            switch layer {
-            case let .convolution(f, k, _, _): out += [(name + "/W", [f, inShape[0], k, k]), (name + "/b", [f])]
-            case let .affine(u): out += [(name + "/W", [inShape.reduce(1, *), u]), (name + "/b", [u])]
-            case .batchNormalization: out += ["gamma", "beta", "running_mean", "running_var"].map { (name + "/" + $0, [inShape[0]]) }
-            default: break
-            }
+        return zip(layerNames, layers).enumerated().map { i, named in
+            LayerGeometry(index: i, name: named.0, spec: named.1, inputShape: i == 0 ? inputShape : shapes[i - 1],
+                          outputShape: shapes[i])
         }
-        return out
     }
+
+    /// Every tensor the model owns, in layer order: its key (`00_conv1/W`) and shape.
+    public func tensorShapes() throws -> [(name: String, shape: [Int])] {
+        try geometry().flatMap { g in g.tensors.map { (g.key($0.name), $0.shape) } }
+    }
+
+    /// The number of values in every tensor the model owns.
+    public func parameterCount() throws -> Int { try tensorShapes().reduce(0) { $0 + $1.shape.reduce(1, *) } }
+}
+
+/// The key of a layer's tensor, `LAYER/NAME` (`00_conv1/W`): the name in a network's tensor
+/// dictionary and, under `/model/layers`, the tensor's HDF5 path.
+public func tensorKey(_ layer: String, _ name: String) -> String { layer + "/" + name }
+
+/// The layer part of a tensor key (`00_conv1` of `00_conv1/W`).
+public func layerOfKey(_ key: String) -> String { String(key.prefix { $0 != "/" }) }
+
+/// What a tensor does in its layer.
+public enum TensorRole: String, Sendable {
+    /// Multiplied with the input: a convolution's filters, an affine layer's matrix.
+    case weight
+    /// Added to each output channel.
+    case bias
+    /// Batch normalization's learned scale and shift.
+    case scale, shift
+    /// Batch normalization's running statistics (not learned).
+    case runningMean, runningVariance
+}
+
+/// A tensor a layer owns.
+public struct TensorSpec: Equatable, Sendable {
+    /// Its name inside the layer (`W`, `b`, `gamma`, ...).
+    public let name: String
+    public let shape: [Int]
+    /// Inputs that feed one output (weights only; 0 otherwise).
+    public let fanIn: Int
+    public let role: TensorRole
+}
+
+/// One layer of a model as built: where it sits, what goes in and out, and what it owns.
+public struct LayerGeometry: Equatable, Sendable {
+    public let index: Int
+    /// `NN_kindK`, as in `ModelSpec.layerNames`.
+    public let name: String
+    public let spec: LayerSpec
+    /// `(C, H, W)` or `(features)` without the batch axis.
+    public let inputShape: [Int], outputShape: [Int]
+
+    /// The key of tensor `name` of this layer.
+    public func key(_ name: String) -> String { tensorKey(self.name, name) }
+
+    /// The tensors the layer owns, in order. Every kind is listed, so a new layer kind does not
+    /// compile until it says what it owns.
+    public var tensors: [TensorSpec] {
+        switch spec {
+        case let .convolution(f, k, _, _):
+            let fanIn = inputShape[0] * k * k
+            return [TensorSpec(name: "W", shape: [f, inputShape[0], k, k], fanIn: fanIn, role: .weight),
+                    TensorSpec(name: "b", shape: [f], fanIn: 0, role: .bias)]
+        case let .affine(u):
+            let fanIn = inputShape.reduce(1, *)
+            return [TensorSpec(name: "W", shape: [fanIn, u], fanIn: fanIn, role: .weight),
+                    TensorSpec(name: "b", shape: [u], fanIn: 0, role: .bias)]
+        case .batchNormalization:
+            let c = [inputShape[0]]
+            return [TensorSpec(name: "gamma", shape: c, fanIn: 0, role: .scale), TensorSpec(name: "beta", shape: c, fanIn: 0, role: .shift),
+                    TensorSpec(name: "running_mean", shape: c, fanIn: 0, role: .runningMean),
+                    TensorSpec(name: "running_var", shape: c, fanIn: 0, role: .runningVariance)]
+        case .maxPooling, .averagePooling, .relu, .dropout:
+            return []
+        }
+    }
+
+    /// The tensor of `role`, if the layer owns one.
+    public func tensor(_ role: TensorRole) -> TensorSpec? { tensors.first { $0.role == role } }
+
+    /// Values in all its tensors.
+    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 }
 
 extension LayerSpec: Codable {

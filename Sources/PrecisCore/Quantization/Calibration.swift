@@ -147,3 +147,13 @@ public struct Observer: Sendable {
         return maximum
     }
 }
+
+/// `count` images drawn without replacement from the training set of `dataset` by a generator
+/// seeded with `seed` (row-major, in draw order), and how many: never more than the set holds.
+/// Calibration sees training images only, never test images.
+public func drawCalibrationImages(_ dataset: Dataset, count: Int, seed: UInt64) -> (images: [Float], count: Int) {
+    let per = dataset.imageShape.reduce(1, *)
+    var rng = RandomSource(seed: seed)
+    let picked = rng.permutation(dataset.trainCount).prefix(min(count, dataset.trainCount))
+    return (picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }, picked.count)
+}

@@ -32,20 +32,3 @@ public func bfloat16Bits(_ x: Float) -> UInt16 {
     if x.isNaN { return UInt16(bits >> 16) | 0x40 }
     return UInt16((bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
 }
-
-/// A precision mode of the precision report: the scalar type the network computes in and how
-/// values are stored between operations (DESIGN section 4).
-public enum PrecisionMode: String, Sendable, CaseIterable {
-    case float64, float32, float16
-    case float16Acc32 = "float16-acc32"
-    case bfloat16Acc32 = "bfloat16-acc32"
-
-    /// The storage format between operations.
-    public var storage: StorageFormat {
-        switch self {
-        case .float16Acc32: return .float16
-        case .bfloat16Acc32: return .bfloat16
-        default: return .native
-        }
-    }
-}

@@ -21,6 +21,19 @@ public enum LearningRateSchedule: Equatable, Sendable, CustomStringConvertible {
         case let .stepDecay(every, factor): return "step:\(every):\(factor)"
         }
     }
+
+    /// Parses `constant` or `step:EVERY:FACTOR` (EVERY a positive whole number, FACTOR positive).
+    public init(parsing text: String) throws {
+        if text == "constant" {
+            self = .constant
+            return
+        }
+        let parts = text.split(separator: ":")
+        guard parts.count == 3, parts[0] == "step", let every = Int(parts[1]), every > 0, let factor = Double(parts[2]),
+              factor > 0, factor.isFinite
+        else { throw ModelError.badSpec("learning-rate schedule must be constant or step:EVERY:FACTOR, got '\(text)'") }
+        self = .stepDecay(every: every, factor: factor)
+    }
 }
 
 /// The recipe of a training run.

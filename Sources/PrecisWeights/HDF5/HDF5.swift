@@ -180,8 +180,16 @@ public final class HDF5File {
         return HDF5File(path: path, id: id)
     }
 
+    private nonisolated(unsafe) static var opens: [String: Int] = [:]
+    private static let opensLock = NSLock()
+
+    /// How many times `open` has opened `path` in this process (for checks that a command opens its
+    /// weight file once).
+    public static func openCount(_ path: String) -> Int { opensLock.withLock { opens[path, default: 0] } }
+
     /// Opens an existing file, read-only unless `writable`.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
+        opensLock.withLock { opens[path, default: 0] += 1 }
         guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error(file: path, path: "", message: "no such file") }
         HDF5.silence()
         guard H5Fis_hdf5(path) > 0 else {

@@ -1,0 +1,139 @@
+import Foundation
+import PrecisCore
+
+/// What `precis inspect` shows of a weight file: model, layers, bytes per stored form, training
+/// record and recorded evaluations.
+public struct FileSummary: Codable, Equatable, Sendable {
+    /// One layer: name, kind, spec text, output shape and parameter count.
+    public struct Layer: Codable, Equatable, Sendable {
+        public var name: String, kind: String, spec: String
+        public var outputShape: [Int]
+        public var parameters: Int
+
+        private enum CodingKeys: String, CodingKey { case name, kind, spec, outputShape = "output_shape", parameters }
+    }
+
+    /// The weights in one stored form: the master or a variant.
+    public struct Storage: Codable, Equatable, Sendable {
+        public var precision: String
+        /// The HDF5 group.
+        public var group: String
+        public var bytes: Int
+        public var ratioToFloat32: Double
+
+        private enum CodingKeys: String, CodingKey { case precision, group, bytes, ratioToFloat32 = "ratio_to_float32" }
+    }
+
+    /// The training record's summary.
+    public struct Training: Codable, Equatable, Sendable {
+        public var dataset: String, trainSize: Int, testSize: Int, epochs: Int, batchSize: Int
+        public var optimizer: String, learningRate: Double, lrSchedule: String, seed: Int
+        public var seconds: Double, iterations: Int
+        /// Fractions (0...1); nil when the record holds no epoch.
+        public var finalTrainAccuracy: Double?, finalTestAccuracy: Double?
+
+        private enum CodingKeys: String, CodingKey {
+            case dataset, trainSize = "train_size", testSize = "test_size", epochs, batchSize = "batch_size", optimizer
+            case learningRate = "learning_rate", lrSchedule = "lr_schedule", seed, seconds, iterations
+            case finalTrainAccuracy = "final_train_accuracy", finalTestAccuracy = "final_test_accuracy"
+        }
+    }
+
+    /// A recorded evaluation: the report row, with the data set and when.
+    public struct Evaluation: Codable, Equatable, Sendable {
+        public var result: ModeResult
+        public var dataset: String, inputScale: Double, recordedAt: String
+
+        private enum CodingKeys: String, CodingKey { case result, dataset, inputScale = "input_scale", recordedAt = "recorded_at" }
+    }
+
+    /// ``ReportSchema/inspect``.
+    public var schema = ReportSchema.inspect
+    public var file: String, format: String, formatVersion: Int
+    public var model: String, inputShape: [Int], classes: Int, weightInit: String, dataset: String
+    public var parameters: Int
+    public var layers: [Layer]
+    public var storage: [Storage]
+    public var training: Training?
+    public var evaluations: [Evaluation]
+
+    private enum CodingKeys: String, CodingKey {
+        case schema, file, format, formatVersion = "format_version", model, inputShape = "input_shape", classes
+        case weightInit = "weight_init", dataset, parameters, layers, storage, training, evaluations
+    }
+}
+
+extension WeightStore {
+    /// The bytes of the weights as `variant` stores them: int8 codes, scales and biases plus the
+    /// layers a mixed variant keeps in float; a float variant's element size per value.
+    public func storedBytes(_ variant: String) throws -> Int {
+        if variant.hasPrefix("int8-") {
+            let v = try int8Variant(variant)
+            return v.model.bytes + (v.dynamic ? 0 : v.floatBytesPerValue * v.floatTensors.values.reduce(0) { $0 + $1.count })
+        }
+        return try spec.parameterCount() * (HDF5ElementType(rawValue: variant)?.size ?? HDF5ElementType.float32.size)
+    }
+
+    /// The summary `precis inspect` prints.
+    public func summary() throws -> FileSummary {
+        let spec = self.spec, parameters = try spec.parameterCount(), float32Bytes = parameters * HDF5ElementType.float32.size
+        let layers = try spec.geometry().map { g in
+            FileSummary.Layer(name: g.name, kind: g.spec.kind, spec: g.spec.description, outputShape: g.outputShape,
+                              parameters: g.parameterCount)
+        }
+        var storage = [FileSummary.Storage(precision: "float32", group: "/model", bytes: float32Bytes, ratioToFloat32: 1)]
+        for v in variantNames {
+            let bytes = try storedBytes(v)
+            storage.append(FileSummary.Storage(precision: v, group: "/variants/\(v)", bytes: bytes,
+                                               ratioToFloat32: Double(bytes) / Double(max(float32Bytes, 1))))
+        }
+        let training = master.training.map { t in
+            FileSummary.Training(dataset: t.dataset, trainSize: t.trainSize, testSize: t.testSize, epochs: t.epochs, batchSize: t.batchSize,
+                                 optimizer: t.optimizer, learningRate: t.learningRate, lrSchedule: t.schedule, seed: t.seed,
+                                 seconds: t.seconds, iterations: t.iterations, finalTrainAccuracy: t.trainAccuracy.last,
+                                 finalTestAccuracy: t.testAccuracy.last)
+        }
+        let evaluations = try evaluations().map {
+            FileSummary.Evaluation(result: $0.result, dataset: $0.dataset, inputScale: $0.inputScale, recordedAt: $0.recordedAt)
+        }
+        return FileSummary(file: path, format: WeightFile.format, formatVersion: WeightFile.version, model: spec.name,
+                           inputShape: spec.inputShape, classes: spec.classes, weightInit: spec.weightInit.description,
+                           dataset: master.dataset, parameters: parameters, layers: layers, storage: storage, training: training,
+                           evaluations: evaluations)
+    }
+}
+
+extension FileSummary {
+    /// The summary as a person reads it.
+    public var text: String {
+        var out = ["\(file): \(format) v\(formatVersion)",
+                   "model \(model): input \(shapeText(inputShape)), \(classes) classes, init \(weightInit), trained on \(dataset)"]
+        var table = TextTable([("layer", .left), ("kind", .left), ("output", .left), ("parameters", .right)])
+        for l in layers { table.add([l.name, l.kind, shapeText(l.outputShape), "\(l.parameters)"]) }
+        out += table.lines(indent: 2)
+        out.append("  total parameters: \(parameters)")
+        out.append("storage:")
+        var bytes = TextTable([("precision", .left), ("group", .left), ("bytes", .right), ("vs float32", .right)])
+        for s in storage { bytes.add([s.precision, s.group, "\(s.bytes)", String(format: "%.2fx", s.ratioToFloat32)]) }
+        out += bytes.lines(indent: 2)
+        if let t = training {
+            out.append(String(format: "training: %@ (%d train / %d test), %d %@, batch %d, %@ lr %g (%@), seed %d, %.0f s, %d iterations",
+                              t.dataset, t.trainSize, t.testSize, t.epochs, t.epochs == 1 ? "epoch" : "epochs", t.batchSize, t.optimizer,
+                              t.learningRate, t.lrSchedule, t.seed, t.seconds, t.iterations))
+            out.append("  final accuracy: train \(t.finalTrainAccuracy.map(percentText) ?? "-"), "
+                       + "test \(t.finalTestAccuracy.map(percentText) ?? "-")")
+        }
+        if !evaluations.isEmpty {
+            out.append("evaluations:")
+            var table = TextTable([("precision", .left), ("accuracy", .right), ("change vs float32", .right), ("differs", .right),
+                                   ("logit SQNR dB", .right), ("data set", .left), ("images", .right), ("weights", .left)])
+            for e in evaluations.sorted(by: { $0.result.precision < $1.result.precision }) {
+                let r = e.result
+                table.add([r.precision, percentText(r.accuracy), String(format: "%+.2f pp", r.vsFloat32.changePP), "\(r.vsFloat32.differs)",
+                           decibelText(r.logits.sqnrDB), e.dataset, "\(r.images)", r.weights])
+            }
+            out += table.lines(indent: 2)
+        }
+        return out.joined(separator: "\n")
+    }
+}

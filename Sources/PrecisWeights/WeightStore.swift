@@ -1,0 +1,118 @@
+import Foundation
+import PrecisCore
+
+/// An open weight file: the validated master, its variants read on first use and then kept, and
+/// every change made through one safe rewrite (a modified copy renamed over the file). A command
+/// opens its file once to read and, when it changes the file, once to write.
+public final class WeightStore {
+    /// The file's path, named in every error.
+    public let path: String
+    /// The validated master: spec, data set, training record and float32 tensors.
+    public let master: WeightFile
+    /// The names under `/variants`, in order.
+    public private(set) var variantNames: [String]
+    private var root: HDF5Group
+    private var floats: [String: [String: Tensor<Double>]] = [:]
+    private var int8s: [String: StoredInt8] = [:]
+
+    /// Opens and validates the file at `path` (see `WeightFile.read`).
+    public init(_ path: String) throws {
+        self.path = path
+        root = try HDF5File.open(path).root
+        master = try WeightFile.read(root: root)
+        variantNames = root.contains("variants") ? try root.group("variants").children() : []
+    }
+
+    /// The model spec.
+    public var spec: ModelSpec { master.spec }
+
+    /// The stored int8 variants' names, in order.
+    public var int8VariantNames: [String] { variantNames.filter { $0.hasPrefix("int8-") } }
+
+    /// The tensors of float variant `name` (`float16`, `bfloat16`), validated, widened to Double.
+    public func floatVariant(_ name: String) throws -> [String: Tensor<Double>] {
+        if let cached = floats[name] { return cached }
+        let tensors = try WeightFile.readVariant(name, spec: spec, root: root)
+        floats[name] = tensors
+        return tensors
+    }
+
+    /// The weights `mode` runs with: its stored variant when the file has one, else the master.
+    public func tensors(for mode: PrecisionMode) throws -> [String: Tensor<Double>] {
+        guard let name = mode.variant, variantNames.contains(name) else { return master.tensors }
+        return try floatVariant(name)
+    }
+
+    /// Where `mode`'s weights come from: `/variants/<name>` or `/model`.
+    public func source(for mode: PrecisionMode) -> String {
+        mode.variant.flatMap { variantNames.contains($0) ? "/variants/\($0)" : nil } ?? "/model"
+    }
+
+    /// The int8 variant `name`, validated (see `WeightFile.readInt8`).
+    public func int8Variant(_ name: String) throws -> StoredInt8 {
+        if let cached = int8s[name] { return cached }
+        let stored = try master.readInt8(name, root: root)
+        int8s[name] = stored
+        return stored
+    }
+
+    /// The recorded evaluations, by mode.
+    public func evaluations() throws -> [RecordedEvaluation] {
+        guard root.contains("evaluations") else { return [] }
+        let group = try root.group("evaluations")
+        return try group.children().map { try RecordedEvaluation(group: try group.group($0)) }
+    }
+
+    // MARK: changes
+
+    /// Changes the file safely: `body` modifies a copy, which is then renamed over the file. The
+    /// store reads the new file afterwards.
+    public func modify(_ body: (HDF5Group) throws -> Void) throws {
+        try WeightFile.modify(path, body)
+        try reopen()
+    }
+
+    private func reopen() throws {
+        root = try HDF5File.open(path).root
+        variantNames = root.contains("variants") ? try root.group("variants").children() : []
+        (floats, int8s) = ([:], [:])
+    }
+
+    /// Adds (or replaces) `/variants/<precision>`: the master rounded to that precision and stored
+    /// in its own HDF5 type.
+    public func export(_ precision: String) throws {
+        try modify { root in try master.writeVariant(precision, into: root) }
+    }
+
+    /// Stores `model` as an int8 variant (see `WeightFile.writeInt8`) and returns its name.
+    @discardableResult
+    public func storeInt8(_ model: QuantizedModel, form: Int8Form = .plain, calibration: [(String, HDF5Attribute)]) throws
+        -> String
+    {
+        var name = ""
+        try modify { root in name = try master.writeInt8(model, form: form, calibration: calibration, into: root) }
+        return name
+    }
+
+    /// Stores `results` under `/evaluations/<precision>`, replacing earlier ones of those names.
+    public func record(_ results: [RecordedEvaluation]) throws {
+        try modify { root in
+            let evaluations = try root.groupCreatingIfNeeded("evaluations")
+            for r in results {
+                if evaluations.contains(r.result.precision) { try evaluations.remove(r.result.precision) }
+                try r.write(into: try evaluations.createGroup(r.result.precision))
+            }
+        }
+    }
+
+    /// Rewrites the file in the current layout and HDF5 format from what it holds: model, master,
+    /// training record, float variants written again from the master, int8 variants as they were
+    /// read (with their attributes). Recorded evaluations are dropped.
+    public func upgrade() throws {
+        let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: root) }
+        try master.write(to: path, overwrite: true, variants: variantNames.filter(WeightFile.variantPrecisions.contains)) { root in
+            for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
+        }
+        try reopen()
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import PrecisCore
+
+// Command-line choices as types: the parser checks them, `--help` lists their values, and a
+// typo gets the parser's error with the list (exit code 64).
+
+extension PrecisionMode: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
+}
+
+extension CalibrationMethod: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+
+extension QuantScheme: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let s = QuantScheme.all.first(where: { $0.description == argument }) else { return nil }
+        self = s
+    }
+    public static var allValueStrings: [String] { all.map(\.description) }
+}
+
+extension WeightInit: ExpressibleByArgument {
+    public init?(argument: String) { try? self.init(parsing: argument) }
+    public static var allValueStrings: [String] { ["he", "xavier", "normal:STD"] }
+}
+
+extension LearningRateSchedule: ExpressibleByArgument {
+    public init?(argument: String) { try? self.init(parsing: argument) }
+    public static var allValueStrings: [String] { ["constant", "step:EVERY:FACTOR"] }
+}
+
+/// A comma-separated list of values of `Value`, or `all`.
+struct ChoiceList<Value: ExpressibleByArgument & CaseIterable & Equatable>: ExpressibleByArgument {
+    let values: [Value]
+
+    init?(argument: String) {
+        if argument == "all" {
+            values = Array(Value.allCases)
+            return
+        }
+        let items = argument.split(separator: ",", omittingEmptySubsequences: false).map { Value(argument: String($0)) }
+        guard !items.isEmpty, items.allSatisfy({ $0 != nil }) else { return nil }
+        values = items.compactMap { $0 }
+    }
+
+    static var all: ChoiceList { ChoiceList(argument: "all")! }
+    static var allValueStrings: [String] { Value.allValueStrings + ["all"] }
+    var defaultValueDescription: String { values.count == Value.allCases.count ? "all" : values.map { "\($0)" }.joined(separator: ",") }
+}
+
+extension QuantScheme: CaseIterable {
+    public static var allCases: [QuantScheme] { all }
+}
+
+/// One entry of `eval --precision`.
+enum PrecisionChoice: Equatable {
+    case mode(PrecisionMode)
+    /// Every stored int8 variant, or the default scheme calibrated on the spot.
+    case int8
+    /// One stored int8 variant.
+    case int8Variant(String)
+
+    init?(argument: String) {
+        if argument == "int8" {
+            self = .int8
+        } else if argument.hasPrefix("int8-") {
+            self = .int8Variant(argument)
+        } else if let mode = PrecisionMode(name: argument) {
+            self = .mode(mode)
+        } else {
+            return nil
+        }
+    }
+
+    static let valueList = PrecisionMode.allValueStrings.joined(separator: ", ") + ", int8, int8-<scheme>"
+}
+
+/// `eval --precision`: comma-separated choices, or `all` (every floating mode and every stored int8 variant).
+struct PrecisionList: ExpressibleByArgument {
+    let all: Bool
+    let choices: [PrecisionChoice]
+
+    init?(argument: String) { try? self.init(parsing: argument) }
+
+    /// Throws an error naming the first unknown entry.
+    init(parsing text: String) throws {
+        if text == "all" {
+            (all, choices) = (true, PrecisionMode.allCases.map { .mode($0) })
+            return
+        }
+        var choices: [PrecisionChoice] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            guard let choice = PrecisionChoice(argument: item) else {
+                throw ValidationError("unknown precision '\(item)' (\(PrecisionChoice.valueList), all)")
+            }
+            choices.append(choice)
+        }
+        (all, self.choices) = (false, choices)
+    }
+
+    static var allValueStrings: [String] { PrecisionMode.allValueStrings + ["int8", "int8-<scheme>", "all"] }
+    var defaultValueDescription: String { all ? "all" : "" }
+
+    /// The floating modes, in order.
+    var modes: [PrecisionMode] { choices.compactMap { if case .mode(let m) = $0 { m } else { nil } } }
+}
+
+/// `eval --explain`: a floating mode other than float32, or a stored int8 variant.
+enum ExplainChoice {
+    case mode(PrecisionMode)
+    case int8Variant(String)
+
+    init(parsing text: String) throws {
+        switch PrecisionChoice(argument: text) {
+        case .mode(.float32)?: throw ValidationError("float32 is the reference; explain another precision (\(PrecisionChoice.valueList))")
+        case .mode(let m)?: self = .mode(m)
+        case .int8Variant(let name)?: self = .int8Variant(name)
+        case .int8?: throw ValidationError("--explain takes one stored variant, int8-<scheme>")
+        case nil: throw ValidationError("unknown precision '\(text)' (\(PrecisionChoice.valueList))")
+        }
+    }
+}
+
+/// `quantize --fallback`: the precision of the layers kept in float.
+enum FallbackPrecision: String, CaseIterable, ExpressibleByArgument {
+    case float32, float16
+
+    /// Bytes per kept weight.
+    var bytesPerValue: Int { self == .float16 ? 2 : 4 }
+}
