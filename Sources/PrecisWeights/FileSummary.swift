@@ -64,12 +64,12 @@ public struct FileSummary: Codable, Equatable, Sendable {
 }
 
 extension WeightStore {
-    /// The bytes of the weights as `variant` stores them: int8 codes, scales and biases plus the
-    /// layers a mixed variant keeps in float; a float variant's element size per value.
+    /// The bytes of the weights as `variant` stores them: an int8 variant's network bytes (see
+    /// `QuantizedModel.networkBytes`), a float variant's element size per value.
     public func storedBytes(_ variant: String) throws -> Int {
         if variant.hasPrefix("int8-") {
             let v = try int8Variant(variant)
-            return v.model.bytes + (v.dynamic ? 0 : v.floatBytesPerValue * v.floatTensors.values.reduce(0) { $0 + $1.count })
+            return v.model.networkBytes(spec, floatBytesPerValue: v.floatBytesPerValue)
         }
         return try spec.parameterCount() * (HDF5ElementType(rawValue: variant)?.size ?? HDF5ElementType.float32.size)
     }

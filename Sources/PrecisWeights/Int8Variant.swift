@@ -83,7 +83,7 @@ extension WeightFile {
                     try g.setAttribute("kind", .string(w.spec.layers[w.spec.layerNames.firstIndex(of: layer)!].kind))
                     try g.setAttribute("precision", .string("float16"))
                     for t in ["W", "b"] {
-                        let m = w.tensors[layer + "/" + t]!
+                        let m = w.tensors[tensorKey(layer, t)]!
                         try g.write(t, shape: m.shape, m.data.map { Float16($0) })
                     }
                 }
@@ -95,7 +95,7 @@ extension WeightFile {
                 try g.write("W", shape: q.shape, q.weights)
                 try g.write("W_scale", shape: [q.weightScales.count], q.weightScales)
                 if form == .dynamic {
-                    try g.write("b", shape: [q.channels], w.tensors[w.spec.layerNames[i] + "/b"]!.data.map(Float.init))
+                    try g.write("b", shape: [q.channels], w.tensors[tensorKey(w.spec.layerNames[i], "b")]!.data.map(Float.init))
                     continue
                 }
                 try g.write("b", shape: [q.channels], q.bias)
@@ -140,7 +140,7 @@ extension WeightFile {
         for i in quantizedLayers(spec) where !floatLayers.contains(spec.layerNames[i]) {
             let layer = spec.layerNames[i], g = try layers.group(layer)
             func fail(_ message: String) -> HDF5Error { HDF5Error(file: path, path: g.path, message: message) }
-            let shape = shapes[layer + "/W"]!, channels = shapes[layer + "/b"]![0]
+            let shape = shapes[tensorKey(layer, "W")]!, channels = shapes[tensorKey(layer, "b")]![0]
             let wi = try g.datasetInfo("W")
             guard wi.shape == shape && wi.type == .int8 else { throw fail("W must be int8 of shape \(shapeText(shape)), is \(wi.typeName) \(shapeText(wi.shape))") }
             let scales = try g.read("W_scale", as: Double.self).values
@@ -150,7 +150,7 @@ extension WeightFile {
             let weights = try g.read("W", as: Int8.self).values
             if dynamic {
                 // The input range is measured per batch; the stored layer keeps only its format.
-                floats[layer + "/b"] = try values(g, "b", [channels], .float32, as: Float.self)
+                floats[tensorKey(layer, "b")] = try values(g, "b", [channels], .float32, as: Float.self)
                 let format: QuantRange = switch scheme.activations {
                 case .int8Symmetric: .symmetric(threshold: 0)
                 case .int8Asymmetric: .asymmetric(low: 0, high: 0, unsigned: false)
@@ -174,7 +174,7 @@ extension WeightFile {
             bytesPerValue = 2
             for layer in floatLayers {
                 let g = try layers.group(layer)
-                for t in ["W", "b"] { floats[layer + "/" + t] = try values(g, t, shapes[layer + "/" + t]!, .float16, as: Float16.self) }
+                for t in ["W", "b"] { floats[tensorKey(layer, t)] = try values(g, t, shapes[tensorKey(layer, t)]!, .float16, as: Float16.self) }
             }
         } else if !floatLayers.isEmpty {
             for (key, value) in tensors where floatLayers.contains(String(key.split(separator: "/")[0])) { floats[key] = value }

@@ -101,16 +101,17 @@ public struct WeightFile {
     /// as datasets of `E`.
     static func writeLayers<E: HDF5Scalar>(_ spec: ModelSpec, _ values: [String: [E]], into parent: HDF5Group) throws {
         let layers = try parent.createGroup("layers")
-        let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
-        for (name, layer) in zip(spec.layerNames, spec.layers) {
-            let g = try layers.createGroup(name)
-            try g.setAttribute("kind", .string(layer.kind))
-            for (key, value) in layer.arguments {
+        for layer in try spec.geometry() {
+            let g = try layers.createGroup(layer.name)
+            try g.setAttribute("kind", .string(layer.spec.kind))
+            for (key, value) in layer.spec.arguments {
                 try g.setAttribute(key, key == "ratio" ? .double(value) : .int(Int(value)))
             }
-            for (key, shape) in shapes.filter({ $0.key.hasPrefix(name + "/") }).sorted(by: { $0.key < $1.key }) {
-                guard let v = values[key] else { throw HDF5Error(file: parent.file.path, path: g.path, message: "no values for \(key)") }
-                try g.write(String(key.dropFirst(name.count + 1)), shape: shape, v)
+            for t in layer.tensors.sorted(by: { $0.name < $1.name }) {
+                guard let v = values[layer.key(t.name)] else {
+                    throw HDF5Error(file: parent.file.path, path: g.path, message: "no values for \(layer.key(t.name))")
+                }
+                try g.write(t.name, shape: t.shape, v)
             }
         }
     }
@@ -237,19 +238,19 @@ public struct WeightFile {
     /// The tensors of `layers` for `spec`, read as `E` and widened by `widen`, validated.
     static func readLayers<E: HDF5Scalar>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type, widen: (E) -> Double) throws -> [String: Tensor<Double>] {
         var out: [String: Tensor<Double>] = [:]
-        for (name, shape) in try spec.tensorShapes() {
-            let parts = name.split(separator: "/").map(String.init)
-            let g = try layers.group(parts[0])
-            let info = try g.datasetInfo(parts[1])
-            let where_ = g.path + "/" + parts[1]
-            guard info.shape == shape else {
-                throw HDF5Error(file: layers.file.path, path: where_, message: "has shape \(shapeText(info.shape)), spec expects \(shapeText(shape))")
+        for layer in try spec.geometry() where !layer.tensors.isEmpty {
+            let g = try layers.group(layer.name)
+            for t in layer.tensors {
+                let info = try g.datasetInfo(t.name), at = g.path + "/" + t.name
+                guard info.shape == t.shape else {
+                    throw HDF5Error(file: layers.file.path, path: at, message: "has shape \(shapeText(info.shape)), spec expects \(shapeText(t.shape))")
+                }
+                let values = try g.read(t.name, as: E.self).values.map(widen)
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw HDF5Error(file: layers.file.path, path: at, message: "holds a non-finite value (\(values[bad])) at element \(bad)")
+                }
+                out[layer.key(t.name)] = Tensor(shape: t.shape, data: values)
             }
-            let values = try g.read(parts[1], as: E.self).values.map(widen)
-            if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                throw HDF5Error(file: layers.file.path, path: where_, message: "holds a non-finite value (\(values[bad])) at element \(bad)")
-            }
-            out[name] = Tensor(shape: shape, data: values)
         }
         return out
     }

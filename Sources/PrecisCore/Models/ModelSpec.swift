@@ -212,9 +212,6 @@ public struct ModelSpec: Equatable, Sendable {
 /// dictionary and, under `/model/layers`, the tensor's HDF5 path.
 public func tensorKey(_ layer: String, _ name: String) -> String { layer + "/" + name }
 
-/// The layer part of a tensor key (`00_conv1` of `00_conv1/W`).
-public func layerOfKey(_ key: String) -> String { String(key.prefix { $0 != "/" }) }
-
 /// What a tensor does in its layer.
 public enum TensorRole: String, Sendable {
     /// Multiplied with the input: a convolution's filters, an affine layer's matrix.

@@ -61,73 +61,67 @@ public final class Network<T: NetworkScalar> {
 
     /// A network with fresh weights drawn from `spec.weightInit` by a generator seeded with `seed`
     /// (drawn in Double, then rounded to `T`, so every precision starts from the same weights).
+    /// Weights are drawn with the init's deviation for their fan-in, biases and shifts start at 0,
+    /// scales and running variances at 1: batch normalization starts as the identity.
     public convenience init(spec: ModelSpec, seed: UInt64) throws {
         var rng = RandomSource(seed: seed)
         var values: [String: Tensor<Double>] = [:]
-        let shapes = try spec.shapes()
-        for (i, (name, layer)) in zip(spec.layerNames, spec.layers).enumerated() {
-            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
-            func draw(_ shape: [Int], fanIn: Int) -> Tensor<Double> {
-                let std = spec.weightInit.std(fanIn: fanIn)
-                return Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in std * rng.normal() })
-            }
-            switch layer {
-            case let .convolution(f, k, _, _):
-                values[name + "/W"] = draw([f, inShape[0], k, k], fanIn: inShape[0] * k * k)
-                values[name + "/b"] = Tensor(zeros: [f])
-            case let .affine(u):
-                let fin = inShape.reduce(1, *)
-                values[name + "/W"] = draw([fin, u], fanIn: fin)
-                values[name + "/b"] = Tensor(zeros: [u])
-            case .batchNormalization:
-                // The identity: scale 1, shift 0, running mean 0 and variance 1.
-                let c = inShape[0]
-                values[name + "/gamma"] = Tensor(shape: [c], data: Array(repeating: 1, count: c))
-                values[name + "/beta"] = Tensor(zeros: [c])
-                values[name + "/running_mean"] = Tensor(zeros: [c])
-                values[name + "/running_var"] = Tensor(shape: [c], data: Array(repeating: 1, count: c))
-            default: break
+        for layer in try spec.geometry() {
+            for t in layer.tensors {
+                let count = t.shape.reduce(1, *)
+                switch t.role {
+                case .weight:
+                    let std = spec.weightInit.std(fanIn: t.fanIn)
+                    values[layer.key(t.name)] = Tensor(shape: t.shape, data: (0..<count).map { _ in std * rng.normal() })
+                case .bias, .shift, .runningMean:
+                    values[layer.key(t.name)] = Tensor(zeros: t.shape)
+                case .scale, .runningVariance:
+                    values[layer.key(t.name)] = Tensor(shape: t.shape, data: Array(repeating: 1, count: count))
+                }
             }
         }
         try self.init(spec: spec, parameters: values, seed: seed)
     }
 
-    /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T`. Missing
-    /// batch-normalization tensors start at their defaults; any other missing or misshapen tensor throws.
+    /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T` and to `storage`.
+    /// Every tensor the spec names must be there with its shape; a missing or misshapen one throws.
     public init(spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0, storage: StorageFormat = .native) throws {
-        let shapes = try spec.shapes()
         self.spec = spec
         self.storage = storage
         layerNames = spec.layerNames
         var nodes: [Node<T>] = []
-        for (i, (name, layer)) in zip(layerNames, spec.layers).enumerated() {
-            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
-            func tensor(_ key: String, _ shape: [Int]) throws -> Tensor<T> {
-                guard let v = values[name + "/" + key] else { throw ModelError.badSpec("missing tensor \(name)/\(key)") }
-                guard v.shape == shape else {
-                    throw ModelError.badSpec("\(name)/\(key) has shape \(shapeText(v.shape)), spec expects \(shapeText(shape))")
+        for layer in try spec.geometry() {
+            var tensors: [String: Tensor<T>] = [:]
+            for t in layer.tensors {
+                guard let v = values[layer.key(t.name)] else { throw ModelError.badSpec("missing tensor \(layer.key(t.name))") }
+                guard v.shape == t.shape else {
+                    throw ModelError.badSpec("\(layer.key(t.name)) has shape \(shapeText(v.shape)), spec expects \(shapeText(t.shape))")
                 }
-                var t: Tensor<T> = v.converted()
-                storage.round(&t.data)
-                return t
+                var x: Tensor<T> = v.converted()
+                storage.round(&x.data)
+                tensors[t.name] = x
             }
-            switch layer {
-            case let .convolution(f, k, s, p):
-                nodes.append(.convolution(Convolution(W: try tensor("W", [f, inShape[0], k, k]), b: try tensor("b", [f]), stride: s, pad: p,
-                                                      storage: storage)))
+            // Every tensor the geometry lists is in `tensors`.
+            func tensor(_ role: TensorRole) -> Tensor<T> { tensors[layer.tensor(role)!.name]! }
+            switch layer.spec {
+            case let .convolution(_, _, s, p):
+                nodes.append(.convolution(Convolution(W: tensor(.weight), b: tensor(.bias), stride: s, pad: p, storage: storage)))
             case let .maxPooling(k, s, p):
                 nodes.append(.maxPooling(MaxPooling(size: k, stride: s, pad: p)))
             case let .averagePooling(k, s, p):
                 nodes.append(.averagePooling(AveragePooling(size: k, stride: s, pad: p)))
-            case let .affine(u):
-                nodes.append(.affine(Affine(W: try tensor("W", [inShape.reduce(1, *), u]), b: try tensor("b", [u]), storage: storage)))
+            case .affine:
+                nodes.append(.affine(Affine(W: tensor(.weight), b: tensor(.bias), storage: storage)))
             case .relu:
                 nodes.append(.relu(ReLU()))
             case let .dropout(r):
-                nodes.append(.dropout(Dropout(ratio: r, seed: seed &+ 0x5EED_0000 &+ UInt64(i))))
+                nodes.append(.dropout(Dropout(ratio: r, seed: seed &+ 0x5EED_0000 &+ UInt64(layer.index))))
             case .batchNormalization:
-                let bn = BatchNormalization<T>(channels: inShape[0])
-                for p in bn.parameters { p.value = try tensor(p.name, [inShape[0]]) }
+                let bn = BatchNormalization<T>(channels: layer.inputShape[0])
+                for p in bn.parameters {
+                    guard let v = tensors[p.name] else { throw ModelError.badSpec("\(layer.name) lists no tensor \(p.name)") }
+                    p.value = v
+                }
                 nodes.append(.batchNormalization(bn))
             }
         }
@@ -142,7 +136,7 @@ public final class Network<T: NetworkScalar> {
 
     /// Every tensor the network owns, in layer order: (`LAYER/NAME`, parameter).
     public var parameters: [(name: String, parameter: Parameter<T>)] {
-        zip(layerNames, nodes).flatMap { name, node in node.layer.parameters.map { (name + "/" + $0.name, $0) } }
+        zip(layerNames, nodes).flatMap { name, node in node.layer.parameters.map { (tensorKey(name, $0.name), $0) } }
     }
 
     /// The layers, in order, for inspection and tests.

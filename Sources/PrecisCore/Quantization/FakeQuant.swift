@@ -38,7 +38,7 @@ public func quantizedLayers(_ spec: ModelSpec) -> [Int] {
     spec.layers.indices.filter {
         switch spec.layers[$0] {
         case .convolution, .affine: return true
-        default: return false
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return false
         }
     }
 }
@@ -76,7 +76,7 @@ public final class FakeQuantNetwork {
         self.model = model
         self.dynamic = dynamic
         var parameters = model.dequantized(spec, tensors)
-        if dynamic { for i in model.layers.keys { parameters[spec.layerNames[i] + "/b"] = tensors[spec.layerNames[i] + "/b"] } }
+        if dynamic { for i in model.layers.keys { parameters[tensorKey(spec.layerNames[i], "b")] = tensors[tensorKey(spec.layerNames[i], "b")] } }
         network = try Network<Float>(spec: spec, parameters: parameters)
     }
 
@@ -113,7 +113,7 @@ public final class FakeQuantNetwork {
                 for k in exact.data.indices { shift[k / inner % q.channels] += Double(exact.data[k] - approx.data[k]) }
                 samples += n * inner
             }
-            let b = tensors[spec.layerNames[i] + "/b"]!
+            let b = tensors[tensorKey(spec.layerNames[i], "b")]!
             var corrected = q
             corrected.bias = (0..<q.channels).map { c in
                 Int32(((b.data[c] + shift[c] / Double(samples)) / (range.scale * q.weightScale(c))).rounded(.toNearestOrEven))
@@ -165,9 +165,5 @@ public final class FakeQuantNetwork {
     }
 
     /// Bytes of the quantized model, with any float tensor left at 4 bytes a value.
-    public var modelBytes: Int {
-        let quantized = Set(model.layers.keys.map { network.layerNames[$0] })
-        return model.bytes + 4 * network.parameters.filter { !quantized.contains(String($0.name.split(separator: "/")[0])) }
-            .reduce(0) { $0 + $1.parameter.value.count }
-    }
+    public var modelBytes: Int { model.networkBytes(network.spec) }
 }

@@ -66,20 +66,18 @@ public final class IntegerNetwork {
     /// batch's own range.
     public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4,
                 dynamic: Bool = false) throws {
-        let layers = model.layers.keys.sorted(), shapes = try spec.shapes()
-        let tensorShapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
+        let layers = model.layers.keys.sorted(), geometry = try spec.geometry()
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
             let q = model.layers[i]!, channels = q.channels
-            guard quantizedLayers(spec).contains(i), tensorShapes[spec.layerNames[i] + "/W"] == q.shape, q.weights.count == q.shape.reduce(1, *) else {
-                throw ModelError.badSpec("the int8 model's layer \(i) does not match the network's convolutions and affine layers")
-            }
-            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
+            guard geometry.indices.contains(i), geometry[i].tensor(.weight)?.shape == q.shape, q.weights.count == q.shape.reduce(1, *)
+            else { throw ModelError.badSpec("the int8 model's layer \(i) does not match the network's convolutions and affine layers") }
+            let inShape = geometry[i].inputShape
             // B (K, channels) as int8 codes, rows in the order the activations are laid out.
             var window: Window? = nil
             let taps = q.weights.count / channels
             var codes = [Int8](repeating: 0, count: q.weights.count)
-            switch spec.layers[i] {
+            switch geometry[i].spec {
             case let .convolution(_, k, s, p):
                 let c = inShape[0]
                 window = Window(input: [1] + inShape, fh: k, fw: k, stride: s, pad: p)
@@ -90,8 +88,9 @@ public final class IntegerNetwork {
                         }
                     }
                 }
-            default:
-                // A (C, H, W) input arrives channels last: feature (c, h, w) sits at (h, w, c).
+            case .affine, .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
+                // An affine layer (the guard admits only layers with weights): a (C, H, W) input
+                // arrives channels last, so feature (c, h, w) sits at (h, w, c).
                 let (c, hw) = inShape.count == 3 ? (inShape[0], inShape[1] * inShape[2]) : (1, taps)
                 for row in 0..<taps {
                     let at = inShape.count == 3 ? (row % hw) * c + row / hw : row
@@ -109,7 +108,7 @@ public final class IntegerNetwork {
                 case .relu: relu = true
                 case let .dropout(r): factor *= 1 - r
                 case let .maxPooling(k, s, p): pools.append((k, s, p))
-                default: folds = false
+                case .convolution, .affine, .averagePooling, .batchNormalization: folds = false
                 }
             }
             // A stride-1 convolution reads its windows in place, a window row of `rowBytes` at a time.
@@ -126,7 +125,7 @@ public final class IntegerNetwork {
             let k = rowBytes > 0 ? codes.count / channels : taps
             var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
             precis_pack_s8(Int32(k), Int32(channels), codes, Int32(channels), &packed)
-            let b = tensors[spec.layerNames[i] + "/b"]
+            let b = tensors[geometry[i].key("b")]
             steps.append(Step(layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes, input: q.input, sums: sums,
                               weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
                               floatBias: (0..<channels).map { Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0)) },
@@ -141,9 +140,7 @@ public final class IntegerNetwork {
             throw ModelError.badSpec("the layers the int8 model leaves in float need their float weights (\(error))")
         }
         floatLayers = spec.layers.indices.filter { j in !steps.contains { $0.layer <= j && j <= $0.end } }
-        let kept = Set(floatLayers.map { spec.layerNames[$0] })
-        modelBytes = model.bytes + floatBytesPerValue * float.parameters.filter { kept.contains(String($0.name.split(separator: "/")[0])) }
-            .reduce(0) { $0 + $1.parameter.value.count }
+        modelBytes = model.networkBytes(spec, floatBytesPerValue: floatBytesPerValue)
     }
 
     /// Each quantized layer with the layer whose output its step leaves: itself, or the last of

@@ -129,10 +129,8 @@ public struct QuantizationStudy {
         for kept in 0...order.count {
             let quantized = model.only(Set(order.dropFirst(kept)))
             let mixed = try FakeQuantNetwork(spec: spec, model: quantized, tensors: floats)
-            let names = order.prefix(kept).map { spec.layerNames[$0] }
-            let values = floats.filter { names.contains(layerOfKey($0.key)) }.values.reduce(0) { $0 + $1.count }
-            steps.append(MixedPrecisionStep(floatLayers: names, result: evaluate { mixed.predict($0) },
-                                            modelBytes: quantized.bytes + bytesPerValue * values))
+            steps.append(MixedPrecisionStep(floatLayers: order.prefix(kept).map { spec.layerNames[$0] }, result: evaluate { mixed.predict($0) },
+                                            modelBytes: quantized.networkBytes(spec, floatBytesPerValue: bytesPerValue)))
             if -steps[steps.count - 1].result.vsFloat32.changePP <= maxDrop { break }
         }
         return steps

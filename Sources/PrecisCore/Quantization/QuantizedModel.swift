@@ -55,7 +55,7 @@ public struct QuantizedModel: Sendable, Equatable {
             let input = (observers[i] ?? Observer()).quantRange(method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
                                                                 unsigned: scheme.activations == .uint8Asymmetric)
             let name = spec.layerNames[i]
-            guard let w = tensors[name + "/W"], let b = tensors[name + "/b"] else { throw ModelError.badSpec("\(name) has no W or b") }
+            guard let w = tensors[tensorKey(name, "W")], let b = tensors[tensorKey(name, "b")] else { throw ModelError.badSpec("\(name) has no W or b") }
             var layer = QuantizedLayer(weights: [], shape: w.shape, weightScales: [], bias: [Int32](repeating: 0, count: b.count), input: input)
             var largest = [Double](repeating: 0, count: scheme.weights == .perChannel ? b.count : 1)
             for (k, v) in w.data.enumerated() {
@@ -77,8 +77,8 @@ public struct QuantizedModel: Sendable, Equatable {
         var out = tensors
         for (i, layer) in layers {
             let name = spec.layerNames[i]
-            out[name + "/W"] = Tensor(shape: layer.shape, data: layer.weights.indices.map { Double(layer.weights[$0]) * layer.weightScale(layer.channel($0)) })
-            out[name + "/b"] = Tensor(shape: [layer.channels],
+            out[tensorKey(name, "W")] = Tensor(shape: layer.shape, data: layer.weights.indices.map { Double(layer.weights[$0]) * layer.weightScale(layer.channel($0)) })
+            out[tensorKey(name, "b")] = Tensor(shape: [layer.channels],
                                       data: (0..<layer.channels).map { Double(layer.bias[$0]) * layer.input.scale * layer.weightScale($0) })
         }
         return out
@@ -91,5 +91,12 @@ public struct QuantizedModel: Sendable, Equatable {
     /// a scale and zero point per input range (plus any float tensors left, counted by the caller).
     public var bytes: Int {
         layers.values.reduce(0) { $0 + $1.weights.count + 4 * $1.bias.count + 4 * $1.weightScales.count + 8 }
+    }
+
+    /// Bytes of the whole network of `spec` with this model: `bytes`, plus `floatBytesPerValue` a
+    /// value for the tensors of every layer the model leaves in float.
+    public func networkBytes(_ spec: ModelSpec, floatBytesPerValue: Int = 4) -> Int {
+        let floats = ((try? spec.geometry()) ?? []).filter { layers[$0.index] == nil }.reduce(0) { $0 + $1.parameterCount }
+        return bytes + floatBytesPerValue * floats
     }
 }

@@ -26,11 +26,10 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
     /// The forward and backward GEMMs of every convolution and affine layer of `spec` at `batch`
     /// in float32, as the layers call them (the first layer computes no input gradient).
     public static func of(_ spec: ModelSpec, batch: Int) throws -> [GEMMShape] {
-        let shapes = try spec.shapes()
         var out: [GEMMShape] = []
-        for (i, (name, layer)) in zip(spec.layerNames, spec.layers).enumerated() {
-            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
-            switch layer {
+        for layer in try spec.geometry() {
+            let (i, name, inShape) = (layer.index, layer.name, layer.inputShape)
+            switch layer.spec {
             case let .convolution(f, k, s, p):
                 let g = Window(input: [batch] + inShape, fh: k, fw: k, stride: s, pad: p)
                 let plan = ConvPlan(g, outputs: f, shifted: s == 1)
@@ -44,7 +43,8 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
                 let fin = inShape.reduce(1, *)
                 out += [GEMMShape("\(name) fwd", m: batch, n: u, k: fin), GEMMShape("\(name) dW", m: fin, n: u, k: batch, form: .aTb),
                         GEMMShape("\(name) dx", m: batch, n: fin, k: u)]
-            default: break
+            case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
+                break
             }
         }
         return out
@@ -92,15 +92,15 @@ extension GEMMShape {
     /// output pixels (rows) by its filters over the window taps (`chunks` = images, split over the
     /// cores); an affine layer's batch by its units, one call.
     public static func int8(_ spec: ModelSpec, batch: Int) throws -> [GEMMShape] {
-        let shapes = try spec.shapes()
-        return zip(spec.layerNames, spec.layers).enumerated().compactMap { i, named in
-            let inShape = i == 0 ? spec.inputShape : shapes[i - 1]
-            switch named.1 {
+        try spec.geometry().compactMap { layer in
+            switch layer.spec {
             case let .convolution(f, k, s, p):
-                let g = Window(input: [1] + inShape, fh: k, fw: k, stride: s, pad: p)
-                return GEMMShape("\(named.0) fwd", m: g.pixels, n: f, k: g.cols, chunks: batch, isConvolution: true)
-            case let .affine(u): return GEMMShape("\(named.0) fwd", m: batch, n: u, k: inShape.reduce(1, *))
-            default: return nil
+                let g = Window(input: [1] + layer.inputShape, fh: k, fw: k, stride: s, pad: p)
+                return GEMMShape("\(layer.name) fwd", m: g.pixels, n: f, k: g.cols, chunks: batch, isConvolution: true)
+            case let .affine(u):
+                return GEMMShape("\(layer.name) fwd", m: batch, n: u, k: layer.inputShape.reduce(1, *))
+            case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
+                return nil
             }
         }
     }
