@@ -18,22 +18,28 @@ public struct RecordedEvaluation: Equatable, Sendable {
     /// The summary attributes holding integers, and those holding numbers, with their values.
     private var ints: [(String, Int)] {
         let r = result
-        return [("images", r.images), ("correct", r.correct), ("differs_from_float32", r.vsFloat32.differs),
-                ("gained", r.vsFloat32.gained), ("lost", r.vsFloat32.lost), ("model_bytes", r.modelBytes)]
+        return [
+            ("images", r.images), ("correct", r.correct), ("differs_from_float32", r.vsFloat32.differs),
+            ("gained", r.vsFloat32.gained), ("lost", r.vsFloat32.lost), ("model_bytes", r.modelBytes),
+        ]
     }
 
     private var doubles: [(String, Double)] {
         let r = result, c = r.vsFloat32
-        return [("accuracy", r.accuracy), ("change_vs_float32", c.changePP / 100), ("change_low", c.ci95LowPP / 100),
-                ("change_high", c.ci95HighPP / 100), ("agreement", c.agreement), ("model_ratio_to_float32", r.modelRatioToFloat32),
-                ("seconds", r.seconds), ("images_per_second", r.imagesPerSecond), ("input_scale", inputScale),
-                ("logit_max_abs_error", r.logits.maxAbsError), ("logit_mean_abs_error", r.logits.meanAbsError),
-                ("logit_sqnr_db", r.logits.sqnrDB)]
+        return [
+            ("accuracy", r.accuracy), ("change_vs_float32", c.changePP / 100), ("change_low", c.ci95LowPP / 100),
+            ("change_high", c.ci95HighPP / 100), ("agreement", c.agreement),
+            ("model_ratio_to_float32", r.modelRatioToFloat32),
+            ("seconds", r.seconds), ("images_per_second", r.imagesPerSecond), ("input_scale", inputScale),
+            ("logit_max_abs_error", r.logits.maxAbsError), ("logit_mean_abs_error", r.logits.meanAbsError),
+            ("logit_sqnr_db", r.logits.sqnrDB),
+        ]
     }
 
     /// Per-layer arrays: NaN (numbers) or 0 (counts) for folded layers, which `layer_folded` marks.
     private static let layerDoubles: [(String, WritableKeyPath<ErrorSummary, Double>)] = [
-        ("layer_relative_l2", \.relativeL2), ("layer_max_abs_error", \.maxAbsError), ("layer_mean_abs_error", \.meanAbsError),
+        ("layer_relative_l2", \.relativeL2), ("layer_max_abs_error", \.maxAbsError),
+        ("layer_mean_abs_error", \.meanAbsError),
         ("layer_sqnr_db", \.sqnrDB),
     ]
     private static let layerInts: [(String, WritableKeyPath<ErrorSummary, Int>)] = [
@@ -50,8 +56,12 @@ public struct RecordedEvaluation: Equatable, Sendable {
         try g.setAttribute("recorded_at", .string(recordedAt))
         for (key, value) in ints { try g.setAttribute(key, .int(value)) }
         for (key, value) in doubles { try g.setAttribute(key, .double(value)) }
-        for (key, path) in Self.layerDoubles { try g.setAttribute(key, .doubles(r.layers.map { $0.errors?[keyPath: path] ?? .nan })) }
-        for (key, path) in Self.layerInts { try g.setAttribute(key, .ints(r.layers.map { $0.errors?[keyPath: path] ?? 0 })) }
+        for (key, path) in Self.layerDoubles {
+            try g.setAttribute(key, .doubles(r.layers.map { $0.errors?[keyPath: path] ?? .nan }))
+        }
+        for (key, path) in Self.layerInts {
+            try g.setAttribute(key, .ints(r.layers.map { $0.errors?[keyPath: path] ?? 0 }))
+        }
         if r.integer { try g.setAttribute("layer_folded", .ints(r.layers.map { $0.errors == nil ? 1 : 0 })) }
     }
 
@@ -99,8 +109,10 @@ public struct RecordedEvaluation: Equatable, Sendable {
         var summaries = names.map { _ in ErrorSummary(ErrorStats()) }
         for (key, path) in Self.layerDoubles {
             // Files recorded before the mean error was stored per layer lack it.
-            let values = try g.attribute(key) == nil && key == "layer_mean_abs_error" ? names.map { _ in Double.nan }
-                                                                                      : try array(key, doubles)
+            let values =
+                try g.attribute(key) == nil && key == "layer_mean_abs_error"
+                ? names.map { _ in Double.nan }
+                : try array(key, doubles)
             for i in names.indices { summaries[i][keyPath: path] = values[i] }
         }
         for (key, path) in Self.layerInts {
@@ -112,18 +124,21 @@ public struct RecordedEvaluation: Equatable, Sendable {
         logits.maxAbsError = try double("logit_max_abs_error")
         logits.meanAbsError = try double("logit_mean_abs_error")
         logits.sqnrDB = try double("logit_sqnr_db")
-        let change = AccuracyChange(changePP: 100 * (try double("change_vs_float32")), ci95LowPP: 100 * (try double("change_low")),
-                                    ci95HighPP: 100 * (try double("change_high")), differs: try int("differs_from_float32"),
-                                    gained: try int("gained"), lost: try int("lost"), agreement: try double("agreement"))
+        let change = AccuracyChange(
+            changePP: 100 * (try double("change_vs_float32")), ci95LowPP: 100 * (try double("change_low")),
+            ci95HighPP: 100 * (try double("change_high")), differs: try int("differs_from_float32"),
+            gained: try int("gained"), lost: try int("lost"), agreement: try double("agreement"))
         let images = try int("images"), bytes = try int("model_bytes"), ratio = try double("model_ratio_to_float32")
-        var result = ModeResult(precision: String(g.path.split(separator: "/").last ?? ""), integer: integer,
-                                weights: try WeightFile.string(g, "weights"), images: images, correct: try int("correct"),
-                                vsFloat32: change, logits: logits, modelBytes: bytes,
-                                float32Bytes: ratio > 0 ? Int((Double(bytes) / ratio).rounded()) : 0, seconds: try double("seconds"),
-                                layers: layers)
+        var result = ModeResult(
+            precision: String(g.path.split(separator: "/").last ?? ""), integer: integer,
+            weights: try WeightFile.string(g, "weights"), images: images, correct: try int("correct"),
+            vsFloat32: change, logits: logits, modelBytes: bytes,
+            float32Bytes: ratio > 0 ? Int((Double(bytes) / ratio).rounded()) : 0, seconds: try double("seconds"),
+            layers: layers)
         result.modelRatioToFloat32 = ratio
         result.imagesPerSecond = try double("images_per_second")
-        self.init(result: result, dataset: try WeightFile.string(g, "dataset"), inputScale: try double("input_scale"),
-                  recordedAt: (try? WeightFile.string(g, "recorded_at")) ?? "")
+        self.init(
+            result: result, dataset: try WeightFile.string(g, "dataset"), inputScale: try double("input_scale"),
+            recordedAt: (try? WeightFile.string(g, "recorded_at")) ?? "")
     }
 }

@@ -44,7 +44,9 @@ public struct FileSummary: Codable, Equatable, Sendable {
         public var result: ModeResult
         public var dataset: String, inputScale: Double, recordedAt: String
 
-        private enum CodingKeys: String, CodingKey { case result, dataset, inputScale = "input_scale", recordedAt = "recorded_at" }
+        private enum CodingKeys: String, CodingKey {
+            case result, dataset, inputScale = "input_scale", recordedAt = "recorded_at"
+        }
     }
 
     /// ``ReportSchema/inspect``.
@@ -76,38 +78,51 @@ extension WeightStore {
 
     /// The summary `precis inspect` prints.
     public func summary() throws -> FileSummary {
-        let spec = self.spec, parameters = try spec.parameterCount(), float32Bytes = parameters * HDF5ElementType.float32.size
+        let spec = self.spec, parameters = try spec.parameterCount(),
+            float32Bytes = parameters * HDF5ElementType.float32.size
         let layers = try spec.geometry().map { g in
-            FileSummary.Layer(name: g.name, kind: g.spec.kind, spec: g.spec.description, outputShape: g.outputShape,
-                              parameters: g.parameterCount)
+            FileSummary.Layer(
+                name: g.name, kind: g.spec.kind, spec: g.spec.description, outputShape: g.outputShape,
+                parameters: g.parameterCount)
         }
-        var storage = [FileSummary.Storage(precision: "float32", group: "/model", bytes: float32Bytes, ratioToFloat32: 1)]
+        var storage = [
+            FileSummary.Storage(precision: "float32", group: "/model", bytes: float32Bytes, ratioToFloat32: 1)
+        ]
         for v in variantNames {
             let bytes = try storedBytes(v)
-            storage.append(FileSummary.Storage(precision: v, group: "/variants/\(v)", bytes: bytes,
-                                               ratioToFloat32: Double(bytes) / Double(max(float32Bytes, 1))))
+            storage.append(
+                FileSummary.Storage(
+                    precision: v, group: "/variants/\(v)", bytes: bytes,
+                    ratioToFloat32: Double(bytes) / Double(max(float32Bytes, 1))))
         }
         let training = master.training.map { t in
-            FileSummary.Training(dataset: t.dataset, trainSize: t.trainSize, testSize: t.testSize, epochs: t.epochs, batchSize: t.batchSize,
-                                 optimizer: t.optimizer, learningRate: t.learningRate, lrSchedule: t.schedule, seed: t.seed,
-                                 seconds: t.seconds, iterations: t.iterations, finalTrainAccuracy: t.trainAccuracy.last,
-                                 finalTestAccuracy: t.testAccuracy.last)
+            FileSummary.Training(
+                dataset: t.dataset, trainSize: t.trainSize, testSize: t.testSize, epochs: t.epochs,
+                batchSize: t.batchSize,
+                optimizer: t.optimizer, learningRate: t.learningRate, lrSchedule: t.schedule, seed: t.seed,
+                seconds: t.seconds, iterations: t.iterations, finalTrainAccuracy: t.trainAccuracy.last,
+                finalTestAccuracy: t.testAccuracy.last)
         }
         let evaluations = try evaluations().map {
-            FileSummary.Evaluation(result: $0.result, dataset: $0.dataset, inputScale: $0.inputScale, recordedAt: $0.recordedAt)
+            FileSummary.Evaluation(
+                result: $0.result, dataset: $0.dataset, inputScale: $0.inputScale, recordedAt: $0.recordedAt)
         }
-        return FileSummary(file: path, format: WeightFile.format, formatVersion: WeightFile.version, model: spec.name,
-                           inputShape: spec.inputShape, classes: spec.classes, weightInit: spec.weightInit.description,
-                           dataset: master.dataset, parameters: parameters, layers: layers, storage: storage, training: training,
-                           evaluations: evaluations)
+        return FileSummary(
+            file: path, format: WeightFile.format, formatVersion: WeightFile.version, model: spec.name,
+            inputShape: spec.inputShape, classes: spec.classes, weightInit: spec.weightInit.description,
+            dataset: master.dataset, parameters: parameters, layers: layers, storage: storage, training: training,
+            evaluations: evaluations)
     }
 }
 
 extension FileSummary {
     /// The summary as a person reads it.
     public var text: String {
-        var out = ["\(file): \(format) v\(formatVersion)",
-                   "model \(model): input \(shapeText(inputShape)), \(classes) classes, init \(weightInit), trained on \(dataset)"]
+        var out = [
+            "\(file): \(format) v\(formatVersion)",
+            "model \(model): input \(shapeText(inputShape)), \(classes) classes, init \(weightInit), "
+                + "trained on \(dataset)",
+        ]
         var table = TextTable([("layer", .left), ("kind", .left), ("output", .left), ("parameters", .right)])
         for l in layers { table.add([l.name, l.kind, shapeText(l.outputShape), "\(l.parameters)"]) }
         out += table.lines(indent: 2)
@@ -117,20 +132,31 @@ extension FileSummary {
         for s in storage { bytes.add([s.precision, s.group, "\(s.bytes)", String(format: "%.2fx", s.ratioToFloat32)]) }
         out += bytes.lines(indent: 2)
         if let t = training {
-            out.append(String(format: "training: %@ (%d train / %d test), %d %@, batch %d, %@ lr %g (%@), seed %d, %.0f s, %d iterations",
-                              t.dataset, t.trainSize, t.testSize, t.epochs, t.epochs == 1 ? "epoch" : "epochs", t.batchSize, t.optimizer,
-                              t.learningRate, t.lrSchedule, t.seed, t.seconds, t.iterations))
-            out.append("  final accuracy: train \(t.finalTrainAccuracy.map(percentText) ?? "-"), "
-                       + "test \(t.finalTestAccuracy.map(percentText) ?? "-")")
+            out.append(
+                String(
+                    format:
+                        "training: %@ (%d train / %d test), %d %@, batch %d, %@ lr %g (%@), seed %d, %.0f s, "
+                        + "%d iterations",
+                    t.dataset, t.trainSize, t.testSize, t.epochs, t.epochs == 1 ? "epoch" : "epochs", t.batchSize,
+                    t.optimizer,
+                    t.learningRate, t.lrSchedule, t.seed, t.seconds, t.iterations))
+            out.append(
+                "  final accuracy: train \(t.finalTrainAccuracy.map(percentText) ?? "-"), "
+                    + "test \(t.finalTestAccuracy.map(percentText) ?? "-")")
         }
         if !evaluations.isEmpty {
             out.append("evaluations:")
-            var table = TextTable([("precision", .left), ("accuracy", .right), ("change vs float32", .right), ("differs", .right),
-                                   ("logit SQNR dB", .right), ("data set", .left), ("images", .right), ("weights", .left)])
+            var table = TextTable([
+                ("precision", .left), ("accuracy", .right), ("change vs float32", .right), ("differs", .right),
+                ("logit SQNR dB", .right), ("data set", .left), ("images", .right), ("weights", .left),
+            ])
             for e in evaluations.sorted(by: { $0.result.precision < $1.result.precision }) {
                 let r = e.result
-                table.add([r.precision, percentText(r.accuracy), String(format: "%+.2f pp", r.vsFloat32.changePP), "\(r.vsFloat32.differs)",
-                           decibelText(r.logits.sqnrDB), e.dataset, "\(r.images)", r.weights])
+                table.add([
+                    r.precision, percentText(r.accuracy), String(format: "%+.2f pp", r.vsFloat32.changePP),
+                    "\(r.vsFloat32.differs)",
+                    decibelText(r.logits.sqnrDB), e.dataset, "\(r.images)", r.weights,
+                ])
             }
             out += table.lines(indent: 2)
         }

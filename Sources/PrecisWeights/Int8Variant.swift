@@ -28,7 +28,8 @@ enum Int8Attribute: String, CaseIterable {
 /// The attributes of a quantized layer's group in an int8 variant.
 enum Int8LayerAttribute: String, CaseIterable {
     case axis
-    case inputScale = "input_scale", inputZeroPoint = "input_zero_point", inputQmin = "input_qmin", inputQmax = "input_qmax"
+    case inputScale = "input_scale", inputZeroPoint = "input_zero_point", inputQmin = "input_qmin", inputQmax =
+        "input_qmax"
 }
 
 private typealias A = Int8Attribute
@@ -56,7 +57,9 @@ extension WeightFile {
     /// IEEE half). A dynamic one, `int8-<scheme>-dynamic` with attribute `dynamic` 1, holds float32
     /// biases and no input ranges. Returns the variant's name.
     @discardableResult
-    func writeInt8(_ model: QuantizedModel, form: Int8Form, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws -> String {
+    func writeInt8(
+        _ model: QuantizedModel, form: Int8Form, calibration: [(String, HDF5Attribute)], into root: HDF5Group
+    ) throws -> String {
         let w = self
         let name = Self.int8VariantName(model.scheme, form: form)
         do {
@@ -66,16 +69,28 @@ extension WeightFile {
             try v.setAttribute(A.precision.rawValue, .string(name))
             try v.setAttribute(A.elementType.rawValue, .string(HDF5ElementType.int8.rawValue))
             try v.setAttribute(A.scheme.rawValue, .string(model.scheme.description))
-            try v.setAttribute(A.weights.rawValue, .string(model.scheme.weights == .perChannel ? "int8 symmetric per output channel" : "int8 symmetric per tensor"))
-            let activations = ["s8": "int8 symmetric per tensor", "s8z": "int8 with zero point per tensor", "u8z": "uint8 with zero point per tensor"]
-            try v.setAttribute(A.activations.rawValue, .string(activations[model.scheme.activations.rawValue]! + (form == .dynamic ? ", range per batch (dynamic)" : "")))
+            try v.setAttribute(
+                A.weights.rawValue,
+                .string(
+                    model.scheme.weights == .perChannel
+                        ? "int8 symmetric per output channel" : "int8 symmetric per tensor"))
+            let activations = [
+                "s8": "int8 symmetric per tensor", "s8z": "int8 with zero point per tensor",
+                "u8z": "uint8 with zero point per tensor",
+            ]
+            try v.setAttribute(
+                A.activations.rawValue,
+                .string(
+                    activations[model.scheme.activations.rawValue]!
+                        + (form == .dynamic ? ", range per batch (dynamic)" : "")))
             if form == .dynamic { try v.setAttribute(A.dynamic.rawValue, .int(1)) }
             try v.setAttribute(A.rounding.rawValue, .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
             let layers = try v.createGroup("model").createGroup("layers")
             if case let .mixed(floatLayers, half) = form {
                 try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
-                try v.setAttribute(A.floatLayersWeights.rawValue, .string(half ? "float16 in this variant" : "float32 from /model"))
+                try v.setAttribute(
+                    A.floatLayersWeights.rawValue, .string(half ? "float16 in this variant" : "float32 from /model"))
             }
             if case let .mixed(floatLayers, true) = form {
                 for layer in floatLayers {
@@ -95,7 +110,8 @@ extension WeightFile {
                 try g.write("W", shape: q.shape, q.weights)
                 try g.write("W_scale", shape: [q.weightScales.count], q.weightScales)
                 if form == .dynamic {
-                    try g.write("b", shape: [q.channels], w.tensors[tensorKey(w.spec.layerNames[i], "b")]!.data.map(Float.init))
+                    try g.write(
+                        "b", shape: [q.channels], w.tensors[tensorKey(w.spec.layerNames[i], "b")]!.data.map(Float.init))
                     continue
                 }
                 try g.write("b", shape: [q.channels], q.bias)
@@ -119,21 +135,35 @@ extension WeightFile {
         }
         let layers = try v.group("model/layers")
         let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
-        let floatLayers = try v.attribute(A.floatLayers.rawValue) == nil ? [] : try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init)
-        if let bad = floatLayers.first(where: { name in !quantizedLayers(spec).contains { spec.layerNames[$0] == name } }) {
-            throw HDF5Error(file: path, path: v.path, message: "float_layers names '\(bad)', which is not a convolution or affine layer of the network")
+        let floatLayers =
+            try v.attribute(A.floatLayers.rawValue) == nil
+            ? [] : try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init)
+        if let bad = floatLayers.first(where: { name in !quantizedLayers(spec).contains { spec.layerNames[$0] == name }
+        }) {
+            throw HDF5Error(
+                file: path, path: v.path,
+                message: "float_layers names '\(bad)', which is not a convolution or affine layer of the network")
         }
         let dynamic = try v.attribute(A.dynamic.rawValue) == .int(1)
         var out: [Int: QuantizedLayer] = [:], floats: [String: Tensor<Double>] = [:]
         /// `t` of group `g`, which must have `shape` and element type `type`, with finite values.
-        func values<E: HDF5Scalar & BinaryFloatingPoint>(_ g: HDF5Group, _ t: String, _ shape: [Int], _ type: HDF5ElementType, as: E.Type) throws -> Tensor<Double> {
+        func values<E: HDF5Scalar & BinaryFloatingPoint>(
+            _ g: HDF5Group, _ t: String, _ shape: [Int], _ type: HDF5ElementType, as: E.Type
+        ) throws -> Tensor<Double> {
             let info = try g.datasetInfo(t)
             guard info.shape == shape && info.type == type else {
-                throw HDF5Error(file: path, path: g.path + "/" + t, message: "must be \(type.rawValue) of shape \(shapeText(shape)), is \(info.typeName) \(shapeText(info.shape))")
+                throw HDF5Error(
+                    file: path, path: g.path + "/" + t,
+                    message:
+                        "must be \(type.rawValue) of shape \(shapeText(shape)), "
+                        + "is \(info.typeName) \(shapeText(info.shape))"
+                )
             }
             let x = try g.read(t, as: E.self).values.map(Double.init)
             if let bad = x.firstIndex(where: { !$0.isFinite }) {
-                throw HDF5Error(file: path, path: g.path + "/" + t, message: "holds a non-finite value (\(x[bad])) at element \(bad)")
+                throw HDF5Error(
+                    file: path, path: g.path + "/" + t,
+                    message: "holds a non-finite value (\(x[bad])) at element \(bad)")
             }
             return Tensor(shape: shape, data: x)
         }
@@ -142,7 +172,9 @@ extension WeightFile {
             func fail(_ message: String) -> HDF5Error { HDF5Error(file: path, path: g.path, message: message) }
             let shape = shapes[tensorKey(layer, "W")]!, channels = shapes[tensorKey(layer, "b")]![0]
             let wi = try g.datasetInfo("W")
-            guard wi.shape == shape && wi.type == .int8 else { throw fail("W must be int8 of shape \(shapeText(shape)), is \(wi.typeName) \(shapeText(wi.shape))") }
+            guard wi.shape == shape && wi.type == .int8 else {
+                throw fail("W must be int8 of shape \(shapeText(shape)), is \(wi.typeName) \(shapeText(wi.shape))")
+            }
             let scales = try g.read("W_scale", as: Double.self).values
             guard scales.count == 1 || scales.count == channels, scales.allSatisfy({ $0 > 0 && $0.isFinite }) else {
                 throw fail("W_scale must hold 1 or \(channels) positive finite scales")
@@ -151,56 +183,80 @@ extension WeightFile {
             if dynamic {
                 // The input range is measured per batch; the stored layer keeps only its format.
                 floats[tensorKey(layer, "b")] = try values(g, "b", [channels], .float32, as: Float.self)
-                let format: QuantRange = switch scheme.activations {
-                case .int8Symmetric: .symmetric(threshold: 0)
-                case .int8Asymmetric: .asymmetric(low: 0, high: 0, unsigned: false)
-                case .uint8Asymmetric: .asymmetric(low: 0, high: 0, unsigned: true)
-                }
-                out[i] = QuantizedLayer(weights: weights, shape: shape, weightScales: scales, bias: [Int32](repeating: 0, count: channels), input: format)
+                let format: QuantRange =
+                    switch scheme.activations {
+                    case .int8Symmetric: .symmetric(threshold: 0)
+                    case .int8Asymmetric: .asymmetric(low: 0, high: 0, unsigned: false)
+                    case .uint8Asymmetric: .asymmetric(low: 0, high: 0, unsigned: true)
+                    }
+                out[i] = QuantizedLayer(
+                    weights: weights, shape: shape, weightScales: scales, bias: [Int32](repeating: 0, count: channels),
+                    input: format)
                 continue
             }
             let bi = try g.datasetInfo("b")
-            guard bi.shape == [channels] && bi.type == .int32 else { throw fail("b must be int32 of shape (\(channels)), is \(bi.typeName) \(shapeText(bi.shape))") }
-            let (scale, zero, qmin, qmax) = (try Self.number(g, L.inputScale.rawValue), Int(try Self.number(g, L.inputZeroPoint.rawValue)),
-                                             Int(try Self.number(g, L.inputQmin.rawValue)), Int(try Self.number(g, L.inputQmax.rawValue)))
-            guard scale > 0 && scale.isFinite, qmin < qmax, qmin <= zero, zero <= qmax, [(-127, 127), (-128, 127), (0, 255)].contains(where: { $0 == (qmin, qmax) }) else {
+            guard bi.shape == [channels] && bi.type == .int32 else {
+                throw fail("b must be int32 of shape (\(channels)), is \(bi.typeName) \(shapeText(bi.shape))")
+            }
+            let (scale, zero, qmin, qmax) = (
+                try Self.number(g, L.inputScale.rawValue), Int(try Self.number(g, L.inputZeroPoint.rawValue)),
+                Int(try Self.number(g, L.inputQmin.rawValue)), Int(try Self.number(g, L.inputQmax.rawValue))
+            )
+            guard scale > 0 && scale.isFinite, qmin < qmax, qmin <= zero, zero <= qmax,
+                [(-127, 127), (-128, 127), (0, 255)].contains(where: { $0 == (qmin, qmax) })
+            else {
                 throw fail("has a bad input range (scale \(scale), zero point \(zero), codes \(qmin)...\(qmax))")
             }
-            out[i] = QuantizedLayer(weights: weights, shape: shape, weightScales: scales, bias: try g.read("b", as: Int32.self).values,
-                                    input: QuantRange(scale: scale, zeroPoint: zero, qmin: qmin, qmax: qmax))
+            out[i] = QuantizedLayer(
+                weights: weights, shape: shape, weightScales: scales, bias: try g.read("b", as: Int32.self).values,
+                input: QuantRange(scale: scale, zeroPoint: zero, qmin: qmin, qmax: qmax))
         }
         var bytesPerValue = 4
         if let first = floatLayers.first, layers.contains(first) {
             bytesPerValue = 2
             for layer in floatLayers {
                 let g = try layers.group(layer)
-                for t in ["W", "b"] { floats[tensorKey(layer, t)] = try values(g, t, shapes[tensorKey(layer, t)]!, .float16, as: Float16.self) }
+                for t in ["W", "b"] {
+                    floats[tensorKey(layer, t)] = try values(
+                        g, t, shapes[tensorKey(layer, t)]!, .float16, as: Float16.self)
+                }
             }
         } else if !floatLayers.isEmpty {
-            for (key, value) in tensors where floatLayers.contains(String(key.split(separator: "/")[0])) { floats[key] = value }
+            for (key, value) in tensors where floatLayers.contains(String(key.split(separator: "/")[0])) {
+                floats[key] = value
+            }
         }
-        return StoredInt8(model: QuantizedModel(scheme: scheme, layers: out), floatTensors: floats, floatBytesPerValue: bytesPerValue, dynamic: dynamic)
+        return StoredInt8(
+            model: QuantizedModel(scheme: scheme, layers: out), floatTensors: floats, floatBytesPerValue: bytesPerValue,
+            dynamic: dynamic)
     }
 
     /// What `storeInt8` needs to write variant `name` again: its model, its form, and the
     /// attributes it was stored with beyond those `storeInt8` writes itself.
     func readInt8ForRewrite(_ name: String, root: HDF5Group) throws
-        -> (model: QuantizedModel, form: Int8Form, attributes: [(String, HDF5Attribute)]) {
+        -> (model: QuantizedModel, form: Int8Form, attributes: [(String, HDF5Attribute)])
+    {
         let stored = try readInt8(name, root: root), v = try Self.variantGroup(root, name)
         var form = Int8Form.plain
         if stored.dynamic { form = .dynamic }
         if try v.attribute(A.floatLayers.rawValue) != nil {
-            form = .mixed(floatLayers: try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init), half: stored.floatBytesPerValue == 2)
+            form = .mixed(
+                floatLayers: try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init),
+                half: stored.floatBytesPerValue == 2)
         }
         let own = Set(A.allCases.map(\.rawValue))
-        let attributes = try v.attributeNames().filter { !own.contains($0) }.compactMap { key in try v.attribute(key).map { (key, $0) } }
+        let attributes = try v.attributeNames().filter { !own.contains($0) }.compactMap { key in
+            try v.attribute(key).map { (key, $0) }
+        }
         return (stored.model, form, attributes)
     }
 
     /// The group of variant `name`, or an error saying the file has none of that name.
     static func variantGroup(_ root: HDF5Group, _ name: String) throws -> HDF5Group {
         guard root.contains("variants"), try root.group("variants").contains(name) else {
-            throw HDF5Error(file: root.file.path, path: "/variants", message: "has no variant '\(name)' (precis quantize stores one)")
+            throw HDF5Error(
+                file: root.file.path, path: "/variants",
+                message: "has no variant '\(name)' (precis quantize stores one)")
         }
         return try root.group("variants/\(name)")
     }

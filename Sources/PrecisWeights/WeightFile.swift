@@ -22,7 +22,9 @@ public struct TrainingRecord: Equatable, Sendable {
     public var epochSeconds: [Double]
 
     init() {
-        (dataset, trainSize, testSize, epochs, batchSize, optimizer, learningRate, schedule) = ("", 0, 0, 0, 0, "", 0, "")
+        (dataset, trainSize, testSize, epochs, batchSize, optimizer, learningRate, schedule) = (
+            "", 0, 0, 0, 0, "", 0, ""
+        )
         (seed, seconds, iterations, loss, trainAccuracy, testAccuracy, epochSeconds) = (0, 0, 0, [], [], [], [])
     }
 
@@ -69,8 +71,10 @@ public struct WeightFile {
     /// the same folder, renamed into place when complete, so an interrupted write never leaves a
     /// half-written file at `path`. Refuses to replace an existing file unless `overwrite`.
     /// `more` adds to the new file before it is renamed into place.
-    public func write(to path: String, overwrite: Bool = false, variants: [String] = [],
-                      more: (HDF5Group) throws -> Void = { _ in }) throws {
+    public func write(
+        to path: String, overwrite: Bool = false, variants: [String] = [],
+        more: (HDF5Group) throws -> Void = { _ in }
+    ) throws {
         if !overwrite && FileManager.default.fileExists(atPath: path) {
             throw HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")
         }
@@ -140,12 +144,15 @@ public struct WeightFile {
     /// path; every HDF5 handle must be released when it returns), then renames it over `path`.
     static func replace(_ path: String, _ body: (String) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).part").path
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).part")
+            .path
         try? FileManager.default.removeItem(atPath: tmp)
         do {
             try body(tmp)
             guard rename(tmp, path) == 0 else {
-                throw HDF5Error(file: path, path: "", message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+                throw HDF5Error(
+                    file: path, path: "",
+                    message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
             }
         } catch {
             try? FileManager.default.removeItem(atPath: tmp)
@@ -185,13 +192,16 @@ public struct WeightFile {
     static func checkFormat(_ root: HDF5Group) throws {
         let file = root.file.path
         guard case .string(let format)? = try root.attribute("format"), format == Self.format else {
-            throw HDF5Error(file: file, path: "", message: "not a Precis weight file (no format=\"\(Self.format)\" attribute on /)")
+            throw HDF5Error(
+                file: file, path: "", message: "not a Precis weight file (no format=\"\(Self.format)\" attribute on /)")
         }
         guard case .int(let version)? = try root.attribute("format_version") else {
             throw HDF5Error(file: file, path: "", message: "missing format_version attribute on /")
         }
         guard version == Self.version else {
-            throw HDF5Error(file: file, path: "", message: "unknown format version \(version) (this precis reads version \(Self.version))")
+            throw HDF5Error(
+                file: file, path: "",
+                message: "unknown format version \(version) (this precis reads version \(Self.version))")
         }
     }
 
@@ -217,8 +227,9 @@ public struct WeightFile {
         }
         do {
             let layers = try JSONDecoder().decode([LayerSpec].self, from: Data(try string(model, "spec").utf8))
-            let spec = ModelSpec(name: try string(model, "name"), inputShape: inputShape, layers: layers,
-                                 weightInit: try WeightInit(parsing: try string(model, "weight_init")))
+            let spec = ModelSpec(
+                name: try string(model, "name"), inputShape: inputShape, layers: layers,
+                weightInit: try WeightInit(parsing: try string(model, "weight_init")))
             _ = try spec.shapes()
             return spec
         } catch let error as HDF5Error {
@@ -226,28 +237,37 @@ public struct WeightFile {
         } catch let error as ModelError {
             throw HDF5Error(file: file, path: model.path, message: "bad model spec: \(error)")
         } catch {
-            throw HDF5Error(file: file, path: model.path, message: "bad model spec: the spec attribute is not a JSON layer list")
+            throw HDF5Error(
+                file: file, path: model.path, message: "bad model spec: the spec attribute is not a JSON layer list")
         }
     }
 
     /// Every tensor of `spec` from `layers` (stored as `E`), checked for shape and finiteness.
-    static func readLayers<E: HDF5Scalar & BinaryFloatingPoint>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type) throws -> [String: Tensor<Double>] {
+    static func readLayers<E: HDF5Scalar & BinaryFloatingPoint>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type)
+        throws -> [String: Tensor<Double>]
+    {
         try readLayers(spec, from: layers, as: E.self, widen: Double.init)
     }
 
     /// The tensors of `layers` for `spec`, read as `E` and widened by `widen`, validated.
-    static func readLayers<E: HDF5Scalar>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type, widen: (E) -> Double) throws -> [String: Tensor<Double>] {
+    static func readLayers<E: HDF5Scalar>(_ spec: ModelSpec, from layers: HDF5Group, as: E.Type, widen: (E) -> Double)
+        throws -> [String: Tensor<Double>]
+    {
         var out: [String: Tensor<Double>] = [:]
         for layer in try spec.geometry() where !layer.tensors.isEmpty {
             let g = try layers.group(layer.name)
             for t in layer.tensors {
                 let info = try g.datasetInfo(t.name), at = g.path + "/" + t.name
                 guard info.shape == t.shape else {
-                    throw HDF5Error(file: layers.file.path, path: at, message: "has shape \(shapeText(info.shape)), spec expects \(shapeText(t.shape))")
+                    throw HDF5Error(
+                        file: layers.file.path, path: at,
+                        message: "has shape \(shapeText(info.shape)), spec expects \(shapeText(t.shape))")
                 }
                 let values = try g.read(t.name, as: E.self).values.map(widen)
                 if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                    throw HDF5Error(file: layers.file.path, path: at, message: "holds a non-finite value (\(values[bad])) at element \(bad)")
+                    throw HDF5Error(
+                        file: layers.file.path, path: at,
+                        message: "holds a non-finite value (\(values[bad])) at element \(bad)")
                 }
                 out[layer.key(t.name)] = Tensor(shape: t.shape, data: values)
             }
@@ -279,14 +299,18 @@ public struct WeightFile {
     // MARK: variants
 
     /// The precisions `export` can store: every precision mode's variant, in the modes' order.
-    public static let variantPrecisions = PrecisionMode.allCases.compactMap(\.variant).reduce(into: [String]()) { names, v in
+    public static let variantPrecisions = PrecisionMode.allCases.compactMap(\.variant).reduce(into: [String]()) {
+        names, v in
         if !names.contains(v) { names.append(v) }
     }
 
     /// `/variants/<precision>` under `root`, replacing an existing one.
     func writeVariant(_ precision: String, into root: HDF5Group) throws {
         guard let type = HDF5ElementType(rawValue: precision), Self.variantPrecisions.contains(precision) else {
-            throw HDF5Error(file: root.file.path, path: "", message: "cannot export precision '\(precision)' (known: \(Self.variantPrecisions.joined(separator: ", ")))")
+            throw HDF5Error(
+                file: root.file.path, path: "",
+                message:
+                    "cannot export precision '\(precision)' (known: \(Self.variantPrecisions.joined(separator: ", ")))")
         }
         let variants = try root.groupCreatingIfNeeded("variants")
         if variants.contains(precision) { try variants.remove(precision) }
@@ -311,7 +335,8 @@ public struct WeightFile {
         switch name {
         case "float16": return try readLayers(spec, from: layers, as: Float16.self)
         case "bfloat16": return try readLayers(spec, from: layers, as: BFloat16.self) { Double($0.float) }
-        default: throw HDF5Error(file: root.file.path, path: layers.path, message: "unknown variant precision '\(name)'")
+        default:
+            throw HDF5Error(file: root.file.path, path: layers.path, message: "unknown variant precision '\(name)'")
         }
     }
 }

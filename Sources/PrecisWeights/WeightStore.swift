@@ -86,7 +86,8 @@ public final class WeightStore {
 
     /// Stores `model` as an int8 variant (see `WeightFile.writeInt8`) and returns its name.
     @discardableResult
-    public func storeInt8(_ model: QuantizedModel, form: Int8Form = .plain, calibration: [(String, HDF5Attribute)]) throws
+    public func storeInt8(_ model: QuantizedModel, form: Int8Form = .plain, calibration: [(String, HDF5Attribute)])
+        throws
         -> String
     {
         var name = ""
@@ -110,7 +111,9 @@ public final class WeightStore {
     /// read (with their attributes). Recorded evaluations are dropped.
     public func upgrade() throws {
         let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: root) }
-        try master.write(to: path, overwrite: true, variants: variantNames.filter(WeightFile.variantPrecisions.contains)) { root in
+        try master.write(
+            to: path, overwrite: true, variants: variantNames.filter(WeightFile.variantPrecisions.contains)
+        ) { root in
             for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
         }
         try reopen()

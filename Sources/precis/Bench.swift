@@ -12,10 +12,14 @@ struct Bench: ParsableCommand {
     @Flag(help: "Per-layer forward and backward times of a training step (medians).")
     var layers = false
 
-    @Flag(help: "GEMM GFLOP/s (float32) for every DeepConvNet layer shape, and int8 GOP/s for the GEMMs of integer inference.")
+    @Flag(
+        help: """
+            GEMM GFLOP/s (float32) for every DeepConvNet layer shape, and int8 GOP/s for the GEMMs of integer \
+            inference.
+            """)
     var gemm = false
 
-    @Flag(help: "Print the results as JSON.")
+    @Flag(help: "Print the results as JSON (schema \(ReportSchema.bench)).")
     var json = false
 
     func run() throws {
@@ -23,7 +27,8 @@ struct Bench: ParsableCommand {
             let spec = ModelSpec.deepConvNet
             var report = BenchReport(runs: runs, model: spec.name)
             let net = try Network<Float>(spec: spec, seed: 0)
-            let x: Tensor<Float> = Tensor(shape: [100, 1, 28, 28], data: (0..<78_400).map { Float(($0 * 7919) % 256) / 255 })
+            let x: Tensor<Float> = Tensor(
+                shape: [100, 1, 28, 28], data: (0..<78_400).map { Float(($0 * 7919) % 256) / 255 })
             let t = (0..<100).map { $0 % 10 }
             let optimizer = Optimizer<Float>(.adam)
             let step = median(runs) {
@@ -40,21 +45,27 @@ struct Bench: ParsableCommand {
                 }
             }
             for mode in PrecisionMode.allCases {
-                let rate = try mode.withNetwork(spec: spec, tensors: net.tensorValues(),
-                                                Inference(x: x, runs: mode == .float16 ? max(1, runs / 2) : runs))
+                let rate = try mode.withNetwork(
+                    spec: spec, tensors: net.tensorValues(),
+                    Inference(x: x, runs: mode == .float16 ? max(1, runs / 2) : runs))
                 report.inferenceImagesPerSecond[mode.rawValue] = rate
                 if !json { print(String(format: "inference %@: %.0f images/s", mode.rawValue, rate)) }
             }
             // int8: per-channel weights, uint8 activations calibrated (min-max) on the same batch.
             let observers = observeActivations(net, images: x.data, count: 100)
-            let quantized = try QuantizedModel(spec: spec, tensors: net.tensorValues(),
-                                               scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
-                                               observers: observers, method: .minmax)
+            let quantized = try QuantizedModel(
+                spec: spec, tensors: net.tensorValues(),
+                scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+                observers: observers, method: .minmax)
             let integer = try IntegerNetwork(spec: spec, model: quantized, tensors: net.tensorValues())
             let int8 = 100 / median(runs) { _ = integer.predict(x) }
             report.inferenceImagesPerSecond["int8"] = int8
             report.int8GemmPath = int8GEMMPath
-            if !json { print(String(format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, int8)) }
+            if !json {
+                print(
+                    String(
+                        format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, int8))
+            }
             if layers {
                 report.layers = zip(net.layerNames, net.profile(x, t, runs: runs)).map {
                     BenchReport.LayerTime(layer: $0, forwardMS: $1.forward * 1000, backwardMS: $1.backward * 1000)
@@ -64,7 +75,7 @@ struct Bench: ParsableCommand {
                     for l in report.layers ?? [] {
                         table.add([l.layer, String(format: "%.2f", l.forwardMS), String(format: "%.2f", l.backwardMS)])
                     }
-                    table.lines().forEach { print($0) }
+                    for line in table.lines() { print(line) }
                 }
             }
             if gemm { try measureGEMMs(spec, &report) }
@@ -86,14 +97,20 @@ struct Bench: ParsableCommand {
         report.gemmGeomeanGFLOPS = geomean(conv)
         report.gemmAffineGeomeanGFLOPS = geomean(affine)
         if !json {
-            print(String(format: "gemm geometric mean, convolution shapes: %.1f GFLOP/s (affine shapes: %.1f)", geomean(conv), geomean(affine)))
+            print(
+                String(
+                    format: "gemm geometric mean, convolution shapes: %.1f GFLOP/s (affine shapes: %.1f)",
+                    geomean(conv), geomean(affine)))
         }
         var int8Rows: [BenchReport.GEMM] = []
         for shape in try GEMMShape.int8(spec, batch: 100) {
             let fast = int8GEMMGOPS(shape, runs: runs), portable = int8GEMMGOPS(shape, runs: runs, portable: true)
             int8Rows.append(BenchReport.GEMM(shape: shape.description, rate: fast, portableRate: portable))
             if !json {
-                print(String(format: "int8 gemm %-32@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast, int8GEMMPath, portable))
+                print(
+                    String(
+                        format: "int8 gemm %-32@ %7.1f GOP/s (%@), portable %6.1f GOP/s", shape.description, fast,
+                        int8GEMMPath, portable))
             }
         }
         report.int8Gemm = int8Rows
@@ -125,9 +142,11 @@ struct BenchReport: Encodable {
     var int8Gemm: [GEMM]?, int8GemmGeomeanGOPS: Double?
 
     private enum CodingKeys: String, CodingKey {
-        case schema, runs, model, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond = "inference_images_per_second"
+        case schema, runs, model, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond =
+            "inference_images_per_second"
         case int8GemmPath = "int8_gemm_path", layers, gemm, gemmGeomeanGFLOPS = "gemm_geomean_gflops"
-        case gemmAffineGeomeanGFLOPS = "gemm_affine_geomean_gflops", int8Gemm = "int8_gemm", int8GemmGeomeanGOPS = "int8_gemm_geomean_gops"
+        case gemmAffineGeomeanGFLOPS = "gemm_affine_geomean_gflops", int8Gemm = "int8_gemm", int8GemmGeomeanGOPS =
+            "int8_gemm_geomean_gops"
     }
 }
 

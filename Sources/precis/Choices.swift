@@ -46,7 +46,9 @@ struct ChoiceList<Value: ExpressibleByArgument & CaseIterable & Equatable>: Expr
 
     static var all: ChoiceList { ChoiceList(argument: "all")! }
     static var allValueStrings: [String] { Value.allValueStrings + ["all"] }
-    var defaultValueDescription: String { values.count == Value.allCases.count ? "all" : values.map { "\($0)" }.joined(separator: ",") }
+    var defaultValueDescription: String {
+        values.count == Value.allCases.count ? "all" : values.map { "\($0)" }.joined(separator: ",")
+    }
 }
 
 extension QuantScheme: CaseIterable {
@@ -113,7 +115,8 @@ enum ExplainChoice {
 
     init(parsing text: String) throws {
         switch PrecisionChoice(argument: text) {
-        case .mode(.float32)?: throw ValidationError("float32 is the reference; explain another precision (\(PrecisionChoice.valueList))")
+        case .mode(.float32)?:
+            throw ValidationError("float32 is the reference; explain another precision (\(PrecisionChoice.valueList))")
         case .mode(let m)?: self = .mode(m)
         case .int8Variant(let name)?: self = .int8Variant(name)
         case .int8?: throw ValidationError("--explain takes one stored variant, int8-<scheme>")

@@ -15,10 +15,12 @@ struct Eval: ParsableCommand {
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
-    @Option(help: ArgumentHelp(
-        "Comma-separated precisions: \(PrecisionChoice.valueList), or all. int8 runs every stored int8 variant or, "
-            + "without one, the default scheme calibrated now; int8-<scheme> one stored variant; bfloat16 names bfloat16-acc32.",
-        valueName: "precision"), transform: PrecisionList.init(parsing:))
+    @Option(
+        help: ArgumentHelp(
+            "Comma-separated precisions: \(PrecisionChoice.valueList), or all. int8 runs every stored int8 variant or, "
+                + "without one, the default scheme calibrated now; int8-<scheme> one stored variant; "
+                + "bfloat16 names bfloat16-acc32.",
+            valueName: "precision"), transform: PrecisionList.init(parsing:))
     var precision = PrecisionList(argument: "all")!
 
     @OptionGroup var data: DataOptions
@@ -26,16 +28,19 @@ struct Eval: ParsableCommand {
     @Option(help: "Evaluate only the first N test images.")
     var limit: Int?
 
-    @Option(help: ArgumentHelp("Rank the layers by what computing each alone in this precision costs.", valueName: "precision"),
-            transform: ExplainChoice.init(parsing:))
+    @Option(
+        help: ArgumentHelp(
+            "Rank the layers by what computing each alone in this precision costs.", valueName: "precision"),
+        transform: ExplainChoice.init(parsing:))
     var explain: ExplainChoice?
 
     @Option(help: ArgumentHelp("Multiply the inputs by K (stress beyond the trained range).", valueName: "K"))
     var inputScale: Float = 1
 
-    @Option(help: ArgumentHelp(
-        "Write each precision's logits to PREFIX-<precision>.f64 (little-endian float64, images × classes).",
-        valueName: "prefix"))
+    @Option(
+        help: ArgumentHelp(
+            "Write each precision's logits to PREFIX-<precision>.f64 (little-endian float64, images × classes).",
+            valueName: "prefix"))
     var saveLogits: String?
 
     @Flag(help: "Store the results in the file under /evaluations/<precision>.")
@@ -54,7 +59,9 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
-        guard inputScale.isFinite && inputScale > 0 else { throw ValidationError("--input-scale must be a positive number") }
+        guard inputScale.isFinite && inputScale > 0 else {
+            throw ValidationError("--input-scale must be a positive number")
+        }
     }
 
     func run() throws {
@@ -62,20 +69,25 @@ struct Eval: ParsableCommand {
             let store = try WeightStore(file), spec = store.spec
             let dataset = try data.load(fallback: store.master.dataset)
             guard dataset.imageShape == spec.inputShape else {
-                throw DataError(file: file, problem: "the network takes \(shapeText(spec.inputShape)) images, "
-                                    + "\(dataset.name) has \(shapeText(dataset.imageShape))")
+                throw DataError(
+                    file: file,
+                    problem: "the network takes \(shapeText(spec.inputShape)) images, "
+                        + "\(dataset.name) has \(shapeText(dataset.imageShape))")
             }
             let n = min(limit ?? dataset.testCount, dataset.testCount)
-            let test = TestImages(images: Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)]),
-                                  labels: Array(dataset.testLabels[0..<n]), inputScale: inputScale)
+            let test = TestImages(
+                images: Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)]),
+                labels: Array(dataset.testLabels[0..<n]), inputScale: inputScale)
             var entries = try precision.modes.map { mode in
-                EvaluationEntry(.floating(mode, tensors: try store.tensors(for: mode)), weights: store.source(for: mode))
+                EvaluationEntry(
+                    .floating(mode, tensors: try store.tensors(for: mode)), weights: store.source(for: mode))
             }
             var notes: [String] = []
             for name in int8Names(store) {
                 let v = try store.int8Variant(name)
-                let network = try IntegerNetwork(spec: spec, model: v.model, tensors: store.master.tensors.merging(v.floatTensors) { $1 },
-                                                 floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
+                let network = try IntegerNetwork(
+                    spec: spec, model: v.model, tensors: store.master.tensors.merging(v.floatTensors) { $1 },
+                    floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
                 entries.append(EvaluationEntry(.integer(name, network), weights: "/variants/\(name)"))
             }
             if precision.choices.contains(.int8) && store.int8VariantNames.isEmpty {
@@ -84,20 +96,25 @@ struct Eval: ParsableCommand {
                 notes.append(note)
             }
             let progress = ProgressLine(quiet: quiet || json)
-            let evaluation = try PrecisionEvaluation(spec: spec, master: store.master.tensors, entries: entries, test: test,
-                                                     keepLogits: saveLogits != nil) { done in
+            let evaluation = try PrecisionEvaluation(
+                spec: spec, master: store.master.tensors, entries: entries, test: test,
+                keepLogits: saveLogits != nil
+            ) { done in
                 progress.update("report", done: done, total: n, unit: "img")
             }
             progress.clear()
             if let saveLogits { try writeLogits(evaluation, prefix: saveLogits) }
             let explanation = try explain.map { try self.explanation($0, store, test, evaluation.float32Predicted) }
-            let report = PrecisionReport(file: file, dataset: dataset.name, model: spec.name, images: n, inputScale: Double(inputScale),
-                                         layerNames: spec.layerNames, results: evaluation.results, explain: explanation, notes: notes)
+            let report = PrecisionReport(
+                file: file, dataset: dataset.name, model: spec.name, images: n, inputScale: Double(inputScale),
+                layerNames: spec.layerNames, results: evaluation.results, explain: explanation, notes: notes)
             if record {
                 let recordedAt = ISO8601DateFormatter().string(from: Date())
-                try store.record(report.results.map {
-                    RecordedEvaluation(result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt)
-                })
+                try store.record(
+                    report.results.map {
+                        RecordedEvaluation(
+                            result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt)
+                    })
             }
             if json { return try printJSON(report) }
             print(report.text)
@@ -120,30 +137,42 @@ struct Eval: ParsableCommand {
         let spec = store.spec, tensors = store.master.tensors
         let scheme = Self.defaultInt8Scheme, method = Self.defaultInt8Calibration
         let (images, count) = drawCalibrationImages(dataset, count: 500, seed: 0)
-        let observers = observeActivations(try Network<Float>(spec: spec, parameters: tensors), images: images, count: count)
-        let model = try QuantizedModel(spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method)
-        let name = WeightFile.int8VariantName(scheme), how = "calibrated now: \(method.rawValue), \(count) training images, seed 0; not stored"
-        let entry = EvaluationEntry(.integer(name, try IntegerNetwork(spec: spec, model: model, tensors: tensors)), weights: how)
-        return (entry, "\(name): \(how) (precis quantize \(file) --scheme \(scheme) --calibration \(method.rawValue) stores it)")
+        let observers = observeActivations(
+            try Network<Float>(spec: spec, parameters: tensors), images: images, count: count)
+        let model = try QuantizedModel(
+            spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method)
+        let name = WeightFile.int8VariantName(scheme),
+            how = "calibrated now: \(method.rawValue), \(count) training images, seed 0; not stored"
+        let entry = EvaluationEntry(
+            .integer(name, try IntegerNetwork(spec: spec, model: model, tensors: tensors)), weights: how)
+        return (
+            entry,
+            "\(name): \(how) (precis quantize \(file) --scheme \(scheme) --calibration \(method.rawValue) stores it)"
+        )
     }
 
     /// `--explain`: one layer at a time in the chosen precision.
-    func explanation(_ choice: ExplainChoice, _ store: WeightStore, _ test: TestImages, _ float32Predicted: [Int]) throws
+    func explanation(_ choice: ExplainChoice, _ store: WeightStore, _ test: TestImages, _ float32Predicted: [Int])
+        throws
         -> Explanation
     {
         let progress = ProgressLine(quiet: quiet || json)
         defer { progress.clear() }
         switch choice {
         case .mode(let mode):
-            return try explainPrecision(mode, spec: store.spec, master: store.master.tensors, tensors: try store.tensors(for: mode),
-                                        test: test, float32Predicted: float32Predicted) { done in
+            return try explainPrecision(
+                mode, spec: store.spec, master: store.master.tensors, tensors: try store.tensors(for: mode),
+                test: test, float32Predicted: float32Predicted
+            ) { done in
                 progress.update("explain \(mode.rawValue)", done: done, total: test.count, unit: "img")
             }
         case .int8Variant(let name):
             let v = try store.int8Variant(name)
-            return try explainInt8(name, spec: store.spec, model: v.model, master: store.master.tensors,
-                                   tensors: store.master.tensors.merging(v.floatTensors) { $1 }, dynamic: v.dynamic, test: test,
-                                   float32Predicted: float32Predicted) { done, total in
+            return try explainInt8(
+                name, spec: store.spec, model: v.model, master: store.master.tensors,
+                tensors: store.master.tensors.merging(v.floatTensors) { $1 }, dynamic: v.dynamic, test: test,
+                float32Predicted: float32Predicted
+            ) { done, total in
                 progress.update("explain \(name)", done: done, total: total, unit: "img")
             }
         }
@@ -152,7 +181,8 @@ struct Eval: ParsableCommand {
     func writeLogits(_ evaluation: PrecisionEvaluation, prefix: String) throws {
         for r in evaluation.results {
             let url = URL(fileURLWithPath: "\(prefix)-\(r.precision).f64")
-            do { try evaluation.logits[r.precision, default: []].withUnsafeBytes { try Data($0).write(to: url) } } catch {
+            do { try evaluation.logits[r.precision, default: []].withUnsafeBytes { try Data($0).write(to: url) } } catch
+            {
                 throw DataError(file: url.path, problem: "cannot write logits: \(error.localizedDescription)")
             }
         }

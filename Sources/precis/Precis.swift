@@ -19,9 +19,12 @@ struct Precis: ParsableCommand {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let names = configuration.subcommands.map { $0._commandName } + ["help"]
         if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first) {
-            let guess = names.min { editDistance(first, $0) < editDistance(first, $1) }.flatMap { editDistance(first, $0) <= 2 ? $0 : nil }
+            let guess = names.min { editDistance(first, $0) < editDistance(first, $1) }.flatMap {
+                editDistance(first, $0) <= 2 ? $0 : nil
+            }
             let hint = guess.map { " Did you mean '\($0)'?" } ?? ""
-            FileHandle.standardError.write(Data("Error: unknown command '\(first)'.\(hint)\n  See 'precis --help' for the commands.\n".utf8))
+            FileHandle.standardError.write(
+                Data("Error: unknown command '\(first)'.\(hint)\n  See 'precis --help' for the commands.\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         do {
@@ -58,7 +61,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw error
     } catch {
         // One line, whatever a damaged file put into the message.
-        let message = String(describing: error).map { $0.isNewline || ($0.asciiValue.map { $0 < 32 } ?? false) ? " " : $0 }
+        let message = String(describing: error).map {
+            $0.isNewline || ($0.asciiValue.map { $0 < 32 } ?? false) ? " " : $0
+        }
         FileHandle.standardError.write(Data("precis: error: \(String(message))\n".utf8))
         throw ExitCode(1)
     }
@@ -66,10 +71,11 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// `--dataset NAME` or `--data DIR`.
 struct DataOptions: ParsableArguments {
-    @Option(help: """
-        Data set: \(Dataset.knownNames.joined(separator: ", ")) (train: mnist5k for --model simple, else fashion-mnist; \
-        eval: the one the network was trained on).
-        """)
+    @Option(
+        help: """
+            Data set: \(Dataset.knownNames.joined(separator: ", ")) (train: mnist5k for --model simple, else \
+            fashion-mnist; eval: the one the network was trained on).
+            """)
     var dataset: String?
 
     @Option(help: ArgumentHelp("A directory with the four MNIST-format IDX files (gzipped or not).", valueName: "dir"))

@@ -23,7 +23,8 @@ final class ProgressLine {
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let width = 20, filled = total > 0 ? width * done / total : 0
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let line = String(format: "%@ [%@] %d/%d %.1f %@/s ETA %@ %@", prefix, bar, done, total, rate, unit, clock(eta), suffix)
+        let line = String(
+            format: "%@ [%@] %d/%d %.1f %@/s ETA %@ %@", prefix, bar, done, total, rate, unit, clock(eta), suffix)
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         drawn = true
     }

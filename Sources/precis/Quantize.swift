@@ -5,7 +5,8 @@ import PrecisWeights
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "int8 post-training quantization: store a quantized variant, or compare schemes and calibration methods.",
+        abstract:
+            "int8 post-training quantization: store a quantized variant, or compare schemes and calibration methods.",
         discussion: """
             Calibrates on images drawn from the training set only. With one --scheme and one --calibration, stores \
             /variants/int8-<scheme> in the file (precis eval --precision int8-<scheme> runs it); --max-drop stores a \
@@ -23,28 +24,33 @@ struct Quantize: ParsableCommand {
     @Flag(help: "With one scheme and method: quantize one layer at a time (the rest in float32) and rank the layers.")
     var sensitivity = false
 
-    @Flag(help: """
-        Correct each quantized layer's bias for the mean output shift its quantization causes on the calibration set \
-        (reported with and without).
-        """)
+    @Flag(
+        help: """
+            Correct each quantized layer's bias for the mean output shift its quantization causes on the calibration \
+            set (reported with and without).
+            """)
     var biasCorrection = false
 
-    @Flag(help: """
-        With one scheme: store dynamic quantization, int8-<scheme>-dynamic (int8 weights, float biases, each batch's \
-        inputs quantized with their own min-max range; no calibration).
-        """)
+    @Flag(
+        help: """
+            With one scheme: store dynamic quantization, int8-<scheme>-dynamic (int8 weights, float biases, each \
+            batch's inputs quantized with their own min-max range; no calibration).
+            """)
     var dynamic = false
 
-    @Option(help: ArgumentHelp("""
-        Keep the most sensitive layers in float until the accuracy drop against float32 is at most this many points; \
-        stores the mixed variant int8-<scheme>-mixed.
-        """, valueName: "points"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Keep the most sensitive layers in float until the accuracy drop against float32 is at most this many \
+            points; stores the mixed variant int8-<scheme>-mixed.
+            """, valueName: "points"))
     var maxDrop: Double?
 
-    @Option(help: """
-        With --max-drop: the precision of the layers kept in float (float16: weights stored in IEEE half, arithmetic \
-        in float32).
-        """)
+    @Option(
+        help: """
+            With --max-drop: the precision of the layers kept in float (float16: weights stored in IEEE half, \
+            arithmetic in float32).
+            """)
     var fallback = FallbackPrecision.float32
 
     @Option(help: "Comma-separated weight and activation schemes, or all (with --compare).")
@@ -86,12 +92,14 @@ struct Quantize: ParsableCommand {
         }
         let allMethods = calibration.values.count == CalibrationMethod.allCases.count
         if dynamic && (compare || sensitivity || maxDrop != nil || biasCorrection || !allMethods) {
-            throw ValidationError("--dynamic stores one scheme without calibration: no --compare, --sensitivity, --max-drop, "
-                                      + "--bias-correction or --calibration")
+            throw ValidationError(
+                "--dynamic stores one scheme without calibration: no --compare, --sensitivity, --max-drop, "
+                    + "--bias-correction or --calibration")
         }
         if dynamic && scheme.values.count != 1 { throw ValidationError("--dynamic needs one --scheme") }
         if !compare && !dynamic && (scheme.values.count != 1 || calibration.values.count != 1) {
-            throw ValidationError("storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
+            throw ValidationError(
+                "storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }
     }
 
@@ -99,13 +107,17 @@ struct Quantize: ParsableCommand {
         try reportingErrors {
             let store = try WeightStore(file), dataset = try data.load(fallback: store.master.dataset)
             guard dataset.imageShape == store.spec.inputShape else {
-                throw DataError(file: file, problem: "the network takes \(shapeText(store.spec.inputShape)) images, "
-                                    + "\(dataset.name) has \(shapeText(dataset.imageShape))")
+                throw DataError(
+                    file: file,
+                    problem: "the network takes \(shapeText(store.spec.inputShape)) images, "
+                        + "\(dataset.name) has \(shapeText(dataset.imageShape))")
             }
-            let study = try QuantizationStudy(spec: store.spec, tensors: store.master.tensors, dataset: dataset,
-                                              calibrationSize: calibrationSize, seed: seed, testCount: limit ?? dataset.testCount)
+            let study = try QuantizationStudy(
+                spec: store.spec, tensors: store.master.tensors, dataset: dataset,
+                calibrationSize: calibrationSize, seed: seed, testCount: limit ?? dataset.testCount)
             if compare { return try runCompare(study, dataset: dataset.name) }
-            let summary = dynamic ? try storeDynamic(study, store) : try storeStatic(study, store, dataset: dataset.name)
+            let summary =
+                dynamic ? try storeDynamic(study, store) : try storeStatic(study, store, dataset: dataset.name)
             if json { return try printJSON(summary) }
             print(summaryText(summary, study))
         }
@@ -116,32 +128,39 @@ struct Quantize: ParsableCommand {
     func storeStatic(_ study: QuantizationStudy, _ store: WeightStore, dataset: String) throws -> QuantizeSummary {
         let spec = study.spec, method = calibration.values[0]
         var model = try study.quantize(scheme.values[0], method, percentile: percentile, biasCorrection: biasCorrection)
-        let without = biasCorrection
-            ? study.evaluate(try IntegerNetwork(spec: spec, model: try study.quantize(scheme.values[0], method, percentile: percentile),
-                                                tensors: study.tensors))
+        let without =
+            biasCorrection
+            ? study.evaluate(
+                try IntegerNetwork(
+                    spec: spec, model: try study.quantize(scheme.values[0], method, percentile: percentile),
+                    tensors: study.tensors))
             : nil
         var ranked: [LayerSensitivity]? = nil, steps: [MixedPrecisionStep]? = nil
         if sensitivity || maxDrop != nil { ranked = try study.sensitivity(model) }
         if let maxDrop, let ranked {
-            let found = try study.mixedPrecision(model, order: ranked.map(\.index), maxDrop: maxDrop, floats: floatTensors(study),
-                                                 bytesPerValue: fallback.bytesPerValue)
+            let found = try study.mixedPrecision(
+                model, order: ranked.map(\.index), maxDrop: maxDrop, floats: floatTensors(study),
+                bytesPerValue: fallback.bytesPerValue)
             steps = found
             let kept = Set(found.last?.floatLayers ?? [])
             model = model.only(Set(model.layers.keys.filter { !kept.contains(spec.layerNames[$0]) }))
         }
-        let integer = try IntegerNetwork(spec: spec, model: model, tensors: floatTensors(study), floatBytesPerValue: fallback.bytesPerValue)
+        let integer = try IntegerNetwork(
+            spec: spec, model: model, tensors: floatTensors(study), floatBytesPerValue: fallback.bytesPerValue)
         let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
         var attributes: [(String, HDF5Attribute)] = [
             ("calibration", .string(method.rawValue)), ("calibration_images", .int(study.calibrationCount)),
             ("calibration_seed", .int(Int(seed))), ("calibration_source", .string("training set of \(dataset)")),
         ]
         if method == .percentile { attributes.append(("percentile", .double(percentile))) }
-        attributes.append(("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
+        attributes.append(
+            ("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
         let form: Int8Form = maxDrop == nil ? .plain : .mixed(floatLayers: floatLayers, half: fallback == .float16)
         let name = try store.storeInt8(model, form: form, calibration: attributes)
-        var summary = QuantizeSummary(file: file, variant: name, calibration: method.rawValue, calibrationImages: study.calibrationCount,
-                                      biasCorrection: biasCorrection, result: study.evaluate(integer), modelBytes: integer.modelBytes,
-                                      floatLayers: floatLayers, fallback: fallback.rawValue)
+        var summary = QuantizeSummary(
+            file: file, variant: name, calibration: method.rawValue, calibrationImages: study.calibrationCount,
+            biasCorrection: biasCorrection, result: study.evaluate(integer), modelBytes: integer.modelBytes,
+            floatLayers: floatLayers, fallback: fallback.rawValue)
         (summary.withoutBiasCorrection, summary.sensitivity, summary.mixedPrecision) = (without, ranked, steps)
         summary.maxDropPP = maxDrop
         return summary
@@ -151,40 +170,57 @@ struct Quantize: ParsableCommand {
     func storeDynamic(_ study: QuantizationStudy, _ store: WeightStore) throws -> QuantizeSummary {
         let model = try study.quantize(scheme.values[0], .minmax)
         let integer = try IntegerNetwork(spec: study.spec, model: model, tensors: study.tensors, dynamic: true)
-        let name = try store.storeInt8(model, form: .dynamic, calibration: [
-            ("calibration", .string("none: each batch's inputs quantized with their own min-max range")),
-        ])
-        return QuantizeSummary(file: file, variant: name, calibration: "none", calibrationImages: 0, biasCorrection: false,
-                               result: study.evaluate(integer), modelBytes: integer.modelBytes)
+        let name = try store.storeInt8(
+            model, form: .dynamic,
+            calibration: [
+                ("calibration", .string("none: each batch's inputs quantized with their own min-max range"))
+            ])
+        return QuantizeSummary(
+            file: file, variant: name, calibration: "none", calibrationImages: 0, biasCorrection: false,
+            result: study.evaluate(integer), modelBytes: integer.modelBytes)
     }
 
     /// The master tensors as the layers kept in float use them: rounded to float16 for
     /// `--fallback float16`.
     func floatTensors(_ study: QuantizationStudy) -> [String: Tensor<Double>] {
-        fallback == .float16 ? study.tensors.mapValues { $0.converted(to: Float16.self).converted(to: Double.self) } : study.tensors
+        fallback == .float16
+            ? study.tensors.mapValues { $0.converted(to: Float16.self).converted(to: Double.self) } : study.tensors
     }
 
     func summaryText(_ s: QuantizeSummary, _ study: QuantizationStudy) -> String {
         let how = s.calibration == "none" ? "dynamic" : "\(s.calibration) calibration, \(s.calibrationImages) images"
-        var out = [String(format: "%@: stored /variants/%@ (%@): %@ on %d test images, %+.2f points against float32, %d differ; %d bytes",
-                          file, s.variant, how, percentText(s.result.accuracy), study.test.count, s.result.vsFloat32.changePP,
-                          s.result.vsFloat32.differs, s.modelBytes)]
+        var out = [
+            String(
+                format:
+                    "%@: stored /variants/%@ (%@): %@ on %d test images, %+.2f points against float32, "
+                    + "%d differ; %d bytes",
+                file, s.variant, how, percentText(s.result.accuracy), study.test.count, s.result.vsFloat32.changePP,
+                s.result.vsFloat32.differs, s.modelBytes)
+        ]
         if !s.floatLayers.isEmpty {
-            out.append("kept in \(s.fallback) (\(fallback == .float16 ? "stored in the variant" : "from /model")): "
-                       + s.floatLayers.joined(separator: ", "))
+            out.append(
+                "kept in \(s.fallback) (\(fallback == .float16 ? "stored in the variant" : "from /model")): "
+                    + s.floatLayers.joined(separator: ", "))
         }
         if let plain = s.withoutBiasCorrection {
-            out.append(String(format: "bias correction: %@ with (%+.2f points, %d differ), %@ without (%+.2f points, %d differ)",
-                              percentText(s.result.accuracy), s.result.vsFloat32.changePP, s.result.vsFloat32.differs,
-                              percentText(plain.accuracy), plain.vsFloat32.changePP, plain.vsFloat32.differs))
+            out.append(
+                String(
+                    format: "bias correction: %@ with (%+.2f points, %d differ), %@ without (%+.2f points, %d differ)",
+                    percentText(s.result.accuracy), s.result.vsFloat32.changePP, s.result.vsFloat32.differs,
+                    percentText(plain.accuracy), plain.vsFloat32.changePP, plain.vsFloat32.differs))
         }
         if sensitivity, let ranked = s.sensitivity { out += ranked.lines }
         if let steps = s.mixedPrecision, let maxDrop = s.maxDropPP {
-            out.append(String(format: "mixed precision, drop budget %.2f points (simulated, most sensitive layer first):", maxDrop))
+            out.append(
+                String(
+                    format: "mixed precision, drop budget %.2f points (simulated, most sensitive layer first):", maxDrop
+                ))
             for step in steps {
-                out.append(String(format: "  %@: %@  %+.2f points, %d differ, %d bytes", s.fallback,
-                                  step.floatLayers.isEmpty ? "none" : step.floatLayers.joined(separator: ", "),
-                                  step.result.vsFloat32.changePP, step.result.vsFloat32.differs, step.modelBytes))
+                out.append(
+                    String(
+                        format: "  %@: %@  %+.2f points, %d differ, %d bytes", s.fallback,
+                        step.floatLayers.isEmpty ? "none" : step.floatLayers.joined(separator: ", "),
+                        step.result.vsFloat32.changePP, step.result.vsFloat32.differs, step.modelBytes))
             }
         }
         return out.joined(separator: "\n")

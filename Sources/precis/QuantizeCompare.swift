@@ -5,8 +5,10 @@ extension Quantize {
     /// with min-max): the comparison table, or its JSON.
     func runCompare(_ study: QuantizationStudy, dataset: String) throws {
         let progress = ProgressLine(quiet: quiet || json)
-        let report = try compareSchemes(study, file: file, dataset: dataset, schemes: scheme.values, methods: calibration.values,
-                                        percentile: percentile, seed: seed, biasCorrection: biasCorrection) { stage, done, total in
+        let report = try compareSchemes(
+            study, file: file, dataset: dataset, schemes: scheme.values, methods: calibration.values,
+            percentile: percentile, seed: seed, biasCorrection: biasCorrection
+        ) { stage, done, total in
             progress.update(stage, done: done, total: total, unit: stage == "calibrate" ? "runs" : "img")
         }
         progress.clear()

@@ -55,7 +55,9 @@ struct Train: ParsableCommand {
     func validate() throws {
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        if let learningRate, !(learningRate > 0 && learningRate.isFinite) { throw ValidationError("--learning-rate must be positive") }
+        if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
+            throw ValidationError("--learning-rate must be positive")
+        }
         if let evalSample, evalSample <= 0 { throw ValidationError("--eval-sample must be positive") }
         if let output, !force, FileManager.default.fileExists(atPath: output) {
             throw ValidationError("\(output) exists (use --force to replace it)")
@@ -67,7 +69,8 @@ struct Train: ParsableCommand {
             let dataset = try data.load(fallback: model == "simple" ? "mnist5k" : "fashion-mnist")
             let spec = try ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
             guard spec.classes == dataset.classes else {
-                throw ModelError.badSpec("the model ends in \(spec.classes) classes, \(dataset.name) has \(dataset.classes)")
+                throw ModelError.badSpec(
+                    "the model ends in \(spec.classes) classes, \(dataset.name) has \(dataset.classes)")
             }
             var config = TrainingConfig()
             config.epochs = epochs
@@ -80,35 +83,51 @@ struct Train: ParsableCommand {
             let net = try Network<Float>(spec: spec, seed: seed)
             let log = !quiet && !json
             if log {
-                print("training \(spec.name) on \(dataset.name) (\(dataset.trainCount) train / \(dataset.testCount) test), "
-                      + "\(optimizer.rawValue) lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(batchSize), seed \(seed)")
+                print(
+                    "training \(spec.name) on \(dataset.name) "
+                        + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(optimizer.rawValue) "
+                        + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(batchSize), "
+                        + "seed \(seed)"
+                )
             }
             let progress = ProgressLine(quiet: quiet)
             let history = Trainer(config).run(net, on: dataset) { event in
                 switch event {
                 case let .iteration(epoch, index, perEpoch, loss):
-                    progress.update("epoch \(epoch)/\(epochs)", done: (epoch - 1) * perEpoch + index, total: epochs * perEpoch, unit: "it",
-                                    suffix: String(format: "loss %.4f", loss))
+                    progress.update(
+                        "epoch \(epoch)/\(epochs)", done: (epoch - 1) * perEpoch + index, total: epochs * perEpoch,
+                        unit: "it",
+                        suffix: String(format: "loss %.4f", loss))
                 case let .epochEnd(epoch, loss, train, test, seconds):
                     progress.clear()
                     if log {
-                        print(String(format: "epoch %2d/%d  loss %.4f  train %@  test %@  %.1f s", epoch, epochs, loss, percentText(train), percentText(test), seconds))
+                        print(
+                            String(
+                                format: "epoch %2d/%d  loss %.4f  train %@  test %@  %.1f s", epoch, epochs, loss,
+                                percentText(train), percentText(test), seconds))
                         fflush(stdout)
                     }
                 }
             }
             if let output {
                 let record = TrainingRecord(dataset: dataset, config: config, history: history)
-                try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(to: output, overwrite: force)
+                try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(
+                    to: output, overwrite: force)
             }
             let perIteration = history.trainingSeconds / Double(history.iterations)
             if json {
-                return try printJSON(TrainingSummary(model: spec.name, layers: spec.layerText, dataset: dataset.name, epochs: epochs,
-                                                     seed: seed, history: history, output: output))
+                return try printJSON(
+                    TrainingSummary(
+                        model: spec.name, layers: spec.layerText, dataset: dataset.name, epochs: epochs,
+                        seed: seed, history: history, output: output))
             }
-            print(String(format: "test accuracy %@ after %d %@; %.1f s wall, %d iterations at %.4f s each (evaluation excluded)",
-                         percentText(history.testAccuracy.last ?? 0), epochs, epochs == 1 ? "epoch" : "epochs", history.seconds,
-                         history.iterations, perIteration) + (output.map { "; wrote \($0)" } ?? ""))
+            print(
+                String(
+                    format:
+                        "test accuracy %@ after %d %@; %.1f s wall, %d iterations at %.4f s each (evaluation excluded)",
+                    percentText(history.testAccuracy.last ?? 0), epochs, epochs == 1 ? "epoch" : "epochs",
+                    history.seconds,
+                    history.iterations, perIteration) + (output.map { "; wrote \($0)" } ?? ""))
         }
     }
 }

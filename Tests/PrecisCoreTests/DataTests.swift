@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PrecisCore
 
 /// IDX and CSV readers on files written here: good ones parse, bad ones throw one clear error.
@@ -51,10 +52,18 @@ import Testing
     /// Writes an MNIST-format directory with `trainLabels` labels for 3 training images.
     func directory(trainLabels: Int, gzipped: Bool) throws -> String {
         let dir = try scratchDirectory()
-        let files = [("train-images-idx3-ubyte", idx(rank: 3, dims: [3, 2, 2])), ("train-labels-idx1-ubyte", idx(rank: 1, dims: [trainLabels])),
-                     ("t10k-images-idx3-ubyte", idx(rank: 3, dims: [2, 2, 2])), ("t10k-labels-idx1-ubyte", idx(rank: 1, dims: [2]))]
+        let files = [
+            ("train-images-idx3-ubyte", idx(rank: 3, dims: [3, 2, 2])),
+            ("train-labels-idx1-ubyte", idx(rank: 1, dims: [trainLabels])),
+            ("t10k-images-idx3-ubyte", idx(rank: 3, dims: [2, 2, 2])),
+            ("t10k-labels-idx1-ubyte", idx(rank: 1, dims: [2])),
+        ]
         for (name, data) in files {
-            if gzipped { try gzip(data, at: "\(dir)/\(name)") } else { try data.write(to: URL(fileURLWithPath: "\(dir)/\(name)")) }
+            if gzipped {
+                try gzip(data, at: "\(dir)/\(name)")
+            } else {
+                try data.write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+            }
         }
         return dir
     }
@@ -73,7 +82,11 @@ import Testing
     @Test func labelCountMismatch() throws {
         let dir = try directory(trainLabels: 4, gzipped: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        #expect(throws: DataError(file: "\(dir)/train-labels-idx1-ubyte", problem: "4 labels for 3 images in \(dir)/train-images-idx3-ubyte")) {
+        #expect(
+            throws: DataError(
+                file: "\(dir)/train-labels-idx1-ubyte",
+                problem: "4 labels for 3 images in \(dir)/train-images-idx3-ubyte")
+        ) {
             try Dataset.mnistDirectory(dir)
         }
     }
@@ -85,7 +98,9 @@ import Testing
         try gzip(idx(rank: 3, dims: [50, 28, 28]), at: path)
         let whole = try Data(contentsOf: URL(fileURLWithPath: path + ".gz"))
         try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: path + ".gz"))
-        #expect(throws: DataError(file: path + ".gz", problem: "truncated gzip data")) { try IDXArray(path: path + ".gz", rank: 3) }
+        #expect(throws: DataError(file: path + ".gz", problem: "truncated gzip data")) {
+            try IDXArray(path: path + ".gz", rank: 3)
+        }
     }
 
     @Test func missingDirectoryAndUnknownName() {
@@ -108,6 +123,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = "\(dir)/m.csv"
         try Data("1,2,3\n".utf8).write(to: URL(fileURLWithPath: path))
-        #expect(throws: DataError(file: path, problem: "row 1 has 3 fields, expected 785")) { try Dataset.mnist5k(file: path) }
+        #expect(throws: DataError(file: path, problem: "row 1 has 3 fields, expected 785")) {
+            try Dataset.mnist5k(file: path)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PrecisCore
 
 /// Hand-computed values for tiny inputs.
@@ -7,7 +8,8 @@ import Testing
 
     @Test func convolutionWithStrideAndPad() {
         // Padded 5×5 input, 2×2 filter [[1,2],[3,4]], stride 2: windows at rows/cols -1 and 1.
-        let conv = Convolution(W: Tensor(shape: [1, 1, 2, 2], data: [1, 2, 3, 4]), b: Tensor(shape: [1], data: [0.5]), stride: 2, pad: 1)
+        let conv = Convolution(
+            W: Tensor(shape: [1, 1, 2, 2], data: [1, 2, 3, 4]), b: Tensor(shape: [1], data: [0.5]), stride: 2, pad: 1)
         let y = conv.forward(x3, isTraining: false)
         #expect(y.shape == [1, 1, 2, 2])
         #expect(y.data == [4.5, 18.5, 36.5, 77.5])
@@ -17,7 +19,8 @@ import Testing
         // Filter 0 sums channel 0, filter 1 takes channel 1 minus channel 0 at the top-left tap.
         let x = Tensor<Double>(shape: [1, 2, 2, 2], data: [1, 2, 3, 4, 10, 20, 30, 40])
         let w = Tensor<Double>(shape: [2, 2, 1, 1], data: [1, 0, -1, 1])
-        let y = Convolution(W: w, b: Tensor(shape: [2], data: [0, 100]), stride: 1, pad: 0).forward(x, isTraining: false)
+        let y = Convolution(W: w, b: Tensor(shape: [2], data: [0, 100]), stride: 1, pad: 0).forward(
+            x, isTraining: false)
         #expect(y.data == [1, 2, 3, 4, 109, 118, 127, 136])
     }
 
@@ -40,7 +43,8 @@ import Testing
 
     @Test func averagePooling() {
         let x = Tensor<Double>(shape: [1, 1, 4, 4], data: (0..<16).map(Double.init))
-        #expect(AveragePooling<Double>(size: 2, stride: 2).forward(x, isTraining: false).data == [2.5, 4.5, 10.5, 12.5])
+        #expect(
+            AveragePooling<Double>(size: 2, stride: 2).forward(x, isTraining: false).data == [2.5, 4.5, 10.5, 12.5])
     }
 
     @Test func im2colLayout() {
@@ -82,18 +86,23 @@ import Testing
         // Sizes that leave partial row blocks (8) and partial column panels (16 Doubles), both layouts.
         for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0), (17, 20, 600), (16, 48, 3)] {
             for transA in [false, true] {
-                let a: Tensor<Double> = randomTensor([m * k], seed: 3), b: Tensor<Double> = randomTensor([k * n], seed: 4)
+                let a: Tensor<Double> = randomTensor([m * k], seed: 3),
+                    b: Tensor<Double> = randomTensor([k * n], seed: 4)
                 var c = [Double](repeating: 7, count: m * n)
                 a.data.withUnsafeBufferPointer { ap in
                     b.data.withUnsafeBufferPointer { bp in
                         c.withUnsafeMutableBufferPointer { cp in
-                            gemm(m, n, k, ap.baseAddress!, transA ? m : k, transA: transA, bp.baseAddress!, n, cp.baseAddress!, n)
+                            gemm(
+                                m, n, k, ap.baseAddress!, transA ? m : k, transA: transA, bp.baseAddress!, n,
+                                cp.baseAddress!, n)
                         }
                     }
                 }
                 for i in 0..<m {
                     for j in 0..<n {
-                        let want = (0..<k).map { p in (transA ? a.data[p * m + i] : a.data[i * k + p]) * b.data[p * n + j] }.reduce(0, +)
+                        let want = (0..<k).map { p in
+                            (transA ? a.data[p * m + i] : a.data[i * k + p]) * b.data[p * n + j]
+                        }.reduce(0, +)
                         #expect(abs(c[i * n + j] - want) < 1e-12, "m \(m) n \(n) k \(k) transA \(transA) at \(i),\(j)")
                     }
                 }
@@ -143,11 +152,16 @@ extension GoldenTests {
 
     @Test func gemmABtMatchesNaiveDotProducts() {
         for (m, n, len) in [(1, 1, 16), (5, 9, 32), (16, 7, 48), (4, 4, 160)] {
-            let a: Tensor<Double> = randomTensor([m, len], seed: 5), b: Tensor<Double> = randomTensor([n, len], seed: 6)
+            let a: Tensor<Double> = randomTensor([m, len], seed: 5),
+                b: Tensor<Double> = randomTensor([n, len], seed: 6)
             var c = [Double](repeating: .nan, count: m * n)
             a.data.withUnsafeBufferPointer { ap in
                 b.data.withUnsafeBufferPointer { bp in
-                    c.withUnsafeMutableBufferPointer { gemmABt(m, n, len, ap.baseAddress!, len, bp.baseAddress!, (0..<n).map { $0 * len }, $0.baseAddress!, n) }
+                    c.withUnsafeMutableBufferPointer {
+                        gemmABt(
+                            m, n, len, ap.baseAddress!, len, bp.baseAddress!, (0..<n).map { $0 * len }, $0.baseAddress!,
+                            n)
+                    }
                 }
             }
             for i in 0..<m {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PrecisCore
 
 /// Numerical gradient checks in Double: norm-wise relative error below 1e-6 for every parameter
@@ -7,19 +8,26 @@ import Testing
     static let bound = 1e-6
 
     /// Checks one layer with loss `sum(forward(x) ⊙ R)` for a fixed random R.
-    func checkLayer(_ layer: some Layer<Double>, input: Tensor<Double>, extraSignature: @escaping () -> [[Int32]] = { [] },
-                    samples: Int = 200) -> [GradientReport] {
+    func checkLayer(
+        _ layer: some Layer<Double>, input: Tensor<Double>, extraSignature: @escaping () -> [[Int32]] = { [] },
+        samples: Int = 200
+    ) -> [GradientReport] {
         let x = Variable(input)
         let y = layer.forward(x.tensor, isTraining: true)
         let r: Tensor<Double> = randomTensor(y.shape, seed: 99)
         let dx = layer.backward(r)
         func loss() -> Double { zip(layer.forward(x.tensor, isTraining: true).data, r.data).map(*).reduce(0, +) }
         func sig() -> [[Int32]] { signature(of: [layer]) + extraSignature() }
-        var reports = [numericalCheck(name: "dx", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
-                                      indices: sampleIndices(input.count, samples, seed: 1), loss: loss, signature: sig)]
+        var reports = [
+            numericalCheck(
+                name: "dx", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
+                indices: sampleIndices(input.count, samples, seed: 1), loss: loss, signature: sig)
+        ]
         for p in layer.parameters where p.learnable {
-            reports.append(numericalCheck(name: p.name, get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, analytic: p.grad.data,
-                                          indices: sampleIndices(p.value.count, samples, seed: 2), loss: loss, signature: sig))
+            reports.append(
+                numericalCheck(
+                    name: p.name, get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, analytic: p.grad.data,
+                    indices: sampleIndices(p.value.count, samples, seed: 2), loss: loss, signature: sig))
         }
         return reports
     }
@@ -33,12 +41,14 @@ import Testing
 
     @Test(arguments: [(1, 0), (1, 1), (2, 1), (2, 2)])
     func convolution(stride: Int, pad: Int) {
-        let conv = Convolution<Double>(W: randomTensor([4, 3, 3, 3], seed: 3), b: randomTensor([4], seed: 4), stride: stride, pad: pad)
+        let conv = Convolution<Double>(
+            W: randomTensor([4, 3, 3, 3], seed: 3), b: randomTensor([4], seed: 4), stride: stride, pad: pad)
         expectPasses(checkLayer(conv, input: randomTensor([2, 3, 7, 6], seed: 5, as: Double.self)))
     }
 
     @Test func convolutionRectangularFilter() {
-        let conv = Convolution<Double>(W: randomTensor([2, 2, 2, 3], seed: 6), b: randomTensor([2], seed: 7), stride: 1, pad: 1)
+        let conv = Convolution<Double>(
+            W: randomTensor([2, 2, 2, 3], seed: 6), b: randomTensor([2], seed: 7), stride: 1, pad: 1)
         expectPasses(checkLayer(conv, input: randomTensor([2, 2, 5, 5], seed: 8, as: Double.self)))
     }
 
@@ -56,7 +66,10 @@ import Testing
 
     @Test(arguments: [(2, 2, 0), (3, 2, 1)])
     func averagePooling(size: Int, stride: Int, pad: Int) {
-        expectPasses(checkLayer(AveragePooling<Double>(size: size, stride: stride, pad: pad), input: randomTensor([2, 3, 6, 6], seed: 11, as: Double.self)))
+        expectPasses(
+            checkLayer(
+                AveragePooling<Double>(size: size, stride: stride, pad: pad),
+                input: randomTensor([2, 3, 6, 6], seed: 11, as: Double.self)))
     }
 
     @Test func affineFlattensImages() {
@@ -94,8 +107,9 @@ import Testing
         let t = [0, 3, 1, 1, 2]
         _ = layer.forward(x.tensor, t)
         let dx = layer.backward()
-        let report = numericalCheck(name: "dx", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
-                                    indices: Array(0..<20), loss: { Double(layer.forward(x.tensor, t)) }, signature: { [] })
+        let report = numericalCheck(
+            name: "dx", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
+            indices: Array(0..<20), loss: { Double(layer.forward(x.tensor, t)) }, signature: { [] })
         #expect(report.error < Self.bound, "\(report)")
     }
 
@@ -109,11 +123,16 @@ import Testing
         for case let d as Dropout<Double> in net.layers { d.freezesMask = true }
         func loss() -> Double { Double(net.loss(x.tensor, t)) }
         func sig() -> [[Int32]] { signature(of: net.layers) }
-        var reports = [numericalCheck(name: "input", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
-                                      indices: sampleIndices(dx.count, samples, seed: 3), loss: loss, signature: sig)]
+        var reports = [
+            numericalCheck(
+                name: "input", get: { x.tensor.data[$0] }, set: { x.tensor.data[$0] = $1 }, analytic: dx.data,
+                indices: sampleIndices(dx.count, samples, seed: 3), loss: loss, signature: sig)
+        ]
         for (name, p) in net.parameters where p.learnable {
-            reports.append(numericalCheck(name: name, get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, analytic: p.grad.data,
-                                          indices: sampleIndices(p.value.count, samples, seed: 4), loss: loss, signature: sig))
+            reports.append(
+                numericalCheck(
+                    name: name, get: { p.value.data[$0] }, set: { p.value.data[$0] = $1 }, analytic: p.grad.data,
+                    indices: sampleIndices(p.value.count, samples, seed: 4), loss: loss, signature: sig))
         }
         #expect(reports.count == 1 + net.parameters.filter(\.parameter.learnable).count)
         for r in reports { #expect(r.checked >= 4, "\(r)") }
@@ -129,8 +148,10 @@ import Testing
     }
 
     @Test func customModelWithBatchNormAndAveragePooling() throws {
-        let spec = try ModelSpec.named("conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) batchnorm relu affine(10)",
-                                       inputShape: [1, 12, 12])
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) batchnorm relu "
+                + "affine(10)",
+            inputShape: [1, 12, 12])
         checkNetwork(spec, seed: 32, samples: 30)
     }
 }

@@ -1,10 +1,14 @@
 import Foundation
 import Testing
+
 @testable import PrecisCore
 
 @Suite struct ModelTests {
     @Test func bookModelsHaveTheBookShapes() throws {
-        #expect(try ModelSpec.simpleConvNet.shapes().map { $0 } == [[30, 24, 24], [30, 24, 24], [30, 12, 12], [100], [100], [10]])
+        #expect(
+            try ModelSpec.simpleConvNet.shapes().map { $0 } == [
+                [30, 24, 24], [30, 24, 24], [30, 12, 12], [100], [100], [10],
+            ])
         let deep = try ModelSpec.deepConvNet.shapes()
         #expect(deep[7] == [32, 16, 16] && deep[14] == [64, 4, 4] && deep.last == [10])
         let net = try Network<Float>(spec: .deepConvNet, seed: 0)
@@ -15,20 +19,26 @@ import Testing
     /// Inference runs convolution, ReLU and max pooling chunk by chunk; every value must be the one
     /// the layers give one at a time, in every scalar type and storage format.
     @Test func fusedInferenceChangesNoValue() throws {
-        let spec = try ModelSpec.named("conv(6,3,pad=1) relu maxpool(2) conv(8,3,pad=1) relu conv(8,3,stride=2) relu maxpool(2,stride=1,pad=1) affine(10)",
-                                       inputShape: [1, 12, 12])
+        let spec = try ModelSpec.named(
+            "conv(6,3,pad=1) relu maxpool(2) conv(8,3,pad=1) relu conv(8,3,stride=2) relu maxpool(2,stride=1,pad=1) "
+                + "affine(10)",
+            inputShape: [1, 12, 12])
         var rng = RandomSource(seed: 21)
         let x = Tensor<Double>(shape: [7, 1, 12, 12], data: (0..<(7 * 144)).map { _ in rng.normal() })
         func check<T: NetworkScalar>(_ net: Network<T>, _ what: String) {
             let xt = x.converted(to: T.self)
             let layered = net.forwardAll(xt)
             #expect(net.predict(xt).data.map(Double.init) == layered.last!.data.map(Double.init), "\(what)")
-            #expect(net.forward(xt, layers: 0..<3).data.map(Double.init) == layered[3].data.map(Double.init), "\(what): conv, ReLU, pool")
+            #expect(
+                net.forward(xt, layers: 0..<3).data.map(Double.init) == layered[3].data.map(Double.init),
+                "\(what): conv, ReLU, pool")
         }
         let tensors = try Network<Double>(spec: spec, seed: 5).tensorValues()
         check(try Network<Double>(spec: spec, parameters: tensors), "float64")
         check(try Network<Float16>(spec: spec, parameters: tensors), "float16")
-        for storage in StorageFormat.allCases { check(try Network<Float>(spec: spec, parameters: tensors, storage: storage), "float32 \(storage)") }
+        for storage in StorageFormat.allCases {
+            check(try Network<Float>(spec: spec, parameters: tensors, storage: storage), "float32 \(storage)")
+        }
     }
 
     @Test func heInitHasTheBookScale() throws {
@@ -39,7 +49,9 @@ import Testing
     }
 
     @Test func textSyntaxRoundTrips() throws {
-        let text = "conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu dropout(0.25) affine(10)"
+        let text =
+            "conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu dropout(0.25) "
+            + "affine(10)"
         let spec = try ModelSpec.named(text)
         #expect(spec.layers.count == 12)
         #expect(try LayerSpec.parseList(spec.layerText) == spec.layers)
@@ -48,14 +60,18 @@ import Testing
     }
 
     @Test func badSpecsThrowClearErrors() {
-        #expect(throws: ModelError.badSpec("unknown layer 'convolve' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")) {
+        #expect(
+            throws: ModelError.badSpec(
+                "unknown layer 'convolve' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")
+        ) {
             try ModelSpec.named("convolve(3,3) affine(10)")
         }
         #expect(throws: ModelError.badSpec("'conv(3)': conv needs size")) { try ModelSpec.named("conv(3) affine(10)") }
         #expect(throws: ModelError.badSpec("01_conv2: window 30 does not fit input (4,24,24) with pad 0")) {
             try ModelSpec.named("conv(4,5) conv(4,30) affine(10)")
         }
-        #expect(throws: ModelError.badSpec("the last layer must produce class scores (an affine layer), got (4,24,24)")) {
+        #expect(throws: ModelError.badSpec("the last layer must produce class scores (an affine layer), got (4,24,24)"))
+        {
             try ModelSpec.named("conv(4,5)")
         }
         #expect(throws: ModelError.self) { try ModelSpec.named("conv(4,5,bogus=1) affine(10)") }
@@ -75,14 +91,17 @@ import Testing
             try Network<Float>(spec: .simpleConvNet, parameters: values)
         }
         values["03_affine1/W"] = nil
-        #expect(throws: ModelError.badSpec("missing tensor 03_affine1/W")) { try Network<Float>(spec: .simpleConvNet, parameters: values) }
+        #expect(throws: ModelError.badSpec("missing tensor 03_affine1/W")) {
+            try Network<Float>(spec: .simpleConvNet, parameters: values)
+        }
     }
 
     @Test func optimizersFollowTheBookRules() {
         // One step on p = 1 with g = 0.5 from zero state.
         let expected: [OptimizerKind: Float] = [
             .sgd: 1 - 0.01 * 0.5, .momentum: 1 - 0.01 * 0.5, .nesterov: 1 + 0.81 * -0.005 - 1.9 * 0.005,
-            .adagrad: 1 - 0.01 * 0.5 / (0.5 + 1e-7), .rmsprop: 1 - 0.01 * 0.5 / ((0.01 * 0.25 as Float).squareRoot() + 1e-7),
+            .adagrad: 1 - 0.01 * 0.5 / (0.5 + 1e-7),
+            .rmsprop: 1 - 0.01 * 0.5 / ((0.01 * 0.25 as Float).squareRoot() + 1e-7),
             .adam: 1 - 0.001 * (0.001 as Float).squareRoot() / 0.1 * 0.05 / ((0.00025 as Float).squareRoot() + 1e-7),
         ]
         for kind in OptimizerKind.allCases {

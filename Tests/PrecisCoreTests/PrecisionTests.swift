@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PrecisCore
 
 /// The same generic checks for every scalar type, with a tolerance per type.
@@ -20,7 +21,9 @@ import Testing
     }
 
     /// The convolution by its definition: y[n,f,i,j] = b[f] + Σ W[f,c,ky,kx]·x[n,c,i·s+ky−p,j·s+kx−p].
-    func directConvolution(_ x: Tensor<Double>, _ w: Tensor<Double>, _ b: Tensor<Double>, stride s: Int, pad p: Int) -> Tensor<Double> {
+    func directConvolution(_ x: Tensor<Double>, _ w: Tensor<Double>, _ b: Tensor<Double>, stride s: Int, pad p: Int)
+        -> Tensor<Double>
+    {
         let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (f, k) = (w.shape[0], w.shape[2])
         let (oh, ow) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1)
         var y = [Double](repeating: 0, count: n * f * oh * ow)
@@ -34,7 +37,9 @@ import Testing
                                 for kx in 0..<k {
                                     let (yy, xx) = (r * s + ky - p, q * s + kx - p)
                                     guard yy >= 0 && yy < h && xx >= 0 && xx < wd else { continue }
-                                    sum += w.data[((o * c + ch) * k + ky) * k + kx] * x.data[((i * c + ch) * h + yy) * wd + xx]
+                                    sum +=
+                                        w.data[((o * c + ch) * k + ky) * k + kx]
+                                        * x.data[((i * c + ch) * h + yy) * wd + xx]
                                 }
                             }
                         }
@@ -53,7 +58,8 @@ import Testing
             let w: Tensor<Double> = randomTensor([4, 3, 3, 3], seed: 1), b: Tensor<Double> = randomTensor([4], seed: 2)
             let x: Tensor<Double> = randomTensor([2, 3, 6, 6], seed: 3)
             let want = directConvolution(x, w, b, stride: 1, pad: 1)
-            let got = Convolution<T>(W: w.converted(), b: b.converted(), stride: 1, pad: 1).forward(x.converted(), isTraining: false)
+            let got = Convolution<T>(W: w.converted(), b: b.converted(), stride: 1, pad: 1).forward(
+                x.converted(), isTraining: false)
             #expect(got.shape == want.shape)
             #expect(maxRelativeError(got, want) < tolerance(T.self) * 10)
         }
@@ -64,7 +70,8 @@ import Testing
         check(type)
         func check<T: NetworkScalar>(_: T.Type) {
             let x: Tensor<Double> = randomTensor([2, 3, 6, 6], seed: 4)
-            let want = MaxPooling<Double>(size: 2, stride: 2).forward(x.converted(to: T.self).converted(), isTraining: false)
+            let want = MaxPooling<Double>(size: 2, stride: 2).forward(
+                x.converted(to: T.self).converted(), isTraining: false)
             let got = MaxPooling<T>(size: 2, stride: 2).forward(x.converted(), isTraining: false)
             #expect(got.converted(to: Double.self) == want)
         }
@@ -99,7 +106,8 @@ import Testing
     /// Conversion from Double rounds to nearest, ties to even: known values and ties in Float and
     /// Float16 (a Double converts to itself, so it has no case here).
     @Test func conversionRoundsToNearestEven() {
-        let half = Tensor<Double>(shape: [5], data: [1 + 0x1p-11, 1 + 3 * 0x1p-11, 0.1, 65504, 65520]).converted(to: Float16.self)
+        let half = Tensor<Double>(shape: [5], data: [1 + 0x1p-11, 1 + 3 * 0x1p-11, 0.1, 65504, 65520]).converted(
+            to: Float16.self)
         #expect(half.data == [1, 1 + 0x1p-9, Float16(bitPattern: 0x2E66), 65504, .infinity])
         #expect(Double(Float16(bitPattern: 0x2E66)) == 0.0999755859375)
         let single = Tensor<Double>(shape: [3], data: [1 + 0x1p-24, 1 + 3 * 0x1p-24, 0.1]).converted(to: Float.self)

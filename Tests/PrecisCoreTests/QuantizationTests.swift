@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import PrecisCore
 
 @Suite struct QuantizationTests {
     @Test func roundingIsHalfToEvenAndSaturates() {
         let r = QuantRange(scale: 1, zeroPoint: 0, qmin: -127, qmax: 127)
         #expect([0.5, 1.5, 2.5, -0.5, -1.5].map(r.quantize) == [0, 2, 2, 0, -2])
-        #expect(r.quantize(1000) == 127 && r.quantize(-1000) == -127 && r.quantize(.infinity) == 127 && r.quantize(.nan) == 0)
+        #expect(
+            r.quantize(1000) == 127 && r.quantize(-1000) == -127 && r.quantize(.infinity) == 127
+                && r.quantize(.nan) == 0)
         let u = QuantRange.asymmetric(low: 0, high: 255, unsigned: true)
         #expect(u.zeroPoint == 0 && u.scale == 1 && u.quantize(-3) == 0 && u.quantize(300) == 255)
     }
@@ -14,11 +17,15 @@ import Testing
     @Test func errorIsWithinHalfAStepInsideTheRange() {
         var rng = RandomSource(seed: 7)
         let values = (0..<2000).map { _ in 6 * rng.uniform() - 2 }  // in [-2, 4)
-        let schemes: [QuantRange] = [.symmetric(threshold: 4), .asymmetric(low: -2, high: 4, unsigned: false),
-                                     .asymmetric(low: -2, high: 4, unsigned: true)]
+        let schemes: [QuantRange] = [
+            .symmetric(threshold: 4), .asymmetric(low: -2, high: 4, unsigned: false),
+            .asymmetric(low: -2, high: 4, unsigned: true),
+        ]
         for r in schemes {
             #expect(r.representable.contains(0) && r.fakeQuantize(0) == 0, "\(r)")
-            for x in values where r.representable.contains(x) { #expect(abs(r.fakeQuantize(x) - x) <= r.scale / 2 * (1 + 1e-12), "\(r) at \(x)") }
+            for x in values where r.representable.contains(x) {
+                #expect(abs(r.fakeQuantize(x) - x) <= r.scale / 2 * (1 + 1e-12), "\(r) at \(x)")
+            }
         }
         // Asymmetric ranges use all 256 codes: a step of 6/255, against 8/254 for the symmetric one.
         #expect(abs(schemes[1].scale - 6.0 / 255) < 1e-15 && abs(schemes[0].scale - 4.0 / 127) < 1e-15)
@@ -51,7 +58,9 @@ import Testing
         // MSE weighs ten errors of ~45² against 100,000 rounding errors: on this sample it keeps
         // the outliers. Its threshold must beat min-max and its own half and double on the sample.
         var rng = RandomSource(seed: 11)
-        let xs = (0..<100_000).map { _ in rng.normal() } + [Double](repeating: 50, count: 5) + [Double](repeating: -50, count: 5)
+        let xs =
+            (0..<100_000).map { _ in rng.normal() } + [Double](repeating: 50, count: 5)
+            + [Double](repeating: -50, count: 5)
         func mse(_ t: Double) -> Double {
             let r = QuantRange.symmetric(threshold: t)
             return xs.reduce(0) { $0 + ($1 - r.fakeQuantize($1)) * ($1 - r.fakeQuantize($1)) }
@@ -80,8 +89,10 @@ import Testing
 
 @Suite struct FakeQuantTests {
     func setUp() throws -> (Network<Float>, [String: Tensor<Double>], [Float]) {
-        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) affine(10)"),
-                             weightInit: .he)
+        let spec = ModelSpec(
+            name: "custom", inputShape: [1, 8, 8],
+            layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) affine(10)"),
+            weightInit: .he)
         let net = try Network<Float>(spec: spec, seed: 3)
         var rng = RandomSource(seed: 5)
         return (net, net.tensorValues(), (0..<(40 * 64)).map { _ in Float(rng.uniform()) })
@@ -92,14 +103,16 @@ import Testing
         for k in 0..<9 { tensors["00_conv1/W"]!.data[k] = 0 }  // filter 0 all zero
         let observers = observeActivations(net, images: images, count: 40)
         #expect(observers.keys.sorted() == [0, 3])
-        let q = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
-                                     observers: observers, method: .minmax)
+        let q = try FakeQuantNetwork(
+            spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+            observers: observers, method: .minmax)
         let w = q.network.parameters.first { $0.name == "00_conv1/W" }!.parameter.value.data
         let scales = q.model.layers[0]!.weightScales
         #expect(scales.count == 4 && scales[0] == 1 && w[0..<9].allSatisfy { $0 == 0 })
         for (k, v) in w.enumerated() {
             let code = Double(v) / scales[k / 9]
-            #expect(abs(code - code.rounded()) < 1e-3 && abs(code) <= 127.0001, "weight \(k) is off the int8 grid: \(code)")
+            #expect(
+                abs(code - code.rounded()) < 1e-3 && abs(code) <= 127.0001, "weight \(k) is off the int8 grid: \(code)")
         }
         #expect(q.inputRanges[0]!.zeroPoint == 0 && q.inputRanges[3]!.qmin == 0)
     }
@@ -110,7 +123,8 @@ import Testing
         let x = Tensor<Float>(shape: [40, 1, 8, 8], data: images)
         let exact = net.predict(x)
         for scheme in QuantScheme.all {
-            let q = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: scheme, observers: observers, method: .minmax)
+            let q = try FakeQuantNetwork(
+                spec: net.spec, tensors: tensors, scheme: scheme, observers: observers, method: .minmax)
             var e = ErrorStats()
             e.add(q.predict(x).data, reference: exact.data.map(Double.init), minNormal: 1e-38)
             #expect(e.sqnrDB > 25 && e.sqnrDB < 70, "\(scheme): logit SQNR \(e.sqnrDB) dB")
@@ -122,8 +136,11 @@ import Testing
 extension FakeQuantTests {
     /// The network of `layers` on 8×8 images (He init, `seed`), 60 random images and their
     /// observers.
-    func randomNetwork(_ layers: String, seed: UInt64, imageSeed: UInt64) throws -> (Network<Float>, Tensor<Float>, [Int: Observer]) {
-        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList(layers), weightInit: .he)
+    func randomNetwork(_ layers: String, seed: UInt64, imageSeed: UInt64) throws -> (
+        Network<Float>, Tensor<Float>, [Int: Observer]
+    ) {
+        let spec = ModelSpec(
+            name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList(layers), weightInit: .he)
         let net = try Network<Float>(spec: spec, seed: seed)
         var rng = RandomSource(seed: imageSeed)
         let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
@@ -133,17 +150,23 @@ extension FakeQuantTests {
     /// A network with every kind of layer the integer path folds: two convolutions (one with
     /// stride 2), two affine layers, ReLU, max pooling and dropout; 60 random images.
     func foldingNetwork() throws -> (Network<Float>, Tensor<Float>, [Int: Observer]) {
-        try randomNetwork("conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2,pad=1) relu affine(12) relu dropout(0.5) affine(10)", seed: 8, imageSeed: 9)
+        try randomNetwork(
+            "conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2,pad=1) relu affine(12) relu dropout(0.5) affine(10)",
+            seed: 8, imageSeed: 9)
     }
 
     /// The integer path against the simulation: every quantized layer's input codes within 1,
     /// predictions (at most `differ` of 60 apart) and logits.
-    func expectAgreement(_ fake: FakeQuantNetwork, _ integer: IntegerNetwork, _ x: Tensor<Float>, layers: Int, differ: Int = 1,
-                         _ what: String) {
+    func expectAgreement(
+        _ fake: FakeQuantNetwork, _ integer: IntegerNetwork, _ x: Tensor<Float>, layers: Int, differ: Int = 1,
+        _ what: String
+    ) {
         let (a, b) = (fake.inputCodes(x), integer.inputCodes(x))
         #expect(a.count == layers && b.count == layers, "\(what): \(a.count) and \(b.count) quantized inputs")
         for (u, v) in zip(a, b) {
-            #expect(u.count == v.count && zip(u, v).allSatisfy { abs(Int($0) - Int($1)) <= 1 }, "\(what): codes differ by more than 1")
+            #expect(
+                u.count == v.count && zip(u, v).allSatisfy { abs(Int($0) - Int($1)) <= 1 },
+                "\(what): codes differ by more than 1")
         }
         let (p, q) = (argmaxRows(fake.predict(x)), argmaxRows(integer.predict(x)))
         #expect(zip(p, q).filter { $0 != $1 }.count <= differ, "\(what): predictions differ")
@@ -156,7 +179,8 @@ extension FakeQuantTests {
         let (net, x, observers) = try foldingNetwork()
         for scheme in QuantScheme.all {
             for method in CalibrationMethod.allCases {
-                let fake = try FakeQuantNetwork(spec: net.spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
+                let fake = try FakeQuantNetwork(
+                    spec: net.spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
                 let integer = try IntegerNetwork(spec: net.spec, model: fake.model, tensors: net.tensorValues())
                 expectAgreement(fake, integer, x, layers: 4, "\(scheme) \(method)")
                 #expect(integer.floatLayers.isEmpty && integer.stages.map(\.output) == [2, 4, 7, 8])
@@ -166,13 +190,17 @@ extension FakeQuantTests {
 
     @Test func stride1ConvolutionsReadTheirWindowsInPlace() throws {
         // conv2 and conv3 (4 and 8 input channels, pads 1 and 2) take the in-place window path.
-        let (net, x, observers) = try randomNetwork("conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)",
-                                                    seed: 6, imageSeed: 12)
+        let (net, x, observers) = try randomNetwork(
+            "conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)",
+            seed: 6, imageSeed: 12)
         let spec = net.spec
         for scheme in QuantScheme.all {
             for method in [CalibrationMethod.minmax, .mse] {
-                let fake = try FakeQuantNetwork(spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
-                expectAgreement(fake, try IntegerNetwork(spec: spec, model: fake.model, tensors: net.tensorValues()), x, layers: 4, "\(scheme) \(method) stride 1")
+                let fake = try FakeQuantNetwork(
+                    spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
+                expectAgreement(
+                    fake, try IntegerNetwork(spec: spec, model: fake.model, tensors: net.tensorValues()), x, layers: 4,
+                    "\(scheme) \(method) stride 1")
             }
         }
     }
@@ -181,7 +209,8 @@ extension FakeQuantTests {
         let (net, x, observers) = try foldingNetwork()
         let tensors = net.tensorValues()
         for scheme in QuantScheme.all {
-            let model = try QuantizedModel(spec: net.spec, tensors: tensors, scheme: scheme, observers: observers, method: .minmax)
+            let model = try QuantizedModel(
+                spec: net.spec, tensors: tensors, scheme: scheme, observers: observers, method: .minmax)
             // conv2 (layer 3) in float: conv1's sums are dequantized, and affine1 quantizes its input again.
             let mixed = model.only([0, 5, 8])
             let fake = try FakeQuantNetwork(spec: net.spec, model: mixed, tensors: tensors)
@@ -189,27 +218,37 @@ extension FakeQuantTests {
             expectAgreement(fake, integer, x, layers: 3, "\(scheme) mixed")
             #expect(integer.floatLayers == [1, 2, 3, 4] && integer.modelBytes == mixed.bytes + 4 * (6 * 4 * 9 + 6))
             let dynamic = try IntegerNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true)
-            expectAgreement(try FakeQuantNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true), dynamic, x, layers: 4,
-                            differ: 2, "\(scheme) dynamic")
+            expectAgreement(
+                try FakeQuantNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true), dynamic, x,
+                layers: 4,
+                differ: 2, "\(scheme) dynamic")
         }
         // A layer that cannot fold (batch normalization, average pooling) runs in Float between two quantized ones.
-        let bnSpec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
-                               layers: try LayerSpec.parseList("conv(4,3,pad=1) batchnorm relu avgpool(2) affine(10)"), weightInit: .he)
+        let bnSpec = ModelSpec(
+            name: "custom", inputShape: [1, 8, 8],
+            layers: try LayerSpec.parseList("conv(4,3,pad=1) batchnorm relu avgpool(2) affine(10)"), weightInit: .he)
         let bn = try Network<Float>(spec: bnSpec, seed: 2)
-        let bnModel = try QuantizedModel(spec: bnSpec, tensors: bn.tensorValues(), scheme: QuantScheme.all[2],
-                                         observers: observeActivations(bn, images: x.data, count: 60), method: .minmax)
+        let bnModel = try QuantizedModel(
+            spec: bnSpec, tensors: bn.tensorValues(), scheme: QuantScheme.all[2],
+            observers: observeActivations(bn, images: x.data, count: 60), method: .minmax)
         let bnInteger = try IntegerNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues())
-        expectAgreement(try FakeQuantNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues()), bnInteger, x, layers: 2, "batchnorm")
+        expectAgreement(
+            try FakeQuantNetwork(spec: bnSpec, model: bnModel, tensors: bn.tensorValues()), bnInteger, x, layers: 2,
+            "batchnorm")
         #expect(bnInteger.floatLayers == [1, 2, 3])
         // Without the batch normalization's tensors it is refused, not filled with defaults.
         #expect(throws: ModelError.self) { try IntegerNetwork(spec: bnSpec, model: bnModel, tensors: [:]) }
         // Without the float weights of the layers it leaves out, the mixed model is refused.
-        #expect(throws: ModelError.self) { try IntegerNetwork(spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:]), tensors: [:]) }
+        #expect(throws: ModelError.self) {
+            try IntegerNetwork(
+                spec: net.spec, model: QuantizedModel(scheme: QuantScheme.all[0], layers: [:]), tensors: [:])
+        }
     }
 
     @Test func integerLayerOutputsMatchTheSimulationsWhereTheyExist() throws {
         let (net, x, observers) = try foldingNetwork()
-        let fake = try FakeQuantNetwork(spec: net.spec, tensors: net.tensorValues(), scheme: QuantScheme.all[5], observers: observers, method: .mse)
+        let fake = try FakeQuantNetwork(
+            spec: net.spec, tensors: net.tensorValues(), scheme: QuantScheme.all[5], observers: observers, method: .mse)
         let integer = try IntegerNetwork(spec: net.spec, model: fake.model, tensors: net.tensorValues())
         let (a, b) = (fake.forwardAll(x), integer.forwardAll(x))
         #expect(a.count == 10 && b.count == 10)
@@ -227,10 +266,12 @@ extension FakeQuantTests {
     @Test func biasCorrectionRemovesTheMeanShiftOfTheFirstLayer() throws {
         let (net, tensors, images) = try setUp()
         let observers = observeActivations(net, images: images, count: 40)
-        let fake = try FakeQuantNetwork(spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perTensor, activations: .int8Symmetric),
-                                        observers: observers, method: .minmax)
-        let corrected = try FakeQuantNetwork(spec: net.spec, model: try fake.biasCorrected(spec: net.spec, tensors: tensors, images: images, count: 40),
-                                             tensors: tensors)
+        let fake = try FakeQuantNetwork(
+            spec: net.spec, tensors: tensors, scheme: QuantScheme(weights: .perTensor, activations: .int8Symmetric),
+            observers: observers, method: .minmax)
+        let corrected = try FakeQuantNetwork(
+            spec: net.spec, model: try fake.biasCorrected(spec: net.spec, tensors: tensors, images: images, count: 40),
+            tensors: tensors)
         let x = Tensor<Float>(shape: [40, 1, 8, 8], data: images)
         let exact = net.forward(x, layers: 0..<1)
         func meanShift(_ q: FakeQuantNetwork) -> [Double] {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PrecisCore
 
 @Suite struct ReportTests {
@@ -18,7 +19,9 @@ import Testing
     @Test func errorStatsCountInfNaNSubnormalAndFlushed() {
         var e = ErrorStats()
         let tiny = Float16(1e-5)  // a half subnormal
-        e.add([.infinity, .nan, tiny, 0, 0] as [Float16], reference: [1, 1, 1e-5, 1e-6, 0], minNormal: PrecisionMode.float16.minNormal)
+        e.add(
+            [.infinity, .nan, tiny, 0, 0] as [Float16], reference: [1, 1, 1e-5, 1e-6, 0],
+            minNormal: PrecisionMode.float16.minNormal)
         #expect(e.infinities == 1 && e.nans == 1 && e.subnormals == 1 && e.flushed == 1)
         #expect(e.sqnrDB == -.infinity && e.maxAbsolute == .infinity)
     }
@@ -41,10 +44,12 @@ import Testing
         #expect(abs(c.change - -0.2) < 1e-15 && abs(c.agreement - 0.4) < 1e-15)
         let half = (1.96 * (3 - 1.0 / 5).squareRoot() + 1) / 5
         #expect(abs(c.interval.low - (-0.2 - half)) < 1e-12 && abs(c.interval.high - (-0.2 + half)) < 1e-12)
-        // Agrees with McNemar's exact test at 10,000 images: 5 lost of 5 (p = 0.0625) holds 0, 6 of 6 (p = 0.031) does not.
+        // Agrees with McNemar's exact test at 10,000 images: 5 lost of 5 (p = 0.0625) holds 0,
+        // 6 of 6 (p = 0.031) does not.
         func interval(lost: Int) -> (low: Double, high: Double) {
             let labels = [Int](repeating: 0, count: 10_000)
-            return PairedChange(predicted: (0..<10_000).map { $0 < lost ? 1 : 0 }, reference: labels, labels: labels).interval
+            return PairedChange(predicted: (0..<10_000).map { $0 < lost ? 1 : 0 }, reference: labels, labels: labels)
+                .interval
         }
         #expect(interval(lost: 5).high > 0 && interval(lost: 6).high < 0)
         let same = PairedChange(predicted: reference, reference: reference, labels: labels)
@@ -53,8 +58,10 @@ import Testing
 
     /// A small network with random weights, and 30 random images with labels.
     func setUp() throws -> (Network<Double>, [Float], [Int]) {
-        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8], layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) affine(10)"),
-                             weightInit: .he)
+        let spec = ModelSpec(
+            name: "custom", inputShape: [1, 8, 8],
+            layers: try LayerSpec.parseList("conv(4,3,pad=1) relu maxpool(2) affine(10)"),
+            weightInit: .he)
         let net = try Network<Double>(spec: spec, seed: 3)
         var rng = RandomSource(seed: 5)
         let images = (0..<(30 * 64)).map { _ in Float(rng.uniform()) }
@@ -80,7 +87,9 @@ import Testing
         let (net, images, _) = try setUp()
         let tensors = net.tensorValues()
         let half = ModeReport(.float16, try Network<Float16>(spec: net.spec, parameters: tensors), inputScale: 1e6)
-        let brain = ModeReport(.bfloat16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16), inputScale: 1e6)
+        let brain = ModeReport(
+            .bfloat16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16), inputScale: 1e6
+        )
         runPrecisionReport(reference: net, [half, brain], images: images, count: 30, inputScale: 1e6)
         #expect(half.layers[0].infinities > 0 && half.logits.sqnrDB == -.infinity)
         #expect(brain.layers.allSatisfy { $0.infinities == 0 && $0.nans == 0 })
@@ -91,16 +100,20 @@ import Testing
         let tensors = net.tensorValues()
         let net32 = try Network<Float>(spec: net.spec, parameters: tensors)
         let predicted32 = argmaxRows(net32.predict(Tensor(shape: [30, 1, 8, 8], data: images)))
-        let effects = explainLayers(float32: net32, reduced: try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16),
-                                    reference: net, images: images, labels: labels, float32Predicted: predicted32, batchSize: 8)
+        let effects = explainLayers(
+            float32: net32, reduced: try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16),
+            reference: net, images: images, labels: labels, float32Predicted: predicted32, batchSize: 8)
         #expect(effects.map(\.layer) == net.layerNames)
         // Each effect is smaller than running every layer in bfloat16, and larger than float32 alone.
-        let all = ModeReport(.bfloat16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16))
+        let all = ModeReport(
+            .bfloat16Acc32, try Network<Float>(spec: net.spec, parameters: tensors, storage: .bfloat16))
         let f32 = ModeReport(.float32, net32)
         runPrecisionReport(reference: net, [all, f32], images: images, count: 30)
         #expect(effects.allSatisfy { $0.logits.sqnrDB > all.logits.sqnrDB && $0.logits.sqnrDB < f32.logits.sqnrDB })
         // With float32 itself as the "reduced" network nothing changes.
-        let none = explainLayers(float32: net32, reduced: net32, reference: net, images: images, labels: labels, float32Predicted: predicted32)
+        let none = explainLayers(
+            float32: net32, reduced: net32, reference: net, images: images, labels: labels,
+            float32Predicted: predicted32)
         #expect(none.allSatisfy { $0.change.differs == 0 && abs($0.logits.sqnrDB - f32.logits.sqnrDB) < 1e-9 })
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PrecisCore
 
 /// The int8 studies `precis quantize` runs: calibration draw, sensitivity ranking, mixed precision.
@@ -7,12 +8,16 @@ import Testing
     /// A random 10-class data set of 8×8 images, 60 training and 40 test images, and a small
     /// network trained on nothing (random He weights): enough for predictions to change.
     func setUp() throws -> (ModelSpec, [String: Tensor<Double>], Dataset) {
-        let spec = ModelSpec(name: "custom", inputShape: [1, 8, 8],
-                             layers: try LayerSpec.parseList("conv(6,3,pad=1) relu maxpool(2) affine(12) relu affine(10)"), weightInit: .he)
+        let spec = ModelSpec(
+            name: "custom", inputShape: [1, 8, 8],
+            layers: try LayerSpec.parseList("conv(6,3,pad=1) relu maxpool(2) affine(12) relu affine(10)"),
+            weightInit: .he)
         var rng = RandomSource(seed: 21)
         func images(_ n: Int) -> [Float] { (0..<(n * 64)).map { _ in Float(rng.uniform()) } }
-        let data = Dataset(name: "random", imageShape: [1, 8, 8], classes: 10, trainImages: images(60), trainLabels: (0..<60).map { $0 % 10 },
-                           testImages: images(40), testLabels: (0..<40).map { ($0 * 7) % 10 })
+        let data = Dataset(
+            name: "random", imageShape: [1, 8, 8], classes: 10, trainImages: images(60),
+            trainLabels: (0..<60).map { $0 % 10 },
+            testImages: images(40), testLabels: (0..<40).map { ($0 * 7) % 10 })
         return (spec, try Network<Double>(spec: spec, seed: 2).tensorValues(), data)
     }
 
@@ -30,7 +35,8 @@ import Testing
 
     @Test func sensitivityRanksEveryQuantizedLayerMostHarmfulFirst() throws {
         let (spec, tensors, data) = try setUp()
-        let study = try QuantizationStudy(spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0, testCount: 40)
+        let study = try QuantizationStudy(
+            spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0, testCount: 40)
         #expect(study.float32.vsFloat32.differs == 0 && study.test.count == 40)
         let model = try study.quantize(QuantScheme(weights: .perTensor, activations: .int8Symmetric), .minmax)
         let ranked = try study.sensitivity(model)
@@ -41,13 +47,16 @@ import Testing
         let all = try FakeQuantNetwork(spec: spec, model: model, tensors: tensors)
         var together = ErrorStats()
         let reference = try Network<Double>(spec: spec, parameters: tensors).logits(study.test.images, count: 40)
-        together.add(all.predict(Tensor(shape: [40, 1, 8, 8], data: study.test.images)).data, reference: reference.data, minNormal: 0)
+        together.add(
+            all.predict(Tensor(shape: [40, 1, 8, 8], data: study.test.images)).data, reference: reference.data,
+            minNormal: 0)
         #expect(ranked.allSatisfy { $0.logits.sqnrDB > together.sqnrDB && $0.weightSQNRDB > 20 })
     }
 
     @Test func mixedPrecisionKeepsLayersUntilTheBudgetHolds() throws {
         let (spec, tensors, data) = try setUp()
-        let study = try QuantizationStudy(spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0, testCount: 40)
+        let study = try QuantizationStudy(
+            spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0, testCount: 40)
         let model = try study.quantize(QuantScheme(weights: .perTensor, activations: .int8Symmetric), .minmax)
         let order = try study.sensitivity(model).map(\.index)
         // A budget of -100 points can never hold: every layer ends in float, with float32's answers.
@@ -70,12 +79,15 @@ import Testing
         return names.map { name in
             let r = header.range(of: name, range: from..<header.endIndex)!
             from = r.upperBound
-            return header.distance(from: header.startIndex, to: r.lowerBound)..<header.distance(from: header.startIndex, to: r.upperBound)
+            return header.distance(
+                from: header.startIndex, to: r.lowerBound)..<header.distance(from: header.startIndex, to: r.upperBound)
         }
     }
 
     @Test func everyValueSitsUnderItsHeader() {
-        var table = TextTable([("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left), ("images/s", .right)])
+        var table = TextTable([
+            ("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left), ("images/s", .right),
+        ])
         table.add(["float16-acc32", "92.14%", "-0.01 [-0.04, +0.02] pp", "7502"])
         table.add(["int8-wchannel-au8z-dynamic", "100.00%", "+0.00 [+0.00, +0.00] pp", "48319123"])
         let lines = table.lines()
@@ -87,29 +99,38 @@ import Testing
                 let edge = table.alignments[c] == .left ? span.lowerBound : span.upperBound - 1
                 #expect(chars[edge] != " ", "column \(table.headers[c]) in '\(row)'")
                 let outside = table.alignments[c] == .left ? edge - 1 : edge + 1
-                #expect(outside < 0 || outside >= chars.count || chars[outside] == " ", "column \(table.headers[c]) in '\(row)'")
+                #expect(
+                    outside < 0 || outside >= chars.count || chars[outside] == " ",
+                    "column \(table.headers[c]) in '\(row)'")
             }
         }
     }
 
     @Test func theReportTableAlignsRealRows() throws {
-        let change = AccuracyChange(changePP: -0.04, ci95LowPP: -0.1, ci95HighPP: 0.02, differs: 7, gained: 1, lost: 5, agreement: 0.9993)
+        let change = AccuracyChange(
+            changePP: -0.04, ci95LowPP: -0.1, ci95HighPP: 0.02, differs: 7, gained: 1, lost: 5, agreement: 0.9993)
         var e = ErrorStats()
         e.add([1.5, 2] as [Double], reference: [1, 2], minNormal: 0)
         let layer = LayerError(layer: "00_affine1", errors: ErrorSummary(e))
         let rows = ["float32", "bfloat16-acc32", "int8-wchannel-au8z-dynamic"].map {
-            ModeResult(precision: $0, integer: false, weights: "/model", images: 10_000, correct: 9211, vsFloat32: change,
-                       logits: ErrorSummary(e), modelBytes: 494_208, float32Bytes: 494_208, seconds: 1.3, layers: [layer])
+            ModeResult(
+                precision: $0, integer: false, weights: "/model", images: 10_000, correct: 9211, vsFloat32: change,
+                logits: ErrorSummary(e), modelBytes: 494_208, float32Bytes: 494_208, seconds: 1.3, layers: [layer])
         }
-        let report = PrecisionReport(file: "f.h5", dataset: "d", model: "m", images: 10_000, inputScale: 1, layerNames: ["00_affine1"],
-                                     results: rows)
+        let report = PrecisionReport(
+            file: "f.h5", dataset: "d", model: "m", images: 10_000, inputScale: 1, layerNames: ["00_affine1"],
+            results: rows)
         let lines = report.text.split(separator: "\n").map(String.init)
-        let headers = ["precision", "accuracy", "change vs float32 [95% CI]", "differs", "agree", "logit max err", "logit SQNR dB",
-                       "inf+NaN", "model KiB", "ratio", "images/s"]
+        let headers = [
+            "precision", "accuracy", "change vs float32 [95% CI]", "differs", "agree", "logit max err", "logit SQNR dB",
+            "inf+NaN", "model KiB", "ratio", "images/s",
+        ]
         let spans = columns(lines[1], headers)
         for row in lines[2...4].map(Array.init) {
             // The first three columns are text (left), the rest numbers (right).
-            for (c, span) in spans.enumerated() { #expect(row[c == 0 || c == 2 ? span.lowerBound : span.upperBound - 1] != " ", "\(headers[c])") }
+            for (c, span) in spans.enumerated() {
+                #expect(row[c == 0 || c == 2 ? span.lowerBound : span.upperBound - 1] != " ", "\(headers[c])")
+            }
         }
     }
 
@@ -117,17 +138,24 @@ import Testing
         var exact = ErrorStats(), broken = ErrorStats()
         exact.add([1, 2] as [Double], reference: [1, 2], minNormal: 0)
         broken.add([.nan, 2] as [Double], reference: [1, 2], minNormal: 0)
-        let layers = [LayerError(layer: "a", errors: ErrorSummary(exact)), LayerError(layer: "b", errors: ErrorSummary(broken)),
-                      LayerError(layer: "c", errors: nil)]
+        let layers = [
+            LayerError(layer: "a", errors: ErrorSummary(exact)), LayerError(layer: "b", errors: ErrorSummary(broken)),
+            LayerError(layer: "c", errors: nil),
+        ]
         let json = try JSONEncoder.precis.encode(layers)
         let text = String(decoding: json, as: UTF8.self)
-        #expect(!text.contains("\"inf\"") && !text.contains("\"-inf\"") && !text.contains("Infinity") && !text.contains("NaN"))
+        #expect(
+            !text.contains("\"inf\"") && !text.contains("\"-inf\"") && !text.contains("Infinity")
+                && !text.contains("NaN"))
         let objects = try JSONSerialization.jsonObject(with: json) as? [[String: Any]] ?? []
         #expect(objects.count == 3 && objects[0]["sqnr_db"] is NSNull && objects[0]["exact"] as? Bool == true)
-        #expect(objects[1]["sqnr_db"] is NSNull && objects[1]["exact"] as? Bool == false && objects[1]["nans"] as? Int == 1)
+        #expect(
+            objects[1]["sqnr_db"] is NSNull && objects[1]["exact"] as? Bool == false && objects[1]["nans"] as? Int == 1)
         #expect(objects[2]["folded"] as? Bool == true && objects[2]["sqnr_db"] == nil)
         let back = try JSONDecoder().decode([LayerError].self, from: json)
-        #expect(back[0].errors?.sqnrDB == .infinity && back[1].errors?.sqnrDB == -.infinity && back[1].errors?.maxAbsError == .infinity)
+        #expect(
+            back[0].errors?.sqnrDB == .infinity && back[1].errors?.sqnrDB == -.infinity
+                && back[1].errors?.maxAbsError == .infinity)
         #expect(back[2].errors == nil && back[0] == layers[0])
     }
 
@@ -137,11 +165,13 @@ import Testing
         large.add([1.5] as [Double], reference: [1], minNormal: 0)
         func effect(_ name: String, lost: Int, _ e: ErrorStats) -> LayerEffectResult {
             let labels = [Int](repeating: 0, count: 1000)
-            let change = PairedChange(predicted: (0..<1000).map { $0 < lost ? 1 : 0 }, reference: labels, labels: labels)
+            let change = PairedChange(
+                predicted: (0..<1000).map { $0 < lost ? 1 : 0 }, reference: labels, labels: labels)
             return LayerEffectResult(LayerEffect(layer: name, change: change, logits: e))
         }
-        let ranked = Explanation(precision: "float16", simulated: false,
-                                 effects: [effect("quiet", lost: 0, large), effect("loses", lost: 9, small), effect("tiny", lost: 0, small)])
+        let ranked = Explanation(
+            precision: "float16", simulated: false,
+            effects: [effect("quiet", lost: 0, large), effect("loses", lost: 9, small), effect("tiny", lost: 0, small)])
         #expect(ranked.layers.map(\.layer) == ["loses", "quiet", "tiny"])
     }
 }

@@ -1,11 +1,16 @@
 import Foundation
+
 @testable import PrecisCore
 
 /// Random tensor with entries uniform in [lo, hi), from a fixed seed.
-func randomTensor<T: NetworkScalar>(_ shape: [Int], seed: UInt64, in range: ClosedRange<Double> = -1...1, as: T.Type = T.self) -> Tensor<T> {
+func randomTensor<T: NetworkScalar>(
+    _ shape: [Int], seed: UInt64, in range: ClosedRange<Double> = -1...1, as: T.Type = T.self
+) -> Tensor<T> {
     var rng = RandomSource(seed: seed)
     let n = shape.reduce(1, *)
-    return Tensor(shape: shape, data: (0..<n).map { _ in T(range.lowerBound + (range.upperBound - range.lowerBound) * rng.uniform()) })
+    return Tensor(
+        shape: shape,
+        data: (0..<n).map { _ in T(range.lowerBound + (range.upperBound - range.lowerBound) * rng.uniform()) })
 }
 
 /// Random values bounded away from zero (|v| >= 0.05), so a finite-difference step of 1e-5 never
@@ -44,8 +49,10 @@ final class Variable {
 /// and written through `get`/`set`. `loss` recomputes the loss; `signature` describes the discrete
 /// choices (ReLU masks, max-pool argmaxes) so that an entry whose ±h steps change them is skipped
 /// rather than compared across a kink.
-func numericalCheck(name: String, get: (Int) -> Double, set: (Int, Double) -> Void, analytic: [Double], indices: [Int],
-                    h: Double = 1e-5, loss: () -> Double, signature: () -> [[Int32]]) -> GradientReport {
+func numericalCheck(
+    name: String, get: (Int) -> Double, set: (Int, Double) -> Void, analytic: [Double], indices: [Int],
+    h: Double = 1e-5, loss: () -> Double, signature: () -> [[Int32]]
+) -> GradientReport {
     _ = loss()
     let base = signature()
     var num: [Double] = [], ana: [Double] = [], skipped = 0
@@ -147,4 +154,3 @@ private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) ->
         }
     }
 }
-

@@ -1,6 +1,7 @@
 import Foundation
 import PrecisCore
 import Testing
+
 @testable import PrecisWeights
 
 /// A fresh scratch directory for one test.
@@ -20,17 +21,25 @@ func scratch() throws -> String {
             try root.createGroup("g").write("d", shape: [2, values.count / 2], values)
         }
         let g = try HDF5File.open(path).root.group("g")
-        #expect(try g.datasetInfo("d") == HDF5DatasetInfo(shape: [2, values.count / 2], type: E.hdf5Type, typeName: E.hdf5Type.rawValue))
+        #expect(
+            try g.datasetInfo("d")
+                == HDF5DatasetInfo(shape: [2, values.count / 2], type: E.hdf5Type, typeName: E.hdf5Type.rawValue))
         let back = try g.read("d", as: E.self)
         #expect(back.shape == [2, values.count / 2])
         #expect(back.values.map(bits) == values.map(bits))
     }
 
     @Test func everyStoredTypeRoundTripsBitExact() throws {
-        try roundTrip([0.1, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1 / 3, -2.5e-300] as [Double],
-                      bits: { $0.bitPattern })
-        try roundTrip([0.1, -0.0, .infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1 / 3] as [Float], bits: { UInt64($0.bitPattern) })
-        try roundTrip([0.1, -0.0, .infinity, .leastNonzeroMagnitude, 65504, 1 / 3, -6.1e-5, 1] as [Float16], bits: { UInt64($0.bitPattern) })
+        try roundTrip(
+            [0.1, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1 / 3, -2.5e-300]
+                as [Double],
+            bits: { $0.bitPattern })
+        try roundTrip(
+            [0.1, -0.0, .infinity, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1 / 3] as [Float],
+            bits: { UInt64($0.bitPattern) })
+        try roundTrip(
+            [0.1, -0.0, .infinity, .leastNonzeroMagnitude, 65504, 1 / 3, -6.1e-5, 1] as [Float16],
+            bits: { UInt64($0.bitPattern) })
         try roundTrip([-128, -1, 0, 1, 127, 42] as [Int8], bits: { UInt64(UInt8(bitPattern: $0)) })
         try roundTrip([0, 1, 128, 255] as [UInt8], bits: { UInt64($0) })
         try roundTrip([Int32.min, -1, 0, Int32.max] as [Int32], bits: { UInt64(UInt32(bitPattern: $0)) })
@@ -40,8 +49,10 @@ func scratch() throws -> String {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/a.h5"
-        let values: [(String, HDF5Attribute)] = [("s", .string("précis ✓")), ("i", .int(-7)), ("d", .double(0.1)),
-                                                 ("is", .ints([1, 28, 28])), ("ds", .doubles([0.5, -1e-300])), ("e", .string(""))]
+        let values: [(String, HDF5Attribute)] = [
+            ("s", .string("précis ✓")), ("i", .int(-7)), ("d", .double(0.1)),
+            ("is", .ints([1, 28, 28])), ("ds", .doubles([0.5, -1e-300])), ("e", .string("")),
+        ]
         do {
             let root = try HDF5File.create(path).root
             for (n, v) in values { try root.setAttribute(n, v) }
@@ -60,8 +71,12 @@ func scratch() throws -> String {
         let path = dir + "/w.h5"
         do { try HDF5File.create(path).root.write("x", shape: [3], [1, 2, 3] as [Double]) }
         let root = try HDF5File.open(path).root
-        #expect(throws: HDF5Error(file: path, path: "/x", message: "has element type float64, expected float32")) { try root.read("x", as: Float.self) }
-        #expect(throws: HDF5Error(file: path, path: "/y", message: "missing dataset")) { try root.read("y", as: Double.self) }
+        #expect(throws: HDF5Error(file: path, path: "/x", message: "has element type float64, expected float32")) {
+            try root.read("x", as: Float.self)
+        }
+        #expect(throws: HDF5Error(file: path, path: "/y", message: "missing dataset")) {
+            try root.read("y", as: Double.self)
+        }
         #expect(throws: HDF5Error(file: path, path: "/g", message: "missing group")) { try root.group("g") }
     }
 

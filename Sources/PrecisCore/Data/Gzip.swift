@@ -11,7 +11,9 @@ func gunzip(_ data: Data, file: String) throws -> Data {
     var out = Data()
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     try data.withUnsafeBytes { (input: UnsafeRawBufferPointer) in
-        guard let base = input.bindMemory(to: UInt8.self).baseAddress else { throw DataError(file: file, problem: "empty file") }
+        guard let base = input.bindMemory(to: UInt8.self).baseAddress else {
+            throw DataError(file: file, problem: "empty file")
+        }
         stream.next_in = UnsafeMutablePointer(mutating: base)
         stream.avail_in = uInt(input.count)
         while true {
@@ -38,7 +40,8 @@ func gunzip(_ data: Data, file: String) throws -> Data {
 /// Reads a file, decompressing it when it starts with the gzip magic bytes.
 func readMaybeGzip(_ path: String) throws -> Data {
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw DataError(file: path, problem: FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
+        throw DataError(
+            file: path, problem: FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
     }
     if data.count >= 2 && data[data.startIndex] == 0x1f && data[data.startIndex + 1] == 0x8b {
         return try gunzip(data, file: path)

@@ -28,10 +28,12 @@ public struct IDXArray: Equatable {
         let b = [UInt8](data)
         guard b.count >= 4 else { throw DataError(file: file, problem: "truncated IDX header (\(b.count) bytes)") }
         guard b[0] == 0, b[1] == 0 else {
-            throw DataError(file: file, problem: String(format: "not an IDX file (magic %02x%02x%02x%02x)", b[0], b[1], b[2], b[3]))
+            throw DataError(
+                file: file, problem: String(format: "not an IDX file (magic %02x%02x%02x%02x)", b[0], b[1], b[2], b[3]))
         }
         guard b[2] == 0x08 else {
-            throw DataError(file: file, problem: String(format: "IDX element type 0x%02x, expected 0x08 (unsigned byte)", b[2]))
+            throw DataError(
+                file: file, problem: String(format: "IDX element type 0x%02x, expected 0x08 (unsigned byte)", b[2]))
         }
         guard Int(b[3]) == rank else { throw DataError(file: file, problem: "IDX rank \(b[3]), expected \(rank)") }
         let header = 4 + 4 * rank
@@ -40,7 +42,9 @@ public struct IDXArray: Equatable {
         let expected = dims.reduce(1, *)
         guard b.count - header == expected else {
             let what = b.count - header < expected ? "truncated" : "too long"
-            throw DataError(file: file, problem: "\(what): dims \(shapeText(dims)) need \(expected) bytes of data, found \(b.count - header)")
+            throw DataError(
+                file: file,
+                problem: "\(what): dims \(shapeText(dims)) need \(expected) bytes of data, found \(b.count - header)")
         }
         bytes = Array(b[header...])
     }

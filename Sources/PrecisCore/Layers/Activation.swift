@@ -16,13 +16,15 @@ public final class ReLU<T: NetworkScalar>: Layer {
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         precondition(y.count == dout.count, "ReLU.backward needs a training forward of the same shape")
-        return Tensor(shape: dout.shape, data: filledArray(dout.count) { dx in
-            y.withUnsafeBufferPointer { ys in
-                dout.data.withUnsafeBufferPointer { ds in
-                    for i in ds.indices { dx[i] = ys[i] <= 0 ? 0 : ds[i] }
+        return Tensor(
+            shape: dout.shape,
+            data: filledArray(dout.count) { dx in
+                y.withUnsafeBufferPointer { ys in
+                    dout.data.withUnsafeBufferPointer { ds in
+                        for i in ds.indices { dx[i] = ys[i] <= 0 ? 0 : ds[i] }
+                    }
                 }
-            }
-        })
+            })
     }
 
     /// Where the last training forward's input was `<= 0` (the kink side); gradient checks compare it.

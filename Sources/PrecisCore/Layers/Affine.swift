@@ -51,7 +51,8 @@ public final class Affine<T: NetworkScalar>: Layer {
             }
             x.data.withUnsafeBufferPointer { xs in
                 dw.withUnsafeMutableBufferPointer { dws in
-                    gemm(fin, fout, n, xs.baseAddress!, fin, transA: true, ds.baseAddress!, fout, dws.baseAddress!, fout)
+                    gemm(
+                        fin, fout, n, xs.baseAddress!, fin, transA: true, ds.baseAddress!, fout, dws.baseAddress!, fout)
                 }
             }
         }

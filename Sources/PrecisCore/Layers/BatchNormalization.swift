@@ -10,15 +10,16 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
     public let runningVar: Parameter<T>
     public let momentum: T
     public let eps: T
-    private var xn: [T] = []    // normalized input, like x
-    private var std: [T] = []   // (C)
+    private var xn: [T] = []  // normalized input, like x
+    private var std: [T] = []  // (C)
     private var shape: [Int] = []
 
     public init(channels: Int, momentum: T = 0.9, eps: T = 1e-5) {
         gamma = Parameter("gamma", Tensor(shape: [channels], data: [T](repeating: 1, count: channels)))
         beta = Parameter("beta", Tensor(zeros: [channels]))
         runningMean = Parameter("running_mean", Tensor(zeros: [channels]), learnable: false)
-        runningVar = Parameter("running_var", Tensor(shape: [channels], data: [T](repeating: 1, count: channels)), learnable: false)
+        runningVar = Parameter(
+            "running_var", Tensor(shape: [channels], data: [T](repeating: 1, count: channels)), learnable: false)
         (self.momentum, self.eps) = (momentum, eps)
     }
 
@@ -27,7 +28,8 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
     /// `(N, C, S)` view of the input: S = H·W for images, 1 for features.
     private func dims(_ shape: [Int]) -> (n: Int, c: Int, s: Int) {
         let c = gamma.value.count
-        precondition(shape.count >= 2 && shape[1] == c, "batch normalization expects \(c) channels, got \(shapeText(shape))")
+        precondition(
+            shape.count >= 2 && shape[1] == c, "batch normalization expects \(c) channels, got \(shapeText(shape))")
         return (shape[0], c, shape.dropFirst(2).reduce(1, *))
     }
 
@@ -41,7 +43,12 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
                 for i in 0..<n { for k in 0..<s { sum += x.data[(i * c + ch) * s + k] } }
                 mean[ch] = sum / count
                 var sq: T = 0
-                for i in 0..<n { for k in 0..<s { let d = x.data[(i * c + ch) * s + k] - mean[ch]; sq += d * d } }
+                for i in 0..<n {
+                    for k in 0..<s {
+                        let d = x.data[(i * c + ch) * s + k] - mean[ch]
+                        sq += d * d
+                    }
+                }
                 variance[ch] = sq / count
                 runningMean.value.data[ch] = momentum * runningMean.value.data[ch] + (1 - momentum) * mean[ch]
                 runningVar.value.data[ch] = momentum * runningVar.value.data[ch] + (1 - momentum) * variance[ch]

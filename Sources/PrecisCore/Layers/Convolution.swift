@@ -43,7 +43,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
 
     /// `forward`, handing each chunk of whole images (their range, and the output `(N, FN, OH, OW)`)
     /// to `then` as soon as the chunk's outputs are written, while they are in cache.
-    func forward(_ x: Tensor<T>, isTraining: Bool, then: ((Range<Int>, UnsafeMutablePointer<T>) -> Void)?) -> Tensor<T> {
+    func forward(_ x: Tensor<T>, isTraining: Bool, then: ((Range<Int>, UnsafeMutablePointer<T>) -> Void)?) -> Tensor<T>
+    {
         let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
         let wp = packRows(fn, k, W.value.data, k)
         let y: [T] = filledArray(g.n * fn * g.pixels) { ys in
@@ -51,16 +52,21 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 wp.withUnsafeBufferPointer { wp in
                     plan.rowOffsets.withUnsafeBufferPointer { rows in
                         parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
-                            var input = [T](repeating: 0, count: plan.inputSize), out = [T](repeating: 0, count: fn * width)
+                            var input = [T](repeating: 0, count: plan.inputSize),
+                                out = [T](repeating: 0, count: fn * width)
                             for chunk in chunks {
                                 let images = plan.images(chunk)
                                 input.withUnsafeMutableBufferPointer { input in
                                     out.withUnsafeMutableBufferPointer { out in
                                         plan.load(xs.baseAddress!, images, input.baseAddress!)
-                                        gemmPacked(fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!, out.baseAddress!, width, parallel: false)
+                                        gemmPacked(
+                                            fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
+                                            out.baseAddress!, width, parallel: false)
                                         plan.forEachOutputRow(images, stride: width) { column, pixel, f in
                                             let bias = b.value.data[f]
-                                            for ox in 0..<g.ow { ys[pixel + ox] = storage.round(out[column + ox]) + bias }
+                                            for ox in 0..<g.ow {
+                                                ys[pixel + ox] = storage.round(out[column + ox]) + bias
+                                            }
                                         }
                                     }
                                 }
@@ -83,8 +89,12 @@ public final class Convolution<T: NetworkScalar>: Layer {
         guard let x else { preconditionFailure("Convolution.backward needs a training forward") }
         let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
         // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
-        let wd = plan.shifted ? packRows(g.c, fn * g.fh * g.fw, plan.flipped(W.value.data), fn * g.fh * g.fw) : packRows(k, fn, W.value.data, k, transA: true)
-        var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }  // per chunk: dW (FN, K), db (FN)
+        let wd =
+            plan.shifted
+            ? packRows(g.c, fn * g.fh * g.fw, plan.flipped(W.value.data), fn * g.fh * g.fw)
+            : packRows(k, fn, W.value.data, k, transA: true)
+        // per chunk: dW (FN, K), db (FN)
+        var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         var dx = [T](unsafeUninitializedCapacity: inputGradient ? x.count : 0) { $1 = $0.count }
         x.data.withUnsafeBufferPointer { xs in
             dout.data.withUnsafeBufferPointer { ds in
@@ -94,7 +104,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
                             partial.withUnsafeMutableBufferPointer { partial in
                                 dx.withUnsafeMutableBufferPointer { dx in
                                     parallelChunks(plan.count, work: 2 * g.rows * k * fn) { chunks in
-                                        var input = [T](repeating: 0, count: plan.inputSize), d = [T](repeating: 0, count: fn * plan.gradientStride)
+                                        var input = [T](repeating: 0, count: plan.inputSize),
+                                            d = [T](repeating: 0, count: fn * plan.gradientStride)
                                         var scratch = [T](repeating: 0, count: inputGradient ? plan.scratchSize : 0)
                                         for chunk in chunks {
                                             let images = plan.images(chunk)
@@ -102,18 +113,23 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                                 d.withUnsafeMutableBufferPointer { d in
                                                     plan.load(xs.baseAddress!, images, input.baseAddress!)
                                                     d.update(repeating: 0)
-                                                    let d0 = d.baseAddress! + plan.gradientFront, ld = plan.gradientStride
+                                                    let d0 = d.baseAddress! + plan.gradientFront,
+                                                        ld = plan.gradientStride
                                                     plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
                                                         (d0 + column).update(from: ds.baseAddress! + pixel, count: g.ow)
                                                     }
                                                     let dw = partial.baseAddress! + chunk * fn * (k + 1)
-                                                    gemmABt(fn, k, width, d0, ld, input.baseAddress!, rows.baseAddress!, dw, k, parallel: false)
+                                                    gemmABt(
+                                                        fn, k, width, d0, ld, input.baseAddress!, rows.baseAddress!, dw,
+                                                        k, parallel: false)
                                                     for f in 0..<fn { dw[fn * k + f] = laneSum(d0 + f * ld, width) }
                                                     guard inputGradient else { return }
                                                     scratch.withUnsafeMutableBufferPointer { scratch in
                                                         let (m, n) = plan.shifted ? (g.c, plan.planeSize) : (k, width)
-                                                        gemmPacked(m, n, plan.gradientRowOffsets.count, wd.baseAddress!, d.baseAddress!, dRows.baseAddress!,
-                                                                   scratch.baseAddress!, n, parallel: false)
+                                                        gemmPacked(
+                                                            m, n, plan.gradientRowOffsets.count, wd.baseAddress!,
+                                                            d.baseAddress!, dRows.baseAddress!,
+                                                            scratch.baseAddress!, n, parallel: false)
                                                         plan.fold(scratch.baseAddress!, images, dx.baseAddress!)
                                                     }
                                                 }
@@ -245,7 +261,9 @@ struct ConvPlan {
     func forEachOutputRow(_ images: Range<Int>, stride: Int, _ body: (Int, Int, Int) -> Void) {
         for (j, n) in images.enumerated() {
             for f in 0..<outputs {
-                for oy in 0..<g.oh { body(f * stride + (j * bandRows + oy) * rowWidth, ((n * outputs + f) * g.oh + oy) * g.ow, f) }
+                for oy in 0..<g.oh {
+                    body(f * stride + (j * bandRows + oy) * rowWidth, ((n * outputs + f) * g.oh + oy) * g.ow, f)
+                }
             }
         }
     }
@@ -256,7 +274,11 @@ struct ConvPlan {
     private func forEachInputRow(_ images: Range<Int>, _ body: (Int, Int) -> Void) {
         for (j, n) in images.enumerated() {
             for ch in 0..<g.c {
-                for y in 0..<g.h { body(ch * planeSize + (g.pad + j * bandRows + y) * rowWidth + g.pad, ((n * g.c + ch) * g.h + y) * g.w) }
+                for y in 0..<g.h {
+                    body(
+                        ch * planeSize + (g.pad + j * bandRows + y) * rowWidth + g.pad, ((n * g.c + ch) * g.h + y) * g.w
+                    )
+                }
             }
         }
     }

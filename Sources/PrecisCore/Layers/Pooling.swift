@@ -32,8 +32,10 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
 
     /// The maximum of every window of `planes` of `xs` (shaped as `g`'s input) into `out`, with
     /// where it came from into `arg` when given (training keeps it for backward).
-    func pool(_ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
-              _ arg: UnsafeMutableBufferPointer<Int32>?) {
+    func pool(
+        _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
+        _ arg: UnsafeMutableBufferPointer<Int32>?
+    ) {
         for plane in planes {
             let src = plane * g.h * g.w
             for oy in 0..<g.oh {

@@ -105,26 +105,32 @@ public struct ModelSpec: Equatable, Sendable {
     }
 
     /// The book's SimpleConvNet: conv 30×5×5 - ReLU - pool 2 - affine 100 - ReLU - affine 10, N(0, 0.01²).
-    public static let simpleConvNet = ModelSpec(name: "simple", layers: [
-        .convolution(filters: 30, size: 5, stride: 1, pad: 0), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
-        .affine(units: 100), .relu, .affine(units: 10),
-    ], weightInit: .normal(0.01))
+    public static let simpleConvNet = ModelSpec(
+        name: "simple",
+        layers: [
+            .convolution(filters: 30, size: 5, stride: 1, pad: 0), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+            .affine(units: 100), .relu, .affine(units: 10),
+        ], weightInit: .normal(0.01))
 
     /// The book's DeepConvNet (ch. 8): six 3×3 convolutions in three pooled blocks, affine 50,
     /// dropout 0.5, affine 10, dropout 0.5; He init.
-    public static let deepConvNet = ModelSpec(name: "deep", layers: [
-        .convolution(filters: 16, size: 3, stride: 1, pad: 1), .relu,
-        .convolution(filters: 16, size: 3, stride: 1, pad: 1), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
-        .convolution(filters: 32, size: 3, stride: 1, pad: 1), .relu,
-        .convolution(filters: 32, size: 3, stride: 1, pad: 2), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
-        .convolution(filters: 64, size: 3, stride: 1, pad: 1), .relu,
-        .convolution(filters: 64, size: 3, stride: 1, pad: 1), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
-        .affine(units: 50), .relu, .dropout(ratio: 0.5), .affine(units: 10), .dropout(ratio: 0.5),
-    ], weightInit: .he)
+    public static let deepConvNet = ModelSpec(
+        name: "deep",
+        layers: [
+            .convolution(filters: 16, size: 3, stride: 1, pad: 1), .relu,
+            .convolution(filters: 16, size: 3, stride: 1, pad: 1), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+            .convolution(filters: 32, size: 3, stride: 1, pad: 1), .relu,
+            .convolution(filters: 32, size: 3, stride: 1, pad: 2), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+            .convolution(filters: 64, size: 3, stride: 1, pad: 1), .relu,
+            .convolution(filters: 64, size: 3, stride: 1, pad: 1), .relu, .maxPooling(size: 2, stride: 2, pad: 0),
+            .affine(units: 50), .relu, .dropout(ratio: 0.5), .affine(units: 10), .dropout(ratio: 0.5),
+        ], weightInit: .he)
 
     /// A model by name (`simple`, `deep`) or by its layer list in the text syntax, e.g.
     /// `conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu affine(10)`.
-    public static func named(_ text: String, weightInit: WeightInit? = nil, inputShape: [Int] = [1, 28, 28]) throws -> ModelSpec {
+    public static func named(_ text: String, weightInit: WeightInit? = nil, inputShape: [Int] = [1, 28, 28]) throws
+        -> ModelSpec
+    {
         var spec: ModelSpec
         switch text {
         case "simple": spec = .simpleConvNet
@@ -158,10 +164,17 @@ public struct ModelSpec: Equatable, Sendable {
         var shape = inputShape, out: [[Int]] = []
         for (name, layer) in zip(layerNames, layers) {
             func window(_ k: Int, _ s: Int, _ p: Int, channels: Int) throws -> [Int] {
-                guard shape.count == 3 else { throw ModelError.badSpec("\(name): \(layer) needs (C,H,W) input, got \(shapeText(shape))") }
-                guard k > 0, s > 0, p >= 0 else { throw ModelError.badSpec("\(name): \(layer) needs size > 0, stride > 0, pad >= 0") }
+                guard shape.count == 3 else {
+                    throw ModelError.badSpec("\(name): \(layer) needs (C,H,W) input, got \(shapeText(shape))")
+                }
+                guard k > 0, s > 0, p >= 0 else {
+                    throw ModelError.badSpec("\(name): \(layer) needs size > 0, stride > 0, pad >= 0")
+                }
                 let (h, w) = (shape[1] + 2 * p - k, shape[2] + 2 * p - k)
-                guard h >= 0, w >= 0 else { throw ModelError.badSpec("\(name): window \(k) does not fit input \(shapeText(shape)) with pad \(p)") }
+                guard h >= 0, w >= 0 else {
+                    throw ModelError.badSpec(
+                        "\(name): window \(k) does not fit input \(shapeText(shape)) with pad \(p)")
+                }
                 return [channels, h / s + 1, w / s + 1]
             }
             switch layer {
@@ -169,19 +182,24 @@ public struct ModelSpec: Equatable, Sendable {
                 guard f > 0 else { throw ModelError.badSpec("\(name): a convolution needs at least one filter") }
                 shape = try window(k, s, p, channels: f)
             case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
-                guard p < k else { throw ModelError.badSpec("\(name): pooling pad \(p) must be smaller than its size \(k)") }
+                guard p < k else {
+                    throw ModelError.badSpec("\(name): pooling pad \(p) must be smaller than its size \(k)")
+                }
                 shape = try window(k, s, p, channels: shape[0])
             case let .affine(u):
                 guard u > 0 else { throw ModelError.badSpec("\(name): affine needs at least one unit") }
                 shape = [u]
             case let .dropout(r):
-                guard r >= 0, r < 1 else { throw ModelError.badSpec("\(name): dropout ratio must be in [0, 1), got \(r)") }
+                guard r >= 0, r < 1 else {
+                    throw ModelError.badSpec("\(name): dropout ratio must be in [0, 1), got \(r)")
+                }
             case .relu, .batchNormalization: break
             }
             out.append(shape)
         }
         guard shape.count == 1, shape[0] >= 2 else {
-            throw ModelError.badSpec("the last layer must produce class scores (an affine layer), got \(shapeText(shape))")
+            throw ModelError.badSpec(
+                "the last layer must produce class scores (an affine layer), got \(shapeText(shape))")
         }
         return out
     }
@@ -194,8 +212,9 @@ public struct ModelSpec: Equatable, Sendable {
     public func geometry() throws -> [LayerGeometry] {
         let shapes = try shapes()
         return zip(layerNames, layers).enumerated().map { i, named in
-            LayerGeometry(index: i, name: named.0, spec: named.1, inputShape: i == 0 ? inputShape : shapes[i - 1],
-                          outputShape: shapes[i])
+            LayerGeometry(
+                index: i, name: named.0, spec: named.1, inputShape: i == 0 ? inputShape : shapes[i - 1],
+                outputShape: shapes[i])
         }
     }
 
@@ -252,17 +271,24 @@ public struct LayerGeometry: Equatable, Sendable {
         switch spec {
         case let .convolution(f, k, _, _):
             let fanIn = inputShape[0] * k * k
-            return [TensorSpec(name: "W", shape: [f, inputShape[0], k, k], fanIn: fanIn, role: .weight),
-                    TensorSpec(name: "b", shape: [f], fanIn: 0, role: .bias)]
+            return [
+                TensorSpec(name: "W", shape: [f, inputShape[0], k, k], fanIn: fanIn, role: .weight),
+                TensorSpec(name: "b", shape: [f], fanIn: 0, role: .bias),
+            ]
         case let .affine(u):
             let fanIn = inputShape.reduce(1, *)
-            return [TensorSpec(name: "W", shape: [fanIn, u], fanIn: fanIn, role: .weight),
-                    TensorSpec(name: "b", shape: [u], fanIn: 0, role: .bias)]
+            return [
+                TensorSpec(name: "W", shape: [fanIn, u], fanIn: fanIn, role: .weight),
+                TensorSpec(name: "b", shape: [u], fanIn: 0, role: .bias),
+            ]
         case .batchNormalization:
             let c = [inputShape[0]]
-            return [TensorSpec(name: "gamma", shape: c, fanIn: 0, role: .scale), TensorSpec(name: "beta", shape: c, fanIn: 0, role: .shift),
-                    TensorSpec(name: "running_mean", shape: c, fanIn: 0, role: .runningMean),
-                    TensorSpec(name: "running_var", shape: c, fanIn: 0, role: .runningVariance)]
+            return [
+                TensorSpec(name: "gamma", shape: c, fanIn: 0, role: .scale),
+                TensorSpec(name: "beta", shape: c, fanIn: 0, role: .shift),
+                TensorSpec(name: "running_mean", shape: c, fanIn: 0, role: .runningMean),
+                TensorSpec(name: "running_var", shape: c, fanIn: 0, role: .runningVariance),
+            ]
         case .maxPooling, .averagePooling, .relu, .dropout:
             return []
         }
@@ -294,8 +320,10 @@ extension LayerSpec: Codable {
     /// The layer's arguments by name (`filters`, `size`, `stride`, `pad`, `units`, `ratio`).
     public var arguments: [(String, Double)] {
         switch self {
-        case let .convolution(f, k, s, p): return [("filters", Double(f)), ("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
-        case let .maxPooling(k, s, p), let .averagePooling(k, s, p): return [("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
+        case let .convolution(f, k, s, p):
+            return [("filters", Double(f)), ("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
+        case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
+            return [("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
         case let .affine(u): return [("units", Double(u))]
         case let .dropout(r): return [("ratio", r)]
         case .relu, .batchNormalization: return []
@@ -307,7 +335,11 @@ extension LayerSpec: Codable {
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(kind, forKey: .kind)
         for (name, value) in arguments {
-            if name == "ratio" { try c.encode(value, forKey: .ratio) } else { try c.encode(Int(value), forKey: Key(rawValue: name)!) }
+            if name == "ratio" {
+                try c.encode(value, forKey: .ratio)
+            } else {
+                try c.encode(Int(value), forKey: Key(rawValue: name)!)
+            }
         }
     }
 
@@ -315,9 +347,12 @@ extension LayerSpec: Codable {
         let c = try decoder.container(keyedBy: Key.self)
         func int(_ k: Key) throws -> Int { try c.decode(Int.self, forKey: k) }
         switch try c.decode(String.self, forKey: .kind) {
-        case "Convolution": self = .convolution(filters: try int(.filters), size: try int(.size), stride: try int(.stride), pad: try int(.pad))
+        case "Convolution":
+            self = .convolution(
+                filters: try int(.filters), size: try int(.size), stride: try int(.stride), pad: try int(.pad))
         case "MaxPooling": self = .maxPooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
-        case "AveragePooling": self = .averagePooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
+        case "AveragePooling":
+            self = .averagePooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
         case "Affine": self = .affine(units: try int(.units))
         case "ReLU": self = .relu
         case "Dropout": self = .dropout(ratio: try c.decode(Double.self, forKey: .ratio))
@@ -369,7 +404,9 @@ extension LayerSpec {
                 if let fallback { return fallback }
                 throw ModelError.badSpec("'\(item)': \(name) needs \(key)")
             }
-            guard let v = Int(text) else { throw ModelError.badSpec("'\(item)': \(key) must be a whole number, got '\(text)'") }
+            guard let v = Int(text) else {
+                throw ModelError.badSpec("'\(item)': \(key) must be a whole number, got '\(text)'")
+            }
             return v
         }
         let known: Set<String>
@@ -377,12 +414,15 @@ extension LayerSpec {
         switch name.lowercased() {
         case "conv", "convolution":
             known = ["filters", "size", "stride", "pad"]
-            spec = .convolution(filters: try int(0, "filters", nil), size: try int(1, "size", nil),
-                                stride: try int(2, "stride", 1), pad: try int(3, "pad", 0))
+            spec = .convolution(
+                filters: try int(0, "filters", nil), size: try int(1, "size", nil),
+                stride: try int(2, "stride", 1), pad: try int(3, "pad", 0))
         case "maxpool", "avgpool", "pool":
             known = ["size", "stride", "pad"]
             let k = try int(0, "size", nil), s = try int(1, "stride", k), p = try int(2, "pad", 0)
-            spec = name.lowercased() == "avgpool" ? .averagePooling(size: k, stride: s, pad: p) : .maxPooling(size: k, stride: s, pad: p)
+            spec =
+                name.lowercased() == "avgpool"
+                ? .averagePooling(size: k, stride: s, pad: p) : .maxPooling(size: k, stride: s, pad: p)
         case "affine", "dense", "linear":
             known = ["units"]
             spec = .affine(units: try int(0, "units", nil))
@@ -395,10 +435,13 @@ extension LayerSpec {
         case "dropout":
             known = ["ratio"]
             let text = positional.first ?? named["ratio"] ?? "0.5"
-            guard let r = Double(text) else { throw ModelError.badSpec("'\(item)': ratio must be a number, got '\(text)'") }
+            guard let r = Double(text) else {
+                throw ModelError.badSpec("'\(item)': ratio must be a number, got '\(text)'")
+            }
             spec = .dropout(ratio: r)
         default:
-            throw ModelError.badSpec("unknown layer '\(name)' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")
+            throw ModelError.badSpec(
+                "unknown layer '\(name)' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")
         }
         if let bad = named.keys.first(where: { !known.contains($0) }) {
             throw ModelError.badSpec("'\(item)': unknown argument '\(bad)'")

@@ -1,4 +1,5 @@
 import Dispatch
+
 /// One built layer. A closed set, so the network calls each layer statically and the compiler
 /// specializes the whole forward and backward pass for the scalar type.
 enum Node<T: NetworkScalar> {
@@ -72,7 +73,8 @@ public final class Network<T: NetworkScalar> {
                 switch t.role {
                 case .weight:
                     let std = spec.weightInit.std(fanIn: t.fanIn)
-                    values[layer.key(t.name)] = Tensor(shape: t.shape, data: (0..<count).map { _ in std * rng.normal() })
+                    values[layer.key(t.name)] = Tensor(
+                        shape: t.shape, data: (0..<count).map { _ in std * rng.normal() })
                 case .bias, .shift, .runningMean:
                     values[layer.key(t.name)] = Tensor(zeros: t.shape)
                 case .scale, .runningVariance:
@@ -85,7 +87,9 @@ public final class Network<T: NetworkScalar> {
 
     /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T` and to `storage`.
     /// Every tensor the spec names must be there with its shape; a missing or misshapen one throws.
-    public init(spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0, storage: StorageFormat = .native) throws {
+    public init(
+        spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0, storage: StorageFormat = .native
+    ) throws {
         self.spec = spec
         self.storage = storage
         layerNames = spec.layerNames
@@ -93,9 +97,12 @@ public final class Network<T: NetworkScalar> {
         for layer in try spec.geometry() {
             var tensors: [String: Tensor<T>] = [:]
             for t in layer.tensors {
-                guard let v = values[layer.key(t.name)] else { throw ModelError.badSpec("missing tensor \(layer.key(t.name))") }
+                guard let v = values[layer.key(t.name)] else {
+                    throw ModelError.badSpec("missing tensor \(layer.key(t.name))")
+                }
                 guard v.shape == t.shape else {
-                    throw ModelError.badSpec("\(layer.key(t.name)) has shape \(shapeText(v.shape)), spec expects \(shapeText(t.shape))")
+                    throw ModelError.badSpec(
+                        "\(layer.key(t.name)) has shape \(shapeText(v.shape)), spec expects \(shapeText(t.shape))")
                 }
                 var x: Tensor<T> = v.converted()
                 storage.round(&x.data)
@@ -105,7 +112,9 @@ public final class Network<T: NetworkScalar> {
             func tensor(_ role: TensorRole) -> Tensor<T> { tensors[layer.tensor(role)!.name]! }
             switch layer.spec {
             case let .convolution(_, _, s, p):
-                nodes.append(.convolution(Convolution(W: tensor(.weight), b: tensor(.bias), stride: s, pad: p, storage: storage)))
+                nodes.append(
+                    .convolution(Convolution(W: tensor(.weight), b: tensor(.bias), stride: s, pad: p, storage: storage))
+                )
             case let .maxPooling(k, s, p):
                 nodes.append(.maxPooling(MaxPooling(size: k, stride: s, pad: p)))
             case let .averagePooling(k, s, p):
@@ -119,7 +128,9 @@ public final class Network<T: NetworkScalar> {
             case .batchNormalization:
                 let bn = BatchNormalization<T>(channels: layer.inputShape[0])
                 for p in bn.parameters {
-                    guard let v = tensors[p.name] else { throw ModelError.badSpec("\(layer.name) lists no tensor \(p.name)") }
+                    guard let v = tensors[p.name] else {
+                        throw ModelError.badSpec("\(layer.name) lists no tensor \(p.name)")
+                    }
                     p.value = v
                 }
                 nodes.append(.batchNormalization(bn))
@@ -165,7 +176,8 @@ public final class Network<T: NetworkScalar> {
         while i < layers.upperBound {
             // Inference: a convolution followed by ReLU (and max pooling) runs them on each chunk
             // of images while its outputs are in cache; the values are the same.
-            if !isTraining, case let .convolution(conv) = nodes[i], i + 1 < layers.upperBound, case .relu = nodes[i + 1] {
+            if !isTraining, case let .convolution(conv) = nodes[i], i + 1 < layers.upperBound, case .relu = nodes[i + 1]
+            {
                 var pool: MaxPooling<T>? = nil
                 if i + 2 < layers.upperBound, case let .maxPooling(p) = nodes[i + 2] { pool = p }
                 y = convolutionReLU(conv, pool, y)
@@ -185,14 +197,19 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Float16)
     private func convolutionReLU(_ conv: Convolution<T>, _ pool: MaxPooling<T>?, _ x: Tensor<T>) -> Tensor<T> {
         let c = conv.W.value.shape[0]
-        let window = Window(input: x.shape, fh: conv.W.value.shape[2], fw: conv.W.value.shape[3], stride: conv.stride, pad: conv.pad)
-        let g = pool.map { Window(input: [x.shape[0], c, window.oh, window.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad) }
+        let window = Window(
+            input: x.shape, fh: conv.W.value.shape[2], fw: conv.W.value.shape[3], stride: conv.stride, pad: conv.pad)
+        let g = pool.map {
+            Window(
+                input: [x.shape[0], c, window.oh, window.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad)
+        }
         var pooled = [T](unsafeUninitializedCapacity: g.map { $0.n * c * $0.oh * $0.ow } ?? 0) { $1 = $0.count }
         let plane = window.pixels, storage = storage
         let y = pooled.withUnsafeMutableBufferPointer { buffer in
             let out = buffer
             return conv.forward(x, isTraining: false) { images, ys in
-                let v = UnsafeMutableBufferPointer(start: ys + images.lowerBound * c * plane, count: images.count * c * plane)
+                let v = UnsafeMutableBufferPointer(
+                    start: ys + images.lowerBound * c * plane, count: images.count * c * plane)
                 if storage == .native {
                     for k in v.indices where v[k] <= 0 { v[k] = 0 }
                 } else {
@@ -202,7 +219,9 @@ public final class Network<T: NetworkScalar> {
                     }
                 }
                 if let pool, let g {
-                    pool.pool(UnsafeBufferPointer(start: ys, count: x.shape[0] * c * plane), g, (images.lowerBound * c)..<(images.upperBound * c), out, nil)
+                    pool.pool(
+                        UnsafeBufferPointer(start: ys, count: x.shape[0] * c * plane), g,
+                        (images.lowerBound * c)..<(images.upperBound * c), out, nil)
                 }
             }
         }
@@ -259,7 +278,9 @@ public final class Network<T: NetworkScalar> {
             for node in nodes { forward.append(timed { y = node.forward(y, isTraining: true) }) }
             _ = lossLayer.forward(y, t)
             var d = lossLayer.backward()
-            for (i, node) in nodes.enumerated().reversed() { backward[i] = timed { d = node.backward(d, inputGradient: i > 0) } }
+            for (i, node) in nodes.enumerated().reversed() {
+                backward[i] = timed { d = node.backward(d, inputGradient: i > 0) }
+            }
             if run > 0 { for i in nodes.indices { times[i].append((forward[i], backward[i])) } }
         }
         return times.map { ts in (ts.map(\.forward).sorted()[ts.count / 2], ts.map(\.backward).sorted()[ts.count / 2]) }

@@ -99,7 +99,9 @@ public struct Observer: Sendable {
     /// KL divergence from the clipped histogram (outliers added to its last bin).
     private func entropyBins(_ a: [Double], levels target: Int) -> Int {
         var best = (divergence: Double.infinity, bins: a.count)
-        let outliersAfter = a.reversed().reduce(into: [Double]()) { $0.append(($0.last ?? 0) + $1) }.reversed().map { $0 }
+        let outliersAfter = a.reversed().reduce(into: [Double]()) { $0.append(($0.last ?? 0) + $1) }.reversed().map {
+            $0
+        }
         for i in stride(from: target, through: a.count, by: 1) {
             var p = Array(a[0..<i])
             if i < a.count { p[i - 1] += outliersAfter[i] }
@@ -122,14 +124,18 @@ public struct Observer: Sendable {
     }
 
     /// The quantization range for the observed tensor: symmetric int8, or asymmetric int8/uint8.
-    public func quantRange(_ method: CalibrationMethod, percentile: Double = 99.99, symmetric: Bool, unsigned: Bool) -> QuantRange {
+    public func quantRange(_ method: CalibrationMethod, percentile: Double = 99.99, symmetric: Bool, unsigned: Bool)
+        -> QuantRange
+    {
         if symmetric { return .symmetric(threshold: threshold(method, percentile: percentile)) }
         guard count > 0 else { return .asymmetric(low: 0, high: 0, unsigned: unsigned) }
         switch method {
         case .minmax:
             return .asymmetric(low: minimum, high: maximum, unsigned: unsigned)
         case .percentile:
-            return .asymmetric(low: max(minimum, quantile((100 - percentile) / 100)), high: min(maximum, quantile(percentile / 100)), unsigned: unsigned)
+            return .asymmetric(
+                low: max(minimum, quantile((100 - percentile) / 100)), high: min(maximum, quantile(percentile / 100)),
+                unsigned: unsigned)
         case .entropy, .mse:
             let t = threshold(method, percentile: percentile, levels: minimum >= 0 && unsigned ? 255 : 127)
             return .asymmetric(low: max(minimum, -t), high: min(maximum, t), unsigned: unsigned)

@@ -30,7 +30,9 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "w\(weights.rawValue)-a\(activations.rawValue)" }
 
     /// Every combination.
-    public static let all = Weights.allCases.flatMap { w in Activations.allCases.map { QuantScheme(weights: w, activations: $0) } }
+    public static let all = Weights.allCases.flatMap { w in
+        Activations.allCases.map { QuantScheme(weights: w, activations: $0) }
+    }
 }
 
 /// The layers of `spec` that quantization maps to integer GEMMs: convolutions and affine layers.
@@ -45,12 +47,15 @@ public func quantizedLayers(_ spec: ModelSpec) -> [Int] {
 
 /// Observes the input of every convolution and affine layer of `network` on `count` images
 /// (row-major Floats), in batches: one observer per such layer, keyed by layer index.
-public func observeActivations(_ network: Network<Float>, images: [Float], count: Int, batchSize: Int = 100) -> [Int: Observer] {
+public func observeActivations(_ network: Network<Float>, images: [Float], count: Int, batchSize: Int = 100) -> [Int:
+    Observer]
+{
     let layers = quantizedLayers(network.spec), per = network.spec.inputShape.reduce(1, *)
     var observers = Dictionary(uniqueKeysWithValues: layers.map { ($0, Observer()) })
     for start in stride(from: 0, to: count, by: batchSize) {
         let n = min(batchSize, count - start)
-        let outs = network.forwardAll(Tensor(shape: [n] + network.spec.inputShape, data: Array(images[start * per..<(start + n) * per])))
+        let outs = network.forwardAll(
+            Tensor(shape: [n] + network.spec.inputShape, data: Array(images[start * per..<(start + n) * per])))
         for i in layers { observers[i]!.observe(outs[i].data) }
     }
     return observers
@@ -72,20 +77,31 @@ public final class FakeQuantNetwork {
     /// (its minimum and maximum, in the scheme's activation format), and biases stay in float.
     public let dynamic: Bool
 
-    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false) throws {
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false)
+        throws
+    {
         self.model = model
         self.dynamic = dynamic
         var parameters = model.dequantized(spec, tensors)
-        if dynamic { for i in model.layers.keys { parameters[tensorKey(spec.layerNames[i], "b")] = tensors[tensorKey(spec.layerNames[i], "b")] } }
+        if dynamic {
+            for i in model.layers.keys {
+                parameters[tensorKey(spec.layerNames[i], "b")] = tensors[tensorKey(spec.layerNames[i], "b")]
+            }
+        }
         network = try Network<Float>(spec: spec, parameters: parameters)
     }
 
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme` and the input ranges of
     /// `observers` under `method` (see `QuantizedModel`).
-    public convenience init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
-                            method: CalibrationMethod, percentile: Double = 99.99) throws {
-        try self.init(spec: spec, model: try QuantizedModel(spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method,
-                                                            percentile: percentile), tensors: tensors)
+    public convenience init(
+        spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
+        method: CalibrationMethod, percentile: Double = 99.99
+    ) throws {
+        try self.init(
+            spec: spec,
+            model: try QuantizedModel(
+                spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method,
+                percentile: percentile), tensors: tensors)
     }
 
     /// Logits `(N, classes)` for `x`, quantizing each convolution and affine layer's input.
@@ -95,7 +111,9 @@ public final class FakeQuantNetwork {
     /// (float layer − quantized layer) on the same inputs (`count` calibration images, run through
     /// the quantized layers before it) is added to the float bias, and the bias codes are
     /// recomputed. This removes the expected output shift that rounding the weights causes.
-    public func biasCorrected(spec: ModelSpec, tensors: [String: Tensor<Double>], images: [Float], count: Int) throws -> QuantizedModel {
+    public func biasCorrected(spec: ModelSpec, tensors: [String: Tensor<Double>], images: [Float], count: Int) throws
+        -> QuantizedModel
+    {
         let float32 = try Network<Float>(spec: spec, parameters: tensors), per = spec.inputShape.reduce(1, *)
         var layers = model.layers, current = self
         for i in model.layers.keys.sorted() {
@@ -103,7 +121,8 @@ public final class FakeQuantNetwork {
             var shift = [Double](repeating: 0, count: q.channels), samples = 0
             for start in stride(from: 0, to: count, by: 100) {
                 let n = min(100, count - start)
-                var x = Tensor<Float>(shape: [n] + spec.inputShape, data: Array(images[start * per..<(start + n) * per]))
+                var x = Tensor<Float>(
+                    shape: [n] + spec.inputShape, data: Array(images[start * per..<(start + n) * per]))
                 x = current.forward(x, layers: 0..<i)
                 let exact = float32.forward(x, layers: i..<(i + 1))
                 var xq = x
@@ -116,10 +135,13 @@ public final class FakeQuantNetwork {
             let b = tensors[tensorKey(spec.layerNames[i], "b")]!
             var corrected = q
             corrected.bias = (0..<q.channels).map { c in
-                Int32(((b.data[c] + shift[c] / Double(samples)) / (range.scale * q.weightScale(c))).rounded(.toNearestOrEven))
+                Int32(
+                    ((b.data[c] + shift[c] / Double(samples)) / (range.scale * q.weightScale(c))).rounded(
+                        .toNearestOrEven))
             }
             layers[i] = corrected
-            current = try FakeQuantNetwork(spec: spec, model: QuantizedModel(scheme: model.scheme, layers: layers), tensors: tensors)
+            current = try FakeQuantNetwork(
+                spec: spec, model: QuantizedModel(scheme: model.scheme, layers: layers), tensors: tensors)
         }
         return current.model
     }

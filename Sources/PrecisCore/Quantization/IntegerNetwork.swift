@@ -64,14 +64,20 @@ public final class IntegerNetwork {
     /// float, batch normalization, dynamic quantization's biases. It is required, so that no
     /// caller can leave such a layer without its values. `dynamic` quantizes every input with the
     /// batch's own range.
-    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4,
-                dynamic: Bool = false) throws {
+    public init(
+        spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4,
+        dynamic: Bool = false
+    ) throws {
         let layers = model.layers.keys.sorted(), geometry = try spec.geometry()
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
             let q = model.layers[i]!, channels = q.channels
-            guard geometry.indices.contains(i), geometry[i].tensor(.weight)?.shape == q.shape, q.weights.count == q.shape.reduce(1, *)
-            else { throw ModelError.badSpec("the int8 model's layer \(i) does not match the network's convolutions and affine layers") }
+            guard geometry.indices.contains(i), geometry[i].tensor(.weight)?.shape == q.shape,
+                q.weights.count == q.shape.reduce(1, *)
+            else {
+                throw ModelError.badSpec(
+                    "the int8 model's layer \(i) does not match the network's convolutions and affine layers")
+            }
             let inShape = geometry[i].inputShape
             // B (K, channels) as int8 codes, rows in the order the activations are laid out.
             var window: Window? = nil
@@ -84,7 +90,10 @@ public final class IntegerNetwork {
                 for f in 0..<channels {
                     for ch in 0..<c {
                         for ky in 0..<k {
-                            for kx in 0..<k { codes[((ky * k + kx) * c + ch) * channels + f] = q.weights[((f * c + ch) * k + ky) * k + kx] }
+                            for kx in 0..<k {
+                                codes[((ky * k + kx) * c + ch) * channels + f] =
+                                    q.weights[((f * c + ch) * k + ky) * k + kx]
+                            }
                         }
                     }
                 }
@@ -118,7 +127,11 @@ public final class IntegerNetwork {
                 let run = w.fw * w.c
                 var rows = [Int8](repeating: 0, count: w.fh * rowBytes * channels)
                 for ky in 0..<w.fh {
-                    for j in 0..<run { for f in 0..<channels { rows[(ky * rowBytes + j) * channels + f] = codes[(ky * run + j) * channels + f] } }
+                    for j in 0..<run {
+                        for f in 0..<channels {
+                            rows[(ky * rowBytes + j) * channels + f] = codes[(ky * run + j) * channels + f]
+                        }
+                    }
                 }
                 codes = rows
             }
@@ -126,11 +139,16 @@ public final class IntegerNetwork {
             var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
             precis_pack_s8(Int32(k), Int32(channels), codes, Int32(channels), &packed)
             let b = tensors[geometry[i].key("b")]
-            steps.append(Step(layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes, input: q.input, sums: sums,
-                              weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
-                              floatBias: (0..<channels).map { Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0)) },
-                              factor: factor, relu: relu, pools: pools, next: folds ? model.layers[next!]!.input : nil,
-                              foldedCount: folds ? next! - 1 - i : 0))
+            steps.append(
+                Step(
+                    layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes,
+                    input: q.input, sums: sums,
+                    weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
+                    floatBias: (0..<channels).map {
+                        Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0))
+                    },
+                    factor: factor, relu: relu, pools: pools, next: folds ? model.layers[next!]!.input : nil,
+                    foldedCount: folds ? next! - 1 - i : 0))
         }
         self.steps = steps
         self.spec = spec
@@ -163,8 +181,10 @@ public final class IntegerNetwork {
     /// Runs the network on `x`: the logits, every layer's output when `keep`, and each quantized
     /// layer's input codes (channels last, with their shape) when `keepCodes`.
     private func run(_ x: Tensor<Float>, keep: Bool = false, keepCodes: Bool = false)
-        -> (y: Tensor<Float>, outputs: [Tensor<Float>?], codes: [(data: [UInt8], shape: [Int])]) {
-        var outputs = [Tensor<Float>?](repeating: nil, count: keep ? spec.layers.count + 1 : 0), codes: [(data: [UInt8], shape: [Int])] = []
+        -> (y: Tensor<Float>, outputs: [Tensor<Float>?], codes: [(data: [UInt8], shape: [Int])])
+    {
+        var outputs = [Tensor<Float>?](repeating: nil, count: keep ? spec.layers.count + 1 : 0),
+            codes: [(data: [UInt8], shape: [Int])] = []
         if keep { outputs[0] = x }
         var y: Tensor<Float>? = x, data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
         func runFloat(to end: Int) {
@@ -189,7 +209,8 @@ public final class IntegerNetwork {
                 (y, carried) = (nil, next)
                 if keep {
                     let z = Float(next.zeroPoint + offset(next)), s = Float(next.scale)
-                    outputs[step.end + 1] = Tensor(shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
+                    outputs[step.end + 1] = Tensor(
+                        shape: planarShape(shape), data: planar(data.map { (Float($0) - z) * s }, shape))
                 }
             } else if let next = step.next {
                 // Dynamic: the next layer's input range is that of these values.
@@ -217,8 +238,11 @@ public final class IntegerNetwork {
 
     /// `step`'s sums for `data` requantized to the codes of `next` (ReLU in the clamp, dropout in
     /// the multiplier) and max-pooled, image by image while the sums are in cache; channels last.
-    private func requantized(_ step: Step, to next: QuantRange, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
-        -> (codes: [UInt8], shape: [Int]) {
+    private func requantized(
+        _ step: Step, to next: QuantRange, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int]
+    )
+        -> (codes: [UInt8], shape: [Int])
+    {
         let f = step.outputs
         let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
@@ -229,21 +253,28 @@ public final class IntegerNetwork {
 
     /// Dynamic quantization: `step`'s sums for `data` dequantized with the float bias, ReLU and
     /// dropout folded in, and max-pooled in Float, image by image; channels last.
-    private func dynamicallyRequantized(_ step: Step, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int])
-        -> (values: [Float], shape: [Int]) {
+    private func dynamicallyRequantized(
+        _ step: Step, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int]
+    )
+        -> (values: [Float], shape: [Int])
+    {
         let f = step.outputs
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor) }
         let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
         return imageByImage(step, input: input, data, shape, lowest: -Float.infinity) { sums, pixels, out in
-            for k in 0..<(pixels * f) { out[k] = max(low, scale[k % f] * Float(sums[k] + correction[k % f]) + bias[k % f]) }
+            for k in 0..<(pixels * f) {
+                out[k] = max(low, scale[k % f] * Float(sums[k] + correction[k % f]) + bias[k % f])
+            }
         }
     }
 
     /// `step`'s sums for `data`, each image's turned into values by `convert` (sums, output
     /// pixels, destination) and max-pooled by the step's poolings (`lowest` below every value),
     /// while the sums are in cache; channels last.
-    private func imageByImage<T: Comparable>(_ step: Step, input: QuantRange, _ data: [UInt8], _ shape: [Int], lowest: T,
-                                             convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>) -> Void) -> ([T], [Int]) {
+    private func imageByImage<T: Comparable>(
+        _ step: Step, input: QuantRange, _ data: [UInt8], _ shape: [Int], lowest: T,
+        convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>) -> Void
+    ) -> ([T], [Int]) {
         let f = step.outputs, n = shape[0]
         // Each image's (height, width) after the layer and after each pooling.
         var sizes = [(1, 1)]
@@ -252,7 +283,8 @@ public final class IntegerNetwork {
             sizes = [(g.oh, g.ow)]
         }
         for p in step.pools {
-            let g = Window(input: [1, f, sizes.last!.0, sizes.last!.1], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
+            let g = Window(
+                input: [1, f, sizes.last!.0, sizes.last!.1], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
             sizes.append((g.oh, g.ow))
         }
         let pixels = sizes[0].0 * sizes[0].1, per = sizes.last!.0 * sizes.last!.1 * f
@@ -265,7 +297,11 @@ public final class IntegerNetwork {
                 }
                 for (k, p) in step.pools.enumerated() {
                     y = [T](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * f) { o, m in
-                        y.withUnsafeBufferPointer { maxPoolImage($0.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p, into: o.baseAddress!, lowest: lowest) }
+                        y.withUnsafeBufferPointer {
+                            maxPoolImage(
+                                $0.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p, into: o.baseAddress!,
+                                lowest: lowest)
+                        }
                         m = o.count
                     }
                 }
@@ -280,15 +316,18 @@ public final class IntegerNetwork {
     /// zero padding: `(N, OH, OW, F)` for a convolution, `(N, F)` for an affine layer. With `each`,
     /// every image's sums go to it instead (for a convolution on the thread that computed them,
     /// while they are in cache), and no sums are returned.
-    private func accumulate(_ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8,
-                            each: ((Int, UnsafePointer<Int32>) -> Void)? = nil) -> (acc: [Int32], shape: [Int]) {
+    private func accumulate(
+        _ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8,
+        each: ((Int, UnsafePointer<Int32>) -> Void)? = nil
+    ) -> (acc: [Int32], shape: [Int]) {
         let n = shape[0]
         guard let w = step.window else {
             let fin = data.count / n, lda = (fin + 3) / 4 * 4
             var rows = [UInt8](repeating: 0, count: n * lda)
             for r in 0..<n { for j in 0..<fin { rows[r * lda + j] = data[r * fin + j] } }
             var acc = [Int32](repeating: 0, count: n * step.outputs)
-            precis_gemm_u8s8(Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
+            precis_gemm_u8s8(
+                Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
             if let each {
                 acc.withUnsafeBufferPointer { a in for r in 0..<n { each(r, a.baseAddress! + r * step.outputs) } }
                 return ([], [n, step.outputs])
@@ -304,7 +343,8 @@ public final class IntegerNetwork {
                 // Stride 1: each image zero-padded (with the fill code) once; one GEMM per output
                 // row reads its windows in place, a window row at a time (its last bytes, past the
                 // window, meet zero weights). Other strides gather each window into a row.
-                var buffer = [UInt8](repeating: fill, count: step.rowBytes > 0 ? ph * pw * c + step.rowBytes : pixels * lda)
+                var buffer = [UInt8](
+                    repeating: fill, count: step.rowBytes > 0 ? ph * pw * c + step.rowBytes : pixels * lda)
                 var scratch = [Int32](repeating: 0, count: each == nil ? 0 : pixels * f)
                 data.withUnsafeBufferPointer { x in
                     for image in images {
@@ -313,16 +353,21 @@ public final class IntegerNetwork {
                             if step.rowBytes > 0 {
                                 buffer.withUnsafeMutableBufferPointer { p in
                                     for y in 0..<g.h {
-                                        (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
+                                        (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(
+                                            from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
                                     }
                                     for oy in 0..<g.oh {
-                                        precis_gemm_u8s8_segments(Int32(g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes), p.baseAddress! + oy * pw * c,
-                                                                  Int32(c), Int32(pw * c), step.packed, out + oy * g.ow * f, Int32(f), 0)
+                                        precis_gemm_u8s8_segments(
+                                            Int32(g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes),
+                                            p.baseAddress! + oy * pw * c,
+                                            Int32(c), Int32(pw * c), step.packed, out + oy * g.ow * f, Int32(f), 0)
                                     }
                                 }
                             } else {
                                 windows(data, g, image: image, fill: fill, into: &buffer, lda)
-                                precis_gemm_u8s8(Int32(pixels), Int32(f), Int32(step.taps), buffer, Int32(lda), step.packed, out, Int32(f), 0)
+                                precis_gemm_u8s8(
+                                    Int32(pixels), Int32(f), Int32(step.taps), buffer, Int32(lda), step.packed, out,
+                                    Int32(f), 0)
                             }
                             each?(image, out)
                         }
@@ -340,7 +385,10 @@ extension QuantRange {
     static func covering(_ values: [Float], like: QuantRange) -> QuantRange {
         var low = Float.infinity, high = -Float.infinity
         for v in values where v.isFinite { (low, high) = (min(low, v), max(high, v)) }
-        guard low <= high else { return like.zeroPoint == 0 && like.qmin == -127 ? .symmetric(threshold: 0) : .asymmetric(low: 0, high: 0, unsigned: like.qmin == 0) }
+        guard low <= high else {
+            return like.zeroPoint == 0 && like.qmin == -127
+                ? .symmetric(threshold: 0) : .asymmetric(low: 0, high: 0, unsigned: like.qmin == 0)
+        }
         if like.qmin == -127 { return .symmetric(threshold: Double(max(-low, high))) }
         return .asymmetric(low: Double(low), high: Double(high), unsigned: like.qmin == 0)
     }
@@ -400,7 +448,11 @@ private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into ro
                         } else {
                             for kx in 0..<g.fw {
                                 let xx = x0 + kx
-                                if xx >= 0 && xx < g.w { (dst + kx * c).update(from: src + xx * c, count: c) } else { (dst + kx * c).update(repeating: fill, count: c) }
+                                if xx >= 0 && xx < g.w {
+                                    (dst + kx * c).update(from: src + xx * c, count: c)
+                                } else {
+                                    (dst + kx * c).update(repeating: fill, count: c)
+                                }
                             }
                         }
                     }
@@ -424,8 +476,10 @@ private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
 /// Max pooling of one channels-last image `(h, w, c)` into `o`; padding never wins.
 @_specialize(where T == UInt8)
 @_specialize(where T == Float)
-private func maxPoolImage<T: Comparable>(_ x: UnsafePointer<T>, h: Int, w: Int, c: Int, _ p: (size: Int, stride: Int, pad: Int),
-                                         into o: UnsafeMutablePointer<T>, lowest: T) {
+private func maxPoolImage<T: Comparable>(
+    _ x: UnsafePointer<T>, h: Int, w: Int, c: Int, _ p: (size: Int, stride: Int, pad: Int),
+    into o: UnsafeMutablePointer<T>, lowest: T
+) {
     let g = Window(input: [1, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
     o.initialize(repeating: lowest, count: g.pixels * c)
     for oy in 0..<g.oh {

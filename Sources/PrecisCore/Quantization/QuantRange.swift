@@ -16,7 +16,8 @@ public struct QuantRange: Sendable, Equatable, CustomStringConvertible {
     /// `±threshold` onto `−127...127`. A zero threshold (an all-zero tensor or channel) gets scale 1:
     /// every value then quantizes to 0, exactly.
     public static func symmetric(threshold: Double) -> QuantRange {
-        QuantRange(scale: threshold > 0 && threshold.isFinite ? threshold / 127 : 1, zeroPoint: 0, qmin: -127, qmax: 127)
+        QuantRange(
+            scale: threshold > 0 && threshold.isFinite ? threshold / 127 : 1, zeroPoint: 0, qmin: -127, qmax: 127)
     }
 
     /// `[low, high]`, widened to hold 0, onto `qmin...qmax` (255 steps) with an integer zero point.

@@ -53,8 +53,10 @@ public struct QuantizationStudy {
 
     /// `calibrationSize` training images of `dataset` drawn with `seed`, and the first `testCount`
     /// test images.
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], dataset: Dataset, calibrationSize: Int, seed: UInt64,
-                testCount: Int) throws {
+    public init(
+        spec: ModelSpec, tensors: [String: Tensor<Double>], dataset: Dataset, calibrationSize: Int, seed: UInt64,
+        testCount: Int
+    ) throws {
         (self.spec, self.tensors) = (spec, tensors)
         (calibrationImages, calibrationCount) = drawCalibrationImages(dataset, count: calibrationSize, seed: seed)
         let net32 = try Network<Float>(spec: spec, parameters: tensors)
@@ -67,22 +69,26 @@ public struct QuantizationStudy {
     }
 
     /// The predictions of `predict` on the test images, in batches of 100, and the seconds taken.
-    static func classify(_ test: TestImages, shape: [Int], _ predict: (Tensor<Float>) -> Tensor<Float>) -> ([Int], Double) {
+    static func classify(_ test: TestImages, shape: [Int], _ predict: (Tensor<Float>) -> Tensor<Float>) -> (
+        [Int], Double
+    ) {
         let per = shape.reduce(1, *)
         var predicted: [Int] = []
         let seconds = timed {
             for s in stride(from: 0, to: test.count, by: 100) {
                 let k = min(100, test.count - s)
-                predicted += argmaxRows(predict(Tensor(shape: [k] + shape, data: Array(test.images[s * per..<(s + k) * per]))))
+                predicted += argmaxRows(
+                    predict(Tensor(shape: [k] + shape, data: Array(test.images[s * per..<(s + k) * per]))))
             }
         }
         return (predicted, seconds)
     }
 
     static func result(_ predicted: [Int], seconds: Double, reference: [Int], labels: [Int]) -> RunResult {
-        RunResult(accuracy: Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(max(labels.count, 1)),
-                  vsFloat32: AccuracyChange(PairedChange(predicted: predicted, reference: reference, labels: labels)),
-                  imagesPerSecond: seconds > 0 ? Double(labels.count) / seconds : 0, predicted: predicted)
+        RunResult(
+            accuracy: Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(max(labels.count, 1)),
+            vsFloat32: AccuracyChange(PairedChange(predicted: predicted, reference: reference, labels: labels)),
+            imagesPerSecond: seconds > 0 ? Double(labels.count) / seconds : 0, predicted: predicted)
     }
 
     /// `predict`'s accuracy and change against float32 on the test images.
@@ -95,10 +101,13 @@ public struct QuantizationStudy {
     public func evaluate(_ network: IntegerNetwork) -> RunResult { evaluate { network.predict($0) } }
 
     /// `scheme` calibrated with `method`, and with bias correction when asked.
-    public func quantize(_ scheme: QuantScheme, _ method: CalibrationMethod, percentile: Double = 99.99,
-                         biasCorrection: Bool = false) throws -> QuantizedModel {
-        let model = try QuantizedModel(spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method,
-                                       percentile: percentile)
+    public func quantize(
+        _ scheme: QuantScheme, _ method: CalibrationMethod, percentile: Double = 99.99,
+        biasCorrection: Bool = false
+    ) throws -> QuantizedModel {
+        let model = try QuantizedModel(
+            spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method,
+            percentile: percentile)
         guard biasCorrection else { return model }
         return try FakeQuantNetwork(spec: spec, model: model, tensors: tensors)
             .biasCorrected(spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount)
@@ -107,30 +116,38 @@ public struct QuantizationStudy {
     /// Each quantized layer of `model` alone in int8 (simulated), the rest in float32: ranked by
     /// accuracy change, then by logit SQNR against float64, most harmful first.
     public func sensitivity(_ model: QuantizedModel) throws -> [LayerSensitivity] {
-        try explainInt8Layers(spec: spec, model: model, tensors: tensors, dynamic: false,
-                              reference: try Network<Double>(spec: spec, parameters: tensors), images: test.images,
-                              labels: test.labels, float32Predicted: float32.predicted)
-            .compactMap { e in
-                guard let i = spec.layerNames.firstIndex(of: e.layer), let q = model.layers[i], let w = tensors[tensorKey(e.layer, "W")]
-                else { return nil }
-                return LayerSensitivity(index: i, layer: e.layer, vsFloat32: AccuracyChange(e.change), logits: ErrorSummary(e.logits),
-                                        weightSQNRDB: q.weightSQNR(master: w))
-            }
-            .sorted { ($0.vsFloat32.changePP, $0.logits.sqnrDB) < ($1.vsFloat32.changePP, $1.logits.sqnrDB) }
+        try explainInt8Layers(
+            spec: spec, model: model, tensors: tensors, dynamic: false,
+            reference: try Network<Double>(spec: spec, parameters: tensors), images: test.images,
+            labels: test.labels, float32Predicted: float32.predicted
+        )
+        .compactMap { e in
+            guard let i = spec.layerNames.firstIndex(of: e.layer), let q = model.layers[i],
+                let w = tensors[tensorKey(e.layer, "W")]
+            else { return nil }
+            return LayerSensitivity(
+                index: i, layer: e.layer, vsFloat32: AccuracyChange(e.change), logits: ErrorSummary(e.logits),
+                weightSQNRDB: q.weightSQNR(master: w))
+        }
+        .sorted { ($0.vsFloat32.changePP, $0.logits.sqnrDB) < ($1.vsFloat32.changePP, $1.logits.sqnrDB) }
     }
 
     /// Mixed precision: the layers of `order` (most harmful first) stay in float (their values
     /// from `floats`, `bytesPerValue` bytes each) one more at a time until the simulated drop
     /// against float32 is at most `maxDrop` points. With every layer in float32 the change is 0, so
     /// the last step is always within the budget.
-    public func mixedPrecision(_ model: QuantizedModel, order: [Int], maxDrop: Double, floats: [String: Tensor<Double>],
-                               bytesPerValue: Int) throws -> [MixedPrecisionStep] {
+    public func mixedPrecision(
+        _ model: QuantizedModel, order: [Int], maxDrop: Double, floats: [String: Tensor<Double>],
+        bytesPerValue: Int
+    ) throws -> [MixedPrecisionStep] {
         var steps: [MixedPrecisionStep] = []
         for kept in 0...order.count {
             let quantized = model.only(Set(order.dropFirst(kept)))
             let mixed = try FakeQuantNetwork(spec: spec, model: quantized, tensors: floats)
-            steps.append(MixedPrecisionStep(floatLayers: order.prefix(kept).map { spec.layerNames[$0] }, result: evaluate { mixed.predict($0) },
-                                            modelBytes: quantized.networkBytes(spec, floatBytesPerValue: bytesPerValue)))
+            steps.append(
+                MixedPrecisionStep(
+                    floatLayers: order.prefix(kept).map { spec.layerNames[$0] }, result: evaluate { mixed.predict($0) },
+                    modelBytes: quantized.networkBytes(spec, floatBytesPerValue: bytesPerValue)))
             if -steps[steps.count - 1].result.vsFloat32.changePP <= maxDrop { break }
         }
         return steps
@@ -160,15 +177,20 @@ public struct QuantizeSummary: Codable, Equatable, Sendable {
     public var floatLayers: [String]
     public var fallback: String
 
-    public init(file: String, variant: String, calibration: String, calibrationImages: Int, biasCorrection: Bool,
-                result: RunResult, modelBytes: Int, floatLayers: [String] = [], fallback: String = "float32") {
-        (self.file, self.variant, self.calibration, self.calibrationImages) = (file, variant, calibration, calibrationImages)
+    public init(
+        file: String, variant: String, calibration: String, calibrationImages: Int, biasCorrection: Bool,
+        result: RunResult, modelBytes: Int, floatLayers: [String] = [], fallback: String = "float32"
+    ) {
+        (self.file, self.variant, self.calibration, self.calibrationImages) = (
+            file, variant, calibration, calibrationImages
+        )
         (self.biasCorrection, self.result, self.modelBytes) = (biasCorrection, result, modelBytes)
         (self.floatLayers, self.fallback) = (floatLayers, fallback)
     }
 
     private enum CodingKeys: String, CodingKey {
-        case schema, file, variant, calibration, calibrationImages = "calibration_images", biasCorrection = "bias_correction"
+        case schema, file, variant, calibration, calibrationImages = "calibration_images", biasCorrection =
+            "bias_correction"
         case result, modelBytes = "model_bytes", withoutBiasCorrection = "without_bias_correction", sensitivity
         case maxDropPP = "max_drop_pp", mixedPrecision = "mixed_precision", floatLayers = "float_layers", fallback
     }
@@ -177,11 +199,17 @@ public struct QuantizeSummary: Codable, Equatable, Sendable {
 extension Array where Element == LayerSensitivity {
     /// The sensitivity table, most harmful layer first.
     public var lines: [String] {
-        var table = TextTable([("layer", .left), ("change vs float32 [95% CI]", .left), ("differs", .right),
-                               ("logit SQNR dB", .right), ("weight SQNR dB", .right)])
+        var table = TextTable([
+            ("layer", .left), ("change vs float32 [95% CI]", .left), ("differs", .right),
+            ("logit SQNR dB", .right), ("weight SQNR dB", .right),
+        ])
         for l in self {
-            table.add([l.layer, l.vsFloat32.text, "\(l.vsFloat32.differs)", decibelText(l.logits.sqnrDB), decibelText(l.weightSQNRDB)])
+            table.add([
+                l.layer, l.vsFloat32.text, "\(l.vsFloat32.differs)", decibelText(l.logits.sqnrDB),
+                decibelText(l.weightSQNRDB),
+            ])
         }
-        return ["sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:"] + table.lines()
+        return ["sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:"]
+            + table.lines()
     }
 }

@@ -12,7 +12,9 @@ public struct QuantizedLayer: Sendable, Equatable {
     public var input: QuantRange
 
     public init(weights: [Int8], shape: [Int], weightScales: [Double], bias: [Int32], input: QuantRange) {
-        (self.weights, self.shape, self.weightScales, self.bias, self.input) = (weights, shape, weightScales, bias, input)
+        (self.weights, self.shape, self.weightScales, self.bias, self.input) = (
+            weights, shape, weightScales, bias, input
+        )
     }
 
     /// Output channels.
@@ -31,7 +33,9 @@ public struct QuantizedLayer: Sendable, Equatable {
     /// much of each weight the codes keep (per-channel scales keep more of small filters).
     public func weightSQNR(master: Tensor<Double>) -> Double {
         var e = ErrorStats()
-        e.add(weights.indices.map { Double(weights[$0]) * weightScale(channel($0)) }, reference: master.data, minNormal: 0)
+        e.add(
+            weights.indices.map { Double(weights[$0]) * weightScale(channel($0)) }, reference: master.data, minNormal: 0
+        )
         return e.sqnrDB
     }
 }
@@ -48,15 +52,22 @@ public struct QuantizedModel: Sendable, Equatable {
 
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme`: weights int8 symmetric
     /// (max |w| per tensor or channel), inputs with the ranges of `observers` under `method`.
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
-                method: CalibrationMethod, percentile: Double = 99.99) throws {
+    public init(
+        spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
+        method: CalibrationMethod, percentile: Double = 99.99
+    ) throws {
         var layers: [Int: QuantizedLayer] = [:]
         for i in quantizedLayers(spec) {
-            let input = (observers[i] ?? Observer()).quantRange(method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
-                                                                unsigned: scheme.activations == .uint8Asymmetric)
+            let input = (observers[i] ?? Observer()).quantRange(
+                method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
+                unsigned: scheme.activations == .uint8Asymmetric)
             let name = spec.layerNames[i]
-            guard let w = tensors[tensorKey(name, "W")], let b = tensors[tensorKey(name, "b")] else { throw ModelError.badSpec("\(name) has no W or b") }
-            var layer = QuantizedLayer(weights: [], shape: w.shape, weightScales: [], bias: [Int32](repeating: 0, count: b.count), input: input)
+            guard let w = tensors[tensorKey(name, "W")], let b = tensors[tensorKey(name, "b")] else {
+                throw ModelError.badSpec("\(name) has no W or b")
+            }
+            var layer = QuantizedLayer(
+                weights: [], shape: w.shape, weightScales: [], bias: [Int32](repeating: 0, count: b.count), input: input
+            )
             var largest = [Double](repeating: 0, count: scheme.weights == .perChannel ? b.count : 1)
             for (k, v) in w.data.enumerated() {
                 let c = scheme.weights == .perChannel ? layer.channel(k) : 0
@@ -64,8 +75,12 @@ public struct QuantizedModel: Sendable, Equatable {
             }
             let ranges = largest.map { QuantRange.symmetric(threshold: $0) }
             layer.weightScales = ranges.map(\.scale)
-            layer.weights = w.data.indices.map { Int8(ranges[ranges.count == 1 ? 0 : layer.channel($0)].quantize(w.data[$0])) }
-            layer.bias = (0..<b.count).map { Int32((b.data[$0] / (input.scale * layer.weightScale($0))).rounded(.toNearestOrEven)) }
+            layer.weights = w.data.indices.map {
+                Int8(ranges[ranges.count == 1 ? 0 : layer.channel($0)].quantize(w.data[$0]))
+            }
+            layer.bias = (0..<b.count).map {
+                Int32((b.data[$0] / (input.scale * layer.weightScale($0))).rounded(.toNearestOrEven))
+            }
             layers[i] = layer
         }
         self.init(scheme: scheme, layers: layers)
@@ -77,15 +92,20 @@ public struct QuantizedModel: Sendable, Equatable {
         var out = tensors
         for (i, layer) in layers {
             let name = spec.layerNames[i]
-            out[tensorKey(name, "W")] = Tensor(shape: layer.shape, data: layer.weights.indices.map { Double(layer.weights[$0]) * layer.weightScale(layer.channel($0)) })
-            out[tensorKey(name, "b")] = Tensor(shape: [layer.channels],
-                                      data: (0..<layer.channels).map { Double(layer.bias[$0]) * layer.input.scale * layer.weightScale($0) })
+            out[tensorKey(name, "W")] = Tensor(
+                shape: layer.shape,
+                data: layer.weights.indices.map { Double(layer.weights[$0]) * layer.weightScale(layer.channel($0)) })
+            out[tensorKey(name, "b")] = Tensor(
+                shape: [layer.channels],
+                data: (0..<layer.channels).map { Double(layer.bias[$0]) * layer.input.scale * layer.weightScale($0) })
         }
         return out
     }
 
     /// The same model with only the layers in `kept` quantized (the others stay in float).
-    public func only(_ kept: Set<Int>) -> QuantizedModel { QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }) }
+    public func only(_ kept: Set<Int>) -> QuantizedModel {
+        QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) })
+    }
 
     /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight scale and
     /// a scale and zero point per input range (plus any float tensors left, counted by the caller).
@@ -96,7 +116,9 @@ public struct QuantizedModel: Sendable, Equatable {
     /// Bytes of the whole network of `spec` with this model: `bytes`, plus `floatBytesPerValue` a
     /// value for the tensors of every layer the model leaves in float.
     public func networkBytes(_ spec: ModelSpec, floatBytesPerValue: Int = 4) -> Int {
-        let floats = ((try? spec.geometry()) ?? []).filter { layers[$0.index] == nil }.reduce(0) { $0 + $1.parameterCount }
+        let floats = ((try? spec.geometry()) ?? []).filter { layers[$0.index] == nil }.reduce(0) {
+            $0 + $1.parameterCount
+        }
         return bytes + floatBytesPerValue * floats
     }
 }

@@ -33,7 +33,8 @@ public struct CompareRun: Codable, Equatable, Sendable {
     public var layers: [StageError]
 
     private enum CodingKeys: String, CodingKey {
-        case scheme, calibration, images, correct, accuracy, vsFloat32 = "vs_float32", differsFromFakeQuant = "differs_from_fake_quant"
+        case scheme, calibration, images, correct, accuracy, vsFloat32 = "vs_float32", differsFromFakeQuant =
+            "differs_from_fake_quant"
         case logits, modelBytes = "model_bytes", modelRatioToFloat32 = "model_ratio_to_float32", seconds
         case imagesPerSecond = "images_per_second", layers
     }
@@ -41,7 +42,9 @@ public struct CompareRun: Codable, Equatable, Sendable {
     /// The `precis quantize` options that store this run.
     public var storeOptions: String {
         if calibration == "dynamic" { return "--scheme \(scheme) --dynamic" }
-        if calibration.hasSuffix("+bc") { return "--scheme \(scheme) --calibration \(calibration.dropLast(3)) --bias-correction" }
+        if calibration.hasSuffix("+bc") {
+            return "--scheme \(scheme) --calibration \(calibration.dropLast(3)) --bias-correction"
+        }
         return "--scheme \(scheme) --calibration \(calibration)"
     }
 }
@@ -73,38 +76,57 @@ public struct CompareReport: Codable, Equatable, Sendable {
 /// Every scheme × method of `study` (with bias-corrected runs when asked, and dynamic quantization
 /// where `methods` holds min-max), run side by side over the test set against float64 (per-layer
 /// errors) and float32 (predictions). `progress` gets a stage name, work done and total.
-public func compareSchemes(_ study: QuantizationStudy, file: String, dataset: String, schemes: [QuantScheme],
-                           methods: [CalibrationMethod], percentile: Double, seed: UInt64, biasCorrection: Bool,
-                           progress: (String, Int, Int) -> Void = { _, _, _ in }) throws -> CompareReport {
+public func compareSchemes(
+    _ study: QuantizationStudy, file: String, dataset: String, schemes: [QuantScheme],
+    methods: [CalibrationMethod], percentile: Double, seed: UInt64, biasCorrection: Bool,
+    progress: (String, Int, Int) -> Void = { _, _, _ in }
+) throws -> CompareReport {
     let spec = study.spec, tensors = study.tensors, depth = spec.layers.count
     var runs: [(scheme: QuantScheme, calibration: String, integer: ModeReport, simulated: ModeReport)] = []
     func add(_ s: QuantScheme, _ calibration: String, _ model: QuantizedModel, dynamic: Bool = false) throws {
         let integer = try IntegerNetwork(spec: spec, model: model, tensors: tensors, dynamic: dynamic)
         let fake = try FakeQuantNetwork(spec: spec, model: model, tensors: tensors, dynamic: dynamic)
         let none = [Tensor<Float>?](repeating: nil, count: depth + 1)
-        runs.append((s, calibration,
-                     ModeReport(name: "\(s) \(calibration)", depth: depth, modelBytes: integer.modelBytes, forward: integer.forwardAll,
-                                predict: integer.predict),
-                     ModeReport(name: "fake-quant", depth: depth, modelBytes: fake.modelBytes, forward: { _ in none },
-                                predict: fake.predict)))
+        runs.append(
+            (
+                s, calibration,
+                ModeReport(
+                    name: "\(s) \(calibration)", depth: depth, modelBytes: integer.modelBytes,
+                    forward: integer.forwardAll,
+                    predict: integer.predict),
+                ModeReport(
+                    name: "fake-quant", depth: depth, modelBytes: fake.modelBytes, forward: { _ in none },
+                    predict: fake.predict)
+            ))
     }
     let configurations = schemes.flatMap { s in methods.map { (s, $0) } }
     for (done, (s, method)) in configurations.enumerated() {
         progress("calibrate", done, configurations.count)
         try add(s, method.rawValue, try study.quantize(s, method, percentile: percentile))
-        if biasCorrection { try add(s, method.rawValue + "+bc", try study.quantize(s, method, percentile: percentile, biasCorrection: true)) }
+        if biasCorrection {
+            try add(
+                s, method.rawValue + "+bc", try study.quantize(s, method, percentile: percentile, biasCorrection: true))
+        }
     }
-    for s in schemes where methods.contains(.minmax) { try add(s, "dynamic", try study.quantize(s, .minmax), dynamic: true) }
+    for s in schemes where methods.contains(.minmax) {
+        try add(s, "dynamic", try study.quantize(s, .minmax), dynamic: true)
+    }
     let float32 = ModeReport(.float32, study.float32Network)
-    runPrecisionReport(reference: try Network<Double>(spec: spec, parameters: tensors), [float32] + runs.flatMap { [$0.integer, $0.simulated] },
-                       images: study.test.images, count: study.test.count) { progress("quantize", $0, study.test.count) }
+    runPrecisionReport(
+        reference: try Network<Double>(spec: spec, parameters: tensors),
+        [float32] + runs.flatMap { [$0.integer, $0.simulated] },
+        images: study.test.images, count: study.test.count
+    ) { progress("quantize", $0, study.test.count) }
 
     // Per-layer columns: each quantized layer at the output the integer path leaves after it.
-    let stages = try IntegerNetwork(spec: spec, model: try study.quantize(QuantScheme.all[0], .minmax), tensors: tensors).stages
+    let stages = try IntegerNetwork(
+        spec: spec, model: try study.quantize(QuantScheme.all[0], .minmax), tensors: tensors
+    ).stages
     var weightSQNR: [QuantScheme.Weights: [Double]] = [:]
     for w in QuantScheme.Weights.allCases {
-        let model = try QuantizedModel(spec: spec, tensors: tensors, scheme: QuantScheme(weights: w, activations: .int8Symmetric),
-                                       observers: [:], method: .minmax)
+        let model = try QuantizedModel(
+            spec: spec, tensors: tensors, scheme: QuantScheme(weights: w, activations: .int8Symmetric),
+            observers: [:], method: .minmax)
         weightSQNR[w] = stages.map { st in
             let key = tensorKey(spec.layerNames[st.layer], "W")
             return tensors[key].flatMap { model.layers[st.layer]?.weightSQNR(master: $0) } ?? .nan
@@ -114,53 +136,74 @@ public func compareSchemes(_ study: QuantizationStudy, file: String, dataset: St
     var rows: [CompareRun] = runs.map { run in
         let r = run.integer, change = PairedChange(predicted: r.predicted, reference: float32.predicted, labels: labels)
         let layers = stages.enumerated().map { k, st in
-            StageError(layer: spec.layerNames[st.layer], outputOf: spec.layerNames[st.output], errors: ErrorSummary(r.layers[st.output]),
-                       weightSQNRDB: weightSQNR[run.scheme.weights]?[k] ?? .nan)
+            StageError(
+                layer: spec.layerNames[st.layer], outputOf: spec.layerNames[st.output],
+                errors: ErrorSummary(r.layers[st.output]),
+                weightSQNRDB: weightSQNR[run.scheme.weights]?[k] ?? .nan)
         }
-        return CompareRun(scheme: run.scheme.description, calibration: run.calibration, images: labels.count,
-                          correct: zip(r.predicted, labels).filter { $0 == $1 }.count,
-                          accuracy: Double(zip(r.predicted, labels).filter { $0 == $1 }.count) / Double(max(labels.count, 1)),
-                          vsFloat32: AccuracyChange(change),
-                          differsFromFakeQuant: zip(r.predicted, run.simulated.predicted).filter { $0 != $1 }.count,
-                          logits: ErrorSummary(r.logits), modelBytes: r.modelBytes,
-                          modelRatioToFloat32: Double(r.modelBytes) / Double(max(float32.modelBytes, 1)), seconds: r.seconds,
-                          imagesPerSecond: r.seconds > 0 ? Double(labels.count) / r.seconds : 0, layers: layers)
+        return CompareRun(
+            scheme: run.scheme.description, calibration: run.calibration, images: labels.count,
+            correct: zip(r.predicted, labels).filter { $0 == $1 }.count,
+            accuracy: Double(zip(r.predicted, labels).filter { $0 == $1 }.count) / Double(max(labels.count, 1)),
+            vsFloat32: AccuracyChange(change),
+            differsFromFakeQuant: zip(r.predicted, run.simulated.predicted).filter { $0 != $1 }.count,
+            logits: ErrorSummary(r.logits), modelBytes: r.modelBytes,
+            modelRatioToFloat32: Double(r.modelBytes) / Double(max(float32.modelBytes, 1)), seconds: r.seconds,
+            imagesPerSecond: r.seconds > 0 ? Double(labels.count) / r.seconds : 0, layers: layers)
     }
     rows.sort { ($0.accuracy, -$0.vsFloat32.differs) > ($1.accuracy, -$1.vsFloat32.differs) }
-    let recommended = rows.min { ($0.vsFloat32.differs, -$0.accuracy, $0.modelBytes) < ($1.vsFloat32.differs, -$1.accuracy, $1.modelBytes) }
-    return CompareReport(file: file, dataset: dataset, images: labels.count, calibrationImages: study.calibrationCount, seed: Int(seed),
-                         percentile: percentile, float32Accuracy: study.float32.accuracy,
-                         float32ImagesPerSecond: float32.seconds > 0 ? Double(labels.count) / float32.seconds : 0,
-                         int8GemmPath: int8GEMMPath, runs: rows,
-                         weightSQNRDB: Dictionary(uniqueKeysWithValues: weightSQNR.map { ($0.key.rawValue, $0.value) }),
-                         recommended: recommended)
+    let recommended = rows.min {
+        ($0.vsFloat32.differs, -$0.accuracy, $0.modelBytes) < ($1.vsFloat32.differs, -$1.accuracy, $1.modelBytes)
+    }
+    return CompareReport(
+        file: file, dataset: dataset, images: labels.count, calibrationImages: study.calibrationCount, seed: Int(seed),
+        percentile: percentile, float32Accuracy: study.float32.accuracy,
+        float32ImagesPerSecond: float32.seconds > 0 ? Double(labels.count) / float32.seconds : 0,
+        int8GemmPath: int8GEMMPath, runs: rows,
+        weightSQNRDB: Dictionary(uniqueKeysWithValues: weightSQNR.map { ($0.key.rawValue, $0.value) }),
+        recommended: recommended)
 }
 
 extension CompareReport {
     /// The table sorted by accuracy, the per-layer SQNR table, and the recommendation.
     public var text: String {
-        var out = ["\(file): \(dataset), \(images) test images, \(calibrationImages) calibration images from the training set (seed \(seed))",
-                   String(format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy",
-                          percentText(float32Accuracy), float32ImagesPerSecond, int8GemmPath),
-                   "(vs fake-quant: predictions that differ from the quantize-dequantize simulation in Float):"]
-        var table = TextTable([("scheme", .left), ("calibration", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
-                               ("differs", .right), ("vs fake-quant", .right), ("logit SQNR dB", .right), ("model KiB", .right),
-                               ("ratio", .right), ("images/s", .right)])
+        var out = [
+            "\(file): \(dataset), \(images) test images, \(calibrationImages) calibration images from the training set "
+                + "(seed \(seed))",
+            String(
+                format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy",
+                percentText(float32Accuracy), float32ImagesPerSecond, int8GemmPath),
+            "(vs fake-quant: predictions that differ from the quantize-dequantize simulation in Float):",
+        ]
+        var table = TextTable([
+            ("scheme", .left), ("calibration", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
+            ("differs", .right), ("vs fake-quant", .right), ("logit SQNR dB", .right), ("model KiB", .right),
+            ("ratio", .right), ("images/s", .right),
+        ])
         for r in runs {
-            table.add([r.scheme, r.calibration, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)",
-                       "\(r.differsFromFakeQuant)", decibelText(r.logits.sqnrDB), String(format: "%.1f", Double(r.modelBytes) / 1024),
-                       String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond)])
+            table.add([
+                r.scheme, r.calibration, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)",
+                "\(r.differsFromFakeQuant)", decibelText(r.logits.sqnrDB),
+                String(format: "%.1f", Double(r.modelBytes) / 1024),
+                String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond),
+            ])
         }
         out += table.lines()
         if runs.contains(where: { $0.calibration == "dynamic" }) {
-            out.append("dynamic: int8 weights, each batch's activations quantized with that batch's min-max range, float biases")
+            out.append(
+                "dynamic: int8 weights, each batch's activations quantized with that batch's min-max range, "
+                    + "float biases"
+            )
         }
         if runs.contains(where: { $0.calibration.hasSuffix("+bc") }) {
             out.append("+bc: biases corrected for the mean output shift of each quantized layer on the calibration set")
         }
         let names = runs.first?.layers.map { String($0.layer.drop { $0 != "_" }.dropFirst()) } ?? []
-        out += ["", "per layer: SQNR in dB against float64 of each quantized layer's output "
-                    + "(after the ReLU, pooling and dropout folded into it):"]
+        out += [
+            "",
+            "per layer: SQNR in dB against float64 of each quantized layer's output "
+                + "(after the ReLU, pooling and dropout folded into it):",
+        ]
         var layers = TextTable([("scheme", .left), ("calibration", .left)] + names.map { ($0, .right) })
         for r in runs { layers.add([r.scheme, r.calibration] + r.layers.map { decibelText($0.errors.sqnrDB) }) }
         for w in QuantScheme.Weights.allCases {
@@ -170,11 +213,14 @@ extension CompareReport {
         out.append("weights: the int8 weight codes' SQNR against the float weights, per tensor and per output channel")
         if let best = recommended {
             out.append("")
-            out.append(String(format: "fewest changed predictions: %@ %@, %@ (%+.2f points [%+.2f, %+.2f], %@), %d of %d differ "
-                                  + "from float32, %.1f KiB, %.0f images/s",
-                              best.scheme, best.calibration, percentText(best.accuracy), best.vsFloat32.changePP, best.vsFloat32.ci95LowPP,
-                              best.vsFloat32.ci95HighPP, best.vsFloat32.verdict, best.vsFloat32.differs, images,
-                              Double(best.modelBytes) / 1024, best.imagesPerSecond))
+            out.append(
+                String(
+                    format: "fewest changed predictions: %@ %@, %@ (%+.2f points [%+.2f, %+.2f], %@), %d of %d differ "
+                        + "from float32, %.1f KiB, %.0f images/s",
+                    best.scheme, best.calibration, percentText(best.accuracy), best.vsFloat32.changePP,
+                    best.vsFloat32.ci95LowPP,
+                    best.vsFloat32.ci95HighPP, best.vsFloat32.verdict, best.vsFloat32.differs, images,
+                    Double(best.modelBytes) / 1024, best.imagesPerSecond))
             out.append("store it: precis quantize \(file) \(best.storeOptions)")
         }
         return out.joined(separator: "\n")

@@ -48,8 +48,10 @@ public struct PrecisionEvaluation {
     /// float32's predicted class of every image.
     public let float32Predicted: [Int]
 
-    public init(spec: ModelSpec, master: [String: Tensor<Double>], entries: [EvaluationEntry], test: TestImages,
-                keepLogits: Bool = false, progress: (Int) -> Void = { _ in }) throws {
+    public init(
+        spec: ModelSpec, master: [String: Tensor<Double>], entries: [EvaluationEntry], test: TestImages,
+        keepLogits: Bool = false, progress: (Int) -> Void = { _ in }
+    ) throws {
         struct Report: NetworkBody {
             let mode: PrecisionMode, test: TestImages, keep: Bool
             func callAsFunction<T: NetworkScalar>(_ network: Network<T>) -> ModeReport {
@@ -59,18 +61,22 @@ public struct PrecisionEvaluation {
         func report(_ entry: EvaluationEntry) throws -> ModeReport {
             switch entry.network {
             case let .floating(mode, tensors):
-                return try mode.withNetwork(spec: spec, tensors: tensors, Report(mode: mode, test: test, keep: keepLogits))
+                return try mode.withNetwork(
+                    spec: spec, tensors: tensors, Report(mode: mode, test: test, keep: keepLogits))
             case let .integer(name, network):
-                return ModeReport(name: name, depth: spec.layers.count, modelBytes: network.modelBytes, inputScale: test.inputScale,
-                                  keepLogits: keepLogits, forward: network.forwardAll, predict: network.predict)
+                return ModeReport(
+                    name: name, depth: spec.layers.count, modelBytes: network.modelBytes, inputScale: test.inputScale,
+                    keepLogits: keepLogits, forward: network.forwardAll, predict: network.predict)
             }
         }
         let hasFloat32 = entries.contains { if case .floating(.float32, _) = $0.network { true } else { false } }
-        let run = hasFloat32 ? entries : [EvaluationEntry(.floating(.float32, tensors: master), weights: "/model")] + entries
+        let run =
+            hasFloat32 ? entries : [EvaluationEntry(.floating(.float32, tensors: master), weights: "/model")] + entries
         let reports = try run.map(report)
         let reference = try Network<Double>(spec: spec, parameters: master)
-        runPrecisionReport(reference: reference, reports, images: test.images, count: test.count, inputScale: test.inputScale,
-                           progress: progress)
+        runPrecisionReport(
+            reference: reference, reports, images: test.images, count: test.count, inputScale: test.inputScale,
+            progress: progress)
         let float32 = reports[run.firstIndex { $0.name == PrecisionMode.float32.rawValue }!]
         let shown = hasFloat32 ? Array(zip(run, reports)) : Array(zip(run, reports).dropFirst())
         results = shown.map { entry, r in
@@ -83,20 +89,24 @@ public struct PrecisionEvaluation {
 
 /// `--explain` for a floating mode: float32 with one layer at a time computed in `mode` (weights
 /// from `tensors`), against float32's predictions and the float64 logits of `master`.
-public func explainPrecision(_ mode: PrecisionMode, spec: ModelSpec, master: [String: Tensor<Double>],
-                             tensors: [String: Tensor<Double>], test: TestImages, float32Predicted: [Int],
-                             progress: @escaping (Int) -> Void = { _ in }) throws -> Explanation {
+public func explainPrecision(
+    _ mode: PrecisionMode, spec: ModelSpec, master: [String: Tensor<Double>],
+    tensors: [String: Tensor<Double>], test: TestImages, float32Predicted: [Int],
+    progress: @escaping (Int) -> Void = { _ in }
+) throws -> Explanation {
     struct Explain: NetworkBody {
         let float32: Network<Float>, reference: Network<Double>, test: TestImages, predicted: [Int]
         let progress: (Int) -> Void
         func callAsFunction<T: NetworkScalar>(_ reduced: Network<T>) -> [LayerEffect] {
-            explainLayers(float32: float32, reduced: reduced, reference: reference, images: test.images, labels: test.labels,
-                          float32Predicted: predicted, inputScale: test.inputScale, progress: progress)
+            explainLayers(
+                float32: float32, reduced: reduced, reference: reference, images: test.images, labels: test.labels,
+                float32Predicted: predicted, inputScale: test.inputScale, progress: progress)
         }
     }
-    let explain = Explain(float32: try Network<Float>(spec: spec, parameters: master),
-                          reference: try Network<Double>(spec: spec, parameters: master), test: test,
-                          predicted: float32Predicted, progress: progress)
+    let explain = Explain(
+        float32: try Network<Float>(spec: spec, parameters: master),
+        reference: try Network<Double>(spec: spec, parameters: master), test: test,
+        predicted: float32Predicted, progress: progress)
     let effects = try mode.withNetwork(spec: spec, tensors: tensors, explain)
     return Explanation(precision: mode.rawValue, simulated: false, effects: effects.map { LayerEffectResult($0) })
 }
@@ -104,12 +114,15 @@ public func explainPrecision(_ mode: PrecisionMode, spec: ModelSpec, master: [St
 /// `--explain` for an int8 model: float32 with one quantized layer at a time in int8 (simulated
 /// in Float with the model's ranges; with `dynamic`, each batch's own), against float32's
 /// predictions and the float64 logits of `master`. `tensors` supplies the float values.
-public func explainInt8(_ name: String, spec: ModelSpec, model: QuantizedModel, master: [String: Tensor<Double>],
-                        tensors: [String: Tensor<Double>], dynamic: Bool, test: TestImages, float32Predicted: [Int],
-                        progress: @escaping (Int, Int) -> Void = { _, _ in }) throws -> Explanation {
-    let effects = try explainInt8Layers(spec: spec, model: model, tensors: tensors, dynamic: dynamic,
-                                        reference: try Network<Double>(spec: spec, parameters: master), images: test.images,
-                                        labels: test.labels, float32Predicted: float32Predicted, inputScale: test.inputScale,
-                                        progress: progress)
+public func explainInt8(
+    _ name: String, spec: ModelSpec, model: QuantizedModel, master: [String: Tensor<Double>],
+    tensors: [String: Tensor<Double>], dynamic: Bool, test: TestImages, float32Predicted: [Int],
+    progress: @escaping (Int, Int) -> Void = { _, _ in }
+) throws -> Explanation {
+    let effects = try explainInt8Layers(
+        spec: spec, model: model, tensors: tensors, dynamic: dynamic,
+        reference: try Network<Double>(spec: spec, parameters: master), images: test.images,
+        labels: test.labels, float32Predicted: float32Predicted, inputScale: test.inputScale,
+        progress: progress)
     return Explanation(precision: name, simulated: true, effects: effects.map { LayerEffectResult($0) })
 }

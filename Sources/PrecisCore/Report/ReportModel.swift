@@ -115,10 +115,13 @@ public struct AccuracyChange: Codable, Equatable, Sendable {
     public var agreement: Double
 
     private enum CodingKeys: String, CodingKey {
-        case changePP = "change_pp", ci95LowPP = "ci95_low_pp", ci95HighPP = "ci95_high_pp", differs, gained, lost, agreement
+        case changePP = "change_pp", ci95LowPP = "ci95_low_pp", ci95HighPP = "ci95_high_pp", differs, gained, lost,
+            agreement
     }
 
-    public init(changePP: Double, ci95LowPP: Double, ci95HighPP: Double, differs: Int, gained: Int, lost: Int, agreement: Double) {
+    public init(
+        changePP: Double, ci95LowPP: Double, ci95HighPP: Double, differs: Int, gained: Int, lost: Int, agreement: Double
+    ) {
         (self.changePP, self.ci95LowPP, self.ci95HighPP) = (changePP, ci95LowPP, ci95HighPP)
         (self.differs, self.gained, self.lost, self.agreement) = (differs, gained, lost, agreement)
     }
@@ -165,15 +168,23 @@ public struct ModeResult: Codable, Equatable, Sendable {
     public var layers: [LayerError]
 
     private enum CodingKeys: String, CodingKey {
-        case precision, integer, weights, images, correct, accuracy, vsFloat32 = "vs_float32", logits, seconds, nonfinite, layers
-        case modelBytes = "model_bytes", modelRatioToFloat32 = "model_ratio_to_float32", imagesPerSecond = "images_per_second"
+        case precision, integer, weights, images, correct, accuracy, vsFloat32 = "vs_float32", logits, seconds,
+            nonfinite, layers
+        case modelBytes = "model_bytes", modelRatioToFloat32 = "model_ratio_to_float32", imagesPerSecond =
+            "images_per_second"
     }
 
-    public init(precision: String, integer: Bool, weights: String, images: Int, correct: Int, vsFloat32: AccuracyChange,
-                logits: ErrorSummary, modelBytes: Int, float32Bytes: Int, seconds: Double, layers: [LayerError]) {
-        (self.precision, self.integer, self.weights, self.images, self.correct) = (precision, integer, weights, images, correct)
+    public init(
+        precision: String, integer: Bool, weights: String, images: Int, correct: Int, vsFloat32: AccuracyChange,
+        logits: ErrorSummary, modelBytes: Int, float32Bytes: Int, seconds: Double, layers: [LayerError]
+    ) {
+        (self.precision, self.integer, self.weights, self.images, self.correct) = (
+            precision, integer, weights, images, correct
+        )
         accuracy = Double(correct) / Double(max(images, 1))
-        (self.vsFloat32, self.logits, self.modelBytes, self.seconds, self.layers) = (vsFloat32, logits, modelBytes, seconds, layers)
+        (self.vsFloat32, self.logits, self.modelBytes, self.seconds, self.layers) = (
+            vsFloat32, logits, modelBytes, seconds, layers
+        )
         modelRatioToFloat32 = Double(modelBytes) / Double(max(float32Bytes, 1))
         imagesPerSecond = seconds > 0 ? Double(images) / seconds : 0
         nonfinite = layers.reduce(0) { $0 + ($1.errors.map { $0.infinities + $0.nans } ?? 0) }
@@ -190,7 +201,9 @@ public struct LayerEffectResult: Codable, Equatable, Sendable {
     public var weightSQNRDB: Double?
 
     public init(_ e: LayerEffect, weightSQNRDB: Double? = nil) {
-        (layer, vsFloat32, logits, self.weightSQNRDB) = (e.layer, AccuracyChange(e.change), ErrorSummary(e.logits), weightSQNRDB)
+        (layer, vsFloat32, logits, self.weightSQNRDB) = (
+            e.layer, AccuracyChange(e.change), ErrorSummary(e.logits), weightSQNRDB
+        )
     }
 
     private enum CodingKeys: String, CodingKey {
@@ -210,7 +223,8 @@ public struct Explanation: Codable, Equatable, Sendable {
     public init(precision: String, simulated: Bool, effects: [LayerEffectResult]) {
         (self.precision, self.simulated) = (precision, simulated)
         func key(_ e: LayerEffectResult) -> (Int, Double, Double) {
-            e.vsFloat32.isLossBeyondNoise ? (0, e.vsFloat32.changePP, e.logits.sqnrDB) : (1, e.logits.sqnrDB, e.vsFloat32.changePP)
+            e.vsFloat32.isLossBeyondNoise
+                ? (0, e.vsFloat32.changePP, e.logits.sqnrDB) : (1, e.logits.sqnrDB, e.vsFloat32.changePP)
         }
         layers = effects.sorted { key($0) < key($1) }
     }
@@ -231,11 +245,14 @@ public struct PrecisionReport: Codable, Equatable, Sendable {
     public var notes: [String]
 
     private enum CodingKeys: String, CodingKey {
-        case schema, file, dataset, model, images, inputScale = "input_scale", layerNames = "layer_names", results, explain, notes
+        case schema, file, dataset, model, images, inputScale = "input_scale", layerNames = "layer_names", results,
+            explain, notes
     }
 
-    public init(file: String, dataset: String, model: String, images: Int, inputScale: Double, layerNames: [String],
-                results: [ModeResult], explain: Explanation? = nil, notes: [String] = []) {
+    public init(
+        file: String, dataset: String, model: String, images: Int, inputScale: Double, layerNames: [String],
+        results: [ModeResult], explain: Explanation? = nil, notes: [String] = []
+    ) {
         (self.file, self.dataset, self.model, self.images, self.inputScale) = (file, dataset, model, images, inputScale)
         (self.layerNames, self.results, self.explain, self.notes) = (layerNames, results, explain, notes)
     }
@@ -248,10 +265,11 @@ extension ModeResult {
         let layers = zip(layerNames, report.layers.indices).map { name, i in
             LayerError(layer: name, errors: report.computed[i] ? ErrorSummary(report.layers[i]) : nil)
         }
-        self.init(precision: report.name, integer: report.mode == nil, weights: weights, images: labels.count,
-                  correct: zip(report.predicted, labels).filter { $0 == $1 }.count, vsFloat32: AccuracyChange(change),
-                  logits: ErrorSummary(report.logits), modelBytes: report.modelBytes, float32Bytes: float32.modelBytes,
-                  seconds: report.seconds, layers: layers)
+        self.init(
+            precision: report.name, integer: report.mode == nil, weights: weights, images: labels.count,
+            correct: zip(report.predicted, labels).filter { $0 == $1 }.count, vsFloat32: AccuracyChange(change),
+            logits: ErrorSummary(report.logits), modelBytes: report.modelBytes, float32Bytes: float32.modelBytes,
+            seconds: report.seconds, layers: layers)
     }
 }
 

@@ -17,22 +17,28 @@ extension PrecisionReport {
     public var text: String {
         let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
         var out = ["\(file): \(layerNames.count) layers on \(dataset), \(images) test images\(scale)"]
-        var table = TextTable([("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
-                               ("differs", .right), ("agree", .right), ("logit max err", .right), ("logit SQNR dB", .right),
-                               ("inf+NaN", .right), ("model KiB", .right), ("ratio", .right), ("images/s", .right)])
+        var table = TextTable([
+            ("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
+            ("differs", .right), ("agree", .right), ("logit max err", .right), ("logit SQNR dB", .right),
+            ("inf+NaN", .right), ("model KiB", .right), ("ratio", .right), ("images/s", .right),
+        ])
         for r in results {
-            table.add([r.precision, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)",
-                       String(format: "%.3f%%", 100 * r.vsFloat32.agreement), numberText(r.logits.maxAbsError),
-                       decibelText(r.logits.sqnrDB), "\(r.nonfinite)", String(format: "%.1f", Double(r.modelBytes) / 1024),
-                       String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond)])
+            table.add([
+                r.precision, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)",
+                String(format: "%.3f%%", 100 * r.vsFloat32.agreement), numberText(r.logits.maxAbsError),
+                decibelText(r.logits.sqnrDB), "\(r.nonfinite)", String(format: "%.1f", Double(r.modelBytes) / 1024),
+                String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond),
+            ])
         }
         out += table.lines()
         let floating = results.filter { !$0.integer && $0.precision != PrecisionMode.float64.rawValue }
         let worst = floating.min { $0.logits.sqnrDB < $1.logits.sqnrDB }
         for r in (worst.map { [$0] } ?? []) + results.filter(\.integer) {
             out.append("")
-            out.append(r.integer ? "per layer, \(r.precision) (integer-only inference, dequantized) against float64:"
-                                 : "per layer, \(r.precision) against float64 (the floating mode with the lowest logit SQNR):")
+            out.append(
+                r.integer
+                    ? "per layer, \(r.precision) (integer-only inference, dequantized) against float64:"
+                    : "per layer, \(r.precision) against float64 (the floating mode with the lowest logit SQNR):")
             out += Self.layerTable(r.layers).lines()
             if r.layers.contains(where: { $0.errors == nil }) {
                 out.append("fused: computed inside the int8 requantization, no values of its own")
@@ -45,15 +51,19 @@ extension PrecisionReport {
 
     /// One row per layer: relative L2, max abs error, SQNR, inf, NaN, subnormal and flushed counts.
     static func layerTable(_ layers: [LayerError]) -> TextTable {
-        var table = TextTable([("layer", .left), ("relative L2", .right), ("max abs error", .right), ("SQNR dB", .right),
-                               ("inf", .right), ("NaN", .right), ("subnormal", .right), ("flushed", .right)])
+        var table = TextTable([
+            ("layer", .left), ("relative L2", .right), ("max abs error", .right), ("SQNR dB", .right),
+            ("inf", .right), ("NaN", .right), ("subnormal", .right), ("flushed", .right),
+        ])
         for l in layers {
             guard let e = l.errors else {
                 table.add([l.layer, "fused", "-", "-", "-", "-", "-", "-"])
                 continue
             }
-            table.add([l.layer, numberText(e.relativeL2), numberText(e.maxAbsError), decibelText(e.sqnrDB), "\(e.infinities)",
-                       "\(e.nans)", "\(e.subnormals)", "\(e.flushedToZero)"])
+            table.add([
+                l.layer, numberText(e.relativeL2), numberText(e.maxAbsError), decibelText(e.sqnrDB), "\(e.infinities)",
+                "\(e.nans)", "\(e.subnormals)", "\(e.flushedToZero)",
+            ])
         }
         return table
     }
@@ -62,18 +72,24 @@ extension PrecisionReport {
 extension Explanation {
     /// The ranked table and a one-line verdict.
     public var lines: [String] {
-        var out = ["explain \(precision): float32 with one layer at a time in \(precision)"
-                   + (simulated ? " (simulated in Float)" : "") + "; layers that lower accuracy beyond noise first,",
-                   "then the rest by the error they put into the logits (lowest SQNR first):"]
-        var table = TextTable([("layer", .left), ("change vs float32 [95% CI]", .left), ("differs", .right),
-                               ("logit SQNR dB", .right)])
+        var out = [
+            "explain \(precision): float32 with one layer at a time in \(precision)"
+                + (simulated ? " (simulated in Float)" : "") + "; layers that lower accuracy beyond noise first,",
+            "then the rest by the error they put into the logits (lowest SQNR first):",
+        ]
+        var table = TextTable([
+            ("layer", .left), ("change vs float32 [95% CI]", .left), ("differs", .right),
+            ("logit SQNR dB", .right),
+        ])
         for e in layers {
             table.add([e.layer, e.vsFloat32.text, "\(e.vsFloat32.differs)", decibelText(e.logits.sqnrDB)])
         }
         out += table.lines()
         let hurting = layers.filter(\.vsFloat32.isLossBeyondNoise)
-        out.append(hurting.isEmpty ? "no single layer lowers accuracy beyond noise (every 95% interval holds 0)"
-                                   : "layers that lower accuracy beyond noise: " + hurting.map(\.layer).joined(separator: ", "))
+        out.append(
+            hurting.isEmpty
+                ? "no single layer lowers accuracy beyond noise (every 95% interval holds 0)"
+                : "layers that lower accuracy beyond noise: " + hurting.map(\.layer).joined(separator: ", "))
         return out
     }
 }

@@ -28,13 +28,21 @@ public enum PrecisionMode: String, Sendable, CaseIterable, Codable {
     public var properties: Properties {
         let half = Double(Float16.leastNormalMagnitude), single = Double(Float.leastNormalMagnitude)
         switch self {
-        case .float64: return Properties(compute: .double, storage: .native, bytesPerValue: 8,
-                                         minNormal: Double.leastNormalMagnitude, variant: nil)
-        case .float32: return Properties(compute: .float, storage: .native, bytesPerValue: 4, minNormal: single, variant: nil)
-        case .float16: return Properties(compute: .float16, storage: .native, bytesPerValue: 2, minNormal: half, variant: "float16")
-        case .float16Acc32: return Properties(compute: .float, storage: .float16, bytesPerValue: 2, minNormal: half, variant: "float16")
-        case .bfloat16Acc32: return Properties(compute: .float, storage: .bfloat16, bytesPerValue: 2, minNormal: single,
-                                               variant: "bfloat16")
+        case .float64:
+            return Properties(
+                compute: .double, storage: .native, bytesPerValue: 8,
+                minNormal: Double.leastNormalMagnitude, variant: nil)
+        case .float32:
+            return Properties(compute: .float, storage: .native, bytesPerValue: 4, minNormal: single, variant: nil)
+        case .float16:
+            return Properties(
+                compute: .float16, storage: .native, bytesPerValue: 2, minNormal: half, variant: "float16")
+        case .float16Acc32:
+            return Properties(compute: .float, storage: .float16, bytesPerValue: 2, minNormal: half, variant: "float16")
+        case .bfloat16Acc32:
+            return Properties(
+                compute: .float, storage: .bfloat16, bytesPerValue: 2, minNormal: single,
+                variant: "bfloat16")
         }
     }
 

@@ -59,7 +59,9 @@ private func gemmTiles<T: NetworkScalar, V: SIMD>(
             let j = panel * width, cols = min(width, n - j)
             guard cols < width else {
                 for block in 0..<blocks {
-                    kernel8(V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, b + j, bRows, c + block * 8 * ldc + j, ldc)
+                    kernel8(
+                        V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, b + j, bRows,
+                        c + block * 8 * ldc + j, ldc)
                 }
                 continue
             }
@@ -69,7 +71,9 @@ private func gemmTiles<T: NetworkScalar, V: SIMD>(
             let rows = (0..<k).map { $0 * width }
             edge.withUnsafeBufferPointer { e in
                 for block in 0..<blocks {
-                    kernel8(V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, e.baseAddress!, rows, c + block * 8 * ldc + j, ldc)
+                    kernel8(
+                        V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, e.baseAddress!, rows,
+                        c + block * 8 * ldc + j, ldc)
                 }
             }
         }
@@ -82,7 +86,8 @@ private func gemmTiles<T: NetworkScalar, V: SIMD>(
 /// not stored.
 @inline(__always)
 private func kernel8<V: SIMD>(
-    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>, _ bRows: UnsafePointer<Int>,
+    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>,
+    _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int
 ) where V.Scalar: FloatingPoint {
     var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
@@ -92,14 +97,22 @@ private func kernel8<V: SIMD>(
         let row = UnsafeRawPointer(b + bRows[p])
         let u = row.loadUnaligned(as: V.self), v = row.loadUnaligned(fromByteOffset: half, as: V.self)
         let s = a + p * 8
-        c0 = c0.addingProduct(s[0], u); d0 = d0.addingProduct(s[0], v)
-        c1 = c1.addingProduct(s[1], u); d1 = d1.addingProduct(s[1], v)
-        c2 = c2.addingProduct(s[2], u); d2 = d2.addingProduct(s[2], v)
-        c3 = c3.addingProduct(s[3], u); d3 = d3.addingProduct(s[3], v)
-        c4 = c4.addingProduct(s[4], u); d4 = d4.addingProduct(s[4], v)
-        c5 = c5.addingProduct(s[5], u); d5 = d5.addingProduct(s[5], v)
-        c6 = c6.addingProduct(s[6], u); d6 = d6.addingProduct(s[6], v)
-        c7 = c7.addingProduct(s[7], u); d7 = d7.addingProduct(s[7], v)
+        c0 = c0.addingProduct(s[0], u)
+        d0 = d0.addingProduct(s[0], v)
+        c1 = c1.addingProduct(s[1], u)
+        d1 = d1.addingProduct(s[1], v)
+        c2 = c2.addingProduct(s[2], u)
+        d2 = d2.addingProduct(s[2], v)
+        c3 = c3.addingProduct(s[3], u)
+        d3 = d3.addingProduct(s[3], v)
+        c4 = c4.addingProduct(s[4], u)
+        d4 = d4.addingProduct(s[4], v)
+        c5 = c5.addingProduct(s[5], u)
+        d5 = d5.addingProduct(s[5], v)
+        c6 = c6.addingProduct(s[6], u)
+        d6 = d6.addingProduct(s[6], v)
+        c7 = c7.addingProduct(s[7], u)
+        d7 = d7.addingProduct(s[7], v)
     }
     @inline(__always) func store(_ u: V, _ v: V, _ row: Int) {
         guard row < rows else { return }
@@ -111,8 +124,14 @@ private func kernel8<V: SIMD>(
             for q in 0..<cols { out[q] = q < V.scalarCount ? u[q] : v[q - V.scalarCount] }
         }
     }
-    store(c0, d0, 0); store(c1, d1, 1); store(c2, d2, 2); store(c3, d3, 3)
-    store(c4, d4, 4); store(c5, d5, 5); store(c6, d6, 6); store(c7, d7, 7)
+    store(c0, d0, 0)
+    store(c1, d1, 1)
+    store(c2, d2, 2)
+    store(c3, d3, 3)
+    store(c4, d4, 4)
+    store(c5, d5, 5)
+    store(c6, d6, 6)
+    store(c7, d7, 7)
 }
 
 /// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)` whose row `j` starts at `b + bRows[j]`, `len` a
@@ -120,7 +139,8 @@ private func kernel8<V: SIMD>(
 /// then pairwise (a fixed order). A kernel computes 4×4 elements at a time; tiles are split over
 /// the cores when `parallel`.
 func gemmABt<T: NetworkScalar>(
-    _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
+    _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
+    _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
@@ -128,36 +148,60 @@ func gemmABt<T: NetworkScalar>(
     let body = { (tiles: Range<Int>) in
         for t in tiles {
             let (i, j) = (t % rowTiles * 4, t / rowTiles * 4)
-            dot4x4(rows: min(4, m - i), cols: min(4, n - j), len: len, a + i * lda, lda, b, bRows + j, c + i * ldc + j, ldc)
+            dot4x4(
+                rows: min(4, m - i), cols: min(4, n - j), len: len, a + i * lda, lda, b, bRows + j, c + i * ldc + j, ldc
+            )
         }
     }
-    if parallel { parallelChunks(rowTiles * colTiles, work: m * n * len, body) } else { body(0..<(rowTiles * colTiles)) }
+    if parallel {
+        parallelChunks(rowTiles * colTiles, work: m * n * len, body)
+    } else {
+        body(0..<(rowTiles * colTiles))
+    }
 }
 
 /// Dot products of 4 rows of `a` with the 4 rows of `b` at `bRows[0..<4]`; rows past `rows`/`cols`
 /// repeat the last one and are not stored.
 @inline(__always)
 private func dot4x4<T: NetworkScalar>(
-    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
+    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
+    _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int
 ) {
     let a0 = a, a1 = a + min(1, rows - 1) * lda, a2 = a + min(2, rows - 1) * lda, a3 = a + min(3, rows - 1) * lda
-    let b0 = b + bRows[0], b1 = b + bRows[min(1, cols - 1)], b2 = b + bRows[min(2, cols - 1)], b3 = b + bRows[min(3, cols - 1)]
+    let b0 = b + bRows[0], b1 = b + bRows[min(1, cols - 1)], b2 = b + bRows[min(2, cols - 1)],
+        b3 = b + bRows[min(3, cols - 1)]
     typealias V = SIMD16<T>
     var s00 = V(), s01 = V(), s02 = V(), s03 = V(), s10 = V(), s11 = V(), s12 = V(), s13 = V()
     var s20 = V(), s21 = V(), s22 = V(), s23 = V(), s30 = V(), s31 = V(), s32 = V(), s33 = V()
-    @inline(__always) func load(_ p: UnsafePointer<T>, _ o: Int) -> V { UnsafeRawPointer(p + o).loadUnaligned(as: V.self) }
+    @inline(__always) func load(_ p: UnsafePointer<T>, _ o: Int) -> V {
+        UnsafeRawPointer(p + o).loadUnaligned(as: V.self)
+    }
     for o in stride(from: 0, to: len, by: 16) {
         let x0 = load(a0, o), x1 = load(a1, o), x2 = load(a2, o), x3 = load(a3, o)
         let y0 = load(b0, o), y1 = load(b1, o), y2 = load(b2, o), y3 = load(b3, o)
-        s00 = s00.addingProduct(x0, y0); s01 = s01.addingProduct(x0, y1); s02 = s02.addingProduct(x0, y2); s03 = s03.addingProduct(x0, y3)
-        s10 = s10.addingProduct(x1, y0); s11 = s11.addingProduct(x1, y1); s12 = s12.addingProduct(x1, y2); s13 = s13.addingProduct(x1, y3)
-        s20 = s20.addingProduct(x2, y0); s21 = s21.addingProduct(x2, y1); s22 = s22.addingProduct(x2, y2); s23 = s23.addingProduct(x2, y3)
-        s30 = s30.addingProduct(x3, y0); s31 = s31.addingProduct(x3, y1); s32 = s32.addingProduct(x3, y2); s33 = s33.addingProduct(x3, y3)
+        s00 = s00.addingProduct(x0, y0)
+        s01 = s01.addingProduct(x0, y1)
+        s02 = s02.addingProduct(x0, y2)
+        s03 = s03.addingProduct(x0, y3)
+        s10 = s10.addingProduct(x1, y0)
+        s11 = s11.addingProduct(x1, y1)
+        s12 = s12.addingProduct(x1, y2)
+        s13 = s13.addingProduct(x1, y3)
+        s20 = s20.addingProduct(x2, y0)
+        s21 = s21.addingProduct(x2, y1)
+        s22 = s22.addingProduct(x2, y2)
+        s23 = s23.addingProduct(x2, y3)
+        s30 = s30.addingProduct(x3, y0)
+        s31 = s31.addingProduct(x3, y1)
+        s32 = s32.addingProduct(x3, y2)
+        s33 = s33.addingProduct(x3, y3)
     }
     // Lane sums of the 16 accumulators at once: each fold adds neighbouring lanes of two vectors
     // into one, so after four levels lane r·4+q holds the sum for row r, column q.
-    @inline(__always) func fold(_ u: V, _ v: V) -> V { V(lowHalf: u.evenHalf + u.oddHalf, highHalf: v.evenHalf + v.oddHalf) }
+    @inline(__always) func fold(_ u: V, _ v: V) -> V {
+        V(lowHalf: u.evenHalf + u.oddHalf, highHalf: v.evenHalf + v.oddHalf)
+    }
     let h0 = fold(fold(s00, s01), fold(s02, s03)), h1 = fold(fold(s10, s11), fold(s12, s13))
     let h2 = fold(fold(s20, s21), fold(s22, s23)), h3 = fold(fold(s30, s31), fold(s32, s33))
     let sums = fold(fold(h0, h1), fold(h2, h3))

@@ -15,8 +15,11 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
     public var isConvolution: Bool
     public var label: String
 
-    public init(_ label: String, m: Int, n: Int, k: Int, form: Form = .ab, chunks: Int = 1, isConvolution: Bool = false) {
-        (self.label, self.m, self.n, self.k, self.form, self.chunks, self.isConvolution) = (label, m, n, k, form, chunks, isConvolution)
+    public init(_ label: String, m: Int, n: Int, k: Int, form: Form = .ab, chunks: Int = 1, isConvolution: Bool = false)
+    {
+        (self.label, self.m, self.n, self.k, self.form, self.chunks, self.isConvolution) = (
+            label, m, n, k, form, chunks, isConvolution
+        )
     }
 
     public var description: String {
@@ -33,16 +36,29 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
             case let .convolution(f, k, s, p):
                 let g = Window(input: [batch] + inShape, fh: k, fw: k, stride: s, pad: p)
                 let plan = ConvPlan(g, outputs: f, shifted: s == 1)
-                out += [GEMMShape("\(name) fwd", m: f, n: plan.columns, k: g.cols, chunks: plan.count, isConvolution: true),
-                        GEMMShape("\(name) dW", m: f, n: g.cols, k: plan.columns, form: .abT, chunks: plan.count, isConvolution: true)]
+                out += [
+                    GEMMShape("\(name) fwd", m: f, n: plan.columns, k: g.cols, chunks: plan.count, isConvolution: true),
+                    GEMMShape(
+                        "\(name) dW", m: f, n: g.cols, k: plan.columns, form: .abT, chunks: plan.count,
+                        isConvolution: true),
+                ]
                 if i > 0 {
-                    out.append(plan.shifted ? GEMMShape("\(name) dx", m: g.c, n: plan.planeSize, k: f * k * k, chunks: plan.count, isConvolution: true)
-                                            : GEMMShape("\(name) dx", m: g.cols, n: plan.columns, k: f, form: .aTb, chunks: plan.count, isConvolution: true))
+                    out.append(
+                        plan.shifted
+                            ? GEMMShape(
+                                "\(name) dx", m: g.c, n: plan.planeSize, k: f * k * k, chunks: plan.count,
+                                isConvolution: true)
+                            : GEMMShape(
+                                "\(name) dx", m: g.cols, n: plan.columns, k: f, form: .aTb, chunks: plan.count,
+                                isConvolution: true))
                 }
             case let .affine(u):
                 let fin = inShape.reduce(1, *)
-                out += [GEMMShape("\(name) fwd", m: batch, n: u, k: fin), GEMMShape("\(name) dW", m: fin, n: u, k: batch, form: .aTb),
-                        GEMMShape("\(name) dx", m: batch, n: fin, k: u)]
+                out += [
+                    GEMMShape("\(name) fwd", m: batch, n: u, k: fin),
+                    GEMMShape("\(name) dW", m: fin, n: u, k: batch, form: .aTb),
+                    GEMMShape("\(name) dx", m: batch, n: fin, k: u),
+                ]
             case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
                 break
             }
@@ -61,7 +77,9 @@ public func gemmGFLOPS<T: NetworkScalar>(_ s: GEMMShape, runs: Int, as: T.Type =
             b.withUnsafeBufferPointer { bp in
                 switch s.form {
                 case .ab, .aTb:
-                    gemm(s.m, s.n, s.k, ap.baseAddress!, s.form == .aTb ? s.m : s.k, transA: s.form == .aTb, bp.baseAddress!, s.n, c, s.n, parallel: parallel)
+                    gemm(
+                        s.m, s.n, s.k, ap.baseAddress!, s.form == .aTb ? s.m : s.k, transA: s.form == .aTb,
+                        bp.baseAddress!, s.n, c, s.n, parallel: parallel)
                 case .abT:
                     gemmABt(s.m, s.n, s.k, ap.baseAddress!, s.k, bp.baseAddress!, bRows, c, s.n, parallel: parallel)
                 }
@@ -111,7 +129,8 @@ extension GEMMShape {
 /// padded to a multiple of 4, chunks split over the cores.
 public func int8GEMMGOPS(_ s: GEMMShape, runs: Int, portable: Bool = false) -> Double {
     let lda = (s.k + 3) / 4 * 4
-    let a = (0..<(s.m * lda)).map { UInt8(truncatingIfNeeded: $0 &* 31) }, b = (0..<(s.k * s.n)).map { Int8(truncatingIfNeeded: $0 &* 17) }
+    let a = (0..<(s.m * lda)).map { UInt8(truncatingIfNeeded: $0 &* 31) },
+        b = (0..<(s.k * s.n)).map { Int8(truncatingIfNeeded: $0 &* 17) }
     var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(s.k), Int32(s.n)))
     precis_pack_s8(Int32(s.k), Int32(s.n), b, Int32(s.n), &packed)
     var times: [Double] = []
@@ -120,7 +139,8 @@ public func int8GEMMGOPS(_ s: GEMMShape, runs: Int, portable: Bool = false) -> D
         parallelChunks(s.chunks, work: s.chunks * s.m * s.n * s.k) { chunks in
             var c = [Int32](repeating: 0, count: s.m * s.n)
             for _ in chunks {
-                precis_gemm_u8s8(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(lda), packed, &c, Int32(s.n), portable ? 1 : 0)
+                precis_gemm_u8s8(
+                    Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(lda), packed, &c, Int32(s.n), portable ? 1 : 0)
             }
         }
         if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }

@@ -32,14 +32,18 @@ public struct Window: Equatable, Sendable {
 /// Unfolds `images` of `x: (N, C, H, W)` into `col: (C·FH·FW, images·OH·OW)` with row stride `ld`,
 /// the transpose of the book's im2col: one row per window element, one column per output pixel
 /// of these images; padding reads as 0. Each row is filled by contiguous runs of shifted input rows.
-func im2colT<T: NetworkScalar>(_ x: UnsafePointer<T>, _ g: Window, images: Range<Int>, _ col: UnsafeMutablePointer<T>, _ ld: Int) {
+func im2colT<T: NetworkScalar>(
+    _ x: UnsafePointer<T>, _ g: Window, images: Range<Int>, _ col: UnsafeMutablePointer<T>, _ ld: Int
+) {
     let (oh, ow) = (g.oh, g.ow)
     for r in 0..<g.cols {
         let t = g.tap(r)
         // Output rows whose tap lies inside the input vertically: oy0..<oy1.
-        let oy0 = min(oh, max(0, (g.pad - t.ky + g.stride - 1) / g.stride)), oy1 = min(oh, max(oy0, (g.h - 1 + g.pad - t.ky) / g.stride + 1))
+        let oy0 = min(oh, max(0, (g.pad - t.ky + g.stride - 1) / g.stride)),
+            oy1 = min(oh, max(oy0, (g.h - 1 + g.pad - t.ky) / g.stride + 1))
         for (j, n) in images.enumerated() {
-            let dst = col + r * ld + j * oh * ow, src = x + (n * g.c + t.ch) * g.h * g.w + (t.ky - g.pad) * g.w + t.kx - g.pad
+            let dst = col + r * ld + j * oh * ow,
+                src = x + (n * g.c + t.ch) * g.h * g.w + (t.ky - g.pad) * g.w + t.kx - g.pad
             dst.update(repeating: 0, count: oy0 * ow)
             (dst + oy1 * ow).update(repeating: 0, count: (oh - oy1) * ow)
             guard oy0 < oy1 else { continue }
@@ -72,7 +76,9 @@ func im2colT<T: NetworkScalar>(_ x: UnsafePointer<T>, _ g: Window, images: Range
 /// entry to the input element its tap reads; taps on padding are dropped. Window elements are
 /// visited in reverse `(FH, FW)` order per channel, so every input element sums its windows in
 /// the order of the book's col2im (ascending output row, then column) and results are identical.
-func col2imT<T: NetworkScalar>(_ col: UnsafePointer<T>, _ ld: Int, _ g: Window, images: Range<Int>, _ x: UnsafeMutablePointer<T>) {
+func col2imT<T: NetworkScalar>(
+    _ col: UnsafePointer<T>, _ ld: Int, _ g: Window, images: Range<Int>, _ x: UnsafeMutablePointer<T>
+) {
     let (oh, ow) = (g.oh, g.ow)
     for ch in 0..<g.c {
         for ky in (0..<g.fh).reversed() {

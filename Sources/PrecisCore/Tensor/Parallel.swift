@@ -1,6 +1,6 @@
+import CSystem
 import Dispatch
 import Foundation
-import CSystem
 
 /// The cores this process may use, read once (asking Foundation costs microseconds per call).
 let availableCores = ProcessInfo.processInfo.activeProcessorCount
@@ -23,7 +23,7 @@ func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
 /// tens of megabytes a training step allocates are not page-faulted in afresh every iteration.
 public func keepFreedMemory() {
     #if os(Linux)
-    _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
-    _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
     #endif
 }

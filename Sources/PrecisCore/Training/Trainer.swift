@@ -1,5 +1,5 @@
-import RealModule
 import Foundation
+import RealModule
 
 /// How the learning rate changes between epochs.
 public enum LearningRateSchedule: Equatable, Sendable, CustomStringConvertible {
@@ -30,7 +30,7 @@ public enum LearningRateSchedule: Equatable, Sendable, CustomStringConvertible {
         }
         let parts = text.split(separator: ":")
         guard parts.count == 3, parts[0] == "step", let every = Int(parts[1]), every > 0, let factor = Double(parts[2]),
-              factor > 0, factor.isFinite
+            factor > 0, factor.isFinite
         else { throw ModelError.badSpec("learning-rate schedule must be constant or step:EVERY:FACTOR, got '\(text)'") }
         self = .stepDecay(every: every, factor: factor)
     }
@@ -88,7 +88,9 @@ public struct Trainer {
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func run<T: NetworkScalar>(_ net: Network<T>, on data: Dataset, events: (TrainingEvent) -> Void = { _ in }) -> TrainingHistory {
+    public func run<T: NetworkScalar>(_ net: Network<T>, on data: Dataset, events: (TrainingEvent) -> Void = { _ in })
+        -> TrainingHistory
+    {
         let optimizer = Optimizer<T>(config.optimizer, learningRate: config.learningRate)
         let base = optimizer.learningRate
         var rng = RandomSource(seed: config.seed ^ 0x7261_696E)
@@ -118,8 +120,10 @@ public struct Trainer {
             history.trainAccuracy.append(train)
             history.testAccuracy.append(test)
             history.epochSeconds.append(Date().timeIntervalSince(epochStart))
-            events(.epochEnd(epoch: epoch + 1, loss: epochLoss / Double(perEpoch), trainAccuracy: train, testAccuracy: test,
-                             seconds: history.epochSeconds.last!))
+            events(
+                .epochEnd(
+                    epoch: epoch + 1, loss: epochLoss / Double(perEpoch), trainAccuracy: train, testAccuracy: test,
+                    seconds: history.epochSeconds.last!))
         }
         history.iterations = perEpoch * config.epochs
         history.seconds = Date().timeIntervalSince(start)
@@ -128,7 +132,9 @@ public struct Trainer {
 }
 
 /// The fraction of the first `limit` images (all when nil) that `net` classifies correctly.
-public func accuracy<T: NetworkScalar>(_ net: Network<T>, _ images: [Float], _ labels: [Int], shape: [Int], limit: Int? = nil) -> Double {
+public func accuracy<T: NetworkScalar>(
+    _ net: Network<T>, _ images: [Float], _ labels: [Int], shape: [Int], limit: Int? = nil
+) -> Double {
     let n = min(limit ?? labels.count, labels.count)
     let per = shape.reduce(1, *)
     let predicted = net.classify(Array(images[0..<n * per]), count: n)

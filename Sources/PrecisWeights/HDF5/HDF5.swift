@@ -176,7 +176,9 @@ public final class HDF5File {
     /// Creates a new file; fails if one exists at `path`.
     public static func create(_ path: String) throws -> HDF5File {
         let access = try unlockedAccess(path, writing: true)
-        let id = try HDF5.check(path, "", "creating the file") { H5Fcreate(path, precis_H5F_ACC_EXCL(), hid_t(H5P_DEFAULT), access.id) }
+        let id = try HDF5.check(path, "", "creating the file") {
+            H5Fcreate(path, precis_H5F_ACC_EXCL(), hid_t(H5P_DEFAULT), access.id)
+        }
         return HDF5File(path: path, id: id)
     }
 
@@ -190,7 +192,9 @@ public final class HDF5File {
     /// Opens an existing file, read-only unless `writable`.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
         opensLock.withLock { opens[path, default: 0] += 1 }
-        guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error(file: path, path: "", message: "no such file") }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HDF5Error(file: path, path: "", message: "no such file")
+        }
         HDF5.silence()
         guard H5Fis_hdf5(path) > 0 else {
             _ = HDF5.libraryMessage()
@@ -209,10 +213,14 @@ public final class HDF5File {
     /// objects use the 1.8+ formats, whose metadata carries checksums: a corrupted header is then
     /// reported as an error instead of being parsed (libhdf5 can crash on corrupt old-format metadata).
     private static func unlockedAccess(_ path: String, writing: Bool) throws -> HDF5Handle {
-        let fapl = HDF5Handle(try HDF5.check(path, "", "creating file access properties") { H5Pcreate(precis_H5P_FILE_ACCESS()) }, close: H5Pclose)
+        let fapl = HDF5Handle(
+            try HDF5.check(path, "", "creating file access properties") { H5Pcreate(precis_H5P_FILE_ACCESS()) },
+            close: H5Pclose)
         try HDF5.check(path, "", "disabling file locking") { H5Pset_file_locking(fapl.id, false, true) }
         if writing {
-            try HDF5.check(path, "", "choosing the file format") { H5Pset_libver_bounds(fapl.id, H5F_LIBVER_V18, H5F_LIBVER_V110) }
+            try HDF5.check(path, "", "choosing the file format") {
+                H5Pset_libver_bounds(fapl.id, H5F_LIBVER_V18, H5F_LIBVER_V110)
+            }
         }
         return fapl
     }
@@ -241,7 +249,9 @@ public struct HDF5Group {
 
     /// Creates the subgroup `name` (one path component).
     public func createGroup(_ name: String) throws -> HDF5Group {
-        let id = try check(name, "creating the group") { H5Gcreate2(handle.id, name, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT)) }
+        let id = try check(name, "creating the group") {
+            H5Gcreate2(handle.id, name, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+        }
         return HDF5Group(file: file, handle: HDF5Handle(id, close: H5Gclose), path: child(name))
     }
 
@@ -262,7 +272,8 @@ public struct HDF5Group {
         var prefix = ""
         for part in name.split(separator: "/") {
             prefix += (prefix.isEmpty ? "" : "/") + part
-            guard (try? check(prefix, "looking up") { H5Lexists(handle.id, prefix, hid_t(H5P_DEFAULT)) }) ?? 0 > 0 else { return false }
+            guard (try? check(prefix, "looking up") { H5Lexists(handle.id, prefix, hid_t(H5P_DEFAULT)) }) ?? 0 > 0
+            else { return false }
         }
         return !prefix.isEmpty
     }
@@ -272,9 +283,13 @@ public struct HDF5Group {
         var info = H5G_info_t()
         try check(nil, "listing") { H5Gget_info(handle.id, &info) }
         return try (0..<info.nlinks).map { i in
-            let n = try check(nil, "reading a link name") { H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT)) }
+            let n = try check(nil, "reading a link name") {
+                H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT))
+            }
             var buf = [CChar](repeating: 0, count: Int(n) + 1)
-            try check(nil, "reading a link name") { H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT)) }
+            try check(nil, "reading a link name") {
+                H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT))
+            }
             return String(cString: buf)
         }
     }
@@ -296,7 +311,9 @@ public struct HDF5Group {
         }
         let dataset = HDF5Handle(id, close: H5Dclose)
         try values.withUnsafeBytes { raw in
-            _ = try check(name, "writing the dataset") { H5Dwrite(dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), raw.baseAddress) }
+            _ = try check(name, "writing the dataset") {
+                H5Dwrite(dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), raw.baseAddress)
+            }
         }
     }
 
@@ -314,9 +331,14 @@ public struct HDF5Group {
     private func openDataset(_ name: String) throws -> HDF5Handle {
         guard contains(name) else { throw HDF5Error(file: file.path, path: child(name), message: "missing dataset") }
         var info = H5O_info_t()
-        try check(name, "inspecting") { H5Oget_info_by_name2(handle.id, name, &info, UInt32(H5O_INFO_BASIC), hid_t(H5P_DEFAULT)) }
-        guard info.type == H5O_TYPE_DATASET else { throw HDF5Error(file: file.path, path: child(name), message: "is not a dataset") }
-        return HDF5Handle(try check(name, "opening the dataset") { H5Dopen2(handle.id, name, hid_t(H5P_DEFAULT)) }, close: H5Dclose)
+        try check(name, "inspecting") {
+            H5Oget_info_by_name2(handle.id, name, &info, UInt32(H5O_INFO_BASIC), hid_t(H5P_DEFAULT))
+        }
+        guard info.type == H5O_TYPE_DATASET else {
+            throw HDF5Error(file: file.path, path: child(name), message: "is not a dataset")
+        }
+        return HDF5Handle(
+            try check(name, "opening the dataset") { H5Dopen2(handle.id, name, hid_t(H5P_DEFAULT)) }, close: H5Dclose)
     }
 
     /// The shape and element type of dataset `name`.
@@ -352,7 +374,9 @@ public struct HDF5Group {
         let dataset = try openDataset(name)
         let info = try info(of: dataset, name)
         guard info.type == E.hdf5Type else {
-            throw HDF5Error(file: file.path, path: child(name), message: "has element type \(info.typeName), expected \(E.hdf5Type.rawValue)")
+            throw HDF5Error(
+                file: file.path, path: child(name),
+                message: "has element type \(info.typeName), expected \(E.hdf5Type.rawValue)")
         }
         let count = info.shape.reduce(1, *)
         let type = HDF5Handle(E.hdf5Type.makeType(), close: H5Tclose)
@@ -360,7 +384,9 @@ public struct HDF5Group {
         if count > 0 {
             values = try [E](unsafeUninitializedCapacity: count) { buf, n in
                 _ = try check(name, "reading the dataset") {
-                    H5Dread(dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), UnsafeMutableRawPointer(buf.baseAddress!))
+                    H5Dread(
+                        dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT),
+                        UnsafeMutableRawPointer(buf.baseAddress!))
                 }
                 n = count
             }
@@ -378,7 +404,10 @@ public struct HDF5Group {
         let what = "writing attribute \(name)"
         func create(_ type: hid_t, _ shape: [Int]) throws -> HDF5Handle {
             let space = try makeSpace(shape, name)
-            return HDF5Handle(try check(nil, what) { H5Acreate2(handle.id, name, type, space.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT)) }, close: H5Aclose)
+            return HDF5Handle(
+                try check(nil, what) {
+                    H5Acreate2(handle.id, name, type, space.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+                }, close: H5Aclose)
         }
         switch value {
         case .string(let s):
@@ -387,15 +416,22 @@ public struct HDF5Group {
             let attr = try create(type.id, [])
             let padded = bytes.isEmpty ? [0] : bytes
             _ = try check(nil, what) { H5Awrite(attr.id, type.id, padded) }
-        case .int(let v): try writeNumbers(create, [Int64(v)], shape: [], precis_H5T_STD_I64LE(), precis_H5T_NATIVE_INT64(), what)
-        case .ints(let v): try writeNumbers(create, v.map(Int64.init), shape: [v.count], precis_H5T_STD_I64LE(), precis_H5T_NATIVE_INT64(), what)
-        case .double(let v): try writeNumbers(create, [v], shape: [], precis_H5T_IEEE_F64LE(), precis_H5T_NATIVE_DOUBLE(), what)
-        case .doubles(let v): try writeNumbers(create, v, shape: [v.count], precis_H5T_IEEE_F64LE(), precis_H5T_NATIVE_DOUBLE(), what)
+        case .int(let v):
+            try writeNumbers(create, [Int64(v)], shape: [], precis_H5T_STD_I64LE(), precis_H5T_NATIVE_INT64(), what)
+        case .ints(let v):
+            try writeNumbers(
+                create, v.map(Int64.init), shape: [v.count], precis_H5T_STD_I64LE(), precis_H5T_NATIVE_INT64(), what)
+        case .double(let v):
+            try writeNumbers(create, [v], shape: [], precis_H5T_IEEE_F64LE(), precis_H5T_NATIVE_DOUBLE(), what)
+        case .doubles(let v):
+            try writeNumbers(create, v, shape: [v.count], precis_H5T_IEEE_F64LE(), precis_H5T_NATIVE_DOUBLE(), what)
         }
     }
 
-    private func writeNumbers<N>(_ create: (hid_t, [Int]) throws -> HDF5Handle, _ values: [N], shape: [Int], _ fileType: hid_t,
-                                 _ memType: hid_t, _ what: String) throws {
+    private func writeNumbers<N>(
+        _ create: (hid_t, [Int]) throws -> HDF5Handle, _ values: [N], shape: [Int], _ fileType: hid_t,
+        _ memType: hid_t, _ what: String
+    ) throws {
         let attr = try create(fileType, shape)
         try values.withUnsafeBytes { raw in _ = try check(nil, what) { H5Awrite(attr.id, memType, raw.baseAddress) } }
     }
@@ -424,9 +460,13 @@ public struct HDF5Group {
         var info = H5O_info_t()
         try check(nil, "inspecting") { H5Oget_info2(handle.id, &info, UInt32(H5O_INFO_NUM_ATTRS)) }
         return try (0..<info.num_attrs).map { i in
-            let n = try check(nil, "reading an attribute name") { H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT)) }
+            let n = try check(nil, "reading an attribute name") {
+                H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, hid_t(H5P_DEFAULT))
+            }
             var buf = [CChar](repeating: 0, count: n + 1)
-            try check(nil, "reading an attribute name") { H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT)) }
+            try check(nil, "reading an attribute name") {
+                H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, hid_t(H5P_DEFAULT))
+            }
             return String(cString: buf)
         }
     }
@@ -442,7 +482,10 @@ public struct HDF5Group {
         let scalar = try check(nil, what) { H5Sget_simple_extent_ndims(space.id) } == 0
         switch H5Tget_class(type.id) {
         case H5T_STRING:
-            guard count == 1 else { throw HDF5Error(file: file.path, path: path, message: "attribute \(name) holds \(count) strings, expected one") }
+            guard count == 1 else {
+                throw HDF5Error(
+                    file: file.path, path: path, message: "attribute \(name) holds \(count) strings, expected one")
+            }
             if H5Tis_variable_str(type.id) > 0 {
                 let mem = HDF5Handle(variableStringType(), close: H5Tclose)
                 var p: UnsafeMutablePointer<CChar>?
