@@ -87,74 +87,77 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// parameter gradients are computed and the result is empty.
     public func backward(_ dout: Tensor<T>, inputGradient: Bool) -> Tensor<T> {
         guard let x else { preconditionFailure("Convolution.backward needs a training forward") }
-        let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
+        let plan = plan(x), fn = plan.outputs, k = plan.g.cols
         // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
         let wd =
             plan.shifted
-            ? packRows(g.c, fn * g.fh * g.fw, plan.flipped(W.value.data), fn * g.fh * g.fw)
+            ? packRows(plan.g.c, fn * plan.g.fh * plan.g.fw, plan.flipped(W.value.data), fn * plan.g.fh * plan.g.fw)
             : packRows(k, fn, W.value.data, k, transA: true)
-        // per chunk: dW (FN, K), db (FN)
+        // Per chunk: dW (FN, K) and db (FN), added in chunk order afterwards.
         var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         var dx = [T](unsafeUninitializedCapacity: inputGradient ? x.count : 0) { $1 = $0.count }
-        x.data.withUnsafeBufferPointer { xs in
-            dout.data.withUnsafeBufferPointer { ds in
-                wd.withUnsafeBufferPointer { wd in
-                    plan.rowOffsets.withUnsafeBufferPointer { rows in
-                        plan.gradientRowOffsets.withUnsafeBufferPointer { dRows in
-                            partial.withUnsafeMutableBufferPointer { partial in
-                                dx.withUnsafeMutableBufferPointer { dx in
-                                    parallelChunks(plan.count, work: 2 * g.rows * k * fn) { chunks in
-                                        var input = [T](repeating: 0, count: plan.inputSize),
-                                            d = [T](repeating: 0, count: fn * plan.gradientStride)
-                                        var scratch = [T](repeating: 0, count: inputGradient ? plan.scratchSize : 0)
-                                        for chunk in chunks {
-                                            let images = plan.images(chunk)
-                                            input.withUnsafeMutableBufferPointer { input in
-                                                d.withUnsafeMutableBufferPointer { d in
-                                                    plan.load(xs.baseAddress!, images, input.baseAddress!)
-                                                    d.update(repeating: 0)
-                                                    let d0 = d.baseAddress! + plan.gradientFront,
-                                                        ld = plan.gradientStride
-                                                    plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
-                                                        (d0 + column).update(from: ds.baseAddress! + pixel, count: g.ow)
-                                                    }
-                                                    let dw = partial.baseAddress! + chunk * fn * (k + 1)
-                                                    gemmABt(
-                                                        fn, k, width, d0, ld, input.baseAddress!, rows.baseAddress!, dw,
-                                                        k, parallel: false)
-                                                    for f in 0..<fn { dw[fn * k + f] = laneSum(d0 + f * ld, width) }
-                                                    guard inputGradient else { return }
-                                                    scratch.withUnsafeMutableBufferPointer { scratch in
-                                                        let (m, n) = plan.shifted ? (g.c, plan.planeSize) : (k, width)
-                                                        gemmPacked(
-                                                            m, n, plan.gradientRowOffsets.count, wd.baseAddress!,
-                                                            d.baseAddress!, dRows.baseAddress!,
-                                                            scratch.baseAddress!, n, parallel: false)
-                                                        plan.fold(scratch.baseAddress!, images, dx.baseAddress!)
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+        let sources = GradientSources(
+            plan: plan, wd: wd, inputGradient: inputGradient, x: x.data, dout: dout.data)
+        partial.withUnsafeMutableBufferPointer { partial in
+            dx.withUnsafeMutableBufferPointer { dx in
+                sources.withPointers { p in
+                    parallelChunks(plan.count, work: 2 * plan.g.rows * k * fn) { chunks in
+                        var scratch = GradientScratch<T>(plan, inputGradient: inputGradient)
+                        for chunk in chunks {
+                            chunkGradient(chunk, p, &scratch, dw: partial.baseAddress! + chunk * fn * (k + 1), dx: dx)
                         }
                     }
                 }
             }
         }
-        var sums = Array(partial[0..<(fn * (k + 1))])  // the chunks' partials, added in chunk order
-        sums.withUnsafeMutableBufferPointer { sums in
-            partial.withUnsafeBufferPointer { partial in
-                for chunk in 1..<plan.count {
-                    let p = partial.baseAddress! + chunk * sums.count
-                    for i in sums.indices { sums[i] += p[i] }
-                }
-            }
-        }
+        let sums = addedInOrder(partial, parts: plan.count)
         W.grad = Tensor(shape: W.value.shape, data: Array(sums[0..<(fn * k)]))
         b.grad = Tensor(shape: [fn], data: Array(sums[(fn * k)...]))
         return inputGradient ? Tensor(shape: x.shape, data: dx) : Tensor(zeros: [0])
+    }
+
+    /// One chunk of images: its dout rows copied into the padded gradient planes, dW and db of the
+    /// chunk into `dw` (`(FN, K)` then `(FN)`), and, when asked, its input gradient folded into `dx`.
+    private func chunkGradient(
+        _ chunk: Int, _ p: GradientPointers<T>, _ s: inout GradientScratch<T>, dw: UnsafeMutablePointer<T>,
+        dx: UnsafeMutableBufferPointer<T>
+    ) {
+        let plan = p.plan, g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns, ld = plan.gradientStride
+        let images = plan.images(chunk)
+        s.input.withUnsafeMutableBufferPointer { input in
+            s.d.withUnsafeMutableBufferPointer { d in
+                // B of the chunk, and its dout (FN, L) in the layout B's columns have.
+                plan.load(p.x, images, input.baseAddress!)
+                d.update(repeating: 0)
+                let d0 = d.baseAddress! + plan.gradientFront
+                plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                    (d0 + column).update(from: p.dout + pixel, count: g.ow)
+                }
+                // dW = dout · Bᵀ, db = Σ dout.
+                gemmABt(fn, k, width, d0, ld, input.baseAddress!, p.rows, dw, k, parallel: false)
+                for f in 0..<fn { dw[fn * k + f] = laneSum(d0 + f * ld, width) }
+                guard p.inputGradient else { return }
+                // dX = W' · D (stride 1) or Wᵀ · dout, folded back into the images.
+                s.scratch.withUnsafeMutableBufferPointer { scratch in
+                    let (m, n) = plan.shifted ? (g.c, plan.planeSize) : (k, width)
+                    gemmPacked(
+                        m, n, plan.gradientRowOffsets.count, p.wd, d.baseAddress!, p.dRows, scratch.baseAddress!, n,
+                        parallel: false)
+                    plan.fold(scratch.baseAddress!, images, dx.baseAddress!)
+                }
+            }
+        }
+    }
+
+    /// The sum of `parts` equal parts of `partial`, added in part order (so the result does not
+    /// depend on how the parts were spread over the cores).
+    private func addedInOrder(_ partial: [T], parts: Int) -> [T] {
+        let size = partial.count / parts
+        var sums = Array(partial[0..<size])
+        for part in 1..<parts {
+            for i in 0..<size { sums[i] += partial[part * size + i] }
+        }
+        return sums
     }
 }
 
@@ -305,5 +308,53 @@ struct ConvPlan {
             return
         }
         forEachInputRow(images) { plane, row in (dx + row).update(from: product + plane, count: g.w) }
+    }
+}
+
+/// What every chunk of a convolution's backward pass reads.
+private struct GradientSources<T: NetworkScalar> {
+    let plan: ConvPlan
+    /// The input gradient's packed A.
+    let wd: [T]
+    let inputGradient: Bool
+    let x: [T], dout: [T]
+
+    /// Runs `body` with pointers to every array, valid for its duration.
+    func withPointers<R>(_ body: (GradientPointers<T>) -> R) -> R {
+        x.withUnsafeBufferPointer { x in
+            dout.withUnsafeBufferPointer { dout in
+                wd.withUnsafeBufferPointer { wd in
+                    plan.rowOffsets.withUnsafeBufferPointer { rows in
+                        plan.gradientRowOffsets.withUnsafeBufferPointer { dRows in
+                            body(
+                                GradientPointers(
+                                    plan: plan, inputGradient: inputGradient, x: x.baseAddress!,
+                                    dout: dout.baseAddress!,
+                                    wd: wd.baseAddress!, rows: rows.baseAddress!, dRows: dRows.baseAddress!))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GradientSources` as pointers, for the chunks running in parallel.
+private struct GradientPointers<T: NetworkScalar> {
+    let plan: ConvPlan
+    let inputGradient: Bool
+    let x: UnsafePointer<T>, dout: UnsafePointer<T>, wd: UnsafePointer<T>
+    let rows: UnsafePointer<Int>, dRows: UnsafePointer<Int>
+}
+
+/// One core's buffers for a convolution's backward pass: the chunk's B, its dout in B's column
+/// layout, and the input gradient before it is folded back.
+private struct GradientScratch<T: NetworkScalar> {
+    var input: [T], d: [T], scratch: [T]
+
+    init(_ plan: ConvPlan, inputGradient: Bool) {
+        input = [T](repeating: 0, count: plan.inputSize)
+        d = [T](repeating: 0, count: plan.outputs * plan.gradientStride)
+        scratch = [T](repeating: 0, count: inputGradient ? plan.scratchSize : 0)
     }
 }
