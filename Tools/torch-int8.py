@@ -14,7 +14,7 @@ Precis's Dropout scales by (1 - ratio) at inference (the book's semantics) where
 nothing, so each dropout factor is folded into the next layer's weights (a last one only scales
 the logits and is dropped).
 
-    /tmp/torchenv/bin/python Tools/torch-int8.py Weights/deep-fashion.h5 [--variant int8-wchannel-au8z]
+    python3 Tools/torch-int8.py Weights/deep-fashion.h5 [--variant int8-wchannel-au8z]
         [--calibration-size 500] [--seed 0] [--precis .build/release/precis] [--json]
 """
 import argparse

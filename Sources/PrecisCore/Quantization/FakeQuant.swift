@@ -71,12 +71,12 @@ public final class FakeQuantNetwork {
     public var inputRanges: [Int: QuantRange] { model.layers.mapValues(\.input) }
     let network: Network<Float>
 
-    /// The simulation of `model` for `spec`; `tensors` supplies any tensor the model does not
-    /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
     /// Dynamic quantization: each quantized layer's input range comes from the batch itself
     /// (its minimum and maximum, in the scheme's activation format), and biases stay in float.
     public let dynamic: Bool
 
+    /// The simulation of `model` for `spec`; `tensors` supplies any tensor the model does not
+    /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
     public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false)
         throws
     {
@@ -186,6 +186,6 @@ public final class FakeQuantNetwork {
         }
     }
 
-    /// Bytes of the quantized model, with any float tensor left at 4 bytes a value.
+    /// Bytes of the network: the quantized model, with every float tensor at 4 bytes a value.
     public var modelBytes: Int { model.networkBytes(network.spec) }
 }

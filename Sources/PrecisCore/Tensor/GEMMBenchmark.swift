@@ -11,7 +11,7 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
     public var m, n, k: Int
     public var form: Form
     public var chunks: Int
-    /// Whether a convolution runs it (the shapes DESIGN's GEMM geometric mean is taken over).
+    /// Whether a convolution runs it (`precis bench --gemm` takes its geometric mean over these shapes).
     public var isConvolution: Bool
     public var label: String
 
