@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Tools/setup.sh), checks the house style
-# (`swift format lint --strict`, configured by .swift-format), runs the unit tests in release
+# (`swift format lint --strict`, configured by .swift-format), builds the DocC articles (failing on a
+# broken link or symbol), runs the unit tests in release
 # (numeric code is far too slow unoptimized), the end-to-end command-line check, the independent
 # h5py/numpy cross-check of every shipped weight file, and a damaged-file fuzz check.
 set -euo pipefail
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash Tools/setup.sh
 python3 -c 'import h5py, numpy' 2>/dev/null || python3 -m pip install --quiet h5py numpy
 swift format lint --strict --recursive Sources Tests
+bash Tools/docs.sh
 swift test -c release -Xswiftc -enable-testing
 bash Tools/cli-check.sh .build/release/precis
 for f in Weights/*.h5; do

@@ -304,6 +304,14 @@ public struct LayerGeometry: Equatable, Sendable {
 extension LayerSpec: Codable {
     private enum Key: String, CodingKey { case kind, filters, size, stride, pad, units, ratio }
 
+    /// Whether quantization maps the layer to an integer GEMM (convolutions and affine layers).
+    public var isQuantizable: Bool {
+        switch self {
+        case .convolution, .affine: return true
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return false
+        }
+    }
+
     /// The layer's kind as the weight file names it (`Convolution`, `MaxPooling`, ...).
     public var kind: String {
         switch self {

@@ -36,14 +36,7 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The layers of `spec` that quantization maps to integer GEMMs: convolutions and affine layers.
-public func quantizedLayers(_ spec: ModelSpec) -> [Int] {
-    spec.layers.indices.filter {
-        switch spec.layers[$0] {
-        case .convolution, .affine: return true
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return false
-        }
-    }
-}
+public func quantizedLayers(_ spec: ModelSpec) -> [Int] { spec.layers.indices.filter { spec.layers[$0].isQuantizable } }
 
 /// Observes the input of every convolution and affine layer of `network` on `count` images
 /// (row-major Floats), in batches: one observer per such layer, keyed by layer index.
