@@ -11,16 +11,26 @@ public final class WeightStore {
     public let master: WeightFile
     /// The names under `/variants`, in order.
     public private(set) var variantNames: [String]
-    private var root: HDF5Group
+    /// The open file; nil after a change until something reads again.
+    private var opened: HDF5Group?
     private var floats: [String: [String: Tensor<Double>]] = [:]
     private var int8s: [String: StoredInt8] = [:]
 
     /// Opens and validates the file at `path` (see `WeightFile.read`).
     public init(_ path: String) throws {
         self.path = path
-        root = try HDF5File.open(path).root
+        let root = try HDF5File.open(path).root
+        opened = root
         master = try WeightFile.read(root: root)
         variantNames = root.contains("variants") ? try root.group("variants").children() : []
+    }
+
+    /// The open file's root group, opened again after a change.
+    private func root() throws -> HDF5Group {
+        if let opened { return opened }
+        let root = try HDF5File.open(path).root
+        opened = root
+        return root
     }
 
     /// The model spec.
@@ -32,7 +42,7 @@ public final class WeightStore {
     /// The tensors of float variant `name` (`float16`, `bfloat16`), validated, widened to Double.
     public func floatVariant(_ name: String) throws -> [String: Tensor<Double>] {
         if let cached = floats[name] { return cached }
-        let tensors = try WeightFile.readVariant(name, spec: spec, root: root)
+        let tensors = try WeightFile.readVariant(name, spec: spec, root: try root())
         floats[name] = tensors
         return tensors
     }
@@ -51,31 +61,35 @@ public final class WeightStore {
     /// The int8 variant `name`, validated (see `WeightFile.readInt8`).
     public func int8Variant(_ name: String) throws -> StoredInt8 {
         if let cached = int8s[name] { return cached }
-        let stored = try master.readInt8(name, root: root)
+        let stored = try master.readInt8(name, root: try root())
         int8s[name] = stored
         return stored
     }
 
     /// The recorded evaluations, by mode.
     public func evaluations() throws -> [RecordedEvaluation] {
-        guard root.contains("evaluations") else { return [] }
-        let group = try root.group("evaluations")
+        let file = try root()
+        guard file.contains("evaluations") else { return [] }
+        let group = try file.group("evaluations")
         return try group.children().map { try RecordedEvaluation(group: try group.group($0)) }
     }
 
     // MARK: changes
 
     /// Changes the file safely: `body` modifies a copy, which is then renamed over the file. The
-    /// store reads the new file afterwards.
+    /// store reads the new file when it next reads anything.
     public func modify(_ body: (HDF5Group) throws -> Void) throws {
-        try WeightFile.modify(path, body)
-        try reopen()
+        var names: [String] = []
+        try WeightFile.modify(path) { root in
+            try body(root)
+            names = root.contains("variants") ? try root.group("variants").children() : []
+        }
+        changed(variants: names)
     }
 
-    private func reopen() throws {
-        root = try HDF5File.open(path).root
-        variantNames = root.contains("variants") ? try root.group("variants").children() : []
-        (floats, int8s) = ([:], [:])
+    /// After a change: the old file's handle and what was read from it are dropped.
+    private func changed(variants: [String]) {
+        (opened, variantNames, floats, int8s) = (nil, variants, [:], [:])
     }
 
     /// Adds (or replaces) `/variants/<precision>`: the master rounded to that precision and stored
@@ -110,12 +124,13 @@ public final class WeightStore {
     /// training record, float variants written again from the master, int8 variants as they were
     /// read (with their attributes). Recorded evaluations are dropped.
     public func upgrade() throws {
-        let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: root) }
+        let file = try root()
+        let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: file) }
         try master.write(
             to: path, overwrite: true, variants: variantNames.filter(WeightFile.variantPrecisions.contains)
         ) { root in
             for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
         }
-        try reopen()
+        changed(variants: variantNames)
     }
 }

@@ -195,14 +195,17 @@ public final class HDF5File {
         guard FileManager.default.fileExists(atPath: path) else {
             throw HDF5Error(file: path, path: "", message: "no such file")
         }
-        HDF5.silence()
-        guard H5Fis_hdf5(path) > 0 else {
-            _ = HDF5.libraryMessage()
-            throw HDF5Error(file: path, path: "", message: "not an HDF5 file")
-        }
         let access = try unlockedAccess(path, writing: writable)
-        let id = try HDF5.check(path, "", "opening the file") {
-            H5Fopen(path, writable ? precis_H5F_ACC_RDWR() : precis_H5F_ACC_RDONLY(), access.id)
+        HDF5.silence()
+        let id = H5Fopen(path, writable ? precis_H5F_ACC_RDWR() : precis_H5F_ACC_RDONLY(), access.id)
+        guard id >= 0 else {
+            // Only a failed open looks at the signature, so a good file is opened once.
+            let message = HDF5.libraryMessage()
+            guard H5Fis_hdf5(path) > 0 else {
+                _ = HDF5.libraryMessage()
+                throw HDF5Error(file: path, path: "", message: "not an HDF5 file")
+            }
+            throw HDF5Error(file: path, path: "", message: "opening the file failed\(message)")
         }
         return HDF5File(path: path, id: id)
     }
