@@ -12,11 +12,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import numpy_deepconvnet  # noqa: E402 (a sibling file of this script)
 
 
 def precis_figures(precis, runs):
@@ -28,8 +28,6 @@ def precis_figures(precis, runs):
 
 def numpy_figures(runs):
     """The book's DeepConvNet in plain numpy (Tools/numpy_deepconvnet.py), float32 and float64."""
-    sys.path.insert(0, HERE)
-    import numpy_deepconvnet
     single, double = numpy_deepconvnet.figures('float32', runs), numpy_deepconvnet.figures('float64', runs)
     return {'train_step_ms': single['train_step_ms'], 'infer_float32_images_per_s': single['infer_images_per_s'],
             'infer_float64_images_per_s': double['infer_images_per_s']}
@@ -52,13 +50,7 @@ def torch_figures(runs):
     t = torch.randint(0, 10, (100,))
 
     def median(fn):
-        fn()
-        ts = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - start)
-        return float(np.median(ts))
+        return numpy_deepconvnet.median_seconds(fn, runs)
 
     def step():
         opt.zero_grad()
