@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # dump-symbol-graph also tries the package's test modules, fails on them and exits non-zero after
 # writing the library graphs; the check that follows is whether PrecisCore's graph is there.
+mkdir -p .build
 rm -rf .build/*/symbolgraph .build/docs .build/symbol-graphs
 swift package dump-symbol-graph --minimum-access-level public > .build/docs-symbols.log 2>&1 || true
 all=$(sed -n 's/^Files written to //p' .build/docs-symbols.log)

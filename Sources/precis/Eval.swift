@@ -19,7 +19,7 @@ struct Eval: ParsableCommand {
         help: ArgumentHelp(
             "Comma-separated precisions: \(PrecisionChoice.valueList), or all. int8 runs every stored int8 variant or, "
                 + "without one, the default scheme calibrated now; int8-<scheme> one stored variant; "
-                + "bfloat16 names bfloat16-acc32.",
+                + "bfloat16 names bfloat16-acc32. Default: all.",
             valueName: "precision"), transform: PrecisionList.init(parsing:))
     var precision = PrecisionList(argument: "all")!
 
