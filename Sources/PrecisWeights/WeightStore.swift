@@ -131,6 +131,6 @@ public final class WeightStore {
         ) { root in
             for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
         }
-        changed(variants: variantNames)
+        changed(variants: variantNames.filter { WeightFile.variantPrecisions.contains($0) || $0.hasPrefix("int8-") })
     }
 }

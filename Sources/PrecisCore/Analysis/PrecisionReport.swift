@@ -104,11 +104,6 @@ public final class ModeReport {
 
     /// The logits' errors against float64.
     public var logits: ErrorStats { layers.last! }
-
-    /// The index of the computed layer with the lowest SQNR (the first on ties).
-    public var worstLayer: Int {
-        layers.indices.filter { computed[$0] }.min { layers[$0].sqnrDB < layers[$1].sqnrDB } ?? 0
-    }
 }
 
 /// Runs `count` images (row-major Floats of the network's input shape, multiplied by
