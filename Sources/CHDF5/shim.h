@@ -17,3 +17,5 @@ static inline size_t precis_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hid_t precis_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t precis_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
 static inline hid_t precis_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline hid_t precis_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+static inline H5Z_filter_t precis_H5Z_FILTER_FLETCHER32(void) { return H5Z_FILTER_FLETCHER32; }

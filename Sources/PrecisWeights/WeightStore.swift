@@ -120,17 +120,37 @@ public final class WeightStore {
         }
     }
 
+    /// The datasets whose data carries no checksum (written before Precis checksummed every
+    /// dataset), as paths from `/`.
+    public func datasetsWithoutChecksum() throws -> [String] {
+        let file = try root()
+        return try file.datasetPaths().filter { path in
+            let parts = path.split(separator: "/").map(String.init)
+            let group = parts.count > 1 ? try file.group(parts.dropLast().joined(separator: "/")) : file
+            return try !group.datasetInfo(parts[parts.count - 1]).checksummed
+        }.map { "/" + $0 }
+    }
+
     /// Rewrites the file in the current layout and HDF5 format from what it holds: model, master,
-    /// training record, float variants written again from the master, int8 variants as they were
-    /// read (with their attributes). Recorded evaluations are dropped.
-    public func upgrade() throws {
+    /// training record, float variants written again from the master, int8 variants and recorded
+    /// evaluations as they were read, every dataset with a checksum, in the HDF5 1.10 formats
+    /// (superblock version 3). Returns false, and leaves the file alone, when it is already current.
+    @discardableResult
+    public func upgrade() throws -> Bool {
+        guard try root().file.superblockVersion() < 3 || !datasetsWithoutChecksum().isEmpty else { return false }
         let file = try root()
         let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: file) }
-        try master.write(
-            to: path, overwrite: true, variants: variantNames.filter(WeightFile.variantPrecisions.contains)
-        ) { root in
+        let evaluations = try evaluations()
+        let kept = variantNames.filter { WeightFile.variantPrecisions.contains($0) || $0.hasPrefix("int8-") }
+        try master.write(to: path, overwrite: true, variants: kept.filter(WeightFile.variantPrecisions.contains)) {
+            root in
             for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
+            if !evaluations.isEmpty {
+                let group = try root.createGroup("evaluations")
+                for e in evaluations { try e.write(into: try group.createGroup(e.result.precision)) }
+            }
         }
-        changed(variants: variantNames.filter { WeightFile.variantPrecisions.contains($0) || $0.hasPrefix("int8-") })
+        changed(variants: kept)
+        return true
     }
 }

@@ -6,7 +6,7 @@ struct Upgrade: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: """
             Rewrite a weight file in the current layout and HDF5 format (checksummed metadata), keeping its model, \
-            weights, training record and variants.
+            weights, training record, variants and recorded evaluations.
             """)
 
     @Argument(help: "A weight file written by precis train.")
@@ -14,8 +14,8 @@ struct Upgrade: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try WeightStore(file).upgrade()
-            print("\(file): rewritten")
+            let rewritten = try WeightStore(file).upgrade()
+            print(rewritten ? "\(file): rewritten, every dataset with a checksum" : "\(file): already current")
         }
     }
 }

@@ -23,7 +23,8 @@ func scratch() throws -> String {
         let g = try HDF5File.open(path).root.group("g")
         #expect(
             try g.datasetInfo("d")
-                == HDF5DatasetInfo(shape: [2, values.count / 2], type: E.hdf5Type, typeName: E.hdf5Type.rawValue))
+                == HDF5DatasetInfo(
+                    shape: [2, values.count / 2], type: E.hdf5Type, typeName: E.hdf5Type.rawValue, checksummed: true))
         let back = try g.read("d", as: E.self)
         #expect(back.shape == [2, values.count / 2])
         #expect(back.values.map(bits) == values.map(bits))

@@ -143,14 +143,33 @@ import Testing
                 == .float32)
     }
 
-    @Test func upgradeKeepsEveryInt8Variant() throws {
-        let (dir, store, _, model) = try int8Setup()
+    @Test func upgradeKeepsEveryVariantAndEvaluationAndAddsChecksums() throws {
+        let (dir, store, file, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try store.storeInt8(model, calibration: [("calibration", .string("entropy"))])
         try store.storeInt8(model, form: .dynamic, calibration: [])
         try store.storeInt8(model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
+        let recorded = RecordedEvaluation(
+            result: ModeResult(
+                precision: "float16", integer: false, weights: "/model", images: 3, correct: 2,
+                vsFloat32: AccuracyChange(
+                    PairedChange(predicted: [0, 1, 2], reference: [0, 1, 1], labels: [0, 1, 2])),
+                logits: ErrorSummary(ErrorStats()), modelBytes: 2, float32Bytes: 4, seconds: 1,
+                layers: file.spec.layerNames.map { LayerError(layer: $0, errors: ErrorSummary(ErrorStats())) }),
+            dataset: "tiny", inputScale: 1, recordedAt: "2026-01-01T00:00:00Z")
+        try store.record([recorded])
+        #expect(try store.datasetsWithoutChecksum().isEmpty && !store.upgrade())  // current: nothing to do
+        // A file written before checksums: its master's datasets carry none.
+        try store.modify { root in
+            let g = try root.group("model/layers/00_conv1")
+            let b = try g.read("b", as: Float.self)
+            try g.remove("b")
+            try g.write("b", shape: b.shape, b.values, checksum: false)
+        }
+        #expect(try store.datasetsWithoutChecksum() == ["/model/layers/00_conv1/b"])
         let before = try store.int8VariantNames.map { try store.int8Variant($0) }
-        try store.upgrade()
+        #expect(try store.upgrade())
+        #expect(try store.datasetsWithoutChecksum().isEmpty && store.evaluations() == [recorded])
         let after = try store.int8VariantNames.map { try store.int8Variant($0) }
         #expect(store.variantNames == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
         #expect(
@@ -293,6 +312,24 @@ import Testing
     @Test func badSpec() throws {
         try expectDamage("/model bad model spec: unknown layer kind 'Swish'") { root in
             try root.group("model").setAttribute("spec", .string(#"[{"kind":"Swish"}]"#))
+        }
+    }
+
+    @Test func aChangedByteInAWeightIsAnErrorNotAnotherNetwork() throws {
+        let (dir, path, file) = try written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Find the affine layer's weights in the file by their bytes, and change one bit of one.
+        let w = file.tensors["04_affine1/W"]!.data.prefix(16).map { Float($0) }
+        let pattern = w.withUnsafeBytes { Data($0) }
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let at = try #require(bytes.range(of: pattern)).lowerBound + 21
+        bytes[at] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: HDF5Error.self) { try WeightFile.read(path) }
+        do { _ = try WeightFile.read(path) } catch {
+            #expect(
+                "\(error)" == path
+                    + ": /model/layers/04_affine1/W is damaged: its data does not match its Fletcher32 checksum")
         }
     }
 

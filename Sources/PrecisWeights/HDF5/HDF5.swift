@@ -113,6 +113,8 @@ public struct HDF5DatasetInfo: Equatable, Sendable {
     public var type: HDF5ElementType?
     /// The type as h5dump would name its class, for error messages.
     public var typeName: String
+    /// Whether every chunk carries a Fletcher32 checksum that reading verifies.
+    public var checksummed = false
 }
 
 /// Calls into libhdf5 with its automatic error printing off, turning a negative status into an
@@ -213,8 +215,10 @@ public final class HDF5File {
     /// File access without libhdf5's flock-based file locking. Precis never writes a file in place
     /// (it builds a new file and renames it), and an inherited descriptor in a child process (a
     /// spawned h5dump, say) would otherwise keep a lock alive and make later opens fail. For writing,
-    /// objects use the 1.8+ formats, whose metadata carries checksums: a corrupted header is then
-    /// reported as an error instead of being parsed (libhdf5 can crash on corrupt old-format metadata).
+    /// objects use the 1.10 formats, whose metadata carries checksums, chunk indexes included: a
+    /// corrupted header or index is then reported as an error instead of being parsed (libhdf5 can
+    /// crash on corrupt old-format metadata, and a damaged version-1 chunk index silently turned a
+    /// chunk into fill values).
     private static func unlockedAccess(_ path: String, writing: Bool) throws -> HDF5Handle {
         let fapl = HDF5Handle(
             try HDF5.check(path, "", "creating file access properties") { H5Pcreate(precis_H5P_FILE_ACCESS()) },
@@ -222,10 +226,18 @@ public final class HDF5File {
         try HDF5.check(path, "", "disabling file locking") { H5Pset_file_locking(fapl.id, false, true) }
         if writing {
             try HDF5.check(path, "", "choosing the file format") {
-                H5Pset_libver_bounds(fapl.id, H5F_LIBVER_V18, H5F_LIBVER_V110)
+                H5Pset_libver_bounds(fapl.id, H5F_LIBVER_V110, H5F_LIBVER_V110)
             }
         }
         return fapl
+    }
+
+    /// The superblock version: 3 for files written with the 1.10 formats, whose chunk indexes carry
+    /// checksums; 0 to 2 for older ones.
+    public func superblockVersion() throws -> Int {
+        var info = H5F_info2_t()
+        try HDF5.check(path, "", "reading the file information") { H5Fget_info2(handle.id, &info) }
+        return Int(info.super.version)
     }
 
     /// The root group `/`.
@@ -282,6 +294,22 @@ public struct HDF5Group {
     }
 
     /// The names of the links in this group, in name order.
+    /// Whether the child `name` is a dataset (and not a group).
+    public func isDataset(_ name: String) throws -> Bool {
+        var info = H5O_info_t()
+        try check(name, "reading the object kind") {
+            H5Oget_info_by_name2(handle.id, name, &info, 1, hid_t(H5P_DEFAULT))
+        }
+        return info.type == H5O_TYPE_DATASET
+    }
+
+    /// The paths (relative to this group) of every dataset below it.
+    public func datasetPaths() throws -> [String] {
+        try children().flatMap { name in
+            try isDataset(name) ? [name] : try group(name).datasetPaths().map { name + "/" + $0 }
+        }
+    }
+
     public func children() throws -> [String] {
         var info = H5G_info_t()
         try check(nil, "listing") { H5Gget_info(handle.id, &info) }
@@ -306,11 +334,22 @@ public struct HDF5Group {
 
     /// Writes a new dataset of `shape` holding `values` (row-major), stored as `E.hdf5Type`.
     public func write<E: HDF5Scalar>(_ name: String, shape: [Int], _ values: [E]) throws {
+        try write(name, shape: shape, values, checksum: true)
+    }
+
+    /// `write`, with or without the checksum (files written before Precis checksummed had none).
+    func write<E: HDF5Scalar>(_ name: String, shape: [Int], _ values: [E], checksum: Bool) throws {
         precondition(shape.reduce(1, *) == values.count, "\(name): \(values.count) values for shape \(shape)")
         let type = HDF5Handle(E.hdf5Type.makeType(), close: H5Tclose)
         let space = try makeSpace(shape, name)
+        let dcpl =
+            checksum
+            ? try checksummedLayout(shape, elementSize: E.hdf5Type.size, name)
+            : HDF5Handle(
+                try check(name, "creating dataset properties") { H5Pcreate(precis_H5P_DATASET_CREATE()) },
+                close: H5Pclose)
         let id = try check(name, "creating the dataset") {
-            H5Dcreate2(handle.id, name, type.id, space.id, hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT), hid_t(H5P_DEFAULT))
+            H5Dcreate2(handle.id, name, type.id, space.id, hid_t(H5P_DEFAULT), dcpl.id, hid_t(H5P_DEFAULT))
         }
         let dataset = HDF5Handle(id, close: H5Dclose)
         try values.withUnsafeBytes { raw in
@@ -318,6 +357,22 @@ public struct HDF5Group {
                 H5Dwrite(dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), raw.baseAddress)
             }
         }
+    }
+
+    /// Dataset creation properties that store `shape` in chunks with a Fletcher32 checksum each,
+    /// so that a changed byte in the data is an error on read (h5py and h5dump check it too). A
+    /// chunk holds at most about 1 MiB (whole rows of the first axis). Scalars and empty datasets
+    /// cannot be chunked and keep the default layout.
+    private func checksummedLayout(_ shape: [Int], elementSize: Int, _ name: String) throws -> HDF5Handle {
+        let dcpl = HDF5Handle(
+            try check(name, "creating dataset properties") { H5Pcreate(precis_H5P_DATASET_CREATE()) }, close: H5Pclose)
+        guard !shape.isEmpty, !shape.contains(0) else { return dcpl }
+        let row = shape.dropFirst().reduce(elementSize, *)
+        var chunk = shape.map { hsize_t($0) }
+        chunk[0] = hsize_t(max(1, min(shape[0], (1 << 20) / max(row, 1))))
+        try check(name, "choosing the chunk layout") { H5Pset_chunk(dcpl.id, Int32(chunk.count), chunk) }
+        try check(name, "adding the Fletcher32 checksum") { H5Pset_fletcher32(dcpl.id) }
+        return dcpl
     }
 
     private func makeSpace(_ shape: [Int], _ name: String) throws -> HDF5Handle {
@@ -358,7 +413,16 @@ public struct HDF5Group {
         let type = HDF5Handle(try check(name, "reading the type") { H5Dget_type(dataset.id) }, close: H5Tclose)
         let element = HDF5ElementType(type: type.id)
         let typeName = element?.rawValue ?? describe(type.id)
-        return HDF5DatasetInfo(shape: dims.map { Int($0) }, type: element, typeName: typeName)
+        let dcpl = HDF5Handle(
+            try check(name, "reading the layout") { H5Dget_create_plist(dataset.id) }, close: H5Pclose)
+        let filters = try check(name, "reading the filters") { H5Pget_nfilters(dcpl.id) }
+        let checksummed = (0..<UInt32(filters)).contains { i in
+            var flags: UInt32 = 0, count = 0, config: UInt32 = 0
+            var label = [CChar](repeating: 0, count: 16)
+            return H5Pget_filter2(dcpl.id, i, &flags, &count, nil, label.count, &label, &config)
+                == precis_H5Z_FILTER_FLETCHER32()
+        }
+        return HDF5DatasetInfo(shape: dims.map { Int($0) }, type: element, typeName: typeName, checksummed: checksummed)
     }
 
     private func describe(_ t: hid_t) -> String {
@@ -386,10 +450,18 @@ public struct HDF5Group {
         var values = [E]()
         if count > 0 {
             values = try [E](unsafeUninitializedCapacity: count) { buf, n in
-                _ = try check(name, "reading the dataset") {
-                    H5Dread(
-                        dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT),
-                        UnsafeMutableRawPointer(buf.baseAddress!))
+                HDF5.silence()
+                let status = H5Dread(
+                    dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT),
+                    UnsafeMutableRawPointer(buf.baseAddress!))
+                guard status >= 0 else {
+                    let message = HDF5.libraryMessage()
+                    if message.contains("Fletcher32") {
+                        throw HDF5Error(
+                            file: file.path, path: child(name),
+                            message: "is damaged: its data does not match its Fletcher32 checksum")
+                    }
+                    throw HDF5Error(file: file.path, path: child(name), message: "reading the dataset failed\(message)")
                 }
                 n = count
             }
