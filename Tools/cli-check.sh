@@ -181,7 +181,6 @@ head -c 2000 "$work/s.h5" > "$work/cut.h5"
 expect_error "cut.h5: " "$precis" eval "$work/cut.h5"
 expect_error "unknown data set" "$precis" eval "$work/s.h5" --dataset cifar
 expect_error "has no variant 'int8-wtensor-as8z'" "$precis" eval "$work/s.h5" --precision int8-wtensor-as8z
-expect_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 expect_error "no such directory" "$precis" train --data "$work/nowhere" --epochs 1 --quiet
 usage_error() {  # usage_error PATTERN COMMAND...: exit code 64 and the parser's message matching PATTERN
   local pattern=$1 code=0; shift
@@ -201,6 +200,26 @@ usage_error "exists (use --force" "$precis" train --model simple --epochs 1 --ou
 usage_error "normal:STD" "$precis" train --init glorot --epochs 1 --quiet
 usage_error "invalid for '--optimizer" "$precis" train --optimizer adamw --epochs 1 --quiet
 usage_error "Did you mean 'eval'" "$precis" evl "$work/s.h5"
+usage_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
+# Numbers a user can type: checked before use, one clear message, never a signal.
+usage_error "a space inside the argument" "$precis" train --model "conv(6 5,3) relu affine(10)" --epochs 1
+usage_error "'stride' is given twice" "$precis" train --model "conv(6,5,1,stride=2) affine(10)" --epochs 1
+usage_error "'pad' is given twice" "$precis" train --model "conv(6,5,pad=1,pad=2) affine(10)" --epochs 1
+usage_error "an empty argument" "$precis" train --model "conv(6,,5) affine(10)" --epochs 1
+usage_error "batch-size must be from 1" "$precis" train --batch-size 9223372036854775807 --epochs 1
+usage_error "epochs must be from 1" "$precis" train --epochs 0
+usage_error "runs must be from 1" "$precis" bench --runs 0
+usage_error "runs must be from 1" "$precis" bench --runs=-1
+usage_error "limit must be positive" "$precis" eval "$work/s.h5" --limit 0
+usage_error "learning-rate must be positive" "$precis" train --learning-rate=-1 --epochs 1
+usage_error "invalid for '--lr-schedule" "$precis" train --lr-schedule step:1:inf --epochs 1
+expect_error "needs size 1...1024" "$precis" train --model "conv(6,5,pad=9223372036854775807) affine(10)" --epochs 1 --quiet
+expect_error "needs 1...65536 filters" "$precis" train --model "conv(3037000500,5) affine(10)" --epochs 1 --quiet
+expect_error "needs size 1...1024" "$precis" train --model "conv(6,5,stride=9223372036854775807) affine(10)" --epochs 1 --quiet
+expect_error "more than the .* of memory here" "$precis" train --model "affine(1000000) affine(1000000) affine(10)" --epochs 1 --quiet
+expect_error "training diverged at iteration" "$precis" train --optimizer sgd --learning-rate 1e10 --epochs 1 --quiet \
+  --output "$work/diverged.h5"
+[ ! -e "$work/diverged.h5" ] || fail "a diverged run wrote its weights"
 "$precis" --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "precis --version"
 "$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
 python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \

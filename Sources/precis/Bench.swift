@@ -22,6 +22,10 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the results as JSON (schema \(ReportSchema.bench)).")
     var json = false
 
+    func validate() throws {
+        guard (1...10_000).contains(runs) else { throw ValidationError("--runs must be from 1 to 10000") }
+    }
+
     func run() throws {
         try reportingErrors {
             let spec = ModelSpec.deepConvNet

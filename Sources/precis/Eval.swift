@@ -67,6 +67,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let store = try WeightStore(file), spec = store.spec
+            try store.spec.checkMemory(batch: 100, training: false)
             let dataset = try data.load(fallback: store.master.dataset)
             guard dataset.imageShape == spec.inputShape else {
                 throw DataError(

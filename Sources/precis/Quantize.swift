@@ -106,6 +106,7 @@ struct Quantize: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let store = try WeightStore(file), dataset = try data.load(fallback: store.master.dataset)
+            try store.spec.checkMemory(batch: 100, training: false)
             guard dataset.imageShape == store.spec.inputShape else {
                 throw DataError(
                     file: file,

@@ -53,8 +53,13 @@ struct Train: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be from 1 to 1000000") }
+        guard (1...1_000_000).contains(batchSize) else {
+            throw ValidationError("--batch-size must be from 1 to 1000000")
+        }
+        if !["simple", "deep"].contains(model) {
+            do { _ = try LayerSpec.parseList(model) } catch { throw ValidationError("--model: \(error)") }
+        }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be positive")
         }
@@ -80,6 +85,7 @@ struct Train: ParsableCommand {
             config.schedule = lrSchedule
             config.seed = seed
             config.evaluationSample = evalSample
+            try spec.checkMemory(batch: batchSize, training: true)
             let net = try Network<Float>(spec: spec, seed: seed)
             let log = !quiet && !json
             if log {
@@ -91,7 +97,7 @@ struct Train: ParsableCommand {
                 )
             }
             let progress = ProgressLine(quiet: quiet)
-            let history = Trainer(config).run(net, on: dataset) { event in
+            let history = try Trainer(config).run(net, on: dataset) { event in
                 switch event {
                 case let .iteration(epoch, index, perEpoch, loss):
                     progress.update(

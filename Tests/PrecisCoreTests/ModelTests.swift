@@ -78,6 +78,46 @@ import Testing
         #expect(throws: ModelError.self) { try WeightInit(parsing: "normal:-1") }
     }
 
+    @Test(arguments: [
+        ("conv(6 5,3) affine(10)", "a space inside the argument '6 5'"),
+        ("conv(6,5,1,stride=2) affine(10)", "'stride' is given twice (by position and by name)"),
+        ("conv(6,5,pad=1,pad=2) affine(10)", "'pad' is given twice"),
+        ("conv(6,,5) affine(10)", "an empty argument"),
+        ("conv(6,5,) affine(10)", "an empty argument"),
+        ("conv(6,size=5,1) affine(10)", "the positional argument '1' follows a named one"),
+        ("dropout(0.5,ratio=0.2) affine(10)", "'ratio' is given twice"),
+        ("conv(6,5)) affine(10)", "unbalanced parentheses"),
+        ("conv(6,5 affine(10)", "unbalanced parentheses"),
+        ("conv(6,5,pad=9223372036854775807) affine(10)", "pad 0...1024"),
+        ("conv(3037000500,5) affine(10)", "needs 1...65536 filters"),
+        ("affine(20000000)", "needs 1...16777216 units"),
+        ("affine(10000000) affine(10000000) affine(10)", "is too many weights"),
+    ])
+    func specsAreReadStrictlyAndBounded(_ text: String, _ message: String) {
+        #expect { try ModelSpec.named(text) } throws: { "\($0)".contains(message) }
+    }
+
+    @Test func spacesAroundArgumentsAreFine() throws {
+        #expect(
+            try LayerSpec.parseList("conv( 6, 5, pad=1 ) relu") == [
+                .convolution(filters: 6, size: 5, stride: 1, pad: 1), .relu,
+            ])
+    }
+
+    @Test func memoryIsEstimatedBeforeAnythingIsAllocated() throws {
+        let deep = ModelSpec.deepConvNet
+        let parameters = try deep.parameterCount()
+        #expect(parameters == 123_552)
+        let outputs = try deep.shapes().reduce(784) { $0 + $1.reduce(1, *) }
+        #expect(try deep.memoryBytes(batch: 100, training: true) == parameters * 16 + outputs * 100 * 12)
+        #expect(try deep.memoryBytes(batch: 100, training: false) == parameters * 4 + outputs * 100 * 8)
+        try deep.checkMemory(batch: 100, training: true)
+        let huge = try ModelSpec.named("affine(1000000) affine(1000000) affine(10)")
+        #expect { try huge.checkMemory(batch: 100, training: true, available: 1 << 36) } throws: {
+            "\($0)".contains("the model needs about") && "\($0)".contains("more than the 64.0 GiB of memory here")
+        }
+    }
+
     @Test func sameSeedSameWeightsDifferentSeedDifferentWeights() throws {
         let a = try Network<Float>(spec: .simpleConvNet, seed: 5).tensorValues()
         #expect(a == (try Network<Float>(spec: .simpleConvNet, seed: 5).tensorValues()))

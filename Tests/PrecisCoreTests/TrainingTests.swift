@@ -9,7 +9,7 @@ import Testing
         let net = try Network<Float>(spec: .simpleConvNet, seed: 0)
         var config = TrainingConfig()
         config.epochs = 2
-        let history = Trainer(config).run(net, on: data)
+        let history = try Trainer(config).run(net, on: data)
         #expect(history.iterations == 80)
         #expect(history.loss.count == 80)
         #expect(history.loss.last! < history.loss.first!)
@@ -32,13 +32,38 @@ import Testing
         config.seed = 11
         func train() throws -> [String: Tensor<Double>] {
             let net = try Network<Float>(spec: .deepConvNet, seed: 11)
-            _ = Trainer(config).run(net, on: data)
+            _ = try Trainer(config).run(net, on: data)
             return net.tensorValues()
         }
         let a = try train()
         #expect(a == (try train()))
         config.seed = 12
         #expect(a != (try train()))
+    }
+
+    @Test func divergenceStopsTrainingAndNamesTheIteration() throws {
+        // 100 training images of every class (mnist5k is sorted by class).
+        var data = try Dataset.load(named: "mnist5k")
+        let picked = (0..<100).map { $0 * data.trainCount / 100 }
+        data.trainImages = picked.flatMap { data.trainImages[$0 * 784..<($0 + 1) * 784] }
+        data.trainLabels = picked.map { data.trainLabels[$0] }
+        var config = TrainingConfig()
+        config.epochs = 3
+        config.batchSize = 20
+        config.optimizer = .sgd
+        config.learningRate = 1e10
+        let net = try Network<Float>(spec: .simpleConvNet, seed: 0)
+        #expect { try Trainer(config).run(net, on: data) } throws: { error in
+            guard case let .diverged(iteration, epoch, _)? = error as? TrainingError else { return false }
+            return iteration >= 2 && epoch >= 1 && "\(error)".contains("training diverged at iteration \(iteration)")
+        }
+    }
+
+    @Test func scheduleFactorsMustBeFiniteAndPositive() throws {
+        for bad in ["step:1:inf", "step:1:0", "step:0:0.5", "step:1:nan", "step:1", "linear"] {
+            #expect(throws: ModelError.self, "\(bad)") { try LearningRateSchedule(parsing: bad) }
+        }
+        #expect(try LearningRateSchedule(parsing: "step:2:0.5") == .stepDecay(every: 2, factor: 0.5))
     }
 
     @Test func stepScheduleDecaysTheRate() {

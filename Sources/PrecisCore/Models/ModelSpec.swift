@@ -155,10 +155,20 @@ public struct ModelSpec: Equatable, Sendable {
         }
     }
 
-    /// The output shape (without the batch axis) after each layer; throws when a layer does not fit.
+    /// The largest value each layer argument may take: far beyond any network Precis trains, and
+    /// small enough that no shape or count computed from them can overflow.
+    public static let limits = (
+        filters: 1 << 16, size: 1 << 10, stride: 1 << 10, pad: 1 << 10, units: 1 << 24,
+        inputSide: 1 << 14
+    )
+
+    /// The output shape (without the batch axis) after each layer; throws when a layer does not fit
+    /// or an argument is beyond `limits`.
     public func shapes() throws -> [[Int]] {
-        guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.badSpec("input shape must be (C,H,W) with positive sizes, got \(shapeText(inputShape))")
+        guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 && $0 <= Self.limits.inputSide }) else {
+            throw ModelError.badSpec(
+                "input shape must be (C,H,W) with sizes from 1 to \(Self.limits.inputSide), got \(shapeText(inputShape))"
+            )
         }
         guard !layers.isEmpty else { throw ModelError.badSpec("the model has no layers") }
         var shape = inputShape, out: [[Int]] = []
@@ -167,8 +177,10 @@ public struct ModelSpec: Equatable, Sendable {
                 guard shape.count == 3 else {
                     throw ModelError.badSpec("\(name): \(layer) needs (C,H,W) input, got \(shapeText(shape))")
                 }
-                guard k > 0, s > 0, p >= 0 else {
-                    throw ModelError.badSpec("\(name): \(layer) needs size > 0, stride > 0, pad >= 0")
+                let l = Self.limits
+                guard (1...l.size).contains(k), (1...l.stride).contains(s), (0...l.pad).contains(p) else {
+                    throw ModelError.badSpec(
+                        "\(name): \(layer) needs size 1...\(l.size), stride 1...\(l.stride), pad 0...\(l.pad)")
                 }
                 let (h, w) = (shape[1] + 2 * p - k, shape[2] + 2 * p - k)
                 guard h >= 0, w >= 0 else {
@@ -179,7 +191,10 @@ public struct ModelSpec: Equatable, Sendable {
             }
             switch layer {
             case let .convolution(f, k, s, p):
-                guard f > 0 else { throw ModelError.badSpec("\(name): a convolution needs at least one filter") }
+                guard (1...Self.limits.filters).contains(f) else {
+                    throw ModelError.badSpec(
+                        "\(name): a convolution needs 1...\(Self.limits.filters) filters, got \(f)")
+                }
                 shape = try window(k, s, p, channels: f)
             case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
                 guard p < k else {
@@ -187,10 +202,18 @@ public struct ModelSpec: Equatable, Sendable {
                 }
                 shape = try window(k, s, p, channels: shape[0])
             case let .affine(u):
-                guard u > 0 else { throw ModelError.badSpec("\(name): affine needs at least one unit") }
+                guard (1...Self.limits.units).contains(u) else {
+                    throw ModelError.badSpec("\(name): affine needs 1...\(Self.limits.units) units, got \(u)")
+                }
+                // The input's size is at most about 2^46 here, so this product cannot overflow unnoticed.
+                let (weights, overflow) = shape.reduce(1, *).multipliedReportingOverflow(by: u)
+                guard !overflow, weights <= 1 << 40 else {
+                    throw ModelError.badSpec(
+                        "\(name): \(shape.reduce(1, *)) inputs times \(u) units is too many weights")
+                }
                 shape = [u]
             case let .dropout(r):
-                guard r >= 0, r < 1 else {
+                guard r >= 0, r < 1, r.isFinite else {
                     throw ModelError.badSpec("\(name): dropout ratio must be in [0, 1), got \(r)")
                 }
             case .relu, .batchNormalization: break
@@ -224,7 +247,53 @@ public struct ModelSpec: Equatable, Sendable {
     }
 
     /// The number of values in every tensor the model owns.
-    public func parameterCount() throws -> Int { try tensorShapes().reduce(0) { $0 + $1.shape.reduce(1, *) } }
+    public func parameterCount() throws -> Int {
+        try geometry().reduce(0) { try checkedSum($0, $1.parameterCount, "the parameter count") }
+    }
+
+    /// About how many bytes running the model takes in float32 at `batch` images: the weights
+    /// (four copies when training: values, gradients and Adam's two moments) and every layer's
+    /// output (three copies when training: output, cache and gradient; two in inference).
+    /// Throws when the count overflows.
+    public func memoryBytes(batch: Int, training: Bool) throws -> Int {
+        let outputs = try shapes().reduce(inputShape.reduce(1, *)) { sum, shape in
+            try checkedSum(sum, try checkedProduct(shape, "a layer's output size"), "the activation count")
+        }
+        let weights = try checkedProduct([try parameterCount(), 4, training ? 4 : 1], "the weights' bytes")
+        let activations = try checkedProduct([outputs, batch, 4, training ? 3 : 2], "the activations' bytes")
+        return try checkedSum(weights, activations, "the memory estimate")
+    }
+
+    /// Throws when running the model at `batch` images needs more than `available` bytes (the
+    /// machine's memory by default), naming both sizes.
+    public func checkMemory(
+        batch: Int, training: Bool,
+        available: Int = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+    ) throws {
+        let needed = try memoryBytes(batch: batch, training: training)
+        guard needed <= available else {
+            let gib = { (x: Int) in String(format: "%.1f GiB", Double(x) / Double(1 << 30)) }
+            throw ModelError.badSpec(
+                "the model needs about \(gib(needed)) to \(training ? "train" : "run") at batch \(batch), "
+                    + "more than the \(gib(available)) of memory here")
+        }
+    }
+}
+
+/// `a + b`, or an error naming `what` when it overflows.
+func checkedSum(_ a: Int, _ b: Int, _ what: String) throws -> Int {
+    let (r, overflow) = a.addingReportingOverflow(b)
+    guard !overflow else { throw ModelError.badSpec("\(what) overflows") }
+    return r
+}
+
+/// The product of `xs`, or an error naming `what` when it overflows.
+func checkedProduct(_ xs: [Int], _ what: String) throws -> Int {
+    try xs.reduce(1) { p, x in
+        let (r, overflow) = p.multipliedReportingOverflow(by: x)
+        guard !overflow else { throw ModelError.badSpec("\(what) overflows") }
+        return r
+    }
 }
 
 /// The key of a layer's tensor, `LAYER/NAME` (`00_conv1/W`): the name in a network's tensor
@@ -297,7 +366,7 @@ public struct LayerGeometry: Equatable, Sendable {
     /// The tensor of `role`, if the layer owns one.
     public func tensor(_ role: TensorRole) -> TensorSpec? { tensors.first { $0.role == role } }
 
-    /// Values in all its tensors.
+    /// Values in all its tensors (the spec's limits keep this from overflowing).
     public var parameterCount: Int { tensors.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 }
 
@@ -379,13 +448,15 @@ extension LayerSpec {
         for ch in text {
             if ch == "(" { depth += 1 }
             if ch == ")" { depth -= 1 }
-            if depth == 0 && (ch == " " || ch == "\n" || ch == "\t") {
+            guard depth >= 0 && depth <= 1 else { throw ModelError.badSpec("'\(text)': unbalanced parentheses") }
+            if depth == 0 && ch.isWhitespace {
                 if !current.isEmpty { items.append(current) }
                 current = ""
-            } else if !(depth > 0 && ch == " ") {
+            } else {
                 current.append(ch)
             }
         }
+        guard depth == 0 else { throw ModelError.badSpec("'\(current)': missing ')'") }
         if !current.isEmpty { items.append(current) }
         guard !items.isEmpty else { throw ModelError.badSpec("empty model description") }
         return try items.map(parse)
@@ -401,12 +472,37 @@ extension LayerSpec {
         } else {
             (name, argText) = (item, "")
         }
+        // Arguments: positional ones first, then named ones; spaces only around an argument.
         var positional: [String] = [], named: [String: String] = [:]
-        for a in argText.split(separator: ",").map({ String($0) }) {
-            let kv = a.split(separator: "=", maxSplits: 1).map(String.init)
-            if kv.count == 2 { named[kv[0]] = kv[1] } else { positional.append(a) }
+        let args =
+            argText.trimmingCharacters(in: .whitespaces).isEmpty
+            ? []
+            : argText.split(
+                separator: ",", omittingEmptySubsequences: false)
+        for raw in args {
+            let a = raw.trimmingCharacters(in: .whitespaces)
+            guard !a.isEmpty else { throw ModelError.badSpec("'\(item)': an empty argument") }
+            guard !a.contains(where: \.isWhitespace) else {
+                throw ModelError.badSpec("'\(item)': a space inside the argument '\(a)'")
+            }
+            let kv = a.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            if kv.count == 2 {
+                guard !kv[0].isEmpty, !kv[1].isEmpty else {
+                    throw ModelError.badSpec("'\(item)': an empty argument in '\(a)'")
+                }
+                guard named[kv[0]] == nil else { throw ModelError.badSpec("'\(item)': '\(kv[0])' is given twice") }
+                named[kv[0]] = kv[1]
+            } else {
+                guard named.isEmpty else {
+                    throw ModelError.badSpec("'\(item)': the positional argument '\(a)' follows a named one")
+                }
+                positional.append(a)
+            }
         }
         func int(_ i: Int, _ key: String, _ fallback: Int?) throws -> Int {
+            if i < positional.count && named[key] != nil {
+                throw ModelError.badSpec("'\(item)': '\(key)' is given twice (by position and by name)")
+            }
             let text = i < positional.count ? positional[i] : named[key]
             guard let text else {
                 if let fallback { return fallback }
@@ -442,6 +538,9 @@ extension LayerSpec {
             spec = .batchNormalization
         case "dropout":
             known = ["ratio"]
+            if !positional.isEmpty && named["ratio"] != nil {
+                throw ModelError.badSpec("'\(item)': 'ratio' is given twice (by position and by name)")
+            }
             let text = positional.first ?? named["ratio"] ?? "0.5"
             guard let r = Double(text) else {
                 throw ModelError.badSpec("'\(item)': ratio must be a number, got '\(text)'")

@@ -77,7 +77,8 @@ public enum TrainingEvent: Sendable {
 }
 
 /// Trains a network on a data set: each epoch visits a fresh permutation of the training set in
-/// mini-batches (the last one may be smaller), then measures accuracy. The seed fixes the
+/// mini-batches (the last one may be smaller), then measures accuracy. A loss or weight that is no
+/// longer finite stops the run with `TrainingError.diverged`. The seed fixes the
 /// permutations (and dropout masks through the network), so the same seed gives the same weights.
 public struct Trainer {
     public var config: TrainingConfig
@@ -89,7 +90,7 @@ public struct Trainer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func run<T: NetworkScalar>(_ net: Network<T>, on data: Dataset, events: (TrainingEvent) -> Void = { _ in })
-        -> TrainingHistory
+        throws -> TrainingHistory
     {
         let optimizer = Optimizer<T>(config.optimizer, learningRate: config.learningRate)
         let base = optimizer.learningRate
@@ -108,12 +109,21 @@ public struct Trainer {
                 let idx = order[i * config.batchSize..<min((i + 1) * config.batchSize, data.trainCount)]
                 let x: Tensor<T> = data.batch(data.trainImages, idx)
                 let loss = Double(net.gradient(x, idx.map { data.trainLabels[$0] }, inputGradient: false).loss)
+                guard loss.isFinite else {
+                    throw TrainingError.diverged(
+                        iteration: epoch * perEpoch + i + 1, epoch: epoch + 1, what: "the loss is \(loss)")
+                }
                 optimizer.update(params)
                 history.loss.append(loss)
                 epochLoss += loss
                 events(.iteration(epoch: epoch + 1, index: i + 1, perEpoch: perEpoch, loss: loss))
             }
             history.trainingSeconds += Date().timeIntervalSince(loopStart)
+            if let bad = params.first(where: { !$0.value.data.allSatisfy(\.isFinite) }) {
+                throw TrainingError.diverged(
+                    iteration: (epoch + 1) * perEpoch, epoch: epoch + 1,
+                    what: "weight \(bad.name) holds a non-finite value")
+            }
             let sample = epoch == config.epochs - 1 ? nil : config.evaluationSample
             let train = accuracy(net, data.trainImages, data.trainLabels, shape: data.imageShape, limit: sample)
             let test = accuracy(net, data.testImages, data.testLabels, shape: data.imageShape, limit: sample)
@@ -139,4 +149,18 @@ public func accuracy<T: NetworkScalar>(
     let per = shape.reduce(1, *)
     let predicted = net.classify(Array(images[0..<n * per]), count: n)
     return Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(max(n, 1))
+}
+
+/// Training that cannot go on.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// The loss or a weight became infinite or NaN.
+    case diverged(iteration: Int, epoch: Int, what: String)
+
+    public var description: String {
+        switch self {
+        case let .diverged(iteration, epoch, what):
+            return "training diverged at iteration \(iteration) (epoch \(epoch)): \(what); "
+                + "try a smaller --learning-rate (nothing was written)"
+        }
+    }
 }
