@@ -2,7 +2,8 @@
 # The test command: installs what is missing (Tools/setup.sh), checks the house style
 # (`swift format lint --strict`, configured by .swift-format), builds the DocC articles (failing on a
 # broken link or symbol), runs the unit tests in release
-# (numeric code is far too slow unoptimized), the end-to-end command-line check, the independent
+# (numeric code is far too slow unoptimized), the end-to-end command-line check, the write-safety
+# check (concurrent writers, interrupts, full disk, read-only folder), the independent
 # h5py/numpy cross-check of every shipped weight file, and a fuzz check of damaged weight and data
 # files that also checks the answers of every damaged copy that loads.
 set -euo pipefail
@@ -13,6 +14,7 @@ swift format lint --strict --recursive Sources Tests
 bash Tools/docs.sh
 swift test -c release -Xswiftc -enable-testing
 bash Tools/cli-check.sh .build/release/precis
+bash Tools/write-safety-check.sh .build/release/precis
 for f in Weights/*.h5; do
   [ -e "$f" ] || continue
   python3 Tools/crosscheck.py "$f" --precis .build/release/precis --float16 1000

@@ -98,6 +98,7 @@ public struct WeightFile {
             if let training { try Self.write(training, into: try root.createGroup("training")) }
             for precision in variants { try writeVariant(precision, into: root) }
             try more(root)
+            try root.file.flush()
         }
     }
 
@@ -141,35 +142,51 @@ public struct WeightFile {
     }
 
     /// Builds a complete new version of `path` in a temporary file next to it (`body` gets its
-    /// path; every HDF5 handle must be released when it returns), then renames it over `path`.
+    /// path; every HDF5 handle must be released when it returns), then renames it over `path`, all
+    /// under the file's write lock. An error or an interruption leaves `path` as it was and no
+    /// temporary file.
     static func replace(_ path: String, _ body: (String) throws -> Void) throws {
+        try withWriteLock(path) { try replaceLocked(path, body) }
+    }
+
+    /// `replace` with the lock held.
+    private static func replaceLocked(_ path: String, _ body: (String) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).part")
             .path
         try? FileManager.default.removeItem(atPath: tmp)
+        TemporaryFiles.add(tmp)
+        defer { TemporaryFiles.remove(tmp) }
         do {
             try body(tmp)
             guard rename(tmp, path) == 0 else {
                 throw HDF5Error(
-                    file: path, path: "",
-                    message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+                    file: path, path: "", message: "cannot rename into place: \(String(cString: strerror(errno)))")
             }
         } catch {
             try? FileManager.default.removeItem(atPath: tmp)
+            // The temporary file is Precis's business: errors name the user's file.
+            if let e = error as? HDF5Error, e.file == tmp {
+                throw HDF5Error(file: path, path: e.path, message: e.message)
+            }
             throw error
         }
     }
 
-    /// Changes an existing file safely: a copy is modified, then renamed over the original.
-    /// Callers read (and so validate) the file first (`WeightStore.modify`).
+    /// Changes an existing file safely: under the write lock, a copy of the file as it is now is
+    /// modified, then renamed over the original. Callers read (and so validate) the file first
+    /// (`WeightStore.modify`).
     static func modify(_ path: String, _ body: (HDF5Group) throws -> Void) throws {
         try replace(path) { tmp in
             do {
                 try FileManager.default.copyItem(atPath: path, toPath: tmp)
             } catch {
-                throw HDF5Error(file: path, path: "", message: "cannot copy to \(tmp): \(error.localizedDescription)")
+                throw HDF5Error(
+                    file: path, path: "", message: "cannot write a copy next to it: \(error.localizedDescription)")
             }
-            try body(try HDF5File.open(tmp, writable: true).root)
+            let root = try HDF5File.open(tmp, writable: true).root
+            try body(root)
+            try root.file.flush()
         }
     }
 

@@ -59,6 +59,14 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        // Checked before evaluating, so that a bad path does not throw the run away.
+        if record, let problem = writeProblem(file) { throw ValidationError("--record into \(file): \(problem)") }
+        if record, FileManager.default.fileExists(atPath: file), access(file, R_OK) != 0 {
+            throw ValidationError("--record into \(file): it is not readable")
+        }
+        if let saveLogits, let problem = writeProblem(saveLogits + "-x.f64") {
+            throw ValidationError("--save-logits \(saveLogits): \(problem)")
+        }
         guard inputScale.isFinite && inputScale > 0 else {
             throw ValidationError("--input-scale must be a positive number")
         }
@@ -109,6 +117,8 @@ struct Eval: ParsableCommand {
             let report = PrecisionReport(
                 file: file, dataset: dataset.name, model: spec.name, images: n, inputScale: Double(inputScale),
                 layerNames: spec.layerNames, results: evaluation.results, explain: explanation, notes: notes)
+            // The report is printed first: a failed record loses nothing that was measured.
+            if json { try printJSON(report) } else { print(report.text) }
             if record {
                 let recordedAt = ISO8601DateFormatter().string(from: Date())
                 try store.record(
@@ -116,10 +126,8 @@ struct Eval: ParsableCommand {
                         RecordedEvaluation(
                             result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt)
                     })
+                if !json { print("recorded under /evaluations in \(file)") }
             }
-            if json { return try printJSON(report) }
-            print(report.text)
-            if record { print("recorded under /evaluations in \(file)") }
         }
     }
 

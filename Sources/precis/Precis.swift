@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PrecisCore
+import PrecisWeights
 
 /// Exit codes: 0 success; 1 a run that failed (a bad or damaged file, a data set that cannot be
 /// read, a failed write), with one `precis: error:` line; 64 a bad command line (unknown command
@@ -27,12 +28,28 @@ struct Precis: ParsableCommand {
                 Data("Error: unknown command '\(first)'.\(hint)\n  See 'precis --help' for the commands.\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
+        let handlers = [SIGINT, SIGTERM].map(onSignal)
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             exit(withError: error)
         }
+        for handler in handlers { handler.cancel() }
+    }
+
+    /// On `signal`: remove the temporary files being written, say "interrupted", and exit with
+    /// 128 + the signal's number, as a shell reports it.
+    static func onSignal(_ signal: Int32) -> DispatchSourceSignal {
+        Foundation.signal(signal, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+        source.setEventHandler {
+            TemporaryFiles.removeAll()
+            FileHandle.standardError.write(Data("\nprecis: interrupted (nothing half-written was left behind)\n".utf8))
+            Foundation.exit(128 + signal)
+        }
+        source.resume()
+        return source
     }
 }
 

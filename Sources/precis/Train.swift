@@ -67,6 +67,8 @@ struct Train: ParsableCommand {
         if let output, !force, FileManager.default.fileExists(atPath: output) {
             throw ValidationError("\(output) exists (use --force to replace it)")
         }
+        // Checked before training, so that a bad path does not throw the run away.
+        if let output, let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
     }
 
     func run() throws {
@@ -86,6 +88,10 @@ struct Train: ParsableCommand {
             config.seed = seed
             config.evaluationSample = evalSample
             try spec.checkMemory(batch: batchSize, training: true)
+            if output == nil && !json {
+                FileHandle.standardError.write(
+                    Data("precis: warning: no --output, so the trained weights will not be saved\n".utf8))
+            }
             let net = try Network<Float>(spec: spec, seed: seed)
             let log = !quiet && !json
             if log {

@@ -167,7 +167,8 @@ public struct ModelSpec: Equatable, Sendable {
     public func shapes() throws -> [[Int]] {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 && $0 <= Self.limits.inputSide }) else {
             throw ModelError.badSpec(
-                "input shape must be (C,H,W) with sizes from 1 to \(Self.limits.inputSide), got \(shapeText(inputShape))"
+                "input shape must be (C,H,W) with sizes from 1 to \(Self.limits.inputSide), "
+                    + "got \(shapeText(inputShape))"
             )
         }
         guard !layers.isEmpty else { throw ModelError.badSpec("the model has no layers") }

@@ -122,8 +122,14 @@ public struct HDF5DatasetInfo: Equatable, Sendable {
 enum HDF5 {
     /// Turns off libhdf5's error printing; a thread-safe libhdf5 keeps that setting per thread.
     static func silence() {
+        _ = prepared
         H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
     }
+
+    /// Done once, before any other call into libhdf5: no clean-up at process exit. Precis closes
+    /// every file it opens; after a write failed (a full disk), libhdf5's own clean-up at exit
+    /// tried to close the broken file again and crashed.
+    private static let prepared: Void = { _ = H5dont_atexit() }()
 
     /// Runs `body`; a negative result throws with `what` and libhdf5's message.
     @discardableResult
@@ -230,6 +236,20 @@ public final class HDF5File {
             }
         }
         return fapl
+    }
+
+    /// Writes everything buffered to disk; throws when the disk refuses (full, gone), so that an
+    /// incomplete file is never taken for a complete one.
+    public func flush() throws {
+        HDF5.silence()
+        guard H5Fflush(handle.id, H5F_SCOPE_GLOBAL) >= 0 else {
+            let message = HDF5.libraryMessage()
+            let reason =
+                message.contains("No space left")
+                ? "the disk is full"
+                : message.contains("Read-only") ? "the file system is read-only" : "the disk refused the data"
+            throw HDF5Error(file: path, path: "", message: "could not be written completely: \(reason)")
+        }
     }
 
     /// The superblock version: 3 for files written with the 1.10 formats, whose chunk indexes carry
