@@ -132,3 +132,25 @@ enum FallbackPrecision: String, CaseIterable, ExpressibleByArgument {
     /// Bytes per kept weight.
     var bytesPerValue: Int { self == .float16 ? 2 : 4 }
 }
+
+/// `--limit N` (a seeded sample stratified by class) or `--first N` (file order).
+struct SampleOptions: ParsableArguments {
+    @Option(help: "Use a sample of N test images, stratified by class and drawn with --seed.")
+    var limit: Int?
+
+    @Option(help: "Use the first N test images in file order instead (they may all be of one class).")
+    var first: Int?
+
+    func validate() throws {
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        if let first, first <= 0 { throw ValidationError("--first must be positive") }
+        if limit != nil && first != nil { throw ValidationError("give --limit or --first, not both") }
+    }
+
+    /// The test images chosen, with `seed` for a sample.
+    func selection(seed: UInt64) -> ImageSelection {
+        if let limit { return .stratified(count: limit, seed: seed) }
+        if let first { return .first(count: first) }
+        return .all
+    }
+}

@@ -25,8 +25,10 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Evaluate only the first N test images.")
-    var limit: Int?
+    @OptionGroup var sample: SampleOptions
+
+    @Option(help: "Seed of the --limit sample.")
+    var seed: UInt64 = 0
 
     @Option(
         help: ArgumentHelp(
@@ -58,7 +60,6 @@ struct Eval: ParsableCommand {
     static let defaultInt8Calibration = CalibrationMethod.mse
 
     func validate() throws {
-        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
         // Checked before evaluating, so that a bad path does not throw the run away.
         if record, let problem = writeProblem(file) { throw ValidationError("--record into \(file): \(problem)") }
         if record, FileManager.default.fileExists(atPath: file), access(file, R_OK) != 0 {
@@ -83,10 +84,8 @@ struct Eval: ParsableCommand {
                     problem: "the network takes \(shapeText(spec.inputShape)) images, "
                         + "\(dataset.name) has \(shapeText(dataset.imageShape))")
             }
-            let n = min(limit ?? dataset.testCount, dataset.testCount)
-            let test = TestImages(
-                images: Array(dataset.testImages[0..<n * dataset.imageShape.reduce(1, *)]),
-                labels: Array(dataset.testLabels[0..<n]), inputScale: inputScale)
+            let selection = sample.selection(seed: seed)
+            let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
             var entries = try precision.modes.map { mode in
                 EvaluationEntry(
                     .floating(mode, tensors: try store.tensors(for: mode)), weights: store.source(for: mode))
@@ -115,7 +114,8 @@ struct Eval: ParsableCommand {
             if let saveLogits { try writeLogits(evaluation, prefix: saveLogits) }
             let explanation = try explain.map { try self.explanation($0, store, test, evaluation.float32Predicted) }
             let report = PrecisionReport(
-                file: file, dataset: dataset.name, model: spec.name, images: n, inputScale: Double(inputScale),
+                file: file, dataset: dataset.name, model: spec.name, images: n,
+                sample: selection.text(of: dataset.testCount), inputScale: Double(inputScale),
                 layerNames: spec.layerNames, results: evaluation.results, explain: explanation, notes: notes)
             // The report is printed first: a failed record loses nothing that was measured.
             if json { try printJSON(report) } else { print(report.text) }

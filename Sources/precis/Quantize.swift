@@ -65,13 +65,12 @@ struct Quantize: ParsableCommand {
     @Option(help: "The percentile of the percentile method.")
     var percentile = 99.99
 
-    @Option(help: "Seed for drawing the calibration images.")
+    @Option(help: "Seed for drawing the calibration images (and the --limit sample).")
     var seed: UInt64 = 0
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Evaluate only the first N test images.")
-    var limit: Int?
+    @OptionGroup var sample: SampleOptions
 
     @Flag(help: "Print the results as JSON (schemas \(ReportSchema.quantize), \(ReportSchema.compare)).")
     var json = false
@@ -82,7 +81,6 @@ struct Quantize: ParsableCommand {
     func validate() throws {
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
-        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
         if (sensitivity || maxDrop != nil) && compare {
             throw ValidationError("--sensitivity and --max-drop take one --scheme and one --calibration, not --compare")
         }
@@ -115,7 +113,7 @@ struct Quantize: ParsableCommand {
             }
             let study = try QuantizationStudy(
                 spec: store.spec, tensors: store.master.tensors, dataset: dataset,
-                calibrationSize: calibrationSize, seed: seed, testCount: limit ?? dataset.testCount)
+                calibrationSize: calibrationSize, seed: seed, selection: sample.selection(seed: seed))
             if compare { return try runCompare(study, dataset: dataset.name) }
             let summary =
                 dynamic ? try storeDynamic(study, store) : try storeStatic(study, store, dataset: dataset.name)
@@ -193,9 +191,9 @@ struct Quantize: ParsableCommand {
         var out = [
             String(
                 format:
-                    "%@: stored /variants/%@ (%@): %@ on %d test images, %+.2f points against float32, "
+                    "%@: stored /variants/%@ (%@): %@ on %@, %+.2f points against float32, "
                     + "%d differ; %d bytes",
-                file, s.variant, how, percentText(s.result.accuracy), study.test.count, s.result.vsFloat32.changePP,
+                file, s.variant, how, percentText(s.result.accuracy), study.selectionText, s.result.vsFloat32.changePP,
                 s.result.vsFloat32.differs, s.modelBytes)
         ]
         if !s.floatLayers.isEmpty {

@@ -34,10 +34,14 @@ struct Train: ParsableCommand {
     @Option(help: "constant, or step:EVERY:FACTOR (multiply the rate by FACTOR every EVERY epochs).")
     var lrSchedule = LearningRateSchedule.constant
 
-    @Option(help: "Seed for the initial weights, the batch order and dropout.")
+    @Option(help: "Seed for the initial weights, the batch order, dropout and the --eval-sample samples.")
     var seed: UInt64 = 0
 
-    @Option(help: "Per-epoch accuracy on this many images of each split (the last epoch uses all).")
+    @Option(
+        help: """
+            Per-epoch accuracy on a sample of this many images of each split, stratified by class and drawn with \
+            --seed (the last epoch uses all).
+            """)
     var evalSample: Int?
 
     @Option(help: "Where to write the trained weights (HDF5, e.g. Weights/deep-fashion.h5).")

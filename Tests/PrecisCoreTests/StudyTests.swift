@@ -33,10 +33,29 @@ import Testing
         #expect(drawCalibrationImages(data, count: 500, seed: 4).count == 60)  // never more than the set holds
     }
 
+    @Test func samplesAreStratifiedSeededAndInFileOrder() {
+        // 1,000 labels sorted by class, as mnist5k's test split is: 100 per class.
+        let labels = (0..<1000).map { $0 / 100 }
+        let sample = ImageSelection.stratified(count: 100, seed: 3).indices(labels)
+        #expect(sample.count == 100 && sample == sample.sorted() && Set(sample).count == 100)
+        #expect((0..<10).allSatisfy { c in sample.filter { labels[$0] == c }.count == 10 })
+        #expect(ImageSelection.stratified(count: 100, seed: 3).indices(labels) == sample)
+        #expect(ImageSelection.stratified(count: 100, seed: 4).indices(labels) != sample)
+        #expect(ImageSelection.first(count: 100).indices(labels).allSatisfy { labels[$0] == 0 })
+        // Uneven classes: each in proportion, the remainder to the largest fractions.
+        let uneven = [Int](repeating: 0, count: 70) + [Int](repeating: 1, count: 20) + [Int](repeating: 2, count: 10)
+        let picked = ImageSelection.stratified(count: 15, seed: 1).indices(uneven).map { uneven[$0] }
+        #expect([0, 1, 2].map { c in picked.filter { $0 == c }.count } == [11, 3, 1])
+        #expect(ImageSelection.stratified(count: 500, seed: 1).indices(uneven) == Array(0..<100))
+        #expect(
+            ImageSelection.stratified(count: 15, seed: 1).text(of: 100)
+                == "15 of 100 test images (stratified sample, seed 1)")
+    }
+
     @Test func sensitivityRanksEveryQuantizedLayerMostHarmfulFirst() throws {
         let (spec, tensors, data) = try setUp()
         let study = try QuantizationStudy(
-            spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0, testCount: 40)
+            spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0)
         #expect(study.float32.vsFloat32.differs == 0 && study.test.count == 40)
         let model = try study.quantize(QuantScheme(weights: .perTensor, activations: .int8Symmetric), .minmax)
         let ranked = try study.sensitivity(model)
@@ -56,7 +75,7 @@ import Testing
     @Test func mixedPrecisionKeepsLayersUntilTheBudgetHolds() throws {
         let (spec, tensors, data) = try setUp()
         let study = try QuantizationStudy(
-            spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0, testCount: 40)
+            spec: spec, tensors: tensors, dataset: data, calibrationSize: 30, seed: 0)
         let model = try study.quantize(QuantScheme(weights: .perTensor, activations: .int8Symmetric), .minmax)
         let order = try study.sensitivity(model).map(\.index)
         // A budget of -100 points can never hold: every layer ends in float, with float32's answers.

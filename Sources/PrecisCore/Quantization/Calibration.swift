@@ -154,12 +154,11 @@ public struct Observer: Sendable {
     }
 }
 
-/// `count` images drawn without replacement from the training set of `dataset` by a generator
-/// seeded with `seed` (row-major, in draw order), and how many: never more than the set holds.
-/// Calibration sees training images only, never test images.
+/// `count` images of the training set of `dataset`, a sample stratified by class and drawn by a
+/// generator seeded with `seed` (row-major, in file order), and how many: never more than the set
+/// holds. Calibration sees training images only, never test images.
 public func drawCalibrationImages(_ dataset: Dataset, count: Int, seed: UInt64) -> (images: [Float], count: Int) {
     let per = dataset.imageShape.reduce(1, *)
-    var rng = RandomSource(seed: seed)
-    let picked = rng.permutation(dataset.trainCount).prefix(min(count, dataset.trainCount))
+    let picked = ImageSelection.stratified(count: count, seed: seed).indices(dataset.trainLabels)
     return (picked.flatMap { dataset.trainImages[$0 * per..<($0 + 1) * per] }, picked.count)
 }

@@ -51,19 +51,22 @@ public struct QuantizationStudy {
     public let float32Network: Network<Float>
     public let float32: RunResult
 
-    /// `calibrationSize` training images of `dataset` drawn with `seed`, and the first `testCount`
-    /// test images.
+    /// Which test images the study uses, and how a report names them.
+    public let selection: ImageSelection, selectionText: String
+
+    /// `calibrationSize` training images of `dataset` drawn with `seed`, and the test images of
+    /// `selection`.
     public init(
         spec: ModelSpec, tensors: [String: Tensor<Double>], dataset: Dataset, calibrationSize: Int, seed: UInt64,
-        testCount: Int
+        selection: ImageSelection = .all
     ) throws {
         (self.spec, self.tensors) = (spec, tensors)
         (calibrationImages, calibrationCount) = drawCalibrationImages(dataset, count: calibrationSize, seed: seed)
         let net32 = try Network<Float>(spec: spec, parameters: tensors)
         float32Network = net32
         observers = observeActivations(net32, images: calibrationImages, count: calibrationCount)
-        let n = min(testCount, dataset.testCount), per = dataset.imageShape.reduce(1, *)
-        test = TestImages(images: Array(dataset.testImages[0..<n * per]), labels: Array(dataset.testLabels[0..<n]))
+        (self.selection, selectionText) = (selection, selection.text(of: dataset.testCount))
+        test = dataset.testImages(selection)
         let (predicted, seconds) = Self.classify(test, shape: spec.inputShape) { net32.predict($0) }
         float32 = Self.result(predicted, seconds: seconds, reference: predicted, labels: test.labels)
     }

@@ -56,6 +56,8 @@ public struct CompareReport: Codable, Equatable, Sendable {
     public var schema = ReportSchema.compare
     public var file: String, dataset: String
     public var images: Int, calibrationImages: Int, seed: Int
+    /// Which test images, as ``ImageSelection/text(of:noun:)`` names them.
+    public var sample: String
     public var percentile: Double
     public var float32Accuracy: Double, float32ImagesPerSecond: Double
     /// The int8 GEMM kernel used (`avx512-vnni` or `portable`).
@@ -67,7 +69,7 @@ public struct CompareReport: Codable, Equatable, Sendable {
     public var recommended: CompareRun?
 
     private enum CodingKeys: String, CodingKey {
-        case schema, file, dataset, images, calibrationImages = "calibration_images", seed, percentile
+        case schema, file, dataset, images, calibrationImages = "calibration_images", seed, percentile, sample
         case float32Accuracy = "float32_accuracy", float32ImagesPerSecond = "float32_images_per_second"
         case int8GemmPath = "int8_gemm_path", runs, weightSQNRDB = "weight_sqnr_db", recommended
     }
@@ -157,6 +159,7 @@ public func compareSchemes(
     }
     return CompareReport(
         file: file, dataset: dataset, images: labels.count, calibrationImages: study.calibrationCount, seed: Int(seed),
+        sample: study.selectionText,
         percentile: percentile, float32Accuracy: study.float32.accuracy,
         float32ImagesPerSecond: float32.seconds > 0 ? Double(labels.count) / float32.seconds : 0,
         int8GemmPath: int8GEMMPath, runs: rows,
@@ -168,7 +171,7 @@ extension CompareReport {
     /// The table sorted by accuracy, the per-layer SQNR table, and the recommendation.
     public var text: String {
         var out = [
-            "\(file): \(dataset), \(images) test images, \(calibrationImages) calibration images from the training set "
+            "\(file): \(dataset), \(sample), \(calibrationImages) calibration images from the training set "
                 + "(seed \(seed))",
             String(
                 format: "float32 %@ at %.0f images/s; int8 with integer-only inference (%@), sorted by accuracy",

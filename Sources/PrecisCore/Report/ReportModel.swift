@@ -236,6 +236,8 @@ public struct PrecisionReport: Codable, Equatable, Sendable {
     public var schema = ReportSchema.eval
     public var file: String, dataset: String, model: String
     public var images: Int
+    /// Which test images, as ``ImageSelection/text(of:noun:)`` names them.
+    public var sample: String
     /// The factor every input was multiplied by.
     public var inputScale: Double
     public var layerNames: [String]
@@ -245,15 +247,16 @@ public struct PrecisionReport: Codable, Equatable, Sendable {
     public var notes: [String]
 
     private enum CodingKeys: String, CodingKey {
-        case schema, file, dataset, model, images, inputScale = "input_scale", layerNames = "layer_names", results,
-            explain, notes
+        case schema, file, dataset, model, images, sample, inputScale = "input_scale", layerNames = "layer_names"
+        case results, explain, notes
     }
 
     public init(
-        file: String, dataset: String, model: String, images: Int, inputScale: Double, layerNames: [String],
-        results: [ModeResult], explain: Explanation? = nil, notes: [String] = []
+        file: String, dataset: String, model: String, images: Int, sample: String? = nil, inputScale: Double,
+        layerNames: [String], results: [ModeResult], explain: Explanation? = nil, notes: [String] = []
     ) {
         (self.file, self.dataset, self.model, self.images, self.inputScale) = (file, dataset, model, images, inputScale)
+        self.sample = sample ?? ImageSelection.all.text(of: images)
         (self.layerNames, self.results, self.explain, self.notes) = (layerNames, results, explain, notes)
     }
 }

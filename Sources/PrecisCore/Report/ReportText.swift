@@ -16,7 +16,7 @@ extension PrecisionReport {
     /// mode with the lowest logit SQNR and of every integer network, the explanation, the notes.
     public var text: String {
         let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
-        var out = ["\(file): \(layerNames.count) layers on \(dataset), \(images) test images\(scale)"]
+        var out = ["\(file): \(layerNames.count) layers on \(dataset), \(sample)\(scale)"]
         var table = TextTable([
             ("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
             ("differs", .right), ("agree", .right), ("logit max err", .right), ("logit SQNR dB", .right),

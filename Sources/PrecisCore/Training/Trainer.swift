@@ -45,8 +45,8 @@ public struct TrainingConfig: Sendable {
     public var learningRate: Double?
     public var schedule = LearningRateSchedule.constant
     public var seed: UInt64 = 0
-    /// Evaluate per-epoch accuracy on this many images of each split (nil: all), like the book's
-    /// `evaluate_sample_num_per_epoch`; the final epoch is always evaluated on the full sets.
+    /// Measure every epoch but the last on a sample of this many images of each split, stratified
+    /// by class and drawn with the run's seed (the book's `evaluate_sample_num_per_epoch`).
     public var evaluationSample: Int?
 
     public init() {}
@@ -99,6 +99,8 @@ public struct Trainer {
         let start = Date()
         let perEpoch = (data.trainCount + config.batchSize - 1) / config.batchSize
         let params = net.parameters.map(\.parameter)
+        let sample = config.evaluationSample.map { ImageSelection.stratified(count: $0, seed: config.seed) }
+        let (trainSample, testSample) = (sample?.indices(data.trainLabels), sample?.indices(data.testLabels))
         for epoch in 0..<config.epochs {
             let epochStart = Date()
             optimizer.learningRate = config.schedule.rate(base: base, epoch: epoch)
@@ -124,9 +126,12 @@ public struct Trainer {
                     iteration: (epoch + 1) * perEpoch, epoch: epoch + 1,
                     what: "weight \(bad.name) holds a non-finite value")
             }
-            let sample = epoch == config.epochs - 1 ? nil : config.evaluationSample
-            let train = accuracy(net, data.trainImages, data.trainLabels, shape: data.imageShape, limit: sample)
-            let test = accuracy(net, data.testImages, data.testLabels, shape: data.imageShape, limit: sample)
+            // Every epoch but the last is measured on the same stratified samples (when asked).
+            let last = epoch == config.epochs - 1
+            let train = accuracy(
+                net, data.trainImages, data.trainLabels, shape: data.imageShape, on: last ? nil : trainSample)
+            let test = accuracy(
+                net, data.testImages, data.testLabels, shape: data.imageShape, on: last ? nil : testSample)
             history.trainAccuracy.append(train)
             history.testAccuracy.append(test)
             history.epochSeconds.append(Date().timeIntervalSince(epochStart))
@@ -141,14 +146,13 @@ public struct Trainer {
     }
 }
 
-/// The fraction of the first `limit` images (all when nil) that `net` classifies correctly.
+/// The fraction of the images at `indices` (all when nil) that `net` classifies correctly.
 public func accuracy<T: NetworkScalar>(
-    _ net: Network<T>, _ images: [Float], _ labels: [Int], shape: [Int], limit: Int? = nil
+    _ net: Network<T>, _ images: [Float], _ labels: [Int], shape: [Int], on indices: [Int]? = nil
 ) -> Double {
-    let n = min(limit ?? labels.count, labels.count)
-    let per = shape.reduce(1, *)
-    let predicted = net.classify(Array(images[0..<n * per]), count: n)
-    return Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(max(n, 1))
+    let per = shape.reduce(1, *), picked = indices ?? Array(labels.indices)
+    let predicted = net.classify(picked.flatMap { images[$0 * per..<($0 + 1) * per] }, count: picked.count)
+    return Double(zip(predicted, picked.map { labels[$0] }).filter { $0 == $1 }.count) / Double(max(picked.count, 1))
 }
 
 /// Training that cannot go on.
