@@ -150,6 +150,7 @@ struct Quantize: ParsableCommand {
         var attributes: [(String, HDF5Attribute)] = [
             ("calibration", .string(method.rawValue)), ("calibration_images", .int(study.calibrationCount)),
             ("calibration_seed", .int(Int(seed))), ("calibration_source", .string("training set of \(dataset)")),
+            ("calibration_draw", .string("stratified by class")),
         ]
         if method == .percentile { attributes.append(("percentile", .double(percentile))) }
         attributes.append(
