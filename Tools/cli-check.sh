@@ -9,6 +9,8 @@ fail() { echo "cli-check: FAIL: $*" >&2; exit 1; }
 
 "$precis" train --model simple --dataset mnist5k --epochs 1 --quiet --output "$work/s.h5" > "$work/train.txt"
 grep -q "test accuracy .* after 1 epoch;" "$work/train.txt" || fail "train printed no summary (or '1 epochs')"
+"$precis" train --model "conv(4,5) relu maxpool(2) affine(10)" --dataset mnist5k --epochs 1 --quiet > /dev/null 2> "$work/warn.txt"
+grep -q "warning: no --output, so the trained weights will not be saved" "$work/warn.txt" || fail "train without --output: no warning"
 "$precis" export "$work/s.h5" --precision float16 > /dev/null
 "$precis" eval "$work/s.h5" --precision all --json --quiet --record > "$work/eval.json"
 "$precis" inspect "$work/s.h5" --json > "$work/inspect.json"

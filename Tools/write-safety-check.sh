@@ -26,13 +26,15 @@ for trial in 1 2 3 4 5; do
 done
 no_temp_files .
 
-# SIGINT at random moments of a write: the file is the old one or the new one, never broken.
-interrupted=0
-for trial in $(seq 20); do
+# SIGINT at random moments of a write (an export takes about 30 ms): the file is the old one or
+# the new one, never broken. At least 20 trials, until at least 3 were interrupted (at most 80).
+interrupted=0 trials=0
+while [ "$trials" -lt 20 ] || { [ "$interrupted" -lt 3 ] && [ "$trials" -lt 80 ]; }; do
+  trials=$((trials + 1)) trial=$trials
   cp "$weights/deep-fashion.h5" k.h5
   "$precis" export k.h5 --precision float16 > /dev/null 2> err.txt &
   pid=$!
-  sleep "0.0$((RANDOM % 9))"
+  sleep "$(printf '0.%03d' $((RANDOM % 40)))"
   kill -INT "$pid" 2> /dev/null || true
   code=0
   wait "$pid" || code=$?
@@ -44,6 +46,7 @@ for trial in $(seq 20); do
   no_temp_files .
   "$precis" eval k.h5 --precision float32 --limit 10 --quiet > /dev/null || fail "trial $trial: the file was damaged"
 done
+[ "$interrupted" -gt 0 ] || fail "no write was interrupted in $trials trials"
 
 # Output paths are checked before any training.
 code=0
@@ -79,7 +82,7 @@ if mkdir full ro && mount -t tmpfs -o size=2m tmpfs full 2> /dev/null; then
   [ "$code" -eq 1 ] && [ "$(wc -l < err.txt)" -eq 1 ] || fail "export on a read-only folder: exit $code, $(cat err.txt)"
   cmp -s ro/s.h5 "$weights/simple-mnist5k.h5" || fail "a read-only folder's file changed"
   no_temp_files ro
-  echo "write-safety-check: passed ($interrupted of 20 writes interrupted; full disk and read-only folder checked)"
+  echo "write-safety-check: passed ($interrupted of $trials writes interrupted; full disk and read-only folder checked)"
 else
-  echo "write-safety-check: passed ($interrupted of 20 writes interrupted); full disk and read-only folder skipped: mounting a tmpfs needs root"
+  echo "write-safety-check: passed ($interrupted of $trials writes interrupted); full disk and read-only folder skipped: mounting a tmpfs needs root"
 fi
