@@ -171,6 +171,22 @@ r = {x["precision"]: x for x in json.load(open(sys.argv[2]))["results"]}
 assert abs(r["int8-wchannel-au8z"]["accuracy"] - r["float32"]["accuracy"]) < 0.03 and r["int8-wchannel-au8z"]["logits"]["sqnr_db"] > 25, r
 PY
 
+# The picture report: for both shipped files and for a custom model, a page and well-formed SVG charts.
+for f in Weights/deep-fashion.h5 Weights/simple-mnist5k.h5 "$work/bn.h5"; do
+  "$precis" report "$f" --output "$work/report" > /dev/null
+  python3 - "$work/report" "$f" <<'PY' || fail "report of $f"
+import glob, os, sys, xml.etree.ElementTree as ET
+folder, name = sys.argv[1], sys.argv[2]
+page = open(os.path.join(folder, "index.html")).read()
+charts = sorted(glob.glob(os.path.join(folder, "*.svg")))
+for c in charts:
+    ET.parse(c)  # well-formed
+names = [os.path.basename(c) for c in charts]
+assert "loss.svg" in names and "accuracy.svg" in names and any(n.endswith("-initial.svg") for n in names), names
+assert page.count("<svg") == len(charts) and "<script" not in page, (page.count("<svg"), len(charts))
+PY
+  rm -rf "$work/report"
+done
 python3 -c 'import h5py' 2>/dev/null && python3 "$(dirname "$0")/crosscheck.py" "$work/s.h5" --precis "$precis" > "$work/cross.txt"
 
 expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN

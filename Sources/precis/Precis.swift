@@ -13,7 +13,9 @@ struct Precis: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train small CNNs at full precision and measure what reduced precision costs.",
         version: version,
-        subcommands: [Train.self, Eval.self, Quantize.self, Export.self, Inspect.self, Upgrade.self, Bench.self])
+        subcommands: [
+            Train.self, Eval.self, Quantize.self, Report.self, Export.self, Inspect.self, Upgrade.self, Bench.self,
+        ])
 
     /// Parses and runs the command; a mistyped subcommand gets "did you mean" and exit code 64.
     static func main() {

@@ -1,0 +1,129 @@
+import Foundation
+
+/// A chart of the picture report: its file name (without `.svg`), the SVG and a caption.
+public struct Chart: Sendable {
+    public let name: String, svg: String, caption: String
+
+    public init(name: String, svg: String, caption: String) {
+        (self.name, self.svg, self.caption) = (name, svg, caption)
+    }
+}
+
+/// A self-contained HTML page of charts in sections: inline SVG, no scripts, nothing fetched.
+public struct PictureReport: Sendable {
+    /// A section: a heading, a paragraph, its charts.
+    public struct Section: Sendable {
+        public let heading: String, text: String, charts: [Chart]
+
+        public init(heading: String, text: String, charts: [Chart]) {
+            (self.heading, self.text, self.charts) = (heading, text, charts)
+        }
+    }
+
+    public var title: String
+    public var sections: [Section]
+
+    public init(title: String, sections: [Section]) {
+        (self.title, self.sections) = (title, sections)
+    }
+
+    /// Every chart, in page order.
+    public var charts: [Chart] { sections.flatMap(\.charts) }
+
+    /// The page.
+    public var html: String {
+        var out = [
+            "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+            "<title>\(SVG.escaped(title))</title>",
+            "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
+                + "figure{margin:1em 0}figcaption{font-size:0.9em;color:#444}svg{max-width:100%;height:auto}</style>",
+            "</head><body>", "<h1>\(SVG.escaped(title))</h1>",
+        ]
+        for section in sections {
+            out.append("<h2>\(SVG.escaped(section.heading))</h2>")
+            out.append("<p>\(SVG.escaped(section.text))</p>")
+            for chart in section.charts {
+                out.append("<figure>\(chart.svg)<figcaption>\(SVG.escaped(chart.caption))</figcaption></figure>")
+            }
+        }
+        out.append("</body></html>")
+        return out.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The moving average of `xs` over `window` values (fewer at the start).
+func movingAverage(_ xs: [Double], window: Int) -> [Double] {
+    var out: [Double] = [], sum = 0.0
+    for (i, x) in xs.enumerated() {
+        sum += x
+        if i >= window { sum -= xs[i - window] }
+        out.append(sum / Double(min(i + 1, window)))
+    }
+    return out
+}
+
+/// The training section: the loss of every iteration (raw and smoothed) and the accuracy of every
+/// epoch on the training and the test data.
+public func trainingCharts(loss: [Double], trainAccuracy: [Double], testAccuracy: [Double]) -> [Chart] {
+    let window = max(1, loss.count / 50)
+    let lossChart = LineChart(
+        title: "Loss of every mini-batch", xLabel: "iteration", yLabel: "cross-entropy loss",
+        series: [
+            .init("raw", loss.enumerated().map { (Double($0.offset + 1), $0.element) }),
+            .init(
+                "mean of \(window)",
+                movingAverage(loss, window: window).enumerated().map { (Double($0.offset + 1), $0.element) }),
+        ])
+    let accuracyChart = LineChart(
+        title: "Accuracy after every epoch", xLabel: "epoch", yLabel: "accuracy (%)",
+        series: [
+            .init("train", trainAccuracy.enumerated().map { (Double($0.offset + 1), 100 * $0.element) }),
+            .init("test", testAccuracy.enumerated().map { (Double($0.offset + 1), 100 * $0.element) }, dashed: true),
+        ])
+    return [
+        Chart(name: "loss", svg: lossChart.svg, caption: "The training loss of each of \(loss.count) iterations."),
+        Chart(
+            name: "accuracy", svg: accuracyChart.svg,
+            caption: "Train and test accuracy after each of \(testAccuracy.count) epochs."),
+    ]
+}
+
+/// The filters of every convolution as grey-scale tiles (a filter's mean over its input channels),
+/// and the first convolution's filters before training too when `initial` holds them.
+public func filterCharts(spec: ModelSpec, trained: [String: Tensor<Double>], initial: [String: Tensor<Double>]?) throws
+    -> [Chart]
+{
+    var charts: [Chart] = []
+    let convolutions = try spec.geometry().filter { if case .convolution = $0.spec { true } else { false } }
+    for (k, layer) in convolutions.enumerated() {
+        let key = layer.key("W")
+        func tiles(_ w: Tensor<Double>) -> [[Double]] {
+            let (fn, c, fh, fw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+            return (0..<fn).map { f in
+                (0..<(fh * fw)).map { p in (0..<c).reduce(0.0) { $0 + w.data[(f * c + $1) * fh * fw + p] } / Double(c) }
+            }
+        }
+        guard let w = trained[key] else { continue }
+        let (fh, fw) = (w.shape[2], w.shape[3]), scale = max(4, 48 / max(fh, fw))
+        var after = TileGrid(
+            title: "\(layer.name): \(w.shape[0]) filters after training", tiles: tiles(w), rows: fh, columns: fw)
+        after.scale = scale
+        charts.append(
+            Chart(
+                name: "filters-\(layer.name)", svg: after.svg,
+                caption: "\(layer.name), \(w.shape[0]) filters of \(fh)×\(fw)"
+                    + (w.shape[1] > 1 ? ", each the mean over its \(w.shape[1]) input channels" : "")
+                    + "; each tile scaled to its own range, black low, white high."))
+        if k == 0, let w0 = initial?[key] {
+            var before = TileGrid(
+                title: "\(layer.name): the same filters before training", tiles: tiles(w0), rows: fh, columns: fw)
+            before.scale = scale
+            charts.append(
+                Chart(
+                    name: "filters-\(layer.name)-initial", svg: before.svg,
+                    caption:
+                        "The initial filters, drawn again from the file's seed and weight init (\(spec.weightInit))."))
+        }
+    }
+    return charts
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+@testable import PrecisCore
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
+/// Counts the elements of an SVG document by name, and whether it parses as XML.
+final class ElementCounter: NSObject, XMLParserDelegate {
+    var counts: [String: Int] = [:]
+    var attributes: [String: [[String: String]]] = [:]
+
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String]
+    ) {
+        counts[name, default: 0] += 1
+        self.attributes[name, default: []].append(attributes)
+    }
+
+    /// Parses `svg`; nil when it is not well-formed XML.
+    static func parse(_ svg: String) -> ElementCounter? {
+        let counter = ElementCounter(), parser = XMLParser(data: Data(svg.utf8))
+        parser.delegate = counter
+        return parser.parse() ? counter : nil
+    }
+}
+
+@Suite struct PictureTests {
+    @Test func learningCurvesHoldOnePointPerEpochAndIteration() throws {
+        let charts = trainingCharts(
+            loss: (0..<120).map { 2.3 * exp(-Double($0) / 40) }, trainAccuracy: [0.5, 0.7, 0.8],
+            testAccuracy: [0.45, 0.65, 0.75])
+        #expect(charts.map(\.name) == ["loss", "accuracy"])
+        let loss = try #require(ElementCounter.parse(charts[0].svg))
+        let accuracy = try #require(ElementCounter.parse(charts[1].svg))
+        let points = { (c: ElementCounter) in
+            c.attributes["polyline"]?.map { $0["points"]!.split(separator: " ").count }
+        }
+        #expect(points(loss) == [120, 120] && points(accuracy) == [3, 3])
+        #expect(charts[1].svg.contains(">accuracy (%)</text>") && charts[1].svg.contains(">epoch</text>"))
+    }
+
+    @Test func filtersAreOneTilePerFilterBeforeAndAfter() throws {
+        let spec = try ModelSpec.named("conv(6,3) relu conv(4,3,pad=1) relu affine(10)", inputShape: [1, 8, 8])
+        let trained = try Network<Double>(spec: spec, seed: 1).tensorValues()
+        let initial = try Network<Double>(spec: spec, seed: 2).tensorValues()
+        let charts = try filterCharts(spec: spec, trained: trained, initial: initial)
+        #expect(charts.map(\.name) == ["filters-00_conv1", "filters-00_conv1-initial", "filters-02_conv2"])
+        let first = try #require(ElementCounter.parse(charts[0].svg))
+        #expect(first.counts["rect"] == 6 * 9)  // one grey square per weight of the 6 filters of 3×3
+        let second = try #require(ElementCounter.parse(charts[2].svg))
+        #expect(second.counts["rect"] == 4 * 9)  // channel means: one 3×3 tile per filter
+        #expect(charts[0].svg != charts[1].svg)
+    }
+
+    @Test func anEmptyChartSaysSoAndTextIsEscaped() throws {
+        let chart = LineChart(title: "a < b & \"c\"", xLabel: "x", yLabel: "y", series: [.init("none", [])])
+        let parsed = try #require(ElementCounter.parse(chart.svg))
+        #expect(parsed.counts["polyline"] == nil && chart.svg.contains("nothing recorded to draw"))
+        #expect(chart.svg.contains("a &lt; b &amp; &quot;c&quot;"))
+    }
+
+    @Test func ticksAreRoundAndCoverTheRange() {
+        let unit = niceTicks(0, 1)
+        #expect(unit.count == 6 && zip(unit, [0, 0.2, 0.4, 0.6, 0.8, 1]).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(niceTicks(84.6, 95.2) == [85, 90, 95])
+        #expect(niceTicks(1, 12_000) == [5000, 10_000])
+        #expect(tickText(0.6000000000000001, step: 0.2) == "0.6" && tickText(5000, step: 5000) == "5000")
+    }
+
+    @Test func thePageIsSelfContained() {
+        let report = PictureReport(
+            title: "t",
+            sections: [.init(heading: "h", text: "p", charts: [Chart(name: "c", svg: "<svg></svg>", caption: "x")])])
+        #expect(report.html.hasPrefix("<!DOCTYPE html>") && report.html.contains("<svg></svg>"))
+        // Nothing to run and nothing to fetch.
+        #expect(!report.html.contains("<script") && !report.html.contains("src=") && !report.html.contains("href="))
+    }
+}
