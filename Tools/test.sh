@@ -3,7 +3,8 @@
 # (`swift format lint --strict`, configured by .swift-format), builds the DocC articles (failing on a
 # broken link or symbol), runs the unit tests in release
 # (numeric code is far too slow unoptimized), the end-to-end command-line check, the write-safety
-# check (concurrent writers, interrupts, full disk, read-only folder), the independent
+# check (concurrent writers, interrupts, full disk, read-only folder), the picture report in headless
+# Chromium, the independent
 # h5py/numpy cross-check of every shipped weight file, and a fuzz check of damaged weight and data
 # files that also checks the answers of every damaged copy that loads.
 set -euo pipefail
@@ -15,6 +16,7 @@ bash Tools/docs.sh
 swift test -c release -Xswiftc -enable-testing
 bash Tools/cli-check.sh .build/release/precis
 bash Tools/write-safety-check.sh .build/release/precis
+for f in Weights/*.h5; do python3 Tools/page-check.py "$f" --precis .build/release/precis; done
 for f in Weights/*.h5; do
   [ -e "$f" ] || continue
   python3 Tools/crosscheck.py "$f" --precis .build/release/precis --float16 1000
