@@ -21,6 +21,8 @@ struct Report: ParsableCommand {
         output ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent + "-report"
     }
 
+    @OptionGroup var data: DataOptions
+
     func validate() throws {
         if let problem = writeProblem(folder + "/index.html"), FileManager.default.fileExists(atPath: folder) {
             throw ValidationError("--output \(folder): \(problem)")
@@ -36,7 +38,8 @@ struct Report: ParsableCommand {
                     PictureReport.Section(
                         heading: "Training",
                         text:
-                            "\(t.epochs) epochs on \(t.dataset) (\(t.trainSize) training images), batch \(t.batchSize), "
+                            "\(t.epochs) epochs on \(t.dataset) (\(t.trainSize) training images), "
+                            + "batch \(t.batchSize), "
                             + "\(t.optimizer) with learning rate \(t.learningRate), seed \(t.seed).",
                         charts: trainingCharts(
                             loss: t.loss, trainAccuracy: t.trainAccuracy, testAccuracy: t.testAccuracy)))
@@ -54,11 +57,35 @@ struct Report: ParsableCommand {
                     text: "What the convolutions learned. The first layer's filters are shown before training as well, "
                         + "drawn again from the seed and the weight init the file records.",
                     charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
+            sections.append(try mistakes(store))
             let report = PictureReport(
                 title: "Precis report: \(file) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
             try write(report)
             print("\(folder)/index.html: \(report.charts.count) charts (\(report.html.utf8.count / 1024) KiB)")
         }
+    }
+
+    /// The mistakes section: float32's confusion matrix and misclassified images on the test set.
+    func mistakes(_ store: WeightStore) throws -> PictureReport.Section {
+        let spec = store.spec, dataset = try data.load(fallback: store.master.dataset)
+        guard dataset.imageShape == spec.inputShape, spec.inputShape[0] == 1, spec.inputShape[1] == spec.inputShape[2]
+        else {
+            return PictureReport.Section(
+                heading: "Mistakes", text: "Drawn for square one-channel images of the network's input shape only.",
+                charts: [])
+        }
+        let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
+        let predicted = net.classify(dataset.testImages, count: dataset.testCount)
+        let correct = zip(predicted, dataset.testLabels).filter { $0 == $1 }.count
+        return PictureReport.Section(
+            heading: "Mistakes",
+            text: String(
+                format: "float32 on all %d test images of %@: %d correct (%.2f%%), %d wrong.", dataset.testCount,
+                dataset.name, correct, 100 * Double(correct) / Double(max(dataset.testCount, 1)),
+                dataset.testCount - correct),
+            charts: mistakeCharts(
+                images: dataset.testImages, labels: dataset.testLabels, predicted: predicted, classes: spec.classes,
+                side: spec.inputShape[1]))
     }
 
     /// Writes the page and every chart, each file atomically.

@@ -63,6 +63,30 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(chart.svg.contains("a &lt; b &amp; &quot;c&quot;"))
     }
 
+    @Test func mistakesAreAConfusionMatrixAndOneThumbnailPerWrongImage() throws {
+        // Four 2×2 images of three classes; two are wrong.
+        let images: [Float] = (0..<16).map { Float($0 % 4) / 3 }
+        let charts = mistakeCharts(images: images, labels: [0, 1, 2, 2], predicted: [0, 2, 2, 1], classes: 3, side: 2)
+        #expect(charts.map(\.name) == ["confusion", "mistakes"])
+        let matrix = try #require(ElementCounter.parse(charts[0].svg))
+        #expect(matrix.counts["rect"] == 9)
+        let cells = matrix.attributes["text"]?.count ?? 0
+        #expect(cells >= 9 + 3 + 3 + 3)  // counts, two axes of class numbers, title and axis names
+        let wrong = try #require(ElementCounter.parse(charts[1].svg))
+        #expect(
+            wrong.counts["image"] == 1 && charts[1].svg.contains(">1→2</text>") && charts[1].svg.contains(">2→1</text>")
+        )
+        #expect(charts[1].svg.contains("2 misclassified test images"))
+    }
+
+    @Test func greyPNGIsAValidPNG() throws {
+        let png = greyPNG(width: 3, height: 2, pixels: [0, 128, 255, 255, 128, 0])
+        #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))
+        #expect(png.suffix(12).prefix(8).suffix(4) == Data("IEND".utf8))
+        let header = [UInt8](png[16..<29])  // width, height, depth 8, colour type 0 (grey)
+        #expect(header == [0, 0, 0, 3, 0, 0, 0, 2, 8, 0, 0, 0, 0])
+    }
+
     @Test func ticksAreRoundAndCoverTheRange() {
         let unit = niceTicks(0, 1)
         #expect(unit.count == 6 && zip(unit, [0, 0.2, 0.4, 0.6, 0.8, 1]).allSatisfy { abs($0 - $1) < 1e-12 })
@@ -77,6 +101,7 @@ final class ElementCounter: NSObject, XMLParserDelegate {
             sections: [.init(heading: "h", text: "p", charts: [Chart(name: "c", svg: "<svg></svg>", caption: "x")])])
         #expect(report.html.hasPrefix("<!DOCTYPE html>") && report.html.contains("<svg></svg>"))
         // Nothing to run and nothing to fetch.
-        #expect(!report.html.contains("<script") && !report.html.contains("src=") && !report.html.contains("href="))
+        #expect(
+            !report.html.contains("<script") && !report.html.contains("src=") && !report.html.contains("href=\"http"))
     }
 }

@@ -127,3 +127,82 @@ public func filterCharts(spec: ModelSpec, trained: [String: Tensor<Double>], ini
     }
     return charts
 }
+
+/// A colour from white (0) to dark blue (1), readable with every common colour blindness.
+func blueScale(_ t: Double) -> String {
+    let t = min(max(t, 0), 1)
+    let (r, g, b) = (255 - t * (255 - 8), 255 - t * (255 - 48), 255 - t * (255 - 107))
+    return String(format: "#%02x%02x%02x", Int(r.rounded()), Int(g.rounded()), Int(b.rounded()))
+}
+
+/// The mistakes section: the confusion matrix of `predicted` against `labels` (`classes` × `classes`
+/// cells, each row shaded by its share of the true class), and every misclassified image as a
+/// thumbnail with its true and predicted class. `images` holds the test images (row-major, values
+/// in [0, 1]) of one channel of `side × side` pixels.
+public func mistakeCharts(images: [Float], labels: [Int], predicted: [Int], classes: Int, side: Int) -> [Chart] {
+    var counts = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+    for (t, p) in zip(labels, predicted) where t < classes && p < classes { counts[t][p] += 1 }
+    let cell = 40.0, left = 70.0, top = 60.0
+    var m = SVG(width: Int(left + cell * Double(classes) + 20), height: Int(top + cell * Double(classes) + 50))
+    m.text("Confusion matrix (float32)", Double(m.width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
+    m.text("predicted class", left + cell * Double(classes) / 2, 42, size: 12, anchor: "middle")
+    m.text("true class", 18, top + cell * Double(classes) / 2, size: 12, anchor: "middle", rotate: -90)
+    for t in 0..<classes {
+        let total = max(1, counts[t].reduce(0, +))
+        m.text("\(t)", left - 10, top + cell * (Double(t) + 0.5) + 4, size: 11, anchor: "end")
+        m.text("\(t)", left + cell * (Double(t) + 0.5), top + cell * Double(classes) + 16, size: 11, anchor: "middle")
+        for p in 0..<classes {
+            let share = Double(counts[t][p]) / Double(total)
+            m.rect(left + cell * Double(p), top + cell * Double(t), cell, cell, fill: blueScale(share), stroke: "#fff")
+            // Dark cells get white numbers.
+            m.text(
+                "\(counts[t][p])", left + cell * (Double(p) + 0.5), top + cell * (Double(t) + 0.5) + 4, size: 10,
+                anchor: "middle", fill: share > 0.5 ? "#fff" : "#000")
+        }
+    }
+    let wrong = labels.indices.filter { labels[$0] != predicted[$0] }
+    let perRow = 20, zoom = 2, gap = 14, tile = side * zoom
+    let rowsOfTiles = (wrong.count + perRow - 1) / perRow
+    var t = SVG(width: max(300, perRow * (tile + 6) + 10), height: 40 + max(1, rowsOfTiles) * (tile + gap + 4))
+    t.text(
+        "\(wrong.count) misclassified test images (true → predicted)", Double(t.width) / 2, 20, size: 14,
+        anchor: "middle",
+        weight: "bold")
+    if wrong.isEmpty {
+        t.text("no image is misclassified", Double(t.width) / 2, 44, size: 13, anchor: "middle")
+    } else {
+        // One PNG for all thumbnails, laid out as the grid; labels beneath each.
+        let width = perRow * side, height = rowsOfTiles * side
+        var pixels = [UInt8](repeating: 255, count: width * height)
+        for (k, i) in wrong.enumerated() {
+            let (gx, gy) = ((k % perRow) * side, (k / perRow) * side)
+            for y in 0..<side {
+                for x in 0..<side {
+                    let v = images[i * side * side + y * side + x]
+                    pixels[(gy + y) * width + gx + x] = UInt8(max(0, min(255, (255 * (1 - v)).rounded())))
+                }
+            }
+        }
+        for row in 0..<rowsOfTiles {
+            let band = Array(pixels[(row * side * width)..<((row + 1) * side * width)])
+            t.image(
+                greyPNG(width: width, height: side, pixels: band), 5, Double(32 + row * (tile + gap + 4)),
+                Double(width * zoom + 0), Double(tile))
+        }
+        for (k, i) in wrong.enumerated() {
+            let x = 5 + Double((k % perRow) * tile) + Double(tile) / 2,
+                y = Double(32 + (k / perRow) * (tile + gap + 4) + tile + 11)
+            t.text("\(labels[i])→\(predicted[i])", x, y, size: 10, anchor: "middle")
+        }
+    }
+    return [
+        Chart(
+            name: "confusion", svg: m.document(title: "Confusion matrix"),
+            caption: "Rows are the true classes, columns the predicted ones; "
+                + "each row is shaded by its share of the true class."),
+        Chart(
+            name: "mistakes", svg: t.document(title: "Misclassified test images"),
+            caption: "Every misclassified test image (dark strokes on white), its true class, an arrow, "
+                + "and float32's answer."),
+    ]
+}
