@@ -58,6 +58,7 @@ struct Report: ParsableCommand {
                         + "drawn again from the seed and the weight init the file records.",
                     charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
             sections.append(try mistakes(store))
+            sections.append(try featureMaps(store))
             let report = PictureReport(
                 title: "Precis report: \(file) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
             try write(report)
@@ -86,6 +87,25 @@ struct Report: ParsableCommand {
             charts: mistakeCharts(
                 images: dataset.testImages, labels: dataset.testLabels, predicted: predicted, classes: spec.classes,
                 side: spec.inputShape[1]))
+    }
+
+    /// The feature-map section: the first test image of each class through every convolution and pooling layer.
+    func featureMaps(_ store: WeightStore) throws -> PictureReport.Section {
+        let spec = store.spec, dataset = try data.load(fallback: store.master.dataset)
+        let per = spec.inputShape.reduce(1, *)
+        guard dataset.imageShape == spec.inputShape else {
+            return PictureReport.Section(
+                heading: "Feature maps", text: "The data set does not fit the network.", charts: [])
+        }
+        let first = (0..<spec.classes).compactMap { c in dataset.testLabels.firstIndex(of: c) }
+        let images = first.flatMap { dataset.testImages[$0 * per..<($0 + 1) * per] }
+        return PictureReport.Section(
+            heading: "Feature maps",
+            text: "The first test image of each class through every convolution and pooling layer (float32): "
+                + "the book's claim that deeper layers respond to more abstract features, to look at.",
+            charts: featureMapCharts(
+                network: try Network<Float>(spec: spec, parameters: store.master.tensors), images: images,
+                labels: first.map { dataset.testLabels[$0] }))
     }
 
     /// Writes the page and every chart, each file atomically.

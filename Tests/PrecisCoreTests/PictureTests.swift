@@ -79,6 +79,21 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(charts[1].svg.contains("2 misclassified test images"))
     }
 
+    @Test func featureMapsAreOneGridPerConvolutionAndPooling() throws {
+        let spec = try ModelSpec.named(
+            "conv(3,3,pad=1) relu maxpool(2) conv(12,3) relu affine(10)", inputShape: [1, 8, 8])
+        let net = try Network<Float>(spec: spec, seed: 5)
+        let images: [Float] = (0..<(2 * 64)).map { Float($0 % 7) / 7 }
+        let charts = featureMapCharts(network: net, images: images, labels: [0, 1])
+        #expect(charts.map(\.name) == ["maps-00_conv1", "maps-02_maxpool1", "maps-03_conv2"])
+        for chart in charts {
+            let parsed = try #require(ElementCounter.parse(chart.svg))
+            #expect(parsed.counts["image"] == 1)
+        }
+        #expect(charts[0].svg.contains("3 of 3 maps of 8×8") && charts[2].svg.contains("8 of 12 maps of 2×2"))
+        #expect(charts[0].svg.contains(">class 1</text>"))
+    }
+
     @Test func greyPNGIsAValidPNG() throws {
         let png = greyPNG(width: 3, height: 2, pixels: [0, 128, 255, 255, 128, 0])
         #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))

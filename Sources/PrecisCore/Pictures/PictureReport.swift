@@ -206,3 +206,54 @@ public func mistakeCharts(images: [Float], labels: [Int], predicted: [Int], clas
                 + "and float32's answer."),
     ]
 }
+
+/// Feature maps: `images` (one per class, `(count, C, H, W)` row-major) through the network, shown
+/// after every convolution and pooling layer as a grid, one row per image and one column for each
+/// of the layer's first `channels` output channels, each map scaled to its own range.
+public func featureMapCharts(network: Network<Float>, images: [Float], labels: [Int], channels: Int = 8) -> [Chart] {
+    let spec = network.spec, count = labels.count
+    guard count > 0 else { return [] }
+    let outputs = network.forwardAll(Tensor(shape: [count] + spec.inputShape, data: images))
+    var charts: [Chart] = []
+    for (i, layer) in spec.layers.enumerated() {
+        switch layer {
+        case .convolution, .maxPooling, .averagePooling: break
+        case .affine, .relu, .dropout, .batchNormalization: continue
+        }
+        let y = outputs[i + 1], (c, h, w) = (y.shape[1], y.shape[2], y.shape[3]), shown = min(c, channels)
+        let zoom = max(1, 56 / max(h, w)), gap = 2
+        let (tileW, tileH) = (w * zoom + gap, h * zoom + gap)
+        let (width, height) = (shown * tileW, count * tileH)
+        var pixels = [UInt8](repeating: 255, count: width * height)
+        for n in 0..<count {
+            for ch in 0..<shown {
+                let plane = Array(y.data[((n * c + ch) * h * w)..<((n * c + ch + 1) * h * w)]).map(Double.init)
+                let (lo, hi) = (plane.min() ?? 0, plane.max() ?? 0)
+                for py in 0..<(h * zoom) {
+                    for px in 0..<(w * zoom) {
+                        let v = plane[(py / zoom) * w + px / zoom], t = hi > lo ? (v - lo) / (hi - lo) : 0
+                        pixels[(n * tileH + py) * width + ch * tileW + px] = UInt8((255 * (1 - t)).rounded())
+                    }
+                }
+            }
+        }
+        let left = 60.0, top = 46.0
+        var s = SVG(width: max(480, Int(left) + width + 10), height: Int(top) + height + 10)
+        let name = spec.layerNames[i]
+        s.text(
+            "\(name): \(shown) of \(c) maps of \(h)×\(w), one row per class", Double(s.width) / 2, 18, size: 14,
+            anchor: "middle", weight: "bold")
+        for ch in 0..<shown {
+            s.text("map \(ch)", left + Double(ch * tileW + tileW / 2), 38, size: 10, anchor: "middle")
+        }
+        for n in 0..<count {
+            s.text("class \(labels[n])", left - 6, top + Double(n * tileH + tileH / 2 + 4), size: 10, anchor: "end")
+        }
+        s.image(greyPNG(width: width, height: height, pixels: pixels), left, top, Double(width), Double(height))
+        charts.append(
+            Chart(
+                name: "maps-\(name)", svg: s.document(title: "Feature maps after \(name)"),
+                caption: "What \(name) passes on: dark is a strong response, each map scaled to its own range."))
+    }
+    return charts
+}
