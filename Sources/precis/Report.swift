@@ -59,6 +59,14 @@ struct Report: ParsableCommand {
                     charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
             sections.append(try mistakes(store))
             sections.append(try featureMaps(store))
+            let recorded = try store.evaluations().map(\.result).sorted { $0.precision < $1.precision }
+            sections.append(
+                PictureReport.Section(
+                    heading: "Precision",
+                    text: recorded.isEmpty
+                        ? "No evaluation is recorded in the file: precis eval FILE --record records one."
+                        : "What each precision recorded by precis eval --record costs, against float32 and float64.",
+                    charts: recorded.isEmpty ? [] : precisionCharts(recorded)))
             let report = PictureReport(
                 title: "Precis report: \(file) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
             try write(report)

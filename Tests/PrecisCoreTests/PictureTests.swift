@@ -94,6 +94,32 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(charts[0].svg.contains(">class 1</text>"))
     }
 
+    @Test func precisionChartsShowEveryRecordedModeButFloat64() throws {
+        func row(_ name: String, _ change: Double, integer: Bool = false) -> ModeResult {
+            var e = ErrorStats()
+            e.add([1.01, 2] as [Double], reference: [1, 2], minNormal: 0)
+            let c = AccuracyChange(
+                changePP: change, ci95LowPP: change - 0.1, ci95HighPP: change + 0.1, differs: 3, gained: 1, lost: 2,
+                agreement: 0.99)
+            let layers = [
+                LayerError(layer: "a", errors: integer ? nil : ErrorSummary(e)),
+                LayerError(layer: "b", errors: ErrorSummary(e)),
+            ]
+            return ModeResult(
+                precision: name, integer: integer, weights: "/model", images: 100, correct: 90, vsFloat32: c,
+                logits: ErrorSummary(e), modelBytes: 1, float32Bytes: 4, seconds: 1, layers: layers)
+        }
+        let charts = precisionCharts([
+            row("float64", 0), row("float32", 0), row("float16", -0.05), row("int8-x", -0.1, integer: true),
+        ])
+        let change = try #require(ElementCounter.parse(charts[0].svg))
+        #expect(change.counts["rect"] == 3)  // float32, float16 and int8: a dot each
+        let sqnr = try #require(ElementCounter.parse(charts[1].svg))
+        let points = sqnr.attributes["polyline"]?.map { $0["points"]!.split(separator: " ").count }
+        #expect(points == [2])  // float16's two layers; int8 has one layer of its own, a single dot
+        #expect(sqnr.counts["rect"] == 1 && !charts[1].svg.contains(">float32<"))
+    }
+
     @Test func greyPNGIsAValidPNG() throws {
         let png = greyPNG(width: 3, height: 2, pixels: [0, 128, 255, 255, 128, 0])
         #expect(png.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]))

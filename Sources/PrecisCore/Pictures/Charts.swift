@@ -22,9 +22,11 @@ public struct LineChart {
         public var name: String
         public var points: [(x: Double, y: Double)]
         public var dashed: Bool
+        /// The line's colour; by default the palette's colour of its position.
+        public var colour: String?
 
-        public init(_ name: String, _ points: [(x: Double, y: Double)], dashed: Bool = false) {
-            (self.name, self.points, self.dashed) = (name, points, dashed)
+        public init(_ name: String, _ points: [(x: Double, y: Double)], dashed: Bool = false, colour: String? = nil) {
+            (self.name, self.points, self.dashed, self.colour) = (name, points, dashed, colour)
         }
     }
 
@@ -73,13 +75,14 @@ public struct LineChart {
         // Lines, then the legend.
         for (i, line) in series.enumerated() {
             let kept = line.points.filter { $0.x.isFinite && $0.y.isFinite }.map { (px($0.x), py($0.y)) }
-            if kept.count == 1 { s.rect(kept[0].0 - 2, kept[0].1 - 2, 4, 4, fill: Palette.colour(i)) }
-            if kept.count > 1 { s.polyline(kept, stroke: Palette.colour(i), dashed: line.dashed) }
+            let colour = line.colour ?? Palette.colour(i)
+            if kept.count == 1 { s.rect(kept[0].0 - 2, kept[0].1 - 2, 4, 4, fill: colour) }
+            if kept.count > 1 { s.polyline(kept, stroke: colour, dashed: line.dashed) }
         }
         // The legend sits in a row between the title and the plot, where it hides no data.
         var x = left
         for (i, line) in series.enumerated() {
-            s.line(x, 34, x + 20, 34, stroke: Palette.colour(i), width: 2, dashed: line.dashed)
+            s.line(x, 34, x + 20, 34, stroke: line.colour ?? Palette.colour(i), width: 2, dashed: line.dashed)
             s.text(line.name, x + 26, 38, size: 11)
             x += 40 + Double(line.name.count) * 7
         }

@@ -257,3 +257,59 @@ public func featureMapCharts(network: Network<Float>, images: [Float], labels: [
     }
     return charts
 }
+
+/// The precision section, from recorded report rows: each mode's accuracy change against float32
+/// with its 95% interval, and each mode's per-layer SQNR against float64 as a line over the layers.
+public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
+    let rows = results.filter { $0.precision != PrecisionMode.float64.rawValue }
+    // Changes with their intervals: a dot and a whisker per mode, zero marked.
+    let rowHeight = 26.0, left = 170.0, top = 50.0, plot = 420.0
+    var s = SVG(width: Int(left + plot + 30), height: Int(top + rowHeight * Double(max(rows.count, 1)) + 50))
+    s.text(
+        "Accuracy change against float32, with 95% intervals", Double(s.width) / 2, 20, size: 14, anchor: "middle",
+        weight: "bold")
+    if rows.isEmpty {
+        s.text("no evaluation recorded (precis eval --record)", Double(s.width) / 2, 50, size: 13, anchor: "middle")
+    } else {
+        let extent = max(0.1, rows.map { max(abs($0.vsFloat32.ci95LowPP), abs($0.vsFloat32.ci95HighPP)) }.max() ?? 0.1)
+        func px(_ v: Double) -> Double { left + (v + extent) / (2 * extent) * plot }
+        let ticks = niceTicks(-extent, extent), step = ticks.count > 1 ? ticks[1] - ticks[0] : 1
+        for t in ticks {
+            s.line(px(t), top - 6, px(t), top + rowHeight * Double(rows.count), stroke: t == 0 ? "#888" : "#e4e4e4")
+            s.text(
+                tickText(t, step: step), px(t), top + rowHeight * Double(rows.count) + 16, size: 11, anchor: "middle")
+        }
+        s.text(
+            "change in accuracy (percentage points)", left + plot / 2, top + rowHeight * Double(rows.count) + 36,
+            size: 12, anchor: "middle")
+        for (i, r) in rows.enumerated() {
+            let y = top + rowHeight * (Double(i) + 0.5), c = r.vsFloat32
+            s.text(r.precision, left - 8, y + 4, size: 11, anchor: "end")
+            s.line(px(c.ci95LowPP), y, px(c.ci95HighPP), y, stroke: Palette.colour(i), width: 2)
+            s.rect(px(c.changePP) - 4, y - 4, 8, 8, fill: Palette.colour(i))
+        }
+    }
+    var sqnr = LineChart(
+        title: "SQNR of every layer's output against float64", xLabel: "layer (index in the network)",
+        yLabel: "SQNR (dB)",
+        series: rows.enumerated().filter { $0.element.precision != PrecisionMode.float32.rawValue }.map { k, r in
+            // The same colour as the mode's row in the chart above.
+            LineChart.Series(
+                r.precision,
+                r.layers.enumerated().compactMap { i, l in l.errors.map { (Double(i), $0.sqnrDB) } }.filter {
+                    $0.1.isFinite
+                },
+                dashed: r.integer, colour: Palette.colour(k))
+        })
+    sqnr.width = 760
+    return [
+        Chart(
+            name: "precision-change", svg: s.document(title: "Accuracy change per precision"),
+            caption:
+                "A dot is the change against float32, the whisker its 95% interval: a whisker across 0 may be noise."),
+        Chart(
+            name: "precision-sqnr", svg: sqnr.svg,
+            caption: "Higher is closer to float64; 6 dB is about one significand bit. Integer modes are dashed and "
+                + "show only the layers that have values of their own."),
+    ]
+}
