@@ -171,6 +171,8 @@ r = {x["precision"]: x for x in json.load(open(sys.argv[2]))["results"]}
 assert abs(r["int8-wchannel-au8z"]["accuracy"] - r["float32"]["accuracy"]) < 0.03 and r["int8-wchannel-au8z"]["logits"]["sqnr_db"] > 25, r
 PY
 
+"$precis" eval "$work/s.h5" --precision float32,float16 --limit 100 --report "$work/evalreport" --quiet > "$work/er.txt"
+grep -q "evalreport/index.html: .* charts" "$work/er.txt" && [ -s "$work/evalreport/precision-sqnr.svg" ] || fail "eval --report"
 # The picture report: for both shipped files and for a custom model, a page and well-formed SVG charts.
 for f in Weights/deep-fashion.h5 Weights/simple-mnist5k.h5 "$work/bn.h5"; do
   "$precis" report "$f" --output "$work/report" > /dev/null
@@ -221,6 +223,7 @@ usage_error "exists (use --force" "$precis" train --model simple --epochs 1 --ou
 usage_error "normal:STD" "$precis" train --init glorot --epochs 1 --quiet
 usage_error "invalid for '--optimizer" "$precis" train --optimizer adamw --epochs 1 --quiet
 usage_error "Did you mean 'eval'" "$precis" evl "$work/s.h5"
+usage_error "--report draws the file --output writes" "$precis" train --epochs 1 --report "$work/tr"
 usage_error "unknown layer 'bogus'" "$precis" train --model "bogus(3)" --epochs 1 --quiet
 # Numbers a user can type: checked before use, one clear message, never a signal.
 usage_error "a space inside the argument" "$precis" train --model "conv(6 5,3) relu affine(10)" --epochs 1

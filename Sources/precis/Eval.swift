@@ -54,12 +54,24 @@ struct Eval: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Option(
+        name: .customLong("report"),
+        help: ArgumentHelp(
+            "Then draw the file's picture report into this folder (after --record, with these results).",
+            valueName: "dir"))
+    var reportFolder: String?
+
     /// What `--precision int8` calibrates when the file stores no int8 variant: on the shipped
     /// network, the scheme and method that change the fewest predictions (`quantize --compare`).
     static let defaultInt8Scheme = QuantScheme(weights: .perChannel, activations: .uint8Asymmetric)
     static let defaultInt8Calibration = CalibrationMethod.mse
 
     func validate() throws {
+        if let reportFolder, FileManager.default.fileExists(atPath: reportFolder),
+            let problem = writeProblem(reportFolder + "/index.html")
+        {
+            throw ValidationError("--report \(reportFolder): \(problem)")
+        }
         // Checked before evaluating, so that a bad path does not throw the run away.
         if record, let problem = writeProblem(file) { throw ValidationError("--record into \(file): \(problem)") }
         if record, FileManager.default.fileExists(atPath: file), access(file, R_OK) != 0 {
@@ -127,6 +139,10 @@ struct Eval: ParsableCommand {
                             result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt)
                     })
                 if !json { print("recorded under /evaluations in \(file)") }
+            }
+            if let reportFolder {
+                let line = try PictureReportWriter(file: file, folder: reportFolder, data: data).write()
+                if !json { print(line) }
             }
         }
     }

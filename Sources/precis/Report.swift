@@ -5,8 +5,10 @@ import PrecisWeights
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract:
-            "Draw a weight file: learning curves and filters, in a self-contained HTML page with one SVG per chart.")
+        abstract: """
+            Draw a weight file: learning curves, filters, feature maps, mistakes and recorded precision, in a \
+            self-contained HTML page with one SVG per chart.
+            """)
 
     @Argument(help: "A weight file written by precis train.")
     var file: String
@@ -31,47 +33,59 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let store = try WeightStore(file), spec = store.spec
-            var sections: [PictureReport.Section] = []
-            if let t = store.master.training {
-                sections.append(
-                    PictureReport.Section(
-                        heading: "Training",
-                        text:
-                            "\(t.epochs) epochs on \(t.dataset) (\(t.trainSize) training images), "
-                            + "batch \(t.batchSize), "
-                            + "\(t.optimizer) with learning rate \(t.learningRate), seed \(t.seed).",
-                        charts: trainingCharts(
-                            loss: t.loss, trainAccuracy: t.trainAccuracy, testAccuracy: t.testAccuracy)))
-            } else {
-                sections.append(
-                    PictureReport.Section(heading: "Training", text: "The file holds no training record.", charts: []))
-            }
-            // The initial weights are not stored: the seed and the init scheme reproduce them exactly.
-            let initial = try store.master.training.map {
-                try Network<Float>(spec: spec, seed: UInt64(truncatingIfNeeded: $0.seed)).tensorValues()
-            }
-            sections.append(
-                PictureReport.Section(
-                    heading: "Filters",
-                    text: "What the convolutions learned. The first layer's filters are shown before training as well, "
-                        + "drawn again from the seed and the weight init the file records.",
-                    charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
-            sections.append(try mistakes(store))
-            sections.append(try featureMaps(store))
-            let recorded = try store.evaluations().map(\.result).sorted { $0.precision < $1.precision }
-            sections.append(
-                PictureReport.Section(
-                    heading: "Precision",
-                    text: recorded.isEmpty
-                        ? "No evaluation is recorded in the file: precis eval FILE --record records one."
-                        : "What each precision recorded by precis eval --record costs, against float32 and float64.",
-                    charts: recorded.isEmpty ? [] : precisionCharts(recorded)))
-            let report = PictureReport(
-                title: "Precis report: \(file) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
-            try write(report)
-            print("\(folder)/index.html: \(report.charts.count) charts (\(report.html.utf8.count / 1024) KiB)")
+            print(try PictureReportWriter(file: file, folder: folder, data: data).write())
         }
+    }
+}
+
+/// Draws the picture report of a weight file into a folder: `precis report`, and `--report` of
+/// `eval` and `train`.
+struct PictureReportWriter {
+    let file: String, folder: String
+    let data: DataOptions
+
+    /// Builds the page from the file (and its data set), writes it, and returns a line saying where.
+    func write() throws -> String {
+        let store = try WeightStore(file), spec = store.spec
+        var sections: [PictureReport.Section] = []
+        if let t = store.master.training {
+            sections.append(
+                PictureReport.Section(
+                    heading: "Training",
+                    text:
+                        "\(t.epochs) epochs on \(t.dataset) (\(t.trainSize) training images), "
+                        + "batch \(t.batchSize), "
+                        + "\(t.optimizer) with learning rate \(t.learningRate), seed \(t.seed).",
+                    charts: trainingCharts(
+                        loss: t.loss, trainAccuracy: t.trainAccuracy, testAccuracy: t.testAccuracy)))
+        } else {
+            sections.append(
+                PictureReport.Section(heading: "Training", text: "The file holds no training record.", charts: []))
+        }
+        // The initial weights are not stored: the seed and the init scheme reproduce them exactly.
+        let initial = try store.master.training.map {
+            try Network<Float>(spec: spec, seed: UInt64(truncatingIfNeeded: $0.seed)).tensorValues()
+        }
+        sections.append(
+            PictureReport.Section(
+                heading: "Filters",
+                text: "What the convolutions learned. The first layer's filters are shown before training as well, "
+                    + "drawn again from the seed and the weight init the file records.",
+                charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
+        sections.append(try mistakes(store))
+        sections.append(try featureMaps(store))
+        let recorded = try store.evaluations().map(\.result).sorted { $0.precision < $1.precision }
+        sections.append(
+            PictureReport.Section(
+                heading: "Precision",
+                text: recorded.isEmpty
+                    ? "No evaluation is recorded in the file: precis eval FILE --record records one."
+                    : "What each precision recorded by precis eval --record costs, against float32 and float64.",
+                charts: recorded.isEmpty ? [] : precisionCharts(recorded)))
+        let report = PictureReport(
+            title: "Precis report: \(file) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
+        try write(report)
+        return "\(folder)/index.html: \(report.charts.count) charts (\(report.html.utf8.count / 1024) KiB)"
     }
 
     /// The mistakes section: float32's confusion matrix and misclassified images on the test set.

@@ -50,6 +50,11 @@ struct Train: ParsableCommand {
     @Flag(help: "Replace an existing output file.")
     var force = false
 
+    @Option(
+        name: .customLong("report"),
+        help: ArgumentHelp("Then draw the trained file's picture report into this folder.", valueName: "dir"))
+    var reportFolder: String?
+
     @Flag(help: "No progress line and no per-epoch lines.")
     var quiet = false
 
@@ -57,6 +62,11 @@ struct Train: ParsableCommand {
     var json = false
 
     func validate() throws {
+        if let reportFolder, FileManager.default.fileExists(atPath: reportFolder),
+            let problem = writeProblem(reportFolder + "/index.html")
+        {
+            throw ValidationError("--report \(reportFolder): \(problem)")
+        }
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be from 1 to 1000000") }
         guard (1...1_000_000).contains(batchSize) else {
             throw ValidationError("--batch-size must be from 1 to 1000000")
@@ -73,6 +83,9 @@ struct Train: ParsableCommand {
         }
         // Checked before training, so that a bad path does not throw the run away.
         if let output, let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
+        if reportFolder != nil && output == nil {
+            throw ValidationError("--report draws the file --output writes: give both")
+        }
     }
 
     func run() throws {
@@ -129,6 +142,10 @@ struct Train: ParsableCommand {
                 let record = TrainingRecord(dataset: dataset, config: config, history: history)
                 try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(
                     to: output, overwrite: force)
+            }
+            if let reportFolder, let output {
+                let line = try PictureReportWriter(file: output, folder: reportFolder, data: data).write()
+                if !json { print(line) }
             }
             let perIteration = history.trainingSeconds / Double(history.iterations)
             if json {
