@@ -28,7 +28,9 @@ let package = Package(
         .target(name: "PrecisWeights", dependencies: ["PrecisCore", "CHDF5"], swiftSettings: numeric),
         .executableTarget(
             name: "precis",
-            dependencies: ["PrecisCore", "PrecisWeights", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "PrecisCore", "PrecisWeights", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: numeric),
         .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"], swiftSettings: numeric),
         .testTarget(name: "PrecisWeightsTests", dependencies: ["PrecisWeights"], swiftSettings: numeric),

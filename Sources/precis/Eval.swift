@@ -141,7 +141,7 @@ struct Eval: ParsableCommand {
                 if !json { print("recorded under /evaluations in \(file)") }
             }
             if let reportFolder {
-                let line = try PictureReportWriter(file: file, folder: reportFolder, data: data).write()
+                let line = try PictureReportWriter(store: store, dataset: dataset, folder: reportFolder).write()
                 if !json { print(line) }
             }
         }

@@ -33,7 +33,9 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            print(try PictureReportWriter(file: file, folder: folder, data: data).write())
+            let store = try WeightStore(file)
+            let dataset = try data.load(fallback: store.master.dataset)
+            print(try PictureReportWriter(store: store, dataset: dataset, folder: folder).write())
         }
     }
 }
@@ -41,12 +43,14 @@ struct Report: ParsableCommand {
 /// Draws the picture report of a weight file into a folder: `precis report`, and `--report` of
 /// `eval` and `train`.
 struct PictureReportWriter {
-    let file: String, folder: String
-    let data: DataOptions
+    let store: WeightStore
+    /// The data set of the test images shown.
+    let dataset: Dataset
+    let folder: String
 
-    /// Builds the page from the file (and its data set), writes it, and returns a line saying where.
+    /// Builds the page from the file and the data set, writes it, and returns a line saying where.
     func write() throws -> String {
-        let store = try WeightStore(file), spec = store.spec
+        let spec = store.spec
         var sections: [PictureReport.Section] = []
         if let t = store.master.training {
             sections.append(
@@ -72,8 +76,14 @@ struct PictureReportWriter {
                 text: "What the convolutions learned. The first layer's filters are shown before training as well, "
                     + "drawn again from the seed and the weight init the file records.",
                 charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
-        sections.append(try mistakes(store))
-        sections.append(try featureMaps(store))
+        if dataset.imageShape == spec.inputShape {
+            let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
+            sections += [mistakes(net), featureMaps(net)]
+        } else {
+            sections.append(
+                PictureReport.Section(
+                    heading: "Test images", text: "\(dataset.name) does not fit the network's input.", charts: []))
+        }
         let recorded = try store.evaluations().map(\.result).sorted { $0.precision < $1.precision }
         sections.append(
             PictureReport.Section(
@@ -83,21 +93,18 @@ struct PictureReportWriter {
                     : "What each precision recorded by precis eval --record costs, against float32 and float64.",
                 charts: recorded.isEmpty ? [] : precisionCharts(recorded)))
         let report = PictureReport(
-            title: "Precis report: \(file) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
+            title: "Precis report: \(store.path) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
         try write(report)
         return "\(folder)/index.html: \(report.charts.count) charts (\(report.html.utf8.count / 1024) KiB)"
     }
 
     /// The mistakes section: float32's confusion matrix and misclassified images on the test set.
-    func mistakes(_ store: WeightStore) throws -> PictureReport.Section {
-        let spec = store.spec, dataset = try data.load(fallback: store.master.dataset)
-        guard dataset.imageShape == spec.inputShape, spec.inputShape[0] == 1, spec.inputShape[1] == spec.inputShape[2]
-        else {
+    func mistakes(_ net: Network<Float>) -> PictureReport.Section {
+        let shape = net.spec.inputShape
+        guard shape[0] == 1, shape[1] == shape[2] else {
             return PictureReport.Section(
-                heading: "Mistakes", text: "Drawn for square one-channel images of the network's input shape only.",
-                charts: [])
+                heading: "Mistakes", text: "Drawn for square one-channel images only.", charts: [])
         }
-        let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
         let predicted = net.classify(dataset.testImages, count: dataset.testCount)
         let correct = zip(predicted, dataset.testLabels).filter { $0 == $1 }.count
         return PictureReport.Section(
@@ -107,27 +114,20 @@ struct PictureReportWriter {
                 dataset.name, correct, 100 * Double(correct) / Double(max(dataset.testCount, 1)),
                 dataset.testCount - correct),
             charts: mistakeCharts(
-                images: dataset.testImages, labels: dataset.testLabels, predicted: predicted, classes: spec.classes,
-                side: spec.inputShape[1]))
+                images: dataset.testImages, labels: dataset.testLabels, predicted: predicted,
+                classes: net.spec.classes, side: shape[1]))
     }
 
     /// The feature-map section: the first test image of each class through every convolution and pooling layer.
-    func featureMaps(_ store: WeightStore) throws -> PictureReport.Section {
-        let spec = store.spec, dataset = try data.load(fallback: store.master.dataset)
-        let per = spec.inputShape.reduce(1, *)
-        guard dataset.imageShape == spec.inputShape else {
-            return PictureReport.Section(
-                heading: "Feature maps", text: "The data set does not fit the network.", charts: [])
-        }
-        let first = (0..<spec.classes).compactMap { c in dataset.testLabels.firstIndex(of: c) }
+    func featureMaps(_ net: Network<Float>) -> PictureReport.Section {
+        let per = net.spec.inputShape.reduce(1, *)
+        let first = (0..<net.spec.classes).compactMap { c in dataset.testLabels.firstIndex(of: c) }
         let images = first.flatMap { dataset.testImages[$0 * per..<($0 + 1) * per] }
         return PictureReport.Section(
             heading: "Feature maps",
             text: "The first test image of each class through every convolution and pooling layer (float32): "
                 + "the book's claim that deeper layers respond to more abstract features, to look at.",
-            charts: featureMapCharts(
-                network: try Network<Float>(spec: spec, parameters: store.master.tensors), images: images,
-                labels: first.map { dataset.testLabels[$0] }))
+            charts: featureMapCharts(network: net, images: images, labels: first.map { dataset.testLabels[$0] }))
     }
 
     /// Writes the page and every chart, each file atomically.

@@ -144,7 +144,8 @@ struct Train: ParsableCommand {
                     to: output, overwrite: force)
             }
             if let reportFolder, let output {
-                let line = try PictureReportWriter(file: output, folder: reportFolder, data: data).write()
+                let store = try WeightStore(output)
+                let line = try PictureReportWriter(store: store, dataset: dataset, folder: reportFolder).write()
                 if !json { print(line) }
             }
             let perIteration = history.trainingSeconds / Double(history.iterations)

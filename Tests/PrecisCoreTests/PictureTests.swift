@@ -74,7 +74,8 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(cells >= 9 + 3 + 3 + 3)  // counts, two axes of class numbers, title and axis names
         let wrong = try #require(ElementCounter.parse(charts[1].svg))
         #expect(
-            wrong.counts["image"] == 1 && charts[1].svg.contains(">1→2</text>") && charts[1].svg.contains(">2→1</text>")
+            wrong.counts["image"] == 1 && charts[1].svg.contains(">1→2</text>")
+                && charts[1].svg.contains(">2→1</text>")
         )
         #expect(charts[1].svg.contains("2 misclassified test images"))
     }

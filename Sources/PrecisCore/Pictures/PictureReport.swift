@@ -104,23 +104,23 @@ public func filterCharts(spec: ModelSpec, trained: [String: Tensor<Double>], ini
             }
         }
         guard let w = trained[key] else { continue }
-        let (fh, fw) = (w.shape[2], w.shape[3]), scale = max(4, 48 / max(fh, fw))
-        var after = TileGrid(
-            title: "\(layer.name): \(w.shape[0]) filters after training", tiles: tiles(w), rows: fh, columns: fw)
-        after.scale = scale
+        let (fh, fw) = (w.shape[2], w.shape[3])
+        /// The tiles of `weights` as a chart.
+        func grid(_ weights: Tensor<Double>, title: String, name: String, caption: String) -> Chart {
+            var g = TileGrid(title: title, tiles: tiles(weights), rows: fh, columns: fw)
+            g.scale = max(4, 48 / max(fh, fw))
+            return Chart(name: name, svg: g.svg, caption: caption)
+        }
         charts.append(
-            Chart(
-                name: "filters-\(layer.name)", svg: after.svg,
+            grid(
+                w, title: "\(layer.name): \(w.shape[0]) filters after training", name: "filters-\(layer.name)",
                 caption: "\(layer.name), \(w.shape[0]) filters of \(fh)×\(fw)"
                     + (w.shape[1] > 1 ? ", each the mean over its \(w.shape[1]) input channels" : "")
                     + "; each tile scaled to its own range, black low, white high."))
         if k == 0, let w0 = initial?[key] {
-            var before = TileGrid(
-                title: "\(layer.name): the same filters before training", tiles: tiles(w0), rows: fh, columns: fw)
-            before.scale = scale
             charts.append(
-                Chart(
-                    name: "filters-\(layer.name)-initial", svg: before.svg,
+                grid(
+                    w0, title: "\(layer.name): the same filters before training", name: "filters-\(layer.name)-initial",
                     caption:
                         "The initial filters, drawn again from the file's seed and weight init (\(spec.weightInit))."))
         }
