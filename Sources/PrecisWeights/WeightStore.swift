@@ -66,6 +66,12 @@ public final class WeightStore {
         return stored
     }
 
+    /// The float tensors an int8 variant runs with: the master's, with the variant's own (layers it
+    /// keeps in float16, a dynamic variant's biases) in their place.
+    public func floatTensors(of variant: StoredInt8) -> [String: Tensor<Double>] {
+        master.tensors.merging(variant.floatTensors) { $1 }
+    }
+
     /// The recorded evaluations, by mode.
     public func evaluations() throws -> [RecordedEvaluation] {
         let file = try root()

@@ -106,7 +106,7 @@ struct Eval: ParsableCommand {
             for name in int8Names(store) {
                 let v = try store.int8Variant(name)
                 let network = try IntegerNetwork(
-                    spec: spec, model: v.model, tensors: store.master.tensors.merging(v.floatTensors) { $1 },
+                    spec: spec, model: v.model, tensors: store.floatTensors(of: v),
                     floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
                 entries.append(EvaluationEntry(.integer(name, network), weights: "/variants/\(name)"))
             }
@@ -195,7 +195,7 @@ struct Eval: ParsableCommand {
             let v = try store.int8Variant(name)
             return try explainInt8(
                 name, spec: store.spec, model: v.model, master: store.master.tensors,
-                tensors: store.master.tensors.merging(v.floatTensors) { $1 }, dynamic: v.dynamic, test: test,
+                tensors: store.floatTensors(of: v), dynamic: v.dynamic, test: test,
                 float32Predicted: float32Predicted
             ) { done, total in
                 progress.update("explain \(name)", done: done, total: total, unit: "img")
