@@ -48,6 +48,16 @@ while [ "$trials" -lt 20 ] || { [ "$interrupted" -lt 3 ] && [ "$trials" -lt 80 ]
 done
 [ "$interrupted" -gt 0 ] || fail "no write was interrupted in $trials trials"
 
+# SIGINT while a picture report is being drawn and written: no temporary file in its folder.
+for delay in 0.4 0.8 1.2 1.6; do
+  "$precis" report "$weights/simple-mnist5k.h5" --output pictures > /dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -INT "$pid" 2> /dev/null || true
+  wait "$pid" || true
+  [ ! -d pictures ] || no_temp_files pictures
+done
+
 # Output paths are checked before any training.
 code=0
 "$precis" train --epochs 1 --output "$work/missing/x.h5" --quiet > out.txt 2> err.txt || code=$?

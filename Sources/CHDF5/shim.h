@@ -13,6 +13,7 @@ static inline hid_t precis_H5T_C_S1(void) { return H5T_C_S1; }
 static inline unsigned precis_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
 static inline unsigned precis_H5F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
 static inline unsigned precis_H5F_ACC_EXCL(void) { return H5F_ACC_EXCL; }
+static inline unsigned precis_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
 static inline size_t precis_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hid_t precis_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t precis_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }

@@ -1,21 +1,51 @@
 import Foundation
+import PrecisCore
 
-/// The temporary files being written in this process, so that an interrupted run can remove them
-/// (`removeAll`, called from a signal handler's queue) and leave nothing behind.
-public enum TemporaryFiles {
-    private nonisolated(unsafe) static var paths: Set<String> = []
+/// Files written whole or not at all. Each write fills a temporary file next to its target and
+/// renames it into place, under one lock for the process. `abandon`, called when a signal stops
+/// the process while the main thread may be writing, waits for a write in progress to finish (they
+/// take milliseconds) and keeps the lock, so no write starts after it and no temporary file is
+/// left behind.
+public enum AtomicFiles {
     private static let lock = NSLock()
 
-    static func add(_ path: String) { lock.withLock { _ = paths.insert(path) } }
-    static func remove(_ path: String) { lock.withLock { _ = paths.remove(path) } }
-
-    /// Deletes every temporary file still being written.
-    public static func removeAll() {
-        lock.withLock {
-            for path in paths { unlink(path) }
-            paths.removeAll()
+    /// Writes `path` whole or not at all: `body` fills a new, empty temporary file (it gets its
+    /// path; every handle on it must be closed when it returns), which then replaces `path`. On an
+    /// error the temporary file is removed and `path` is as it was.
+    public static func write(_ path: String, _ body: (String) throws -> Void) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).part")
+            .path
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw DataError(file: path, problem: "cannot write next to it: \(String(cString: strerror(errno)))")
+        }
+        close(fd)
+        do {
+            try body(tmp)
+            guard rename(tmp, path) == 0 else {
+                throw DataError(file: path, problem: "cannot rename into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(tmp)
+            throw error
         }
     }
+
+    /// Writes `data` to `path` whole or not at all.
+    public static func write(_ data: Data, to path: String) throws {
+        try write(path) { tmp in
+            do { try data.write(to: URL(fileURLWithPath: tmp)) } catch {
+                throw DataError(file: path, problem: "cannot be written: \(error.localizedDescription)")
+            }
+        }
+    }
+
+    /// Waits for a write in progress and stops any later one. Call it only on the way out.
+    public static func abandon() { lock.lock() }
 }
 
 /// An exclusive advisory lock on the sidecar file `.NAME.lock` next to `path`, held while `body`

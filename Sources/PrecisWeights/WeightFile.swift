@@ -79,7 +79,7 @@ public struct WeightFile {
             throw HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")
         }
         try Self.replace(path) { tmp in
-            let root = try HDF5File.create(tmp).root
+            let root = try HDF5File.create(tmp, truncating: true).root
             try root.setAttribute("format", .string(Self.format))
             try root.setAttribute("format_version", .int(Self.version))
             try root.setAttribute("created_by", .string("precis (Swift), layout v\(Self.version)"))
@@ -146,30 +146,11 @@ public struct WeightFile {
     /// under the file's write lock. An error or an interruption leaves `path` as it was and no
     /// temporary file.
     static func replace(_ path: String, _ body: (String) throws -> Void) throws {
-        try withWriteLock(path) { try replaceLocked(path, body) }
-    }
-
-    /// `replace` with the lock held.
-    private static func replaceLocked(_ path: String, _ body: (String) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).part")
-            .path
-        try? FileManager.default.removeItem(atPath: tmp)
-        TemporaryFiles.add(tmp)
-        defer { TemporaryFiles.remove(tmp) }
         do {
-            try body(tmp)
-            guard rename(tmp, path) == 0 else {
-                throw HDF5Error(
-                    file: path, path: "", message: "cannot rename into place: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
+            try withWriteLock(path) { try AtomicFiles.write(path, body) }
+        } catch let e as HDF5Error where e.file != path {
             // The temporary file is Precis's business: errors name the user's file.
-            if let e = error as? HDF5Error, e.file == tmp {
-                throw HDF5Error(file: path, path: e.path, message: e.message)
-            }
-            throw error
+            throw HDF5Error(file: path, path: e.path, message: e.message)
         }
     }
 
@@ -179,7 +160,7 @@ public struct WeightFile {
     static func modify(_ path: String, _ body: (HDF5Group) throws -> Void) throws {
         try replace(path) { tmp in
             do {
-                try FileManager.default.copyItem(atPath: path, toPath: tmp)
+                try Data(contentsOf: URL(fileURLWithPath: path)).write(to: URL(fileURLWithPath: tmp))
             } catch {
                 throw HDF5Error(
                     file: path, path: "", message: "cannot write a copy next to it: \(error.localizedDescription)")

@@ -205,11 +205,8 @@ struct Eval: ParsableCommand {
 
     func writeLogits(_ evaluation: PrecisionEvaluation, prefix: String) throws {
         for r in evaluation.results {
-            let url = URL(fileURLWithPath: "\(prefix)-\(r.precision).f64")
-            do { try evaluation.logits[r.precision, default: []].withUnsafeBytes { try Data($0).write(to: url) } } catch
-            {
-                throw DataError(file: url.path, problem: "cannot write logits: \(error.localizedDescription)")
-            }
+            let logits = evaluation.logits[r.precision, default: []]
+            try logits.withUnsafeBytes { try AtomicFiles.write(Data($0), to: "\(prefix)-\(r.precision).f64") }
         }
     }
 }

@@ -46,7 +46,7 @@ struct Precis: ParsableCommand {
         Foundation.signal(signal, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
         source.setEventHandler {
-            TemporaryFiles.removeAll()
+            AtomicFiles.abandon()
             FileHandle.standardError.write(Data("\nprecis: interrupted (nothing half-written was left behind)\n".utf8))
             Foundation.exit(128 + signal)
         }

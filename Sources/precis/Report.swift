@@ -134,13 +134,12 @@ struct PictureReportWriter {
     func write(_ report: PictureReport) throws {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            for chart in report.charts {
-                try Data(chart.svg.utf8).write(
-                    to: URL(fileURLWithPath: "\(folder)/\(chart.name).svg"), options: .atomic)
-            }
-            try Data(report.html.utf8).write(to: URL(fileURLWithPath: "\(folder)/index.html"), options: .atomic)
         } catch {
             throw DataError(file: folder, problem: "cannot write the report: \(error.localizedDescription)")
         }
+        for chart in report.charts {
+            try AtomicFiles.write(Data(chart.svg.utf8), to: "\(folder)/\(chart.name).svg")
+        }
+        try AtomicFiles.write(Data(report.html.utf8), to: "\(folder)/index.html")
     }
 }

@@ -355,12 +355,32 @@ import Testing
         struct Interrupted: Error {}
         #expect(throws: Interrupted.self) {
             try WeightFile.replace(path) { tmp in
-                let root = try HDF5File.create(tmp).root
+                let root = try HDF5File.create(tmp, truncating: true).root
                 try root.setAttribute("format", .string("half-written"))
                 throw Interrupted()
             }
         }
         #expect(try WeightFile.read(path).tensors == file.tensors)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasSuffix(".lock") } == ["w.h5"])
+    }
+
+    @Test func atomicWritesReplaceWholeOrNotAtAll() throws {
+        let dir = NSTemporaryDirectory() + "atomic-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/page.html"
+        try AtomicFiles.write(Data("first".utf8), to: path)
+        try AtomicFiles.write(Data("second, longer".utf8), to: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "second, longer")
+        struct Failed: Error {}
+        #expect(throws: Failed.self) {
+            try AtomicFiles.write(path) { tmp in
+                try Data("half".utf8).write(to: URL(fileURLWithPath: tmp))
+                throw Failed()
+            }
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "second, longer")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["page.html"])
+        #expect(throws: DataError.self) { try AtomicFiles.write(Data("x".utf8), to: dir + "/missing/x.html") }
     }
 }

@@ -181,11 +181,12 @@ public final class HDF5File {
         handle = HDF5Handle(id, close: H5Fclose)
     }
 
-    /// Creates a new file; fails if one exists at `path`.
-    public static func create(_ path: String) throws -> HDF5File {
+    /// Creates a new file; fails if one exists at `path`, unless `truncating`, which empties it.
+    public static func create(_ path: String, truncating: Bool = false) throws -> HDF5File {
         let access = try unlockedAccess(path, writing: true)
+        let flags = truncating ? precis_H5F_ACC_TRUNC() : precis_H5F_ACC_EXCL()
         let id = try HDF5.check(path, "", "creating the file") {
-            H5Fcreate(path, precis_H5F_ACC_EXCL(), hid_t(H5P_DEFAULT), access.id)
+            H5Fcreate(path, flags, hid_t(H5P_DEFAULT), access.id)
         }
         return HDF5File(path: path, id: id)
     }
