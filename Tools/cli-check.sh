@@ -40,8 +40,13 @@ grep -q "explain float16: float32 with one layer at a time" "$work/explain.txt" 
 [ "$(grep -c '^[0-9][0-9]_' "$work/explain.txt")" -eq 12 ] || fail "eval --explain: expected 6 layer rows per table"
 python3 -c 'import h5py' 2>/dev/null && python3 - "$work/s.h5" <<'PY' || fail "recorded evaluation"
 import h5py, sys
-g = h5py.File(sys.argv[1], "r")["evaluations/float16"]
+e = h5py.File(sys.argv[1], "r")["evaluations"]
+g = e["float16"]
 assert len(g.attrs["layer_sqnr_db"]) == 6 and g.attrs["images"] == 1000 and "change_low" in g.attrs, dict(g.attrs)
+# The recorded answers agree with the recorded counts.
+p16, p32 = g["predicted"][:], e["float32"]["predicted"][:]
+assert p16.shape == (1000,) and "test_index" not in g and p16.min() >= 0 and p16.max() <= 9
+assert (p16 != p32).sum() == g.attrs["differs_from_float32"], ((p16 != p32).sum(), g.attrs["differs_from_float32"])
 PY
 python3 - "$work/inspect.json" <<'PY' || fail "inspect JSON"
 import json, sys
@@ -160,7 +165,8 @@ PY
 # A network with batch normalization and average pooling: they run in float between int8 layers.
 "$precis" train --model "conv(8,3,pad=1) batchnorm relu avgpool(2) conv(8,3,stride=2) relu affine(10)" --dataset mnist5k --epochs 1 \
     --quiet --output "$work/bn.h5" > /dev/null
-"$precis" quantize "$work/bn.h5" --compare --scheme wchannel-au8z --calibration minmax --limit 200 --json --quiet > "$work/bnq.json"
+"$precis" quantize "$work/bn.h5" --compare --scheme wchannel-au8z --calibration minmax --limit 200 --json --quiet \
+    --record > "$work/bnq.json"
 "$precis" eval "$work/bn.h5" --precision float32,int8 --limit 200 --json --quiet > "$work/bne.json"
 python3 - "$work/bnq.json" "$work/bne.json" <<'PY' || fail "int8 around batch normalization"
 import json, sys
@@ -176,16 +182,26 @@ grep -q "evalreport/index.html: .* charts" "$work/er.txt" && [ -s "$work/evalrep
 # The picture report: for both shipped files and for a custom model, a page and well-formed SVG charts.
 for f in Weights/deep-fashion.h5 Weights/simple-mnist5k.h5 "$work/bn.h5"; do
   "$precis" report "$f" --output "$work/report" > /dev/null
-  python3 - "$work/report" "$f" <<'PY' || fail "report of $f"
-import glob, os, sys, xml.etree.ElementTree as ET
-folder, name = sys.argv[1], sys.argv[2]
+  "$precis" inspect "$f" --json > "$work/inspect.json"
+  python3 - "$work/report" "$f" "$work/inspect.json" <<'PY' || fail "report of $f"
+import glob, json, os, re, sys, xml.etree.ElementTree as ET
+folder, name, inspect = sys.argv[1], sys.argv[2], json.load(open(sys.argv[3]))
 page = open(os.path.join(folder, "index.html")).read()
 charts = sorted(glob.glob(os.path.join(folder, "*.svg")))
-for c in charts:
-    ET.parse(c)  # well-formed
-names = [os.path.basename(c) for c in charts]
+titles = {os.path.basename(c): ET.parse(c).getroot().find("{http://www.w3.org/2000/svg}title").text for c in charts}
+names = list(titles)
 assert "loss.svg" in names and "accuracy.svg" in names and any(n.endswith("-initial.svg") for n in names), names
 assert page.count("<svg") == len(charts) and "<script" not in page, (page.count("<svg"), len(charts))
+# Every mode but float32 has a chart of its changed answers; where the evaluation is recorded, the
+# chart counts as many changed images as the record's differs_from_float32.
+recorded = {e["result"]["precision"]: e["result"]["vs_float32"]["differs"] for e in inspect["evaluations"]}
+changed = {n[len("changed-"):-4]: t for n, t in titles.items() if n.startswith("changed-")}
+assert changed and "float32" not in changed, names
+for mode, title in changed.items():
+    count = int(re.match(r".*: (\d+) of \d+ answers differ", title).group(1))
+    assert mode not in recorded or recorded[mode] == count, (mode, count, recorded[mode])
+assert any(n.startswith("int8-weights-") for n in names) == any(n.startswith("int8") for n in changed), names
+assert ("compare-change.svg" in names) == (not name.endswith("simple-mnist5k.h5")), names
 PY
   rm -rf "$work/report"
 done
@@ -198,6 +214,11 @@ expect_error() {  # expect_error PATTERN COMMAND...: non-zero exit, one stderr l
   grep -q -- "$pattern" "$work/err.txt" || fail "error for '$*' does not match '$pattern': $(cat "$work/err.txt")"
 }
 expect_error "no such file" "$precis" eval "$work/missing.h5"
+# A forged comparison table is refused with one line naming the file and the group.
+cp "$work/bn.h5" "$work/forged.h5"
+python3 -c 'import h5py, sys; h5py.File(sys.argv[1], "r+")["comparisons/int8"].attrs["report"] = "{}"' "$work/forged.h5"
+expect_error "forged.h5: /comparisons/int8 attribute report is not a precis.quantize-compare/1 report" \
+  "$precis" report "$work/forged.h5" --output "$work/forged-report"
 printf 'garbage' > "$work/bad.h5"
 expect_error "bad.h5: not an HDF5 file" "$precis" eval "$work/bad.h5"
 head -c 2000 "$work/s.h5" > "$work/cut.h5"

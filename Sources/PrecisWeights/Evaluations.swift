@@ -10,9 +10,25 @@ public struct RecordedEvaluation: Equatable, Sendable {
     public var inputScale: Double
     /// ISO 8601.
     public var recordedAt: String
+    /// The predicted class of every image (dataset `predicted`), when recorded.
+    public var predictions: [Int]?
+    /// The index in the test split of every image (dataset `test_index`); nil for the whole split
+    /// in file order.
+    public var testIndices: [Int]?
 
-    public init(result: ModeResult, dataset: String, inputScale: Double, recordedAt: String) {
+    public init(
+        result: ModeResult, dataset: String, inputScale: Double, recordedAt: String, predictions: [Int]? = nil,
+        testIndices: [Int]? = nil
+    ) {
         (self.result, self.dataset, self.inputScale, self.recordedAt) = (result, dataset, inputScale, recordedAt)
+        (self.predictions, self.testIndices) = (predictions, testIndices)
+    }
+
+    /// Each recorded image's prediction, by its index in the test split.
+    public var predictionsByTestIndex: [Int: Int] {
+        guard let predictions else { return [:] }
+        let indices = testIndices ?? Array(predictions.indices)
+        return Dictionary(zip(indices, predictions)) { first, _ in first }
     }
 
     /// The summary attributes holding integers, and those holding numbers, with their values.
@@ -63,10 +79,14 @@ public struct RecordedEvaluation: Equatable, Sendable {
             try g.setAttribute(key, .ints(r.layers.map { $0.errors?[keyPath: path] ?? 0 }))
         }
         if r.integer { try g.setAttribute("layer_folded", .ints(r.layers.map { $0.errors == nil ? 1 : 0 })) }
+        if let predictions { try g.write("predicted", shape: [predictions.count], predictions.map { Int32($0) }) }
+        if let testIndices { try g.write("test_index", shape: [testIndices.count], testIndices.map { Int32($0) }) }
     }
 
-    /// Reads the attributes of `g` (`/evaluations/<precision>`), checking that every one is there.
-    init(group g: HDF5Group) throws {
+    /// Reads the attributes of `g` (`/evaluations/<precision>`), checking that every one is there,
+    /// and the predictions if recorded, checking that there is one per image, each a class below
+    /// `classes`.
+    init(group g: HDF5Group, classes: Int) throws {
         func fail(_ message: String) -> HDF5Error { HDF5Error(file: g.file.path, path: g.path, message: message) }
         func attribute(_ key: String) throws -> HDF5Attribute {
             guard let a = try g.attribute(key) else { throw fail("missing attribute \(key)") }
@@ -140,5 +160,17 @@ public struct RecordedEvaluation: Equatable, Sendable {
         self.init(
             result: result, dataset: try WeightFile.string(g, "dataset"), inputScale: try double("input_scale"),
             recordedAt: (try? WeightFile.string(g, "recorded_at")) ?? "")
+        func perImage(_ name: String, below limit: Int, what: String) throws -> [Int]? {
+            guard g.contains(name) else { return nil }
+            let (shape, values) = try g.read(name, as: Int32.self)
+            guard shape == [images] else { throw fail("dataset \(name) must hold one value per image (\(images))") }
+            if let bad = values.first(where: { $0 < 0 || Int($0) >= limit }) {
+                throw fail("dataset \(name) holds \(bad), not \(what)")
+            }
+            return values.map(Int.init)
+        }
+        predictions = try perImage("predicted", below: classes, what: "a class of the network's \(classes)")
+        testIndices = try perImage("test_index", below: Int(Int32.max), what: "an image index")
+        if testIndices != nil && predictions == nil { throw fail("dataset test_index without predicted") }
     }
 }

@@ -77,7 +77,7 @@ public final class WeightStore {
         let file = try root()
         guard file.contains("evaluations") else { return [] }
         let group = try file.group("evaluations")
-        return try group.children().map { try RecordedEvaluation(group: try group.group($0)) }
+        return try group.children().map { try RecordedEvaluation(group: try group.group($0), classes: spec.classes) }
     }
 
     // MARK: changes
@@ -126,6 +126,38 @@ public final class WeightStore {
         }
     }
 
+    /// The recorded `quantize --compare` report (`/comparisons/int8`, attribute `report`: its
+    /// JSON), or nil.
+    public func comparison() throws -> CompareReport? {
+        let file = try root()
+        guard file.contains("comparisons") else { return nil }
+        let group = try file.group("comparisons")
+        guard group.contains("int8") else { return nil }
+        let g = try group.group("int8"), text = try WeightFile.string(g, "report")
+        guard let report = try? JSONDecoder().decode(CompareReport.self, from: Data(text.utf8)),
+            report.schema == ReportSchema.compare
+        else {
+            throw HDF5Error(
+                file: path, path: g.path, message: "attribute report is not a \(ReportSchema.compare) report")
+        }
+        return report
+    }
+
+    /// Records a `quantize --compare` report under `/comparisons/int8`, replacing the one before.
+    public func recordComparison(_ report: CompareReport) throws {
+        try modify { root in try Self.write(report, into: root) }
+    }
+
+    /// Writes `report` as `/comparisons/int8` under `root`.
+    private static func write(_ report: CompareReport, into root: HDF5Group) throws {
+        let comparisons = try root.groupCreatingIfNeeded("comparisons")
+        if comparisons.contains("int8") { try comparisons.remove("int8") }
+        let g = try comparisons.createGroup("int8")
+        try g.setAttribute("schema", .string(ReportSchema.compare))
+        try g.setAttribute("recorded_at", .string(ISO8601DateFormatter().string(from: Date())))
+        try g.setAttribute("report", .string(String(decoding: try JSONEncoder.precis.encode(report), as: UTF8.self)))
+    }
+
     /// The datasets whose data carries no checksum (written before Precis checksummed every
     /// dataset), as paths from `/`.
     public func datasetsWithoutChecksum() throws -> [String] {
@@ -146,7 +178,7 @@ public final class WeightStore {
         guard try root().file.superblockVersion() < 3 || !datasetsWithoutChecksum().isEmpty else { return false }
         let file = try root()
         let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: file) }
-        let evaluations = try evaluations()
+        let evaluations = try evaluations(), comparison = try comparison()
         let kept = variantNames.filter { WeightFile.variantPrecisions.contains($0) || $0.hasPrefix("int8-") }
         try master.write(to: path, overwrite: true, variants: kept.filter(WeightFile.variantPrecisions.contains)) {
             root in
@@ -155,6 +187,7 @@ public final class WeightStore {
                 let group = try root.createGroup("evaluations")
                 for e in evaluations { try e.write(into: try group.createGroup(e.result.precision)) }
             }
+            if let comparison { try Self.write(comparison, into: root) }
         }
         changed(variants: kept)
         return true

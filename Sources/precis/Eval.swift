@@ -98,18 +98,8 @@ struct Eval: ParsableCommand {
             }
             let selection = sample.selection(seed: seed)
             let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
-            var entries = try precision.modes.map { mode in
-                EvaluationEntry(
-                    .floating(mode, tensors: try store.tensors(for: mode)), weights: store.source(for: mode))
-            }
+            var entries = try (precision.modes.map(\.rawValue) + int8Names(store)).map(store.evaluationEntry)
             var notes: [String] = []
-            for name in int8Names(store) {
-                let v = try store.int8Variant(name)
-                let network = try IntegerNetwork(
-                    spec: spec, model: v.model, tensors: store.floatTensors(of: v),
-                    floatBytesPerValue: v.floatBytesPerValue, dynamic: v.dynamic)
-                entries.append(EvaluationEntry(.integer(name, network), weights: "/variants/\(name)"))
-            }
             if precision.choices.contains(.int8) && store.int8VariantNames.isEmpty {
                 let (entry, note) = try calibratedNow(store, dataset)
                 entries.append(entry)
@@ -133,10 +123,13 @@ struct Eval: ParsableCommand {
             if json { try printJSON(report) } else { print(report.text) }
             if record {
                 let recordedAt = ISO8601DateFormatter().string(from: Date())
+                let indices = selection.indices(dataset.testLabels)
                 try store.record(
                     report.results.map {
                         RecordedEvaluation(
-                            result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt)
+                            result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt,
+                            predictions: evaluation.predicted[$0.precision],
+                            testIndices: indices.count == dataset.testCount ? nil : indices)
                     })
                 if !json { print("recorded under /evaluations in \(file)") }
             }
@@ -208,5 +201,20 @@ struct Eval: ParsableCommand {
             let logits = evaluation.logits[r.precision, default: []]
             try logits.withUnsafeBytes { try AtomicFiles.write(Data($0), to: "\(prefix)-\(r.precision).f64") }
         }
+    }
+}
+
+extension WeightStore {
+    /// The network `eval` runs for `name`: a floating precision mode with its weights (a stored
+    /// variant's, or the master's), or a stored int8 variant on the integer path.
+    func evaluationEntry(_ name: String) throws -> EvaluationEntry {
+        if let mode = PrecisionMode(rawValue: name) {
+            return EvaluationEntry(.floating(mode, tensors: try tensors(for: mode)), weights: source(for: mode))
+        }
+        let v = try int8Variant(name)
+        let network = try IntegerNetwork(
+            spec: spec, model: v.model, tensors: floatTensors(of: v), floatBytesPerValue: v.floatBytesPerValue,
+            dynamic: v.dynamic)
+        return EvaluationEntry(.integer(name, network), weights: "/variants/\(name)")
     }
 }

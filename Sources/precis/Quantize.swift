@@ -78,9 +78,15 @@ struct Quantize: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Flag(help: "With --compare: store the table in the file under /comparisons/int8 (precis report draws it).")
+    var record = false
+
     func validate() throws {
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+        if record && !compare { throw ValidationError("--record stores the --compare table: give --compare") }
+        // Quantizing stores a variant, and --record a table: the folder is checked before the work.
+        if record || !compare, let problem = writeProblem(file) { throw ValidationError("\(file): \(problem)") }
         if (sensitivity || maxDrop != nil) && compare {
             throw ValidationError("--sensitivity and --max-drop take one --scheme and one --calibration, not --compare")
         }
@@ -114,7 +120,7 @@ struct Quantize: ParsableCommand {
             let study = try QuantizationStudy(
                 spec: store.spec, tensors: store.master.tensors, dataset: dataset,
                 calibrationSize: calibrationSize, seed: seed, selection: sample.selection(seed: seed))
-            if compare { return try runCompare(study, dataset: dataset.name) }
+            if compare { return try runCompare(study, store, dataset: dataset.name) }
             let summary =
                 dynamic ? try storeDynamic(study, store) : try storeStatic(study, store, dataset: dataset.name)
             if json { return try printJSON(summary) }

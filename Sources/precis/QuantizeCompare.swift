@@ -1,9 +1,10 @@
 import PrecisCore
+import PrecisWeights
 
 extension Quantize {
     /// Every scheme × calibration method (with bias correction if asked, and dynamic quantization
     /// with min-max): the comparison table, or its JSON.
-    func runCompare(_ study: QuantizationStudy, dataset: String) throws {
+    func runCompare(_ study: QuantizationStudy, _ store: WeightStore, dataset: String) throws {
         let progress = ProgressLine(quiet: quiet || json)
         let report = try compareSchemes(
             study, file: file, dataset: dataset, schemes: scheme.values, methods: calibration.values,
@@ -12,7 +13,11 @@ extension Quantize {
             progress.update(stage, done: done, total: total, unit: stage == "calibrate" ? "runs" : "img")
         }
         progress.clear()
-        if json { return try printJSON(report) }
-        print(report.text)
+        // The table is printed first: a failed record loses nothing that was measured.
+        if json { try printJSON(report) } else { print(report.text) }
+        if record {
+            try store.recordComparison(report)
+            if !json { print("recorded under /comparisons/int8 in \(file)") }
+        }
     }
 }

@@ -25,6 +25,14 @@ struct Report: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
+    @OptionGroup var sample: SampleOptions
+
+    @Option(help: "Seed for the --limit sample.")
+    var seed: UInt64 = 0
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
     func validate() throws {
         if let problem = writeProblem(folder + "/index.html"), FileManager.default.fileExists(atPath: folder) {
             throw ValidationError("--output \(folder): \(problem)")
@@ -35,7 +43,9 @@ struct Report: ParsableCommand {
         try reportingErrors {
             let store = try WeightStore(file)
             let dataset = try data.load(fallback: store.master.dataset)
-            print(try PictureReportWriter(store: store, dataset: dataset, folder: folder).write())
+            let writer = PictureReportWriter(
+                store: store, dataset: dataset, folder: folder, selection: sample.selection(seed: seed), quiet: quiet)
+            print(try writer.write())
         }
     }
 }
@@ -47,10 +57,15 @@ struct PictureReportWriter {
     /// The data set of the test images shown.
     let dataset: Dataset
     let folder: String
+    /// The test images drawn and evaluated.
+    var selection = ImageSelection.all
+    var quiet = true
 
     /// Builds the page from the file and the data set, writes it, and returns a line saying where.
     func write() throws -> String {
-        let spec = store.spec
+        // Everything recorded is read (and so checked) before anything is computed.
+        let spec = store.spec, compared = try store.comparison()
+        _ = try store.evaluations()
         var sections: [PictureReport.Section] = []
         if let t = store.master.training {
             sections.append(
@@ -78,44 +93,139 @@ struct PictureReportWriter {
                 charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
         if dataset.imageShape == spec.inputShape {
             let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
-            sections += [mistakes(net), featureMaps(net)]
+            let test = dataset.testImages(selection), predicted = net.classify(test.images, count: test.count)
+            sections += [
+                mistakes(net, test, predicted), featureMaps(net), try precision(test, float32: predicted),
+                try ranges(net, test),
+            ]
         } else {
             sections.append(
                 PictureReport.Section(
                     heading: "Test images", text: "\(dataset.name) does not fit the network's input.", charts: []))
         }
-        let recorded = try store.evaluations().map(\.result).sorted { $0.precision < $1.precision }
-        sections.append(
-            PictureReport.Section(
-                heading: "Precision",
-                text: recorded.isEmpty
-                    ? "No evaluation is recorded in the file: precis eval FILE --record records one."
-                    : "What each precision recorded by precis eval --record costs, against float32 and float64.",
-                charts: recorded.isEmpty ? [] : precisionCharts(recorded)))
+        if let compared {
+            sections.append(
+                PictureReport.Section(
+                    heading: "int8 schemes and calibrations",
+                    text: "The table precis quantize --compare --record stored: \(compared.runs.count) runs on "
+                        + "\(compared.sample), calibrated on \(compared.calibrationImages) training images.",
+                    charts: compareCharts(compared)))
+        }
         let report = PictureReport(
             title: "Precis report: \(store.path) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
         try write(report)
         return "\(folder)/index.html: \(report.charts.count) charts (\(report.html.utf8.count / 1024) KiB)"
     }
 
-    /// The mistakes section: float32's confusion matrix and misclassified images on the test set.
-    func mistakes(_ net: Network<Float>) -> PictureReport.Section {
+    /// The precision section: each mode's accuracy change and per-layer SQNR, and the images whose
+    /// answer it changes. It reads the evaluations recorded on this data set, and runs what they lack
+    /// on the test images: every mode and stored int8 variant when nothing is recorded, the
+    /// predictions of records without them.
+    func precision(_ test: TestImages, float32: [Int]) throws -> PictureReport.Section {
+        let recorded = try store.evaluations().filter { $0.dataset == dataset.name && $0.inputScale == 1 }
+            .sorted { $0.result.precision < $1.result.precision }
+        var results = recorded.map(\.result)
+        var predictions = Dictionary(
+            uniqueKeysWithValues: recorded.map { ($0.result.precision, $0.predictionsByTestIndex) })
+        let missing =
+            recorded.isEmpty
+            ? PrecisionMode.allCases.map(\.rawValue) + store.int8VariantNames
+            : recorded.filter { $0.predictions == nil }.map(\.result.precision)
+        let indices = selection.indices(dataset.testLabels)
+        if !missing.isEmpty {
+            let progress = ProgressLine(quiet: quiet)
+            let evaluation = try PrecisionEvaluation(
+                spec: store.spec, master: store.master.tensors, entries: try missing.map(store.evaluationEntry),
+                test: test
+            ) { done in
+                progress.update("report: precision", done: done, total: test.count, unit: "img")
+            }
+            progress.clear()
+            if recorded.isEmpty { results = evaluation.results }
+            for (name, predicted) in evaluation.predicted {
+                predictions[name] = Dictionary(zip(indices, predicted)) { a, _ in a }
+            }
+        }
+        let source =
+            recorded.isEmpty
+            ? "Nothing is recorded for \(dataset.name), so every mode ran now on "
+                + "\(selection.text(of: dataset.testCount)) (precis eval --record stores the results)."
+            : "From the evaluations recorded by precis eval --record"
+                + (missing.isEmpty ? "." : "; the answers of \(missing.joined(separator: ", ")) were computed now.")
+        let side = store.spec.inputShape[1]
+        let changed =
+            store.spec.inputShape[0] == 1 && side == store.spec.inputShape[2]
+            ? results.filter { $0.precision != PrecisionMode.float32.rawValue }.map { r in
+                changedChart(
+                    mode: r.precision, images: test.images, side: side, labels: test.labels, float32: float32,
+                    predicted: indices.map { predictions[r.precision]?[$0] })
+            } : []
+        return PictureReport.Section(
+            heading: "Precision", text: "What each precision costs against float32 and float64. " + source,
+            charts: precisionCharts(results) + changed)
+    }
+
+    /// The int8 section: for every stored int8 variant, each quantized layer's weights and inputs
+    /// (float32, on up to 200 test images) against the ranges the variant clips them to.
+    func ranges(_ net: Network<Float>, _ test: TestImages) throws -> PictureReport.Section {
+        let names = store.int8VariantNames
+        let count = min(200, test.count), per = net.spec.inputShape.reduce(1, *)
+        let outs = net.forwardAll(
+            Tensor(shape: [count] + net.spec.inputShape, data: Array(test.images.prefix(count * per))))
+        var charts: [Chart] = []
+        for name in names {
+            let model = try store.int8Variant(name), layers = model.model.layers.sorted { $0.key < $1.key }
+            let weights = layers.map { i, layer in
+                RangePanel(
+                    title: "\(net.spec.layerNames[i]) weights",
+                    values: store.master.tensors[tensorKey(net.spec.layerNames[i], "W")]?.data ?? [],
+                    ranges: layer.weightScales.map { -127 * $0...127 * $0 })
+            }
+            charts.append(
+                Chart(
+                    name: "int8-weights-\(name)",
+                    svg: rangeChart(title: "\(name): weights and their int8 ranges", panels: weights, steps: 254),
+                    caption: "Each layer's float weights (counts on a log scale) and the range its int8 codes reach: "
+                        + "vermillion lines for one scale per tensor, a blue bar per output channel for per-channel "
+                        + "scales. A narrow channel under one wide tensor range would use only a few codes."))
+            guard !model.dynamic else { continue }
+            let inputs = layers.map { i, layer in
+                RangePanel(
+                    title: "\(net.spec.layerNames[i]) input", values: outs[i].data.map(Double.init),
+                    ranges: [layer.input.representable])
+            }
+            charts.append(
+                Chart(
+                    name: "int8-inputs-\(name)",
+                    svg: rangeChart(title: "\(name): layer inputs and their int8 ranges", panels: inputs, steps: 255),
+                    caption: "Each quantized layer's float32 input on \(count) test images, and the calibrated range "
+                        + "its codes reach; values beyond the vermillion lines are clipped."))
+        }
+        return PictureReport.Section(
+            heading: "int8 ranges",
+            text: names.isEmpty
+                ? "The file stores no int8 variant: precis quantize FILE stores one."
+                : "Where the int8 grid sits on the values it quantizes.",
+            charts: charts)
+    }
+
+    /// The mistakes section: float32's confusion matrix and misclassified images on the test images.
+    func mistakes(_ net: Network<Float>, _ test: TestImages, _ predicted: [Int]) -> PictureReport.Section {
         let shape = net.spec.inputShape
         guard shape[0] == 1, shape[1] == shape[2] else {
             return PictureReport.Section(
                 heading: "Mistakes", text: "Drawn for square one-channel images only.", charts: [])
         }
-        let predicted = net.classify(dataset.testImages, count: dataset.testCount)
-        let correct = zip(predicted, dataset.testLabels).filter { $0 == $1 }.count
+        let correct = zip(predicted, test.labels).filter { $0 == $1 }.count
         return PictureReport.Section(
             heading: "Mistakes",
             text: String(
-                format: "float32 on all %d test images of %@: %d correct (%.2f%%), %d wrong.", dataset.testCount,
-                dataset.name, correct, 100 * Double(correct) / Double(max(dataset.testCount, 1)),
-                dataset.testCount - correct),
+                format: "float32 on %@ of %@: %d correct (%.2f%%), %d wrong.",
+                selection.text(of: dataset.testCount), dataset.name, correct,
+                100 * Double(correct) / Double(max(test.count, 1)), test.count - correct),
             charts: mistakeCharts(
-                images: dataset.testImages, labels: dataset.testLabels, predicted: predicted,
-                classes: net.spec.classes, side: shape[1]))
+                images: test.images, labels: test.labels, predicted: predicted, classes: net.spec.classes,
+                side: shape[1], names: dataset.classNames))
     }
 
     /// The feature-map section: the first test image of each class through every convolution and pooling layer.

@@ -11,6 +11,9 @@ import Testing
 final class ElementCounter: NSObject, XMLParserDelegate {
     var counts: [String: Int] = [:]
     var attributes: [String: [[String: String]]] = [:]
+    /// The text of every element, in document order.
+    var texts: [String] = []
+    private var inside = false
 
     func parser(
         _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
@@ -18,6 +21,16 @@ final class ElementCounter: NSObject, XMLParserDelegate {
     ) {
         counts[name, default: 0] += 1
         self.attributes[name, default: []].append(attributes)
+        texts.append("")
+        inside = true
+    }
+
+    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
+        inside = false
+    }
+
+    func parser(_ parser: XMLParser, foundCharacters string: String) {
+        if inside { texts[texts.count - 1] += string }
     }
 
     /// Parses `svg`; nil when it is not well-formed XML.
@@ -145,5 +158,62 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         // Nothing to run and nothing to fetch.
         #expect(
             !report.html.contains("<script") && !report.html.contains("src=") && !report.html.contains("href=\"http"))
+    }
+
+    @Test func changedAnswersAreTheImagesWhosePredictionDiffersFromFloat32() throws {
+        // Image 0: float32 right, the mode wrong; 1: not recorded; 2: the same; 3: the mode mends it.
+        let chart = changedChart(
+            mode: "int8", images: [Float](repeating: 0.5, count: 4 * 4), side: 2, labels: [0, 1, 2, 3],
+            float32: [0, 1, 2, 0], predicted: [1, nil, 2, 3])
+        let svg = try #require(ElementCounter.parse(chart.svg))
+        #expect(svg.texts.contains("int8: 2 of 3 answers differ from float32"))
+        let labels = (svg.attributes["text"] ?? []).indices.dropFirst().map { svg.attributes["text"]![$0]["fill"]! }
+        #expect(svg.texts.filter { $0.contains("→") } == ["0→1", "0→3"])
+        #expect(labels == [Palette.colour(3), Palette.colour(0)])
+        #expect(svg.counts["image"] == 1)
+        let none = changedChart(mode: "float16", images: [], side: 2, labels: [], float32: [], predicted: [])
+        #expect(try #require(ElementCounter.parse(none.svg)).texts.contains("no prediction recorded for these images"))
+    }
+
+    @Test func rangePanelsCountClippedValuesAndDrawABarPerChannel() throws {
+        let tensor = RangePanel(title: "a input", values: [-2, -0.5, 0, 0.5, 3], ranges: [-1...1])
+        let channels = RangePanel(title: "b weights", values: [-1, 1], ranges: [-1...1, -0.5...0.5, -0.25...0.25])
+        #expect(tensor.clipped == 2 && channels.clipped == 0)
+        let svg = try #require(ElementCounter.parse(rangeChart(title: "r", panels: [tensor, channels], steps: 254)))
+        #expect(svg.texts.contains("step 0.00787; 2 of 5 values clipped"))
+        #expect(svg.texts.contains("3 channels, steps 0.00197 to 0.00787"))
+        let bars = (svg.attributes["rect"] ?? []).filter { $0["fill"] == Palette.colour(0) }
+        #expect(bars.count == 3)
+        // The clipped tails of the per-tensor panel are shaded: two regions.
+        #expect((svg.attributes["rect"] ?? []).filter { $0["fill"] == "#D55E0033" }.count == 2)
+    }
+
+    @Test func compareHeatMapsHaveACellPerSchemeAndCalibration() throws {
+        func run(_ scheme: String, _ calibration: String, change: Double, differs: Int) -> CompareRun {
+            CompareRun(
+                scheme: scheme, calibration: calibration, images: 100, correct: 90, accuracy: 0.9,
+                vsFloat32: AccuracyChange(
+                    changePP: change, ci95LowPP: change - 1, ci95HighPP: change + 1, differs: differs, gained: 0,
+                    lost: differs, agreement: 0.9),
+                differsFromFakeQuant: 0, logits: ErrorSummary(ErrorStats()), modelBytes: 10, modelRatioToFloat32: 0.25,
+                seconds: 1, imagesPerSecond: 100, layers: [])
+        }
+        let runs = [
+            run("wtensor-as8", "mse", change: -1, differs: 4), run("wchannel-as8", "minmax", change: 0, differs: 1),
+            run("wtensor-as8", "minmax", change: -2, differs: 6),
+        ]
+        let report = CompareReport(
+            file: "f", dataset: "d", images: 100, calibrationImages: 50, seed: 0, sample: "all 100 test images",
+            percentile: 99.99, float32Accuracy: 0.9, float32ImagesPerSecond: 1000, int8GemmPath: "portable",
+            runs: runs, weightSQNRDB: [:], recommended: runs[1])
+        let charts = compareCharts(report)
+        #expect(charts.map(\.name) == ["compare-change", "compare-differs"])
+        let change = try #require(ElementCounter.parse(charts[0].svg))
+        // 2 schemes × 2 calibrations, one without a run; minmax before mse whatever the run order.
+        #expect(change.counts["rect"] == 4)
+        #expect(change.texts.filter { ["minmax", "mse"].contains($0) } == ["minmax", "mse"])
+        #expect(change.texts.filter { $0.hasPrefix("+") || $0.hasPrefix("-") } == ["+0.00", "-2.00", "-1.00"])
+        let differs = try #require(ElementCounter.parse(charts[1].svg))
+        #expect(differs.texts.contains("6") && differs.texts.contains("1") && differs.texts.contains("4"))
     }
 }

@@ -214,13 +214,24 @@ import Testing
             precision: "int8-wtensor-as8", integer: true, weights: "/variants/int8-wtensor-as8", images: 10,
             correct: 9, vsFloat32: change, logits: ErrorSummary(logits), modelBytes: 100, float32Bytes: 400,
             seconds: 0.5, layers: layers)
+        let classes = file.spec.classes
         let recorded = RecordedEvaluation(
-            result: result, dataset: "tiny", inputScale: 2, recordedAt: "2026-01-01T00:00:00Z")
+            result: result, dataset: "tiny", inputScale: 2, recordedAt: "2026-01-01T00:00:00Z",
+            predictions: (0..<10).map { $0 % classes }, testIndices: (0..<10).map { 3 * $0 })
         let store = try WeightStore(path)
         try store.record([recorded])
         let back = try store.evaluations()
         #expect(back == [recorded])
         #expect(back.first?.result.layers[0].errors?.sqnrDB == -.infinity && back.first?.result.layers[1].errors == nil)
+        #expect(back.first?.predictionsByTestIndex[27] == 9 % classes)
+        // A forged prediction outside the network's classes, or one too few, is refused.
+        for forged in [(0..<10).map { $0 == 4 ? classes : 0 }, [Int](repeating: 0, count: 9)] {
+            var bad = recorded
+            bad.predictions = forged
+            bad.testIndices = nil
+            try store.record([bad])
+            #expect(throws: HDF5Error.self) { try WeightStore(path).evaluations() }
+        }
     }
 
     @Test func oneOpenPerStore() throws {

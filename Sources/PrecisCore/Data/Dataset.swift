@@ -45,6 +45,16 @@ public struct Dataset: Sendable {
     /// The data set names `load(named:)` knows.
     public static let knownNames = ["fashion-mnist", "mnist5k"]
 
+    /// The names of the classes, in label order, for the data sets whose labels are not digits.
+    public var classNames: [String]? {
+        name == "fashion-mnist"
+            ? [
+                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                "Ankle boot",
+            ]
+            : nil
+    }
+
     /// `fashion-mnist` or `mnist5k`.
     public static func load(named name: String) throws -> Dataset {
         switch name {

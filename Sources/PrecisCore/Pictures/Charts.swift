@@ -135,3 +135,51 @@ public struct TileGrid {
         return s.document(title: title)
     }
 }
+
+/// Test images as thumbnails (dark strokes on white, one PNG per row of the grid), each with a
+/// short label beneath in its own colour: misclassified images, changed predictions.
+public struct ThumbnailGrid {
+    /// One image (`side × side` values in [0, 1]), its label and the label's colour.
+    public struct Item {
+        public let pixels: ArraySlice<Float>, label: String, colour: String
+
+        public init(pixels: ArraySlice<Float>, label: String, colour: String = "#000") {
+            (self.pixels, self.label, self.colour) = (pixels, label, colour)
+        }
+    }
+
+    public var title: String, side: Int, items: [Item]
+    /// What an empty grid says.
+    public var empty: String
+    public var perRow = 16, zoom = 2
+
+    public init(title: String, side: Int, items: [Item], empty: String) {
+        (self.title, self.side, self.items, self.empty) = (title, side, items, empty)
+    }
+
+    public var svg: String {
+        let tile = side * zoom, gap = 18, rows = (items.count + perRow - 1) / perRow
+        var s = SVG(width: max(300, perRow * (tile + 6) + 10), height: 40 + max(1, rows) * (tile + gap))
+        s.text(title, Double(s.width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
+        if items.isEmpty { s.text(empty, Double(s.width) / 2, 44, size: 13, anchor: "middle") }
+        for row in 0..<rows {
+            let band = items[(row * perRow)..<min(items.count, (row + 1) * perRow)]
+            let width = band.count * (side + 3)
+            var pixels = [UInt8](repeating: 255, count: width * side)
+            for (k, item) in band.enumerated() {
+                for (p, v) in item.pixels.enumerated() {
+                    pixels[(p / side) * width + k * (side + 3) + p % side] = UInt8(
+                        max(0, min(255, (255 * (1 - v)).rounded())))
+                }
+            }
+            let y = Double(32 + row * (tile + gap))
+            s.image(greyPNG(width: width, height: side, pixels: pixels), 5, y, Double(width * zoom), Double(tile))
+            for (k, item) in band.enumerated() {
+                s.text(
+                    item.label, 5 + Double(k * (side + 3) * zoom + tile / 2), y + Double(tile + 12), size: 10,
+                    anchor: "middle", fill: item.colour)
+            }
+        }
+        return s.document(title: title)
+    }
+}

@@ -128,6 +128,11 @@ public func filterCharts(spec: ModelSpec, trained: [String: Tensor<Double>], ini
     return charts
 }
 
+/// "; classes: 0 T-shirt/top, 1 Trouser, …" for named classes, else nothing.
+func classKey(_ names: [String]?) -> String {
+    names.map { "; classes: " + $0.enumerated().map { "\($0.offset) \($0.element)" }.joined(separator: ", ") } ?? ""
+}
+
 /// A colour from white (0) to dark blue (1), readable with every common colour blindness.
 func blueScale(_ t: Double) -> String {
     let t = min(max(t, 0), 1)
@@ -138,18 +143,21 @@ func blueScale(_ t: Double) -> String {
 /// The mistakes section: the confusion matrix of `predicted` against `labels` (`classes` × `classes`
 /// cells, each row shaded by its share of the true class), and every misclassified image as a
 /// thumbnail with its true and predicted class. `images` holds the test images (row-major, values
-/// in [0, 1]) of one channel of `side × side` pixels.
-public func mistakeCharts(images: [Float], labels: [Int], predicted: [Int], classes: Int, side: Int) -> [Chart] {
+/// in [0, 1]) of one channel of `side × side` pixels. `names` label the matrix's rows when given.
+public func mistakeCharts(
+    images: [Float], labels: [Int], predicted: [Int], classes: Int, side: Int, names: [String]? = nil
+) -> [Chart] {
     var counts = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     for (t, p) in zip(labels, predicted) where t < classes && p < classes { counts[t][p] += 1 }
-    let cell = 40.0, left = 70.0, top = 60.0
+    let cell = 40.0, left = names == nil ? 70.0 : 150.0, top = 60.0
     var m = SVG(width: Int(left + cell * Double(classes) + 20), height: Int(top + cell * Double(classes) + 50))
     m.text("Confusion matrix (float32)", Double(m.width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
     m.text("predicted class", left + cell * Double(classes) / 2, 42, size: 12, anchor: "middle")
     m.text("true class", 18, top + cell * Double(classes) / 2, size: 12, anchor: "middle", rotate: -90)
     for t in 0..<classes {
         let total = max(1, counts[t].reduce(0, +))
-        m.text("\(t)", left - 10, top + cell * (Double(t) + 0.5) + 4, size: 11, anchor: "end")
+        let name = names.map { t < $0.count ? "\(t) \($0[t])" : "\(t)" } ?? "\(t)"
+        m.text(name, left - 10, top + cell * (Double(t) + 0.5) + 4, size: 11, anchor: "end")
         m.text("\(t)", left + cell * (Double(t) + 0.5), top + cell * Double(classes) + 16, size: 11, anchor: "middle")
         for p in 0..<classes {
             let share = Double(counts[t][p]) / Double(total)
@@ -161,49 +169,21 @@ public func mistakeCharts(images: [Float], labels: [Int], predicted: [Int], clas
         }
     }
     let wrong = labels.indices.filter { labels[$0] != predicted[$0] }
-    let perRow = 20, zoom = 2, gap = 14, tile = side * zoom
-    let rowsOfTiles = (wrong.count + perRow - 1) / perRow
-    var t = SVG(width: max(300, perRow * (tile + 6) + 10), height: 40 + max(1, rowsOfTiles) * (tile + gap + 4))
-    t.text(
-        "\(wrong.count) misclassified test images (true → predicted)", Double(t.width) / 2, 20, size: 14,
-        anchor: "middle",
-        weight: "bold")
-    if wrong.isEmpty {
-        t.text("no image is misclassified", Double(t.width) / 2, 44, size: 13, anchor: "middle")
-    } else {
-        // One PNG for all thumbnails, laid out as the grid; labels beneath each.
-        let width = perRow * side, height = rowsOfTiles * side
-        var pixels = [UInt8](repeating: 255, count: width * height)
-        for (k, i) in wrong.enumerated() {
-            let (gx, gy) = ((k % perRow) * side, (k / perRow) * side)
-            for y in 0..<side {
-                for x in 0..<side {
-                    let v = images[i * side * side + y * side + x]
-                    pixels[(gy + y) * width + gx + x] = UInt8(max(0, min(255, (255 * (1 - v)).rounded())))
-                }
-            }
-        }
-        for row in 0..<rowsOfTiles {
-            let band = Array(pixels[(row * side * width)..<((row + 1) * side * width)])
-            t.image(
-                greyPNG(width: width, height: side, pixels: band), 5, Double(32 + row * (tile + gap + 4)),
-                Double(width * zoom + 0), Double(tile))
-        }
-        for (k, i) in wrong.enumerated() {
-            let x = 5 + Double((k % perRow) * tile) + Double(tile) / 2,
-                y = Double(32 + (k / perRow) * (tile + gap + 4) + tile + 11)
-            t.text("\(labels[i])→\(predicted[i])", x, y, size: 10, anchor: "middle")
-        }
-    }
+    let thumbnails = ThumbnailGrid(
+        title: "\(wrong.count) misclassified test images (true → predicted)", side: side,
+        items: wrong.map {
+            ThumbnailGrid.Item(
+                pixels: images[($0 * side * side)..<(($0 + 1) * side * side)], label: "\(labels[$0])→\(predicted[$0])")
+        }, empty: "no image is misclassified")
     return [
         Chart(
             name: "confusion", svg: m.document(title: "Confusion matrix"),
             caption: "Rows are the true classes, columns the predicted ones; "
                 + "each row is shaded by its share of the true class."),
         Chart(
-            name: "mistakes", svg: t.document(title: "Misclassified test images"),
+            name: "mistakes", svg: thumbnails.svg,
             caption: "Every misclassified test image (dark strokes on white), its true class, an arrow, "
-                + "and float32's answer."),
+                + "and float32's answer" + classKey(names) + "."),
     ]
 }
 
@@ -256,60 +236,4 @@ public func featureMapCharts(network: Network<Float>, images: [Float], labels: [
                 caption: "What \(name) passes on: dark is a strong response, each map scaled to its own range."))
     }
     return charts
-}
-
-/// The precision section, from recorded report rows: each mode's accuracy change against float32
-/// with its 95% interval, and each mode's per-layer SQNR against float64 as a line over the layers.
-public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
-    let rows = results.filter { $0.precision != PrecisionMode.float64.rawValue }
-    // Changes with their intervals: a dot and a whisker per mode, zero marked.
-    let rowHeight = 26.0, left = 170.0, top = 50.0, plot = 420.0
-    var s = SVG(width: Int(left + plot + 30), height: Int(top + rowHeight * Double(max(rows.count, 1)) + 50))
-    s.text(
-        "Accuracy change against float32, with 95% intervals", Double(s.width) / 2, 20, size: 14, anchor: "middle",
-        weight: "bold")
-    if rows.isEmpty {
-        s.text("no evaluation recorded (precis eval --record)", Double(s.width) / 2, 50, size: 13, anchor: "middle")
-    } else {
-        let extent = max(0.1, rows.map { max(abs($0.vsFloat32.ci95LowPP), abs($0.vsFloat32.ci95HighPP)) }.max() ?? 0.1)
-        func px(_ v: Double) -> Double { left + (v + extent) / (2 * extent) * plot }
-        let ticks = niceTicks(-extent, extent), step = ticks.count > 1 ? ticks[1] - ticks[0] : 1
-        for t in ticks {
-            s.line(px(t), top - 6, px(t), top + rowHeight * Double(rows.count), stroke: t == 0 ? "#888" : "#e4e4e4")
-            s.text(
-                tickText(t, step: step), px(t), top + rowHeight * Double(rows.count) + 16, size: 11, anchor: "middle")
-        }
-        s.text(
-            "change in accuracy (percentage points)", left + plot / 2, top + rowHeight * Double(rows.count) + 36,
-            size: 12, anchor: "middle")
-        for (i, r) in rows.enumerated() {
-            let y = top + rowHeight * (Double(i) + 0.5), c = r.vsFloat32
-            s.text(r.precision, left - 8, y + 4, size: 11, anchor: "end")
-            s.line(px(c.ci95LowPP), y, px(c.ci95HighPP), y, stroke: Palette.colour(i), width: 2)
-            s.rect(px(c.changePP) - 4, y - 4, 8, 8, fill: Palette.colour(i))
-        }
-    }
-    var sqnr = LineChart(
-        title: "SQNR of every layer's output against float64", xLabel: "layer (index in the network)",
-        yLabel: "SQNR (dB)",
-        series: rows.enumerated().filter { $0.element.precision != PrecisionMode.float32.rawValue }.map { k, r in
-            // The same colour as the mode's row in the chart above.
-            LineChart.Series(
-                r.precision,
-                r.layers.enumerated().compactMap { i, l in l.errors.map { (Double(i), $0.sqnrDB) } }.filter {
-                    $0.1.isFinite
-                },
-                dashed: r.integer, colour: Palette.colour(k))
-        })
-    sqnr.width = 760
-    return [
-        Chart(
-            name: "precision-change", svg: s.document(title: "Accuracy change per precision"),
-            caption:
-                "A dot is the change against float32, the whisker its 95% interval: a whisker across 0 may be noise."),
-        Chart(
-            name: "precision-sqnr", svg: sqnr.svg,
-            caption: "Higher is closer to float64; 6 dB is about one significand bit. Integer modes are dashed and "
-                + "show only the layers that have values of their own."),
-    ]
 }

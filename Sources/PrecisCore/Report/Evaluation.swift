@@ -45,6 +45,8 @@ public struct TestImages {
 public struct PrecisionEvaluation {
     public let results: [ModeResult]
     public let logits: [String: [Double]]
+    /// Each shown entry's predicted class of every image, by name.
+    public let predicted: [String: [Int]]
     /// float32's predicted class of every image.
     public let float32Predicted: [Int]
 
@@ -83,6 +85,7 @@ public struct PrecisionEvaluation {
             ModeResult(r, float32: float32, labels: test.labels, weights: entry.weights, layerNames: spec.layerNames)
         }
         logits = Dictionary(uniqueKeysWithValues: shown.map { ($0.0.name, $0.1.logitValues) })
+        predicted = Dictionary(uniqueKeysWithValues: shown.map { ($0.0.name, $0.1.predicted) })
         float32Predicted = float32.predicted
     }
 }
