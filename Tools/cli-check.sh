@@ -265,6 +265,47 @@ expect_error "more than the .* of memory here" "$precis" train --model "affine(1
 expect_error "training diverged at iteration" "$precis" train --optimizer sgd --learning-rate 1e10 --epochs 1 --quiet \
   --output "$work/diverged.h5"
 [ ! -e "$work/diverged.h5" ] || fail "a diverged run wrote its weights"
+# import: numpy archives in the book's layout, written here by numpy itself (stored and deflated,
+# float64 and Fortran-ordered float32), read into exactly the float32 values numpy holds; damaged,
+# object-holding and mis-shaped archives refused with one line.
+python3 - "$work" <<'PY' || fail "writing npz archives"
+import numpy as np, sys
+w = sys.argv[1]
+rng = np.random.default_rng(1)
+shapes = {"W1": (30, 1, 5, 5), "b1": (30,), "W2": (4320, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)}
+a = {k: rng.normal(0, 0.1, s) for k, s in shapes.items()}
+np.savez(f"{w}/book.npz", **a)
+np.savez_compressed(f"{w}/bookz.npz", **{k: np.asfortranarray(v.astype(np.float32)) for k, v in a.items()})
+np.savez(f"{w}/object.npz", **{**a, "W1": np.array([1, "x"], dtype=object)})
+np.savez(f"{w}/shape.npz", **{**a, "W2": a["W2"].T})
+np.savez(f"{w}/extra.npz", **{**a, "W4": a["W3"]})
+PY
+"$precis" import "$work/book.npz" --model simple --output "$work/book.h5" --attribution "test notice" > /dev/null
+"$precis" import "$work/bookz.npz" --model simple --output "$work/bookz.h5" > /dev/null
+python3 - "$work" <<'PY' || fail "import of an npz archive"
+import h5py, numpy as np, sys
+w = sys.argv[1]
+a = np.load(f"{w}/book.npz")
+names = {"W1": "00_conv1/W", "b1": "00_conv1/b", "W2": "03_affine1/W", "b2": "03_affine1/b", "W3": "05_affine2/W", "b3": "05_affine2/b"}
+for path in ("book.h5", "bookz.h5"):
+    f = h5py.File(f"{w}/{path}", "r")
+    for k, key in names.items():
+        assert np.array_equal(f["model/layers/" + key][()], a[k].astype(np.float32)), (path, k)
+    text = lambda v: v.decode() if isinstance(v, bytes) else v
+    m = {k: text(v) for k, v in f["model"].attrs.items()}
+    assert m["source_format"].startswith("npz") and m["source_file"] == path[:-3] + ".npz" and "training" not in f, m
+    assert m["attribution"] == ("test notice" if path == "book.h5" else ""), m
+PY
+"$precis" eval "$work/book.h5" --precision float32,float16 --limit 100 --quiet > /dev/null || fail "eval of an imported file"
+expect_error "W1: an object array (Python objects, not numbers) is not read" \
+  "$precis" import "$work/object.npz" --model simple --output "$work/o.h5"
+expect_error "W2 has shape (100,4320), 03_affine1/W needs (4320,100)" \
+  "$precis" import "$work/shape.npz" --model simple --output "$work/o.h5"
+expect_error "holds W4, which the model has no layer for" "$precis" import "$work/extra.npz" --model simple --output "$work/o.h5"
+head -c 30000 "$work/book.npz" > "$work/cut.npz"
+expect_error "cut.npz: " "$precis" import "$work/cut.npz" --model simple --output "$work/o.h5"
+[ ! -e "$work/o.h5" ] && ! ls -A "$work" | grep -q '\.part$' || fail "a refused import left a file"
+usage_error "give --model" "$precis" import "$work/book.npz" --output "$work/o.h5"
 "$precis" --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "precis --version"
 "$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
 python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \

@@ -50,6 +50,11 @@ public struct FileSummary: Codable, Equatable, Sendable {
     }
 
     /// ``ReportSchema/inspect``.
+    /// Where an imported network came from.
+    public struct Source: Codable, Equatable, Sendable {
+        public var format: String, file: String, producer: String, attribution: String
+    }
+
     public var schema = ReportSchema.inspect
     public var file: String, format: String, formatVersion: Int
     public var model: String, inputShape: [Int], classes: Int, weightInit: String, dataset: String
@@ -57,11 +62,12 @@ public struct FileSummary: Codable, Equatable, Sendable {
     public var layers: [Layer]
     public var storage: [Storage]
     public var training: Training?
+    public var source: Source?
     public var evaluations: [Evaluation]
 
     private enum CodingKeys: String, CodingKey {
         case schema, file, format, formatVersion = "format_version", model, inputShape = "input_shape", classes
-        case weightInit = "weight_init", dataset, parameters, layers, storage, training, evaluations
+        case weightInit = "weight_init", dataset, parameters, layers, storage, training, source, evaluations
     }
 }
 
@@ -111,7 +117,9 @@ extension WeightStore {
             file: path, format: WeightFile.format, formatVersion: WeightFile.version, model: spec.name,
             inputShape: spec.inputShape, classes: spec.classes, weightInit: spec.weightInit.description,
             dataset: master.dataset, parameters: parameters, layers: layers, storage: storage, training: training,
-            evaluations: evaluations)
+            source: master.source.map {
+                FileSummary.Source(format: $0.format, file: $0.file, producer: $0.producer, attribution: $0.attribution)
+            }, evaluations: evaluations)
     }
 }
 
@@ -121,8 +129,12 @@ extension FileSummary {
         var out = [
             "\(file): \(format) v\(formatVersion)",
             "model \(model): input \(shapeText(inputShape)), \(classes) classes, init \(weightInit), "
-                + "trained on \(dataset)",
+                + (training == nil ? "data set \(dataset)" : "trained on \(dataset)"),
         ]
+        if let s = source {
+            out.append("imported from \(s.file): \(s.format), by \(s.producer)")
+            if !s.attribution.isEmpty { out.append("  attribution: \(s.attribution)") }
+        }
         var table = TextTable([("layer", .left), ("kind", .left), ("output", .left), ("parameters", .right)])
         for l in layers { table.add([l.name, l.kind, shapeText(l.outputShape), "\(l.parameters)"]) }
         out += table.lines(indent: 2)

@@ -50,6 +50,16 @@ public struct TrainingRecord: Equatable, Sendable {
 /// A Precis weight file (HDF5, layout version 1; the README documents every group, dataset and
 /// attribute). The master weights are float32 under `/model/layers`; `/variants/<precision>` holds
 /// the same tree in a reduced precision's own type; `/evaluations/<mode>` holds recorded results.
+/// Where an imported network came from: `/model` attributes `source_format`, `source_file`,
+/// `producer` and `attribution` (a license or copyright notice to keep with the weights).
+public struct Provenance: Equatable, Sendable {
+    public var format: String, file: String, producer: String, attribution: String
+
+    public init(format: String, file: String, producer: String, attribution: String = "") {
+        (self.format, self.file, self.producer, self.attribution) = (format, file, producer, attribution)
+    }
+}
+
 public struct WeightFile {
     public static let format = "precis.weights"
     public static let version = 1
@@ -60,9 +70,16 @@ public struct WeightFile {
     public var training: TrainingRecord?
     /// The master tensors by name (`00_conv1/W`), float32 values widened to Double.
     public var tensors: [String: Tensor<Double>]
+    /// Where an imported network came from; nil for one `precis train` wrote.
+    public var source: Provenance?
 
-    public init(spec: ModelSpec, dataset: String, training: TrainingRecord?, tensors: [String: Tensor<Double>]) {
-        (self.spec, self.dataset, self.training, self.tensors) = (spec, dataset, training, tensors)
+    public init(
+        spec: ModelSpec, dataset: String, training: TrainingRecord?, tensors: [String: Tensor<Double>],
+        source: Provenance? = nil
+    ) {
+        (self.spec, self.dataset, self.training, self.tensors, self.source) = (
+            spec, dataset, training, tensors, source
+        )
     }
 
     // MARK: writing
@@ -94,6 +111,14 @@ public struct WeightFile {
             try model.setAttribute("spec", .string(String(decoding: try encoder.encode(spec.layers), as: UTF8.self)))
             try model.setAttribute("weight_init", .string(spec.weightInit.description))
             try model.setAttribute("dataset", .string(dataset))
+            if let source {
+                for (key, value) in [
+                    ("source_format", source.format), ("source_file", source.file), ("producer", source.producer),
+                    ("attribution", source.attribution),
+                ] {
+                    try model.setAttribute(key, .string(value))
+                }
+            }
             try Self.writeLayers(spec, tensors.mapValues { $0.data.map { Float($0) } }, into: model)
             if let training { try Self.write(training, into: try root.createGroup("training")) }
             for precision in variants { try writeVariant(precision, into: root) }
@@ -184,7 +209,14 @@ public struct WeightFile {
         let spec = try readSpec(model)
         let tensors = try readLayers(spec, from: try model.group("layers"), as: Float.self)
         let training = root.contains("training") ? try readTraining(try root.group("training")) : nil
-        return WeightFile(spec: spec, dataset: try string(model, "dataset"), training: training, tensors: tensors)
+        let source =
+            try model.attribute("source_format") == nil
+            ? nil
+            : Provenance(
+                format: try string(model, "source_format"), file: try string(model, "source_file"),
+                producer: try string(model, "producer"), attribution: try string(model, "attribution"))
+        return WeightFile(
+            spec: spec, dataset: try string(model, "dataset"), training: training, tensors: tensors, source: source)
     }
 
     static func checkFormat(_ root: HDF5Group) throws {

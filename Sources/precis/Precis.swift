@@ -14,7 +14,8 @@ struct Precis: ParsableCommand {
         abstract: "Train small CNNs at full precision and measure what reduced precision costs.",
         version: version,
         subcommands: [
-            Train.self, Eval.self, Quantize.self, Report.self, Export.self, Inspect.self, Upgrade.self, Bench.self,
+            Train.self, Eval.self, Quantize.self, Report.self, Import.self, Export.self, Inspect.self, Upgrade.self,
+            Bench.self,
         ])
 
     /// Parses and runs the command; a mistyped subcommand gets "did you mean" and exit code 64.

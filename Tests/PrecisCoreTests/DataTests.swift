@@ -127,4 +127,43 @@ import Testing
             try Dataset.mnist5k(file: path)
         }
     }
+
+    /// A version-1 `.npy` file: magic, version, header length, the header padded with spaces to a
+    /// multiple of 16 bytes and ended by a newline, then `values`.
+    func npy(_ header: String, _ values: [UInt8]) -> [UInt8] {
+        var h = Array(header.utf8)
+        while (10 + h.count + 1) % 16 != 0 { h.append(0x20) }
+        h.append(0x0A)
+        return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.count & 0xFF), UInt8(h.count >> 8)] + h + values
+    }
+
+    @Test func npyArraysAreReadInRowMajorOrder() throws {
+        let floats: [Float] = [1, 4, 2, 5, 3, 6]  // a 2×3 array [[1, 2, 3], [4, 5, 6]] in column-major order
+        let bytes = floats.flatMap { f in withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }
+        let a = try NumpyArchive.parseNPY(
+            npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", bytes), file: "f.npz", name: "W1")
+        #expect(a.shape == [2, 3] && a.values == [1, 2, 3, 4, 5, 6] && a.dtype == "<f4")
+        let scalar = try NumpyArchive.parseNPY(
+            npy("{'descr': '|i1', 'fortran_order': False, 'shape': (), }", [0xFF]), file: "f.npz", name: "s")
+        #expect(scalar.shape == [] && scalar.values == [-1])
+    }
+
+    @Test func npyRefusesObjectsBigEndianAndShortData() {
+        let cases: [(String, [UInt8], String)] = [
+            ("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", [], "an object array"),
+            ("{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }", [0, 0, 0, 0, 0, 0, 0, 0], "big-endian"),
+            ("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", [0, 0, 0, 0, 0, 0, 0, 0], "holds 8 bytes"),
+            ("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", [0, 0, 0, 0], "structured"),
+        ]
+        for (header, values, problem) in cases {
+            #expect(throws: DataError.self, "\(problem)") {
+                do { _ = try NumpyArchive.parseNPY(npy(header, values), file: "f.npz", name: "x") } catch let e
+                    as DataError
+                {
+                    #expect(e.problem.contains(problem), "\(e.problem)")
+                    throw e
+                }
+            }
+        }
+    }
 }
