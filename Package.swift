@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CSystem", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -26,14 +27,21 @@ let package = Package(
             swiftSettings: numeric),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
         .target(name: "PrecisWeights", dependencies: ["PrecisCore", "CHDF5"], swiftSettings: numeric),
+        // ONNX import and export; Generated/onnx.pb.swift comes from Tools/gen-onnx-proto.sh.
+        .target(
+            name: "PrecisONNX",
+            dependencies: ["PrecisCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: numeric),
         .executableTarget(
             name: "precis",
             dependencies: [
-                "PrecisCore", "PrecisWeights", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "PrecisCore", "PrecisWeights", "PrecisONNX",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numeric),
         .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"], swiftSettings: numeric),
         .testTarget(name: "PrecisWeightsTests", dependencies: ["PrecisWeights"], swiftSettings: numeric),
+        .testTarget(name: "PrecisONNXTests", dependencies: ["PrecisONNX"], swiftSettings: numeric),
     ],
     swiftLanguageModes: [.v5]
 )

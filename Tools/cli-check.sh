@@ -306,6 +306,20 @@ head -c 30000 "$work/book.npz" > "$work/cut.npz"
 expect_error "cut.npz: " "$precis" import "$work/cut.npz" --model simple --output "$work/o.h5"
 [ ! -e "$work/o.h5" ] && ! ls -A "$work" | grep -q '\.part$' || fail "a refused import left a file"
 usage_error "give --model" "$precis" import "$work/book.npz" --output "$work/o.h5"
+# ONNX: the custom network (batch normalization, average pooling) through ONNX Runtime and back;
+# damaged and unsupported models refused with one line naming the node.
+python3 "$(dirname "$0")/onnx-check.py" "$work/bn.h5" --precis "$precis" > "$work/onnx.json" || fail "onnx-check of a custom model"
+"$precis" export "$work/bn.h5" --onnx "$work/bn.onnx" > /dev/null
+head -c 3000 "$work/bn.onnx" > "$work/cut.onnx"
+expect_error "cut.onnx: " "$precis" import "$work/cut.onnx" --output "$work/o.h5"
+python3 - "$work/bn.onnx" "$work/sigmoid.onnx" <<'PY'
+import onnx, sys
+m = onnx.load(sys.argv[1])
+m.graph.node[2].op_type = "Sigmoid"
+onnx.save(m, sys.argv[2])
+PY
+expect_error "sigmoid.onnx: node 02_relu1 (Sigmoid) is not supported" "$precis" import "$work/sigmoid.onnx" --output "$work/o.h5"
+usage_error "holds its architecture: no --model" "$precis" import "$work/bn.onnx" --model simple --output "$work/o.h5"
 "$precis" --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "precis --version"
 "$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
 python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \

@@ -1,27 +1,29 @@
 import ArgumentParser
 import Foundation
 import PrecisCore
+import PrecisONNX
 import PrecisWeights
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a Precis weight file from a network trained elsewhere.",
         discussion: """
-            Reads numpy .npz archives in the book's layout (W1, b1, W2, ... for the convolution and affine \
-            layers in order; give the architecture with --model). The new file works with eval, quantize, \
-            export, inspect and report like one precis train wrote.
+            Reads ONNX models (.onnx) that are one chain of convolution, pooling, ReLU, affine, batch \
+            normalization and dropout layers, and numpy .npz archives in the book's layout (W1, b1, W2, ... \
+            for the convolution and affine layers in order; give the architecture with --model). The new file \
+            works with eval, quantize, export, inspect and report like one precis train wrote.
             """)
 
-    @Argument(help: "The network to import: an .npz archive.")
+    @Argument(help: "The network to import: an .onnx model or an .npz archive.")
     var source: String
 
     @Option(help: ArgumentHelp("The weight file to write.", valueName: "file.h5"))
     var output: String
 
-    @Option(help: "The architecture: simple, deep, or a layer list as precis train takes it.")
+    @Option(help: "For .npz: the architecture, simple, deep, or a layer list as precis train takes it.")
     var model: String?
 
-    @Option(help: ArgumentHelp("The shape of one input image, C,H,W.", valueName: "c,h,w"))
+    @Option(help: ArgumentHelp("For .npz: the shape of one input image, C,H,W.", valueName: "c,h,w"))
     var inputShape = "1,28,28"
 
     @Option(help: "The data set eval and report use by default: fashion-mnist, mnist5k or a directory.")
@@ -33,11 +35,19 @@ struct Import: ParsableCommand {
     @Flag(help: "Replace --output if it exists.")
     var force = false
 
+    /// The source's format, from its extension.
+    var format: String { URL(fileURLWithPath: source).pathExtension.lowercased() }
+
     func validate() throws {
-        guard URL(fileURLWithPath: source).pathExtension == "npz" else {
-            throw ValidationError("\(source): precis import reads .npz archives (the book's layout)")
+        guard ["npz", "onnx"].contains(format) else {
+            throw ValidationError("\(source): precis import reads .onnx models and .npz archives")
         }
-        guard model != nil else { throw ValidationError("an .npz archive holds no architecture: give --model") }
+        if format == "npz" && model == nil {
+            throw ValidationError("an .npz archive holds no architecture: give --model")
+        }
+        if format == "onnx" && model != nil {
+            throw ValidationError("an ONNX model holds its architecture: no --model")
+        }
         if let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
         guard shape.count == 3 && shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw ValidationError("--input-shape takes three positive sizes, C,H,W (such as 1,28,28)")
@@ -52,17 +62,32 @@ struct Import: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let arrays = try NumpyArchive.read(source)
-            let spec = try ModelSpec.named(model ?? "", inputShape: shape)
-            let tensors = try bookTensors(arrays, spec: spec, file: source)
-            let source = Provenance(
-                format: "npz (Deep Learning from Scratch layout: W1, b1, ...)",
-                file: URL(fileURLWithPath: self.source).lastPathComponent,
-                producer: "numpy (\(Set(arrays.values.map(\.dtype)).sorted().joined(separator: ", ")) arrays)",
-                attribution: attribution)
-            let file = WeightFile(spec: spec, dataset: dataset, training: nil, tensors: tensors, source: source)
+            let name = URL(fileURLWithPath: source).lastPathComponent
+            let network: ImportedNetwork, provenance: Provenance
+            if format == "onnx" {
+                guard let data = FileManager.default.contents(atPath: source) else {
+                    throw DataError(file: source, problem: "no such file, or it cannot be read")
+                }
+                network = try importONNX(data, file: source)
+                provenance = Provenance(
+                    format: "ONNX", file: name, producer: network.producer, attribution: attribution)
+            } else {
+                let arrays = try NumpyArchive.read(source)
+                let spec = try ModelSpec.named(model ?? "", inputShape: shape)
+                network = ImportedNetwork(
+                    spec: spec, tensors: try bookTensors(arrays, spec: spec, file: source),
+                    producer: "numpy (\(Set(arrays.values.map(\.dtype)).sorted().joined(separator: ", ")) arrays)",
+                    notes: [])
+                provenance = Provenance(
+                    format: "npz (Deep Learning from Scratch layout: W1, b1, ...)", file: name,
+                    producer: network.producer, attribution: attribution)
+            }
+            let file = WeightFile(
+                spec: network.spec, dataset: dataset, training: nil, tensors: network.tensors, source: provenance)
             try file.write(to: output, overwrite: force)
-            print("\(output): \(spec.name), \(try spec.parameterCount()) parameters from \(self.source)")
+            for note in network.notes { print("note: \(note)") }
+            print(
+                "\(output): \(network.spec.layerText), \(try network.spec.parameterCount()) parameters from \(source)")
         }
     }
 }

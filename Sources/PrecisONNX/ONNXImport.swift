@@ -1,0 +1,321 @@
+import Foundation
+import PrecisCore
+import SwiftProtobuf
+
+/// A network read from another tool: its spec, its tensors in Precis's layout (`00_conv1/W`),
+/// who produced it, and what the import dropped or adapted.
+public struct ImportedNetwork {
+    public var spec: ModelSpec
+    public var tensors: [String: Tensor<Double>]
+    public var producer: String
+    public var notes: [String]
+
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], producer: String, notes: [String]) {
+        (self.spec, self.tensors, self.producer, self.notes) = (spec, tensors, producer, notes)
+    }
+}
+
+/// Reads an ONNX model that is one chain of the layers Precis runs: Conv (group 1), Relu, MaxPool,
+/// AveragePool, Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
+/// BatchNormalization, Dropout and Identity (skipped at inference), a `Mul` by a constant in (0, 1]
+/// (Precis's own inference-time dropout), and a final Softmax (dropped: Precis reports logits).
+/// Weights come from initializers or Constant nodes, as float32, float64 or float16. Anything else
+/// is refused with the node's name and operator. `file` names the model in errors.
+public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
+    func fail(_ problem: String) -> DataError { DataError(file: file, problem: problem) }
+    let model: Onnx_ModelProto
+    do { model = try Onnx_ModelProto(serializedBytes: data) } catch {
+        throw fail("is not a readable ONNX model (the protobuf does not parse: \(error))")
+    }
+    guard model.hasGraph, !model.graph.node.isEmpty else { throw fail("is not an ONNX model (it has no graph)") }
+    let graph = model.graph
+    var constants: [String: Onnx_TensorProto] = [:]
+    for t in graph.initializer { constants[t.name] = t }
+    for n in graph.node where n.opType == "Constant" {
+        guard let value = n.attribute.first(where: { $0.name == "value" }), value.hasT, n.output.count == 1 else {
+            throw fail("node \(n.name) (Constant) holds no tensor value")
+        }
+        constants[n.output[0]] = value.t
+    }
+    func values(_ name: String, of n: Onnx_NodeProto) throws -> Tensor<Double> {
+        guard let t = constants[name] else {
+            throw fail("node \(n.name) (\(n.opType)): input \(name) is not an initializer or a constant")
+        }
+        return try tensor(t, file: file, node: n)
+    }
+    guard let input = graph.input.first(where: { constants[$0.name] == nil }) else {
+        throw fail("the graph has no input")
+    }
+    let dims = input.type.tensorType.shape.dim
+    guard dims.count == 4, dims.dropFirst().allSatisfy({ $0.dimValue > 0 && $0.dimValue <= 4096 }) else {
+        throw fail("input \(input.name) must be (N, C, H, W) with known C, H and W")
+    }
+    var layers: [LayerSpec] = [], weights: [[String: Tensor<Double>]] = [], names: [String] = []
+    var notes: [String] = [], current = input.name
+    var pendingMatMul: (node: Onnx_NodeProto, w: Tensor<Double>)?
+    func add(_ layer: LayerSpec, _ tensors: [String: Tensor<Double>], _ n: Onnx_NodeProto) {
+        layers.append(layer)
+        weights.append(tensors)
+        names.append("node \(n.name) (\(n.opType))")
+    }
+    func flushMatMul() {
+        guard let (n, w) = pendingMatMul else { return }
+        add(.affine(units: w.shape.last ?? 0), ["W": w, "b": Tensor(zeros: [w.shape.last ?? 0])], n)
+        pendingMatMul = nil
+    }
+    let outputName = graph.output.first?.name ?? ""
+    for (k, n) in graph.node.enumerated() where n.opType != "Constant" {
+        let what = "node \(n.name) (\(n.opType))"
+        guard n.domain.isEmpty || n.domain == "ai.onnx" else {
+            throw fail("\(what): operator domain \(n.domain) is not supported")
+        }
+        guard n.input.first == current else {
+            throw fail("\(what) does not take the output of the node before it (Precis imports one chain of layers)")
+        }
+        var a = Attributes(n, file: file)
+        if n.opType != "Add" { flushMatMul() }
+        switch n.opType {
+        case "Conv":
+            let w = try values(n.input[1], of: n)
+            guard w.shape.count == 4 else {
+                throw fail("\(what): weight \(n.input[1]) must be 4-D, has \(shapeText(w.shape))")
+            }
+            let b =
+                n.input.count > 2 && !n.input[2].isEmpty ? try values(n.input[2], of: n) : Tensor(zeros: [w.shape[0]])
+            guard try a.int("group", 1) == 1 else { throw fail("\(what): only group 1 is supported") }
+            let (size, stride, pad) = try a.window(kernel: Array(w.shape.suffix(2)))
+            add(.convolution(filters: w.shape[0], size: size, stride: stride, pad: pad), ["W": w, "b": b], n)
+        case "Relu":
+            add(.relu, [:], n)
+        case "MaxPool", "AveragePool":
+            guard n.output.count == 1 else { throw fail("\(what): the indices output is not supported") }
+            guard try a.int("ceil_mode", 0) == 0 else { throw fail("\(what): ceil_mode 1 is not supported") }
+            _ = try a.int("storage_order", 0)
+            let (size, stride, pad) = try a.window(kernel: nil)
+            if n.opType == "MaxPool" {
+                add(.maxPooling(size: size, stride: stride, pad: pad), [:], n)
+            } else {
+                guard try a.int("count_include_pad", 0) == 1 || pad == 0 else {
+                    throw fail("\(what): count_include_pad 0 with padding is not supported (Precis counts padding)")
+                }
+                add(.averagePooling(size: size, stride: stride, pad: pad), [:], n)
+            }
+        case "Flatten":
+            guard try a.int("axis", 1) == 1 else { throw fail("\(what): only axis 1 is supported") }
+        case "Reshape":
+            let shape = try values(n.input[1], of: n).data
+            _ = try a.int("allowzero", 0)
+            guard shape.count == 2, [0, -1].contains(shape[0]) || shape[1] == -1 else {
+                throw fail("\(what): only a reshape to (N, features) is supported")
+            }
+        case "Gemm":
+            guard try a.float("alpha", 1) == 1, try a.float("beta", 1) == 1, try a.int("transA", 0) == 0 else {
+                throw fail("\(what): only alpha 1, beta 1 and transA 0 are supported")
+            }
+            var w = try values(n.input[1], of: n)
+            guard w.shape.count == 2 else { throw fail("\(what): weight \(n.input[1]) must be 2-D") }
+            if try a.int("transB", 0) == 1 { w = transposed(w) }
+            var b =
+                n.input.count > 2 && !n.input[2].isEmpty ? try values(n.input[2], of: n) : Tensor(zeros: [w.shape[1]])
+            guard b.count == w.shape[1] else {
+                throw fail("\(what): bias \(n.input[2]) must hold \(w.shape[1]) values")
+            }
+            b = Tensor(shape: [w.shape[1]], data: b.data)
+            add(.affine(units: w.shape[1]), ["W": w, "b": b], n)
+        case "MatMul":
+            let w = try values(n.input[1], of: n)
+            guard w.shape.count == 2 else { throw fail("\(what): weight \(n.input[1]) must be 2-D") }
+            pendingMatMul = (n, w)
+        case "Add":
+            guard let (m, w) = pendingMatMul else { throw fail("\(what): only an Add after a MatMul is supported") }
+            let b = try values(n.input[1], of: n)
+            guard b.count == w.shape[1] else {
+                throw fail("\(what): bias \(n.input[1]) must hold \(w.shape[1]) values")
+            }
+            add(.affine(units: w.shape[1]), ["W": w, "b": Tensor(shape: [w.shape[1]], data: b.data)], m)
+            pendingMatMul = nil
+        case "BatchNormalization":
+            guard n.input.count == 5, n.output.count == 1, try a.int("training_mode", 0) == 0 else {
+                throw fail("\(what): only inference with scale, bias, mean and variance is supported")
+            }
+            // ONNX stores epsilon as a float: 1e-5 arrives as the float nearest to it.
+            let epsilon = try a.float("epsilon", 1e-5)
+            _ = try a.float("momentum", 0.9)
+            var t: [String: Tensor<Double>] = [:]
+            for (i, key) in ["gamma", "beta", "running_mean", "running_var"].enumerated() {
+                let v = try values(n.input[i + 1], of: n)
+                t[key] = Tensor(shape: [v.count], data: v.data)
+            }
+            if epsilon != Float(1e-5) {
+                // Precis's batch normalization adds 1e-5: the variance takes the difference.
+                t["running_var"] = Tensor(
+                    shape: t["running_var"]!.shape, data: t["running_var"]!.data.map { $0 + Double(epsilon) - 1e-5 })
+                notes.append("\(what): epsilon \(epsilon) folded into the running variance (Precis adds 1e-5)")
+            }
+            add(.batchNormalization, t, n)
+        case "Mul":
+            let c = try values(n.input[1], of: n)
+            guard c.count == 1, c.data[0] > 0, c.data[0] <= 1 else {
+                throw fail(
+                    "\(what): only a multiplication by one constant in (0, 1] (inference-time dropout) is supported")
+            }
+            add(.dropout(ratio: 1 - c.data[0]), [:], n)
+        case "Dropout", "Identity":
+            _ = try a.float("ratio", 0.5)
+            _ = try a.int("seed", 0)
+            notes.append("\(what) skipped: it is the identity at inference")
+        case "Softmax" where k == graph.node.count - 1:
+            _ = try a.int("axis", -1)
+            notes.append("\(what) at the end dropped: Precis reports logits, and the argmax is the same")
+        default:
+            throw fail("\(what) is not supported")
+        }
+        try a.checkAllUsed()
+        current = n.output.first ?? ""
+    }
+    flushMatMul()
+    guard graph.output.count == 1, current == outputName else {
+        throw fail("the chain of layers ends in \(current), not in the graph's one output \(outputName)")
+    }
+    let shape = dims.dropFirst().map { Int($0.dimValue) }
+    let spec = ModelSpec(name: "onnx", inputShape: shape, layers: layers, weightInit: .he)
+    let geometry: [LayerGeometry]
+    do { geometry = try spec.geometry() } catch { throw fail("the layers do not fit together: \(error)") }
+    var tensors: [String: Tensor<Double>] = [:]
+    for layer in geometry {
+        for t in layer.tensors {
+            let value = weights[layer.index][t.name]!
+            guard value.shape == t.shape else {
+                let needs = shapeText(t.shape)
+                throw fail(
+                    "\(names[layer.index]): \(t.name) has shape \(shapeText(value.shape)), the layer needs \(needs)")
+            }
+            if let bad = value.data.first(where: { !$0.isFinite }) {
+                throw fail("\(names[layer.index]): \(t.name) holds a non-finite value (\(bad))")
+            }
+            tensors[layer.key(t.name)] = value
+        }
+    }
+    let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+    return ImportedNetwork(
+        spec: spec, tensors: tensors, producer: producer.isEmpty ? "unknown" : producer, notes: notes)
+}
+
+/// A 2-D tensor transposed.
+func transposed(_ w: Tensor<Double>) -> Tensor<Double> {
+    let (r, c) = (w.shape[0], w.shape[1])
+    return Tensor(shape: [c, r], data: (0..<(r * c)).map { w.data[($0 % r) * c + $0 / r] })
+}
+
+/// The values of an ONNX tensor (float32, float64, float16, int64 or int32), from its raw data or
+/// its typed fields; external data is refused.
+func tensor(_ t: Onnx_TensorProto, file: String, node n: Onnx_NodeProto) throws -> Tensor<Double> {
+    let what = "node \(n.name) (\(n.opType)): tensor \(t.name)"
+    guard t.dataLocation != .external else {
+        throw DataError(file: file, problem: "\(what) is stored outside the model file, which is not supported")
+    }
+    let shape = t.dims.map { Int($0) }
+    guard shape.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else {
+        throw DataError(file: file, problem: "\(what) has a bad shape")
+    }
+    let count = shape.reduce(1, *)
+    let raw = [UInt8](t.rawData)
+    /// The raw data as `count` little-endian values of `R`, each converted.
+    func fromRaw<R: FixedWidthInteger>(_: R.Type, _ convert: (R) -> Double) throws -> [Double] {
+        let size = MemoryLayout<R>.size
+        guard raw.count == count * size else {
+            throw DataError(
+                file: file,
+                problem: "\(what) holds \(raw.count) bytes, its shape \(shapeText(shape)) needs \(count * size)")
+        }
+        return raw.withUnsafeBytes { b in
+            (0..<count).map { convert(R(littleEndian: b.loadUnaligned(fromByteOffset: $0 * size, as: R.self))) }
+        }
+    }
+    /// Typed values when the raw data is empty and there is one per element.
+    func typed<E>(_ values: [E]) -> [E]? { raw.isEmpty && values.count == count ? values : nil }
+    let values: [Double]
+    switch ONNXType(rawValue: t.dataType) {
+    case .float?:
+        values = try typed(t.floatData)?.map(Double.init) ?? fromRaw(UInt32.self) { Double(Float(bitPattern: $0)) }
+    case .double?:
+        values = try typed(t.doubleData) ?? fromRaw(UInt64.self) { Double(bitPattern: $0) }
+    case .float16?:
+        values =
+            try typed(t.int32Data)?.map { Double(Float16(bitPattern: UInt16(truncatingIfNeeded: $0))) }
+            ?? fromRaw(UInt16.self) { Double(Float16(bitPattern: $0)) }
+    case .int64?:
+        values = try typed(t.int64Data)?.map(Double.init) ?? fromRaw(Int64.self) { Double($0) }
+    case .int32?:
+        values = try typed(t.int32Data)?.map(Double.init) ?? fromRaw(Int32.self) { Double($0) }
+    default:
+        throw DataError(file: file, problem: "\(what) has element type \(t.dataType), which is not supported")
+    }
+    return Tensor(shape: shape, data: values)
+}
+
+/// A node's attributes, read by name with defaults; `checkAllUsed` refuses any the import did not
+/// read, so an unknown attribute is never silently ignored.
+struct Attributes {
+    let node: Onnx_NodeProto, file: String
+    private var used: Set<String> = []
+
+    init(_ node: Onnx_NodeProto, file: String) { (self.node, self.file) = (node, file) }
+
+    private func fail(_ problem: String) -> DataError {
+        DataError(file: file, problem: "node \(node.name) (\(node.opType)): \(problem)")
+    }
+
+    private mutating func find(_ name: String) -> Onnx_AttributeProto? {
+        used.insert(name)
+        return node.attribute.first { $0.name == name }
+    }
+
+    mutating func int(_ name: String, _ fallback: Int) throws -> Int {
+        guard let a = find(name) else { return fallback }
+        guard a.type == .int else { throw fail("attribute \(name) must be an integer") }
+        return Int(a.i)
+    }
+
+    mutating func float(_ name: String, _ fallback: Float) throws -> Float {
+        guard let a = find(name) else { return fallback }
+        guard a.type == .float else { throw fail("attribute \(name) must be a float") }
+        return a.f
+    }
+
+    mutating func ints(_ name: String) throws -> [Int]? {
+        guard let a = find(name) else { return nil }
+        guard a.type == .ints else { throw fail("attribute \(name) must be a list of integers") }
+        return a.ints.map { Int($0) }
+    }
+
+    /// A square window with one stride and one padding on every side: `(size, stride, pad)`.
+    /// `kernel` is the weight's spatial shape, which `kernel_shape` must match when given.
+    mutating func window(kernel: [Int]?) throws -> (Int, Int, Int) {
+        let shape = try ints("kernel_shape") ?? kernel ?? []
+        guard shape.count == 2, shape[0] == shape[1], shape[0] > 0, kernel == nil || kernel! == shape else {
+            throw fail("only square 2-D kernels are supported (kernel \(shape))")
+        }
+        let strides = try ints("strides") ?? [1, 1], pads = try ints("pads") ?? [0, 0, 0, 0]
+        guard strides.count == 2, strides[0] == strides[1], strides[0] > 0 else {
+            throw fail("only equal strides are supported (strides \(strides))")
+        }
+        guard pads.count == 4, Set(pads).count == 1, pads[0] >= 0 else {
+            throw fail("only the same padding on every side is supported (pads \(pads))")
+        }
+        guard (try ints("dilations") ?? [1, 1]).allSatisfy({ $0 == 1 }) else {
+            throw fail("dilations are not supported")
+        }
+        if let a = find("auto_pad"), !["NOTSET", "VALID"].contains(String(decoding: a.s, as: UTF8.self)) {
+            throw fail("auto_pad \(String(decoding: a.s, as: UTF8.self)) is not supported")
+        }
+        return (shape[0], strides[0], pads[0])
+    }
+
+    /// Refuses an attribute the import did not read.
+    func checkAllUsed() throws {
+        if let extra = node.attribute.first(where: { !used.contains($0.name) }) {
+            throw fail("attribute \(extra.name) is not supported")
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import PrecisCore
+import Testing
+
+@testable import PrecisONNX
+
+/// ONNX export and import: a round trip keeps every layer and every float32 bit, the forms other
+/// tools write (transposed Gemm weights, MatMul + Add, Constant nodes, a final Softmax) read the
+/// same, and damaged or unsupported models are refused with the node's name.
+@Suite struct ONNXTests {
+    /// A small network with every layer kind, random float32-exact weights.
+    func network() throws -> (ModelSpec, [String: Tensor<Double>]) {
+        let spec = try ModelSpec.named(
+            "conv(4,3,stride=2,pad=1) batchnorm relu maxpool(2,pad=1) conv(3,2) avgpool(2,stride=1,pad=1) affine(5) "
+                + "relu dropout(0.25) affine(3)",
+            inputShape: [2, 9, 9])
+        var rng = RandomSource(seed: 7)
+        var tensors: [String: Tensor<Double>] = [:]
+        for layer in try spec.geometry() {
+            for t in layer.tensors {
+                let n = t.shape.reduce(1, *)
+                // Variances positive; every value a float32, as a weight file holds them.
+                let shift = t.name == "running_var" ? 0.5 : -0.5
+                let values = (0..<n).map { _ in Double(Float(rng.uniform() + shift)) }
+                tensors[layer.key(t.name)] = Tensor(shape: t.shape, data: values)
+            }
+        }
+        return (spec, tensors)
+    }
+
+    func imported(_ model: Onnx_ModelProto) throws -> ImportedNetwork {
+        try importONNX(try model.serializedBytes(), file: "m.onnx")
+    }
+
+    @Test func aRoundTripKeepsEveryLayerAndEveryBit() throws {
+        let (spec, tensors) = try network()
+        let back = try importONNX(try exportONNX(spec: spec, tensors: tensors, producer: "test"), file: "m.onnx")
+        #expect(back.spec.layers == spec.layers && back.spec.inputShape == spec.inputShape)
+        #expect(back.tensors == tensors)
+        #expect(back.producer == "test" && back.notes.isEmpty)
+    }
+
+    @Test func otherToolsFormsReadTheSame() throws {
+        let (spec, tensors) = try network()
+        var model = try onnxModel(spec: spec, tensors: tensors, producer: "pytorch")
+        var g = model.graph
+        // The last Gemm as PyTorch writes it: weights (out, in) with transB = 1, from a Constant node.
+        let gemm = g.node.lastIndex { $0.opType == "Gemm" }!, key = g.node[gemm].input[1]
+        let w = tensors[key]!
+        let stored = g.initializer.firstIndex { $0.name == key }!
+        g.initializer.remove(at: stored)
+        g.node.insert(
+            .with {
+                $0.name = "weights"
+                $0.opType = "Constant"
+                $0.output = [key]
+                $0.attribute = [
+                    .with {
+                        $0.name = "value"
+                        $0.type = .tensor
+                        $0.t = Onnx_TensorProto(name: key, shape: [3, 5], floats: transposed(w).data)
+                    }
+                ]
+            }, at: 0)
+        g.node[gemm + 1].attribute = [.int("transB", 1)]
+        // A trailing Softmax, which the import drops.
+        g.node.append(
+            .with {
+                $0.name = "probabilities"
+                $0.opType = "Softmax"
+                $0.input = ["logits"]
+                $0.output = ["p"]
+            })
+        g.output[0].name = "p"
+        model.graph = g
+        let back = try imported(model)
+        #expect(back.spec.layers == spec.layers && back.tensors == tensors)
+        #expect(back.notes.count == 1 && back.notes[0].contains("Softmax"), "\(back.notes)")
+    }
+
+    /// The problem `importONNX` reports for `model`, or nil when it reads.
+    func problem(_ model: Onnx_ModelProto) -> String? {
+        do { _ = try imported(model) } catch let e as DataError { return e.problem } catch { return "\(error)" }
+        return nil
+    }
+
+    @Test func damagedAndUnsupportedModelsAreRefusedByName() throws {
+        let (spec, tensors) = try network()
+        let model = try onnxModel(spec: spec, tensors: tensors, producer: "test")
+        let bytes: Data = try model.serializedBytes()
+        for cut in [1, 10, bytes.count / 3, bytes.count - 7] {
+            #expect(throws: DataError.self, "cut at \(cut)") { try importONNX(bytes.prefix(cut), file: "m.onnx") }
+        }
+        var missing = model
+        missing.graph.initializer.removeAll { $0.name == "00_conv1/W" }
+        #expect(problem(missing) == "node 00_conv1 (Conv): input 00_conv1/W is not an initializer or a constant")
+        var wrong = model
+        let w = wrong.graph.initializer.firstIndex { $0.name == "04_conv2/W" }!
+        wrong.graph.initializer[w] = Onnx_TensorProto(
+            name: "04_conv2/W", shape: [3, 3, 2, 2], floats: Array(repeating: 0, count: 36))
+        #expect(problem(wrong) == "node 04_conv2 (Conv): W has shape (3,3,2,2), the layer needs (3,4,2,2)")
+        var unknown = model
+        unknown.graph.node[3].opType = "Sigmoid"
+        #expect(problem(unknown) == "node 03_maxpool1 (Sigmoid) is not supported")
+        var attribute = model
+        attribute.graph.node[0].attribute.append(.int("group", 2))
+        #expect(problem(attribute) == "node 00_conv1 (Conv): only group 1 is supported")
+        var extra = model
+        extra.graph.node[0].attribute.append(.int("frobnicate", 1))
+        #expect(problem(extra) == "node 00_conv1 (Conv): attribute frobnicate is not supported")
+        var branch = model
+        branch.graph.node[2].input = ["input"]
+        #expect(problem(branch)?.contains("does not take the output of the node before it") == true)
+    }
+}
