@@ -207,19 +207,34 @@ func transposed(_ w: Tensor<Double>) -> Tensor<Double> {
     return Tensor(shape: [c, r], data: (0..<(r * c)).map { w.data[($0 % r) * c + $0 / r] })
 }
 
-/// The values of an ONNX tensor (float32, float64, float16, int64 or int32), from its raw data or
-/// its typed fields; external data is refused.
+/// The bytes of a tensor stored outside the model (PyTorch's exporter writes them so): in the file
+/// its `location` names, in the model's folder, from `offset` for `length` bytes.
+func externalData(_ t: Onnx_TensorProto, file: String, what: String) throws -> [UInt8] {
+    let entries = Dictionary(t.externalData.map { ($0.key, $0.value) }) { a, _ in a }
+    guard let location = entries["location"], !location.hasPrefix("/"), !location.split(separator: "/").contains("..")
+    else { throw DataError(file: file, problem: "\(what) names no external file inside the model's folder") }
+    let path = URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(location).path
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw DataError(file: file, problem: "\(what) is stored in \(location), which cannot be read")
+    }
+    let offset = Int(entries["offset"] ?? "0") ?? -1, length = entries["length"].map { Int($0) ?? -1 }
+    guard offset >= 0, offset <= data.count, (length ?? 0) >= 0, offset + (length ?? data.count - offset) <= data.count
+    else {
+        throw DataError(file: file, problem: "\(what) lies outside \(location) (\(data.count) bytes)")
+    }
+    return [UInt8](data[offset..<(offset + (length ?? data.count - offset))])
+}
+
+/// The values of an ONNX tensor (float32, float64, float16, int64 or int32), from its raw data (in
+/// the model or in an external file) or its typed fields.
 func tensor(_ t: Onnx_TensorProto, file: String, node n: Onnx_NodeProto) throws -> Tensor<Double> {
     let what = "node \(n.name) (\(n.opType)): tensor \(t.name)"
-    guard t.dataLocation != .external else {
-        throw DataError(file: file, problem: "\(what) is stored outside the model file, which is not supported")
-    }
     let shape = t.dims.map { Int($0) }
     guard shape.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else {
         throw DataError(file: file, problem: "\(what) has a bad shape")
     }
     let count = shape.reduce(1, *)
-    let raw = [UInt8](t.rawData)
+    let raw = t.dataLocation == .external ? try externalData(t, file: file, what: what) : [UInt8](t.rawData)
     /// The raw data as `count` little-endian values of `R`, each converted.
     func fromRaw<R: FixedWidthInteger>(_: R.Type, _ convert: (R) -> Double) throws -> [Double] {
         let size = MemoryLayout<R>.size

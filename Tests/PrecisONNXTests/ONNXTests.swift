@@ -112,4 +112,17 @@ import Testing
         branch.graph.node[2].input = ["input"]
         #expect(problem(branch)?.contains("does not take the output of the node before it") == true)
     }
+
+    @Test func anotherBatchNormEpsilonIsFoldedIntoTheVariance() throws {
+        let (spec, tensors) = try network()
+        var model = try onnxModel(spec: spec, tensors: tensors, producer: "keras")
+        let bn = model.graph.node.firstIndex { $0.opType == "BatchNormalization" }!
+        model.graph.node[bn].attribute = [.float("epsilon", 1e-3)]
+        let back = try imported(model)
+        let shift = Double(Float(1e-3)) - 1e-5
+        let variance = tensors["01_batchnorm1/running_var"]!.data
+        #expect(back.tensors["01_batchnorm1/running_var"]!.data == variance.map { $0 + shift })
+        let note = "epsilon 0.001 folded into the running variance (Precis adds 1e-5)"
+        #expect(back.notes == ["node 01_batchnorm1 (BatchNormalization): " + note])
+    }
 }
