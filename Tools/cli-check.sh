@@ -319,7 +319,7 @@ m.graph.node[2].op_type = "Sigmoid"
 onnx.save(m, sys.argv[2])
 PY
 expect_error "sigmoid.onnx: node 02_relu1 (Sigmoid) is not supported" "$precis" import "$work/sigmoid.onnx" --output "$work/o.h5"
-usage_error "holds its architecture: no --model" "$precis" import "$work/bn.onnx" --model simple --output "$work/o.h5"
+usage_error "bn.onnx holds its architecture: no --model" "$precis" import "$work/bn.onnx" --model simple --output "$work/o.h5"
 "$precis" --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "precis --version"
 "$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
 python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \

@@ -38,13 +38,23 @@ def read_idx(path):
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def mnist5k_path():
+    return os.environ.get('PRECIS_MNIST5K') or os.path.join(
+        os.environ.get('PRECIS_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'precis'),
+        'mnist_5k.csv.gz')
+
+
+def mnist5k_train():
+    """mnist5k's 4,000 training digits (rows 0-399 of each class of 500): images (N,1,28,28) float32, labels."""
+    a = np.loadtxt(mnist5k_path(), delimiter=',', dtype=np.float64)
+    train = (np.arange(len(a)) % 500) < 400
+    return (a[train, :784].astype(np.float32) / 255).reshape(-1, 1, 28, 28), a[train, 784].astype(np.int64)
+
+
 def test_set(name):
     """(images (N,1,H,W) float64 in [0,1], labels) of the data set a file names."""
     if name == 'mnist5k':
-        path = os.environ.get('PRECIS_MNIST5K') or os.path.join(
-            os.environ.get('PRECIS_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'precis'),
-            'mnist_5k.csv.gz')
-        a = np.loadtxt(path, delimiter=',', dtype=np.float64)
+        a = np.loadtxt(mnist5k_path(), delimiter=',', dtype=np.float64)
         test = (np.arange(len(a)) % 500) >= 400
         x = (a[test, :784].astype(np.float32) / 255).astype(np.float64)
         return x.reshape(-1, 1, 28, 28), a[test, 784].astype(np.int64)

@@ -14,6 +14,7 @@ python3 -c 'import h5py, numpy, onnx, onnxruntime' 2>/dev/null || python3 -m pip
 # PyTorch for the import check: the CPU wheel on the machine when there is one, else PyPI's.
 torch_wheel=$(ls /opt/wheels/torch-*cpu*.whl 2> /dev/null | head -n 1 || true)
 python3 -c 'import torch, onnxscript' 2>/dev/null || python3 -m pip install --quiet "${torch_wheel:-torch}" onnxscript
+python3 -c 'import keras' 2>/dev/null || python3 -m pip install --quiet keras
 swift format lint --strict --recursive Sources Tests
 # swift format leaves long string literals alone: no source line may pass 120 characters either way.
 python3 - <<'PY'
@@ -37,6 +38,7 @@ for f in Weights/*.h5; do
   python3 Tools/onnx-check.py "$f" --precis .build/release/precis
 done
 python3 Tools/torch-onnx-check.py --precis .build/release/precis
+python3 Tools/keras-check.py --precis .build/release/precis
 # 360 damaged copies: 0 crashes, 0 unclear exits and 0 answers that differ from the intact file's.
 python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 --trials 200 --precis .build/release/precis
 python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float32,int8-wchannel-au8z --trials 120 \

@@ -24,18 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crosscheck import test_set  # noqa: E402
-
-
-def mnist5k_train():
-    """The 4,000 training digits of mnist5k (rows 0-399 of each class of 500)."""
-    path = os.environ.get('PRECIS_MNIST5K') or os.path.join(
-        os.environ.get('PRECIS_CACHE') or os.path.join(
-            os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'precis'), 'mnist_5k.csv.gz')
-    a = np.loadtxt(path, delimiter=',', dtype=np.float64)
-    train = (np.arange(len(a)) % 500) < 400
-    x = (a[train, :784].astype(np.float32) / 255).reshape(-1, 1, 28, 28)
-    return torch.from_numpy(x), torch.from_numpy(a[train, 784].astype(np.int64))
+from crosscheck import mnist5k_train, test_set  # noqa: E402
 
 
 def main():
@@ -47,7 +36,7 @@ def main():
         nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(8, 16, 3, stride=1), nn.ReLU(), nn.AvgPool2d(2),
         nn.Flatten(), nn.Linear(16 * 6 * 6, 64), nn.ReLU(), nn.Dropout(0.3), nn.Linear(64, 10))
-    x, t = mnist5k_train()
+    x, t = (torch.from_numpy(v) for v in mnist5k_train())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
     for i in torch.randperm(len(t)).split(100):

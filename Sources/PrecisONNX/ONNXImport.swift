@@ -2,19 +2,6 @@ import Foundation
 import PrecisCore
 import SwiftProtobuf
 
-/// A network read from another tool: its spec, its tensors in Precis's layout (`00_conv1/W`),
-/// who produced it, and what the import dropped or adapted.
-public struct ImportedNetwork {
-    public var spec: ModelSpec
-    public var tensors: [String: Tensor<Double>]
-    public var producer: String
-    public var notes: [String]
-
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], producer: String, notes: [String]) {
-        (self.spec, self.tensors, self.producer, self.notes) = (spec, tensors, producer, notes)
-    }
-}
-
 /// Reads an ONNX model that is one chain of the layers Precis runs: Conv (group 1), Relu, MaxPool,
 /// AveragePool, Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
 /// BatchNormalization, Dropout and Identity (skipped at inference), a `Mul` by a constant in (0, 1]
@@ -50,13 +37,11 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
     guard dims.count == 4, dims.dropFirst().allSatisfy({ $0.dimValue > 0 && $0.dimValue <= 4096 }) else {
         throw fail("input \(input.name) must be (N, C, H, W) with known C, H and W")
     }
-    var layers: [LayerSpec] = [], weights: [[String: Tensor<Double>]] = [], names: [String] = []
+    var layers: [ImportedLayer] = []
     var notes: [String] = [], current = input.name
     var pendingMatMul: (node: Onnx_NodeProto, w: Tensor<Double>)?
     func add(_ layer: LayerSpec, _ tensors: [String: Tensor<Double>], _ n: Onnx_NodeProto) {
-        layers.append(layer)
-        weights.append(tensors)
-        names.append("node \(n.name) (\(n.opType))")
+        layers.append(ImportedLayer(layer, tensors, label: "node \(n.name) (\(n.opType))"))
     }
     func flushMatMul() {
         guard let (n, w) = pendingMatMul else { return }
@@ -177,28 +162,10 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
     guard graph.output.count == 1, current == outputName else {
         throw fail("the chain of layers ends in \(current), not in the graph's one output \(outputName)")
     }
-    let shape = dims.dropFirst().map { Int($0.dimValue) }
-    let spec = ModelSpec(name: "onnx", inputShape: shape, layers: layers, weightInit: .he)
-    let geometry: [LayerGeometry]
-    do { geometry = try spec.geometry() } catch { throw fail("the layers do not fit together: \(error)") }
-    var tensors: [String: Tensor<Double>] = [:]
-    for layer in geometry {
-        for t in layer.tensors {
-            let value = weights[layer.index][t.name]!
-            guard value.shape == t.shape else {
-                let needs = shapeText(t.shape)
-                throw fail(
-                    "\(names[layer.index]): \(t.name) has shape \(shapeText(value.shape)), the layer needs \(needs)")
-            }
-            if let bad = value.data.first(where: { !$0.isFinite }) {
-                throw fail("\(names[layer.index]): \(t.name) holds a non-finite value (\(bad))")
-            }
-            tensors[layer.key(t.name)] = value
-        }
-    }
     let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
-    return ImportedNetwork(
-        spec: spec, tensors: tensors, producer: producer.isEmpty ? "unknown" : producer, notes: notes)
+    return try ImportedNetwork(
+        name: "onnx", inputShape: dims.dropFirst().map { Int($0.dimValue) }, layers: layers,
+        producer: producer.isEmpty ? "unknown" : producer, notes: notes, file: file)
 }
 
 /// A 2-D tensor transposed.

@@ -8,13 +8,14 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a Precis weight file from a network trained elsewhere.",
         discussion: """
-            Reads ONNX models (.onnx) that are one chain of convolution, pooling, ReLU, affine, batch \
-            normalization and dropout layers, and numpy .npz archives in the book's layout (W1, b1, W2, ... \
+            Reads ONNX models (.onnx) and Keras models saved as HDF5 (.h5, model.save("x.h5")) that are one \
+            chain of convolution, pooling, ReLU, affine, batch normalization and dropout layers, and numpy .npz \
+            archives in the book's layout (W1, b1, W2, ... \
             for the convolution and affine layers in order; give the architecture with --model). The new file \
             works with eval, quantize, export, inspect and report like one precis train wrote.
             """)
 
-    @Argument(help: "The network to import: an .onnx model or an .npz archive.")
+    @Argument(help: "The network to import: an .onnx model, a Keras .h5 model or an .npz archive.")
     var source: String
 
     @Option(help: ArgumentHelp("The weight file to write.", valueName: "file.h5"))
@@ -39,14 +40,14 @@ struct Import: ParsableCommand {
     var format: String { URL(fileURLWithPath: source).pathExtension.lowercased() }
 
     func validate() throws {
-        guard ["npz", "onnx"].contains(format) else {
-            throw ValidationError("\(source): precis import reads .onnx models and .npz archives")
+        guard ["npz", "onnx", "h5"].contains(format) else {
+            throw ValidationError("\(source): precis import reads .onnx models, Keras .h5 models and .npz archives")
         }
         if format == "npz" && model == nil {
             throw ValidationError("an .npz archive holds no architecture: give --model")
         }
-        if format == "onnx" && model != nil {
-            throw ValidationError("an ONNX model holds its architecture: no --model")
+        if format != "npz" && model != nil {
+            throw ValidationError("\(source) holds its architecture: no --model")
         }
         if let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
         guard shape.count == 3 && shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
@@ -64,7 +65,11 @@ struct Import: ParsableCommand {
         try reportingErrors {
             let name = URL(fileURLWithPath: source).lastPathComponent
             let network: ImportedNetwork, provenance: Provenance
-            if format == "onnx" {
+            if format == "h5" {
+                network = try importKeras(source)
+                provenance = Provenance(
+                    format: "Keras HDF5", file: name, producer: network.producer, attribution: attribution)
+            } else if format == "onnx" {
                 guard let data = FileManager.default.contents(atPath: source) else {
                     throw DataError(file: source, problem: "no such file, or it cannot be read")
                 }

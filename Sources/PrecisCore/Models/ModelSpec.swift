@@ -165,6 +165,17 @@ public struct ModelSpec: Equatable, Sendable {
     /// The output shape (without the batch axis) after each layer; throws when a layer does not fit
     /// or an argument is beyond `limits`.
     public func shapes() throws -> [[Int]] {
+        let out = try layerShapes()
+        guard let last = out.last, last.count == 1, last[0] >= 2 else {
+            throw ModelError.badSpec(
+                "the last layer must produce class scores (an affine layer), got \(shapeText(out.last ?? []))")
+        }
+        return out
+    }
+
+    /// The output shape of every layer, checked as `shapes` checks them, for a model that need not
+    /// end yet (a model being built layer by layer, as an import does).
+    public func layerShapes() throws -> [[Int]] {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 && $0 <= Self.limits.inputSide }) else {
             throw ModelError.badSpec(
                 "input shape must be (C,H,W) with sizes from 1 to \(Self.limits.inputSide), "
@@ -220,10 +231,6 @@ public struct ModelSpec: Equatable, Sendable {
             case .relu, .batchNormalization: break
             }
             out.append(shape)
-        }
-        guard shape.count == 1, shape[0] >= 2 else {
-            throw ModelError.badSpec(
-                "the last layer must produce class scores (an affine layer), got \(shapeText(shape))")
         }
         return out
     }

@@ -543,11 +543,12 @@ public struct HDF5Group {
         return t
     }
 
-    /// Variable-length strings, for reading attributes written that way by other tools.
-    private func variableStringType() -> hid_t {
+    /// Variable-length strings in character set `cset`, for reading attributes written that way by
+    /// other tools (h5py writes ASCII or UTF-8; libhdf5 converts between neither).
+    private func variableStringType(cset: H5T_cset_t) -> hid_t {
         let t = H5Tcopy(precis_H5T_C_S1())
         H5Tset_size(t, precis_H5T_VARIABLE())
-        H5Tset_cset(t, H5T_CSET_UTF8)
+        H5Tset_cset(t, cset)
         return t
     }
 
@@ -583,7 +584,7 @@ public struct HDF5Group {
                     file: file.path, path: path, message: "attribute \(name) holds \(count) strings, expected one")
             }
             if H5Tis_variable_str(type.id) > 0 {
-                let mem = HDF5Handle(variableStringType(), close: H5Tclose)
+                let mem = HDF5Handle(variableStringType(cset: H5Tget_cset(type.id)), close: H5Tclose)
                 var p: UnsafeMutablePointer<CChar>?
                 try check(nil, what) { H5Aread(attr.id, mem.id, &p) }
                 defer { H5free_memory(p) }

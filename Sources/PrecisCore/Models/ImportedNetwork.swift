@@ -1,0 +1,55 @@
+/// A network read from another tool: its spec, its tensors in Precis's layout (`00_conv1/W`),
+/// who produced it, and what the import dropped or adapted.
+public struct ImportedNetwork {
+    public var spec: ModelSpec
+    public var tensors: [String: Tensor<Double>]
+    public var producer: String
+    public var notes: [String]
+
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], producer: String, notes: [String]) {
+        (self.spec, self.tensors, self.producer, self.notes) = (spec, tensors, producer, notes)
+    }
+}
+
+/// One layer of an imported network: its spec, its tensors by name (`W`, `b`, `gamma`, ...), and
+/// how errors name its source (`node conv1 (Conv)`).
+public struct ImportedLayer {
+    public var spec: LayerSpec
+    public var tensors: [String: Tensor<Double>]
+    public var label: String
+
+    public init(_ spec: LayerSpec, _ tensors: [String: Tensor<Double>] = [:], label: String) {
+        (self.spec, self.tensors, self.label) = (spec, tensors, label)
+    }
+}
+
+extension ImportedNetwork {
+    /// The network of `layers` on inputs of `inputShape`, checked: the layers must fit together,
+    /// and every tensor must have the shape its layer needs and finite values. `file` names the
+    /// source in errors.
+    public init(
+        name: String, inputShape: [Int], layers: [ImportedLayer], producer: String, notes: [String], file: String
+    ) throws {
+        func fail(_ problem: String) -> DataError { DataError(file: file, problem: problem) }
+        let spec = ModelSpec(name: name, inputShape: inputShape, layers: layers.map(\.spec), weightInit: .he)
+        let geometry: [LayerGeometry]
+        do { geometry = try spec.geometry() } catch { throw fail("the layers do not fit together: \(error)") }
+        var tensors: [String: Tensor<Double>] = [:]
+        for layer in geometry {
+            let source = layers[layer.index]
+            for t in layer.tensors {
+                guard let value = source.tensors[t.name] else { throw fail("\(source.label): no \(t.name)") }
+                guard value.shape == t.shape else {
+                    let needs = shapeText(t.shape)
+                    throw fail(
+                        "\(source.label): \(t.name) has shape \(shapeText(value.shape)), the layer needs \(needs)")
+                }
+                if let bad = value.data.first(where: { !$0.isFinite }) {
+                    throw fail("\(source.label): \(t.name) holds a non-finite value (\(bad))")
+                }
+                tensors[layer.key(t.name)] = value
+            }
+        }
+        self.init(spec: spec, tensors: tensors, producer: producer, notes: notes)
+    }
+}
