@@ -13,11 +13,32 @@ enum ONNXType: Int32 {
 extension Onnx_TensorProto {
     /// A float32 initializer `name` of `shape` holding `values` rounded to Float.
     init(name: String, shape: [Int], floats values: [Double]) {
+        self.init(name: name, shape: shape, values: values, half: false)
+    }
+
+    /// An initializer `name` of `shape` holding `values` rounded to float16 when `half`, else to float32.
+    init(name: String, shape: [Int], values: [Double], half: Bool) {
         self.init()
         self.name = name
         dims = shape.map(Int64.init)
-        dataType = ONNXType.float.rawValue
-        rawData = values.map { Float($0) }.withUnsafeBufferPointer { Data(buffer: $0) }
+        dataType = (half ? ONNXType.float16 : ONNXType.float).rawValue
+        rawData =
+            half
+            ? values.map { Float16($0).bitPattern.littleEndian }.withUnsafeBufferPointer { Data(buffer: $0) }
+            : values.map { Float($0).bitPattern.littleEndian }.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    /// An integer initializer (`int8`, `uint8` or `int32`) `name` of `shape` holding `codes`.
+    init(name: String, shape: [Int], codes: [Int], type: ONNXType) {
+        self.init()
+        self.name = name
+        dims = shape.map(Int64.init)
+        dataType = type.rawValue
+        switch type {
+        case .int8: rawData = Data(codes.map { UInt8(bitPattern: Int8($0)) })
+        case .uint8: rawData = Data(codes.map { UInt8($0) })
+        default: rawData = codes.map { Int32($0).littleEndian }.withUnsafeBufferPointer { Data(buffer: $0) }
+        }
     }
 }
 
@@ -57,78 +78,137 @@ func valueInfo(_ name: String, batch: String, _ shape: [Int]) -> Onnx_ValueInfoP
     }
 }
 
-/// The float32 network `spec` with `tensors` as a serialized ONNX model (see `onnxModel`).
-public func exportONNX(spec: ModelSpec, tensors: [String: Tensor<Double>], producer: String) throws -> Data {
-    try onnxModel(spec: spec, tensors: tensors, producer: producer).serializedBytes()
+/// What an exported ONNX model computes in.
+public enum ONNXForm {
+    /// float32 throughout.
+    case float32
+    /// float16 weights and arithmetic, with a Cast from float32 at the input and back at the output.
+    case float16
+    /// A stored int8 model as QuantizeLinear/DequantizeLinear pairs: each quantized layer's input
+    /// quantized with its calibrated range, its weight codes and their per-tensor or per-channel
+    /// scales, its int32 bias codes at `input scale × weight scale`; the other layers in float32.
+    case int8(QuantizedModel)
 }
 
-/// The float32 network `spec` with `tensors` as an ONNX model: input `input` `(N, C, H, W)`, output
-/// `logits` `(N, classes)`, one node per layer named after it, initializers named by tensor key
-/// (`00_conv1/W`). Dropout runs as Precis runs it at inference, a `Mul` by `1 - ratio`; an affine
-/// layer after a 4-D output gets a `Flatten` before its `Gemm`.
-func onnxModel(spec: ModelSpec, tensors: [String: Tensor<Double>], producer: String) throws -> Onnx_ModelProto {
+/// The network `spec` with `tensors` in `form` as a serialized ONNX model (see `onnxModel`).
+public func exportONNX(
+    spec: ModelSpec, tensors: [String: Tensor<Double>], form: ONNXForm = .float32, producer: String
+) throws -> Data {
+    try onnxModel(spec: spec, tensors: tensors, form: form, producer: producer).serializedBytes()
+}
+
+/// The network `spec` with `tensors` in `form` as an ONNX model: input `input` `(N, C, H, W)` and
+/// output `logits` `(N, classes)` in float32, one node per layer named after it, initializers named
+/// by tensor key (`00_conv1/W`). Dropout runs as Precis runs it at inference, a `Mul` by
+/// `1 - ratio`; an affine layer after a 4-D output gets a `Flatten` before its `Gemm`.
+func onnxModel(
+    spec: ModelSpec, tensors: [String: Tensor<Double>], form: ONNXForm = .float32, producer: String
+) throws -> Onnx_ModelProto {
     var graph = Onnx_GraphProto()
     graph.name = spec.name
+    let half: Bool, int8: QuantizedModel?
+    switch form {
+    case .float32: (half, int8) = (false, nil)
+    case .float16: (half, int8) = (true, nil)
+    case .int8(let model): (half, int8) = (false, model)
+    }
+    func constant(_ name: String, _ shape: [Int], _ values: [Double]) {
+        graph.initializer.append(Onnx_TensorProto(name: name, shape: shape, values: values, half: half))
+    }
+    func node(_ op: String, _ name: String, _ inputs: [String], _ out: String, _ attributes: [Onnx_AttributeProto] = [])
+    {
+        graph.node.append(
+            .with {
+                $0.name = name
+                $0.opType = op
+                $0.input = inputs
+                $0.output = [out]
+                $0.attribute = attributes
+            })
+    }
     var x = "input"
+    if half {
+        node("Cast", "input/half", [x], "input/half", [.int("to", Int(ONNXType.float16.rawValue))])
+        x = "input/half"
+    }
     let layers = try spec.geometry()
     for layer in layers {
-        let out = layer.index == layers.count - 1 ? "logits" : layer.name
-        func node(_ op: String, _ inputs: [String], _ attributes: [Onnx_AttributeProto] = [], output: String? = nil) {
-            graph.node.append(
-                .with {
-                    $0.name = output ?? layer.name
-                    $0.opType = op
-                    $0.input = inputs
-                    $0.output = [output ?? out]
-                    $0.attribute = attributes
-                })
+        let last = layer.index == layers.count - 1
+        let out = last && !half ? "logits" : layer.name
+        var keys = layer.tensors.map { layer.key($0.name) }
+        let quantized = int8?.layers[layer.index]
+        for (t, key) in zip(layer.tensors, keys) where quantized == nil {
+            guard let value = tensors[key] else { throw ModelError.badSpec("no values for \(key)") }
+            constant(key, t.shape, value.data)
         }
-        for t in layer.tensors {
-            guard let value = tensors[layer.key(t.name)] else {
-                throw ModelError.badSpec("no values for \(layer.key(t.name))")
-            }
-            graph.initializer.append(Onnx_TensorProto(name: layer.key(t.name), shape: t.shape, floats: value.data))
+        if let q = quantized {
+            // The input through its int8 range; the weights and bias from their codes. One weight
+            // scale is a scalar; one per channel runs along the channel axis.
+            let r = q.input, unsigned = r.qmin == 0, perChannel = q.weightScales.count > 1
+            let scaleShape = perChannel ? [q.weightScales.count] : []
+            let codes = unsigned ? ONNXType.uint8 : ONNXType.int8
+            graph.initializer += [
+                Onnx_TensorProto(name: layer.name + "/x_scale", shape: [], values: [r.scale], half: false),
+                Onnx_TensorProto(name: layer.name + "/x_zero", shape: [], codes: [r.zeroPoint], type: codes),
+                Onnx_TensorProto(
+                    name: layer.name + "/W_q", shape: q.shape, codes: q.weights.map(Int.init), type: .int8),
+                Onnx_TensorProto(name: layer.name + "/W_scale", shape: scaleShape, values: q.weightScales, half: false),
+                Onnx_TensorProto(
+                    name: layer.name + "/W_zero", shape: scaleShape, codes: q.weightScales.map { _ in 0 }, type: .int8),
+                Onnx_TensorProto(
+                    name: layer.name + "/b_q", shape: [q.channels], codes: q.bias.map(Int.init), type: .int32),
+                Onnx_TensorProto(
+                    name: layer.name + "/b_scale", shape: [q.channels],
+                    values: (0..<q.channels).map { r.scale * q.weightScales[q.weightScales.count == 1 ? 0 : $0] },
+                    half: false),
+                Onnx_TensorProto(
+                    name: layer.name + "/b_zero", shape: [q.channels], codes: Array(repeating: 0, count: q.channels),
+                    type: .int32),
+            ]
+            let axis: [Onnx_AttributeProto] = perChannel ? [.int("axis", q.channelAxis)] : []
+            let names = [layer.name + "/x_scale", layer.name + "/x_zero"]
+            node("QuantizeLinear", layer.name + "/x_q", [x] + names, layer.name + "/x_q")
+            node("DequantizeLinear", layer.name + "/x_dq", [layer.name + "/x_q"] + names, layer.name + "/x_dq")
+            node(
+                "DequantizeLinear", layer.name + "/W",
+                [layer.name + "/W_q", layer.name + "/W_scale", layer.name + "/W_zero"],
+                layer.name + "/W", axis)
+            node(
+                "DequantizeLinear", layer.name + "/b",
+                [layer.name + "/b_q", layer.name + "/b_scale", layer.name + "/b_zero"],
+                layer.name + "/b", [.int("axis", 0)])
+            (x, keys) = (layer.name + "/x_dq", [layer.name + "/W", layer.name + "/b"])
         }
-        let keys = layer.tensors.map { layer.key($0.name) }
+        let window = { (size: Int, stride: Int, pad: Int) -> [Onnx_AttributeProto] in
+            [
+                .ints("kernel_shape", [size, size]), .ints("strides", [stride, stride]),
+                .ints("pads", [pad, pad, pad, pad]),
+            ]
+        }
         switch layer.spec {
         case let .convolution(_, size, stride, pad):
-            node(
-                "Conv", [x] + keys,
-                [
-                    .ints("kernel_shape", [size, size]), .ints("strides", [stride, stride]),
-                    .ints("pads", [pad, pad, pad, pad]),
-                ])
+            node("Conv", layer.name, [x] + keys, out, window(size, stride, pad))
         case .relu:
-            node("Relu", [x])
+            node("Relu", layer.name, [x], out)
         case let .maxPooling(size, stride, pad):
-            node(
-                "MaxPool", [x],
-                [
-                    .ints("kernel_shape", [size, size]), .ints("strides", [stride, stride]),
-                    .ints("pads", [pad, pad, pad, pad]),
-                ])
+            node("MaxPool", layer.name, [x], out, window(size, stride, pad))
         case let .averagePooling(size, stride, pad):
-            node(
-                "AveragePool", [x],
-                [
-                    .ints("kernel_shape", [size, size]), .ints("strides", [stride, stride]),
-                    .ints("pads", [pad, pad, pad, pad]), .int("count_include_pad", 1),
-                ])
+            node("AveragePool", layer.name, [x], out, window(size, stride, pad) + [.int("count_include_pad", 1)])
         case .affine:
             if layer.inputShape.count > 1 {
-                node("Flatten", [x], [.int("axis", 1)], output: layer.name + "/flat")
+                node("Flatten", layer.name + "/flat", [x], layer.name + "/flat", [.int("axis", 1)])
                 x = layer.name + "/flat"
             }
-            node("Gemm", [x] + keys)
+            node("Gemm", layer.name, [x] + keys, out)
         case .dropout(let ratio):
-            let keep = layer.name + "/keep"
-            graph.initializer.append(Onnx_TensorProto(name: keep, shape: [], floats: [1 - ratio]))
-            node("Mul", [x, keep])
+            constant(layer.name + "/keep", [], [1 - ratio])
+            node("Mul", layer.name, [x, layer.name + "/keep"], out)
         case .batchNormalization:
-            node("BatchNormalization", [x] + keys, [.float("epsilon", 1e-5)])
+            node("BatchNormalization", layer.name, [x] + keys, out, [.float("epsilon", 1e-5)])
         }
         x = out
     }
+    if half { node("Cast", "logits", [x], "logits", [.int("to", Int(ONNXType.float.rawValue))]) }
     graph.input = [valueInfo("input", batch: "N", spec.inputShape)]
     graph.output = [valueInfo("logits", batch: "N", [spec.classes])]
     return .with {

@@ -1,59 +1,69 @@
 import ArgumentParser
 import Foundation
+import PrecisCore
 import PrecisONNX
 import PrecisWeights
-
-/// A precision `export` can store: the variant of a precision mode.
-struct VariantPrecision: ExpressibleByArgument {
-    let name: String
-
-    init?(argument: String) {
-        guard WeightFile.variantPrecisions.contains(argument) else { return nil }
-        name = argument
-    }
-
-    static var allValueStrings: [String] { WeightFile.variantPrecisions }
-    var defaultValueDescription: String { name }
-}
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Store a reduced-precision copy of the weights in the file, or write the network as an ONNX model.",
         discussion: """
-            Without --onnx, stores /variants/<precision> (default float16). With --onnx OUT.onnx, writes the \
-            float32 network as an ONNX model (opset \(onnxOpset)) that ONNX Runtime runs: input `input` \
-            (N, C, H, W), output `logits`.
+            Without --onnx, stores /variants/<precision> (float16 or bfloat16; default float16). With --onnx \
+            OUT.onnx, writes an ONNX model (opset \(onnxOpset)) that ONNX Runtime runs, input `input` (N, C, H, W) \
+            and output `logits` in float32: --precision float32 (default), float16 (the stored half variant, \
+            cast at the input and output), or a stored int8 variant int8-<scheme> (QuantizeLinear and \
+            DequantizeLinear pairs with the variant's own scales and zero points).
             """)
 
     @Argument(help: "A Precis weight file.")
     var file: String
 
-    @Option(help: "Precision to store (default: float16).")
-    var precision: VariantPrecision?
+    @Option(help: "Precision to store, or with --onnx to write.")
+    var precision: String?
 
-    @Option(help: ArgumentHelp("Write the float32 network as an ONNX model to this file.", valueName: "out.onnx"))
+    @Option(help: ArgumentHelp("Write the network as an ONNX model to this file.", valueName: "out.onnx"))
     var onnx: String?
 
     func validate() throws {
         if let onnx {
-            if precision != nil { throw ValidationError("--onnx writes the float32 network: no --precision") }
+            if let precision, !["float32", "float16"].contains(precision) && !precision.hasPrefix("int8-") {
+                throw ValidationError("--onnx writes float32, float16 or a stored int8-<scheme>, not '\(precision)'")
+            }
             if let problem = writeProblem(onnx) { throw ValidationError("--onnx \(onnx): \(problem)") }
+        } else if let precision, !WeightFile.variantPrecisions.contains(precision) {
+            throw ValidationError(
+                "--precision stores \(WeightFile.variantPrecisions.joined(separator: ", ")), not '\(precision)'")
         }
     }
 
     func run() throws {
         try reportingErrors {
             let store = try WeightStore(file)
-            if let onnx {
-                let data = try exportONNX(
-                    spec: store.spec, tensors: store.master.tensors, producer: "precis \(Precis.version)")
-                try AtomicFiles.write(data, to: onnx)
-                print("\(onnx): \(store.spec.name) in float32, ONNX opset \(onnxOpset), \(data.count) bytes")
+            guard let onnx else {
+                let name = precision ?? "float16"
+                try store.export(name)
+                print("\(file): stored /variants/\(name)")
                 return
             }
-            let name = (precision ?? VariantPrecision(argument: "float16")!).name
-            try store.export(name)
-            print("\(file): stored /variants/\(name)")
+            let name = precision ?? "float32"
+            let form: ONNXForm, tensors: [String: Tensor<Double>]
+            switch name {
+            case "float32": (form, tensors) = (.float32, store.master.tensors)
+            case "float16": (form, tensors) = (.float16, try store.tensors(for: .float16))
+            default:
+                guard store.int8VariantNames.contains(name) else {
+                    throw DataError(file: file, problem: "has no variant '\(name)' (precis quantize stores one)")
+                }
+                let v = try store.int8Variant(name)
+                guard !v.dynamic else {
+                    throw DataError(file: file, problem: "\(name) is dynamic: ONNX export takes static int8 variants")
+                }
+                (form, tensors) = (.int8(v.model), store.floatTensors(of: v))
+            }
+            let data = try exportONNX(
+                spec: store.spec, tensors: tensors, form: form, producer: "precis \(Precis.version)")
+            try AtomicFiles.write(data, to: onnx)
+            print("\(onnx): \(store.spec.name) in \(name), ONNX opset \(onnxOpset), \(data.count) bytes")
         }
     }
 }
