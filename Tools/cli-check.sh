@@ -320,6 +320,16 @@ onnx.save(m, sys.argv[2])
 PY
 expect_error "sigmoid.onnx: node 02_relu1 (Sigmoid) is not supported" "$precis" import "$work/sigmoid.onnx" --output "$work/o.h5"
 usage_error "bn.onnx holds its architecture: no --model" "$precis" import "$work/bn.onnx" --model simple --output "$work/o.h5"
+# The small number formats: the table, and raw float32 values to codes.
+"$precis" formats --json | python3 -c 'import json, sys; t = json.load(sys.stdin); assert t["schema"] == "precis.formats/1" and [f["max"] for f in t["formats"]][:5] == [448, 57344, 28, 7.5, 6], t' \
+  || fail "formats --json"
+python3 -c 'import struct; open("'"$work"'/v.f32", "wb").write(struct.pack("<4f", 0.25, 0.75, 5.0, 1e9))'
+"$precis" formats --encode e2m1 --input "$work/v.f32" --output "$work/v.codes"
+[ "$(od -An -tu1 "$work/v.codes" | tr -s ' ')" = " 0 2 6 7" ] || fail "formats --encode e2m1"
+printf 'abc' > "$work/odd.f32"
+expect_error "odd.f32: holds 3 bytes, not a whole number of float32 values" \
+  "$precis" formats --encode e4m3 --input "$work/odd.f32" --output "$work/odd.codes"
+usage_error "needs --input and --output" "$precis" formats --encode e4m3
 "$precis" --version | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$' || fail "precis --version"
 "$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
 python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \

@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/setup.sh
-python3 -c 'import h5py, numpy, onnx, onnxruntime' 2>/dev/null || python3 -m pip install --quiet h5py numpy onnx onnxruntime
+python3 -c 'import h5py, numpy, onnx, onnxruntime, ml_dtypes' 2>/dev/null \
+  || python3 -m pip install --quiet h5py numpy onnx onnxruntime ml_dtypes
 # PyTorch for the import check: the CPU wheel on the machine when there is one, else PyPI's.
 torch_wheel=$(ls /opt/wheels/torch-*cpu*.whl 2> /dev/null | head -n 1 || true)
 python3 -c 'import torch, onnxscript' 2>/dev/null || python3 -m pip install --quiet "${torch_wheel:-torch}" onnxscript
@@ -39,6 +40,7 @@ for f in Weights/*.h5; do
 done
 python3 Tools/torch-onnx-check.py --precis .build/release/precis
 python3 Tools/keras-check.py --precis .build/release/precis
+python3 Tools/formats-check.py --precis .build/release/precis
 # 360 damaged copies: 0 crashes, 0 unclear exits and 0 answers that differ from the intact file's.
 python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 --trials 200 --precis .build/release/precis
 python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float32,int8-wchannel-au8z --trials 120 \

@@ -15,7 +15,7 @@ struct Precis: ParsableCommand {
         version: version,
         subcommands: [
             Train.self, Eval.self, Quantize.self, Report.self, Import.self, Export.self, Inspect.self, Upgrade.self,
-            Bench.self,
+            Bench.self, Formats.self,
         ])
 
     /// Parses and runs the command; a mistyped subcommand gets "did you mean" and exit code 64.

@@ -19,6 +19,8 @@ public enum ReportSchema {
     public static let train = "precis.train/1"
     /// `precis bench --json`: a `BenchReport` (the command-line tool's).
     public static let bench = "precis.bench/1"
+    /// `precis formats --json`: the small number formats (the command-line tool's).
+    public static let formats = "precis.formats/1"
 }
 
 /// The errors of one tensor (a layer's output or the logits) against float64.
