@@ -15,7 +15,7 @@ python3 -c 'import h5py, numpy, onnx, onnxruntime, ml_dtypes' 2>/dev/null \
 # PyTorch for the import check: the CPU wheel on the machine when there is one, else PyPI's.
 torch_wheel=$(ls /opt/wheels/torch-*cpu*.whl 2> /dev/null | head -n 1 || true)
 python3 -c 'import torch, onnxscript' 2>/dev/null || python3 -m pip install --quiet "${torch_wheel:-torch}" onnxscript
-python3 -c 'import keras' 2>/dev/null || python3 -m pip install --quiet keras
+KERAS_BACKEND=torch python3 -c 'import keras' 2>/dev/null || python3 -m pip install --quiet keras
 swift format lint --strict --recursive Sources Tests
 # swift format leaves long string literals alone: no source line may pass 120 characters either way.
 python3 - <<'PY'
