@@ -11,11 +11,6 @@ enum ONNXType: Int32 {
 }
 
 extension Onnx_TensorProto {
-    /// A float32 initializer `name` of `shape` holding `values` rounded to Float.
-    init(name: String, shape: [Int], floats values: [Double]) {
-        self.init(name: name, shape: shape, values: values, half: false)
-    }
-
     /// An initializer `name` of `shape` holding `values` rounded to float16 when `half`, else to float32.
     init(name: String, shape: [Int], values: [Double], half: Bool) {
         self.init()

@@ -20,6 +20,14 @@ extension QuantScheme: ExpressibleByArgument {
     public static var allValueStrings: [String] { all.map(\.description) }
 }
 
+extension MiniFloat: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let f = MiniFloat.all.first(where: { $0.name == argument }) else { return nil }
+        self = f
+    }
+    public static var allValueStrings: [String] { all.map(\.name) }
+}
+
 extension WeightInit: ExpressibleByArgument {
     public init?(argument: String) { try? self.init(parsing: argument) }
     public static var allValueStrings: [String] { ["he", "xavier", "normal:STD"] }

@@ -3,16 +3,6 @@ import Foundation
 import PrecisCore
 import PrecisWeights
 
-/// A small floating-point format named on the command line.
-extension MiniFloat: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard let f = MiniFloat.all.first(where: { $0.name == argument }) else { return nil }
-        self = f
-    }
-
-    public static var allValueStrings: [String] { all.map(\.name) }
-}
-
 struct Formats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The small number formats (OCP FP8, MX FP6/FP4, E8M0): a table, or raw values converted to codes.",

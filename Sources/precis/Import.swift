@@ -63,30 +63,27 @@ struct Import: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let name = URL(fileURLWithPath: source).lastPathComponent
-            let network: ImportedNetwork, provenance: Provenance
-            if format == "h5" {
-                network = try importKeras(source)
-                provenance = Provenance(
-                    format: "Keras HDF5", file: name, producer: network.producer, attribution: attribution)
-            } else if format == "onnx" {
+            let network: ImportedNetwork, sourceFormat: String
+            switch format {
+            case "h5":
+                (network, sourceFormat) = (try importKeras(source), "Keras HDF5")
+            case "onnx":
                 guard let data = FileManager.default.contents(atPath: source) else {
                     throw DataError(file: source, problem: "no such file, or it cannot be read")
                 }
-                network = try importONNX(data, file: source)
-                provenance = Provenance(
-                    format: "ONNX", file: name, producer: network.producer, attribution: attribution)
-            } else {
+                (network, sourceFormat) = (try importONNX(data, file: source), "ONNX")
+            default:
                 let arrays = try NumpyArchive.read(source)
                 let spec = try ModelSpec.named(model ?? "", inputShape: shape)
                 network = ImportedNetwork(
                     spec: spec, tensors: try bookTensors(arrays, spec: spec, file: source),
                     producer: "numpy (\(Set(arrays.values.map(\.dtype)).sorted().joined(separator: ", ")) arrays)",
                     notes: [])
-                provenance = Provenance(
-                    format: "npz (Deep Learning from Scratch layout: W1, b1, ...)", file: name,
-                    producer: network.producer, attribution: attribution)
+                sourceFormat = "npz (Deep Learning from Scratch layout: W1, b1, ...)"
             }
+            let provenance = Provenance(
+                format: sourceFormat, file: URL(fileURLWithPath: source).lastPathComponent,
+                producer: network.producer, attribution: attribution)
             let file = WeightFile(
                 spec: network.spec, dataset: dataset, training: nil, tensors: network.tensors, source: provenance)
             try file.write(to: output, overwrite: force)

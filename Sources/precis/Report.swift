@@ -64,8 +64,7 @@ struct PictureReportWriter {
     /// Builds the page from the file and the data set, writes it, and returns a line saying where.
     func write() throws -> String {
         // Everything recorded is read (and so checked) before anything is computed.
-        let spec = store.spec, compared = try store.comparison()
-        _ = try store.evaluations()
+        let spec = store.spec, compared = try store.comparison(), recorded = try store.evaluations()
         var sections: [PictureReport.Section] = []
         if let t = store.master.training {
             sections.append(
@@ -95,7 +94,8 @@ struct PictureReportWriter {
             let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
             let test = dataset.testImages(selection), predicted = net.classify(test.images, count: test.count)
             sections += [
-                mistakes(net, test, predicted), featureMaps(net), try precision(test, float32: predicted),
+                mistakes(net, test, predicted), featureMaps(net),
+                try precision(test, float32: predicted, recorded: recorded),
                 try ranges(net, test),
             ]
         } else {
@@ -118,11 +118,13 @@ struct PictureReportWriter {
     }
 
     /// The precision section: each mode's accuracy change and per-layer SQNR, and the images whose
-    /// answer it changes. It reads the evaluations recorded on this data set, and runs what they lack
-    /// on the test images: every mode and stored int8 variant when nothing is recorded, the
-    /// predictions of records without them.
-    func precision(_ test: TestImages, float32: [Int]) throws -> PictureReport.Section {
-        let recorded = try store.evaluations().filter { $0.dataset == dataset.name && $0.inputScale == 1 }
+    /// answer it changes. Of `all`, the file's recorded evaluations, it takes those on this data set,
+    /// and runs what they lack on the test images: every mode and stored int8 variant when nothing
+    /// is recorded, the predictions of records without them.
+    func precision(_ test: TestImages, float32: [Int], recorded all: [RecordedEvaluation]) throws
+        -> PictureReport.Section
+    {
+        let recorded = all.filter { $0.dataset == dataset.name && $0.inputScale == 1 }
             .sorted { $0.result.precision < $1.result.precision }
         var results = recorded.map(\.result)
         var predictions = Dictionary(

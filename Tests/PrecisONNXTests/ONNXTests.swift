@@ -58,7 +58,7 @@ import Testing
                     .with {
                         $0.name = "value"
                         $0.type = .tensor
-                        $0.t = Onnx_TensorProto(name: key, shape: [3, 5], floats: transposed(w).data)
+                        $0.t = Onnx_TensorProto(name: key, shape: [3, 5], values: transposed(w).data, half: false)
                     }
                 ]
             }, at: 0)
@@ -97,7 +97,7 @@ import Testing
         var wrong = model
         let w = wrong.graph.initializer.firstIndex { $0.name == "04_conv2/W" }!
         wrong.graph.initializer[w] = Onnx_TensorProto(
-            name: "04_conv2/W", shape: [3, 3, 2, 2], floats: Array(repeating: 0, count: 36))
+            name: "04_conv2/W", shape: [3, 3, 2, 2], values: Array(repeating: 0, count: 36), half: false)
         #expect(problem(wrong) == "node 04_conv2 (Conv): W has shape (3,3,2,2), the layer needs (3,4,2,2)")
         var unknown = model
         unknown.graph.node[3].opType = "Sigmoid"

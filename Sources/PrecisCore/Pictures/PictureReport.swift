@@ -171,9 +171,9 @@ public func mistakeCharts(
     let wrong = labels.indices.filter { labels[$0] != predicted[$0] }
     let thumbnails = ThumbnailGrid(
         title: "\(wrong.count) misclassified test images (true → predicted)", side: side,
-        items: wrong.map {
-            ThumbnailGrid.Item(
-                pixels: images[($0 * side * side)..<(($0 + 1) * side * side)], label: "\(labels[$0])→\(predicted[$0])")
+        items: wrong.map { i in
+            let pixels = images[(i * side * side)..<((i + 1) * side * side)]
+            return ThumbnailGrid.Item(pixels: pixels, label: "\(labels[i])→\(predicted[i])")
         }, empty: "no image is misclassified")
     return [
         Chart(
