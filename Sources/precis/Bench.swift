@@ -70,6 +70,20 @@ struct Bench: ParsableCommand {
                     String(
                         format: "inference int8 (wchannel-au8z, integer-only, %@): %.0f images/s", int8GEMMPath, int8))
             }
+            // The number formats, their input scales calibrated on the same batch.
+            let float32 = report.inferenceImagesPerSecond[PrecisionMode.float32.rawValue] ?? 1
+            for mode in FormatMode.standard {
+                let simulated = try FormatNetwork(
+                    spec: spec, tensors: net.tensorValues(), mode: mode, observers: observers)
+                let rate = 100 / median(runs) { _ = simulated.predict(x) }
+                report.inferenceImagesPerSecond[mode.name] = rate
+                if !json {
+                    print(
+                        String(
+                            format: "inference %@ (simulated): %.0f images/s, %.2fx float32", mode.name, rate,
+                            rate / float32))
+                }
+            }
             if layers {
                 report.layers = zip(net.layerNames, net.profile(x, t, runs: runs)).map {
                     BenchReport.LayerTime(layer: $0, forwardMS: $1.forward * 1000, backwardMS: $1.backward * 1000)

@@ -70,6 +70,8 @@ enum PrecisionChoice: Equatable {
     case int8
     /// One stored int8 variant.
     case int8Variant(String)
+    /// A number format simulated in Float.
+    case format(FormatMode)
 
     init?(argument: String) {
         if argument == "int8" {
@@ -78,12 +80,15 @@ enum PrecisionChoice: Equatable {
             self = .int8Variant(argument)
         } else if let mode = PrecisionMode(name: argument) {
             self = .mode(mode)
+        } else if let format = FormatMode(name: argument) {
+            self = .format(format)
         } else {
             return nil
         }
     }
 
-    static let valueList = PrecisionMode.allValueStrings.joined(separator: ", ") + ", int8, int8-<scheme>"
+    static let valueList =
+        (PrecisionMode.allValueStrings + ["int8", "int8-<scheme>"] + FormatMode.namePatterns).joined(separator: ", ")
 }
 
 /// `eval --precision`: comma-separated choices, or `all` (every floating mode and every stored int8 variant).
@@ -96,7 +101,7 @@ struct PrecisionList: ExpressibleByArgument {
     /// Throws an error naming the first unknown entry.
     init(parsing text: String) throws {
         if text == "all" {
-            (all, choices) = (true, PrecisionMode.allCases.map { .mode($0) })
+            (all, choices) = (true, PrecisionMode.allCases.map { .mode($0) } + FormatMode.standard.map { .format($0) })
             return
         }
         var choices: [PrecisionChoice] = []
@@ -109,17 +114,23 @@ struct PrecisionList: ExpressibleByArgument {
         (all, self.choices) = (false, choices)
     }
 
-    static var allValueStrings: [String] { PrecisionMode.allValueStrings + ["int8", "int8-<scheme>", "all"] }
+    static var allValueStrings: [String] {
+        PrecisionMode.allValueStrings + ["int8", "int8-<scheme>"] + FormatMode.namePatterns + ["all"]
+    }
     var defaultValueDescription: String { all ? "all" : "" }
 
     /// The floating modes, in order.
     var modes: [PrecisionMode] { choices.compactMap { if case .mode(let m) = $0 { m } else { nil } } }
+
+    /// The number formats, in order.
+    var formats: [FormatMode] { choices.compactMap { if case .format(let f) = $0 { f } else { nil } } }
 }
 
 /// `eval --explain`: a floating mode other than float32, or a stored int8 variant.
 enum ExplainChoice {
     case mode(PrecisionMode)
     case int8Variant(String)
+    case format(FormatMode)
 
     init(parsing text: String) throws {
         switch PrecisionChoice(argument: text) {
@@ -127,6 +138,7 @@ enum ExplainChoice {
             throw ValidationError("float32 is the reference; explain another precision (\(PrecisionChoice.valueList))")
         case .mode(let m)?: self = .mode(m)
         case .int8Variant(let name)?: self = .int8Variant(name)
+        case .format(let f)?: self = .format(f)
         case .int8?: throw ValidationError("--explain takes one stored variant, int8-<scheme>")
         case nil: throw ValidationError("unknown precision '\(text)' (\(PrecisionChoice.valueList))")
         }

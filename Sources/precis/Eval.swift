@@ -105,6 +105,11 @@ struct Eval: ParsableCommand {
                 entries.append(entry)
                 notes.append(note)
             }
+            let calibration = FormatCalibration(store: store, dataset: dataset)
+            for f in precision.formats {
+                entries.append(
+                    EvaluationEntry(.format(try calibration.network(f)), weights: calibration.describe(f)))
+            }
             let progress = ProgressLine(quiet: quiet || json)
             let evaluation = try PrecisionEvaluation(
                 spec: spec, master: store.master.tensors, entries: entries, test: test,
@@ -114,7 +119,9 @@ struct Eval: ParsableCommand {
             }
             progress.clear()
             if let saveLogits { try writeLogits(evaluation, prefix: saveLogits) }
-            let explanation = try explain.map { try self.explanation($0, store, test, evaluation.float32Predicted) }
+            let explanation = try explain.map {
+                try self.explanation($0, store, calibration, test, evaluation.float32Predicted)
+            }
             let report = PrecisionReport(
                 file: file, dataset: dataset.name, model: spec.name, images: n,
                 sample: selection.text(of: dataset.testCount), inputScale: Double(inputScale),
@@ -170,10 +177,10 @@ struct Eval: ParsableCommand {
     }
 
     /// `--explain`: one layer at a time in the chosen precision.
-    func explanation(_ choice: ExplainChoice, _ store: WeightStore, _ test: TestImages, _ float32Predicted: [Int])
-        throws
-        -> Explanation
-    {
+    func explanation(
+        _ choice: ExplainChoice, _ store: WeightStore, _ calibration: FormatCalibration, _ test: TestImages,
+        _ float32Predicted: [Int]
+    ) throws -> Explanation {
         let progress = ProgressLine(quiet: quiet || json)
         defer { progress.clear() }
         switch choice {
@@ -193,6 +200,13 @@ struct Eval: ParsableCommand {
             ) { done, total in
                 progress.update("explain \(name)", done: done, total: total, unit: "img")
             }
+        case .format(let f):
+            return try explainFormat(
+                try calibration.network(f), spec: store.spec, master: store.master.tensors, test: test,
+                float32Predicted: float32Predicted
+            ) { done in
+                progress.update("explain \(f.name)", done: done, total: test.count, unit: "img")
+            }
         }
     }
 
@@ -201,6 +215,39 @@ struct Eval: ParsableCommand {
             let logits = evaluation.logits[r.precision, default: []]
             try logits.withUnsafeBytes { try AtomicFiles.write(Data($0), to: "\(prefix)-\(r.precision).f64") }
         }
+    }
+}
+
+/// The number formats' networks, from the master's tensors; the input scales of the formats that
+/// need them are calibrated once, on the same 500 training images as int8 (stratified, seed 0).
+final class FormatCalibration {
+    let store: WeightStore, dataset: Dataset
+    static let images = 500
+    private var cached: [Int: Observer]?
+
+    init(store: WeightStore, dataset: Dataset) { (self.store, self.dataset) = (store, dataset) }
+
+    /// Observers of every convolution and affine layer's input, computed on first use.
+    var observers: [Int: Observer] {
+        get throws {
+            if let cached { return cached }
+            let (images, count) = drawCalibrationImages(dataset, count: Self.images, seed: 0)
+            let observed = observeActivations(
+                try Network<Float>(spec: store.spec, parameters: store.master.tensors), images: images, count: count)
+            cached = observed
+            return observed
+        }
+    }
+
+    func network(_ mode: FormatMode) throws -> FormatNetwork {
+        try FormatNetwork(
+            spec: store.spec, tensors: store.master.tensors, mode: mode,
+            observers: mode.needsCalibration ? try observers : [:])
+    }
+
+    /// Where the row's weights came from.
+    func describe(_ mode: FormatMode) -> String {
+        "/model rounded now" + (mode.needsCalibration ? "; input scales from \(Self.images) training images" : "")
     }
 }
 

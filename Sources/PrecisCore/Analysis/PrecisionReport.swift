@@ -21,6 +21,8 @@ public final class ModeReport {
     public private(set) var seconds = 0.0
     /// Bytes of the weights in the mode's storage format.
     public let modelBytes: Int
+    /// Bits per weight value, scales included, of a simulated number format.
+    public var bitsPerWeight: Double?
     fileprivate var step: ((ModeReport, ArraySlice<Float>, Int, [Tensor<Double>], Double) -> Void)!
 
     private init(name: String, mode: PrecisionMode?, depth: Int, modelBytes: Int) {

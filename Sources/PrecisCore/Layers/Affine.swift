@@ -8,12 +8,16 @@ public final class Affine<T: NetworkScalar>: Layer {
 
     /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
     public let storage: StorageFormat
+    /// Rounding of the input `(N, in)` to a number format, along `in` (Float only).
+    public let inputRounding: OperandRounding?
 
-    public init(W: Tensor<T>, b: Tensor<T>, storage: StorageFormat = .native) {
+    public init(W: Tensor<T>, b: Tensor<T>, storage: StorageFormat = .native, inputRounding: OperandRounding? = nil) {
         precondition(W.shape.count == 2 && b.shape == [W.shape[1]], "affine W (in,out), b (out)")
+        precondition(inputRounding == nil || T.self == Float.self, "input rounding runs on Float")
         self.W = Parameter("W", W)
         self.b = Parameter("b", b)
         self.storage = storage
+        self.inputRounding = inputRounding
     }
 
     public var parameters: [Parameter<T>] { [W, b] }
@@ -21,8 +25,14 @@ public final class Affine<T: NetworkScalar>: Layer {
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         let (n, fin, fout) = (x.shape[0], W.value.shape[0], W.value.shape[1])
         precondition(x.count == n * fin, "affine expects \(fin) inputs per image, got \(x.count / max(n, 1))")
-        var out = [T](repeating: 0, count: n * fout)
-        x.data.withUnsafeBufferPointer { xs in
+        var out = [T](repeating: 0, count: n * fout), input = x.data
+        if let inputRounding {
+            input.withUnsafeMutableBufferPointer { p in
+                inputRounding(
+                    UnsafeMutableRawPointer(p.baseAddress!).assumingMemoryBound(to: Float.self), .rows(n, fin))
+            }
+        }
+        input.withUnsafeBufferPointer { xs in
             W.value.data.withUnsafeBufferPointer { ws in
                 out.withUnsafeMutableBufferPointer { os in
                     gemm(n, fout, fin, xs.baseAddress!, fin, ws.baseAddress!, fout, os.baseAddress!, fout)

@@ -19,14 +19,21 @@ public final class Convolution<T: NetworkScalar>: Layer {
 
     /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
     public let storage: StorageFormat
+    /// Rounding of the unfolded input `B (K, L)` to a number format, along `K` (Float only).
+    public let inputRounding: OperandRounding?
 
-    public init(W: Tensor<T>, b: Tensor<T>, stride: Int = 1, pad: Int = 0, storage: StorageFormat = .native) {
+    public init(
+        W: Tensor<T>, b: Tensor<T>, stride: Int = 1, pad: Int = 0, storage: StorageFormat = .native,
+        inputRounding: OperandRounding? = nil
+    ) {
         precondition(W.shape.count == 4 && b.shape == [W.shape[0]], "conv W (FN,C,FH,FW), b (FN)")
+        precondition(inputRounding == nil || T.self == Float.self, "input rounding runs on Float")
         self.W = Parameter("W", W)
         self.b = Parameter("b", b)
         self.stride = stride
         self.pad = pad
         self.storage = storage
+        self.inputRounding = inputRounding
     }
 
     public var parameters: [Parameter<T>] { [W, b] }
@@ -35,8 +42,10 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let g = Window(input: x.shape, fh: W.value.shape[2], fw: W.value.shape[3], stride: stride, pad: pad)
         precondition(g.c == W.value.shape[1], "conv expects \(W.value.shape[1]) channels, got \(g.c)")
         // Strict half arithmetic costs several instructions per operation, more than unfolding
-        // the input, so Float16 skips the shifted layout and its dropped columns.
-        return ConvPlan(g, outputs: W.value.shape[0], shifted: stride == 1 && T.self != Float16.self)
+        // the input, so Float16 skips the shifted layout and its dropped columns. Input rounding
+        // needs every window unfolded, since a block's scale depends on the whole window.
+        return ConvPlan(
+            g, outputs: W.value.shape[0], shifted: stride == 1 && T.self != Float16.self && inputRounding == nil)
     }
 
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> { forward(x, isTraining: isTraining, then: nil) }
@@ -59,6 +68,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                 input.withUnsafeMutableBufferPointer { input in
                                     out.withUnsafeMutableBufferPointer { out in
                                         plan.load(xs.baseAddress!, images, input.baseAddress!)
+                                        if let inputRounding {
+                                            inputRounding(
+                                                UnsafeMutableRawPointer(input.baseAddress!).assumingMemoryBound(
+                                                    to: Float.self), .columns(k, width))
+                                        }
                                         gemmPacked(
                                             fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
                                             out.baseAddress!, width, parallel: false)

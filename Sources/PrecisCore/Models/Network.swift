@@ -87,8 +87,12 @@ public final class Network<T: NetworkScalar> {
 
     /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T` and to `storage`.
     /// Every tensor the spec names must be there with its shape; a missing or misshapen one throws.
+    /// `inputRoundings` rounds the inputs of convolution and affine layers, by layer index, to a
+    /// number format (Float networks only).
     public init(
-        spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0, storage: StorageFormat = .native
+        spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0,
+        storage: StorageFormat = .native,
+        inputRoundings: [Int: OperandRounding] = [:]
     ) throws {
         self.spec = spec
         self.storage = storage
@@ -113,14 +117,20 @@ public final class Network<T: NetworkScalar> {
             switch layer.spec {
             case let .convolution(_, _, s, p):
                 nodes.append(
-                    .convolution(Convolution(W: tensor(.weight), b: tensor(.bias), stride: s, pad: p, storage: storage))
-                )
+                    .convolution(
+                        Convolution(
+                            W: tensor(.weight), b: tensor(.bias), stride: s, pad: p, storage: storage,
+                            inputRounding: inputRoundings[layer.index])))
             case let .maxPooling(k, s, p):
                 nodes.append(.maxPooling(MaxPooling(size: k, stride: s, pad: p)))
             case let .averagePooling(k, s, p):
                 nodes.append(.averagePooling(AveragePooling(size: k, stride: s, pad: p)))
             case .affine:
-                nodes.append(.affine(Affine(W: tensor(.weight), b: tensor(.bias), storage: storage)))
+                nodes.append(
+                    .affine(
+                        Affine(
+                            W: tensor(.weight), b: tensor(.bias), storage: storage,
+                            inputRounding: inputRoundings[layer.index])))
             case .relu:
                 nodes.append(.relu(ReLU()))
             case let .dropout(r):

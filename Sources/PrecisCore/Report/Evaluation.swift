@@ -4,6 +4,8 @@ public enum EvaluatedNetwork {
     case floating(PrecisionMode, tensors: [String: Tensor<Double>])
     /// A quantized network run with integer-only inference, by name (`int8-wchannel-au8z`).
     case integer(String, IntegerNetwork)
+    /// A number format simulated in Float.
+    case format(FormatNetwork)
 }
 
 /// One entry of the precision report: a network and where its weights came from.
@@ -21,6 +23,7 @@ public struct EvaluationEntry {
         switch network {
         case .floating(let mode, _): return mode.rawValue
         case .integer(let name, _): return name
+        case .format(let f): return f.mode.name
         }
     }
 }
@@ -69,6 +72,12 @@ public struct PrecisionEvaluation {
                 return ModeReport(
                     name: name, depth: spec.layers.count, modelBytes: network.modelBytes, inputScale: test.inputScale,
                     keepLogits: keepLogits, forward: network.forwardAll, predict: network.predict)
+            case let .format(f):
+                let r = ModeReport(
+                    name: f.mode.name, depth: spec.layers.count, modelBytes: f.modelBytes, inputScale: test.inputScale,
+                    keepLogits: keepLogits, forward: { f.forwardAll($0).map { $0 } }, predict: f.predict)
+                r.bitsPerWeight = f.bitsPerWeight
+                return r
             }
         }
         let hasFloat32 = entries.contains { if case .floating(.float32, _) = $0.network { true } else { false } }
@@ -128,4 +137,20 @@ public func explainInt8(
         labels: test.labels, float32Predicted: float32Predicted, inputScale: test.inputScale,
         progress: progress)
     return Explanation(precision: name, simulated: true, effects: effects.map { LayerEffectResult($0) })
+}
+
+/// `--explain` for a number format: float32 with one convolution or affine layer at a time in the
+/// format (`network`), against float32's predictions and the float64 logits of `master`.
+public func explainFormat(
+    _ network: FormatNetwork, spec: ModelSpec, master: [String: Tensor<Double>], test: TestImages,
+    float32Predicted: [Int], progress: @escaping (Int) -> Void = { _ in }
+) throws -> Explanation {
+    let effects = explainLayers(
+        float32: try Network<Float>(spec: spec, parameters: master), reduced: network.network,
+        reference: try Network<Double>(spec: spec, parameters: master), images: test.images, labels: test.labels,
+        float32Predicted: float32Predicted, inputScale: test.inputScale, progress: progress)
+    let rounded = Set(quantizedLayers(spec).map { spec.layerNames[$0] })
+    return Explanation(
+        precision: network.mode.name, simulated: true,
+        effects: effects.filter { rounded.contains($0.layer) }.map { LayerEffectResult($0) })
 }

@@ -168,10 +168,16 @@ public struct ModeResult: Codable, Equatable, Sendable {
     public var nonfinite: Int
     /// Every layer's output errors, in order.
     public var layers: [LayerError]
+    /// Bits per weight value, scales included, of a simulated number format (`FormatMode`); nil for
+    /// the floating modes and int8.
+    public var bitsPerWeight: Double?
+
+    /// Whether the row is a number format simulated in Float.
+    public var isFormat: Bool { bitsPerWeight != nil }
 
     private enum CodingKeys: String, CodingKey {
         case precision, integer, weights, images, correct, accuracy, vsFloat32 = "vs_float32", logits, seconds,
-            nonfinite, layers
+            nonfinite, layers, bitsPerWeight = "bits_per_weight"
         case modelBytes = "model_bytes", modelRatioToFloat32 = "model_ratio_to_float32", imagesPerSecond =
             "images_per_second"
     }
@@ -271,10 +277,12 @@ extension ModeResult {
             LayerError(layer: name, errors: report.computed[i] ? ErrorSummary(report.layers[i]) : nil)
         }
         self.init(
-            precision: report.name, integer: report.mode == nil, weights: weights, images: labels.count,
+            precision: report.name, integer: report.mode == nil && report.bitsPerWeight == nil, weights: weights,
+            images: labels.count,
             correct: zip(report.predicted, labels).filter { $0 == $1 }.count, vsFloat32: AccuracyChange(change),
             logits: ErrorSummary(report.logits), modelBytes: report.modelBytes, float32Bytes: float32.modelBytes,
             seconds: report.seconds, layers: layers)
+        bitsPerWeight = report.bitsPerWeight
     }
 }
 

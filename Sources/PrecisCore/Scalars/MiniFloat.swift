@@ -3,9 +3,9 @@
 /// scale. Conversion from float32 rounds to nearest, ties to even, through subnormals; what happens
 /// beyond the largest finite value follows ml_dtypes, the reference these codes are checked against
 /// bit for bit (`Tools/formats-check.py`).
-public struct MiniFloat: Sendable, Equatable, CustomStringConvertible {
+public struct MiniFloat: Sendable, Hashable, CustomStringConvertible {
     /// Which codes are special.
-    public enum Specials: Sendable {
+    public enum Specials: Sendable, Hashable {
         /// IEEE-style: the top exponent holds ±infinity (mantissa 0) and NaN (E5M2).
         case ieee
         /// No infinities; only S.1111.111 is NaN, so the top exponent holds numbers too (E4M3).

@@ -1,0 +1,171 @@
+/// How one GEMM operand (a layer's weights, or its input) is stored.
+public enum OperandFormat: Sendable, Hashable {
+    /// Float elements with one float32 scale per tensor, `amax / max` (OFP8 with a tensor scale).
+    case scaled(MiniFloat, saturating: Bool)
+    /// OCP MX v1.0 blocks along the reduction axis.
+    case mx(MXBlockFormat)
+    /// NVIDIA's NVFP4 (see `NVFP4`).
+    case nvfp4
+    /// 4-bit integer weights (see `Int4Weights`).
+    case int4(Int4Weights)
+    /// int8 activations with a calibrated range (uint8 with a zero point, as the default int8 scheme).
+    case int8
+
+    /// Bits per value, scales included, for a tensor of `vectors` reduction vectors of `length`.
+    public func bits(vectors: Int, length: Int) -> Double {
+        let values = Double(vectors * length),
+            blocks = { (size: Int) in Double(vectors * ((length + size - 1) / size)) }
+        switch self {
+        case .scaled(let f, _): return Double(f.bits) + 32 / values
+        case .mx(let f): return (Double(f.element.bits) * values + 8 * blocks(f.size)) / values
+        case .nvfp4: return (4 * values + 8 * blocks(NVFP4.blockSize) + 32) / values
+        case .int4(let w): return (4 * values + Double(w.scaleBits) * blocks(w.group ?? length)) / values
+        case .int8: return 8 + 64 / values
+        }
+    }
+}
+
+/// A number format the precision report simulates: weights and layer inputs of every convolution and
+/// affine layer stored in a format, products and sums in float32, biases in float32.
+public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
+    public let name: String
+    public let weights: OperandFormat
+    /// The inputs' format; nil keeps them in float32 (weight-only quantization).
+    public let activations: OperandFormat?
+
+    public var description: String { name }
+
+    /// Float elements with a per-tensor scale: `float8-e4m3`, `float8-e5m2` (saturating), and the
+    /// same with `-nosat`.
+    static func float8(_ f: MiniFloat, saturating: Bool) -> FormatMode {
+        let format = OperandFormat.scaled(f, saturating: saturating)
+        return FormatMode(name: "float8-\(f.name)" + (saturating ? "" : "-nosat"), weights: format, activations: format)
+    }
+
+    static func mx(_ name: String, _ element: MXElement) -> FormatMode {
+        let format = OperandFormat.mx(MXBlockFormat(element: element))
+        return FormatMode(name: name, weights: format, activations: format)
+    }
+
+    /// The OFP8, MX and NVFP4 modes.
+    static let floats: [FormatMode] = [
+        float8(.e4m3, saturating: true), float8(.e5m2, saturating: true), mx("mxfp8-e4m3", .float(.e4m3)),
+        mx("mxfp8-e5m2", .float(.e5m2)), mx("mxfp6-e3m2", .float(.e3m2)), mx("mxfp6-e2m3", .float(.e2m3)),
+        mx("mxfp4", .float(.e2m1)), mx("mxint8", .int8),
+        FormatMode(name: "nvfp4", weights: .nvfp4, activations: .nvfp4),
+    ]
+
+    /// The modes `--precision all` runs, in order.
+    public static let standard =
+        floats
+        + ["int4-channel", "int4-g32", "int4-g128-z", "int4-g32-a8"].map {
+            FormatMode(name: $0)!
+        }
+
+    /// The names `FormatMode(name:)` accepts, as patterns.
+    public static let namePatterns =
+        floats.map(\.name) + ["float8-e4m3-nosat", "float8-e5m2-nosat", "int4-<channel|g32|g64|g128>[-z][-a8]"]
+
+    /// The mode called `name`: a standard one, an OFP8 mode with `-nosat`, or
+    /// `int4-<channel|g32|g64|g128>[-z][-a8]` (`-z` a zero point, `-a8` int8 inputs).
+    public init?(name: String) {
+        if let mode = FormatMode.floats.first(where: { $0.name == name }) {
+            self = mode
+            return
+        }
+        for f in [MiniFloat.e4m3, .e5m2] where name == "float8-\(f.name)-nosat" {
+            self = .float8(f, saturating: false)
+            return
+        }
+        var parts = name.split(separator: "-").map(String.init)
+        guard parts.count >= 2, parts[0] == "int4" else { return nil }
+        let a8 = parts.last == "a8"
+        if a8 { parts.removeLast() }
+        let zeroPoint = parts.last == "z"
+        if zeroPoint { parts.removeLast() }
+        guard parts.count == 2 else { return nil }
+        let group: Int?
+        switch parts[1] {
+        case "channel": group = nil
+        case "g32": group = 32
+        case "g64": group = 64
+        case "g128": group = 128
+        default: return nil
+        }
+        self.init(
+            name: name, weights: .int4(Int4Weights(group: group, zeroPoint: zeroPoint)), activations: a8 ? .int8 : nil)
+    }
+
+    init(name: String, weights: OperandFormat, activations: OperandFormat?) {
+        (self.name, self.weights, self.activations) = (name, weights, activations)
+    }
+
+    /// Whether the inputs' scale comes from calibration images (a per-tensor scale or range).
+    public var needsCalibration: Bool {
+        switch activations {
+        case .scaled?, .nvfp4?, .int8?: return true
+        case .mx?, .int4?, nil: return false
+        }
+    }
+}
+
+/// 4-bit integer weights: codes −7...7 (symmetric) or 0...15 with a zero point, one float32 scale per
+/// group of `group` values along the reduction axis, or per output channel (`group` nil). Each
+/// group's clipping range is chosen by `method`: `minmax` keeps the largest magnitude, `mse` (the
+/// default for 4 bits) searches 80 ranges from the full one down to 21% of it for the least squared
+/// error of the group's own values.
+public struct Int4Weights: Sendable, Hashable {
+    public let group: Int?
+    public let zeroPoint: Bool
+    public let method: CalibrationMethod
+
+    public init(group: Int?, zeroPoint: Bool, method: CalibrationMethod = .mse) {
+        precondition(method == .minmax || method == .mse, "int4 weights calibrate with minmax or mse")
+        (self.group, self.zeroPoint, self.method) = (group, zeroPoint, method)
+    }
+
+    /// Bits of a group's scale, and zero point when there is one.
+    public var scaleBits: Int { zeroPoint ? 40 : 32 }
+
+    /// Rounds the weights laid out as `layout` in place.
+    public func round(_ w: inout [Float], _ layout: OperandLayout) {
+        let size = group ?? layout.length
+        w.withUnsafeMutableBufferPointer { p in
+            for v in 0..<layout.vectors {
+                for start in stride(from: 0, to: layout.length, by: size) {
+                    let idx = (start..<min(start + size, layout.length)).map {
+                        v * layout.vectorStride + $0 * layout.elementStride
+                    }
+                    let values = idx.map { p[$0] }, rounded = roundGroup(values)
+                    for (i, x) in zip(idx, rounded) { p[i] = x }
+                }
+            }
+        }
+    }
+
+    /// One group rounded with the range `method` picks.
+    func roundGroup(_ x: [Float]) -> [Float] {
+        let ranges = method == .minmax ? [1.0] : (0..<80).map { 1 - Double($0) / 100 }
+        var best: (error: Double, values: [Float]) = (.infinity, x)
+        for alpha in ranges {
+            let r = range(x, alpha), y = x.map { Float(r.fakeQuantize(Double($0))) }
+            let error = zip(x, y).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            if error < best.error { best = (error, y) }
+        }
+        return best.values
+    }
+
+    /// The group's range clipped to `alpha` of its extent.
+    func range(_ x: [Float], _ alpha: Double) -> QuantRange {
+        let lo = Double(x.min() ?? 0) * alpha, hi = Double(x.max() ?? 0) * alpha
+        if !zeroPoint {
+            let t = max(-lo, hi)
+            return QuantRange(scale: t > 0 ? Double(Float(t / 7)) : 1, zeroPoint: 0, qmin: -7, qmax: 7)
+        }
+        let low = min(lo, 0), high = max(hi, 0)
+        guard high > low else { return QuantRange(scale: 1, zeroPoint: 0, qmin: 0, qmax: 15) }
+        let scale = Double(Float((high - low) / 15))
+        return QuantRange(
+            scale: scale, zeroPoint: min(15, max(0, -Int((low / scale).rounded(.toNearestOrEven)))), qmin: 0, qmax: 15)
+    }
+}
