@@ -79,6 +79,7 @@ extension WeightStore {
             let v = try int8Variant(variant)
             return v.model.networkBytes(spec, floatBytesPerValue: v.floatBytesPerValue)
         }
+        if WeightFile.formatMode(ofVariant: variant) != nil { return try formatVariant(variant).network.modelBytes }
         return try spec.parameterCount() * (HDF5ElementType(rawValue: variant)?.size ?? HDF5ElementType.float32.size)
     }
 

@@ -1,6 +1,12 @@
 import Foundation
 import PrecisCore
 
+/// A stored number-format variant as it runs.
+public struct StoredFormat {
+    public let network: FormatNetwork
+    public var model: FormatModel { network.model }
+}
+
 /// An open weight file: the validated master, its variants read on first use and then kept, and
 /// every change made through one safe rewrite (a modified copy renamed over the file). A command
 /// opens its file once to read and, when it changes the file, once to write.
@@ -15,6 +21,7 @@ public final class WeightStore {
     private var opened: HDF5Group?
     private var floats: [String: [String: Tensor<Double>]] = [:]
     private var int8s: [String: StoredInt8] = [:]
+    private var formats: [String: StoredFormat] = [:]
 
     /// Opens and validates the file at `path` (see `WeightFile.read`).
     public init(_ path: String) throws {
@@ -66,6 +73,26 @@ public final class WeightStore {
         return stored
     }
 
+    /// The stored number-format variants' names, in order.
+    public var formatVariantNames: [String] { variantNames.filter { WeightFile.formatMode(ofVariant: $0) != nil } }
+
+    /// The number-format variant `name`, validated (see `WeightFile.readFormat`).
+    public func formatVariant(_ name: String) throws -> StoredFormat {
+        if let cached = formats[name] { return cached }
+        let (model, tensors) = try master.readFormat(name, root: try root())
+        let stored = StoredFormat(network: try FormatNetwork(spec: spec, tensors: tensors, model: model))
+        formats[name] = stored
+        return stored
+    }
+
+    /// Stores `model` as `/variants/<mode>` (see `WeightFile.writeFormat`) and returns its name.
+    @discardableResult
+    public func storeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)]) throws -> String {
+        var name = ""
+        try modify { root in name = try master.writeFormat(model, calibration: calibration, into: root) }
+        return name
+    }
+
     /// The float tensors an int8 variant runs with: the master's, with the variant's own (layers it
     /// keeps in float16, a dynamic variant's biases) in their place.
     public func floatTensors(of variant: StoredInt8) -> [String: Tensor<Double>] {
@@ -95,7 +122,7 @@ public final class WeightStore {
 
     /// After a change: the old file's handle and what was read from it are dropped.
     private func changed(variants: [String]) {
-        (opened, variantNames, floats, int8s) = (nil, variants, [:], [:])
+        (opened, variantNames, floats, int8s, formats) = (nil, variants, [:], [:], [:])
     }
 
     /// Adds (or replaces) `/variants/<precision>`: the master rounded to that precision and stored

@@ -28,6 +28,11 @@ extension MiniFloat: ExpressibleByArgument {
     public static var allValueStrings: [String] { all.map(\.name) }
 }
 
+extension FormatMode: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { namePatterns }
+}
+
 extension WeightInit: ExpressibleByArgument {
     public init?(argument: String) { try? self.init(parsing: argument) }
     public static var allValueStrings: [String] { ["he", "xavier", "normal:STD"] }

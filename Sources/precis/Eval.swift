@@ -98,18 +98,17 @@ struct Eval: ParsableCommand {
             }
             let selection = sample.selection(seed: seed)
             let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
-            var entries = try (precision.modes.map(\.rawValue) + int8Names(store)).map(store.evaluationEntry)
+            let calibration = FormatCalibration(store: store, dataset: dataset)
+            var entries = try (precision.modes.map(\.rawValue) + int8Names(store)).map {
+                try store.evaluationEntry($0, formats: calibration)
+            }
             var notes: [String] = []
             if precision.choices.contains(.int8) && store.int8VariantNames.isEmpty {
                 let (entry, note) = try calibratedNow(store, dataset)
                 entries.append(entry)
                 notes.append(note)
             }
-            let calibration = FormatCalibration(store: store, dataset: dataset)
-            for f in precision.formats {
-                entries.append(
-                    EvaluationEntry(.format(try calibration.network(f)), weights: calibration.describe(f)))
-            }
+            entries += try formatNames(store).map { try store.evaluationEntry($0, formats: calibration) }
             let progress = ProgressLine(quiet: quiet || json)
             let evaluation = try PrecisionEvaluation(
                 spec: spec, master: store.master.tensors, entries: entries, test: test,
@@ -154,6 +153,12 @@ struct Eval: ParsableCommand {
         var names = precision.all || (precision.choices.contains(.int8) && !stored.isEmpty) ? stored : []
         for case .int8Variant(let name) in precision.choices where !names.contains(name) { names.append(name) }
         return names
+    }
+
+    /// The number formats to run: those named, and for `all` every stored format variant too.
+    func formatNames(_ store: WeightStore) -> [String] {
+        let named = precision.formats.map(\.name)
+        return named + (precision.all ? store.formatVariantNames.filter { !named.contains($0) } : [])
     }
 
     /// The default int8 scheme calibrated on the spot (not stored), as `precis quantize` would, and
@@ -253,10 +258,17 @@ final class FormatCalibration {
 
 extension WeightStore {
     /// The network `eval` runs for `name`: a floating precision mode with its weights (a stored
-    /// variant's, or the master's), or a stored int8 variant on the integer path.
-    func evaluationEntry(_ name: String) throws -> EvaluationEntry {
+    /// variant's, or the master's), a number format rounded now, or a stored int8 variant on the
+    /// integer path.
+    func evaluationEntry(_ name: String, formats: FormatCalibration) throws -> EvaluationEntry {
         if let mode = PrecisionMode(rawValue: name) {
             return EvaluationEntry(.floating(mode, tensors: try tensors(for: mode)), weights: source(for: mode))
+        }
+        if variantNames.contains(name), WeightFile.formatMode(ofVariant: name) != nil {
+            return EvaluationEntry(.format(try formatVariant(name).network), weights: "/variants/\(name)")
+        }
+        if let f = FormatMode(name: name) {
+            return EvaluationEntry(.format(try formats.network(f)), weights: formats.describe(f))
         }
         let v = try int8Variant(name)
         let network = try IntegerNetwork(

@@ -53,6 +53,12 @@ struct Quantize: ParsableCommand {
             """)
     var fallback = FallbackPrecision.float32
 
+    @Option(
+        help: ArgumentHelp(
+            "Store a number format instead of int8: \(FormatMode.namePatterns.joined(separator: ", ")).",
+            valueName: "format"))
+    var format: FormatMode?
+
     @Option(help: "Comma-separated weight and activation schemes, or all (with --compare).")
     var scheme = ChoiceList<QuantScheme>.all
 
@@ -82,6 +88,7 @@ struct Quantize: ParsableCommand {
     var record = false
 
     func validate() throws {
+        if let format { try validate(format) }
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         if record && !compare { throw ValidationError("--record stores the --compare table: give --compare") }
@@ -101,7 +108,7 @@ struct Quantize: ParsableCommand {
                     + "--bias-correction or --calibration")
         }
         if dynamic && scheme.values.count != 1 { throw ValidationError("--dynamic needs one --scheme") }
-        if !compare && !dynamic && (scheme.values.count != 1 || calibration.values.count != 1) {
+        if !compare && !dynamic && format == nil && (scheme.values.count != 1 || calibration.values.count != 1) {
             throw ValidationError(
                 "storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }
@@ -122,7 +129,9 @@ struct Quantize: ParsableCommand {
                 calibrationSize: calibrationSize, seed: seed, selection: sample.selection(seed: seed))
             if compare { return try runCompare(study, store, dataset: dataset.name) }
             let summary =
-                dynamic ? try storeDynamic(study, store) : try storeStatic(study, store, dataset: dataset.name)
+                if let format { try storeFormat(format, study, store, dataset: dataset.name) } else if dynamic {
+                    try storeDynamic(study, store)
+                } else { try storeStatic(study, store, dataset: dataset.name) }
             if json { return try printJSON(summary) }
             print(summaryText(summary, study))
         }
@@ -172,6 +181,63 @@ struct Quantize: ParsableCommand {
         return summary
     }
 
+    /// The options `--format` takes: not the int8 ones; `--calibration` minmax or mse for int4 weights.
+    func validate(_ format: FormatMode) throws {
+        if compare || dynamic || biasCorrection || fallback != .float32 || scheme.values.count != QuantScheme.all.count
+        {
+            throw ValidationError(
+                "--format stores a number format: no --compare, --dynamic, --bias-correction, --fallback or --scheme")
+        }
+        if calibration.values.count != CalibrationMethod.allCases.count {
+            guard case .int4 = format.weights, calibration.values.count == 1,
+                [.minmax, .mse].contains(calibration.values[0])
+            else {
+                throw ValidationError("with --format, --calibration chooses int4 weight ranges: minmax or mse")
+            }
+        }
+    }
+
+    /// Stores `format` (with the chosen int4 weight ranges), after the sensitivity ranking and the
+    /// mixed search when asked, and evaluates the stored network.
+    func storeFormat(_ format: FormatMode, _ study: QuantizationStudy, _ store: WeightStore, dataset: String) throws
+        -> QuantizeSummary
+    {
+        let mode = calibration.values.count == 1 ? format.weightRanges(calibration.values[0]) : format
+        var model = try study.formatModel(mode)
+        var ranked: [LayerSensitivity]? = nil, steps: [MixedPrecisionStep]? = nil
+        if sensitivity || maxDrop != nil { ranked = try study.sensitivity(model) }
+        if let maxDrop, let ranked {
+            let found = try study.mixedPrecision(model, order: ranked.map(\.index), maxDrop: maxDrop)
+            steps = found
+            let kept = Set(found.last?.floatLayers ?? [])
+            model = model.only(Set(model.weights.keys.filter { !kept.contains(study.spec.layerNames[$0]) }))
+        }
+        let network = try FormatNetwork(spec: study.spec, tensors: study.tensors, model: model)
+        let floatLayers = quantizedLayers(study.spec).filter { model.weights[$0] == nil }.map {
+            study.spec.layerNames[$0]
+        }
+        var attributes: [(String, HDF5Attribute)] = []
+        if mode.needsCalibration {
+            attributes += [
+                ("calibration", .string(mode.activations == .int8 ? "mse" : "amax")),
+                ("calibration_images", .int(study.calibrationCount)), ("calibration_seed", .int(Int(seed))),
+                ("calibration_source", .string("training set of \(dataset)")),
+                ("calibration_draw", .string("stratified by class")),
+            ]
+        }
+        let name = try store.storeFormat(model, calibration: attributes)
+        let how =
+            if case .int4(let w) = mode.weights {
+                "int4 ranges \(w.method.rawValue)" + (mode.needsCalibration ? ", inputs mse" : "")
+            } else { mode.needsCalibration ? "amax" : "block scales from the values" }
+        var summary = QuantizeSummary(
+            file: file, variant: name, calibration: how,
+            calibrationImages: mode.needsCalibration ? study.calibrationCount : 0, biasCorrection: false,
+            result: study.evaluate { network.predict($0) }, modelBytes: network.modelBytes, floatLayers: floatLayers)
+        (summary.sensitivity, summary.mixedPrecision, summary.maxDropPP) = (ranked, steps, maxDrop)
+        return summary
+    }
+
     /// Stores dynamic quantization for one scheme and evaluates its integer path.
     func storeDynamic(_ study: QuantizationStudy, _ store: WeightStore) throws -> QuantizeSummary {
         let model = try study.quantize(scheme.values[0], .minmax)
@@ -194,7 +260,10 @@ struct Quantize: ParsableCommand {
     }
 
     func summaryText(_ s: QuantizeSummary, _ study: QuantizationStudy) -> String {
-        let how = s.calibration == "none" ? "dynamic" : "\(s.calibration) calibration, \(s.calibrationImages) images"
+        let how =
+            format != nil
+            ? s.calibration + (s.calibrationImages > 0 ? " calibration, \(s.calibrationImages) images" : "")
+            : s.calibration == "none" ? "dynamic" : "\(s.calibration) calibration, \(s.calibrationImages) images"
         var out = [
             String(
                 format:
@@ -215,7 +284,7 @@ struct Quantize: ParsableCommand {
                     percentText(s.result.accuracy), s.result.vsFloat32.changePP, s.result.vsFloat32.differs,
                     percentText(plain.accuracy), plain.vsFloat32.changePP, plain.vsFloat32.differs))
         }
-        if sensitivity, let ranked = s.sensitivity { out += ranked.lines }
+        if sensitivity, let ranked = s.sensitivity { out += ranked.lines(in: format?.name ?? "int8") }
         if let steps = s.mixedPrecision, let maxDrop = s.maxDropPP {
             out.append(
                 String(

@@ -135,9 +135,10 @@ struct PictureReportWriter {
             : recorded.filter { $0.predictions == nil }.map(\.result.precision)
         let indices = selection.indices(dataset.testLabels)
         if !missing.isEmpty {
-            let progress = ProgressLine(quiet: quiet)
+            let progress = ProgressLine(quiet: quiet), formats = FormatCalibration(store: store, dataset: dataset)
             let evaluation = try PrecisionEvaluation(
-                spec: store.spec, master: store.master.tensors, entries: try missing.map(store.evaluationEntry),
+                spec: store.spec, master: store.master.tensors,
+                entries: try missing.map { try store.evaluationEntry($0, formats: formats) },
                 test: test
             ) { done in
                 progress.update("report: precision", done: done, total: test.count, unit: "img")

@@ -125,6 +125,27 @@ import Testing
         }
     }
 
+    /// Stored codes decode to exactly what the vector rounding gives the same values, so a stored
+    /// variant runs the network that rounding now runs.
+    @Test(arguments: FormatMode.floats + [FormatMode(name: "float8-e4m3-nosat")!])
+    func codesDecodeToTheRoundedValues(_ mode: FormatMode) {
+        var rng = RandomSource(seed: 11)
+        let (vectors, length) = (6, 50)
+        let x = (0..<vectors * length).map { i in Float(rng.normal()) * Float(1 + i % 7) }
+        let amax = x.map(\.magnitude).max()!
+        let t = FormatTensor(encoding: x, vectors: vectors, length: length, format: mode.weights)
+        var rounded = x
+        let rounding: OperandRounding =
+            switch mode.weights {
+            case let .scaled(f, saturating): .scaled(GridRounder(f, saturating: saturating), scale: amax / f.max)
+            case .mx(let f): .mx(f)
+            default: .nvfp4(tensorAmax: amax)
+            }
+        rounding(&rounded, .rows(vectors, length))
+        #expect(t.decoded() == rounded)
+        #expect(t.codes.allSatisfy { Int($0) < 1 << mode.weights.elementBits })
+    }
+
     @Test func modeNames() {
         #expect(FormatMode.standard.map(\.name).count == 13)
         #expect(FormatMode(name: "int4-g64-z-a8")?.activations == .int8)

@@ -10,19 +10,6 @@ public enum OperandFormat: Sendable, Hashable {
     case int4(Int4Weights)
     /// int8 activations with a calibrated range (uint8 with a zero point, as the default int8 scheme).
     case int8
-
-    /// Bits per value, scales included, for a tensor of `vectors` reduction vectors of `length`.
-    public func bits(vectors: Int, length: Int) -> Double {
-        let values = Double(vectors * length),
-            blocks = { (size: Int) in Double(vectors * ((length + size - 1) / size)) }
-        switch self {
-        case .scaled(let f, _): return Double(f.bits) + 32 / values
-        case .mx(let f): return (Double(f.element.bits) * values + 8 * blocks(f.size)) / values
-        case .nvfp4: return (4 * values + 8 * blocks(NVFP4.blockSize) + 32) / values
-        case .int4(let w): return (4 * values + Double(w.scaleBits) * blocks(w.group ?? length)) / values
-        case .int8: return 8 + 64 / values
-        }
-    }
 }
 
 /// A number format the precision report simulates: weights and layer inputs of every convolution and
@@ -100,6 +87,14 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
         (self.name, self.weights, self.activations) = (name, weights, activations)
     }
 
+    /// The mode with its int4 weight ranges chosen by `method` (minmax or mse); other modes as they are.
+    public func weightRanges(_ method: CalibrationMethod) -> FormatMode {
+        guard case .int4(let w) = weights else { return self }
+        return FormatMode(
+            name: name, weights: .int4(Int4Weights(group: w.group, zeroPoint: w.zeroPoint, method: method)),
+            activations: activations)
+    }
+
     /// Whether the inputs' scale comes from calibration images (a per-tensor scale or range).
     public var needsCalibration: Bool {
         switch activations {
@@ -136,23 +131,27 @@ public struct Int4Weights: Sendable, Hashable {
                     let idx = (start..<min(start + size, layout.length)).map {
                         v * layout.vectorStride + $0 * layout.elementStride
                     }
-                    let values = idx.map { p[$0] }, rounded = roundGroup(values)
-                    for (i, x) in zip(idx, rounded) { p[i] = x }
+                    let r = bestRange(idx.map { p[$0] })
+                    for i in idx { p[i] = Float(r.fakeQuantize(Double(p[i]))) }
                 }
             }
         }
     }
 
-    /// One group rounded with the range `method` picks.
-    func roundGroup(_ x: [Float]) -> [Float] {
-        let ranges = method == .minmax ? [1.0] : (0..<80).map { 1 - Double($0) / 100 }
-        var best: (error: Double, values: [Float]) = (.infinity, x)
-        for alpha in ranges {
-            let r = range(x, alpha), y = x.map { Float(r.fakeQuantize(Double($0))) }
-            let error = zip(x, y).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
-            if error < best.error { best = (error, y) }
+    /// The range `method` picks for one group: among the candidates, the one with the least squared
+    /// error of the group's own values (the first of equals, so the widest).
+    public func bestRange(_ x: [Float]) -> QuantRange {
+        let alphas = method == .minmax ? [1.0] : (0..<80).map { 1 - Double($0) / 100 }
+        var best: (error: Double, range: QuantRange?) = (.infinity, nil)
+        for alpha in alphas {
+            let r = range(x, alpha)
+            let error = x.reduce(0.0) { sum, v in
+                let d = Double(v) - Double(Float(r.fakeQuantize(Double(v))))
+                return sum + d * d
+            }
+            if error < best.error { best = (error, r) }
         }
-        return best.values
+        return best.range!
     }
 
     /// The group's range clipped to `alpha` of its extent.

@@ -157,6 +157,47 @@ public struct QuantizationStudy {
     }
 }
 
+extension QuantizationStudy {
+    /// `mode` applied to the master, its inputs calibrated on the study's calibration images.
+    public func formatModel(_ mode: FormatMode) throws -> FormatModel {
+        try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
+    }
+
+    /// Each convolution and affine layer of `model` alone in its format, the rest in float32:
+    /// ranked by accuracy change, then by logit SQNR against float64, most harmful first.
+    public func sensitivity(_ model: FormatModel) throws -> [LayerSensitivity] {
+        let network = try FormatNetwork(spec: spec, tensors: tensors, model: model)
+        let weightSQNR = try model.weightSQNR(spec: spec, tensors: tensors)
+        return explainLayers(
+            float32: float32Network, reduced: network.network,
+            reference: try Network<Double>(spec: spec, parameters: tensors), images: test.images, labels: test.labels,
+            float32Predicted: float32.predicted
+        )
+        .compactMap { e in
+            guard let i = spec.layerNames.firstIndex(of: e.layer), let sqnr = weightSQNR[i] else { return nil }
+            return LayerSensitivity(
+                index: i, layer: e.layer, vsFloat32: AccuracyChange(e.change), logits: ErrorSummary(e.logits),
+                weightSQNRDB: sqnr)
+        }
+        .sorted { ($0.vsFloat32.changePP, $0.logits.sqnrDB) < ($1.vsFloat32.changePP, $1.logits.sqnrDB) }
+    }
+
+    /// Mixed formats: the layers of `order` (most harmful first) stay in float32 one more at a time
+    /// until the drop against float32 is at most `maxDrop` points.
+    public func mixedPrecision(_ model: FormatModel, order: [Int], maxDrop: Double) throws -> [MixedPrecisionStep] {
+        var steps: [MixedPrecisionStep] = []
+        for kept in 0...order.count {
+            let network = try FormatNetwork(spec: spec, tensors: tensors, model: model.only(Set(order.dropFirst(kept))))
+            steps.append(
+                MixedPrecisionStep(
+                    floatLayers: order.prefix(kept).map { spec.layerNames[$0] },
+                    result: evaluate { network.predict($0) }, modelBytes: network.modelBytes))
+            if -steps[steps.count - 1].result.vsFloat32.changePP <= maxDrop { break }
+        }
+        return steps
+    }
+}
+
 /// What `precis quantize` stored, and how the stored variant does on the test images.
 public struct QuantizeSummary: Codable, Equatable, Sendable {
     /// ``ReportSchema/quantize``.
@@ -200,8 +241,8 @@ public struct QuantizeSummary: Codable, Equatable, Sendable {
 }
 
 extension Array where Element == LayerSensitivity {
-    /// The sensitivity table, most harmful layer first.
-    public var lines: [String] {
+    /// The sensitivity table of layers put one at a time in `format`, most harmful layer first.
+    public func lines(in format: String = "int8") -> [String] {
         var table = TextTable([
             ("layer", .left), ("change vs float32 [95% CI]", .left), ("differs", .right),
             ("logit SQNR dB", .right), ("weight SQNR dB", .right),
@@ -212,7 +253,7 @@ extension Array where Element == LayerSensitivity {
                 decibelText(l.weightSQNRDB),
             ])
         }
-        return ["sensitivity: one layer at a time in int8 (simulated), the rest in float32; most harmful first:"]
+        return ["sensitivity: one layer at a time in \(format) (simulated), the rest in float32; most harmful first:"]
             + table.lines()
     }
 }

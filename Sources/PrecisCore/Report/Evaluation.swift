@@ -23,7 +23,7 @@ public struct EvaluationEntry {
         switch network {
         case .floating(let mode, _): return mode.rawValue
         case .integer(let name, _): return name
-        case .format(let f): return f.mode.name
+        case .format(let f): return f.model.name
         }
     }
 }
@@ -74,7 +74,7 @@ public struct PrecisionEvaluation {
                     keepLogits: keepLogits, forward: network.forwardAll, predict: network.predict)
             case let .format(f):
                 let r = ModeReport(
-                    name: f.mode.name, depth: spec.layers.count, modelBytes: f.modelBytes, inputScale: test.inputScale,
+                    name: f.model.name, depth: spec.layers.count, modelBytes: f.modelBytes, inputScale: test.inputScale,
                     keepLogits: keepLogits, forward: { f.forwardAll($0).map { $0 } }, predict: f.predict)
                 r.bitsPerWeight = f.bitsPerWeight
                 return r
@@ -151,6 +151,6 @@ public func explainFormat(
         float32Predicted: float32Predicted, inputScale: test.inputScale, progress: progress)
     let rounded = Set(quantizedLayers(spec).map { spec.layerNames[$0] })
     return Explanation(
-        precision: network.mode.name, simulated: true,
+        precision: network.model.name, simulated: true,
         effects: effects.filter { rounded.contains($0.layer) }.map { LayerEffectResult($0) })
 }

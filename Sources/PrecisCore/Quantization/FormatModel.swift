@@ -1,0 +1,226 @@
+/// A weight tensor stored in a number format, as codes and scales: `vectors` reduction vectors of
+/// `length` values (a convolution's filters, or an affine layer's units with W transposed), one
+/// code per value in row-major `(vectors, length)` order.
+public struct FormatTensor: Sendable, Equatable {
+    public let format: OperandFormat
+    public let vectors: Int, length: Int
+    /// One code per value (4-bit and 6-bit codes in the low bits; int4 with a zero point as 0...15,
+    /// symmetric int4 as a 4-bit two's complement −7...7).
+    public var codes: [UInt8]
+    /// Block scale codes, `(vectors, blocks)`: E8M0 for MX, E4M3 for NVFP4; empty otherwise.
+    public var blockScales: [UInt8]
+    /// float32 scales: one per tensor (OFP8, NVFP4's tensor scale) or per group `(vectors, groups)` (int4).
+    public var scales: [Float]
+    /// int4 zero points per group `(vectors, groups)` when the format has them; empty otherwise.
+    public var zeroPoints: [UInt8]
+
+    public init(
+        format: OperandFormat, vectors: Int, length: Int, codes: [UInt8], blockScales: [UInt8], scales: [Float],
+        zeroPoints: [UInt8]
+    ) {
+        (self.format, self.vectors, self.length, self.codes) = (format, vectors, length, codes)
+        (self.blockScales, self.scales, self.zeroPoints) = (blockScales, scales, zeroPoints)
+    }
+
+    /// Values per block (MX 32, NVFP4 16) or group (int4), or nil for one scale per tensor.
+    public var blockSize: Int? {
+        switch format {
+        case .mx(let f): return f.size
+        case .nvfp4: return NVFP4.blockSize
+        case .int4(let w): return w.group ?? length
+        case .scaled, .int8: return nil
+        }
+    }
+
+    /// Blocks or groups per vector.
+    public var blocksPerVector: Int { blockSize.map { (length + $0 - 1) / $0 } ?? 0 }
+
+    /// `values` (row-major `(vectors, length)`) encoded in `format` (not `.int8`, an input format).
+    public init(encoding values: [Float], vectors: Int, length: Int, format: OperandFormat) {
+        precondition(values.count == vectors * length, "values must fill (vectors, length)")
+        self.init(
+            format: format, vectors: vectors, length: length, codes: [], blockScales: [], scales: [], zeroPoints: [])
+        let amax = values.reduce(Float(0)) { max($0, $1.magnitude) }
+        func blocks(_ body: (ArraySlice<Float>) -> Void) {
+            let size = blockSize!
+            for v in 0..<vectors {
+                for start in stride(from: 0, to: length, by: size) {
+                    body(values[(v * length + start)..<(v * length + min(start + size, length))])
+                }
+            }
+        }
+        switch format {
+        case let .scaled(f, saturating):
+            let s = amax > 0 ? amax / f.max : 1
+            scales = [s]
+            codes = values.map { f.encode($0 / s, saturating: saturating) }
+        case .mx(let f):
+            blocks { block in
+                let (scale, c) = f.quantize(block)
+                blockScales.append(scale)
+                codes += c
+            }
+        case .nvfp4:
+            let g = NVFP4.tensorScale(amax: amax)
+            scales = [g]
+            blocks { block in
+                let s = NVFP4.blockScale(amax: block.reduce(Float(0)) { max($0, $1.magnitude) }, g), d = s * g
+                blockScales.append(MiniFloat.e4m3.encode(s, saturating: true))
+                codes += block.map { d > 0 ? MiniFloat.e2m1.encode($0 / d, saturating: true) : 0 }
+            }
+        case .int4(let w):
+            blocks { block in
+                let r = w.bestRange(Array(block))
+                scales.append(Float(r.scale))
+                if w.zeroPoint { zeroPoints.append(UInt8(r.zeroPoint)) }
+                codes += block.map { UInt8(truncatingIfNeeded: r.quantize(Double($0))) & 0xF }
+            }
+        case .int8:
+            preconditionFailure("int8 is an input format")
+        }
+    }
+
+    /// The values the codes stand for, row-major `(vectors, length)`.
+    public func decoded() -> [Float] {
+        switch format {
+        case let .scaled(f, _):
+            return codes.map { f.decode($0) * scales[0] }
+        case .mx(let f):
+            return blockwise { b, c in c.map { f.element.decode($0) * MiniFloat.e8m0.decode(blockScales[b]) } }
+        case .nvfp4:
+            return blockwise { b, c in
+                let d = MiniFloat.e4m3.decode(blockScales[b]) * scales[0]
+                return c.map { MiniFloat.e2m1.decode($0) * d }
+            }
+        case .int4(let w):
+            return blockwise { b, c in
+                let zero = w.zeroPoint ? Int(zeroPoints[b]) : 0, s = Double(scales[b])
+                return c.map { code in
+                    let q = w.zeroPoint ? Int(code) : Int(Int8(bitPattern: code << 4) >> 4)
+                    return Float(Double(q - zero) * s)
+                }
+            }
+        case .int8:
+            preconditionFailure("int8 is an input format")
+        }
+    }
+
+    /// `body(block index, the block's codes)` for every block in order, the results joined.
+    private func blockwise(_ body: (Int, ArraySlice<UInt8>) -> [Float]) -> [Float] {
+        let size = blockSize!, per = blocksPerVector
+        var out: [Float] = []
+        out.reserveCapacity(codes.count)
+        for v in 0..<vectors {
+            for (k, start) in stride(from: 0, to: length, by: size).enumerated() {
+                out += body(v * per + k, codes[(v * length + start)..<(v * length + min(start + size, length))])
+            }
+        }
+        return out
+    }
+
+    /// Bytes as stored: each vector's codes packed into whole bytes (4-bit codes two a byte, 6-bit
+    /// codes four in three bytes), scales and zero points.
+    public var bytes: Int {
+        vectors * ((length * format.elementBits + 7) / 8) + blockScales.count + 4 * scales.count + zeroPoints.count
+    }
+}
+
+extension OperandFormat {
+    /// Bits of one element code.
+    public var elementBits: Int {
+        switch self {
+        case .scaled(let f, _): return f.bits
+        case .mx(let f): return f.element.bits
+        case .nvfp4, .int4: return 4
+        case .int8: return 8
+        }
+    }
+}
+
+/// How a layer's input is scaled, from calibration: the largest magnitude (OFP8, NVFP4), or an int8
+/// range.
+public enum InputCalibration: Sendable, Equatable {
+    case amax(Float)
+    case range(QuantRange)
+}
+
+/// A network's convolution and affine layers in a `FormatMode`: their weights as codes and scales,
+/// and their inputs' calibration when the mode needs one, by layer index. What `precis quantize
+/// --format` stores, and what a `FormatNetwork` runs.
+public struct FormatModel: Sendable, Equatable {
+    public let mode: FormatMode
+    public var weights: [Int: FormatTensor]
+    public var inputs: [Int: InputCalibration]
+    /// The mode's name, with `-mixed` when some convolution or affine layers stay in float32.
+    public var name: String
+
+    public init(mode: FormatMode, weights: [Int: FormatTensor], inputs: [Int: InputCalibration], mixed: Bool = false) {
+        (self.mode, self.weights, self.inputs) = (mode, weights, inputs)
+        name = mode.name + (mixed ? "-mixed" : "")
+    }
+
+    /// The model with only `layers` in the format, the others in float32 (mixed when any is left out).
+    public func only(_ layers: Set<Int>) -> FormatModel {
+        FormatModel(
+            mode: mode, weights: weights.filter { layers.contains($0.key) },
+            inputs: inputs.filter { layers.contains($0.key) }, mixed: !weights.keys.allSatisfy(layers.contains))
+    }
+
+    /// Each layer's weight SQNR in dB against the float `tensors`, by layer index.
+    public func weightSQNR(spec: ModelSpec, tensors: [String: Tensor<Double>]) throws -> [Int: Double] {
+        var out: [Int: Double] = [:]
+        for layer in try spec.geometry() {
+            guard let t = weights[layer.index], let w = layer.tensor(.weight), let master = tensors[layer.key(w.name)]
+            else { continue }
+            var e = ErrorStats()
+            e.add(
+                FormatModel.weightTensor(t.decoded(), w.shape).map(Double.init), reference: master.data, minNormal: 0)
+            out[layer.index] = e.sqnrDB
+        }
+        return out
+    }
+
+    /// `mode` applied to `tensors` for `spec`: each weight tensor encoded, and each input calibrated
+    /// from `observers` (by layer index) when the mode needs it: the largest magnitude, or the int8
+    /// range with the least squared error.
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, observers: [Int: Observer] = [:])
+        throws
+    {
+        self.init(mode: mode, weights: [:], inputs: [:])
+        if case .int8 = mode.weights { throw ModelError.badSpec("int8 is an input format, not a weight format") }
+        if case .int4? = mode.activations { throw ModelError.badSpec("int4 is a weight format, not an input format") }
+        for layer in try spec.geometry() where layer.spec.isQuantizable {
+            let w = layer.tensor(.weight)!, key = layer.key(w.name)
+            guard let values = tensors[key], values.shape == w.shape else {
+                throw ModelError.badSpec("missing tensor \(key)")
+            }
+            let (vectors, length) = FormatModel.vectors(w.shape)
+            weights[layer.index] = FormatTensor(
+                encoding: FormatModel.reductionRows(values.data.map(Float.init), w.shape), vectors: vectors,
+                length: length, format: mode.weights)
+            guard mode.needsCalibration else { continue }
+            guard let o = observers[layer.index], o.count > 0 else {
+                throw ModelError.badSpec("\(layer.name): no calibration values for its input scale")
+            }
+            inputs[layer.index] =
+                mode.activations == .int8
+                ? .range(o.quantRange(.mse, symmetric: false, unsigned: true)) : .amax(Float(o.threshold(.minmax)))
+        }
+    }
+
+    /// `(vectors, length)` of a weight tensor: a convolution's `(FN, C·FH·FW)`, an affine layer's
+    /// `(out, in)`.
+    public static func vectors(_ shape: [Int]) -> (Int, Int) {
+        shape.count == 4 ? (shape[0], shape.dropFirst().reduce(1, *)) : (shape[1], shape[0])
+    }
+
+    /// A weight tensor's values with each reduction vector as a row (an affine W transposed).
+    public static func reductionRows(_ w: [Float], _ shape: [Int]) -> [Float] {
+        shape.count == 4 ? w : transposed(w, rows: shape[0], cols: shape[1])
+    }
+
+    /// The weight tensor `(shape)` back from reduction rows.
+    public static func weightTensor(_ rows: [Float], _ shape: [Int]) -> [Float] {
+        shape.count == 4 ? rows : transposed(rows, rows: shape[1], cols: shape[0])
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import PrecisCore
+import Testing
+
+@testable import PrecisWeights
+
+/// Number-format variants: stored, read back exactly, packed as documented, and refused when forged.
+@Suite struct FormatVariantTests {
+    /// A written file, its store, and observers of its layer inputs on 20 random images.
+    func setup() throws -> (dir: String, store: WeightStore, file: WeightFile, observers: [Int: Observer]) {
+        let (dir, path, file) = try WeightFileTests().written()
+        var rng = RandomSource(seed: 5)
+        let images = (0..<(20 * 64)).map { _ in Float(rng.uniform()) }
+        let observers = observeActivations(
+            try Network<Float>(spec: file.spec, parameters: file.tensors), images: images, count: 20)
+        return (dir, try WeightStore(path), file, observers)
+    }
+
+    static let modes =
+        FormatMode.standard.map(\.name) + ["float8-e4m3-nosat", "int4-g64-z", "int4-channel-z-a8"]
+
+    @Test(arguments: modes)
+    func everyFormatRoundTrips(_ name: String) throws {
+        let (dir, store, file, observers) = try setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try FormatModel(
+            spec: file.spec, tensors: file.tensors, mode: FormatMode(name: name)!, observers: observers)
+        #expect(try store.storeFormat(model, calibration: [("calibration_images", .int(20))]) == name)
+        #expect(store.formatVariantNames == [name])
+        let stored = try store.formatVariant(name)
+        #expect(stored.model == model)
+        // The stored network is the one rounding now builds: same weights and biases.
+        let now = try FormatNetwork(spec: file.spec, tensors: file.tensors, model: model)
+        #expect(stored.network.network.tensorValues() == now.network.tensorValues())
+        #expect(try store.storedBytes(name) == now.modelBytes)
+    }
+
+    @Test func codesArePackedLowBitsFirst() {
+        #expect(packCodes([1, 2, 3], 1, 3, 4) == [0x21, 0x03])
+        // 6-bit: 0x3F in bits 0-5, 1 in 6-11, 2 in 12-17, 3 in 18-23.
+        #expect(packCodes([0x3F, 1, 2, 3], 1, 4, 6) == [0x7F, 0x20, 0x0C])
+        var rng = RandomSource(seed: 2)
+        for bits in [4, 6] {
+            let codes = (0..<(3 * 7)).map { _ in UInt8(rng.next() % (1 << UInt64(bits))) }
+            #expect(unpackCodes(packCodes(codes, 3, 7, bits), 3, 7, bits) == codes)
+        }
+    }
+
+    @Test func mixedVariantKeepsLayersInFloat32() throws {
+        let (dir, store, file, observers) = try setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try FormatModel(
+            spec: file.spec, tensors: file.tensors, mode: FormatMode(name: "mxfp4")!, observers: observers)
+        let name = try store.storeFormat(model.only([0]), calibration: [])
+        #expect(name == "mxfp4-mixed")
+        let stored = try store.formatVariant(name)
+        #expect(stored.model == model.only([0]))
+        #expect(stored.network.network.tensorValues()["04_affine1/W"] == file.tensors["04_affine1/W"])
+    }
+
+    /// Forged values get one line naming the dataset or attribute.
+    @Test func forgedVariantsAreRefused() throws {
+        let (dir, store, file, observers) = try setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func stored(_ name: String) throws {
+            let model = try FormatModel(
+                spec: file.spec, tensors: file.tensors, mode: FormatMode(name: name)!, observers: observers)
+            try store.storeFormat(model, calibration: [])
+        }
+        func expectRefused(_ name: String, _ message: String, _ change: (HDF5Group) throws -> Void) throws {
+            try store.modify { root in try change(try root.group("variants/\(name)/model/layers/00_conv1")) }
+            #expect { try store.formatVariant(name) } throws: { "\($0)".contains(message) }
+        }
+        try stored("float8-e4m3")
+        try expectRefused("float8-e4m3", "00_conv1 W holds code 0x7f at element 0, not a finite value") { g in
+            try g.remove("W")
+            try g.write("W", shape: [4, 9], [UInt8](repeating: 0x7F, count: 36))
+        }
+        try stored("mxfp8-e5m2")
+        try expectRefused("mxfp8-e5m2", "W_block_scale holds 0xff at 0, not a scale") { g in
+            try g.remove("W_block_scale")
+            try g.write("W_block_scale", shape: [4, 1], [UInt8](repeating: 0xFF, count: 4))
+        }
+        try stored("int4-g32-z")
+        try expectRefused("int4-g32-z", "W_zero_point holds a value beyond 15") { g in
+            try g.remove("W_zero_point")
+            try g.write("W_zero_point", shape: [4, 1], [UInt8](repeating: 16, count: 4))
+        }
+        try stored("nvfp4")
+        try expectRefused("nvfp4", "has a bad input_amax (nan)") { g in
+            try g.setAttribute("input_amax", .double(.nan))
+        }
+        try stored("mxfp6-e3m2")
+        try expectRefused("mxfp6-e3m2", "W must be uint8 of shape (4,7), is uint8 (4,9)") { g in
+            try g.remove("W")
+            try g.write("W", shape: [4, 9], [UInt8](repeating: 0, count: 36))
+        }
+        try store.modify { root in
+            try root.group("variants/mxfp6-e3m2").setAttribute("float_layers", .string("04_affine1"))
+        }
+        #expect { try store.formatVariant("mxfp6-e3m2") } throws: { "\($0)".contains("ends in -mixed") }
+    }
+}
