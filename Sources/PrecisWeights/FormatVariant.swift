@@ -70,7 +70,11 @@ extension WeightFile {
             .string("W rows: output channels; columns: the reduction axis (C*FH*FW, or the affine inputs)"))
         try v.setAttribute(
             A.packing.rawValue,
-            .string(model.mode.weights.elementBits == 4 ? "two 4-bit codes a byte, low nibble first" : "a code a byte"))
+            .string(
+                [
+                    4: "two 4-bit codes a byte, low nibble first",
+                    6: "four 6-bit codes in three bytes, code i at bits 6i to 6i+5 of its row, lowest bit first",
+                ][model.mode.weights.elementBits] ?? "one code a byte"))
         if case .int4(let w) = model.mode.weights {
             try v.setAttribute(A.weightRanges.rawValue, .string(w.method.rawValue))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PrecisCore
+import PrecisWeights
 
 // Command-line choices as types: the parser checks them, `--help` lists their values, and a
 // typo gets the parser's error with the list (exit code 64).
@@ -75,8 +76,8 @@ enum PrecisionChoice: Equatable {
     case int8
     /// One stored int8 variant.
     case int8Variant(String)
-    /// A number format simulated in Float.
-    case format(FormatMode)
+    /// A number format simulated in Float, by name (or a stored `<format>-mixed` variant).
+    case format(String)
 
     init?(argument: String) {
         if argument == "int8" {
@@ -85,8 +86,8 @@ enum PrecisionChoice: Equatable {
             self = .int8Variant(argument)
         } else if let mode = PrecisionMode(name: argument) {
             self = .mode(mode)
-        } else if let format = FormatMode(name: argument) {
-            self = .format(format)
+        } else if WeightFile.formatMode(ofVariant: argument) != nil {
+            self = .format(argument)
         } else {
             return nil
         }
@@ -106,7 +107,9 @@ struct PrecisionList: ExpressibleByArgument {
     /// Throws an error naming the first unknown entry.
     init(parsing text: String) throws {
         if text == "all" {
-            (all, choices) = (true, PrecisionMode.allCases.map { .mode($0) } + FormatMode.standard.map { .format($0) })
+            (all, choices) = (
+                true, PrecisionMode.allCases.map { .mode($0) } + FormatMode.standard.map { .format($0.name) }
+            )
             return
         }
         var choices: [PrecisionChoice] = []
@@ -128,14 +131,14 @@ struct PrecisionList: ExpressibleByArgument {
     var modes: [PrecisionMode] { choices.compactMap { if case .mode(let m) = $0 { m } else { nil } } }
 
     /// The number formats, in order.
-    var formats: [FormatMode] { choices.compactMap { if case .format(let f) = $0 { f } else { nil } } }
+    var formats: [String] { choices.compactMap { if case .format(let f) = $0 { f } else { nil } } }
 }
 
 /// `eval --explain`: a floating mode other than float32, or a stored int8 variant.
 enum ExplainChoice {
     case mode(PrecisionMode)
     case int8Variant(String)
-    case format(FormatMode)
+    case format(String)
 
     init(parsing text: String) throws {
         switch PrecisionChoice(argument: text) {

@@ -157,7 +157,7 @@ struct Eval: ParsableCommand {
 
     /// The number formats to run: those named, and for `all` every stored format variant too.
     func formatNames(_ store: WeightStore) -> [String] {
-        let named = precision.formats.map(\.name)
+        let named = precision.formats
         return named + (precision.all ? store.formatVariantNames.filter { !named.contains($0) } : [])
     }
 
@@ -205,12 +205,14 @@ struct Eval: ParsableCommand {
             ) { done, total in
                 progress.update("explain \(name)", done: done, total: total, unit: "img")
             }
-        case .format(let f):
+        case .format(let name):
+            guard case .format(let network) = try store.evaluationEntry(name, formats: calibration).network else {
+                throw ValidationError("--explain \(name) is not a number format")
+            }
             return try explainFormat(
-                try calibration.network(f), spec: store.spec, master: store.master.tensors, test: test,
-                float32Predicted: float32Predicted
+                network, spec: store.spec, master: store.master.tensors, test: test, float32Predicted: float32Predicted
             ) { done in
-                progress.update("explain \(f.name)", done: done, total: test.count, unit: "img")
+                progress.update("explain \(name)", done: done, total: test.count, unit: "img")
             }
         }
     }

@@ -13,7 +13,8 @@ func numberText(_ x: Double) -> String { String(format: "%.3g", x) }
 
 extension PrecisionReport {
     /// The report as a person reads it: the summary table, the per-layer table of the floating
-    /// mode with the lowest logit SQNR and of every integer network, the explanation, the notes.
+    /// mode and of the number format with the lowest logit SQNR and of every integer network, the
+    /// explanation, the notes.
     public var text: String {
         let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
         var out = ["\(file): \(layerNames.count) layers on \(dataset), \(sample)\(scale)"]
@@ -31,14 +32,19 @@ extension PrecisionReport {
             ])
         }
         out += table.lines()
-        let floating = results.filter { !$0.integer && $0.precision != PrecisionMode.float64.rawValue }
-        let worst = floating.min { $0.logits.sqnrDB < $1.logits.sqnrDB }
-        for r in (worst.map { [$0] } ?? []) + results.filter(\.integer) {
+        func worst(_ rows: [ModeResult]) -> [ModeResult] {
+            rows.min { $0.logits.sqnrDB < $1.logits.sqnrDB }.map { [$0] } ?? []
+        }
+        let floating = worst(
+            results.filter { !$0.integer && !$0.isFormat && $0.precision != PrecisionMode.float64.rawValue })
+        for r in floating + worst(results.filter(\.isFormat)) + results.filter(\.integer) {
             out.append("")
             out.append(
                 r.integer
                     ? "per layer, \(r.precision) (integer-only inference, dequantized) against float64:"
-                    : "per layer, \(r.precision) against float64 (the floating mode with the lowest logit SQNR):")
+                    : r.isFormat
+                        ? "per layer, \(r.precision) against float64 (the number format with the lowest logit SQNR):"
+                        : "per layer, \(r.precision) against float64 (the floating mode with the lowest logit SQNR):")
             out += Self.layerTable(r.layers).lines()
             if r.layers.contains(where: { $0.errors == nil }) {
                 out.append("fused: computed inside the int8 requantization, no values of its own")
