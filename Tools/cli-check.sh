@@ -20,7 +20,10 @@ python3 - "$work/eval.json" <<'PY' || fail "eval JSON"
 import json, sys
 r = json.load(open(sys.argv[1]))
 modes = {x["precision"]: x for x in r["results"]}
-assert set(modes) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}, modes
+formats = {"float8-e4m3", "float8-e5m2", "mxfp8-e4m3", "mxfp8-e5m2", "mxfp6-e3m2", "mxfp6-e2m3", "mxfp4", "mxint8",
+           "nvfp4", "int4-channel", "int4-g32", "int4-g128-z", "int4-g32-a8"}
+assert set(modes) == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"} | formats, modes
+assert all(modes[f]["bits_per_weight"] > 4 and "bits_per_weight" not in modes["float32"] for f in formats)
 assert r["images"] == 1000 and r["dataset"] == "mnist5k"
 assert r["schema"] == "precis.eval/1" and modes["float32"]["vs_float32"]["differs"] == 0
 assert all(0.5 < m["accuracy"] <= 1 for m in modes.values())
@@ -54,7 +57,9 @@ r = json.load(open(sys.argv[1]))
 assert r["parameters"] == 433890 and r["model"] == "simple"
 assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
 assert r["schema"] == "precis.inspect/1"
-assert {e["result"]["precision"] for e in r["evaluations"]} == {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
+floats = {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
+assert {e["result"]["precision"] for e in r["evaluations"]} - floats == {"mxfp4", "nvfp4", "int4-g32", "float8-e4m3", "mxint8",
+    "mxfp8-e4m3", "mxfp8-e5m2", "mxfp6-e3m2", "mxfp6-e2m3", "float8-e5m2", "int4-channel", "int4-g128-z", "int4-g32-a8"}
 PY
 # `--precision int8` before any int8 variant is stored: the default scheme, calibrated now.
 "$precis" eval "$work/s.h5" --precision float32,int8 --limit 300 --json --quiet > "$work/int8now.json"
@@ -334,4 +339,22 @@ usage_error "needs --input and --output" "$precis" formats --encode e4m3
 "$precis" eval "$work/s.h5" --precision bfloat16 --limit 100 --json --quiet > "$work/bf.json"
 python3 -c 'import json,sys; assert [r["precision"] for r in json.load(open(sys.argv[1]))["results"]] == ["bfloat16-acc32"]' "$work/bf.json" \
   || fail "--precision bfloat16 does not run bfloat16-acc32"
+# Number formats: a stored variant gives the answers quantize measured; misuse is refused.
+"$precis" quantize "$work/s.h5" --format mxfp4 --limit 300 --json --quiet > "$work/mx.json"
+"$precis" eval "$work/s.h5" --precision mxfp4,nvfp4,int4-g32-a8 --explain mxfp4 --limit 300 --json --quiet \
+  > "$work/evalmx.json"
+python3 - "$work/mx.json" "$work/evalmx.json" <<'PY' || fail "number formats"
+import json, sys
+q, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+r = {x["precision"]: x for x in e["results"]}
+assert q["variant"] == "mxfp4" and r["mxfp4"]["weights"] == "/variants/mxfp4", (q, r["mxfp4"]["weights"])
+assert r["mxfp4"]["accuracy"] == q["result"]["accuracy"], (r["mxfp4"]["accuracy"], q["result"]["accuracy"])
+assert 4.25 <= r["mxfp4"]["bits_per_weight"] < 4.4 and 4.5 <= r["nvfp4"]["bits_per_weight"] < 4.7, r
+assert r["nvfp4"]["weights"].startswith("/model rounded now") and r["int4-g32-a8"]["integer"] is False
+assert [l["layer"] for l in sorted(e["explain"]["layers"], key=lambda l: l["layer"])] == ["00_conv1", "03_affine1", "05_affine2"]
+PY
+usage_error "is invalid for '--format" "$precis" quantize "$work/s.h5" --format mxfp5
+usage_error "no --compare" "$precis" quantize "$work/s.h5" --format mxfp4 --compare
+usage_error "chooses int4 weight ranges" "$precis" quantize "$work/s.h5" --format mxfp4 --calibration mse
+usage_error "unknown precision 'int4-g16'" "$precis" eval "$work/s.h5" --precision int4-g16
 echo "cli-check: passed"

@@ -5,13 +5,18 @@ Opens the file with h5py (not with Precis), checks the layout, rebuilds the netw
 layer spec, runs a numpy forward pass in float64 on the test set the network was trained on, and
 compares predictions, accuracy and logits with `precis eval --json --save-logits`. It also runs the
 same numpy code in float16 (numpy's float16 matmul accumulates in float32 and rounds the result:
-float16-acc32 semantics) and compares it with Precis's float16-acc32 mode.
+float16-acc32 semantics) and compares it with Precis's float16-acc32 mode. Number-format variants
+(FP8, MX, NVFP4, int4) are decoded with ml_dtypes, their codes checked against this script's own
+rounding of the master (Tools/number_formats.py), and their networks run in numpy on the first
+--format-images test images next to `precis eval --first N`.
 
     python3 Tools/crosscheck.py Weights/deep-fashion.h5 [--precis .build/release/precis] [--limit N]
 
 Exits non-zero when float64 accuracy or predictions differ, when the largest logit difference
-exceeds 1e-9 relative to the largest logit, or when the float16-acc32 accuracies differ by more than
-2 images.
+exceeds 1e-9 relative to the largest logit, when the float16-acc32 accuracies differ by more than
+2 images, when a format variant's codes or scales differ from the script's rounding, or when more
+than 0.2% (at least 2) of a format variant's predictions differ from the numpy simulation (inputs
+near a rounding boundary can round the other way after a float32 sum in another order).
 """
 import argparse
 import gzip
@@ -24,6 +29,9 @@ import tempfile
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import number_formats  # noqa: E402  (the sibling module in Tools/)
 
 
 # ---------------------------------------------------------------- data (the same rules as Precis)
@@ -119,6 +127,58 @@ def forward(layers, params, x):
     return x
 
 
+def forward_format(layers, params, variant, mode, x):
+    """`forward` in float32 for a number-format variant: the layers it stores run on its decoded
+    weights, with their inputs rounded as the format says (a convolution's windows and an affine
+    layer's inputs, along the reduction axis); the others run on the master."""
+    for name, layer in layers:
+        kind = layer['kind']
+        if name in variant and kind == 'Convolution':
+            w, b, attrs = variant[name]['W'], variant[name]['b'], variant[name]['attrs']
+            col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
+            n = x.shape[0]
+            col = number_formats.round_inputs(col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1), mode, attrs)
+            x = (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+        elif name in variant:
+            rows = number_formats.round_inputs(x.reshape(x.shape[0], -1), mode, variant[name]['attrs'])
+            x = rows @ variant[name]['W'] + variant[name]['b']
+        else:
+            x = forward([(name, layer)], params, x)
+        x = x.astype(np.float32)
+    return x
+
+
+def check_formats(a, f, layers, params, formats, x, t, failures):
+    """Every number-format variant: its codes against this script's own rounding of the master, and
+    its network (decoded with ml_dtypes, run in numpy) against `precis eval` on the first images."""
+    master = {name: {k: v.astype(np.float32) for k, v in p.items()} for name, p in params.items()}
+    shapes = {name: p['W'].shape for name, p in params.items() if 'W' in p}
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+    n = min(a.format_images, len(x))
+    report = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = os.path.join(tmp, 'logits')
+        cmd = [a.precis, 'eval', a.file, '--precision', ','.join(formats), '--first', str(n), '--json', '--quiet',
+               '--save-logits', prefix]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        for v in formats:
+            group, mode = f['variants'][v], number_formats.mode_of(v)
+            problems = number_formats.check_variant(v, group, master, text)
+            failures += [f'/variants/{v}: {p}' for p in problems]
+            decoded = number_formats.decoded_weights(v, group, shapes)
+            ours = np.concatenate([forward_format(layers, master, decoded, mode, x[i:i + 250].astype(np.float32))
+                                   for i in range(0, n, 250)])
+            theirs = np.fromfile(f'{prefix}-{v}.f64', dtype='<f8').reshape(ours.shape)
+            differ = int(np.sum(ours.argmax(axis=1) != theirs.argmax(axis=1)))
+            report[v] = {'codes_checked': not problems, 'images': n, 'prediction_differences': differ,
+                         'numpy_correct': int(np.sum(ours.argmax(axis=1) == t[:n])),
+                         'precis_correct': int(np.sum(theirs.argmax(axis=1) == t[:n])),
+                         'median_abs_logit_difference': float(np.median(np.abs(ours - theirs)))}
+            if differ > max(2, n // 500):
+                failures.append(f'/variants/{v}: {differ} of {n} predictions differ from the numpy simulation')
+    return report
+
+
 # ---------------------------------------------------------------- the check
 
 def main():
@@ -126,6 +186,8 @@ def main():
     ap.add_argument('file')
     ap.add_argument('--precis', default='.build/release/precis')
     ap.add_argument('--limit', type=int, default=None)
+    ap.add_argument('--format-images', type=int, default=2000, metavar='N',
+                    help='run number-format variants in numpy on the first N test images (default 2000)')
     ap.add_argument('--float16', type=int, default=0, metavar='N',
                     help='also compare numpy float16 with precis float16-acc32 on the first N images (numpy float16 is slow)')
     a = ap.parse_args()
@@ -149,6 +211,7 @@ def main():
             for k, v in g.items():
                 assert v.dtype == np.float32, f'{name}/{k} is {v.dtype}, expected float32'
         variants = list(f['variants']) if 'variants' in f else []
+        formats = [v for v in variants if number_formats.mode_of(v)]
         int8 = {}
         for v in variants:
             stored = f['variants'][v]['model']['layers']
@@ -166,6 +229,8 @@ def main():
                         want = (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
                         if d.dtype != np.float32 or not np.array_equal(d[()], want):
                             failures.append(f'/variants/bfloat16/{name}/{k} is not the master rounded to bfloat16')
+            elif v in formats:
+                continue
             elif v.startswith('int8-'):
                 # int8 codes times their scales must be the master within half a step; biases int32.
                 # A mixed variant's float16 layers must be the master rounded to float16.
@@ -196,7 +261,8 @@ def main():
                     failures.append(f'/variants/{v}: int8 layers {sorted(stored)} and float_layers {kept} do not cover the network')
                 int8[v] = len(stored) - len(half)
 
-    x, t = test_set(dataset)
+        x, t = test_set(dataset)
+        format_report = check_formats(a, f, layers, params, formats, x, t, failures) if formats else {}
     if a.limit:
         x, t = x[:a.limit], t[:a.limit]
     logits = np.concatenate([forward(layers, params, x[i:i + 500]) for i in range(0, len(x), 500)])
@@ -227,7 +293,7 @@ def main():
         'numpy_float32_accuracy': acc32, 'precis_float32_accuracy': rows['float32']['accuracy'],
         'prediction_differences_float64': int(np.sum(their_pred != pred)),
         'max_abs_logit_difference': float(np.max(np.abs(theirs - logits))), 'max_relative_logit_difference': rel,
-        'precis_float16_acc32_accuracy': rows['float16-acc32']['accuracy'],
+        'precis_float16_acc32_accuracy': rows['float16-acc32']['accuracy'], 'format_variants': format_report,
     }
     if n16:
         report.update({'float16_images': n16, 'numpy_float16_correct': int(np.sum(pred16 == t[:n16])),
