@@ -71,29 +71,22 @@ import Testing
             try store.modify { root in try change(try root.group("variants/\(name)/model/layers/00_conv1")) }
             #expect { try store.formatVariant(name) } throws: { "\($0)".contains(message) }
         }
-        try stored("float8-e4m3")
-        try expectRefused("float8-e4m3", "00_conv1 W holds code 0x7f at element 0, not a finite value") { g in
-            try g.remove("W")
-            try g.write("W", shape: [4, 9], [UInt8](repeating: 0x7F, count: 36))
+        /// Variant `name` with dataset `dataset` of 00_conv1 replaced by `rows` rows of `value`.
+        func forged(_ name: String, _ dataset: String, rows: Int, value: UInt8, _ message: String) throws {
+            try stored(name)
+            try expectRefused(name, message) { g in
+                try g.remove(dataset)
+                try g.write(dataset, shape: [4, rows], [UInt8](repeating: value, count: 4 * rows))
+            }
         }
-        try stored("mxfp8-e5m2")
-        try expectRefused("mxfp8-e5m2", "W_block_scale holds 0xff at 0, not a scale") { g in
-            try g.remove("W_block_scale")
-            try g.write("W_block_scale", shape: [4, 1], [UInt8](repeating: 0xFF, count: 4))
-        }
-        try stored("int4-g32-z")
-        try expectRefused("int4-g32-z", "W_zero_point holds a value beyond 15") { g in
-            try g.remove("W_zero_point")
-            try g.write("W_zero_point", shape: [4, 1], [UInt8](repeating: 16, count: 4))
-        }
+        try forged(
+            "float8-e4m3", "W", rows: 9, value: 0x7F, "00_conv1 W holds code 0x7f at element 0, not a finite value")
+        try forged("mxfp8-e5m2", "W_block_scale", rows: 1, value: 0xFF, "W_block_scale holds 0xff at 0, not a scale")
+        try forged("int4-g32-z", "W_zero_point", rows: 1, value: 16, "W_zero_point holds a value beyond 15")
+        try forged("mxfp6-e3m2", "W", rows: 9, value: 0, "W must be uint8 of shape (4,7), is uint8 (4,9)")
         try stored("nvfp4")
         try expectRefused("nvfp4", "has a bad input_amax (nan)") { g in
             try g.setAttribute("input_amax", .double(.nan))
-        }
-        try stored("mxfp6-e3m2")
-        try expectRefused("mxfp6-e3m2", "W must be uint8 of shape (4,7), is uint8 (4,9)") { g in
-            try g.remove("W")
-            try g.write("W", shape: [4, 9], [UInt8](repeating: 0, count: 36))
         }
         try store.modify { root in
             try root.group("variants/mxfp6-e3m2").setAttribute("float_layers", .string("04_affine1"))
