@@ -79,6 +79,7 @@ public struct RecordedEvaluation: Equatable, Sendable {
             try g.setAttribute(key, .ints(r.layers.map { $0.errors?[keyPath: path] ?? 0 }))
         }
         if r.integer { try g.setAttribute("layer_folded", .ints(r.layers.map { $0.errors == nil ? 1 : 0 })) }
+        if let bits = r.bitsPerWeight { try g.setAttribute("bits_per_weight", .double(bits)) }
         if let predictions { try g.write("predicted", shape: [predictions.count], predictions.map { Int32($0) }) }
         if let testIndices { try g.write("test_index", shape: [testIndices.count], testIndices.map { Int32($0) }) }
     }
@@ -157,6 +158,11 @@ public struct RecordedEvaluation: Equatable, Sendable {
             layers: layers)
         result.modelRatioToFloat32 = ratio
         result.imagesPerSecond = try double("images_per_second")
+        if try g.attribute("bits_per_weight") != nil {
+            let bits = try double("bits_per_weight")
+            guard bits.isFinite && bits > 0 else { throw fail("attribute bits_per_weight must be a positive number") }
+            result.bitsPerWeight = bits
+        }
         self.init(
             result: result, dataset: try WeightFile.string(g, "dataset"), inputScale: try double("input_scale"),
             recordedAt: (try? WeightFile.string(g, "recorded_at")) ?? "")

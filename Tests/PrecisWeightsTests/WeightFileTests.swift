@@ -223,6 +223,15 @@ import Testing
         let back = try store.evaluations()
         #expect(back == [recorded])
         #expect(back.first?.result.layers[0].errors?.sqnrDB == -.infinity && back.first?.result.layers[1].errors == nil)
+        // A number format's row keeps its bits per weight.
+        var format = recorded
+        format.result = ModeResult(
+            precision: "mxfp4", integer: false, weights: "/variants/mxfp4", images: 10, correct: 9, vsFloat32: change,
+            logits: ErrorSummary(logits), modelBytes: 100, float32Bytes: 400, seconds: 0.5,
+            layers: names.map { LayerError(layer: $0, errors: ErrorSummary(logits)) })
+        format.result.bitsPerWeight = 4.25
+        try store.record([format])
+        #expect(try store.evaluations().first { $0.result.precision == "mxfp4" } == format)
         #expect(back.first?.predictionsByTestIndex[27] == 9 % classes)
         // A forged prediction outside the network's classes, or one too few, is refused.
         for forged in [(0..<10).map { $0 == 4 ? classes : 0 }, [Int](repeating: 0, count: 9)] {

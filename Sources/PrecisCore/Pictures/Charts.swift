@@ -42,8 +42,17 @@ public struct LineChart {
 
     /// The chart as an SVG document. Non-finite points are left out; a chart with no points says so.
     public var svg: String {
+        // The legend sits in rows between the title and the plot, where it hides no data.
+        let (left, right, bottom) = (64.0, 16.0, 48.0)
+        var legend: [(x: Double, row: Int)] = [], x = left, row = 0
+        for line in series {
+            let span = 40 + Double(line.name.count) * 7
+            if x + span > Double(width) - right && x > left { (x, row) = (left, row + 1) }
+            legend.append((x, row))
+            x += span
+        }
+        let top = 50.0 + 16 * Double(row), height = self.height + 16 * row
         var s = SVG(width: width, height: height)
-        let (left, right, top, bottom) = (64.0, 16.0, 50.0, 48.0)
         let (w, h) = (Double(width) - left - right, Double(height) - top - bottom)
         s.text(title, Double(width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
         let points = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
@@ -79,12 +88,10 @@ public struct LineChart {
             if kept.count == 1 { s.rect(kept[0].0 - 2, kept[0].1 - 2, 4, 4, fill: colour) }
             if kept.count > 1 { s.polyline(kept, stroke: colour, dashed: line.dashed) }
         }
-        // The legend sits in a row between the title and the plot, where it hides no data.
-        var x = left
-        for (i, line) in series.enumerated() {
-            s.line(x, 34, x + 20, 34, stroke: line.colour ?? Palette.colour(i), width: 2, dashed: line.dashed)
-            s.text(line.name, x + 26, 38, size: 11)
-            x += 40 + Double(line.name.count) * 7
+        for (i, (line, at)) in zip(series, legend).enumerated() {
+            let y = 34 + 16 * Double(at.row)
+            s.line(at.x, y, at.x + 20, y, stroke: line.colour ?? Palette.colour(i), width: 2, dashed: line.dashed)
+            s.text(line.name, at.x + 26, y + 4, size: 11)
         }
         return s.document(title: title)
     }

@@ -31,29 +31,44 @@ public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
             s.rect(px(c.changePP) - 4, y - 4, 8, 8, fill: Palette.colour(i))
         }
     }
-    var sqnr = LineChart(
-        title: "SQNR of every layer's output against float64", xLabel: "layer (index in the network)",
-        yLabel: "SQNR (dB)",
-        series: rows.enumerated().filter { $0.element.precision != PrecisionMode.float32.rawValue }.map { k, r in
-            // The same colour as the mode's row in the chart above.
-            LineChart.Series(
-                r.precision,
-                r.layers.enumerated().compactMap { i, l in l.errors.map { (Double(i), $0.sqnrDB) } }.filter {
-                    $0.1.isFinite
-                },
-                dashed: r.integer, colour: Palette.colour(k))
-        })
-    sqnr.width = 760
-    return [
+    // Per-layer SQNR: the floating modes and int8 in one chart, the number formats in another, so
+    // that each has few enough lines to tell apart (colours repeat after seven, then dashed).
+    func sqnrChart(_ title: String, _ rows: [ModeResult]) -> LineChart {
+        var chart = LineChart(
+            title: title, xLabel: "layer (index in the network)", yLabel: "SQNR (dB)",
+            series: rows.enumerated().map { k, r in
+                LineChart.Series(
+                    r.precision,
+                    r.layers.enumerated().compactMap { i, l in l.errors.map { (Double(i), $0.sqnrDB) } }.filter {
+                        $0.1.isFinite
+                    },
+                    dashed: r.integer || k >= Palette.series.count, colour: Palette.colour(k))
+            })
+        chart.width = 760
+        return chart
+    }
+    let lines = rows.filter { $0.precision != PrecisionMode.float32.rawValue }
+    let formats = lines.filter(\.isFormat)
+    var charts = [
         Chart(
             name: "precision-change", svg: s.document(title: "Accuracy change per precision"),
             caption:
                 "A dot is the change against float32, the whisker its 95% interval: a whisker across 0 may be noise."),
         Chart(
-            name: "precision-sqnr", svg: sqnr.svg,
+            name: "precision-sqnr",
+            svg: sqnrChart("SQNR of every layer's output against float64", lines.filter { !$0.isFormat }).svg,
             caption: "Higher is closer to float64; 6 dB is about one significand bit. Integer modes are dashed and "
                 + "show only the layers that have values of their own."),
     ]
+    if !formats.isEmpty {
+        charts.append(
+            Chart(
+                name: "precision-sqnr-formats",
+                svg: sqnrChart("SQNR of every layer's output against float64: number formats", formats).svg,
+                caption: "The number formats (FP8, MX, NVFP4, int4), simulated in float32: after seven lines the "
+                    + "colours repeat, dashed."))
+    }
+    return charts
 }
 
 /// One mode's changed answers: the images whose prediction differs from float32's, labelled
