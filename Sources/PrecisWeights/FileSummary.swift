@@ -28,13 +28,15 @@ public struct FileSummary: Codable, Equatable, Sendable {
     public struct Training: Codable, Equatable, Sendable {
         public var dataset: String, trainSize: Int, testSize: Int, epochs: Int, batchSize: Int
         public var optimizer: String, learningRate: Double, lrSchedule: String, seed: Int
+        /// The random transforms of the training images (`shift:2,rotate:10`), empty for none.
+        public var augmentation: String
         public var seconds: Double, iterations: Int
         /// Fractions (0...1); nil when the record holds no epoch.
         public var finalTrainAccuracy: Double?, finalTestAccuracy: Double?
 
         private enum CodingKeys: String, CodingKey {
             case dataset, trainSize = "train_size", testSize = "test_size", epochs, batchSize = "batch_size", optimizer
-            case learningRate = "learning_rate", lrSchedule = "lr_schedule", seed, seconds, iterations
+            case learningRate = "learning_rate", lrSchedule = "lr_schedule", seed, augmentation, seconds, iterations
             case finalTrainAccuracy = "final_train_accuracy", finalTestAccuracy = "final_test_accuracy"
         }
     }
@@ -107,7 +109,8 @@ extension WeightStore {
                 dataset: t.dataset, trainSize: t.trainSize, testSize: t.testSize, epochs: t.epochs,
                 batchSize: t.batchSize,
                 optimizer: t.optimizer, learningRate: t.learningRate, lrSchedule: t.schedule, seed: t.seed,
-                seconds: t.seconds, iterations: t.iterations, finalTrainAccuracy: t.trainAccuracy.last,
+                augmentation: t.augmentation, seconds: t.seconds, iterations: t.iterations,
+                finalTrainAccuracy: t.trainAccuracy.last,
                 finalTestAccuracy: t.testAccuracy.last)
         }
         let evaluations = try evaluations().map {
@@ -153,6 +156,7 @@ extension FileSummary {
                     t.dataset, t.trainSize, t.testSize, t.epochs, t.epochs == 1 ? "epoch" : "epochs", t.batchSize,
                     t.optimizer,
                     t.learningRate, t.lrSchedule, t.seed, t.seconds, t.iterations))
+            if !t.augmentation.isEmpty { out.append("  augmentation: \(t.augmentation)") }
             out.append(
                 "  final accuracy: train \(t.finalTrainAccuracy.map(percentText) ?? "-"), "
                     + "test \(t.finalTestAccuracy.map(percentText) ?? "-")")

@@ -12,6 +12,8 @@ public struct TrainingRecord: Equatable, Sendable {
     public var learningRate: Double
     public var schedule: String
     public var seed: Int
+    /// The training images' random transforms (`shift:2,rotate:10`), or empty for none.
+    public var augmentation: String
     /// Wall time of the run, evaluation included.
     public var seconds: Double
     public var iterations: Int
@@ -22,8 +24,8 @@ public struct TrainingRecord: Equatable, Sendable {
     public var epochSeconds: [Double]
 
     init() {
-        (dataset, trainSize, testSize, epochs, batchSize, optimizer, learningRate, schedule) = (
-            "", 0, 0, 0, 0, "", 0, ""
+        (dataset, trainSize, testSize, epochs, batchSize, optimizer, learningRate, schedule, augmentation) = (
+            "", 0, 0, 0, 0, "", 0, "", ""
         )
         (seed, seconds, iterations, loss, trainAccuracy, testAccuracy, epochSeconds) = (0, 0, 0, [], [], [], [])
     }
@@ -38,6 +40,7 @@ public struct TrainingRecord: Equatable, Sendable {
         learningRate = config.learningRate ?? config.optimizer.defaultLearningRate
         schedule = config.schedule.description
         seed = Int(truncatingIfNeeded: config.seed)
+        augmentation = config.augmentation?.description ?? ""
         seconds = history.seconds
         iterations = history.iterations
         loss = history.loss
@@ -156,6 +159,7 @@ public struct WeightFile {
         try g.setAttribute("learning_rate", .double(t.learningRate))
         try g.setAttribute("lr_schedule", .string(t.schedule))
         try g.setAttribute("seed", .int(t.seed))
+        try g.setAttribute("augmentation", .string(t.augmentation))
         try g.setAttribute("seconds", .double(t.seconds))
         try g.setAttribute("iterations", .int(t.iterations))
         try g.setAttribute("final_train_accuracy", .double(t.trainAccuracy.last ?? .nan))
@@ -317,6 +321,8 @@ public struct WeightFile {
         t.learningRate = try number(g, "learning_rate")
         t.schedule = try string(g, "lr_schedule")
         t.seed = Int(try number(g, "seed"))
+        // Files written before augmentation existed trained without it.
+        t.augmentation = try g.attribute("augmentation") == nil ? "" : try string(g, "augmentation")
         t.seconds = try number(g, "seconds")
         t.iterations = Int(try number(g, "iterations"))
         t.loss = try series("loss")

@@ -41,6 +41,22 @@ struct Bench: ParsableCommand {
             }
             report.trainStepMS = step * 1000
             if !json { print(String(format: "training step (forward + backward + Adam): %.1f ms", step * 1000)) }
+            // The same step with the training images augmented first, as the trainer does per batch.
+            let augmentation = try Augmentation(parsing: "shift:2,rotate:10,scale:0.1,crop:2")
+            var rng = RandomSource(seed: 1)
+            let augmented = median(runs) {
+                var images = x.data
+                augmentation.apply(&images, count: 100, shape: [1, 28, 28], rng: &rng)
+                net.gradient(Tensor(shape: x.shape, data: images), t, inputGradient: false)
+                optimizer.update(net.parameters.map(\.parameter))
+            }
+            report.trainStepAugmentedMS = augmented * 1000
+            if !json {
+                print(
+                    String(
+                        format: "training step with --augment %@: %.1f ms (%.2fx)", augmentation.description,
+                        augmented * 1000, augmented / step))
+            }
             struct Inference: NetworkBody {
                 let x: Tensor<Float>, runs: Int
                 func callAsFunction<T: NetworkScalar>(_ n: Network<T>) -> Double {
@@ -152,7 +168,7 @@ struct BenchReport: Encodable {
     var schema = ReportSchema.bench
     let runs: Int, model: String
     var batch = 100
-    var trainStepMS = 0.0
+    var trainStepMS = 0.0, trainStepAugmentedMS = 0.0
     var inferenceImagesPerSecond: [String: Double] = [:]
     var int8GemmPath = ""
     var layers: [LayerTime]?
@@ -161,7 +177,7 @@ struct BenchReport: Encodable {
 
     private enum CodingKeys: String, CodingKey {
         case schema, runs, model, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond =
-            "inference_images_per_second"
+            "inference_images_per_second", trainStepAugmentedMS = "train_step_augmented_ms"
         case int8GemmPath = "int8_gemm_path", layers, gemm, gemmGeomeanGFLOPS = "gemm_geomean_gflops"
         case gemmAffineGeomeanGFLOPS = "gemm_affine_geomean_gflops", int8Gemm = "int8_gemm", int8GemmGeomeanGOPS =
             "int8_gemm_geomean_gops"

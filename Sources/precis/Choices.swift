@@ -39,6 +39,11 @@ extension WeightInit: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["he", "xavier", "normal:STD"] }
 }
 
+extension Augmentation: ExpressibleByArgument {
+    public init?(argument: String) { try? self.init(parsing: argument) }
+    public static var allValueStrings: [String] { ["shift:K", "rotate:DEGREES", "scale:FRACTION", "crop:K", "flip"] }
+}
+
 extension LearningRateSchedule: ExpressibleByArgument {
     public init?(argument: String) { try? self.init(parsing: argument) }
     public static var allValueStrings: [String] { ["constant", "step:EVERY:FACTOR"] }

@@ -44,6 +44,13 @@ struct Train: ParsableCommand {
             """)
     var evalSample: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Random transforms of every training image, drawn from --seed: shift:K, rotate:DEGREES, "
+                + "scale:FRACTION, crop:K (pad K, crop back), flip (not for digits); comma-separated.",
+            valueName: "list"))
+    var augment: Augmentation?
+
     @Option(help: "Where to write the trained weights (HDF5, e.g. Weights/deep-fashion.h5).")
     var output: String?
 
@@ -104,6 +111,8 @@ struct Train: ParsableCommand {
             config.schedule = lrSchedule
             config.seed = seed
             config.evaluationSample = evalSample
+            config.augmentation = augment
+            if let refusal = augment?.refusal(for: dataset.name) { throw ValidationError(refusal) }
             try spec.checkMemory(batch: batchSize, training: true)
             if output == nil && !json {
                 FileHandle.standardError.write(
@@ -116,7 +125,7 @@ struct Train: ParsableCommand {
                     "training \(spec.name) on \(dataset.name) "
                         + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(optimizer.rawValue) "
                         + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(batchSize), "
-                        + "seed \(seed)"
+                        + "seed \(seed)" + (augment.map { ", augment \($0)" } ?? "")
                 )
             }
             let progress = ProgressLine(quiet: quiet)

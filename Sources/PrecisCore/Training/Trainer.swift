@@ -48,6 +48,8 @@ public struct TrainingConfig: Sendable {
     /// Measure every epoch but the last on a sample of this many images of each split, stratified
     /// by class and drawn with the run's seed (the book's `evaluate_sample_num_per_epoch`).
     public var evaluationSample: Int?
+    /// Random transforms of each training batch, drawn from the seed, the epoch and the batch.
+    public var augmentation: Augmentation?
 
     public init() {}
 }
@@ -109,7 +111,7 @@ public struct Trainer {
             let loopStart = Date()
             for i in 0..<perEpoch {
                 let idx = order[i * config.batchSize..<min((i + 1) * config.batchSize, data.trainCount)]
-                let x: Tensor<T> = data.batch(data.trainImages, idx)
+                let x: Tensor<T> = batch(data, idx, epoch: epoch, index: i)
                 let loss = Double(net.gradient(x, idx.map { data.trainLabels[$0] }, inputGradient: false).loss)
                 guard loss.isFinite else {
                     throw TrainingError.diverged(
@@ -143,6 +145,20 @@ public struct Trainer {
         history.iterations = perEpoch * config.epochs
         history.seconds = Date().timeIntervalSince(start)
         return history
+    }
+}
+
+extension Trainer {
+    /// Training batch `index` of `epoch`: the images at `idx`, transformed by the augmentation when
+    /// there is one, with a generator seeded by the run's seed, the epoch and the batch alone (so a
+    /// batch is the same however the run got there).
+    func batch<T: NetworkScalar>(_ data: Dataset, _ idx: ArraySlice<Int>, epoch: Int, index: Int) -> Tensor<T> {
+        guard let augmentation = config.augmentation else { return data.batch(data.trainImages, idx) }
+        var images = data.batch(data.trainImages, idx, as: Float.self).data
+        var rng = RandomSource(
+            seed: (config.seed &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(epoch) << 32 | UInt64(index)) ^ 0x6175_676D)
+        augmentation.apply(&images, count: idx.count, shape: data.imageShape, rng: &rng)
+        return Tensor(shape: [idx.count] + data.imageShape, data: images.map { T($0) })
     }
 }
 
