@@ -356,5 +356,9 @@ PY
 usage_error "is invalid for '--format" "$precis" quantize "$work/s.h5" --format mxfp5
 usage_error "no --compare" "$precis" quantize "$work/s.h5" --format mxfp4 --compare
 usage_error "chooses int4 weight ranges" "$precis" quantize "$work/s.h5" --format mxfp4 --calibration mse
+usage_error "--resume continues the checkpoint's run" "$precis" train --resume "$work/s.h5" --epochs 3
+expect_error "s.h5: /checkpoint is missing: not a checkpoint" "$precis" train --resume "$work/s.h5" --quiet
+usage_error "is invalid for '--augment" "$precis" train --augment shift:9 --epochs 1
+expect_error "a mirrored digit is not the same digit" "$precis" train --augment flip --epochs 1 --quiet
 usage_error "unknown precision 'int4-g16'" "$precis" eval "$work/s.h5" --precision int4-g16
 echo "cli-check: passed"

@@ -15,6 +15,30 @@ fail() { echo "write-safety-check: FAIL: $*" >&2; exit 1; }
 no_temp_files() { ! ls -A "$1" | grep -q '\.part$' || fail "a temporary file was left in $1: $(ls -A "$1")"; }
 records() { "$precis" inspect "$1" --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["evaluations"]))'; }
 
+# A training run killed with SIGKILL mid-epoch and resumed from its checkpoint ends with exactly the
+# weights (and losses) of the run that was not killed: DeepConvNet on mnist5k, dropout, Adam,
+# augmentation.
+"$precis" train --model deep --dataset mnist5k --epochs 3 --augment shift:1,rotate:5 --quiet --output whole.h5 > /dev/null
+"$precis" train --model deep --dataset mnist5k --epochs 3 --augment shift:1,rotate:5 --quiet --checkpoint ck.h5 \
+  > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 600); do [ -e ck.h5 ] && break; sleep 0.05; done
+[ -e ck.h5 ] || fail "no checkpoint after the first epoch"
+sleep 0.5
+kill -9 "$pid" 2> /dev/null || fail "the training run ended before it could be killed"
+wait "$pid" 2> /dev/null || true
+no_temp_files .
+"$precis" train --resume ck.h5 --quiet --output resumed.h5 > /dev/null
+python3 - whole.h5 resumed.h5 ck.h5 <<'PY' || fail "kill and resume"
+import h5py, numpy as np, sys
+a, b, c = (h5py.File(p, "r") for p in sys.argv[1:])
+names = []
+a["model"].visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+assert names and all(np.array_equal(a["model"][n][()], b["model"][n][()]) for n in names), "weights differ"
+assert np.array_equal(a["training/loss"][()], b["training/loss"][()]), "losses differ"
+assert 1 <= c["checkpoint"].attrs["epochs_done"] < 3
+PY
+
 # Four writers at once, five times: every record survives.
 for trial in 1 2 3 4 5; do
   cp "$weights/simple-mnist5k.h5" c.h5

@@ -11,31 +11,31 @@ struct Train: ParsableCommand {
             "conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu affine(10)".
             """)
 
-    @Option(help: "simple, deep, or a layer list.")
-    var model = "simple"
+    @Option(help: "simple (the default), deep, or a layer list.")
+    var model: String?
 
     @Option(name: .customLong("init"), help: "Weight init: he, xavier or normal:STD (default: the model's).")
     var weightInit: WeightInit?
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Passes over the training set.")
-    var epochs = 20
+    @Option(help: "Passes over the training set (default: 20).")
+    var epochs: Int?
 
-    @Option(help: "Images per mini-batch.")
-    var batchSize = 100
+    @Option(help: "Images per mini-batch (default: 100).")
+    var batchSize: Int?
 
-    @Option(help: "The update rule.")
-    var optimizer = OptimizerKind.adam
+    @Option(help: "The update rule (default: adam).")
+    var optimizer: OptimizerKind?
 
     @Option(help: "Learning rate (default: the optimizer's book default).")
     var learningRate: Double?
 
-    @Option(help: "constant, or step:EVERY:FACTOR (multiply the rate by FACTOR every EVERY epochs).")
-    var lrSchedule = LearningRateSchedule.constant
+    @Option(help: "constant (the default), or step:EVERY:FACTOR (multiply the rate by FACTOR every EVERY epochs).")
+    var lrSchedule: LearningRateSchedule?
 
-    @Option(help: "Seed for the initial weights, the batch order, dropout and the --eval-sample samples.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed for the initial weights, the batch order, dropout and the --eval-sample samples (default: 0).")
+    var seed: UInt64?
 
     @Option(
         help: """
@@ -50,6 +50,12 @@ struct Train: ParsableCommand {
                 + "scale:FRACTION, crop:K (pad K, crop back), flip (not for digits); comma-separated.",
             valueName: "list"))
     var augment: Augmentation?
+
+    @Option(help: "After every epoch, write the run's state here (a weight file that --resume continues).")
+    var checkpoint: String?
+
+    @Option(help: "Continue the run a --checkpoint file holds, with its model, data set and settings.")
+    var resume: String?
 
     @Option(help: "Where to write the trained weights (HDF5, e.g. Weights/deep-fashion.h5).")
     var output: String?
@@ -74,11 +80,22 @@ struct Train: ParsableCommand {
         {
             throw ValidationError("--report \(reportFolder): \(problem)")
         }
-        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be from 1 to 1000000") }
-        guard (1...1_000_000).contains(batchSize) else {
+        guard (1...1_000_000).contains(epochs ?? 1) else {
+            throw ValidationError("--epochs must be from 1 to 1000000")
+        }
+        guard (1...1_000_000).contains(batchSize ?? 1) else {
             throw ValidationError("--batch-size must be from 1 to 1000000")
         }
-        if !["simple", "deep"].contains(model) {
+        let settings: [Any?] = [model, weightInit, epochs, batchSize, optimizer, learningRate, lrSchedule, seed]
+        if resume != nil && (settings + [evalSample, augment]).contains(where: { $0 != nil }) {
+            throw ValidationError(
+                "--resume continues the checkpoint's run with its own settings: give only the data, outputs and "
+                    + "--checkpoint")
+        }
+        if let checkpoint, let problem = writeProblem(checkpoint) {
+            throw ValidationError("--checkpoint \(checkpoint): \(problem)")
+        }
+        if let model, !["simple", "deep"].contains(model) {
             do { _ = try LayerSpec.parseList(model) } catch { throw ValidationError("--model: \(error)") }
         }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
@@ -97,39 +114,62 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let dataset = try data.load(fallback: model == "simple" ? "mnist5k" : "fashion-mnist")
-            let spec = try ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
+            let resumed = try resume.map(Checkpoint.read)
+            let model = resumed?.file.spec.name ?? self.model ?? "simple"
+            let dataset = try data.load(
+                fallback: resumed?.file.dataset ?? (model == "simple" ? "mnist5k" : "fashion-mnist"))
+            let spec =
+                try resumed?.file.spec ?? ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
             guard spec.classes == dataset.classes else {
                 throw ModelError.badSpec(
                     "the model ends in \(spec.classes) classes, \(dataset.name) has \(dataset.classes)")
             }
+            if let resumed, resumed.file.dataset != dataset.name {
+                throw ModelError.badSpec("the checkpoint trains on \(resumed.file.dataset), not \(dataset.name)")
+            }
             var config = TrainingConfig()
-            config.epochs = epochs
-            config.batchSize = batchSize
-            config.optimizer = optimizer
+            config.epochs = epochs ?? 20
+            config.batchSize = batchSize ?? 100
+            config.optimizer = optimizer ?? .adam
             config.learningRate = learningRate
-            config.schedule = lrSchedule
-            config.seed = seed
+            config.schedule = lrSchedule ?? .constant
+            config.seed = seed ?? 0
             config.evaluationSample = evalSample
             config.augmentation = augment
-            if let refusal = augment?.refusal(for: dataset.name) { throw ValidationError(refusal) }
-            try spec.checkMemory(batch: batchSize, training: true)
-            if output == nil && !json {
+            if let resumed { config = resumed.config }
+            let (epochs, seed) = (config.epochs, config.seed)
+            if let refusal = config.augmentation?.refusal(for: dataset.name) { throw ValidationError(refusal) }
+            try spec.checkMemory(batch: config.batchSize, training: true)
+            if output == nil && checkpoint == nil && !json {
                 FileHandle.standardError.write(
                     Data("precis: warning: no --output, so the trained weights will not be saved\n".utf8))
             }
-            let net = try Network<Float>(spec: spec, seed: seed)
+            let net =
+                try resumed.map { try Network<Float>(spec: spec, parameters: $0.file.tensors, seed: seed) }
+                ?? Network<Float>(spec: spec, seed: seed)
             let log = !quiet && !json
             if log {
                 print(
-                    "training \(spec.name) on \(dataset.name) "
-                        + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(optimizer.rawValue) "
-                        + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(batchSize), "
-                        + "seed \(seed)" + (augment.map { ", augment \($0)" } ?? "")
+                    (resumed.map { "resuming after epoch \($0.state.epochsDone): " } ?? "")
+                        + "training \(spec.name) on \(dataset.name) "
+                        + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(config.optimizer.rawValue) "
+                        + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(config.batchSize), "
+                        + "seed \(seed)" + (config.augmentation.map { ", augment \($0)" } ?? "")
                 )
             }
             let progress = ProgressLine(quiet: quiet)
-            let history = try Trainer(config).run(net, on: dataset) { event in
+            let history = try Trainer(config).run(
+                net, on: dataset, resume: resumed?.state,
+                checkpoint: { state in
+                    guard let checkpoint else { return }
+                    let record = TrainingRecord(dataset: dataset, config: config, history: state.history)
+                    try Checkpoint(
+                        file: WeightFile(
+                            spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()),
+                        state: state, config: config
+                    ).write(to: checkpoint)
+                }
+            ) { event in
                 switch event {
                 case let .iteration(epoch, index, perEpoch, loss):
                     progress.update(

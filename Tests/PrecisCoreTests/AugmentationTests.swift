@@ -84,3 +84,35 @@ import Testing
         #expect(try train(config) == train(config) && train(config) != train(plain))
     }
 }
+
+/// Checkpoints: a run stopped after an epoch and continued from its state ends with exactly the
+/// weights and history of the run that did not stop.
+@Suite struct CheckpointTests {
+    @Test func resumingGivesTheUninterruptedRun() throws {
+        let spec = try ModelSpec.named("conv(3,3) relu dropout(0.3) maxpool(2) affine(10)", inputShape: [1, 8, 8])
+        var rng = RandomSource(seed: 8)
+        let data = Dataset(
+            name: "tiny", imageShape: [1, 8, 8], classes: 10,
+            trainImages: (0..<(40 * 64)).map { _ in Float(rng.uniform()) }, trainLabels: (0..<40).map { $0 % 10 },
+            testImages: (0..<(10 * 64)).map { _ in Float(rng.uniform()) }, testLabels: Array(0..<10))
+        var config = TrainingConfig()
+        (config.epochs, config.batchSize, config.augmentation) = (3, 10, Augmentation(shift: 1))
+        let whole = try Network<Float>(spec: spec, seed: 2)
+        var states: [TrainingCheckpoint] = [], tensors: [[String: Tensor<Double>]] = []
+        let history = try Trainer(config).run(
+            whole, on: data,
+            checkpoint: { state in
+                states.append(state)
+                tensors.append(whole.tensorValues())
+            })
+        #expect(states.map(\.epochsDone) == [1, 2, 3] && states[0].optimizerIteration == 4)
+        let resumed = try Network<Float>(spec: spec, parameters: tensors[0], seed: 2)
+        var again = try Trainer(config).run(resumed, on: data, resume: states[0])
+        #expect(resumed.tensorValues() == whole.tensorValues())
+        (again.seconds, again.trainingSeconds, again.epochSeconds) = (
+            history.seconds, history.trainingSeconds, history.epochSeconds
+        )
+        #expect(again == history)
+        #expect(RandomSource(state: states[0].order.state) == states[0].order && RandomSource(state: [0, 0]) == nil)
+    }
+}

@@ -94,3 +94,37 @@ import Testing
         #expect { try store.formatVariant("mxfp6-e3m2") } throws: { "\($0)".contains("ends in -mixed") }
     }
 }
+
+/// Checkpoint files: the state written is the state read back, and a file without one is refused.
+@Suite struct CheckpointFileTests {
+    @Test func checkpointRoundTrips() throws {
+        let (dir, path, file) = try WeightFileTests().written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var config = TrainingConfig()
+        (config.epochs, config.augmentation, config.evaluationSample) = (2, Augmentation(rotation: 5), 30)
+        var history = TrainingHistory()
+        (history.loss, history.trainAccuracy, history.testAccuracy, history.epochSeconds) = ([2, 1], [0.5], [0.4], [1])
+        (history.iterations, history.seconds, history.trainingSeconds) = (2, 1.5, 1.25)
+        let sizes = try Network<Float>(spec: file.spec, parameters: file.tensors).parameters.map(\.parameter)
+            .filter(\.learnable).map(\.value.count)
+        var rng = RandomSource(seed: 1)
+        _ = rng.normal()
+        let state = TrainingCheckpoint(
+            epochsDone: 1, history: history, order: rng, optimizerIteration: 2,
+            moments: sizes.map { [Double](repeating: 0.5, count: $0) },
+            secondMoments: sizes.map { [Double](repeating: 0.25, count: $0) }, dropout: [])
+        let record = TrainingRecord(
+            dataset: Dataset(
+                name: "tiny", imageShape: [1, 8, 8], classes: 10, trainImages: [], trainLabels: [1], testImages: [],
+                testLabels: [1]), config: config, history: history)
+        let ck = Checkpoint(
+            file: WeightFile(spec: file.spec, dataset: "tiny", training: record, tensors: file.tensors), state: state,
+            config: config)
+        let at = dir + "/ck.h5"
+        try ck.write(to: at)
+        let back = try Checkpoint.read(at)
+        #expect(back.state == state && back.config.augmentation == config.augmentation)
+        #expect(back.config.evaluationSample == 30 && back.config.epochs == 2)
+        #expect { try Checkpoint.read(path) } throws: { "\($0)".contains("not a checkpoint") }
+    }
+}

@@ -42,6 +42,12 @@ public final class Dropout<T: NetworkScalar>: Layer {
     private var rng: RandomSource
     private var mask: [T] = []
 
+    /// The mask generator, for a checkpoint.
+    public var generator: RandomSource {
+        get { rng }
+        set { rng = newValue }
+    }
+
     public init(ratio: Double, seed: UInt64) {
         precondition(ratio >= 0 && ratio < 1, "dropout ratio in [0, 1)")
         self.ratio = ratio

@@ -160,6 +160,16 @@ public final class Network<T: NetworkScalar> {
         zip(layerNames, nodes).flatMap { name, node in node.layer.parameters.map { (tensorKey(name, $0.name), $0) } }
     }
 
+    /// The dropout layers' mask generators, in layer order (for a checkpoint).
+    public var dropoutGenerators: [RandomSource] {
+        get { nodes.compactMap { if case .dropout(let d) = $0 { d.generator } else { nil } } }
+        set {
+            let layers = nodes.compactMap { if case .dropout(let d) = $0 { d } else { nil } }
+            precondition(layers.count == newValue.count, "one generator per dropout layer")
+            for (d, g) in zip(layers, newValue) { d.generator = g }
+        }
+    }
+
     /// The layers, in order, for inspection and tests.
     public var layers: [any Layer<T>] { nodes.map(\.layer) }
 

@@ -18,6 +18,19 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
         s = (splitmix(), splitmix(), splitmix(), splitmix())
     }
 
+    /// The generator's whole state, for a checkpoint: the four state words, then 1 and the spare
+    /// normal's bits when one is kept (else 0 and 0).
+    public var state: [UInt64] {
+        [s.0, s.1, s.2, s.3, spareNormal == nil ? 0 : 1, spareNormal?.bitPattern ?? 0]
+    }
+
+    /// The generator in `state` (as `state` gives it); nil for a state no generator can be in.
+    public init?(state: [UInt64]) {
+        guard state.count == 6, state[4] <= 1, state[0...3].contains(where: { $0 != 0 }) else { return nil }
+        s = (state[0], state[1], state[2], state[3])
+        spareNormal = state[4] == 1 ? Double(bitPattern: state[5]) : nil
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotl(s.1 &* 5, 7) &* 9
         let t = s.1 << 17
@@ -60,4 +73,9 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
         }
         return p
     }
+}
+
+extension RandomSource: Equatable {
+    /// Two generators are equal when they are in the same state (they give the same sequence).
+    public static func == (a: RandomSource, b: RandomSource) -> Bool { a.state == b.state }
 }

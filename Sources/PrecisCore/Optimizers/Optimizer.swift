@@ -29,6 +29,17 @@ public final class Optimizer<T: NetworkScalar> {
         self.learningRate = learningRate ?? kind.defaultLearningRate
     }
 
+    /// The state a checkpoint keeps: the update count and each learnable tensor's two state tensors
+    /// (empty before the first update), widened to Double (exact).
+    public var state: (iteration: Int, first: [[Double]], second: [[Double]]) {
+        get { (iteration, state1.map { $0.map { Double($0) } }, state2.map { $0.map { Double($0) } }) }
+        set {
+            iteration = newValue.iteration
+            state1 = newValue.first.map { $0.map { T($0) } }
+            state2 = newValue.second.map { $0.map { T($0) } }
+        }
+    }
+
     /// One step for every learnable parameter, using its current `grad`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

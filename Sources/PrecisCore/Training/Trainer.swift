@@ -55,7 +55,7 @@ public struct TrainingConfig: Sendable {
 }
 
 /// What a run produced, epoch by epoch.
-public struct TrainingHistory: Sendable {
+public struct TrainingHistory: Sendable, Equatable {
     /// Loss of every iteration.
     public var loss: [Double] = []
     public var trainAccuracy: [Double] = []
@@ -68,6 +68,30 @@ public struct TrainingHistory: Sendable {
     public var iterations = 0
 
     public init() {}
+}
+
+/// Everything a run needs to continue after `epochsDone` epochs exactly as if it had not stopped
+/// (the network's tensors aside): its history, the batch-order generator, the optimizer's state and
+/// the dropout layers' generators.
+public struct TrainingCheckpoint: Sendable, Equatable {
+    public var epochsDone: Int
+    public var history: TrainingHistory
+    public var order: RandomSource
+    public var optimizerIteration: Int
+    /// The optimizer's two state tensors per learnable tensor, in parameter order (empty before
+    /// the first update).
+    public var moments: [[Double]], secondMoments: [[Double]]
+    public var dropout: [RandomSource]
+
+    public init(
+        epochsDone: Int, history: TrainingHistory, order: RandomSource, optimizerIteration: Int,
+        moments: [[Double]], secondMoments: [[Double]], dropout: [RandomSource]
+    ) {
+        (self.epochsDone, self.history, self.order, self.optimizerIteration) = (
+            epochsDone, history, order, optimizerIteration
+        )
+        (self.moments, self.secondMoments, self.dropout) = (moments, secondMoments, dropout)
+    }
 }
 
 /// Progress of a run, for a progress line.
@@ -89,21 +113,28 @@ public struct Trainer {
         self.config = config
     }
 
+    /// Trains `net` (from `resume`, with `net` holding the checkpoint's tensors, when given),
+    /// calling `checkpoint` after every epoch with the state to continue from.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func run<T: NetworkScalar>(_ net: Network<T>, on data: Dataset, events: (TrainingEvent) -> Void = { _ in })
-        throws -> TrainingHistory
-    {
+    public func run<T: NetworkScalar>(
+        _ net: Network<T>, on data: Dataset, resume: TrainingCheckpoint? = nil,
+        checkpoint: (TrainingCheckpoint) throws -> Void = { _ in }, events: (TrainingEvent) -> Void = { _ in }
+    ) throws -> TrainingHistory {
         let optimizer = Optimizer<T>(config.optimizer, learningRate: config.learningRate)
         let base = optimizer.learningRate
-        var rng = RandomSource(seed: config.seed ^ 0x7261_696E)
-        var history = TrainingHistory()
-        let start = Date()
+        var rng = resume?.order ?? RandomSource(seed: config.seed ^ 0x7261_696E)
+        var history = resume?.history ?? TrainingHistory()
+        if let resume {
+            optimizer.state = (resume.optimizerIteration, resume.moments, resume.secondMoments)
+            net.dropoutGenerators = resume.dropout
+        }
+        let start = Date().addingTimeInterval(-history.seconds)
         let perEpoch = (data.trainCount + config.batchSize - 1) / config.batchSize
         let params = net.parameters.map(\.parameter)
         let sample = config.evaluationSample.map { ImageSelection.stratified(count: $0, seed: config.seed) }
         let (trainSample, testSample) = (sample?.indices(data.trainLabels), sample?.indices(data.testLabels))
-        for epoch in 0..<config.epochs {
+        for epoch in (resume?.epochsDone ?? 0)..<config.epochs {
             let epochStart = Date()
             optimizer.learningRate = config.schedule.rate(base: base, epoch: epoch)
             let order = rng.permutation(data.trainCount)
@@ -141,6 +172,13 @@ public struct Trainer {
                 .epochEnd(
                     epoch: epoch + 1, loss: epochLoss / Double(perEpoch), trainAccuracy: train, testAccuracy: test,
                     seconds: history.epochSeconds.last!))
+            history.iterations = perEpoch * (epoch + 1)
+            history.seconds = Date().timeIntervalSince(start)
+            let state = optimizer.state
+            try checkpoint(
+                TrainingCheckpoint(
+                    epochsDone: epoch + 1, history: history, order: rng, optimizerIteration: state.iteration,
+                    moments: state.first, secondMoments: state.second, dropout: net.dropoutGenerators))
         }
         history.iterations = perEpoch * config.epochs
         history.seconds = Date().timeIntervalSince(start)
