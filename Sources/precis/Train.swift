@@ -153,8 +153,8 @@ struct Train: ParsableCommand {
                     (resumed.map { "resuming after epoch \($0.state.epochsDone): " } ?? "")
                         + "training \(spec.name) on \(dataset.name) "
                         + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(config.optimizer.rawValue) "
-                        + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), batch \(config.batchSize), "
-                        + "seed \(seed)" + (config.augmentation.map { ", augment \($0)" } ?? "")
+                        + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), "
+                        + "batch \(config.batchSize), seed \(seed)" + (config.augmentation.map { ", augment \($0)" } ?? "")
                 )
             }
             let progress = ProgressLine(quiet: quiet)
