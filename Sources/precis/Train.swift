@@ -154,7 +154,8 @@ struct Train: ParsableCommand {
                         + "training \(spec.name) on \(dataset.name) "
                         + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(config.optimizer.rawValue) "
                         + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), "
-                        + "batch \(config.batchSize), seed \(seed)" + (config.augmentation.map { ", augment \($0)" } ?? "")
+                        + "batch \(config.batchSize), seed \(seed)"
+                        + (config.augmentation.map { ", augment \($0)" } ?? "")
                 )
             }
             let progress = ProgressLine(quiet: quiet)
