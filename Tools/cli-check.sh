@@ -56,6 +56,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["parameters"] == 433890 and r["model"] == "simple"
 assert {s["precision"]: s["ratio_to_float32"] for s in r["storage"]} == {"float32": 1.0, "float16": 0.5}
+assert {s["precision"]: s["bits_per_value"] for s in r["storage"]} == {"float32": 32, "float16": 16}
 assert r["schema"] == "precis.inspect/1"
 floats = {"float64", "float32", "float16", "float16-acc32", "bfloat16-acc32"}
 assert {e["result"]["precision"] for e in r["evaluations"]} - floats == {"mxfp4", "nvfp4", "int4-g32", "float8-e4m3", "mxint8",

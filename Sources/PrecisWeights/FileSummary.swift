@@ -20,8 +20,12 @@ public struct FileSummary: Codable, Equatable, Sendable {
         public var group: String
         public var bytes: Int
         public var ratioToFloat32: Double
+        /// Bits per stored value, every scale and zero point included (8 · bytes / parameters).
+        public var bitsPerValue: Double
 
-        private enum CodingKeys: String, CodingKey { case precision, group, bytes, ratioToFloat32 = "ratio_to_float32" }
+        private enum CodingKeys: String, CodingKey {
+            case precision, group, bytes, ratioToFloat32 = "ratio_to_float32", bitsPerValue = "bits_per_value"
+        }
     }
 
     /// The training record's summary.
@@ -95,14 +99,16 @@ extension WeightStore {
                 parameters: g.parameterCount)
         }
         var storage = [
-            FileSummary.Storage(precision: "float32", group: "/model", bytes: float32Bytes, ratioToFloat32: 1)
+            FileSummary.Storage(
+                precision: "float32", group: "/model", bytes: float32Bytes, ratioToFloat32: 1, bitsPerValue: 32)
         ]
         for v in variantNames {
             let bytes = try storedBytes(v)
             storage.append(
                 FileSummary.Storage(
                     precision: v, group: "/variants/\(v)", bytes: bytes,
-                    ratioToFloat32: Double(bytes) / Double(max(float32Bytes, 1))))
+                    ratioToFloat32: Double(bytes) / Double(max(float32Bytes, 1)),
+                    bitsPerValue: 8 * Double(bytes) / Double(max(parameters, 1))))
         }
         let training = master.training.map { t in
             FileSummary.Training(
@@ -144,8 +150,15 @@ extension FileSummary {
         out += table.lines(indent: 2)
         out.append("  total parameters: \(parameters)")
         out.append("storage:")
-        var bytes = TextTable([("precision", .left), ("group", .left), ("bytes", .right), ("vs float32", .right)])
-        for s in storage { bytes.add([s.precision, s.group, "\(s.bytes)", String(format: "%.2fx", s.ratioToFloat32)]) }
+        var bytes = TextTable([
+            ("precision", .left), ("group", .left), ("bytes", .right), ("vs float32", .right), ("bits a value", .right),
+        ])
+        for s in storage {
+            bytes.add([
+                s.precision, s.group, "\(s.bytes)", String(format: "%.2fx", s.ratioToFloat32),
+                String(format: "%.2f", s.bitsPerValue),
+            ])
+        }
         out += bytes.lines(indent: 2)
         if let t = training {
             out.append(
