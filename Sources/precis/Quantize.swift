@@ -6,13 +6,14 @@ import PrecisWeights
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "int8 post-training quantization: store a quantized variant, or compare schemes and calibration methods.",
+            "Post-training quantization: store an int8 variant or a number format, or compare int8 schemes.",
         discussion: """
             Calibrates on images drawn from the training set only. With one --scheme and one --calibration, stores \
             /variants/int8-<scheme> in the file (precis eval --precision int8-<scheme> runs it); --max-drop stores a \
             mixed-precision variant, --dynamic a dynamic one. With --compare, evaluates every scheme × calibration \
             method (and dynamic quantization) on the test set with integer-only inference, checked against a \
-            quantize-dequantize simulation in Float, and prints each layer's SQNR against float64.
+            quantize-dequantize simulation in Float, and prints each layer's SQNR against float64. With --format F, \
+            stores /variants/F instead: FP8, MX, NVFP4 or int4 codes with their scales (precis eval runs it).
             """)
 
     @Argument(help: "A weight file written by precis train.")
