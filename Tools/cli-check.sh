@@ -359,6 +359,11 @@ usage_error "no --compare" "$precis" quantize "$work/s.h5" --format mxfp4 --comp
 usage_error "chooses int4 weight ranges" "$precis" quantize "$work/s.h5" --format mxfp4 --calibration mse
 usage_error "--resume continues the checkpoint's run" "$precis" train --resume "$work/s.h5" --epochs 3
 expect_error "s.h5: /checkpoint is missing: not a checkpoint" "$precis" train --resume "$work/s.h5" --quiet
+"$precis" train --model simple --dataset mnist5k --epochs 1 --precision mixed-float16 --quiet --output "$work/mixed.h5" > /dev/null
+"$precis" inspect "$work/mixed.h5" --json | python3 -c 'import json, sys; t = json.load(sys.stdin)["training"]; assert t["precision"] == "mixed-float16" and t["final_loss_scale"] >= 1 and t["skipped_steps"] >= 0, t' \
+  || fail "mixed-precision training record"
+usage_error "--loss-scale goes with --precision mixed" "$precis" train --loss-scale 4 --epochs 1
+usage_error "is invalid for '--precision" "$precis" train --precision float8 --epochs 1
 usage_error "is invalid for '--augment" "$precis" train --augment shift:9 --epochs 1
 expect_error "a mirrored digit is not the same digit" "$precis" train --augment flip --epochs 1 --quiet
 usage_error "unknown precision 'int4-g16'" "$precis" eval "$work/s.h5" --precision int4-g16

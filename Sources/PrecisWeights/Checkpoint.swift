@@ -26,6 +26,9 @@ public struct Checkpoint {
                 try g.setAttribute("optimizer_iteration", .int(state.optimizerIteration))
                 try g.setAttribute("training_seconds", .double(state.history.trainingSeconds))
                 try g.setAttribute("evaluation_sample", .int(config.evaluationSample ?? 0))
+                try g.setAttribute("loss_scale", .double(state.lossScaler.scale))
+                try g.setAttribute("loss_scale_clean_steps", .int(state.lossScaler.cleanSteps))
+                try g.setAttribute("loss_scale_growth_interval", .int(state.lossScaler.growthInterval))
                 try g.write("order_rng", shape: [6], state.order.state.map { Int64(bitPattern: $0) })
                 if !state.dropout.isEmpty {
                     try g.write(
@@ -83,18 +86,25 @@ public struct Checkpoint {
         (history.loss, history.trainAccuracy, history.testAccuracy) = (t.loss, t.trainAccuracy, t.testAccuracy)
         (history.epochSeconds, history.seconds, history.iterations) = (t.epochSeconds, t.seconds, t.iterations)
         history.trainingSeconds = try WeightFile.number(g, "training_seconds")
+        (history.lossScale, history.skippedSteps) = (t.lossScale, t.skippedSteps)
         var config = TrainingConfig()
         (config.epochs, config.batchSize, config.seed) = (t.epochs, t.batchSize, UInt64(bitPattern: Int64(t.seed)))
         guard let optimizer = OptimizerKind(rawValue: t.optimizer) else { throw fail("unknown optimizer") }
         (config.optimizer, config.learningRate) = (optimizer, t.learningRate)
         config.schedule = try LearningRateSchedule(parsing: t.schedule)
         config.augmentation = t.augmentation.isEmpty ? nil : try Augmentation(parsing: t.augmentation)
+        config.precision = TrainingPrecision(rawValue: t.precision) ?? .float32
+        let scale = try WeightFile.number(g, "loss_scale")
+        guard scale.isFinite && scale >= 1 else { throw fail("loss_scale must be 1 or more") }
+        config.lossScaler = LossScaler(
+            scale: scale, growthInterval: Int(try WeightFile.number(g, "loss_scale_growth_interval")),
+            cleanSteps: Int(try WeightFile.number(g, "loss_scale_clean_steps")))
         let sample = Int(try WeightFile.number(g, "evaluation_sample"))
         config.evaluationSample = sample > 0 ? sample : nil
         let state = TrainingCheckpoint(
             epochsDone: epochsDone, history: history, order: order,
             optimizerIteration: Int(try WeightFile.number(g, "optimizer_iteration")), moments: try moments("moment1"),
-            secondMoments: try moments("moment2"), dropout: dropout)
+            secondMoments: try moments("moment2"), dropout: dropout, lossScaler: config.lossScaler)
         return Checkpoint(file: file, state: state, config: config)
     }
 }

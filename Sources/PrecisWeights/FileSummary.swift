@@ -34,6 +34,8 @@ public struct FileSummary: Codable, Equatable, Sendable {
         public var optimizer: String, learningRate: Double, lrSchedule: String, seed: Int
         /// The random transforms of the training images (`shift:2,rotate:10`), empty for none.
         public var augmentation: String
+        /// The training precision, and for mixed precision the skipped steps and the last loss scale.
+        public var precision: String, skippedSteps: Int, finalLossScale: Double?
         public var seconds: Double, iterations: Int
         /// Fractions (0...1); nil when the record holds no epoch.
         public var finalTrainAccuracy: Double?, finalTestAccuracy: Double?
@@ -41,6 +43,7 @@ public struct FileSummary: Codable, Equatable, Sendable {
         private enum CodingKeys: String, CodingKey {
             case dataset, trainSize = "train_size", testSize = "test_size", epochs, batchSize = "batch_size", optimizer
             case learningRate = "learning_rate", lrSchedule = "lr_schedule", seed, augmentation, seconds, iterations
+            case precision, skippedSteps = "skipped_steps", finalLossScale = "final_loss_scale"
             case finalTrainAccuracy = "final_train_accuracy", finalTestAccuracy = "final_test_accuracy"
         }
     }
@@ -115,7 +118,8 @@ extension WeightStore {
                 dataset: t.dataset, trainSize: t.trainSize, testSize: t.testSize, epochs: t.epochs,
                 batchSize: t.batchSize,
                 optimizer: t.optimizer, learningRate: t.learningRate, lrSchedule: t.schedule, seed: t.seed,
-                augmentation: t.augmentation, seconds: t.seconds, iterations: t.iterations,
+                augmentation: t.augmentation, precision: t.precision, skippedSteps: t.skippedSteps.count,
+                finalLossScale: t.lossScale.last, seconds: t.seconds, iterations: t.iterations,
                 finalTrainAccuracy: t.trainAccuracy.last,
                 finalTestAccuracy: t.testAccuracy.last)
         }
@@ -170,6 +174,11 @@ extension FileSummary {
                     t.optimizer,
                     t.learningRate, t.lrSchedule, t.seed, t.seconds, t.iterations))
             if !t.augmentation.isEmpty { out.append("  augmentation: \(t.augmentation)") }
+            if let scale = t.finalLossScale {
+                out.append(
+                    "  precision: \(t.precision), loss scale \(scale.formatted()) at the end, "
+                        + "\(t.skippedSteps) \(t.skippedSteps == 1 ? "step" : "steps") skipped for overflow")
+            }
             out.append(
                 "  final accuracy: train \(t.finalTrainAccuracy.map(percentText) ?? "-"), "
                     + "test \(t.finalTestAccuracy.map(percentText) ?? "-")")

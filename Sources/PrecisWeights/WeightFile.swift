@@ -14,6 +14,10 @@ public struct TrainingRecord: Equatable, Sendable {
     public var seed: Int
     /// The training images' random transforms (`shift:2,rotate:10`), or empty for none.
     public var augmentation: String
+    /// `float32`, `mixed-float16` or `mixed-bfloat16`.
+    public var precision: String
+    /// Mixed precision: the loss scale of every iteration, and the skipped iterations (1-based).
+    public var lossScale: [Double], skippedSteps: [Int]
     /// Wall time of the run, evaluation included.
     public var seconds: Double
     public var iterations: Int
@@ -28,6 +32,7 @@ public struct TrainingRecord: Equatable, Sendable {
             "", 0, 0, 0, 0, "", 0, "", ""
         )
         (seed, seconds, iterations, loss, trainAccuracy, testAccuracy, epochSeconds) = (0, 0, 0, [], [], [], [])
+        (precision, lossScale, skippedSteps) = ("float32", [], [])
     }
 
     public init(dataset: Dataset, config: TrainingConfig, history: TrainingHistory) {
@@ -41,6 +46,8 @@ public struct TrainingRecord: Equatable, Sendable {
         schedule = config.schedule.description
         seed = Int(truncatingIfNeeded: config.seed)
         augmentation = config.augmentation?.description ?? ""
+        precision = config.precision.rawValue
+        (lossScale, skippedSteps) = (history.lossScale, history.skippedSteps)
         seconds = history.seconds
         iterations = history.iterations
         loss = history.loss
@@ -160,6 +167,11 @@ public struct WeightFile {
         try g.setAttribute("lr_schedule", .string(t.schedule))
         try g.setAttribute("seed", .int(t.seed))
         try g.setAttribute("augmentation", .string(t.augmentation))
+        try g.setAttribute("precision", .string(t.precision))
+        if t.precision != "float32" {
+            try g.write("loss_scale", shape: [t.lossScale.count], t.lossScale)
+            try g.write("skipped_steps", shape: [t.skippedSteps.count], t.skippedSteps.map(Int64.init))
+        }
         try g.setAttribute("seconds", .double(t.seconds))
         try g.setAttribute("iterations", .int(t.iterations))
         try g.setAttribute("final_train_accuracy", .double(t.trainAccuracy.last ?? .nan))
@@ -323,6 +335,14 @@ public struct WeightFile {
         t.seed = Int(try number(g, "seed"))
         // Files written before augmentation existed trained without it.
         t.augmentation = try g.attribute("augmentation") == nil ? "" : try string(g, "augmentation")
+        t.precision = try g.attribute("precision") == nil ? "float32" : try string(g, "precision")
+        guard TrainingPrecision(rawValue: t.precision) != nil else {
+            throw HDF5Error(file: g.file.path, path: g.path, message: "unknown training precision '\(t.precision)'")
+        }
+        if t.precision != "float32" {
+            t.lossScale = try series("loss_scale")
+            t.skippedSteps = try g.read("skipped_steps", as: Int64.self).values.map { Int($0) }
+        }
         t.seconds = try number(g, "seconds")
         t.iterations = Int(try number(g, "iterations"))
         t.loss = try series("loss")

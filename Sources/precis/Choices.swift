@@ -11,6 +11,7 @@ extension PrecisionMode: ExpressibleByArgument {
 }
 
 extension CalibrationMethod: ExpressibleByArgument {}
+extension TrainingPrecision: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 
 extension QuantScheme: ExpressibleByArgument {

@@ -51,6 +51,19 @@ struct Train: ParsableCommand {
             valueName: "list"))
     var augment: Augmentation?
 
+    @Option(
+        help: """
+            float32 (the default), or mixed-float16 / mixed-bfloat16: weights, activations and gradients stored in \
+            16 bits between operations, sums and master weights in float32, dynamic loss scaling from 2^15.
+            """)
+    var precision: TrainingPrecision?
+
+    @Option(
+        help: ArgumentHelp(
+            "With a mixed precision: dynamic (the default: from 2^15, halved on overflow, doubled after 1000 clean "
+                + "steps) or a fixed scale (1: none).", valueName: "scale"))
+    var lossScale: String?
+
     @Option(help: "After every epoch, write the run's state here (a weight file that --resume continues).")
     var checkpoint: String?
 
@@ -86,11 +99,21 @@ struct Train: ParsableCommand {
         guard (1...1_000_000).contains(batchSize ?? 1) else {
             throw ValidationError("--batch-size must be from 1 to 1000000")
         }
-        let settings: [Any?] = [model, weightInit, epochs, batchSize, optimizer, learningRate, lrSchedule, seed]
+        let settings: [Any?] = [
+            model, weightInit, epochs, batchSize, optimizer, learningRate, lrSchedule, seed, precision, lossScale,
+        ]
         if resume != nil && (settings + [evalSample, augment]).contains(where: { $0 != nil }) {
             throw ValidationError(
                 "--resume continues the checkpoint's run with its own settings: give only the data, outputs and "
                     + "--checkpoint")
+        }
+        if let lossScale {
+            guard (precision ?? .float32) != .float32 else {
+                throw ValidationError("--loss-scale goes with --precision mixed-float16 or mixed-bfloat16")
+            }
+            guard lossScale == "dynamic" || (Double(lossScale).map { $0 >= 1 && $0 <= 0x1p60 } ?? false) else {
+                throw ValidationError("--loss-scale must be dynamic or a number from 1 to 2^60")
+            }
         }
         if let checkpoint, let problem = writeProblem(checkpoint) {
             throw ValidationError("--checkpoint \(checkpoint): \(problem)")
@@ -136,6 +159,10 @@ struct Train: ParsableCommand {
             config.seed = seed ?? 0
             config.evaluationSample = evalSample
             config.augmentation = augment
+            config.precision = precision ?? .float32
+            if let fixed = lossScale.flatMap(Double.init) {
+                config.lossScaler = LossScaler(scale: fixed, growthInterval: 0)
+            }
             if let resumed { config = resumed.config }
             let (epochs, seed) = (config.epochs, config.seed)
             if let refusal = config.augmentation?.refusal(for: dataset.name) { throw ValidationError(refusal) }
@@ -144,9 +171,10 @@ struct Train: ParsableCommand {
                 FileHandle.standardError.write(
                     Data("precis: warning: no --output, so the trained weights will not be saved\n".utf8))
             }
-            let net =
+            let start =
                 try resumed.map { try Network<Float>(spec: spec, parameters: $0.file.tensors, seed: seed) }
                 ?? Network<Float>(spec: spec, seed: seed)
+            let net = try start.storing(config.precision.storage, seed: seed)
             let log = !quiet && !json
             if log {
                 print(

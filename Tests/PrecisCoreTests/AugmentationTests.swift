@@ -88,7 +88,8 @@ import Testing
 /// Checkpoints: a run stopped after an epoch and continued from its state ends with exactly the
 /// weights and history of the run that did not stop.
 @Suite struct CheckpointTests {
-    @Test func resumingGivesTheUninterruptedRun() throws {
+    @Test(arguments: [TrainingPrecision.float32, .mixedFloat16])
+    func resumingGivesTheUninterruptedRun(_ precision: TrainingPrecision) throws {
         let spec = try ModelSpec.named("conv(3,3) relu dropout(0.3) maxpool(2) affine(10)", inputShape: [1, 8, 8])
         var rng = RandomSource(seed: 8)
         let data = Dataset(
@@ -97,7 +98,8 @@ import Testing
             testImages: (0..<(10 * 64)).map { _ in Float(rng.uniform()) }, testLabels: Array(0..<10))
         var config = TrainingConfig()
         (config.epochs, config.batchSize, config.augmentation) = (3, 10, Augmentation(shift: 1))
-        let whole = try Network<Float>(spec: spec, seed: 2)
+        (config.precision, config.lossScaler) = (precision, LossScaler(growthInterval: 2))
+        let whole = try Network<Float>(spec: spec, seed: 2).storing(precision.storage, seed: 2)
         var states: [TrainingCheckpoint] = [], tensors: [[String: Tensor<Double>]] = []
         let history = try Trainer(config).run(
             whole, on: data,
@@ -106,7 +108,8 @@ import Testing
                 tensors.append(whole.tensorValues())
             })
         #expect(states.map(\.epochsDone) == [1, 2, 3] && states[0].optimizerIteration == 4)
-        let resumed = try Network<Float>(spec: spec, parameters: tensors[0], seed: 2)
+        let resumed = try Network<Float>(spec: spec, parameters: tensors[0], seed: 2).storing(
+            precision.storage, seed: 2)
         var again = try Trainer(config).run(resumed, on: data, resume: states[0])
         #expect(resumed.tensorValues() == whole.tensorValues())
         (again.seconds, again.trainingSeconds, again.epochSeconds) = (

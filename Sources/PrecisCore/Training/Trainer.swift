@@ -50,6 +50,10 @@ public struct TrainingConfig: Sendable {
     public var evaluationSample: Int?
     /// Random transforms of each training batch, drawn from the seed, the epoch and the batch.
     public var augmentation: Augmentation?
+    /// The precision of the forward and backward passes; the network must store values in its format.
+    public var precision = TrainingPrecision.float32
+    /// The loss scaling of the mixed precisions (dynamic from 2^15 by default).
+    public var lossScaler = LossScaler()
 
     public init() {}
 }
@@ -66,6 +70,10 @@ public struct TrainingHistory: Sendable, Equatable {
     /// Wall time of the training iterations alone (forward, backward, update), without evaluation.
     public var trainingSeconds = 0.0
     public var iterations = 0
+    /// Mixed precision: the loss scale of every iteration, and the iterations (1-based) whose update
+    /// was skipped because a gradient overflowed.
+    public var lossScale: [Double] = []
+    public var skippedSteps: [Int] = []
 
     public init() {}
 }
@@ -82,15 +90,19 @@ public struct TrainingCheckpoint: Sendable, Equatable {
     /// the first update).
     public var moments: [[Double]], secondMoments: [[Double]]
     public var dropout: [RandomSource]
+    /// The loss scaler's state (mixed precision).
+    public var lossScaler: LossScaler
 
     public init(
         epochsDone: Int, history: TrainingHistory, order: RandomSource, optimizerIteration: Int,
-        moments: [[Double]], secondMoments: [[Double]], dropout: [RandomSource]
+        moments: [[Double]], secondMoments: [[Double]], dropout: [RandomSource], lossScaler: LossScaler = LossScaler()
     ) {
         (self.epochsDone, self.history, self.order, self.optimizerIteration) = (
             epochsDone, history, order, optimizerIteration
         )
-        (self.moments, self.secondMoments, self.dropout) = (moments, secondMoments, dropout)
+        (self.moments, self.secondMoments, self.dropout, self.lossScaler) = (
+            moments, secondMoments, dropout, lossScaler
+        )
     }
 }
 
@@ -125,10 +137,13 @@ public struct Trainer {
         let base = optimizer.learningRate
         var rng = resume?.order ?? RandomSource(seed: config.seed ^ 0x7261_696E)
         var history = resume?.history ?? TrainingHistory()
+        var scaler = resume?.lossScaler ?? config.lossScaler
         if let resume {
             optimizer.state = (resume.optimizerIteration, resume.moments, resume.secondMoments)
             net.dropoutGenerators = resume.dropout
         }
+        precondition(net.storage == config.precision.storage, "the network must store values as it trains")
+        let mixed = config.precision != .float32
         let start = Date().addingTimeInterval(-history.seconds)
         let perEpoch = (data.trainCount + config.batchSize - 1) / config.batchSize
         let params = net.parameters.map(\.parameter)
@@ -143,12 +158,24 @@ public struct Trainer {
             for i in 0..<perEpoch {
                 let idx = order[i * config.batchSize..<min((i + 1) * config.batchSize, data.trainCount)]
                 let x: Tensor<T> = batch(data, idx, epoch: epoch, index: i)
-                let loss = Double(net.gradient(x, idx.map { data.trainLabels[$0] }, inputGradient: false).loss)
+                let labels = idx.map { data.trainLabels[$0] }
+                var loss = 0.0, apply = true
+                if mixed {
+                    let (l, finite) = net.mixedGradient(x, labels, scale: scaler.scale)
+                    (loss, apply) = (Double(l), finite)
+                    history.lossScale.append(scaler.scale)
+                } else {
+                    loss = Double(net.gradient(x, labels, inputGradient: false).loss)
+                }
                 guard loss.isFinite else {
                     throw TrainingError.diverged(
                         iteration: epoch * perEpoch + i + 1, epoch: epoch + 1, what: "the loss is \(loss)")
                 }
-                optimizer.update(params)
+                if mixed && !scaler.step(finite: apply) {
+                    history.skippedSteps.append(epoch * perEpoch + i + 1)
+                } else {
+                    optimizer.update(params)
+                }
                 history.loss.append(loss)
                 epochLoss += loss
                 events(.iteration(epoch: epoch + 1, index: i + 1, perEpoch: perEpoch, loss: loss))
@@ -178,7 +205,8 @@ public struct Trainer {
             try checkpoint(
                 TrainingCheckpoint(
                     epochsDone: epoch + 1, history: history, order: rng, optimizerIteration: state.iteration,
-                    moments: state.first, secondMoments: state.second, dropout: net.dropoutGenerators))
+                    moments: state.first, secondMoments: state.second, dropout: net.dropoutGenerators,
+                    lossScaler: scaler))
         }
         history.iterations = perEpoch * config.epochs
         history.seconds = Date().timeIntervalSince(start)
