@@ -67,11 +67,7 @@ import Testing
 
     @Test func augmentedTrainingIsReproducible() throws {
         let spec = try ModelSpec.named("conv(3,3) relu maxpool(2) affine(10)", inputShape: [1, 8, 8])
-        var rng = RandomSource(seed: 6)
-        let data = Dataset(
-            name: "tiny", imageShape: [1, 8, 8], classes: 10,
-            trainImages: (0..<(40 * 64)).map { _ in Float(rng.uniform()) }, trainLabels: (0..<40).map { $0 % 10 },
-            testImages: (0..<(10 * 64)).map { _ in Float(rng.uniform()) }, testLabels: Array(0..<10))
+        let data = tinyDataset(seed: 6)
         var config = TrainingConfig()
         (config.epochs, config.batchSize, config.augmentation) = (2, 10, Augmentation(shift: 1, rotation: 10))
         func train(_ c: TrainingConfig) throws -> [String: Tensor<Double>] {
@@ -91,11 +87,7 @@ import Testing
     @Test(arguments: [TrainingPrecision.float32, .mixedFloat16])
     func resumingGivesTheUninterruptedRun(_ precision: TrainingPrecision) throws {
         let spec = try ModelSpec.named("conv(3,3) relu dropout(0.3) maxpool(2) affine(10)", inputShape: [1, 8, 8])
-        var rng = RandomSource(seed: 8)
-        let data = Dataset(
-            name: "tiny", imageShape: [1, 8, 8], classes: 10,
-            trainImages: (0..<(40 * 64)).map { _ in Float(rng.uniform()) }, trainLabels: (0..<40).map { $0 % 10 },
-            testImages: (0..<(10 * 64)).map { _ in Float(rng.uniform()) }, testLabels: Array(0..<10))
+        let data = tinyDataset(seed: 8)
         var config = TrainingConfig()
         (config.epochs, config.batchSize, config.augmentation) = (3, 10, Augmentation(shift: 1))
         (config.precision, config.lossScaler) = (precision, LossScaler(growthInterval: 2))

@@ -23,13 +23,7 @@ import Testing
 
     static let spec = try! ModelSpec.named("conv(3,3) relu maxpool(2) affine(10)", inputShape: [1, 8, 8])
 
-    static func tiny() -> Dataset {
-        var rng = RandomSource(seed: 9)
-        return Dataset(
-            name: "tiny", imageShape: [1, 8, 8], classes: 10,
-            trainImages: (0..<(40 * 64)).map { _ in Float(rng.uniform()) }, trainLabels: (0..<40).map { $0 % 10 },
-            testImages: (0..<(10 * 64)).map { _ in Float(rng.uniform()) }, testLabels: Array(0..<10))
-    }
+    static func tiny() -> Dataset { tinyDataset(seed: 9) }
 
     @Test(arguments: [StorageFormat.float16, .bfloat16])
     func gradientsThroughSixteenBitsAreCloseAndUnscaled(_ storage: StorageFormat) throws {

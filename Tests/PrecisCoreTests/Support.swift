@@ -154,3 +154,12 @@ private func forEachTap(_ g: Window, _ images: Range<Int>, _ body: (Int, Int) ->
         }
     }
 }
+
+/// A data set of random 8×8 images: 40 to train on (labels 0...9 in turn) and 10 to test.
+func tinyDataset(seed: UInt64) -> Dataset {
+    var rng = RandomSource(seed: seed)
+    return Dataset(
+        name: "tiny", imageShape: [1, 8, 8], classes: 10,
+        trainImages: (0..<(40 * 64)).map { _ in Float(rng.uniform()) }, trainLabels: (0..<40).map { $0 % 10 },
+        testImages: (0..<(10 * 64)).map { _ in Float(rng.uniform()) }, testLabels: Array(0..<10))
+}
