@@ -104,7 +104,7 @@ struct Eval: ParsableCommand {
             }
             var notes: [String] = []
             if precision.choices.contains(.int8) && store.int8VariantNames.isEmpty {
-                let (entry, note) = try calibratedNow(store, dataset)
+                let (entry, note) = try calibratedNow(store, calibration)
                 entries.append(entry)
                 notes.append(note)
             }
@@ -163,14 +163,12 @@ struct Eval: ParsableCommand {
 
     /// The default int8 scheme calibrated on the spot (not stored), as `precis quantize` would, and
     /// a note saying how to store it.
-    func calibratedNow(_ store: WeightStore, _ dataset: Dataset) throws -> (EvaluationEntry, String) {
+    func calibratedNow(_ store: WeightStore, _ calibration: FormatCalibration) throws -> (EvaluationEntry, String) {
         let spec = store.spec, tensors = store.master.tensors
         let scheme = Self.defaultInt8Scheme, method = Self.defaultInt8Calibration
-        let (images, count) = drawCalibrationImages(dataset, count: 500, seed: 0)
-        let observers = observeActivations(
-            try Network<Float>(spec: spec, parameters: tensors), images: images, count: count)
         let model = try QuantizedModel(
-            spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method)
+            spec: spec, tensors: tensors, scheme: scheme, observers: try calibration.observers, method: method)
+        let count = try calibration.imageCount
         let name = WeightFile.int8VariantName(scheme),
             how = "calibrated now: \(method.rawValue), \(count) training images, seed 0; not stored"
         let entry = EvaluationEntry(
@@ -225,26 +223,31 @@ struct Eval: ParsableCommand {
     }
 }
 
-/// The number formats' networks, from the master's tensors; the input scales of the formats that
-/// need them are calibrated once, on the same 500 training images as int8 (stratified, seed 0).
+/// The calibration of everything `eval` quantizes now: the inputs of every convolution and affine
+/// layer observed once, on the same 500 training images as `precis quantize` (stratified, seed 0),
+/// for the default int8 scheme and the number formats that scale their inputs.
 final class FormatCalibration {
     let store: WeightStore, dataset: Dataset
     static let images = 500
-    private var cached: [Int: Observer]?
+    private var cached: (observers: [Int: Observer], count: Int)?
 
     init(store: WeightStore, dataset: Dataset) { (self.store, self.dataset) = (store, dataset) }
 
-    /// Observers of every convolution and affine layer's input, computed on first use.
-    var observers: [Int: Observer] {
+    /// Observers of every convolution and affine layer's input, and how many images they saw,
+    /// computed on first use.
+    private var observed: (observers: [Int: Observer], count: Int) {
         get throws {
             if let cached { return cached }
             let (images, count) = drawCalibrationImages(dataset, count: Self.images, seed: 0)
-            let observed = observeActivations(
+            let observers = observeActivations(
                 try Network<Float>(spec: store.spec, parameters: store.master.tensors), images: images, count: count)
-            cached = observed
-            return observed
+            cached = (observers, count)
+            return (observers, count)
         }
     }
+
+    var observers: [Int: Observer] { get throws { try observed.observers } }
+    var imageCount: Int { get throws { try observed.count } }
 
     func network(_ mode: FormatMode) throws -> FormatNetwork {
         try FormatNetwork(

@@ -77,25 +77,27 @@ import Testing
         #expect(NVFP4.blockScale(amax: 1, g) == 448 && small == [6 * (448 * g), 2 * (448 * g)])
     }
 
+    /// `w` as `weights` stores and decodes it, one vector.
+    func int4(_ w: [Float], _ weights: Int4Weights) -> [Float] {
+        FormatTensor(encoding: w, vectors: 1, length: w.count, format: .int4(weights)).decoded()
+    }
+
     @Test func int4GroupsWorkedByHand() {
         // Symmetric, min-max: amax 3.5 gives scale 0.5; 1.2/0.5 = 2.4 -> 2; -0.75/0.5 = -1.5 ties to -2.
         let symmetric = Int4Weights(group: 4, zeroPoint: false, method: .minmax)
-        var w: [Float] = [3.5, 1.2, -0.75, 0, 28, 14, 0, -1]
-        symmetric.round(&w, .rows(1, 8))
+        let w = int4([3.5, 1.2, -0.75, 0, 28, 14, 0, -1], symmetric)
         // Second group: amax 28, scale 4; 14/4 = 3.5 ties to 4 (16); -1/4 = -0.25 rounds to 0.
         #expect(w == [3.5, 1, -1, 0, 28, 16, 0, 0])
         // With a zero point: [-1, 2] over 0...15 has scale 0.2 and zero point 5; 0.5/0.2 is just under 2.5
         // (the scale is a float32 a little above 0.2), so code 7, value 0.4.
         let asymmetric = Int4Weights(group: nil, zeroPoint: true, method: .minmax)
-        var z: [Float] = [-1, 2, 0.5, 0]
-        asymmetric.round(&z, .rows(1, 4))
+        let z = int4([-1, 2, 0.5, 0], asymmetric)
         #expect(z.map { ($0 * 1000).rounded() / 1000 } == [-1, 2, 0.4, 0])
         // MSE never does worse than min-max on the group's own values.
         var rng = RandomSource(seed: 9)
         let heavy = (0..<64).map { _ in Float(rng.normal() * rng.normal()) }
         let error = { (m: CalibrationMethod) -> Double in
-            var x = heavy
-            Int4Weights(group: 32, zeroPoint: false, method: m).round(&x, .rows(1, 64))
+            let x = int4(heavy, Int4Weights(group: 32, zeroPoint: false, method: m))
             return zip(x, heavy).reduce(0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
         }
         #expect(error(.mse) < error(.minmax))

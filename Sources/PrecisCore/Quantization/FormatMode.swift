@@ -122,22 +122,6 @@ public struct Int4Weights: Sendable, Hashable {
     /// Bits of a group's scale, and zero point when there is one.
     public var scaleBits: Int { zeroPoint ? 40 : 32 }
 
-    /// Rounds the weights laid out as `layout` in place.
-    public func round(_ w: inout [Float], _ layout: OperandLayout) {
-        let size = group ?? layout.length
-        w.withUnsafeMutableBufferPointer { p in
-            for v in 0..<layout.vectors {
-                for start in stride(from: 0, to: layout.length, by: size) {
-                    let idx = (start..<min(start + size, layout.length)).map {
-                        v * layout.vectorStride + $0 * layout.elementStride
-                    }
-                    let r = bestRange(idx.map { p[$0] })
-                    for i in idx { p[i] = Float(r.fakeQuantize(Double(p[i]))) }
-                }
-            }
-        }
-    }
-
     /// The range `method` picks for one group: among the candidates, the one with the least squared
     /// error of the group's own values (the first of equals, so the widest).
     public func bestRange(_ x: [Float]) -> QuantRange {

@@ -52,24 +52,28 @@ public enum MXElement: Sendable, Hashable {
 public struct MXBlockFormat: Sendable, Hashable {
     public let element: MXElement
     public let size: Int
+    /// emax_elem: see `MXElement.maxExponent` (kept, since every block's scale needs it).
+    public let elementMaxExponent: Int
 
-    public init(element: MXElement, size: Int = 32) { (self.element, self.size) = (element, size) }
+    public init(element: MXElement, size: Int = 32) {
+        (self.element, self.size, elementMaxExponent) = (element, size, element.maxExponent)
+    }
 
     /// A block of float elements.
     public init(element: MiniFloat, size: Int = 32) { self.init(element: .float(element), size: size) }
-
-    /// emax_elem: see `MXElement.maxExponent`.
-    public var elementMaxExponent: Int { element.maxExponent }
 
     /// Bits per value, the shared scale included: 8.25 for MXFP8 and MXINT8, 6.25 for MXFP6, 4.25 for
     /// MXFP4.
     public var bitsPerValue: Double { Double(element.bits) + 8 / Double(size) }
 
-    /// The shared exponent of a block whose largest magnitude is `amax` (finite, positive):
-    /// floor(log2(amax)) − emax_elem, clamped to E8M0's range −127...127.
+    /// The shared scale 2^e of a block whose largest magnitude is `amax` (not NaN):
+    /// e = floor(log2(amax)) − emax_elem, clamped to E8M0's range −127...127. floor(log2) is the
+    /// float32 exponent field; an all-zero block, and float32 subnormals, get the smallest scale.
     @inline(__always)
-    func sharedExponent(_ amax: Float) -> Int {
-        amax.isInfinite ? 127 : Swift.min(127, Swift.max(-127, Int(amax.exponent) - elementMaxExponent))
+    func scale(amax: Float) -> Float {
+        let field = Int(amax.bitPattern >> 23)
+        let e = min(127, max(-127, (amax.isFinite ? field - 127 : 127 + elementMaxExponent) - elementMaxExponent))
+        return e == -127 ? 0x1p-127 : Float(bitPattern: UInt32(e + 127) << 23)
     }
 
     /// One block of values as the specification converts it: the shared exponent is
@@ -81,8 +85,8 @@ public struct MXBlockFormat: Sendable, Hashable {
         if values.contains(where: \.isNaN) { return (0xFF, values.map { _ in 0 }) }
         let amax = values.reduce(Float(0)) { Swift.max($0, $1.magnitude) }
         guard amax > 0 else { return (0, values.map { _ in 0 }) }
-        let e = sharedExponent(amax), x = Float(sign: .plus, exponent: e, significand: 1)
-        return (UInt8(e + 127), values.map { element.encode($0 / x) })
+        let x = scale(amax: amax)
+        return (MiniFloat.e8m0.encode(x), values.map { element.encode($0 / x) })
     }
 
     /// The values a block's scale and codes stand for.

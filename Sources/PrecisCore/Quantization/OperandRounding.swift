@@ -69,14 +69,7 @@ public struct OperandRounding: Sendable {
 
     /// OCP MX v1.0: a shared E8M0 scale 2^(floor(log2 amax) − emax_elem) per block.
     public static func mx(_ format: MXBlockFormat) -> OperandRounding {
-        let emax = format.elementMaxExponent
-        return blocks(format.element.rounder, size: format.size) { amax in
-            // floor(log2 amax) from the exponent field (float32 subnormals lie below 2^-127 + emax
-            // and get the smallest scale), minus emax, clamped to -127...127.
-            let field = Int(amax.bitPattern >> 23)
-            let e = min(127, max(-127, (amax.isFinite ? field - 127 : 127 + emax) - emax))
-            return e == -127 ? 0x1p-127 : Float(bitPattern: UInt32(e + 127) << 23)
-        }
+        blocks(format.element.rounder, size: format.size) { format.scale(amax: $0) }
     }
 
     /// NVFP4 with the per-tensor scale `g = amax / (6·448)` (see `NVFP4`).

@@ -208,8 +208,6 @@ public struct Trainer {
                     moments: state.first, secondMoments: state.second, dropout: net.dropoutGenerators,
                     lossScaler: scaler))
         }
-        history.iterations = perEpoch * config.epochs
-        history.seconds = Date().timeIntervalSince(start)
         return history
     }
 }
