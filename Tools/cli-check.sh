@@ -367,4 +367,43 @@ usage_error "is invalid for '--precision" "$precis" train --precision float8 --e
 usage_error "is invalid for '--augment" "$precis" train --augment shift:9 --epochs 1
 expect_error "a mirrored digit is not the same digit" "$precis" train --augment flip --epochs 1 --quiet
 usage_error "unknown precision 'int4-g16'" "$precis" eval "$work/s.h5" --precision int4-g16
+# Pure float16 training records what half loses.
+"$precis" train --model simple --dataset mnist5k --epochs 1 --precision float16 --optimizer momentum --json \
+  --output "$work/half.h5" > "$work/half.json"
+"$precis" inspect "$work/half.h5" --json > "$work/half-inspect.json"
+python3 - "$work/half.json" "$work/half-inspect.json" <<'PY' || fail "float16 training record"
+import json, sys
+t, i = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["training"]
+assert t["precision"] == "float16" == i["precision"] and len(t["unchanged_fraction"]) == 1, (t["precision"], i)
+assert 0 < t["unchanged_fraction"][0] <= 1 and [u["layer"] for u in t["gradient_underflow"]] == ["00_conv1", "03_affine1", "05_affine2"]
+assert all(u["zero"] + u["subnormal"] <= u["total"] for u in t["gradient_underflow"])
+PY
+# Quantization-aware training: the stored variant gives the answers it reported, post-training
+# quantization is what quantize stores, and the record says where the network came from.
+cp Weights/simple-mnist5k.h5 "$work/ptq.h5"
+for f in int4-channel int8; do
+  "$precis" train --qat $f --from Weights/simple-mnist5k.h5 --epochs 1 --json --output "$work/qat-$f.h5" > "$work/qat-$f.json"
+done
+"$precis" quantize "$work/ptq.h5" --format int4-channel --json --quiet > "$work/ptq.json"
+"$precis" eval "$work/qat-int4-channel.h5" --precision int4-channel --json --quiet > "$work/qat-eval.json"
+"$precis" eval "$work/qat-int8.h5" --precision int8-wchannel-au8z --json --quiet > "$work/qat-eval8.json"
+"$precis" inspect "$work/qat-int8.h5" --json > "$work/qat-inspect.json"
+python3 - "$work" <<'PY' || fail "quantization-aware training"
+import json, sys
+w = sys.argv[1]
+q4, q8, p = (json.load(open(f"{w}/{n}.json")) for n in ("qat-int4-channel", "qat-int8", "ptq"))
+e4, e8 = (json.load(open(f"{w}/{n}.json"))["results"][0] for n in ("qat-eval", "qat-eval8"))
+t = json.load(open(f"{w}/qat-inspect.json"))["training"]
+assert q4["schema"] == "precis.qat/1" and q4["variant"] == "int4-channel" and q8["variant"] == "int8-wchannel-au8z"
+assert e4["accuracy"] == q4["qat"]["accuracy"] and e8["accuracy"] == q8["qat"]["accuracy"], (e4, e8)
+assert e4["weights"] == "/variants/int4-channel" and e8["integer"] is True, (e4["weights"], e8["integer"])
+assert q4["ptq"]["accuracy"] == p["result"]["accuracy"], (q4["ptq"], p["result"])
+assert t["started_from"] == "simple-mnist5k.h5" and t["quantization_aware"] == "int8-wchannel-au8z", t
+PY
+usage_error "--qat: unknown format 'int9'" "$precis" train --qat int9 --from "$work/s.h5"
+usage_error "give --from FILE" "$precis" train --qat mxfp4
+usage_error "--from starts from a trained network" "$precis" train --from "$work/s.h5" --model deep
+usage_error "--calibration chooses the int8 input ranges" "$precis" train --calibration mse
+usage_error "not of mxfp4" "$precis" train --qat mxfp4 --from "$work/s.h5" --calibration mse
+expect_error "nowhere.h5" "$precis" train --qat int8 --from "$work/nowhere.h5" --quiet
 echo "cli-check: passed"

@@ -87,6 +87,7 @@ public struct Checkpoint {
         (history.epochSeconds, history.seconds, history.iterations) = (t.epochSeconds, t.seconds, t.iterations)
         history.trainingSeconds = try WeightFile.number(g, "training_seconds")
         (history.lossScale, history.skippedSteps) = (t.lossScale, t.skippedSteps)
+        (history.unchangedFraction, history.gradientUnderflow) = (t.unchangedFraction, t.gradientUnderflow)
         var config = TrainingConfig()
         (config.epochs, config.batchSize, config.seed) = (t.epochs, t.batchSize, UInt64(bitPattern: Int64(t.seed)))
         guard let optimizer = OptimizerKind(rawValue: t.optimizer) else { throw fail("unknown optimizer") }
@@ -94,6 +95,7 @@ public struct Checkpoint {
         config.schedule = try LearningRateSchedule(parsing: t.schedule)
         config.augmentation = t.augmentation.isEmpty ? nil : try Augmentation(parsing: t.augmentation)
         config.precision = TrainingPrecision(rawValue: t.precision) ?? .float32
+        (config.startedFrom, config.quantizationAware) = (t.startedFrom, t.quantizationAware)
         let scale = try WeightFile.number(g, "loss_scale")
         guard scale.isFinite && scale >= 1 else { throw fail("loss_scale must be 1 or more") }
         config.lossScaler = LossScaler(

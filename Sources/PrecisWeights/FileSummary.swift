@@ -36,6 +36,8 @@ public struct FileSummary: Codable, Equatable, Sendable {
         public var augmentation: String
         /// The training precision, and for mixed precision the skipped steps and the last loss scale.
         public var precision: String, skippedSteps: Int, finalLossScale: Double?
+        /// The file a fine-tuning run started from, and the format QAT simulated (empty when not).
+        public var startedFrom: String, quantizationAware: String
         public var seconds: Double, iterations: Int
         /// Fractions (0...1); nil when the record holds no epoch.
         public var finalTrainAccuracy: Double?, finalTestAccuracy: Double?
@@ -44,6 +46,7 @@ public struct FileSummary: Codable, Equatable, Sendable {
             case dataset, trainSize = "train_size", testSize = "test_size", epochs, batchSize = "batch_size", optimizer
             case learningRate = "learning_rate", lrSchedule = "lr_schedule", seed, augmentation, seconds, iterations
             case precision, skippedSteps = "skipped_steps", finalLossScale = "final_loss_scale"
+            case startedFrom = "started_from", quantizationAware = "quantization_aware"
             case finalTrainAccuracy = "final_train_accuracy", finalTestAccuracy = "final_test_accuracy"
         }
     }
@@ -119,7 +122,8 @@ extension WeightStore {
                 batchSize: t.batchSize,
                 optimizer: t.optimizer, learningRate: t.learningRate, lrSchedule: t.schedule, seed: t.seed,
                 augmentation: t.augmentation, precision: t.precision, skippedSteps: t.skippedSteps.count,
-                finalLossScale: t.lossScale.last, seconds: t.seconds, iterations: t.iterations,
+                finalLossScale: t.lossScale.last, startedFrom: t.startedFrom, quantizationAware: t.quantizationAware,
+                seconds: t.seconds, iterations: t.iterations,
                 finalTrainAccuracy: t.trainAccuracy.last,
                 finalTestAccuracy: t.testAccuracy.last)
         }
@@ -174,10 +178,17 @@ extension FileSummary {
                     t.optimizer,
                     t.learningRate, t.lrSchedule, t.seed, t.seconds, t.iterations))
             if !t.augmentation.isEmpty { out.append("  augmentation: \(t.augmentation)") }
+            if !t.startedFrom.isEmpty {
+                out.append(
+                    "  fine-tuned from \(t.startedFrom)"
+                        + (t.quantizationAware.isEmpty ? "" : ", quantization-aware for \(t.quantizationAware)"))
+            }
             if let scale = t.finalLossScale {
                 out.append(
                     "  precision: \(t.precision), loss scale \(scale.formatted()) at the end, "
                         + "\(t.skippedSteps) \(t.skippedSteps == 1 ? "step" : "steps") skipped for overflow")
+            } else if t.precision != "float32" {
+                out.append("  precision: \(t.precision)")
             }
             out.append(
                 "  final accuracy: train \(t.finalTrainAccuracy.map(percentText) ?? "-"), "

@@ -14,10 +14,18 @@ public struct TrainingRecord: Equatable, Sendable {
     public var seed: Int
     /// The training images' random transforms (`shift:2,rotate:10`), or empty for none.
     public var augmentation: String
-    /// `float32`, `mixed-float16` or `mixed-bfloat16`.
+    /// `float32`, `float16`, `mixed-float16` or `mixed-bfloat16`.
     public var precision: String
     /// Mixed precision: the loss scale of every iteration, and the skipped iterations (1-based).
     public var lossScale: [Double], skippedSteps: [Int]
+    /// Per epoch, the fraction of learnable values the updates left unchanged (empty in older files).
+    public var unchangedFraction: [Double]
+    /// Per layer, its gradients below half's normal range (empty in older files).
+    public var gradientUnderflow: [GradientUnderflow]
+    /// The weight file the run fine-tuned (its name), or empty when it started from the seed.
+    public var startedFrom: String
+    /// The format quantization-aware training simulated, or empty.
+    public var quantizationAware: String
     /// Wall time of the run, evaluation included.
     public var seconds: Double
     public var iterations: Int
@@ -32,7 +40,8 @@ public struct TrainingRecord: Equatable, Sendable {
             "", 0, 0, 0, 0, "", 0, "", ""
         )
         (seed, seconds, iterations, loss, trainAccuracy, testAccuracy, epochSeconds) = (0, 0, 0, [], [], [], [])
-        (precision, lossScale, skippedSteps) = ("float32", [], [])
+        (precision, lossScale, skippedSteps, unchangedFraction, gradientUnderflow) = ("float32", [], [], [], [])
+        (startedFrom, quantizationAware) = ("", "")
     }
 
     public init(dataset: Dataset, config: TrainingConfig, history: TrainingHistory) {
@@ -48,6 +57,8 @@ public struct TrainingRecord: Equatable, Sendable {
         augmentation = config.augmentation?.description ?? ""
         precision = config.precision.rawValue
         (lossScale, skippedSteps) = (history.lossScale, history.skippedSteps)
+        (unchangedFraction, gradientUnderflow) = (history.unchangedFraction, history.gradientUnderflow)
+        (startedFrom, quantizationAware) = (config.startedFrom, config.quantizationAware)
         seconds = history.seconds
         iterations = history.iterations
         loss = history.loss
@@ -168,9 +179,16 @@ public struct WeightFile {
         try g.setAttribute("seed", .int(t.seed))
         try g.setAttribute("augmentation", .string(t.augmentation))
         try g.setAttribute("precision", .string(t.precision))
+        try g.setAttribute("started_from", .string(t.startedFrom))
+        try g.setAttribute("quantization_aware", .string(t.quantizationAware))
         if t.precision != "float32" {
             try g.write("loss_scale", shape: [t.lossScale.count], t.lossScale)
             try g.write("skipped_steps", shape: [t.skippedSteps.count], t.skippedSteps.map(Int64.init))
+        }
+        try g.write("unchanged_fraction", shape: [t.unchangedFraction.count], t.unchangedFraction)
+        let u = try g.createGroup("gradient_underflow")
+        for layer in t.gradientUnderflow {
+            try u.write(layer.layer, shape: [3], [layer.zero, layer.subnormal, layer.total].map(Int64.init))
         }
         try g.setAttribute("seconds", .double(t.seconds))
         try g.setAttribute("iterations", .int(t.iterations))
@@ -342,6 +360,28 @@ public struct WeightFile {
         if t.precision != "float32" {
             t.lossScale = try series("loss_scale")
             t.skippedSteps = try g.read("skipped_steps", as: Int64.self).values.map { Int($0) }
+        }
+        // Files written before fine-tuning existed started from the seed.
+        t.startedFrom = try g.attribute("started_from") == nil ? "" : try string(g, "started_from")
+        t.quantizationAware = try g.attribute("quantization_aware") == nil ? "" : try string(g, "quantization_aware")
+        // Files written before these counts existed have neither.
+        if g.contains("unchanged_fraction") {
+            t.unchangedFraction = try series("unchanged_fraction")
+            guard t.unchangedFraction.allSatisfy({ (0...1).contains($0) }) else {
+                throw HDF5Error(file: g.file.path, path: g.path + "/unchanged_fraction", message: "must lie in [0, 1]")
+            }
+        }
+        if g.contains("gradient_underflow") {
+            let u = try g.group("gradient_underflow")
+            t.gradientUnderflow = try u.children().map { name in
+                let v = try u.read(name, as: Int64.self).values.map { Int($0) }
+                guard v.count == 3, v.allSatisfy({ $0 >= 0 }), v[0] + v[1] <= v[2] else {
+                    throw HDF5Error(
+                        file: g.file.path, path: u.path + "/" + name,
+                        message: "must hold 3 counts: zero, subnormal, total")
+                }
+                return GradientUnderflow(layer: name, zero: v[0], subnormal: v[1], total: v[2])
+            }
         }
         t.seconds = try number(g, "seconds")
         t.iterations = Int(try number(g, "iterations"))

@@ -73,15 +73,19 @@ struct PictureReportWriter {
                     text:
                         "\(t.epochs) epochs on \(t.dataset) (\(t.trainSize) training images), "
                         + "batch \(t.batchSize), "
-                        + "\(t.optimizer) with learning rate \(t.learningRate), seed \(t.seed).",
+                        + "\(t.optimizer) with learning rate \(t.learningRate), seed \(t.seed), in \(t.precision)"
+                        + (t.augmentation.isEmpty ? "" : ", images augmented by \(t.augmentation)")
+                        + (t.startedFrom.isEmpty ? "" : ", fine-tuning \(t.startedFrom)")
+                        + (t.quantizationAware.isEmpty ? "" : " with \(t.quantizationAware) simulated (QAT)") + ".",
                     charts: trainingCharts(
                         loss: t.loss, trainAccuracy: t.trainAccuracy, testAccuracy: t.testAccuracy)))
         } else {
             sections.append(
                 PictureReport.Section(heading: "Training", text: "The file holds no training record.", charts: []))
         }
-        // The initial weights are not stored: the seed and the init scheme reproduce them exactly.
-        let initial = try store.master.training.map {
+        // The initial weights are not stored: the seed and the init scheme reproduce them exactly
+        // (not those of a fine-tuned network, which started from another file).
+        let initial = try store.master.training.flatMap { $0.startedFrom.isEmpty ? $0 : nil }.map {
             try Network<Float>(spec: spec, seed: UInt64(truncatingIfNeeded: $0.seed)).tensorValues()
         }
         sections.append(

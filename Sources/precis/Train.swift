@@ -53,8 +53,9 @@ struct Train: ParsableCommand {
 
     @Option(
         help: """
-            float32 (the default), or mixed-float16 / mixed-bfloat16: weights, activations and gradients stored in \
-            16 bits between operations, sums and master weights in float32, dynamic loss scaling from 2^15.
+            float32 (the default); float16: everything in IEEE half (weights, gradients, optimizer state, every sum); \
+            mixed-float16 / mixed-bfloat16: weights, activations and gradients stored in 16 bits between operations, \
+            sums and master weights in float32, dynamic loss scaling from 2^15.
             """)
     var precision: TrainingPrecision?
 
@@ -63,6 +64,26 @@ struct Train: ParsableCommand {
             "With a mixed precision: dynamic (the default: from 2^15, halved on overflow, doubled after 1000 clean "
                 + "steps) or a fixed scale (1: none).", valueName: "scale"))
     var lossScale: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Quantization-aware training: fine-tune the network of --from with FORMAT simulated (int8, "
+                + "int8-<scheme>, or a number format such as int4-channel or mxfp4) and store its variant.",
+            valueName: "format"))
+    var qat: String?
+
+    @Option(
+        help: """
+            Fine-tune this trained weight file (its model and data set) instead of starting afresh; the default \
+            learning rate is then 0.0001.
+            """)
+    var from: String?
+
+    @Option(help: "With --qat and int8: how the input ranges are calibrated (default: mse).")
+    var calibration: CalibrationMethod?
+
+    @Option(help: "With --qat: the steps during which layer inputs are observed before their ranges freeze.")
+    var qatWarmup = 100
 
     @Option(help: "After every epoch, write the run's state here (a weight file that --resume continues).")
     var checkpoint: String?
@@ -107,8 +128,26 @@ struct Train: ParsableCommand {
                 "--resume continues the checkpoint's run with its own settings: give only the data, outputs and "
                     + "--checkpoint")
         }
+        if let qat {
+            guard from != nil else { throw ValidationError("--qat fine-tunes a trained network: give --from FILE") }
+            let others: [Any?] = [model, weightInit, precision, lossScale, checkpoint, resume]
+            if others.contains(where: { $0 != nil }) {
+                throw ValidationError(
+                    "--qat fine-tunes the --from network in float32: no --model, --init, --precision, --loss-scale, "
+                        + "--checkpoint or --resume")
+            }
+            do { _ = try QATTarget(parsing: qat, calibration: calibration) } catch {
+                throw ValidationError("--qat: \(error)")
+            }
+            guard qatWarmup >= 0 else { throw ValidationError("--qat-warmup must be 0 or more") }
+        } else if calibration != nil {
+            throw ValidationError("--calibration chooses the int8 input ranges of --qat")
+        }
+        if from != nil && (model != nil || weightInit != nil || resume != nil) {
+            throw ValidationError("--from starts from a trained network: no --model, --init or --resume")
+        }
         if let lossScale {
-            guard (precision ?? .float32) != .float32 else {
+            guard precision?.isMixed == true else {
                 throw ValidationError("--loss-scale goes with --precision mixed-float16 or mixed-bfloat16")
             }
             guard lossScale == "dynamic" || (Double(lossScale).map { $0 >= 1 && $0 <= 0x1p60 } ?? false) else {
@@ -137,15 +176,20 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let resumed = try resume.map(Checkpoint.read)
-            let model = resumed?.file.spec.name ?? self.model ?? "simple"
+            if let qat, let from {
+                return try runQAT(try QATTarget(parsing: qat, calibration: calibration), from: from)
+            }
+            let resumed = try resume.map(Checkpoint.read), source = try from.map { try WeightStore($0).master }
+            let start = resumed?.file ?? source
+            let model = start?.spec.name ?? self.model ?? "simple"
             let dataset = try data.load(
-                fallback: resumed?.file.dataset ?? (model == "simple" ? "mnist5k" : "fashion-mnist"))
+                fallback: start?.dataset ?? (model == "simple" ? "mnist5k" : "fashion-mnist"))
             let spec =
-                try resumed?.file.spec ?? ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
-            guard spec.classes == dataset.classes else {
+                try start?.spec ?? ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
+            guard spec.classes == dataset.classes, spec.inputShape == dataset.imageShape else {
                 throw ModelError.badSpec(
-                    "the model ends in \(spec.classes) classes, \(dataset.name) has \(dataset.classes)")
+                    "the model takes \(shapeText(spec.inputShape)) images in \(spec.classes) classes, \(dataset.name) "
+                        + "has \(shapeText(dataset.imageShape)) in \(dataset.classes)")
             }
             if let resumed, resumed.file.dataset != dataset.name {
                 throw ModelError.badSpec("the checkpoint trains on \(resumed.file.dataset), not \(dataset.name)")
@@ -154,7 +198,8 @@ struct Train: ParsableCommand {
             config.epochs = epochs ?? 20
             config.batchSize = batchSize ?? 100
             config.optimizer = optimizer ?? .adam
-            config.learningRate = learningRate
+            config.learningRate = learningRate ?? (source != nil ? Self.fineTuningLearningRate : nil)
+            config.startedFrom = from.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
             config.schedule = lrSchedule ?? .constant
             config.seed = seed ?? 0
             config.evaluationSample = evalSample
@@ -171,56 +216,14 @@ struct Train: ParsableCommand {
                 FileHandle.standardError.write(
                     Data("precis: warning: no --output, so the trained weights will not be saved\n".utf8))
             }
-            let start =
-                try resumed.map { try Network<Float>(spec: spec, parameters: $0.file.tensors, seed: seed) }
-                ?? Network<Float>(spec: spec, seed: seed)
-            let net = try start.storing(config.precision.storage, seed: seed)
-            let log = !quiet && !json
-            if log {
-                print(
-                    (resumed.map { "resuming after epoch \($0.state.epochsDone): " } ?? "")
-                        + "training \(spec.name) on \(dataset.name) "
-                        + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(config.optimizer.rawValue) "
-                        + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), "
-                        + "batch \(config.batchSize), seed \(seed)"
-                        + (config.augmentation.map { ", augment \($0)" } ?? "")
-                )
+            func network<T: NetworkScalar>(_: T.Type) throws -> Network<T> {
+                try start.map { try Network<T>(spec: spec, parameters: $0.tensors, seed: seed) }
+                    ?? Network<T>(spec: spec, seed: seed)
             }
-            let progress = ProgressLine(quiet: quiet)
-            let history = try Trainer(config).run(
-                net, on: dataset, resume: resumed?.state,
-                checkpoint: { state in
-                    guard let checkpoint else { return }
-                    let record = TrainingRecord(dataset: dataset, config: config, history: state.history)
-                    try Checkpoint(
-                        file: WeightFile(
-                            spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()),
-                        state: state, config: config
-                    ).write(to: checkpoint)
-                }
-            ) { event in
-                switch event {
-                case let .iteration(epoch, index, perEpoch, loss):
-                    progress.update(
-                        "epoch \(epoch)/\(epochs)", done: (epoch - 1) * perEpoch + index, total: epochs * perEpoch,
-                        unit: "it",
-                        suffix: String(format: "loss %.4f", loss))
-                case let .epochEnd(epoch, loss, train, test, seconds):
-                    progress.clear()
-                    if log {
-                        print(
-                            String(
-                                format: "epoch %2d/%d  loss %.4f  train %@  test %@  %.1f s", epoch, epochs, loss,
-                                percentText(train), percentText(test), seconds))
-                        fflush(stdout)
-                    }
-                }
-            }
-            if let output {
-                let record = TrainingRecord(dataset: dataset, config: config, history: history)
-                try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(
-                    to: output, overwrite: force)
-            }
+            let history =
+                config.precision == .float16
+                ? try train(network(Float16.self), dataset, config, resumed)
+                : try train(network(Float.self).storing(config.precision.storage, seed: seed), dataset, config, resumed)
             if let reportFolder, let output {
                 let store = try WeightStore(output)
                 let line = try PictureReportWriter(store: store, dataset: dataset, folder: reportFolder).write()
@@ -231,7 +234,7 @@ struct Train: ParsableCommand {
                 return try printJSON(
                     TrainingSummary(
                         model: spec.name, layers: spec.layerText, dataset: dataset.name, epochs: epochs,
-                        seed: seed, history: history, output: output))
+                        seed: seed, precision: config.precision.rawValue, history: history, output: output))
             }
             print(
                 String(
@@ -242,6 +245,68 @@ struct Train: ParsableCommand {
                     history.iterations, perIteration) + (output.map { "; wrote \($0)" } ?? ""))
         }
     }
+
+    /// Shows a run's progress: a progress line while it trains and, with `log`, a line per epoch
+    /// (`test` naming what the test accuracy measures, when it needs saying).
+    func progressEvents(_ progress: ProgressLine, epochs: Int, log: Bool, test: String = "test") -> (
+        TrainingEvent
+    ) -> Void {
+        { event in
+            switch event {
+            case let .iteration(epoch, index, perEpoch, loss):
+                progress.update(
+                    "epoch \(epoch)/\(epochs)", done: (epoch - 1) * perEpoch + index, total: epochs * perEpoch,
+                    unit: "it", suffix: String(format: "loss %.4f", loss))
+            case let .epochEnd(epoch, loss, train, accuracy, seconds):
+                progress.clear()
+                if log {
+                    print(
+                        String(
+                            format: "epoch %2d/%d  loss %.4f  train %@  %@ %@  %.1f s", epoch, epochs, loss,
+                            percentText(train), test, percentText(accuracy), seconds))
+                    fflush(stdout)
+                }
+            }
+        }
+    }
+
+    /// Trains `net` as `config` says (from the checkpoint when resuming), printing progress, writing
+    /// checkpoints and the output file.
+    func train<T: NetworkScalar>(
+        _ net: Network<T>, _ dataset: Dataset, _ config: TrainingConfig, _ resumed: Checkpoint?
+    ) throws -> TrainingHistory {
+        let (spec, epochs, seed) = (net.spec, config.epochs, config.seed)
+        let log = !quiet && !json
+        if log {
+            print(
+                (resumed.map { "resuming after epoch \($0.state.epochsDone): " } ?? "")
+                    + "training \(spec.name) on \(dataset.name) "
+                    + "(\(dataset.trainCount) train / \(dataset.testCount) test), \(config.optimizer.rawValue) "
+                    + "lr \(config.learningRate ?? config.optimizer.defaultLearningRate), "
+                    + "batch \(config.batchSize), seed \(seed)"
+                    + (config.augmentation.map { ", augment \($0)" } ?? "")
+            )
+        }
+        let progress = ProgressLine(quiet: quiet)
+        let history = try Trainer(config).run(
+            net, on: dataset, resume: resumed?.state,
+            checkpoint: { state in
+                guard let checkpoint else { return }
+                let record = TrainingRecord(dataset: dataset, config: config, history: state.history)
+                try Checkpoint(
+                    file: WeightFile(
+                        spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()),
+                    state: state, config: config
+                ).write(to: checkpoint)
+            },
+            events: progressEvents(progress, epochs: epochs, log: log))
+        if let output {
+            let record = TrainingRecord(dataset: dataset, config: config, history: history)
+            try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: net.tensorValues()).write(
+                to: output, overwrite: force)
+        }
+        return history
+    }
 }
 
 /// `precis train --json`: the run's summary and history.
@@ -249,6 +314,7 @@ struct TrainingSummary: Encodable {
     var schema = ReportSchema.train
     let model: String, layers: String, dataset: String
     let epochs: Int, seed: UInt64
+    let precision: String
     let history: TrainingHistory
     let output: String?
 
@@ -256,7 +322,11 @@ struct TrainingSummary: Encodable {
         case schema, model, layers, dataset, epochs, seed, output, loss, trainAccuracy = "train_accuracy"
         case testAccuracy = "test_accuracy", seconds, trainingSeconds = "training_seconds"
         case secondsPerIteration = "seconds_per_iteration", secondsPerEpoch = "seconds_per_epoch", iterations
+        case precision, skippedSteps = "skipped_steps", unchangedFraction = "unchanged_fraction"
+        case gradientUnderflow = "gradient_underflow"
     }
+
+    private enum UnderflowKeys: String, CodingKey { case layer, zero, subnormal, total }
 
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -275,5 +345,16 @@ struct TrainingSummary: Encodable {
         try c.encode(history.trainingSeconds / Double(max(history.iterations, 1)), forKey: .secondsPerIteration)
         try c.encode(history.epochSeconds, forKey: .secondsPerEpoch)
         try c.encode(history.iterations, forKey: .iterations)
+        try c.encode(precision, forKey: .precision)
+        try c.encode(history.skippedSteps, forKey: .skippedSteps)
+        try c.encode(history.unchangedFraction, forKey: .unchangedFraction)
+        var layers = c.nestedUnkeyedContainer(forKey: .gradientUnderflow)
+        for u in history.gradientUnderflow {
+            var l = layers.nestedContainer(keyedBy: UnderflowKeys.self)
+            try l.encode(u.layer, forKey: .layer)
+            try l.encode(u.zero, forKey: .zero)
+            try l.encode(u.subnormal, forKey: .subnormal)
+            try l.encode(u.total, forKey: .total)
+        }
     }
 }

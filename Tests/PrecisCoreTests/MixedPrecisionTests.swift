@@ -58,3 +58,32 @@ import Testing
         #expect(net.tensorValues() == before)
     }
 }
+
+/// Pure float16 training and the counts that show what half loses: gradients below its normal
+/// range, and updates rounded away.
+@Suite struct Float16TrainingTests {
+    @Test func underflowCountsZerosAndSubnormals() {
+        var u = GradientUnderflow(layer: "00_conv1")
+        u.count([Float(0), 1e-8, 0x1p-20, 1e-3, -0x1p-15, 0x1p-14])
+        #expect(u == GradientUnderflow(layer: "00_conv1", zero: 2, subnormal: 2, total: 6))
+        var half = GradientUnderflow(layer: "00_conv1")
+        half.count([Float16(0), Float16(-0.0), Float16(0x1p-24), Float16(0x1p-15), Float16(0x1p-14)])
+        #expect(half == GradientUnderflow(layer: "00_conv1", zero: 2, subnormal: 2, total: 5))
+    }
+
+    @Test func halfTrainingRoundsAwayMoreUpdatesThanFloat32() throws {
+        var config = TrainingConfig()
+        (config.epochs, config.batchSize, config.optimizer) = (1, 10, .momentum)
+        let data = tinyDataset(seed: 9), spec = MixedPrecisionTests.spec
+        let single = try Trainer(config).run(try Network<Float>(spec: spec, seed: 1), on: data)
+        config.precision = .float16
+        let half = try Trainer(config).run(try Network<Float16>(spec: spec, seed: 1), on: data)
+        #expect(half.gradientUnderflow.map(\.layer) == ["00_conv1", "03_affine1"])
+        // 4 steps of 30 and 280 gradient values.
+        #expect(half.gradientUnderflow.map(\.total) == [120, 1120])
+        #expect(single.gradientUnderflow.map(\.total) == [120, 1120])
+        #expect(half.unchangedFraction.count == 1 && single.unchangedFraction.count == 1)
+        #expect(half.unchangedFraction[0] > single.unchangedFraction[0] + 0.05, "\(half.unchangedFraction)")
+        #expect(half.loss.allSatisfy { $0.isFinite })
+    }
+}

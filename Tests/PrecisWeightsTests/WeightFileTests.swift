@@ -22,6 +22,8 @@ import Testing
         history.epochSeconds = [1, 1.5]
         history.seconds = 3
         history.iterations = 3
+        history.unchangedFraction = [0.25, 0.125]
+        history.gradientUnderflow = [GradientUnderflow(layer: "00_conv1", zero: 1, subnormal: 2, total: 30)]
         let data = Dataset(
             name: "tiny", imageShape: [1, 8, 8], classes: 10, trainImages: [], trainLabels: [1, 2], testImages: [],
             testLabels: [3])

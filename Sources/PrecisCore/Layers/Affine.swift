@@ -9,7 +9,7 @@ public final class Affine<T: NetworkScalar>: Layer {
     /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
     public let storage: StorageFormat
     /// Rounding of the input `(N, in)` to a number format, along `in` (Float only).
-    public let inputRounding: OperandRounding?
+    public internal(set) var inputRounding: OperandRounding?
 
     public init(W: Tensor<T>, b: Tensor<T>, storage: StorageFormat = .native, inputRounding: OperandRounding? = nil) {
         precondition(W.shape.count == 2 && b.shape == [W.shape[1]], "affine W (in,out), b (out)")
@@ -42,7 +42,8 @@ public final class Affine<T: NetworkScalar>: Layer {
         storage.round(&out)
         for i in 0..<n { for j in 0..<fout { out[i * fout + j] += b.value.data[j] } }
         inputShape = x.shape
-        self.x = isTraining ? x.reshaped([n, fin]) : nil
+        // The input as the product used it, so that dW is taken against the rounded values.
+        self.x = isTraining ? Tensor(shape: [n, fin], data: input) : nil
         return Tensor(shape: [n, fout], data: out)
     }
 

@@ -20,7 +20,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
     public let storage: StorageFormat
     /// Rounding of the unfolded input `B (K, L)` to a number format, along `K` (Float only).
-    public let inputRounding: OperandRounding?
+    public internal(set) var inputRounding: OperandRounding?
 
     public init(
         W: Tensor<T>, b: Tensor<T>, stride: Int = 1, pad: Int = 0, storage: StorageFormat = .native,
@@ -67,12 +67,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                 let images = plan.images(chunk)
                                 input.withUnsafeMutableBufferPointer { input in
                                     out.withUnsafeMutableBufferPointer { out in
-                                        plan.load(xs.baseAddress!, images, input.baseAddress!)
-                                        if let inputRounding {
-                                            inputRounding(
-                                                UnsafeMutableRawPointer(input.baseAddress!).assumingMemoryBound(
-                                                    to: Float.self), .columns(k, width))
-                                        }
+                                        load(plan, xs.baseAddress!, images, input.baseAddress!)
                                         gemmPacked(
                                             fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
                                             out.baseAddress!, width, parallel: false)
@@ -141,7 +136,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
         s.input.withUnsafeMutableBufferPointer { input in
             s.d.withUnsafeMutableBufferPointer { d in
                 // B of the chunk, and its dout (FN, L) in the layout B's columns have.
-                plan.load(p.x, images, input.baseAddress!)
+                load(plan, p.x, images, input.baseAddress!)
                 d.update(repeating: 0)
                 let d0 = d.baseAddress! + plan.gradientFront
                 plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
@@ -160,6 +155,16 @@ public final class Convolution<T: NetworkScalar>: Layer {
                     plan.fold(scratch.baseAddress!, images, dx.baseAddress!)
                 }
             }
+        }
+    }
+
+    /// The chunk's `B` for `images` of `x`, rounded by `inputRounding` when there is one (in the
+    /// forward pass and again in the backward pass, so `dW` is taken against the values used).
+    private func load(_ plan: ConvPlan, _ x: UnsafePointer<T>, _ images: Range<Int>, _ input: UnsafeMutablePointer<T>) {
+        plan.load(x, images, input)
+        if let inputRounding {
+            inputRounding(
+                UnsafeMutableRawPointer(input).assumingMemoryBound(to: Float.self), .columns(plan.g.cols, plan.columns))
         }
     }
 

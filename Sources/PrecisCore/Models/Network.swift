@@ -280,6 +280,7 @@ public final class Network<T: NetworkScalar> {
     /// unless `inputGradient`; training does not need it).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
+    @_specialize(where T == Float16)
     @discardableResult
     public func gradient(_ x: Tensor<T>, _ t: [Int], inputGradient: Bool = true) -> (loss: T, dx: Tensor<T>) {
         let l = loss(x, t)

@@ -43,6 +43,7 @@ public final class Optimizer<T: NetworkScalar> {
     /// One step for every learnable parameter, using its current `grad`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
+    @_specialize(where T == Float16)
     public func update(_ parameters: [Parameter<T>]) {
         let learnable = parameters.filter(\.learnable)
         if state1.isEmpty {

@@ -186,7 +186,24 @@ public struct FormatModel: Sendable, Equatable {
     public init(spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, observers: [Int: Observer] = [:])
         throws
     {
-        self.init(mode: mode, weights: [:], inputs: [:])
+        var inputs: [Int: InputCalibration] = [:]
+        for layer in try spec.geometry() where layer.spec.isQuantizable && mode.needsCalibration {
+            guard let o = observers[layer.index], o.count > 0 else {
+                throw ModelError.badSpec("\(layer.name): no calibration values for its input scale")
+            }
+            inputs[layer.index] =
+                mode.activations == .int8
+                ? .range(o.quantRange(.mse, symmetric: false, unsigned: true)) : .amax(Float(o.threshold(.minmax)))
+        }
+        try self.init(spec: spec, tensors: tensors, mode: mode, inputs: inputs)
+    }
+
+    /// `mode` applied to `tensors` for `spec`: each weight tensor encoded, the inputs calibrated as
+    /// `inputs` says (by layer index; every layer's when the mode needs it).
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, inputs: [Int: InputCalibration])
+        throws
+    {
+        self.init(mode: mode, weights: [:], inputs: inputs)
         if case .int8 = mode.weights { throw ModelError.badSpec("int8 is an input format, not a weight format") }
         if case .int4? = mode.activations { throw ModelError.badSpec("int4 is a weight format, not an input format") }
         for layer in try spec.geometry() where layer.spec.isQuantizable {
@@ -194,17 +211,13 @@ public struct FormatModel: Sendable, Equatable {
             guard let values = tensors[key], values.shape == w.shape else {
                 throw ModelError.badSpec("missing tensor \(key)")
             }
+            if mode.needsCalibration && inputs[layer.index] == nil {
+                throw ModelError.badSpec("\(layer.name): no calibration for its input scale")
+            }
             let (vectors, length) = FormatModel.vectors(w.shape)
             weights[layer.index] = FormatTensor(
                 encoding: FormatModel.reductionRows(values.data.map(Float.init), w.shape), vectors: vectors,
                 length: length, format: mode.weights)
-            guard mode.needsCalibration else { continue }
-            guard let o = observers[layer.index], o.count > 0 else {
-                throw ModelError.badSpec("\(layer.name): no calibration values for its input scale")
-            }
-            inputs[layer.index] =
-                mode.activations == .int8
-                ? .range(o.quantRange(.mse, symmetric: false, unsigned: true)) : .amax(Float(o.threshold(.minmax)))
         }
     }
 

@@ -56,11 +56,26 @@ public struct QuantizedModel: Sendable, Equatable {
         spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
         method: CalibrationMethod, percentile: Double = 99.99
     ) throws {
+        let inputs = Dictionary(
+            uniqueKeysWithValues: quantizedLayers(spec).map { i in
+                (
+                    i,
+                    (observers[i] ?? Observer()).quantRange(
+                        method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
+                        unsigned: scheme.activations == .uint8Asymmetric)
+                )
+            })
+        try self.init(spec: spec, tensors: tensors, scheme: scheme, inputs: inputs)
+    }
+
+    /// Quantizes `tensors` for `spec` with `scheme`, each layer's input with its range in `inputs`
+    /// (by layer index): weights int8 symmetric (max |w| per tensor or channel), biases int32.
+    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, inputs: [Int: QuantRange])
+        throws
+    {
         var layers: [Int: QuantizedLayer] = [:]
         for i in quantizedLayers(spec) {
-            let input = (observers[i] ?? Observer()).quantRange(
-                method, percentile: percentile, symmetric: scheme.activations == .int8Symmetric,
-                unsigned: scheme.activations == .uint8Asymmetric)
+            guard let input = inputs[i] else { throw ModelError.badSpec("\(spec.layerNames[i]) has no input range") }
             let name = spec.layerNames[i]
             guard let w = tensors[tensorKey(name, "W")], let b = tensors[tensorKey(name, "b")] else {
                 throw ModelError.badSpec("\(name) has no W or b")

@@ -17,6 +17,8 @@ public enum ReportSchema {
     public static let inspect = "precis.inspect/1"
     /// `precis train --json`: a `TrainingSummary` (the command-line tool's).
     public static let train = "precis.train/1"
+    /// `precis train --qat --json`.
+    public static let qat = "precis.qat/1"
     /// `precis bench --json`: a `BenchReport` (the command-line tool's).
     public static let bench = "precis.bench/1"
     /// `precis formats --json`: the small number formats (the command-line tool's).

@@ -2,6 +2,9 @@
 public enum TrainingPrecision: String, CaseIterable, Sendable {
     /// float32 throughout.
     case float32
+    /// IEEE half throughout: a `Network<Float16>` whose weights, activations, gradients and optimizer
+    /// state are all half, every product and sum rounded to half. No loss scaling, no float32 copy.
+    case float16
     /// Weights, activations and gradients stored in IEEE half between operations, sums in float32,
     /// float32 master weights and optimizer state, dynamic loss scaling.
     case mixedFloat16 = "mixed-float16"
@@ -11,11 +14,14 @@ public enum TrainingPrecision: String, CaseIterable, Sendable {
     /// How values are stored between operations.
     public var storage: StorageFormat {
         switch self {
-        case .float32: return .native
+        case .float32, .float16: return .native
         case .mixedFloat16: return .float16
         case .mixedBFloat16: return .bfloat16
         }
     }
+
+    /// Whether the passes run in 16 bits around float32 master weights, with loss scaling.
+    public var isMixed: Bool { storage != .native }
 }
 
 /// Dynamic loss scaling: the loss gradient is multiplied by `scale` before the backward pass, so

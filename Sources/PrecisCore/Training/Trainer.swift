@@ -54,6 +54,10 @@ public struct TrainingConfig: Sendable {
     public var precision = TrainingPrecision.float32
     /// The loss scaling of the mixed precisions (dynamic from 2^15 by default).
     public var lossScaler = LossScaler()
+    /// The weight file the run fine-tunes, or empty when it starts from weights drawn from the seed.
+    public var startedFrom = ""
+    /// The format quantization-aware training simulates, or empty.
+    public var quantizationAware = ""
 
     public init() {}
 }
@@ -74,6 +78,12 @@ public struct TrainingHistory: Sendable, Equatable {
     /// was skipped because a gradient overflowed.
     public var lossScale: [Double] = []
     public var skippedSteps: [Int] = []
+    /// Per epoch, the fraction of learnable values that the epoch's applied updates left exactly as
+    /// they were: the change rounded away (the fate of small updates to half-precision weights).
+    public var unchangedFraction: [Double] = []
+    /// Per layer with learnable tensors, its parameter gradients that half would flush to zero or
+    /// hold as subnormals, over the whole run.
+    public var gradientUnderflow: [GradientUnderflow] = []
 
     public init() {}
 }
@@ -126,13 +136,20 @@ public struct Trainer {
     }
 
     /// Trains `net` (from `resume`, with `net` holding the checkpoint's tensors, when given),
-    /// calling `checkpoint` after every epoch with the state to continue from.
+    /// calling `checkpoint` after every epoch with the state to continue from. `around(x, body)`, when
+    /// given, runs `body`: the forward and backward pass of batch `x`, or with `x` nil the epoch's
+    /// evaluation, and may change the network around it (`QuantizationAwareTraining.around` does).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
+    @_specialize(where T == Float16)
     public func run<T: NetworkScalar>(
         _ net: Network<T>, on data: Dataset, resume: TrainingCheckpoint? = nil,
-        checkpoint: (TrainingCheckpoint) throws -> Void = { _ in }, events: (TrainingEvent) -> Void = { _ in }
+        checkpoint: (TrainingCheckpoint) throws -> Void = { _ in },
+        around: ((Tensor<T>?, () -> Void) throws -> Void)? = nil, events: (TrainingEvent) -> Void = { _ in }
     ) throws -> TrainingHistory {
+        func wrapped(_ x: Tensor<T>?, _ body: () -> Void) throws {
+            if let around { try around(x, body) } else { body() }
+        }
         let optimizer = Optimizer<T>(config.optimizer, learningRate: config.learningRate)
         let base = optimizer.learningRate
         var rng = resume?.order ?? RandomSource(seed: config.seed ^ 0x7261_696E)
@@ -143,10 +160,12 @@ public struct Trainer {
             net.dropoutGenerators = resume.dropout
         }
         precondition(net.storage == config.precision.storage, "the network must store values as it trains")
-        let mixed = config.precision != .float32
+        precondition((T.self == Float16.self) == (config.precision == .float16), "float16 trains a Network<Float16>")
+        let mixed = config.precision.isMixed
         let start = Date().addingTimeInterval(-history.seconds)
         let perEpoch = (data.trainCount + config.batchSize - 1) / config.batchSize
         let params = net.parameters.map(\.parameter)
+        var counter = UpdateCounter(net.parameters, underflow: history.gradientUnderflow)
         let sample = config.evaluationSample.map { ImageSelection.stratified(count: $0, seed: config.seed) }
         let (trainSample, testSample) = (sample?.indices(data.trainLabels), sample?.indices(data.testLabels))
         for epoch in (resume?.epochsDone ?? 0)..<config.epochs {
@@ -165,7 +184,9 @@ public struct Trainer {
                     (loss, apply) = (Double(l), finite)
                     history.lossScale.append(scaler.scale)
                 } else {
-                    loss = Double(net.gradient(x, labels, inputGradient: false).loss)
+                    var l: T = 0
+                    try wrapped(x) { l = net.gradient(x, labels, inputGradient: false).loss }
+                    loss = Double(l)
                 }
                 guard loss.isFinite else {
                     throw TrainingError.diverged(
@@ -174,13 +195,17 @@ public struct Trainer {
                 if mixed && !scaler.step(finite: apply) {
                     history.skippedSteps.append(epoch * perEpoch + i + 1)
                 } else {
+                    counter.beforeUpdate()
                     optimizer.update(params)
+                    counter.afterUpdate()
                 }
                 history.loss.append(loss)
                 epochLoss += loss
                 events(.iteration(epoch: epoch + 1, index: i + 1, perEpoch: perEpoch, loss: loss))
             }
             history.trainingSeconds += Date().timeIntervalSince(loopStart)
+            history.unchangedFraction.append(counter.unchangedFraction())
+            history.gradientUnderflow = counter.underflow
             if let bad = params.first(where: { !$0.value.data.allSatisfy(\.isFinite) }) {
                 throw TrainingError.diverged(
                     iteration: (epoch + 1) * perEpoch, epoch: epoch + 1,
@@ -188,10 +213,13 @@ public struct Trainer {
             }
             // Every epoch but the last is measured on the same stratified samples (when asked).
             let last = epoch == config.epochs - 1
-            let train = accuracy(
-                net, data.trainImages, data.trainLabels, shape: data.imageShape, on: last ? nil : trainSample)
-            let test = accuracy(
-                net, data.testImages, data.testLabels, shape: data.imageShape, on: last ? nil : testSample)
+            var (train, test) = (0.0, 0.0)
+            try wrapped(nil) {
+                train = accuracy(
+                    net, data.trainImages, data.trainLabels, shape: data.imageShape, on: last ? nil : trainSample)
+                test = accuracy(
+                    net, data.testImages, data.testLabels, shape: data.imageShape, on: last ? nil : testSample)
+            }
             history.trainAccuracy.append(train)
             history.testAccuracy.append(test)
             history.epochSeconds.append(Date().timeIntervalSince(epochStart))

@@ -1,0 +1,202 @@
+/// What quantization-aware training simulates, named as the variant it stores: an int8 scheme with
+/// its input calibration (`int8-wchannel-au8z`), or a number format (`int4-channel`, `mxfp4`).
+public enum QATTarget: Sendable, Equatable, CustomStringConvertible {
+    case int8(QuantScheme, CalibrationMethod)
+    case format(FormatMode)
+
+    /// `int8` (per-channel weights, uint8 inputs), `int8-<scheme>`, or a number format's name; int8
+    /// inputs are calibrated with `calibration` (mse unless given).
+    public init(parsing text: String, calibration: CalibrationMethod? = nil) throws {
+        if text == "int8" || text.hasPrefix("int8-") {
+            let scheme =
+                text == "int8"
+                ? QuantScheme(weights: .perChannel, activations: .uint8Asymmetric)
+                : QuantScheme.all.first { "int8-\($0)" == text }
+            guard let scheme else {
+                throw ModelError.badSpec(
+                    "unknown int8 scheme '\(text)' (int8, or int8- with one of "
+                        + QuantScheme.all.map(\.description).joined(separator: ", ") + ")")
+            }
+            self = .int8(scheme, calibration ?? .mse)
+        } else if let mode = FormatMode(name: text) {
+            guard calibration == nil else {
+                throw ModelError.badSpec("--calibration chooses the input ranges of an int8 scheme, not of \(text)")
+            }
+            self = .format(mode)
+        } else {
+            throw ModelError.badSpec(
+                "unknown format '\(text)' (int8, int8-<scheme>, or "
+                    + FormatMode.namePatterns.joined(separator: ", ") + ")")
+        }
+    }
+
+    /// The variant's name.
+    public var description: String {
+        switch self {
+        case .int8(let scheme, _): return "int8-\(scheme)"
+        case .format(let mode): return mode.name
+        }
+    }
+
+    /// Whether layer inputs have a calibrated scale or range.
+    public var calibratesInputs: Bool {
+        switch self {
+        case .int8: return true
+        case .format(let mode): return mode.needsCalibration
+        }
+    }
+}
+
+/// A network quantized as a weight file stores it: int8 codes, or a number format's codes and scales.
+public enum QuantizedForm: Sendable, Equatable {
+    case int8(QuantizedModel)
+    case format(FormatModel)
+}
+
+/// Quantization-aware training of a float32 network (Jacob et al. 2018, as PyTorch and Brevitas do
+/// it). Every step runs the forward and backward pass with each convolution and affine layer's
+/// weights (and int8 biases) replaced by the values the stored variant would hold, and, after the
+/// warm-up, its input rounded with the frozen calibration; the rounding's derivative is taken as 1
+/// (the straight-through estimator), so the gradients update the float32 master weights, which are
+/// put back after every pass. During the `warmup` steps the inputs stay in float and the observers,
+/// started from the calibration images, also see every training batch; then the input ranges are
+/// frozen. Formats whose inputs need no calibration (MX, weight-only int4) round them from the start.
+public final class QuantizationAwareTraining {
+    public let target: QATTarget
+    public let warmup: Int
+    let net: Network<Float>
+    let layers: [Int]
+    /// The names of the quantized layers' weights and biases.
+    let keys: Set<String>
+    /// Each quantized layer's input statistics, updated during the warm-up.
+    public private(set) var observers: [Int: Observer]
+    /// The input calibration the weights are quantized with: from the observers at the start, frozen
+    /// at the end of the warm-up.
+    public private(set) var inputs: [Int: InputCalibration] = [:]
+    /// Whether the inputs are rounded (the calibration frozen).
+    public private(set) var frozen = false
+    public private(set) var steps = 0
+
+    /// `network` (its tensors the master weights) trained for `target`, the inputs calibrated from
+    /// `observers` (by layer index, e.g. `QuantizationStudy.observers`).
+    public init(network: Network<Float>, target: QATTarget, observers: [Int: Observer], warmup: Int) throws {
+        (net, self.target, self.observers, self.warmup) = (network, target, observers, warmup)
+        layers = quantizedLayers(network.spec)
+        keys = Set(layers.flatMap { [tensorKey(network.layerNames[$0], "W"), tensorKey(network.layerNames[$0], "b")] })
+        inputs = try calibration()
+        if !target.calibratesInputs || warmup == 0 { try freeze() }
+    }
+
+    /// The input calibration the observers give now.
+    func calibration() throws -> [Int: InputCalibration] {
+        guard target.calibratesInputs else { return [:] }
+        var out: [Int: InputCalibration] = [:]
+        for i in layers {
+            guard let o = observers[i], o.count > 0 else {
+                throw ModelError.badSpec("\(net.layerNames[i]): no calibration values for its input")
+            }
+            switch target {
+            case let .int8(scheme, method):
+                out[i] = .range(
+                    o.quantRange(
+                        method, symmetric: scheme.activations == .int8Symmetric,
+                        unsigned: scheme.activations == .uint8Asymmetric))
+            case .format(let mode):
+                out[i] =
+                    mode.activations == .int8
+                    ? .range(o.quantRange(.mse, symmetric: false, unsigned: true)) : .amax(Float(o.threshold(.minmax)))
+            }
+        }
+        return out
+    }
+
+    /// Freezes the input calibration and rounds every quantized layer's input from now on.
+    func freeze() throws {
+        inputs = try calibration()
+        var roundings: [Int: OperandRounding] = [:]
+        for i in layers {
+            switch target {
+            case .int8:
+                if case .range(let r)? = inputs[i] { roundings[i] = .int8(r) }
+            case .format(let mode):
+                guard let a = mode.activations else { continue }
+                roundings[i] = try FormatNetwork.inputRounding(a, inputs[i], net.layerNames[i])
+            }
+        }
+        net.setInputRoundings(roundings)
+        frozen = true
+    }
+
+    /// The master weights and biases of the quantized layers.
+    func masters() -> [String: Tensor<Double>] {
+        var out: [String: Tensor<Double>] = [:]
+        for (name, p) in net.parameters where keys.contains(name) {
+            out[name] = p.value.converted(to: Double.self)
+        }
+        return out
+    }
+
+    /// The master tensors quantized with the current calibration.
+    public func quantized() throws -> QuantizedForm {
+        let tensors = masters()
+        switch target {
+        case .int8(let scheme, _):
+            var ranges: [Int: QuantRange] = [:]
+            for (i, c) in inputs { if case .range(let r) = c { ranges[i] = r } }
+            return .int8(try QuantizedModel(spec: net.spec, tensors: tensors, scheme: scheme, inputs: ranges))
+        case .format(let mode):
+            return .format(try FormatModel(spec: net.spec, tensors: tensors, mode: mode, inputs: inputs))
+        }
+    }
+
+    /// The tensors the quantized form stands for: weights decoded (and int8 biases), by name.
+    func fakeQuantized() throws -> [String: Tensor<Double>] {
+        switch try quantized() {
+        case .int8(let model):
+            return model.dequantized(net.spec, [:])
+        case .format(let model):
+            var out: [String: Tensor<Double>] = [:]
+            for (i, t) in model.weights {
+                let w = net.parameters.first { $0.name == tensorKey(net.layerNames[i], "W") }!.parameter.value
+                out[tensorKey(net.layerNames[i], "W")] = Tensor(
+                    shape: w.shape, data: FormatModel.weightTensor(t.decoded(), w.shape).map(Double.init))
+            }
+            return out
+        }
+    }
+
+    /// Runs `body` with the quantized weights in place and the masters restored after it: a training
+    /// step's forward and backward pass on batch `x` (whose layer inputs the observers see during
+    /// the warm-up), or with `x` nil an evaluation. For `Trainer.run(around:)`.
+    public func around(_ x: Tensor<Float>?, _ body: () -> Void) throws {
+        if x != nil && !frozen && steps >= warmup { try freeze() }
+        let fake = try fakeQuantized()
+        var saved: [(Parameter<Float>, Tensor<Float>)] = []
+        for (name, p) in net.parameters {
+            guard let v = fake[name] else { continue }
+            saved.append((p, p.value))
+            p.value = v.converted()
+        }
+        if let x, !frozen {
+            let outs = net.forwardAll(x)
+            for i in layers { observers[i, default: Observer()].observe(outs[i].data) }
+        }
+        body()
+        for (p, v) in saved { p.value = v }
+        if x != nil { steps += 1 }
+    }
+}
+
+extension Network where T == Float {
+    /// Rounds the inputs of convolution and affine layers (by layer index) from now on; the others'
+    /// inputs are left as they are.
+    func setInputRoundings(_ roundings: [Int: OperandRounding]) {
+        for (i, node) in nodes.enumerated() {
+            switch node {
+            case .convolution(let l): l.inputRounding = roundings[i]
+            case .affine(let l): l.inputRounding = roundings[i]
+            default: break
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import PrecisCore
+import PrecisWeights
+
+/// `precis train --qat --json`: post-training quantization against quantization-aware training of
+/// the same network in the same format, on the same test images.
+struct QATSummary: Encodable {
+    var schema = ReportSchema.qat
+    let format: String, from: String, dataset: String
+    let epochs: Int, warmup: Int, learningRate: Double
+    let float32: RunResult, ptq: RunResult, qat: RunResult
+    /// The share of PTQ's accuracy loss against float32 that QAT wins back (nil when PTQ loses nothing).
+    let recovered: Double?
+    let history: TrainingHistory
+    let output: String?, variant: String
+
+    private enum CodingKeys: String, CodingKey {
+        case schema, format, from, dataset, epochs, warmup, learningRate = "learning_rate", float32, ptq, qat
+        case recovered, loss, testAccuracy = "test_accuracy", secondsPerIteration = "seconds_per_iteration", output
+        case variant
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(schema, forKey: .schema)
+        try c.encode(format, forKey: .format)
+        try c.encode(from, forKey: .from)
+        try c.encode(dataset, forKey: .dataset)
+        try c.encode(epochs, forKey: .epochs)
+        try c.encode(warmup, forKey: .warmup)
+        try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(float32, forKey: .float32)
+        try c.encode(ptq, forKey: .ptq)
+        try c.encode(qat, forKey: .qat)
+        try c.encode(recovered, forKey: .recovered)
+        try c.encode(history.loss, forKey: .loss)
+        try c.encode(history.testAccuracy, forKey: .testAccuracy)
+        try c.encode(history.trainingSeconds / Double(max(history.iterations, 1)), forKey: .secondsPerIteration)
+        try c.encode(output, forKey: .output)
+        try c.encode(variant, forKey: .variant)
+    }
+}
+
+extension Train {
+    /// The learning rate fine-tuning (`--from`, with or without `--qat`) uses unless told: a tenth of
+    /// Adam's default.
+    static let fineTuningLearningRate = 0.0001
+
+    /// Quantization-aware training: fine-tunes the network of `--from` with `target` simulated,
+    /// measures post-training quantization of the same network against it, and writes the fine-tuned
+    /// network with its variant to `--output`.
+    func runQAT(_ target: QATTarget, from: String) throws {
+        let store = try WeightStore(from), spec = store.spec
+        let dataset = try data.load(fallback: store.master.dataset)
+        guard dataset.imageShape == spec.inputShape, spec.classes == dataset.classes else {
+            throw DataError(file: from, problem: "the network does not take \(dataset.name)'s images and classes")
+        }
+        try spec.checkMemory(batch: batchSize ?? 100, training: true)
+        var config = TrainingConfig()
+        config.epochs = epochs ?? 2
+        config.batchSize = batchSize ?? 100
+        config.optimizer = optimizer ?? .adam
+        config.learningRate = learningRate ?? Self.fineTuningLearningRate
+        config.schedule = lrSchedule ?? .constant
+        config.seed = seed ?? 0
+        config.evaluationSample = evalSample
+        config.augmentation = augment
+        config.startedFrom = URL(fileURLWithPath: from).lastPathComponent
+        config.quantizationAware = target.description
+        if let refusal = config.augmentation?.refusal(for: dataset.name) { throw ValidationError(refusal) }
+        let log = !quiet && !json, progress = ProgressLine(quiet: quiet || json)
+        progress.update("calibrate", done: 0, total: 1, unit: "runs")
+        let study = try QuantizationStudy(
+            spec: spec, tensors: store.master.tensors, dataset: dataset, calibrationSize: 500, seed: config.seed)
+        let ptq = try evaluate(try quantized(target, study), study, tensors: study.tensors)
+        progress.clear()
+        if log {
+            print(
+                "\(target) on \(from): float32 \(percentText(study.float32.accuracy)), post-training "
+                    + String(format: "%@ (%+.2f points)", percentText(ptq.accuracy), ptq.vsFloat32.changePP))
+            print(
+                "quantization-aware training for \(config.epochs) epochs (adam lr \(config.learningRate!), "
+                    + "inputs observed for \(qatWarmup) steps, then frozen)")
+        }
+        let net = try Network<Float>(spec: spec, parameters: store.master.tensors, seed: config.seed)
+        let qat = try QuantizationAwareTraining(
+            network: net, target: target, observers: study.observers, warmup: qatWarmup)
+        let history = try Trainer(config).run(
+            net, on: dataset, around: qat.around,
+            events: progressEvents(progress, epochs: config.epochs, log: log, test: "test (quantized)"))
+        let form = try qat.quantized(), masters = net.tensorValues()
+        let result = try evaluate(form, study, tensors: masters)
+        let lost = study.float32.accuracy - ptq.accuracy
+        let recovered = lost > 0 ? (result.accuracy - ptq.accuracy) / lost : nil
+        var variant = target.description
+        if let output {
+            let record = TrainingRecord(dataset: dataset, config: config, history: history)
+            try WeightFile(spec: spec, dataset: dataset.name, training: record, tensors: masters).write(
+                to: output, overwrite: force)
+            let out = try WeightStore(output)
+            let how: [(String, HDF5Attribute)] = [
+                (
+                    "training",
+                    .string("quantization-aware, fine-tuned from \(URL(fileURLWithPath: from).lastPathComponent)")
+                ),
+                ("qat_epochs", .int(config.epochs)), ("qat_warmup_steps", .int(qatWarmup)),
+            ]
+            let calibration: [(String, HDF5Attribute)] =
+                target.calibratesInputs
+                ? [
+                    ("calibration", .string(calibrationName(target))),
+                    ("calibration_images", .int(study.calibrationCount)),
+                    ("calibration_seed", .int(Int(config.seed))),
+                    (
+                        "calibration_source",
+                        .string("training set of \(dataset.name), then \(qatWarmup) training batches")
+                    ),
+                    ("calibration_draw", .string("stratified by class")),
+                ] : []
+            switch form {
+            case .int8(let model): variant = try out.storeInt8(model, calibration: calibration + how)
+            case .format(let model): variant = try out.storeFormat(model, calibration: calibration + how)
+            }
+        }
+        let summary = QATSummary(
+            format: target.description, from: from, dataset: dataset.name, epochs: config.epochs, warmup: qatWarmup,
+            learningRate: config.learningRate!, float32: study.float32, ptq: ptq, qat: result, recovered: recovered,
+            history: history, output: output, variant: variant)
+        if json { return try printJSON(summary) }
+        print(
+            String(
+                format: "%@: post-training %@ (%+.2f points), quantization-aware %@ (%+.2f points)%@",
+                target.description, percentText(ptq.accuracy), ptq.vsFloat32.changePP, percentText(result.accuracy),
+                result.vsFloat32.changePP,
+                recovered.map { String(format: "; recovers %.0f%% of the loss", 100 * $0) } ?? "")
+                + (output.map { "; wrote \($0) with /variants/\(variant)" } ?? ""))
+    }
+
+    /// `target` applied to the study's network by post-training quantization, as `quantize` stores it.
+    func quantized(_ target: QATTarget, _ study: QuantizationStudy) throws -> QuantizedForm {
+        switch target {
+        case let .int8(scheme, method): return .int8(try study.quantize(scheme, method))
+        case .format(let mode): return .format(try study.formatModel(mode))
+        }
+    }
+
+    /// `form` run as `eval` runs the stored variant (the integer path for int8), with `tensors`
+    /// for the float tensors, on the study's test images.
+    func evaluate(_ form: QuantizedForm, _ study: QuantizationStudy, tensors: [String: Tensor<Double>]) throws
+        -> RunResult
+    {
+        switch form {
+        case .int8(let model):
+            return study.evaluate(try IntegerNetwork(spec: study.spec, model: model, tensors: tensors))
+        case .format(let model):
+            let network = try FormatNetwork(spec: study.spec, tensors: tensors, model: model)
+            return study.evaluate { network.predict($0) }
+        }
+    }
+
+    func calibrationName(_ target: QATTarget) -> String {
+        switch target {
+        case .int8(_, let method): return method.rawValue
+        case .format(let mode): return mode.activations == .int8 ? "mse" : "amax"
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import PrecisCore
+import Testing
+
+@testable import PrecisWeights
+
+/// What quantization-aware training stores is what it trained: the variant read back from the file
+/// and run as `eval` runs it (the integer path for int8) predicts as the fake-quantized network did.
+@Suite struct QATVariantTests {
+    @Test(arguments: ["int8", "int8-wtensor-as8z", "int4-channel", "int4-g32-a8", "mxfp4", "float8-e4m3"])
+    func storedVariantRunsAsTheFakeQuantizedNetwork(_ name: String) throws {
+        let (dir, path, file) = try WeightFileTests().written()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomSource(seed: 8)
+        let data = Dataset(
+            name: "tiny", imageShape: [1, 8, 8], classes: 10,
+            trainImages: (0..<(40 * 64)).map { _ in Float(rng.uniform()) }, trainLabels: (0..<40).map { $0 % 10 },
+            testImages: (0..<(20 * 64)).map { _ in Float(rng.uniform()) }, testLabels: (0..<20).map { $0 % 10 })
+        let net = try Network<Float>(spec: file.spec, parameters: file.tensors)
+        let qat = try QuantizationAwareTraining(
+            network: net, target: QATTarget(parsing: name),
+            observers: observeActivations(net, images: data.trainImages, count: 40), warmup: 2)
+        var config = TrainingConfig()
+        (config.epochs, config.batchSize) = (2, 10)
+        _ = try Trainer(config).run(net, on: data, around: qat.around)
+        #expect(qat.frozen && qat.steps == 8)
+        let x = Tensor<Float>(shape: [20, 1, 8, 8], data: data.testImages)
+        var fake = Tensor<Float>(zeros: [0])
+        try qat.around(nil) { fake = net.predict(x) }
+        // The fine-tuned network, written as train --qat writes it, with its variant.
+        let tuned = WeightFile(spec: file.spec, dataset: "tiny", training: file.training, tensors: net.tensorValues())
+        try tuned.write(to: path, overwrite: true)
+        let store = try WeightStore(path)
+        let stored: Tensor<Float>
+        switch try qat.quantized() {
+        case .int8(let model):
+            let variant = try store.int8Variant(try store.storeInt8(model, calibration: []))
+            #expect(variant.model == model)
+            stored = try IntegerNetwork(spec: file.spec, model: variant.model, tensors: store.floatTensors(of: variant))
+                .predict(x)
+        case .format(let model):
+            stored = try store.formatVariant(try store.storeFormat(model, calibration: [])).network.predict(x)
+        }
+        #expect(argmaxRows(stored) == argmaxRows(fake))
+        let largest = fake.data.map(abs).max()!
+        let worst = zip(stored.data, fake.data).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-4 * largest, "\(name): logits differ by \(worst) of \(largest)")
+    }
+}
