@@ -38,6 +38,22 @@ void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,
                           uint8_t *out);
 
+/// Whether this CPU runs the strict-half kernels below (AVX-512 with F16C and FMA).
+int precis_half_kernels(void);
+
+/// Strict half-precision GEMM, panels [panel_begin, panel_end) of 32 columns: C (m x n) = A · B with
+/// A packed in blocks of 8 rows ((k, 8) per block, rows past m zero) and row p of B at b + brows[p].
+/// Each element of C is one chain from zero in ascending k of c = half(fma_float32(a, b, c)), as
+/// Swift's `Float16` computes it; every value is IEEE half (as uint16 bits).
+void precis_gemm_f16_panels(int m, int n, int k, const uint16_t *ap, const uint16_t *b, const int64_t *brows,
+                            uint16_t *c, int ldc, int panel_begin, int panel_end);
+
+/// Strict half-precision C (m x n) = A (m x len) · Bᵀ, tiles [tile_begin, tile_end) of 4 x 4 (tile
+/// t at rows (t % ceil(m/4))·4, columns (t / ceil(m/4))·4): each element summed in 16 lanes, then
+/// neighbouring lanes pairwise, every operation rounded to half, as `gemmABt` does for `Float16`.
+void precis_gemm_abt_f16_tiles(int m, int n, int len, const uint16_t *a, int lda, const uint16_t *b,
+                               const int64_t *brows, uint16_t *c, int ldc, int tile_begin, int tile_end);
+
 #ifdef __cplusplus
 }
 #endif

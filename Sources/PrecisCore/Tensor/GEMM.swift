@@ -1,3 +1,5 @@
+import CKernels
+
 /// `C (m×n) = A (m×k) · B (k×n)`, all row-major with leading dimensions; with `transA`, `A` is
 /// stored as `(k×m)` and used transposed. `A` is packed into blocks of 8 rows; `B` is read in
 /// place (row `p` at `b + bRows[p]`, so its rows may be any views, such as shifted input planes),
@@ -42,6 +44,14 @@ func gemmPacked<T: NetworkScalar>(
 ) {
     if T.self == Double.self {
         gemmTiles(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+    } else if T.self == Float16.self && halfKernels {
+        let panels = (n + 31) / 32
+        let body = { (range: Range<Int>) in
+            precis_gemm_f16_panels(
+                Int32(m), Int32(n), Int32(k), bits(ap), bits(b), offsets(bRows), bits(c), Int32(ldc),
+                Int32(range.lowerBound), Int32(range.upperBound))
+        }
+        if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
     } else {
         gemmTiles(SIMD16<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
     }
@@ -146,6 +156,11 @@ func gemmABt<T: NetworkScalar>(
     precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
     let rowTiles = (m + 3) / 4, colTiles = (n + 3) / 4
     let body = { (tiles: Range<Int>) in
+        if T.self == Float16.self && halfKernels {
+            return precis_gemm_abt_f16_tiles(
+                Int32(m), Int32(n), Int32(len), bits(a), Int32(lda), bits(b), offsets(bRows), bits(c), Int32(ldc),
+                Int32(tiles.lowerBound), Int32(tiles.upperBound))
+        }
         for t in tiles {
             let (i, j) = (t % rowTiles * 4, t / rowTiles * 4)
             dot4x4(
@@ -208,6 +223,27 @@ private func dot4x4<T: NetworkScalar>(
     for r in 0..<rows {
         for q in 0..<cols { c[r * ldc + q] = sums[r * 4 + q] }
     }
+}
+
+/// Whether the strict-half GEMMs run in C with vector conversions (AVX-512, F16C), read once; the
+/// results are the same as the Swift kernels' bit for bit, 16 lanes at a time instead of one.
+let halfKernels = precis_half_kernels() != 0
+
+/// A `Float16` matrix's elements as their bit patterns, for the C kernels.
+@inline(__always)
+private func bits<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self)
+}
+
+@inline(__always)
+private func bits<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<UInt16> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt16.self)
+}
+
+/// Row offsets as the C kernels take them.
+@inline(__always)
+private func offsets(_ p: UnsafePointer<Int>) -> UnsafePointer<Int64> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: Int64.self)
 }
 
 /// The transpose of a row-major `(rows×cols)` matrix.

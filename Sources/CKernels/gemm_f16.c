@@ -1,0 +1,124 @@
+#include "kernels.h"
+
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define HALF __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
+
+int precis_half_kernels(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") &&
+           __builtin_cpu_supports("fma");
+}
+
+// x rounded to the nearest half (ties to even) and widened back: every value a strict half
+// device holds, kept in float32 lanes.
+static inline __attribute__((always_inline)) HALF __m512 round_half(__m512 x) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+static inline __attribute__((always_inline)) HALF __m512 load_half(const uint16_t *p, __mmask16 mask) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
+}
+
+static inline __attribute__((always_inline)) HALF void store_half(uint16_t *p, __m512 x, __mmask16 mask) {
+    _mm256_mask_storeu_epi16(p, mask, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+static inline __mmask16 lanes(int count) {
+    return count >= 16 ? 0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
+
+// One block of 8 rows (A as floats, (k, 8)) times one panel of 32 columns starting at column j.
+static inline __attribute__((always_inline)) HALF void tile(int rows, int cols, int k, const float *af,
+                                                           const uint16_t *b, const int64_t *brows, int j, uint16_t *c,
+                                                           int ldc) {
+    __m512 acc[8][2];
+    for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
+    for (int p = 0; p < k; p++) {
+        const uint16_t *row = b + brows[p] + j;
+        __m512 u = load_half(row, m0), v = load_half(row + 16, m1);
+        for (int r = 0; r < 8; r++) {
+            __m512 a = _mm512_set1_ps(af[p * 8 + r]);
+            acc[r][0] = round_half(_mm512_fmadd_ps(a, u, acc[r][0]));
+            acc[r][1] = round_half(_mm512_fmadd_ps(a, v, acc[r][1]));
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        store_half(c + (size_t)r * ldc, acc[r][0], m0);
+        store_half(c + (size_t)r * ldc + 16, acc[r][1], m1);
+    }
+}
+
+HALF void precis_gemm_f16_panels(int m, int n, int k, const uint16_t *ap, const uint16_t *b, const int64_t *brows,
+                                 uint16_t *c, int ldc, int panel_begin, int panel_end) {
+    float *af = malloc(sizeof(float) * (size_t)k * 8 + 64);
+    for (int block = 0; block * 8 < m; block++) {
+        const uint16_t *a = ap + (size_t)block * k * 8;
+        int p = 0;
+        for (; p + 16 <= k * 8; p += 16) _mm512_storeu_ps(af + p, load_half(a + p, 0xFFFF));
+        for (; p < k * 8; p++) af[p] = _cvtsh_ss(a[p]);
+        int rows = m - block * 8 < 8 ? m - block * 8 : 8;
+        for (int panel = panel_begin; panel < panel_end; panel++) {
+            int j = panel * 32, cols = n - j < 32 ? n - j : 32;
+            tile(rows, cols, k, af, b, brows, j, c + (size_t)block * 8 * ldc + j, ldc);
+        }
+    }
+    free(af);
+}
+
+// Adds neighbouring lanes: lane i < 8 holds u[2i] + u[2i+1], lane 8 + i holds v[2i] + v[2i+1],
+// each sum rounded to half.
+static inline __attribute__((always_inline)) HALF __m512 fold(__m512 u, __m512 v) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return round_half(_mm512_add_ps(_mm512_permutex2var_ps(u, even, v), _mm512_permutex2var_ps(u, odd, v)));
+}
+
+HALF void precis_gemm_abt_f16_tiles(int m, int n, int len, const uint16_t *a, int lda, const uint16_t *b,
+                                    const int64_t *brows, uint16_t *c, int ldc, int tile_begin, int tile_end) {
+    int row_tiles = (m + 3) / 4;
+    for (int t = tile_begin; t < tile_end; t++) {
+        int i = t % row_tiles * 4, j = t / row_tiles * 4;
+        int rows = m - i < 4 ? m - i : 4, cols = n - j < 4 ? n - j : 4;
+        const uint16_t *x[4], *y[4];
+        for (int r = 0; r < 4; r++) x[r] = a + (size_t)(i + (r < rows ? r : rows - 1)) * lda;
+        for (int q = 0; q < 4; q++) y[q] = b + brows[j + (q < cols ? q : cols - 1)];
+        __m512 s[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int q = 0; q < 4; q++) s[r][q] = _mm512_setzero_ps();
+        for (int o = 0; o < len; o += 16) {
+            __m512 xv[4], yv[4];
+            for (int r = 0; r < 4; r++) xv[r] = load_half(x[r] + o, 0xFFFF);
+            for (int q = 0; q < 4; q++) yv[q] = load_half(y[q] + o, 0xFFFF);
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++) s[r][q] = round_half(_mm512_fmadd_ps(xv[r], yv[q], s[r][q]));
+        }
+        __m512 h[4];
+        for (int r = 0; r < 4; r++) h[r] = fold(fold(s[r][0], s[r][1]), fold(s[r][2], s[r][3]));
+        __m512 sums = fold(fold(h[0], h[1]), fold(h[2], h[3]));
+        uint16_t out[16];
+        _mm256_storeu_si256((__m256i *)out, _mm512_cvtps_ph(sums, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        for (int r = 0; r < rows; r++)
+            for (int q = 0; q < cols; q++) c[(size_t)(i + r) * ldc + j + q] = out[r * 4 + q];
+    }
+}
+
+#else
+
+int precis_half_kernels(void) { return 0; }
+
+void precis_gemm_f16_panels(int m, int n, int k, const uint16_t *ap, const uint16_t *b, const int64_t *brows,
+                            uint16_t *c, int ldc, int panel_begin, int panel_end) {
+    abort();
+}
+
+void precis_gemm_abt_f16_tiles(int m, int n, int len, const uint16_t *a, int lda, const uint16_t *b,
+                               const int64_t *brows, uint16_t *c, int ldc, int tile_begin, int tile_end) {
+    abort();
+}
+
+#endif
