@@ -2,16 +2,23 @@
 """Speed of Precis against references measured in the same run, on the same machine.
 
 DeepConvNet at batch 100: training step (forward + backward + Adam) in ms, and inference images/s.
-References: the book's DeepConvNet in plain numpy (Tools/numpy_deepconvnet.py) and PyTorch CPU (when
-`import torch` works; install PyTorch's CPU wheel, not the default one, which brings CUDA). Prints each figure and its ratio to Precis; `--json` prints the same as JSON.
+References: the book's DeepConvNet in plain numpy (Tools/numpy_deepconvnet.py), PyTorch CPU (when
+`import torch` works; install PyTorch's CPU wheel, not the default one, which brings CUDA), and ONNX
+Runtime (when `import onnxruntime` works) on the weight file's ONNX exports: float32, and the stored
+int8 variant as QuantizeLinear/DequantizeLinear pairs, one intra-op thread per core. The engines take
+turns for `--rounds` rounds; each figure is the median over the rounds of each round's median over
+`--runs` runs. Prints each figure and Precis's ratio to it; `--json` prints every round as JSON.
 
-    python3 Tools/bench-compare.py [--precis .build/release/precis] [--runs 10] [--json]
+    python3 Tools/bench-compare.py [--precis .build/release/precis] [--weights Weights/deep-fashion.h5]
+                                   [--runs 10] [--rounds 3] [--json]
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -20,7 +27,8 @@ import numpy_deepconvnet  # noqa: E402 (a sibling file of this script)
 
 
 def precis_figures(precis, runs):
-    out = subprocess.run([precis, 'bench', '--runs', str(runs), '--json'], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([precis, 'bench', '--runs', str(runs), '--json'], check=True, capture_output=True,
+                         text=True).stdout
     r = json.loads(out)
     return {'train_step_ms': r['train_step_ms'],
             **{f'infer_{k}_images_per_s': v for k, v in r['inference_images_per_second'].items()}}
@@ -41,8 +49,9 @@ def torch_figures(runs):
 
     def conv(c_in, c_out, pad):
         return [nn.Conv2d(c_in, c_out, 3, padding=pad), nn.ReLU()]
-    net = nn.Sequential(*conv(1, 16, 1), *conv(16, 16, 1), nn.MaxPool2d(2), *conv(16, 32, 1), *conv(32, 32, 2), nn.MaxPool2d(2),
-                        *conv(32, 64, 1), *conv(64, 64, 1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1024, 50), nn.ReLU(),
+    net = nn.Sequential(*conv(1, 16, 1), *conv(16, 16, 1), nn.MaxPool2d(2), *conv(16, 32, 1), *conv(32, 32, 2),
+                        nn.MaxPool2d(2), *conv(32, 64, 1), *conv(64, 64, 1), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(1024, 50), nn.ReLU(),
                         nn.Dropout(0.5), nn.Linear(50, 10), nn.Dropout(0.5))
     opt = torch.optim.Adam(net.parameters(), lr=0.001, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
@@ -68,7 +77,8 @@ def torch_figures(runs):
     from torch.ao import quantization as tq
     torch.backends.quantized.engine = 'x86' if 'x86' in torch.backends.quantized.supported_engines else 'fbgemm'
     q = nn.Sequential(tq.QuantStub(), *net, tq.DeQuantStub()).eval()
-    fuse = [[str(i), str(i + 1)] for i in range(1, len(q) - 1) if isinstance(q[i], (nn.Conv2d, nn.Linear)) and isinstance(q[i + 1], nn.ReLU)]
+    fuse = [[str(i), str(i + 1)] for i in range(1, len(q) - 1)
+            if isinstance(q[i], (nn.Conv2d, nn.Linear)) and isinstance(q[i + 1], nn.ReLU)]
     q = tq.fuse_modules(q, fuse)
     q.qconfig = tq.get_default_qconfig(torch.backends.quantized.engine)
     tq.prepare(q, inplace=True)
@@ -76,27 +86,73 @@ def torch_figures(runs):
         q(x)
         tq.convert(q, inplace=True)
         infer8 = median(lambda: q(x))
-    return {'train_step_ms': 1000 * train, 'infer_float32_images_per_s': 100 / infer, 'infer_int8_images_per_s': 100 / infer8,
+    return {'train_step_ms': 1000 * train, 'infer_float32_images_per_s': 100 / infer,
+            'infer_int8_images_per_s': 100 / infer8,
             'version': torch.__version__, 'threads': torch.get_num_threads()}
+
+
+def ort_figures(precis, weights, int8_variant, runs, work):
+    """ONNX Runtime on Precis's exports of `weights`: float32, and `int8_variant` as QDQ."""
+    import numpy as np
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    options.inter_op_num_threads = 1
+    x = np.random.default_rng(0).random((100, 1, 28, 28), dtype=np.float32)
+    figures = {'version': ort.__version__, 'threads': options.intra_op_num_threads}
+    for name, precision in (('float32', 'float32'), ('int8', int8_variant)):
+        path = os.path.join(work, f'{name}.onnx')
+        if not os.path.exists(path):
+            subprocess.run([precis, 'export', weights, '--onnx', path, '--precision', precision], check=True,
+                           capture_output=True)
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        feed = {session.get_inputs()[0].name: x}
+        seconds = numpy_deepconvnet.median_seconds(lambda: session.run(None, feed), runs)
+        figures[f'infer_{name}_images_per_s'] = 100 / seconds
+    return figures
+
+
+def engines(a, work):
+    """One round: every engine that is installed, in turn."""
+    results = {'precis': precis_figures(a.precis, a.runs), 'numpy': numpy_figures(a.runs)}
+    try:
+        results['pytorch'] = torch_figures(a.runs)
+    except ImportError:
+        pass
+    try:
+        results['onnxruntime'] = ort_figures(a.precis, a.weights, a.int8_variant, a.runs, work)
+    except ImportError:
+        pass
+    return results
+
+
+def medians(rounds):
+    """Each engine's figures: the median over the rounds of each number, other values as in the first."""
+    out = {}
+    for name, first in rounds[0].items():
+        out[name] = {key: statistics.median(r[name][key] for r in rounds) if isinstance(value, float) else value
+                     for key, value in first.items()}
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--precis', default='.build/release/precis')
+    ap.add_argument('--weights', default='Weights/deep-fashion.h5', help='the network ONNX Runtime runs')
+    ap.add_argument('--int8-variant', default='int8-wchannel-au8z', help="the weight file's int8 variant to export")
     ap.add_argument('--runs', type=int, default=10)
+    ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
 
-    results = {'precis': precis_figures(a.precis, a.runs)}
-    results['numpy'] = numpy_figures(a.runs)
-    try:
-        results['pytorch'] = torch_figures(a.runs)
-    except ImportError:
-        pass
+    with tempfile.TemporaryDirectory() as work:
+        rounds = [engines(a, work) for _ in range(a.rounds)]
+    results = medians(rounds)
     if a.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({'medians': results, 'rounds': rounds}, indent=1))
         return 0
     mine = results['precis']
+    print(f'medians of {a.rounds} rounds of {a.runs} runs each')
     print(f"{'implementation':<16}{'figure':<30}{'value':>12}   Precis vs it")
     for name, figures in results.items():
         for key, value in figures.items():
