@@ -378,6 +378,8 @@ assert t["precision"] == "float16" == i["precision"] and len(t["unchanged_fracti
 assert 0 < t["unchanged_fraction"][0] <= 1 and [u["layer"] for u in t["gradient_underflow"]] == ["00_conv1", "03_affine1", "05_affine2"]
 assert all(u["zero"] + u["subnormal"] <= u["total"] for u in t["gradient_underflow"])
 PY
+expect_error "squared-gradient averages are 0 in float16" "$precis" train --model simple --dataset mnist5k --epochs 1 \
+  --precision float16 --quiet --output "$work/adam-half.h5"
 # Quantization-aware training: the stored variant gives the answers it reported, post-training
 # quantization is what quantize stores, and the record says where the network came from.
 cp Weights/simple-mnist5k.h5 "$work/ptq.h5"

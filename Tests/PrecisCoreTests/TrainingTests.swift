@@ -54,7 +54,7 @@ import Testing
         config.learningRate = 1e10
         let net = try Network<Float>(spec: .simpleConvNet, seed: 0)
         #expect { try Trainer(config).run(net, on: data) } throws: { error in
-            guard case let .diverged(iteration, epoch, _)? = error as? TrainingError else { return false }
+            guard case let .diverged(iteration, epoch, _, _)? = error as? TrainingError else { return false }
             return iteration >= 2 && epoch >= 1 && "\(error)".contains("training diverged at iteration \(iteration)")
         }
     }

@@ -40,6 +40,21 @@ public final class Optimizer<T: NetworkScalar> {
         }
     }
 
+    /// The share of the running averages of squared gradients (Adam's second moment, RMSprop's and
+    /// AdaGrad's `h`) that are exactly 0, or nil for rules without them. In float16, `(1 − β₂)·g²`
+    /// underflows for small gradients, and a weight whose average is 0 moves by `lr·m / eps`.
+    public var zeroSquaredAverages: Double? {
+        let squares: [[T]]
+        switch kind {
+        case .adam: squares = state2
+        case .rmsprop, .adagrad: squares = state1
+        case .sgd, .momentum, .nesterov: return nil
+        }
+        let total = squares.reduce(0) { $0 + $1.count }
+        guard total > 0 else { return nil }
+        return Double(squares.reduce(0) { $0 + $1.filter { $0 == 0 }.count }) / Double(total)
+    }
+
     /// One step for every learnable parameter, using its current `grad`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

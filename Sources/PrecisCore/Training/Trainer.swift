@@ -189,8 +189,17 @@ public struct Trainer {
                     loss = Double(l)
                 }
                 guard loss.isFinite else {
+                    // In half, the usual cause is measured: squared-gradient averages flushed to 0.
+                    let zeros = T.self == Float16.self ? optimizer.zeroSquaredAverages : nil
                     throw TrainingError.diverged(
-                        iteration: epoch * perEpoch + i + 1, epoch: epoch + 1, what: "the loss is \(loss)")
+                        iteration: epoch * perEpoch + i + 1, epoch: epoch + 1,
+                        what: "the loss is \(loss)"
+                            + (zeros.map {
+                                String(
+                                    format: "; %.1f%% of the optimizer's squared-gradient averages are 0 in float16, "
+                                        + "so those weights moved by lr·m/eps", 100 * $0)
+                            } ?? ""),
+                        hint: zeros == nil ? nil : "use --optimizer momentum, or a mixed precision")
                 }
                 if mixed && !scaler.step(finite: apply) {
                     history.skippedSteps.append(epoch * perEpoch + i + 1)
@@ -266,13 +275,14 @@ public func accuracy<T: NetworkScalar>(
 /// Training that cannot go on.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The loss or a weight became infinite or NaN.
-    case diverged(iteration: Int, epoch: Int, what: String)
+    /// `hint`: what to try instead (nil: a smaller learning rate).
+    case diverged(iteration: Int, epoch: Int, what: String, hint: String? = nil)
 
     public var description: String {
         switch self {
-        case let .diverged(iteration, epoch, what):
+        case let .diverged(iteration, epoch, what, hint):
             return "training diverged at iteration \(iteration) (epoch \(epoch)): \(what); "
-                + "try a smaller --learning-rate (nothing was written)"
+                + (hint ?? "try a smaller --learning-rate") + " (nothing was written)"
         }
     }
 }
