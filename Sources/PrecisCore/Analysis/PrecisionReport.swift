@@ -81,14 +81,15 @@ public final class ModeReport {
     }
 
     /// Adds one batch: every computed layer output's errors against `reference` (when `compare`),
-    /// computed in parallel and merged in order, then the predictions and logits.
+    /// each layer's on one core, the layers split over the cores by size, then the predictions and
+    /// logits.
     private func record<T: NetworkScalar>(
         _ outs: [Tensor<T>?], reference: [Tensor<Double>], minNormal: Double, compare: Bool, keepLogits: Bool
     ) {
         if compare {
             var batch = [ErrorStats](repeating: ErrorStats(), count: outs.count - 1)
             batch.withUnsafeMutableBufferPointer { batch in
-                parallelChunks(batch.count, work: outs.reduce(0) { $0 + ($1?.count ?? 0) } << 4) { layers in
+                parallelWeighted(outs.dropFirst().map { $0?.count ?? 0 }) { layers in
                     for i in layers {
                         if let y = outs[i + 1] {
                             batch[i].add(y.data, reference: reference[i + 1].data, minNormal: minNormal)

@@ -19,6 +19,24 @@ func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// Splits `0..<weights.count` into one contiguous range per core with about equal total weight (each
+/// boundary where the running total first reaches the next share) and runs them in parallel.
+func parallelWeighted(_ weights: [Int], _ body: (Range<Int>) -> Void) {
+    let total = weights.reduce(0, +), parts = min(availableCores, weights.count)
+    guard parts > 1, total > 1 << 18 else {
+        body(weights.indices)
+        return
+    }
+    var bounds = [0], sum = 0
+    for (i, w) in weights.enumerated() {
+        sum += w
+        if bounds.count < parts && sum * parts >= total * bounds.count { bounds.append(i + 1) }
+    }
+    bounds.append(weights.count)
+    DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { p in body(bounds[p]..<max(bounds[p], bounds[p + 1]))
+    }
+}
+
 /// Keeps freed memory in the process instead of returning large blocks to the system, so the
 /// tens of megabytes a training step allocates are not page-faulted in afresh every iteration.
 public func keepFreedMemory() {
