@@ -5,7 +5,7 @@ import PrecisWeights
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a network at float32 and save its weights.",
+        abstract: "Train a network, or fine-tune one (quantization-aware if asked), and save its weights.",
         discussion: """
             --model takes simple (the book's SimpleConvNet), deep (DeepConvNet), or a layer list such as
             "conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu affine(10)".
@@ -19,7 +19,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Passes over the training set (default: 20).")
+    @Option(help: "Passes over the training set (default: 20; 2 with --from).")
     var epochs: Int?
 
     @Option(help: "Images per mini-batch (default: 100).")
@@ -73,10 +73,9 @@ struct Train: ParsableCommand {
     var qat: String?
 
     @Option(
-        help: """
-            Fine-tune this trained weight file (its model and data set) instead of starting afresh; the default \
-            learning rate is then 0.0001.
-            """)
+        help: ArgumentHelp(
+            "Fine-tune this trained weight file (its model and data set) instead of starting afresh; the default "
+                + "learning rate is then 0.0001.", valueName: "file"))
     var from: String?
 
     @Option(help: "With --qat and int8: how the input ranges are calibrated (default: mse).")
@@ -195,7 +194,7 @@ struct Train: ParsableCommand {
                 throw ModelError.badSpec("the checkpoint trains on \(resumed.file.dataset), not \(dataset.name)")
             }
             var config = TrainingConfig()
-            config.epochs = epochs ?? 20
+            config.epochs = epochs ?? (from == nil ? 20 : 2)
             config.batchSize = batchSize ?? 100
             config.optimizer = optimizer ?? .adam
             config.learningRate = learningRate ?? (source != nil ? Self.fineTuningLearningRate : nil)
