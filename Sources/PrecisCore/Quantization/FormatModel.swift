@@ -191,11 +191,17 @@ public struct FormatModel: Sendable, Equatable {
             guard let o = observers[layer.index], o.count > 0 else {
                 throw ModelError.badSpec("\(layer.name): no calibration values for its input scale")
             }
-            inputs[layer.index] =
-                mode.activations == .int8
-                ? .range(o.quantRange(.mse, symmetric: false, unsigned: true)) : .amax(Float(o.threshold(.minmax)))
+            inputs[layer.index] = FormatModel.inputCalibration(mode, o)
         }
         try self.init(spec: spec, tensors: tensors, mode: mode, inputs: inputs)
+    }
+
+    /// How `mode` scales a layer input `observer` has seen: the int8 range with the least squared
+    /// error (uint8 with a zero point), or the largest magnitude.
+    public static func inputCalibration(_ mode: FormatMode, _ observer: Observer) -> InputCalibration {
+        mode.activations == .int8
+            ? .range(observer.quantRange(.mse, symmetric: false, unsigned: true))
+            : .amax(Float(observer.threshold(.minmax)))
     }
 
     /// `mode` applied to `tensors` for `spec`: each weight tensor encoded, the inputs calibrated as

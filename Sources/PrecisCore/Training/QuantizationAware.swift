@@ -102,9 +102,7 @@ public final class QuantizationAwareTraining {
                         method, symmetric: scheme.activations == .int8Symmetric,
                         unsigned: scheme.activations == .uint8Asymmetric))
             case .format(let mode):
-                out[i] =
-                    mode.activations == .int8
-                    ? .range(o.quantRange(.mse, symmetric: false, unsigned: true)) : .amax(Float(o.threshold(.minmax)))
+                out[i] = FormatModel.inputCalibration(mode, o)
             }
         }
         return out
