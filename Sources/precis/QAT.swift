@@ -50,29 +50,14 @@ extension Train {
     /// Quantization-aware training: fine-tunes the network of `--from` with `target` simulated,
     /// measures post-training quantization of the same network against it, and writes the fine-tuned
     /// network with its variant to `--output`.
-    func runQAT(_ target: QATTarget, from: String) throws {
-        let store = try WeightStore(from), spec = store.spec
-        let dataset = try data.load(fallback: store.master.dataset)
-        guard dataset.imageShape == spec.inputShape, spec.classes == dataset.classes else {
-            throw DataError(file: from, problem: "the network does not take \(dataset.name)'s images and classes")
-        }
-        try spec.checkMemory(batch: batchSize ?? 100, training: true)
-        var config = TrainingConfig()
-        config.epochs = epochs ?? 2
-        config.batchSize = batchSize ?? 100
-        config.optimizer = optimizer ?? .adam
-        config.learningRate = learningRate ?? Self.fineTuningLearningRate
-        config.schedule = lrSchedule ?? .constant
-        config.seed = seed ?? 0
-        config.evaluationSample = evalSample
-        config.augmentation = augment
-        config.startedFrom = URL(fileURLWithPath: from).lastPathComponent
-        config.quantizationAware = target.description
-        if let refusal = config.augmentation?.refusal(for: dataset.name) { throw ValidationError(refusal) }
+    func runQAT(_ target: QATTarget, from: String, source: WeightFile, dataset: Dataset, config: TrainingConfig)
+        throws
+    {
+        let spec = source.spec
         let log = !quiet && !json, progress = ProgressLine(quiet: quiet || json)
         progress.update("calibrate", done: 0, total: 1, unit: "runs")
         let study = try QuantizationStudy(
-            spec: spec, tensors: store.master.tensors, dataset: dataset, calibrationSize: 500, seed: config.seed)
+            spec: spec, tensors: source.tensors, dataset: dataset, calibrationSize: 500, seed: config.seed)
         let ptq = try evaluate(try quantized(target, study), study, tensors: study.tensors)
         progress.clear()
         if log {
@@ -83,7 +68,7 @@ extension Train {
                 "quantization-aware training for \(config.epochs) epochs (adam lr \(config.learningRate!), "
                     + "inputs observed for \(qatWarmup) steps, then frozen)")
         }
-        let net = try Network<Float>(spec: spec, parameters: store.master.tensors, seed: config.seed)
+        let net = try Network<Float>(spec: spec, parameters: source.tensors, seed: config.seed)
         let qat = try QuantizationAwareTraining(
             network: net, target: target, observers: study.observers, warmup: qatWarmup)
         let history = try Trainer(config).run(
@@ -100,24 +85,14 @@ extension Train {
                 to: output, overwrite: force)
             let out = try WeightStore(output)
             let how: [(String, HDF5Attribute)] = [
-                (
-                    "training",
-                    .string("quantization-aware, fine-tuned from \(URL(fileURLWithPath: from).lastPathComponent)")
-                ),
+                ("training", .string("quantization-aware, fine-tuned from \(config.startedFrom)")),
                 ("qat_epochs", .int(config.epochs)), ("qat_warmup_steps", .int(qatWarmup)),
             ]
-            let calibration: [(String, HDF5Attribute)] =
+            let calibration =
                 target.calibratesInputs
-                ? [
-                    ("calibration", .string(calibrationName(target))),
-                    ("calibration_images", .int(study.calibrationCount)),
-                    ("calibration_seed", .int(Int(config.seed))),
-                    (
-                        "calibration_source",
-                        .string("training set of \(dataset.name), then \(qatWarmup) training batches")
-                    ),
-                    ("calibration_draw", .string("stratified by class")),
-                ] : []
+                ? calibrationAttributes(
+                    target.calibrationName, images: study.calibrationCount, seed: config.seed,
+                    source: "training set of \(dataset.name), then \(qatWarmup) training batches") : []
             switch form {
             case .int8(let model): variant = try out.storeInt8(model, calibration: calibration + how)
             case .format(let model): variant = try out.storeFormat(model, calibration: calibration + how)
@@ -156,13 +131,6 @@ extension Train {
         case .format(let model):
             let network = try FormatNetwork(spec: study.spec, tensors: tensors, model: model)
             return study.evaluate { network.predict($0) }
-        }
-    }
-
-    func calibrationName(_ target: QATTarget) -> String {
-        switch target {
-        case .int8(_, let method): return method.rawValue
-        case .format(let mode): return mode.activations == .int8 ? "mse" : "amax"
         }
     }
 }

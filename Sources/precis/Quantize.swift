@@ -163,11 +163,8 @@ struct Quantize: ParsableCommand {
         let integer = try IntegerNetwork(
             spec: spec, model: model, tensors: floatTensors(study), floatBytesPerValue: fallback.bytesPerValue)
         let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
-        var attributes: [(String, HDF5Attribute)] = [
-            ("calibration", .string(method.rawValue)), ("calibration_images", .int(study.calibrationCount)),
-            ("calibration_seed", .int(Int(seed))), ("calibration_source", .string("training set of \(dataset)")),
-            ("calibration_draw", .string("stratified by class")),
-        ]
+        var attributes = calibrationAttributes(
+            method.rawValue, images: study.calibrationCount, seed: seed, source: "training set of \(dataset)")
         if method == .percentile { attributes.append(("percentile", .double(percentile))) }
         attributes.append(
             ("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
@@ -217,15 +214,11 @@ struct Quantize: ParsableCommand {
         let floatLayers = quantizedLayers(study.spec).filter { model.weights[$0] == nil }.map {
             study.spec.layerNames[$0]
         }
-        var attributes: [(String, HDF5Attribute)] = []
-        if mode.needsCalibration {
-            attributes += [
-                ("calibration", .string(mode.activations == .int8 ? "mse" : "amax")),
-                ("calibration_images", .int(study.calibrationCount)), ("calibration_seed", .int(Int(seed))),
-                ("calibration_source", .string("training set of \(dataset)")),
-                ("calibration_draw", .string("stratified by class")),
-            ]
-        }
+        let attributes =
+            mode.needsCalibration
+            ? calibrationAttributes(
+                FormatModel.inputCalibrationName(mode), images: study.calibrationCount, seed: seed,
+                source: "training set of \(dataset)") : []
         let name = try store.storeFormat(model, calibration: attributes)
         let how =
             if case .int4(let w) = mode.weights {
@@ -301,4 +294,14 @@ struct Quantize: ParsableCommand {
         }
         return out.joined(separator: "\n")
     }
+}
+
+/// The attributes a stored variant's calibration is described by: its method, and how many images
+/// from where, drawn with which seed (stratified by class, as `QuantizationStudy` draws them).
+func calibrationAttributes(_ method: String, images: Int, seed: UInt64, source: String) -> [(String, HDF5Attribute)] {
+    [
+        ("calibration", .string(method)), ("calibration_images", .int(images)),
+        ("calibration_seed", .int(Int(truncatingIfNeeded: seed))), ("calibration_source", .string(source)),
+        ("calibration_draw", .string("stratified by class")),
+    ]
 }

@@ -175,9 +175,6 @@ struct Train: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            if let qat, let from {
-                return try runQAT(try QATTarget(parsing: qat, calibration: calibration), from: from)
-            }
             let resumed = try resume.map(Checkpoint.read), source = try from.map { try WeightStore($0).master }
             let start = resumed?.file ?? source
             let model = start?.spec.name ?? self.model ?? "simple"
@@ -199,6 +196,8 @@ struct Train: ParsableCommand {
             config.optimizer = optimizer ?? .adam
             config.learningRate = learningRate ?? (source != nil ? Self.fineTuningLearningRate : nil)
             config.startedFrom = from.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
+            let target = try qat.map { try QATTarget(parsing: $0, calibration: calibration) }
+            config.quantizationAware = target?.description ?? ""
             config.schedule = lrSchedule ?? .constant
             config.seed = seed ?? 0
             config.evaluationSample = evalSample
@@ -214,6 +213,9 @@ struct Train: ParsableCommand {
             if output == nil && checkpoint == nil && !json {
                 FileHandle.standardError.write(
                     Data("precis: warning: no --output, so the trained weights will not be saved\n".utf8))
+            }
+            if let target, let from, let source {
+                return try runQAT(target, from: from, source: source, dataset: dataset, config: config)
             }
             func network<T: NetworkScalar>(_: T.Type) throws -> Network<T> {
                 try start.map { try Network<T>(spec: spec, parameters: $0.tensors, seed: seed) }
@@ -325,8 +327,6 @@ struct TrainingSummary: Encodable {
         case gradientUnderflow = "gradient_underflow"
     }
 
-    private enum UnderflowKeys: String, CodingKey { case layer, zero, subnormal, total }
-
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(schema, forKey: .schema)
@@ -347,13 +347,6 @@ struct TrainingSummary: Encodable {
         try c.encode(precision, forKey: .precision)
         try c.encode(history.skippedSteps, forKey: .skippedSteps)
         try c.encode(history.unchangedFraction, forKey: .unchangedFraction)
-        var layers = c.nestedUnkeyedContainer(forKey: .gradientUnderflow)
-        for u in history.gradientUnderflow {
-            var l = layers.nestedContainer(keyedBy: UnderflowKeys.self)
-            try l.encode(u.layer, forKey: .layer)
-            try l.encode(u.zero, forKey: .zero)
-            try l.encode(u.subnormal, forKey: .subnormal)
-            try l.encode(u.total, forKey: .total)
-        }
+        try c.encode(history.gradientUnderflow, forKey: .gradientUnderflow)
     }
 }

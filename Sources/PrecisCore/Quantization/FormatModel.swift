@@ -204,6 +204,11 @@ public struct FormatModel: Sendable, Equatable {
             : .amax(Float(observer.threshold(.minmax)))
     }
 
+    /// The name of `inputCalibration`'s rule for `mode`: `mse` or `amax`.
+    public static func inputCalibrationName(_ mode: FormatMode) -> String {
+        mode.activations == .int8 ? "mse" : "amax"
+    }
+
     /// `mode` applied to `tensors` for `spec`: each weight tensor encoded, the inputs calibrated as
     /// `inputs` says (by layer index; every layer's when the mode needs it).
     public init(spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, inputs: [Int: InputCalibration])

@@ -38,6 +38,14 @@ public enum QATTarget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// How the inputs are calibrated: the int8 method, or the format's rule.
+    public var calibrationName: String {
+        switch self {
+        case .int8(_, let method): return method.rawValue
+        case .format(let mode): return FormatModel.inputCalibrationName(mode)
+        }
+    }
+
     /// Whether layer inputs have a calibrated scale or range.
     public var calibratesInputs: Bool {
         switch self {
@@ -66,8 +74,8 @@ public final class QuantizationAwareTraining {
     public let warmup: Int
     let net: Network<Float>
     let layers: [Int]
-    /// The names of the quantized layers' weights and biases.
-    let keys: Set<String>
+    /// The quantized layers' weights and biases, by name.
+    let tensors: [String: Parameter<Float>]
     /// Each quantized layer's input statistics, updated during the warm-up.
     public private(set) var observers: [Int: Observer]
     /// The input calibration the weights are quantized with: from the observers at the start, frozen
@@ -82,9 +90,10 @@ public final class QuantizationAwareTraining {
     public init(network: Network<Float>, target: QATTarget, observers: [Int: Observer], warmup: Int) throws {
         (net, self.target, self.observers, self.warmup) = (network, target, observers, warmup)
         layers = quantizedLayers(network.spec)
-        keys = Set(layers.flatMap { [tensorKey(network.layerNames[$0], "W"), tensorKey(network.layerNames[$0], "b")] })
-        inputs = try calibration()
-        if !target.calibratesInputs || warmup == 0 { try freeze() }
+        let names = Set(
+            layers.flatMap { [tensorKey(network.layerNames[$0], "W"), tensorKey(network.layerNames[$0], "b")] })
+        tensors = Dictionary(uniqueKeysWithValues: network.parameters.filter { names.contains($0.name) })
+        if !target.calibratesInputs || warmup == 0 { try freeze() } else { inputs = try calibration() }
     }
 
     /// The input calibration the observers give now.
@@ -125,18 +134,9 @@ public final class QuantizationAwareTraining {
         frozen = true
     }
 
-    /// The master weights and biases of the quantized layers.
-    func masters() -> [String: Tensor<Double>] {
-        var out: [String: Tensor<Double>] = [:]
-        for (name, p) in net.parameters where keys.contains(name) {
-            out[name] = p.value.converted(to: Double.self)
-        }
-        return out
-    }
-
     /// The master tensors quantized with the current calibration.
     public func quantized() throws -> QuantizedForm {
-        let tensors = masters()
+        let tensors = tensors.mapValues { $0.value.converted(to: Double.self) }
         switch target {
         case .int8(let scheme, _):
             var ranges: [Int: QuantRange] = [:]
@@ -155,9 +155,8 @@ public final class QuantizationAwareTraining {
         case .format(let model):
             var out: [String: Tensor<Double>] = [:]
             for (i, t) in model.weights {
-                let w = net.parameters.first { $0.name == tensorKey(net.layerNames[i], "W") }!.parameter.value
-                out[tensorKey(net.layerNames[i], "W")] = Tensor(
-                    shape: w.shape, data: FormatModel.weightTensor(t.decoded(), w.shape).map(Double.init))
+                let key = tensorKey(net.layerNames[i], "W"), shape = tensors[key]!.value.shape
+                out[key] = Tensor(shape: shape, data: FormatModel.weightTensor(t.decoded(), shape).map(Double.init))
             }
             return out
         }
@@ -170,8 +169,8 @@ public final class QuantizationAwareTraining {
         if x != nil && !frozen && steps >= warmup { try freeze() }
         let fake = try fakeQuantized()
         var saved: [(Parameter<Float>, Tensor<Float>)] = []
-        for (name, p) in net.parameters {
-            guard let v = fake[name] else { continue }
+        for (name, v) in fake {
+            let p = tensors[name]!
             saved.append((p, p.value))
             p.value = v.converted()
         }

@@ -1,7 +1,7 @@
 /// How many of one layer's parameter gradients fell where IEEE half cannot hold them, summed over
 /// every step of a run. Counted in whatever precision the run computes in, so a float32 run shows
 /// what half would have lost and a float16 run what it did lose.
-public struct GradientUnderflow: Sendable, Equatable {
+public struct GradientUnderflow: Codable, Sendable, Equatable {
     /// The layer (`00_conv1`).
     public var layer: String
     /// Values of magnitude below 2⁻²⁵, which half rounds to zero (exact zeros included).
@@ -34,23 +34,25 @@ public struct GradientUnderflow: Sendable, Equatable {
 /// The counts a run keeps about its updates: gradient underflow per layer, and how many weight values
 /// an applied update left exactly as they were (their change rounded away).
 struct UpdateCounter<T: NetworkScalar> {
-    let learnable: [(layer: String, parameter: Parameter<T>)]
+    /// Each learnable tensor with the index of its layer's counts in `underflow`.
+    let learnable: [(layer: Int, parameter: Parameter<T>)]
     var underflow: [GradientUnderflow]
     var unchanged = 0, updated = 0
     private var before: [[T]] = []
 
     init(_ parameters: [(name: String, parameter: Parameter<T>)], underflow: [GradientUnderflow]) {
-        learnable = parameters.filter(\.parameter.learnable).map {
-            (String($0.name.prefix { $0 != "/" }), $0.parameter)
+        let named = parameters.filter(\.parameter.learnable).map {
+            (layer: String($0.name.prefix { $0 != "/" }), parameter: $0.parameter)
         }
         var layers: [String] = []
-        for (layer, _) in learnable where !layers.contains(layer) { layers.append(layer) }
+        for (layer, _) in named where !layers.contains(layer) { layers.append(layer) }
+        learnable = named.map { (layers.firstIndex(of: $0.layer)!, $0.parameter) }
         self.underflow = underflow.isEmpty ? layers.map { GradientUnderflow(layer: $0) } : underflow
     }
 
     /// Counts the gradients and keeps the values an update is about to change.
     mutating func beforeUpdate() {
-        for (layer, p) in learnable { underflow[underflow.firstIndex { $0.layer == layer }!].count(p.grad.data) }
+        for (layer, p) in learnable { underflow[layer].count(p.grad.data) }
         before = learnable.map(\.parameter.value.data)
     }
 
