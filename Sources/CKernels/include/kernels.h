@@ -54,6 +54,17 @@ void precis_gemm_f16_panels(int m, int n, int k, const uint16_t *ap, const uint1
 void precis_gemm_abt_f16_tiles(int m, int n, int len, const uint16_t *a, int lda, const uint16_t *b,
                                const int64_t *brows, uint16_t *c, int ldc, int tile_begin, int tile_end);
 
+/// Whether this CPU runs `precis_conv_finish_f32` (AVX-512).
+int precis_avx512(void);
+
+/// A convolution's inference outputs for one chunk of `images` from its product `out` (channels x
+/// columns, image j's output row oy at column (j·band_rows + oy)·row_width): acc + bias[f], set to 0
+/// where <= 0 with `relu`, into y (images, channels, oh, ow); with `pooled` (which needs `relu`),
+/// the maximum of each 2 x 2 block with stride 2, so y is (images, channels, oh, ow) of pooled
+/// outputs. A NaN in a block gives NaN.
+void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
+                            int oh, int ow, const float *bias, int relu, int pooled, float *y);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Convolution as GEMMs. `W: (FN, C, FH, FW)`, `b: (FN)`; input `(N, C, H, W)`, output
 /// `(N, FN, OH, OW)` with `OH = (H + 2·pad - FH) / stride + 1`.
 ///
@@ -48,38 +50,53 @@ public final class Convolution<T: NetworkScalar>: Layer {
             g, outputs: W.value.shape[0], shifted: stride == 1 && T.self != Float16.self && inputRounding == nil)
     }
 
-    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> { forward(x, isTraining: isTraining, then: nil) }
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        forward(x, isTraining: isTraining, relu: false)
+    }
 
-    /// `forward`, handing each chunk of whole images (their range, and the output `(N, FN, OH, OW)`)
-    /// to `then` as soon as the chunk's outputs are written, while they are in cache.
-    func forward(_ x: Tensor<T>, isTraining: Bool, then: ((Range<Int>, UnsafeMutablePointer<T>) -> Void)?) -> Tensor<T>
-    {
+    /// `forward`, and for inference the ReLU and max pooling that follow it, done on each chunk of
+    /// images while its outputs are in cache: every output is `round(round(acc) + b)` in the
+    /// storage format, set to 0 where `<= 0` with `relu`, then pooled by `pool`. The values are
+    /// those of the three layers run one after the other; a 2×2, stride-2 pool is taken straight
+    /// from the chunk's product, so the unpooled output is never written.
+    func forward(_ x: Tensor<T>, isTraining: Bool, relu: Bool, pool: MaxPooling<T>? = nil) -> Tensor<T> {
         let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
+        let pooled = pool.map {
+            Window(input: [g.n, fn, g.oh, g.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad)
+        }
+        precondition(pool == nil || relu, "a fused pool follows ReLU")
+        let direct = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
         let wp = packRows(fn, k, W.value.data, k)
-        let y: [T] = filledArray(g.n * fn * g.pixels) { ys in
-            x.data.withUnsafeBufferPointer { xs in
-                wp.withUnsafeBufferPointer { wp in
-                    plan.rowOffsets.withUnsafeBufferPointer { rows in
-                        parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
-                            var input = [T](repeating: 0, count: plan.inputSize),
-                                out = [T](repeating: 0, count: fn * width)
-                            for chunk in chunks {
-                                let images = plan.images(chunk)
-                                input.withUnsafeMutableBufferPointer { input in
-                                    out.withUnsafeMutableBufferPointer { out in
-                                        load(plan, xs.baseAddress!, images, input.baseAddress!)
-                                        gemmPacked(
-                                            fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
-                                            out.baseAddress!, width, parallel: false)
-                                        plan.forEachOutputRow(images, stride: width) { column, pixel, f in
-                                            let bias = b.value.data[f]
-                                            for ox in 0..<g.ow {
-                                                ys[pixel + ox] = storage.round(out[column + ox]) + bias
-                                            }
+        var y = [T](unsafeUninitializedCapacity: direct ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
+        var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
+        y.withUnsafeMutableBufferPointer { ys in
+            p.withUnsafeMutableBufferPointer { ps in
+                x.data.withUnsafeBufferPointer { xs in
+                    wp.withUnsafeBufferPointer { wp in
+                        plan.rowOffsets.withUnsafeBufferPointer { rows in
+                            parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                                var input = [T](repeating: 0, count: plan.inputSize),
+                                    out = [T](repeating: 0, count: fn * width)
+                                for chunk in chunks {
+                                    let images = plan.images(chunk)
+                                    input.withUnsafeMutableBufferPointer { input in
+                                        out.withUnsafeMutableBufferPointer { out in
+                                            load(plan, xs.baseAddress!, images, input.baseAddress!)
+                                            gemmPacked(
+                                                fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
+                                                out.baseAddress!, width, parallel: false)
+                                            finish(
+                                                plan, images, out.baseAddress!, relu: relu, pooled: direct,
+                                                direct ? ps.baseAddress! : ys.baseAddress!)
                                         }
                                     }
+                                    if let pool, let pooled, !direct {
+                                        pool.pool(
+                                            UnsafeBufferPointer(ys), pooled,
+                                            (images.lowerBound * fn)..<(images.upperBound * fn),
+                                            ps, nil)
+                                    }
                                 }
-                                then?(images, ys.baseAddress!)
                             }
                         }
                     }
@@ -87,7 +104,60 @@ public final class Convolution<T: NetworkScalar>: Layer {
             }
         }
         self.x = isTraining ? x : nil
+        if let pooled { return Tensor(shape: [g.n, fn, pooled.oh, pooled.ow], data: p) }
         return Tensor(shape: [g.n, fn, g.oh, g.ow], data: y)
+    }
+
+    /// Writes the outputs of `images` from the chunk's product `out (FN, columns)` into `y`: all of
+    /// them into `(N, FN, OH, OW)`, or with `pooled` the maximum of each 2×2 block (stride 2) into
+    /// `(N, FN, OH/2, OW/2)`. Float32 runs in C with AVX-512 where the CPU has it.
+    private func finish(
+        _ plan: ConvPlan, _ images: Range<Int>, _ out: UnsafePointer<T>, relu: Bool, pooled: Bool,
+        _ y: UnsafeMutablePointer<T>
+    ) {
+        let g = plan.g, fn = plan.outputs, (oh, ow) = pooled ? (g.oh / 2, g.ow / 2) : (g.oh, g.ow)
+        let storage = storage
+        b.value.data.withUnsafeBufferPointer { bias in
+            if T.self == Float.self && storage == .native && vectorEpilogue {
+                let f = { (p: UnsafePointer<T>) in UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+                return precis_conv_finish_f32(
+                    f(out), Int32(plan.columns), Int32(fn), Int32(images.count), Int32(plan.bandRows),
+                    Int32(plan.rowWidth), Int32(oh), Int32(ow), f(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
+                    UnsafeMutableRawPointer(y + images.lowerBound * fn * oh * ow).assumingMemoryBound(to: Float.self))
+            }
+            // `value(acc, bias)` before ReLU; one loop per storage format, so native values are never rounded.
+            @inline(__always) func write(_ value: (T, T) -> T) {
+                for (j, n) in images.enumerated() {
+                    for f in 0..<fn {
+                        let src = out + f * plan.columns + j * plan.bandRows * plan.rowWidth, b = bias[f]
+                        let plane = y + (n * fn + f) * oh * ow
+                        @inline(__always) func act(_ a: T) -> T {
+                            let s = value(a, b)
+                            return relu && s <= 0 ? 0 : s
+                        }
+                        for oy in 0..<oh {
+                            let dst = plane + oy * ow
+                            if pooled {
+                                let r0 = src + 2 * oy * plan.rowWidth, r1 = r0 + plan.rowWidth
+                                for ox in 0..<ow {
+                                    let q = 2 * ox
+                                    dst[ox] = larger(
+                                        larger(larger(act(r0[q]), act(r0[q + 1])), act(r1[q])), act(r1[q + 1]))
+                                }
+                            } else {
+                                let row = src + oy * plan.rowWidth
+                                for ox in 0..<ow { dst[ox] = act(row[ox]) }
+                            }
+                        }
+                    }
+                }
+            }
+            if storage == .native {
+                write { a, b in a + b }
+            } else {
+                write { a, b in storage.round(storage.round(a) + b) }
+            }
+        }
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> { backward(dout, inputGradient: true) }
@@ -179,6 +249,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
         return sums
     }
 }
+
+/// Whether float32 convolution outputs are finished in C with AVX-512 (`precis_conv_finish_f32`).
+let vectorEpilogue = precis_avx512() != 0
 
 /// The sum of `count` values (a multiple of 16), in 16 lanes and then across the lanes.
 @inline(__always)

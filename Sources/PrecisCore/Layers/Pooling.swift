@@ -36,6 +36,10 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
         _ arg: UnsafeMutableBufferPointer<Int32>?
     ) {
+        if size == 2 && stride == 2 && pad == 0 {
+            if let arg { pool2(xs, g, planes, out, arg) } else { pool2(xs, g, planes, out, nil) }
+            return
+        }
         for plane in planes {
             let src = plane * g.h * g.w
             for oy in 0..<g.oh {
@@ -69,6 +73,36 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         }
     }
 
+    /// `pool` for 2×2 windows with stride 2 and no padding (every window inside the input).
+    @inline(__always)
+    private func pool2(
+        _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
+        _ arg: UnsafeMutableBufferPointer<Int32>?
+    ) {
+        for plane in planes {
+            let src = xs.baseAddress! + plane * g.h * g.w
+            for oy in 0..<g.oh {
+                let o = (plane * g.oh + oy) * g.ow, row = 2 * oy * g.w
+                for ox in 0..<g.ow {
+                    let i = row + 2 * ox
+                    var best = src[i], at = i
+                    @inline(__always) func consider(_ j: Int) {
+                        let v = src[j]
+                        if v > best || (v.isNaN && !best.isNaN) {
+                            best = v
+                            at = j
+                        }
+                    }
+                    consider(i + 1)
+                    consider(i + g.w)
+                    consider(i + g.w + 1)
+                    out[o + ox] = best
+                    arg?[o + ox] = Int32(at)
+                }
+            }
+        }
+    }
+
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         guard let g else { preconditionFailure("MaxPooling.backward before forward") }
         let (per, size) = (g.oh * g.ow, g.h * g.w)
@@ -91,6 +125,10 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
     /// The input index (within its plane) each output took its value from, from the last forward.
     public var lastArgmax: [Int32] { argmax }
 }
+
+/// `v` if it wins over `best` in max pooling: larger, or the first NaN; ties keep `best`.
+@inline(__always)
+func larger<T: NetworkScalar>(_ best: T, _ v: T) -> T { v > best || (v.isNaN && !best.isNaN) ? v : best }
 
 /// Average pooling on `(N, C, H, W)`: each output is the window's sum divided by `size²`; padding
 /// counts as zeros (PyTorch's `count_include_pad=True`). Output size as for `MaxPooling`.

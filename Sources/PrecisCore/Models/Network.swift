@@ -200,7 +200,7 @@ public final class Network<T: NetworkScalar> {
             {
                 var pool: MaxPooling<T>? = nil
                 if i + 2 < layers.upperBound, case let .maxPooling(p) = nodes[i + 2] { pool = p }
-                y = convolutionReLU(conv, pool, y)
+                y = conv.forward(y, isTraining: false, relu: true, pool: pool)
                 i += pool == nil ? 2 : 3
                 continue
             }
@@ -208,44 +208,6 @@ public final class Network<T: NetworkScalar> {
             i += 1
         }
         return y
-    }
-
-    /// `conv`, ReLU and `pool` (if any) for inference, chunk by chunk: each chunk's convolution
-    /// outputs rounded to the storage format, set to 0 where `<= 0`, and pooled.
-    @_specialize(where T == Float)
-    @_specialize(where T == Double)
-    @_specialize(where T == Float16)
-    private func convolutionReLU(_ conv: Convolution<T>, _ pool: MaxPooling<T>?, _ x: Tensor<T>) -> Tensor<T> {
-        let c = conv.W.value.shape[0]
-        let window = Window(
-            input: x.shape, fh: conv.W.value.shape[2], fw: conv.W.value.shape[3], stride: conv.stride, pad: conv.pad)
-        let g = pool.map {
-            Window(
-                input: [x.shape[0], c, window.oh, window.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad)
-        }
-        var pooled = [T](unsafeUninitializedCapacity: g.map { $0.n * c * $0.oh * $0.ow } ?? 0) { $1 = $0.count }
-        let plane = window.pixels, storage = storage
-        let y = pooled.withUnsafeMutableBufferPointer { buffer in
-            let out = buffer
-            return conv.forward(x, isTraining: false) { images, ys in
-                let v = UnsafeMutableBufferPointer(
-                    start: ys + images.lowerBound * c * plane, count: images.count * c * plane)
-                if storage == .native {
-                    for k in v.indices where v[k] <= 0 { v[k] = 0 }
-                } else {
-                    for k in v.indices {
-                        let r = storage.round(v[k])
-                        v[k] = r <= 0 ? 0 : r
-                    }
-                }
-                if let pool, let g {
-                    pool.pool(
-                        UnsafeBufferPointer(start: ys, count: x.shape[0] * c * plane), g,
-                        (images.lowerBound * c)..<(images.upperBound * c), out, nil)
-                }
-            }
-        }
-        return g.map { Tensor(shape: [$0.n, c, $0.oh, $0.ow], data: pooled) } ?? y
     }
 
     /// `x` rounded to the storage format.

@@ -1,0 +1,78 @@
+#include "kernels.h"
+
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+int precis_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+
+static inline __mmask16 lanes(int count) {
+    return count >= 16 ? 0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
+
+// acc + bias, and with relu 0 where that is <= 0 (NaN stays NaN).
+static inline __attribute__((always_inline)) AVX512 __m512 activate(__m512 acc, __m512 bias, int relu) {
+    __m512 s = _mm512_add_ps(acc, bias);
+    return relu ? _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
+                : s;
+}
+
+// v where it beats best in max pooling (larger, or a NaN over a number), else best.
+static inline __attribute__((always_inline)) AVX512 __m512 larger(__m512 best, __m512 v) {
+    __mmask16 wins = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+    return _mm512_mask_mov_ps(best, wins, v);
+}
+
+AVX512 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows,
+                                   int row_width, int oh, int ow, const float *bias, int relu, int pooled, float *y) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int j = 0; j < images; j++) {
+        for (int f = 0; f < channels; f++) {
+            const float *src = out + (size_t)f * columns + (size_t)j * band_rows * row_width;
+            float *plane = y + ((size_t)j * channels + f) * oh * ow;
+            __m512 b = _mm512_set1_ps(bias[f]);
+            for (int oy = 0; oy < oh; oy++) {
+                float *dst = plane + (size_t)oy * ow;
+                if (!pooled) {
+                    const float *row = src + (size_t)oy * row_width;
+                    for (int ox = 0; ox < ow; ox += 16) {
+                        __mmask16 m = lanes(ow - ox);
+                        _mm512_mask_storeu_ps(dst + ox, m, activate(_mm512_maskz_loadu_ps(m, row + ox), b, relu));
+                    }
+                    continue;
+                }
+                // 16 outputs from 32 columns of two rows: the larger of each vertical pair, then
+                // of each horizontal pair.
+                const float *r0 = src + (size_t)2 * oy * row_width, *r1 = r0 + row_width;
+                for (int ox = 0; ox < ow; ox += 16) {
+                    int n = ow - ox < 16 ? ow - ox : 16;
+                    __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+                    __m512 a = larger(activate(_mm512_maskz_loadu_ps(lo, r0 + 2 * ox), b, relu),
+                                      activate(_mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b, relu));
+                    __m512 c = larger(activate(_mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16), b, relu),
+                                      activate(_mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16), b, relu));
+                    __m512 h = larger(_mm512_permutex2var_ps(a, even, c), _mm512_permutex2var_ps(a, odd, c));
+                    _mm512_mask_storeu_ps(dst + ox, lanes(n), h);
+                }
+            }
+        }
+    }
+}
+
+#else
+
+int precis_avx512(void) { return 0; }
+
+void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
+                            int oh, int ow, const float *bias, int relu, int pooled, float *y) {
+    (void)out, (void)columns, (void)channels, (void)images, (void)band_rows, (void)row_width, (void)oh, (void)ow;
+    (void)bias, (void)relu, (void)pooled, (void)y;
+    abort();
+}
+
+#endif
