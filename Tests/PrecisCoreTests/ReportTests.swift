@@ -26,6 +26,37 @@ import Testing
         #expect(e.sqnrDB == -.infinity && e.maxAbsolute == .infinity)
     }
 
+    /// The vector kernels give the Swift loop's figures bit for bit: sums in element order, every
+    /// count, for each scalar type, with NaN, infinities, subnormals, flushed zeros and a tail that
+    /// is not a whole vector.
+    @Test func vectorErrorStatsEqualTheLoop() {
+        var rng = RandomSource(seed: 8)
+        let reference = (0..<1_003).map { i in i % 97 == 3 ? 1e-7 : rng.normal() * (i % 5 == 0 ? 1e-3 : 10) }
+        func check<T: NetworkScalar>(_: T.Type, minNormal: Double) {
+            var values = reference.map { T($0 * 1.01) }
+            for i in stride(from: 0, to: values.count, by: 89) { values[i] = .nan }
+            for i in stride(from: 7, to: values.count, by: 131) { values[i] = -.infinity }
+            for i in stride(from: 3, to: values.count, by: 97) { values[i] = 0 }
+            values[11] = T(minNormal / 4)
+            var loop = ErrorStats(), vector = ErrorStats()
+            for part in [0..<1_003, 0..<5, 200..<1_003] {
+                let v = Array(values[part]), r = Array(reference[part])
+                loop.add(v, reference: r, minNormal: minNormal, vector: false)
+                vector.add(v, reference: r, minNormal: minNormal, vector: true)
+            }
+            #expect(loop.nans > 0 && loop.infinities > 0 && loop.subnormals > 0 && loop.flushed > 0, "\(T.self)")
+            #expect(vector == loop, "\(T.self)")
+            var finite = ErrorStats(), finiteLoop = ErrorStats()
+            let clean = reference.map { T($0 * 1.01) }
+            finite.add(clean, reference: reference, minNormal: minNormal, vector: true)
+            finiteLoop.add(clean, reference: reference, minNormal: minNormal, vector: false)
+            #expect(finite == finiteLoop && finite.noise > 0 && finite.noise.isFinite, "\(T.self)")
+        }
+        check(Float.self, minNormal: 1e-6)
+        check(Double.self, minNormal: 1e-4)
+        check(Float16.self, minNormal: PrecisionMode.float16.minNormal)
+    }
+
     @Test func mergeEqualsOneAdd() {
         let a: Tensor<Double> = randomTensor([64], seed: 1), r: Tensor<Double> = randomTensor([64], seed: 2)
         var whole = ErrorStats(), left = ErrorStats(), right = ErrorStats()

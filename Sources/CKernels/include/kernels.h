@@ -65,6 +65,27 @@ int precis_avx512(void);
 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
                             int oh, int ow, const float *bias, int relu, int pooled, float *y);
 
+/// Error sums of values against a float64 reference, as `ErrorStats` keeps them.
+typedef struct {
+    double signal, noise, absolute_sum, max_absolute;
+    int64_t nans, infinities, subnormals, flushed;
+} precis_error_sums;
+
+/// Whether this CPU runs the vector `precis_error_stats_*` (AVX-512 and F16C); the portable float
+/// and double versions are plain loops.
+int precis_error_kernels(void);
+
+/// Adds `count` values against `reference` to `s`, exactly as `ErrorStats.add` does: the three sums
+/// in element order with every product and sum rounded to double (results are bit for bit the
+/// same), the counts and the maximum in vectors.
+void precis_error_stats_f32(const float *values, const double *reference, int64_t count, double min_normal,
+                            precis_error_sums *s);
+void precis_error_stats_f64(const double *values, const double *reference, int64_t count, double min_normal,
+                            precis_error_sums *s);
+/// `values` as IEEE half bit patterns; needs `precis_error_kernels()`.
+void precis_error_stats_f16(const uint16_t *values, const double *reference, int64_t count, double min_normal,
+                            precis_error_sums *s);
+
 #ifdef __cplusplus
 }
 #endif

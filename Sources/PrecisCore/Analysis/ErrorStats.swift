@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Error statistics of a tensor computed in a reduced precision against the same tensor computed
@@ -22,8 +23,35 @@ public struct ErrorStats: Sendable, Equatable {
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     public mutating func add<T: NetworkScalar>(_ values: [T], reference: [Double], minNormal: Double) {
+        add(values, reference: reference, minNormal: minNormal, vector: errorKernels)
+    }
+
+    /// `add`, in C with vectors when `vector` (and the scalar type is Float, Double or Float16), else in Swift.
+    mutating func add<T: NetworkScalar>(_ values: [T], reference: [Double], minNormal: Double, vector: Bool) {
         precondition(
             values.count == reference.count, "compared tensors differ in size: \(values.count) vs \(reference.count)")
+        if vector && (T.self == Float.self || T.self == Double.self || T.self == Float16.self) {
+            var s = precis_error_sums(
+                signal: signal, noise: noise, absolute_sum: absoluteSum, max_absolute: maxAbsolute,
+                nans: Int64(nans), infinities: Int64(infinities), subnormals: Int64(subnormals),
+                flushed: Int64(flushed))
+            values.withUnsafeBytes { vs in
+                let n = Int64(values.count), p = vs.baseAddress!
+                if T.self == Float.self {
+                    precis_error_stats_f32(p.assumingMemoryBound(to: Float.self), reference, n, minNormal, &s)
+                } else if T.self == Double.self {
+                    precis_error_stats_f64(p.assumingMemoryBound(to: Double.self), reference, n, minNormal, &s)
+                } else {
+                    precis_error_stats_f16(p.assumingMemoryBound(to: UInt16.self), reference, n, minNormal, &s)
+                }
+            }
+            count += values.count
+            (signal, noise, absoluteSum, maxAbsolute) = (s.signal, s.noise, s.absolute_sum, s.max_absolute)
+            (nans, infinities, subnormals, flushed) = (
+                Int(s.nans), Int(s.infinities), Int(s.subnormals), Int(s.flushed)
+            )
+            return
+        }
         // The sums run in locals (kept in registers), in the same order as ever.
         var (signal, noise, absoluteSum, maxAbsolute) = (signal, noise, absoluteSum, maxAbsolute)
         var (nans, infinities, subnormals, flushed) = (nans, infinities, subnormals, flushed)
@@ -69,6 +97,10 @@ public struct ErrorStats: Sendable, Equatable {
     /// Mean |value − reference|.
     public var meanAbsolute: Double { count == 0 ? 0 : absoluteSum / Double(count) }
 }
+
+/// Whether `ErrorStats.add` runs in C with vectors (`precis_error_stats_*`); its figures are the
+/// Swift loop's bit for bit.
+let errorKernels = precis_error_kernels() != 0
 
 /// The change of a mode's accuracy against a reference run (float32) on the same images, with a
 /// 95% interval from the paired disagreements: the Wald interval for the difference of paired

@@ -1,0 +1,120 @@
+#include "kernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+// The sums below must round exactly as Swift's separate multiplies and adds do.
+#pragma clang fp contract(off)
+
+// One element, as `ErrorStats.add` does it.
+static inline __attribute__((always_inline)) void add_one(double v, double r, double min_normal, precis_error_sums *s) {
+    double m = fabs(v), e = m < INFINITY ? fabs(v - r) : INFINITY;
+    s->nans += v != v;
+    s->infinities += m == INFINITY;
+    s->signal += r * r;
+    s->noise += e * e;
+    s->absolute_sum += e;
+    s->max_absolute = e >= s->max_absolute ? e : s->max_absolute;
+    s->subnormals += v != 0 && m < min_normal;
+    s->flushed += v == 0 && r != 0 && fabs(r) < min_normal;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,f16c")))
+
+// Eight elements: everything but the three sums in vectors, the sums lane by lane in element order.
+static inline __attribute__((always_inline)) AVX512 void add_eight(__m512d v, __m512d r, __m512d min_normal,
+                                                                  __m512d *max, precis_error_sums *s) {
+    const __m512d inf = _mm512_set1_pd(INFINITY), zero = _mm512_setzero_pd();
+    __m512d m = _mm512_abs_pd(v);
+    __mmask8 finite = _mm512_cmp_pd_mask(m, inf, _CMP_LT_OQ);
+    __m512d e = _mm512_mask_mov_pd(inf, finite, _mm512_abs_pd(_mm512_sub_pd(v, r)));
+    s->nans += __builtin_popcount(_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q));
+    s->infinities += __builtin_popcount(_mm512_cmp_pd_mask(m, inf, _CMP_EQ_OQ));
+    s->subnormals += __builtin_popcount(_mm512_cmp_pd_mask(v, zero, _CMP_NEQ_UQ) &
+                                        _mm512_cmp_pd_mask(m, min_normal, _CMP_LT_OQ));
+    s->flushed += __builtin_popcount(_mm512_cmp_pd_mask(v, zero, _CMP_EQ_OQ) &
+                                     _mm512_cmp_pd_mask(r, zero, _CMP_NEQ_UQ) &
+                                     _mm512_cmp_pd_mask(_mm512_abs_pd(r), min_normal, _CMP_LT_OQ));
+    *max = _mm512_mask_mov_pd(*max, _mm512_cmp_pd_mask(e, *max, _CMP_GE_OQ), e);
+    double rr[8], ee[8], ea[8];
+    _mm512_storeu_pd(rr, _mm512_mul_pd(r, r));
+    _mm512_storeu_pd(ee, _mm512_mul_pd(e, e));
+    _mm512_storeu_pd(ea, e);
+    double signal = s->signal, noise = s->noise, absolute = s->absolute_sum;
+    for (int l = 0; l < 8; l++) {
+        signal += rr[l];
+        noise += ee[l];
+        absolute += ea[l];
+    }
+    s->signal = signal, s->noise = noise, s->absolute_sum = absolute;
+}
+
+static inline __attribute__((always_inline)) AVX512 void finish_max(__m512d max, precis_error_sums *s) {
+    double lanes[8];
+    _mm512_storeu_pd(lanes, max);
+    for (int l = 0; l < 8; l++) s->max_absolute = lanes[l] >= s->max_absolute ? lanes[l] : s->max_absolute;
+}
+
+int precis_error_kernels(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
+}
+
+AVX512 void precis_error_stats_f32(const float *values, const double *reference, int64_t count, double min_normal,
+                                   precis_error_sums *s) {
+    __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        add_eight(_mm512_cvtps_pd(_mm256_loadu_ps(values + i)), _mm512_loadu_pd(reference + i), low, &max, s);
+    finish_max(max, s);
+    for (; i < count; i++) add_one(values[i], reference[i], min_normal, s);
+}
+
+AVX512 void precis_error_stats_f64(const double *values, const double *reference, int64_t count, double min_normal,
+                                   precis_error_sums *s) {
+    __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        add_eight(_mm512_loadu_pd(values + i), _mm512_loadu_pd(reference + i), low, &max, s);
+    finish_max(max, s);
+    for (; i < count; i++) add_one(values[i], reference[i], min_normal, s);
+}
+
+AVX512 void precis_error_stats_f16(const uint16_t *values, const double *reference, int64_t count, double min_normal,
+                                   precis_error_sums *s) {
+    __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(values + i)));
+        add_eight(_mm512_cvtps_pd(v), _mm512_loadu_pd(reference + i), low, &max, s);
+    }
+    finish_max(max, s);
+    for (; i < count; i++) {
+        float v = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(values[i])));
+        add_one(v, reference[i], min_normal, s);
+    }
+}
+
+#else
+
+int precis_error_kernels(void) { return 0; }
+
+void precis_error_stats_f32(const float *values, const double *reference, int64_t count, double min_normal,
+                            precis_error_sums *s) {
+    for (int64_t i = 0; i < count; i++) add_one(values[i], reference[i], min_normal, s);
+}
+
+void precis_error_stats_f64(const double *values, const double *reference, int64_t count, double min_normal,
+                            precis_error_sums *s) {
+    for (int64_t i = 0; i < count; i++) add_one(values[i], reference[i], min_normal, s);
+}
+
+void precis_error_stats_f16(const uint16_t *values, const double *reference, int64_t count, double min_normal,
+                            precis_error_sums *s) {
+    (void)values, (void)reference, (void)count, (void)min_normal, (void)s;
+    abort();
+}
+
+#endif
