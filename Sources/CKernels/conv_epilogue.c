@@ -27,10 +27,20 @@ static inline __attribute__((always_inline)) AVX512 __m512 larger(__m512 best, _
     return _mm512_mask_mov_ps(best, wins, v);
 }
 
+static const int even_lanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int odd_lanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
+// The maxima of 16 2 x 2 windows, from their top rows (t0, t1: 32 values) and bottom rows (b0, b1),
+// taken in window order (top left, top right, bottom left, bottom right) as `MaxPooling` does.
+static inline __attribute__((always_inline)) AVX512 __m512 pool16(__m512 t0, __m512 t1, __m512 b0, __m512 b1) {
+    const __m512i even = _mm512_loadu_si512(even_lanes), odd = _mm512_loadu_si512(odd_lanes);
+    __m512 best = larger(_mm512_permutex2var_ps(t0, even, t1), _mm512_permutex2var_ps(t0, odd, t1));
+    best = larger(best, _mm512_permutex2var_ps(b0, even, b1));
+    return larger(best, _mm512_permutex2var_ps(b0, odd, b1));
+}
+
 AVX512 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows,
                                    int row_width, int oh, int ow, const float *bias, int relu, int pooled, float *y) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     for (int j = 0; j < images; j++) {
         for (int f = 0; f < channels; f++) {
             const float *src = out + (size_t)f * columns + (size_t)j * band_rows * row_width;
@@ -46,19 +56,33 @@ AVX512 void precis_conv_finish_f32(const float *out, int columns, int channels, 
                     }
                     continue;
                 }
-                // 16 outputs from 32 columns of two rows: the larger of each vertical pair, then
-                // of each horizontal pair.
                 const float *r0 = src + (size_t)2 * oy * row_width, *r1 = r0 + row_width;
                 for (int ox = 0; ox < ow; ox += 16) {
                     int n = ow - ox < 16 ? ow - ox : 16;
                     __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
-                    __m512 a = larger(activate(_mm512_maskz_loadu_ps(lo, r0 + 2 * ox), b, relu),
-                                      activate(_mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b, relu));
-                    __m512 c = larger(activate(_mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16), b, relu),
+                    __m512 h = pool16(activate(_mm512_maskz_loadu_ps(lo, r0 + 2 * ox), b, relu),
+                                      activate(_mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16), b, relu),
+                                      activate(_mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b, relu),
                                       activate(_mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16), b, relu));
-                    __m512 h = larger(_mm512_permutex2var_ps(a, even, c), _mm512_permutex2var_ps(a, odd, c));
                     _mm512_mask_storeu_ps(dst + ox, lanes(n), h);
                 }
+            }
+        }
+    }
+}
+
+AVX512 void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out) {
+    int oh = h / 2, ow = w / 2;
+    for (int p = 0; p < planes; p++) {
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = x + ((size_t)p * h + 2 * oy) * w, *r1 = r0 + w;
+            float *dst = out + ((size_t)p * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox += 16) {
+                int n = ow - ox < 16 ? ow - ox : 16;
+                __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+                __m512 m = pool16(_mm512_maskz_loadu_ps(lo, r0 + 2 * ox), _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16),
+                                  _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16));
+                _mm512_mask_storeu_ps(dst + ox, lanes(n), m);
             }
         }
     }
@@ -72,6 +96,11 @@ void precis_conv_finish_f32(const float *out, int columns, int channels, int ima
                             int oh, int ow, const float *bias, int relu, int pooled, float *y) {
     (void)out, (void)columns, (void)channels, (void)images, (void)band_rows, (void)row_width, (void)oh, (void)ow;
     (void)bias, (void)relu, (void)pooled, (void)y;
+    abort();
+}
+
+void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out) {
+    (void)x, (void)planes, (void)h, (void)w, (void)out;
     abort();
 }
 

@@ -41,6 +41,38 @@ import Testing
         #expect(pool.backward(Tensor(shape: [1, 1, 1, 1], data: [1])).data == [1, 0, 0, 0])
     }
 
+    /// 2×2 pooling, inference (vector kernel for Float) and training alike, gives the bits of the
+    /// rule written out here: each window in row-major order, a value replacing the best when it is
+    /// larger, or NaN over a number. ±0 ties and NaNs with different payloads show the order.
+    @Test(arguments: [(3, 5), (4, 4), (6, 33), (9, 40), (2, 64)])
+    func maxPooling2x2MatchesTheRule(h: Int, w: Int) {
+        var rng = RandomSource(seed: UInt64(h * 100 + w))
+        let specials: [Float] = [0, -0, .nan, Float(bitPattern: 0x7FC0_0001), -.nan, .infinity, 1, 1]
+        let x = Tensor<Float>(
+            shape: [2, 3, h, w],
+            data: (0..<(6 * h * w)).map { i in i % 4 != 3 ? specials[i * 5 / 4 % specials.count] : Float(rng.normal()) }
+        )
+        let (oh, ow) = (h / 2, w / 2)
+        var expected = [Float]()
+        for plane in 0..<6 {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let at = plane * h * w + 2 * oy * w + 2 * ox
+                    var best = x.data[at]
+                    for v in [x.data[at + 1], x.data[at + w], x.data[at + w + 1]]
+                    where v > best || (v.isNaN && !best.isNaN) {
+                        best = v
+                    }
+                    expected.append(best)
+                }
+            }
+        }
+        for isTraining in [false, true] {
+            let y = MaxPooling<Float>(size: 2, stride: 2).forward(x, isTraining: isTraining)
+            #expect(y.shape == [2, 3, oh, ow] && y.data.map(\.bitPattern) == expected.map(\.bitPattern))
+        }
+    }
+
     @Test func averagePooling() {
         let x = Tensor<Double>(shape: [1, 1, 4, 4], data: (0..<16).map(Double.init))
         #expect(

@@ -61,9 +61,14 @@ int precis_avx512(void);
 /// columns, image j's output row oy at column (j·band_rows + oy)·row_width): acc + bias[f], set to 0
 /// where <= 0 with `relu`, into y (images, channels, oh, ow); with `pooled` (which needs `relu`),
 /// the maximum of each 2 x 2 block with stride 2, so y is (images, channels, oh, ow) of pooled
-/// outputs. A NaN in a block gives NaN.
+/// outputs, each block's values taken in the order `precis_max_pool2_f32` takes them.
 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
                             int oh, int ow, const float *bias, int relu, int pooled, float *y);
+
+/// 2 x 2 max pooling with stride 2 of `planes` planes (h x w) into (planes, h/2, w/2): each window
+/// taken in row-major order, a value replacing the best so far when it is larger, or NaN over a
+/// number, exactly as `MaxPooling` does (ties keep the first; the first NaN wins). Needs AVX-512.
+void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out);
 
 /// Error sums of values against a float64 reference, as `ErrorStats` keeps them.
 typedef struct {

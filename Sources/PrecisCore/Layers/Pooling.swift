@@ -1,3 +1,5 @@
+import CKernels
+
 /// Max pooling directly on `(N, C, H, W)`: each output is the largest input in its window; padding
 /// never wins (it is not a value), ties go to the first element in row-major window order, and NaN
 /// propagates. Output `(N, C, OH, OW)` with `OH = (H + 2·pad - size) / stride + 1` (the book's
@@ -17,11 +19,14 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         let g = Window(input: x.shape, fh: size, fw: size, stride: stride, pad: pad)
         var out = [T](repeating: 0, count: g.n * g.c * g.oh * g.ow)
-        var arg = [Int32](repeating: 0, count: out.count)
+        // Where each maximum came from, for backward: training only.
+        var arg = [Int32](repeating: 0, count: isTraining ? out.count : 0)
         x.data.withUnsafeBufferPointer { xs in
             out.withUnsafeMutableBufferPointer { os in
                 arg.withUnsafeMutableBufferPointer { args in
-                    parallelChunks(g.n * g.c, work: x.count) { planes in pool(xs, g, planes, os, args) }
+                    parallelChunks(g.n * g.c, work: x.count) { planes in
+                        pool(xs, g, planes, os, isTraining ? args : nil)
+                    }
                 }
             }
         }
@@ -79,6 +84,12 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
         _ arg: UnsafeMutableBufferPointer<Int32>?
     ) {
+        if T.self == Float.self && arg == nil && vectorEpilogue {
+            let f = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: Float.self) }
+            return precis_max_pool2_f32(
+                f(xs.baseAddress! + planes.lowerBound * g.h * g.w), Int32(planes.count), Int32(g.h), Int32(g.w),
+                UnsafeMutablePointer(mutating: f(out.baseAddress! + planes.lowerBound * g.oh * g.ow)))
+        }
         for plane in planes {
             let src = xs.baseAddress! + plane * g.h * g.w
             for oy in 0..<g.oh {
@@ -104,7 +115,9 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
-        guard let g else { preconditionFailure("MaxPooling.backward before forward") }
+        guard let g, argmax.count == g.n * g.c * g.oh * g.ow else {
+            preconditionFailure("MaxPooling.backward needs a training forward")
+        }
         let (per, size) = (g.oh * g.ow, g.h * g.w)
         let dx: [T] = filledArray(g.n * g.c * size) { dx in
             argmax.withUnsafeBufferPointer { arg in
@@ -122,7 +135,8 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         return Tensor(shape: [g.n, g.c, g.h, g.w], data: dx)
     }
 
-    /// The input index (within its plane) each output took its value from, from the last forward.
+    /// The input index (within its plane) each output took its value from, from the last training
+    /// forward (empty after an inference forward).
     public var lastArgmax: [Int32] { argmax }
 }
 
