@@ -62,19 +62,25 @@ public final class ModeReport {
     /// A report for a network given as `forward`, which maps a Float batch to every layer's output
     /// (index 0 the input itself), nil for the layers it does not compute on their own; `depth`
     /// layers, `modelBytes` of weights. For quantized networks: the outputs are dequantized values.
-    /// The time and the predictions are `predict`'s, a run without the layer outputs, and the
-    /// layer outputs are compared as they are.
+    /// With `predict` (a run without the layer outputs, for networks whose speed is itself a
+    /// result, such as integer inference), the time and the logits are `predict`'s; without it,
+    /// they are `forward`'s, as for the floating modes, and the network runs once per batch.
     public convenience init(
         name: String, depth: Int, modelBytes: Int, inputScale: Float = 1, keepLogits: Bool = false,
-        forward: @escaping (Tensor<Float>) -> [Tensor<Float>?], predict: @escaping (Tensor<Float>) -> Tensor<Float>
+        forward: @escaping (Tensor<Float>) -> [Tensor<Float>?], predict: ((Tensor<Float>) -> Tensor<Float>)? = nil
     ) {
         self.init(name: name, mode: nil, depth: depth, modelBytes: modelBytes)
         step = { report, images, count, reference, _ in
             let x = Tensor<Float>(
                 shape: [count] + Array(reference[0].shape.dropFirst()), data: images.map { $0 * inputScale })
+            var outs: [Tensor<Float>?] = []
+            guard let predict else {
+                report.seconds += timed { outs = forward(x) }
+                return report.record(outs, reference: reference, minNormal: 0, compare: true, keepLogits: keepLogits)
+            }
             var logits = Tensor<Float>(shape: [0], data: [])
             report.seconds += timed { logits = predict(x) }
-            var outs = forward(x)
+            outs = forward(x)
             outs[outs.count - 1] = logits
             report.record(outs, reference: reference, minNormal: 0, compare: true, keepLogits: keepLogits)
         }

@@ -75,7 +75,7 @@ public struct PrecisionEvaluation {
             case let .format(f):
                 let r = ModeReport(
                     name: f.model.name, depth: spec.layers.count, modelBytes: f.modelBytes, inputScale: test.inputScale,
-                    keepLogits: keepLogits, forward: { f.forwardAll($0).map { $0 } }, predict: f.predict)
+                    keepLogits: keepLogits, forward: { f.forwardAll($0).map { $0 } })
                 r.bitsPerWeight = f.bitsPerWeight
                 return r
             }
