@@ -150,6 +150,17 @@ struct Bench: ParsableCommand {
         report.int8Gemm = int8Rows
         report.int8GemmGeomeanGOPS = geomean(int8Rows.map(\.rate))
         if !json { print(String(format: "int8 gemm geometric mean: %.1f GOP/s", geomean(int8Rows.map(\.rate)))) }
+        // What bounds those rates: the multiply-add peak of every core, measured now.
+        guard let peak = peakRates(runs: runs) else { return }
+        (report.peakGFLOPS, report.peakInt8GOPS) = (peak.float32GFLOPS, peak.int8GOPS)
+        if !json {
+            print(
+                String(
+                    format: "peak (register-only multiply-adds on %d cores): float32 %.1f GFLOP/s (convolution GEMMs "
+                        + "at %.0f%%), int8 VNNI %.1f GOP/s (int8 GEMMs at %.0f%%)", peak.cores,
+                    peak.float32GFLOPS, 100 * geomean(conv) / peak.float32GFLOPS, peak.int8GOPS,
+                    100 * geomean(int8Rows.map(\.rate)) / peak.int8GOPS))
+        }
     }
 }
 
@@ -174,6 +185,7 @@ struct BenchReport: Encodable {
     var layers: [LayerTime]?
     var gemm: [GEMM]?, gemmGeomeanGFLOPS: Double?, gemmAffineGeomeanGFLOPS: Double?
     var int8Gemm: [GEMM]?, int8GemmGeomeanGOPS: Double?
+    var peakGFLOPS: Double?, peakInt8GOPS: Double?
 
     private enum CodingKeys: String, CodingKey {
         case schema, runs, model, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond =
@@ -181,6 +193,7 @@ struct BenchReport: Encodable {
         case int8GemmPath = "int8_gemm_path", layers, gemm, gemmGeomeanGFLOPS = "gemm_geomean_gflops"
         case gemmAffineGeomeanGFLOPS = "gemm_affine_geomean_gflops", int8Gemm = "int8_gemm", int8GemmGeomeanGOPS =
             "int8_gemm_geomean_gops"
+        case peakGFLOPS = "peak_gflops", peakInt8GOPS = "peak_int8_gops"
     }
 }
 

@@ -70,6 +70,17 @@ void precis_conv_finish_f32(const float *out, int columns, int channels, int ima
 /// number, exactly as `MaxPooling` does (ties keep the first; the first NaN wins). Needs AVX-512.
 void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out);
 
+/// Whether `precis_fma_chains` and `precis_vnni_chains` run here (AVX-512 with VNNI).
+int precis_peak_kernels(void);
+
+/// `iterations` rounds of 12 independent 16-lane float32 fused multiply-adds (384 flops a round):
+/// one core's multiply-add peak, with no memory traffic. Returns a sum of the results.
+float precis_fma_chains(long iterations, float x);
+
+/// `iterations` rounds of 12 independent vpdpbusd (uint8 x int8, 64 products added into 16 int32
+/// lanes; 1,536 operations a round): one core's VNNI peak. Returns a sum of the results.
+int precis_vnni_chains(long iterations, int x);
+
 /// Error sums of values against a float64 reference, as `ErrorStats` keeps them.
 typedef struct {
     double signal, noise, absolute_sum, max_absolute;

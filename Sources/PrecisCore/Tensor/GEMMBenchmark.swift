@@ -147,3 +147,25 @@ public func int8GEMMGOPS(_ s: GEMMShape, runs: Int, portable: Bool = false) -> D
     }
     return 2 * Double(s.chunks * s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
 }
+
+/// The machine's peak rates on every core at once, measured in the same run as the GEMMs they
+/// bound: float32 fused multiply-adds (GFLOP/s) and uint8 × int8 VNNI multiply-adds (GOP/s), each
+/// the median of `runs` timed runs of register-only chains; nil without AVX-512 VNNI.
+public func peakRates(runs: Int) -> (float32GFLOPS: Double, int8GOPS: Double, cores: Int)? {
+    guard precis_peak_kernels() != 0 else { return nil }
+    let iterations = 2_000_000
+    func rate(_ operations: Double, _ body: @escaping (Int) -> Void) -> Double {
+        var times: [Double] = []
+        for r in 0...runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: availableCores) { body($0) }
+            if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        return operations * Double(availableCores * iterations) / times.sorted()[times.count / 2] / 1e9
+    }
+    let sink = UnsafeMutablePointer<Float>.allocate(capacity: availableCores)
+    defer { sink.deallocate() }
+    let fma = rate(384) { sink[$0] = precis_fma_chains(iterations, 0.5 + Float($0)) }
+    let vnni = rate(1_536) { sink[$0] = Float(precis_vnni_chains(iterations, Int32($0 + 1))) }
+    return (fma, vnni, availableCores)
+}
