@@ -146,3 +146,18 @@ void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int3
 #endif
     requantize(acc, rows, channels, correction, scale, zero, low, out);
 }
+
+void precis_max_pool2_u8(const uint8_t *x, int h, int w, int channels, uint8_t *out) {
+    int oh = h / 2, ow = w / 2;
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            const uint8_t *a = x + ((size_t)(2 * oy) * w + 2 * ox) * channels, *b = a + (size_t)w * channels;
+            uint8_t *o = out + ((size_t)oy * ow + ox) * channels;
+            for (int c = 0; c < channels; c++) {
+                uint8_t top = a[c] > a[c + channels] ? a[c] : a[c + channels];
+                uint8_t bottom = b[c] > b[c + channels] ? b[c] : b[c + channels];
+                o[c] = top > bottom ? top : bottom;
+            }
+        }
+    }
+}

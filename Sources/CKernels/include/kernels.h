@@ -38,6 +38,10 @@ void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,
                           uint8_t *out);
 
+/// 2 x 2 max pooling with stride 2 of one channels-last image (h x w x channels) of codes into
+/// (h/2 x w/2 x channels).
+void precis_max_pool2_u8(const uint8_t *x, int h, int w, int channels, uint8_t *out);
+
 /// Whether this CPU runs the strict-half kernels below (AVX-512 with F16C and FMA).
 int precis_half_kernels(void);
 

@@ -480,6 +480,10 @@ private func maxPoolImage<T: Comparable>(
     _ x: UnsafePointer<T>, h: Int, w: Int, c: Int, _ p: (size: Int, stride: Int, pad: Int),
     into o: UnsafeMutablePointer<T>, lowest: T
 ) {
+    if T.self == UInt8.self && p == (2, 2, 0) {
+        let codes = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: UInt8.self) }
+        return precis_max_pool2_u8(codes(x), Int32(h), Int32(w), Int32(c), UnsafeMutablePointer(mutating: codes(o)))
+    }
     let g = Window(input: [1, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
     o.initialize(repeating: lowest, count: g.pixels * c)
     for oy in 0..<g.oh {
