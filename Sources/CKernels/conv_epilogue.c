@@ -20,11 +20,15 @@ static inline __attribute__((always_inline)) AVX512 __m512 activate(__m512 acc, 
                 : s;
 }
 
-// v where it beats best in max pooling (larger, or a NaN over a number), else best.
+// The lanes where v beats best in max pooling: larger, or a NaN over a number.
+static inline __attribute__((always_inline)) AVX512 __mmask16 wins(__m512 best, __m512 v) {
+    return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+           (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+}
+
+// v where it beats best, else best.
 static inline __attribute__((always_inline)) AVX512 __m512 larger(__m512 best, __m512 v) {
-    __mmask16 wins = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
-    return _mm512_mask_mov_ps(best, wins, v);
+    return _mm512_mask_mov_ps(best, wins(best, v), v);
 }
 
 static const int even_lanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
@@ -71,6 +75,38 @@ AVX512 void precis_conv_finish_f32(const float *out, int columns, int channels, 
     }
 }
 
+AVX512 void precis_max_pool2_arg_f32(const float *x, int planes, int h, int w, float *out, int32_t *arg) {
+    const __m512i even = _mm512_loadu_si512(even_lanes), odd = _mm512_loadu_si512(odd_lanes);
+    int oh = h / 2, ow = w / 2;
+    for (int p = 0; p < planes; p++) {
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = x + ((size_t)p * h + 2 * oy) * w, *r1 = r0 + w;
+            size_t o = ((size_t)p * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox += 16) {
+                int n = ow - ox < 16 ? ow - ox : 16;
+                __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+                __m512 t0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), t1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
+                __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
+                // Window i's top-left element is at 2·oy·w + 2·(ox + i) in its plane.
+                __m512i at = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), _mm512_slli_epi32(
+                                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+                __m512 best = _mm512_permutex2var_ps(t0, even, t1);
+                __m512 next[3] = {_mm512_permutex2var_ps(t0, odd, t1), _mm512_permutex2var_ps(b0, even, b1),
+                                  _mm512_permutex2var_ps(b0, odd, b1)};
+                int offsets[3] = {1, w, w + 1};
+                __m512i from = at;
+                for (int k = 0; k < 3; k++) {
+                    __mmask16 m = wins(best, next[k]);
+                    best = _mm512_mask_mov_ps(best, m, next[k]);
+                    from = _mm512_mask_mov_epi32(from, m, _mm512_add_epi32(at, _mm512_set1_epi32(offsets[k])));
+                }
+                _mm512_mask_storeu_ps(out + o + ox, lanes(n), best);
+                _mm512_mask_storeu_epi32(arg + o + ox, lanes(n), from);
+            }
+        }
+    }
+}
+
 AVX512 void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out) {
     int oh = h / 2, ow = w / 2;
     for (int p = 0; p < planes; p++) {
@@ -101,6 +137,11 @@ void precis_conv_finish_f32(const float *out, int columns, int channels, int ima
 
 void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out) {
     (void)x, (void)planes, (void)h, (void)w, (void)out;
+    abort();
+}
+
+void precis_max_pool2_arg_f32(const float *x, int planes, int h, int w, float *out, int32_t *arg) {
+    (void)x, (void)planes, (void)h, (void)w, (void)out, (void)arg;
     abort();
 }
 

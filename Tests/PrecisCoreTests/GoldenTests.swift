@@ -53,23 +53,25 @@ import Testing
             data: (0..<(6 * h * w)).map { i in i % 4 != 3 ? specials[i * 5 / 4 % specials.count] : Float(rng.normal()) }
         )
         let (oh, ow) = (h / 2, w / 2)
-        var expected = [Float]()
+        var expected = [Float](), from = [Int32]()
         for plane in 0..<6 {
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    let at = plane * h * w + 2 * oy * w + 2 * ox
-                    var best = x.data[at]
-                    for v in [x.data[at + 1], x.data[at + w], x.data[at + w + 1]]
-                    where v > best || (v.isNaN && !best.isNaN) {
-                        best = v
+                    let corner = 2 * oy * w + 2 * ox
+                    var best = x.data[plane * h * w + corner], at = corner
+                    for i in [corner + 1, corner + w, corner + w + 1] {
+                        let v = x.data[plane * h * w + i]
+                        if v > best || (v.isNaN && !best.isNaN) { (best, at) = (v, i) }
                     }
                     expected.append(best)
+                    from.append(Int32(at))
                 }
             }
         }
         for isTraining in [false, true] {
-            let y = MaxPooling<Float>(size: 2, stride: 2).forward(x, isTraining: isTraining)
+            let pool = MaxPooling<Float>(size: 2, stride: 2), y = pool.forward(x, isTraining: isTraining)
             #expect(y.shape == [2, 3, oh, ow] && y.data.map(\.bitPattern) == expected.map(\.bitPattern))
+            #expect(pool.lastArgmax == (isTraining ? from : []))
         }
     }
 

@@ -74,6 +74,10 @@ void precis_conv_finish_f32(const float *out, int columns, int channels, int ima
 /// number, exactly as `MaxPooling` does (ties keep the first; the first NaN wins). Needs AVX-512.
 void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out);
 
+/// `precis_max_pool2_f32`, and where each maximum came from (its index in its input plane) into
+/// `arg`, for the backward pass.
+void precis_max_pool2_arg_f32(const float *x, int planes, int h, int w, float *out, int32_t *arg);
+
 /// Whether `precis_fma_chains` and `precis_vnni_chains` run here (AVX-512 with VNNI).
 int precis_peak_kernels(void);
 

@@ -84,11 +84,15 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
         _ arg: UnsafeMutableBufferPointer<Int32>?
     ) {
-        if T.self == Float.self && arg == nil && vectorEpilogue {
+        if T.self == Float.self && vectorEpilogue {
             let f = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: Float.self) }
-            return precis_max_pool2_f32(
-                f(xs.baseAddress! + planes.lowerBound * g.h * g.w), Int32(planes.count), Int32(g.h), Int32(g.w),
-                UnsafeMutablePointer(mutating: f(out.baseAddress! + planes.lowerBound * g.oh * g.ow)))
+            let x = f(xs.baseAddress! + planes.lowerBound * g.h * g.w)
+            let y = UnsafeMutablePointer(mutating: f(out.baseAddress! + planes.lowerBound * g.oh * g.ow))
+            guard let arg else {
+                return precis_max_pool2_f32(x, Int32(planes.count), Int32(g.h), Int32(g.w), y)
+            }
+            return precis_max_pool2_arg_f32(
+                x, Int32(planes.count), Int32(g.h), Int32(g.w), y, arg.baseAddress! + planes.lowerBound * g.oh * g.ow)
         }
         for plane in planes {
             let src = xs.baseAddress! + plane * g.h * g.w
