@@ -88,8 +88,7 @@ AVX512 void precis_max_pool2_arg_f32(const float *x, int planes, int h, int w, f
                 __m512 t0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox), t1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
                 __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
                 // Window i's top-left element is at 2·oy·w + 2·(ox + i) in its plane.
-                __m512i at = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), _mm512_slli_epi32(
-                                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+                __m512i at = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), _mm512_loadu_si512(even_lanes));
                 __m512 best = _mm512_permutex2var_ps(t0, even, t1);
                 __m512 next[3] = {_mm512_permutex2var_ps(t0, odd, t1), _mm512_permutex2var_ps(b0, even, b1),
                                   _mm512_permutex2var_ps(b0, odd, b1)};
