@@ -18,14 +18,20 @@ import Testing
 
     /// Inference runs convolution, ReLU and max pooling chunk by chunk; every value must be the one
     /// the layers give one at a time, in every scalar type and storage format: rows narrower and
-    /// wider than a vector, odd sizes (the last row and column are not pooled), other pools, and
-    /// NaN inputs (NaN wherever the layers give NaN).
+    /// wider than a vector, odd sizes (the last row and column are not pooled), other pools, NaN
+    /// inputs (NaN wherever the layers give NaN), and whole blocks of 16 filters (Float convolves
+    /// those directly in inference, the layers one at a time through the GEMM).
     @Test(arguments: [
         (
             "conv(6,3,pad=1) relu maxpool(2) conv(8,3,pad=1) relu conv(8,3,stride=2) relu maxpool(2,stride=1,pad=1) "
                 + "affine(10)", [1, 12, 12]
         ),
         ("conv(5,3,pad=1) relu maxpool(2) conv(4,3) relu maxpool(2) affine(10)", [2, 41, 37]),
+        (
+            "conv(16,3,pad=1) relu maxpool(2) conv(32,3,pad=2) relu maxpool(2) conv(16,3,pad=1) relu affine(10)",
+            [3, 30, 27]
+        ),
+        ("conv(32,5,pad=2) relu conv(16,1) relu maxpool(2) affine(10)", [2, 17, 33]),
     ])
     func fusedInferenceChangesNoValue(layers: String, input: [Int]) throws {
         let spec = try ModelSpec.named(layers, inputShape: input)

@@ -65,9 +65,14 @@ public final class Convolution<T: NetworkScalar>: Layer {
             Window(input: [g.n, fn, g.oh, g.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad)
         }
         precondition(pool == nil || relu, "a fused pool follows ReLU")
-        let direct = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
-        let wp = packRows(fn, k, W.value.data, k)
-        var y = [T](unsafeUninitializedCapacity: direct ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
+        let pool2 = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
+        // Float inference with stride 1 and whole blocks of 32 filters convolves directly: the same
+        // multiply-add chains, without the columns the padded planes add or a pass over a product.
+        let direct =
+            relu && !isTraining && T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
+            && vectorEpilogue && (pool == nil || pool2)
+        let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
+        var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
         var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
         y.withUnsafeMutableBufferPointer { ys in
             p.withUnsafeMutableBufferPointer { ps in
@@ -82,15 +87,19 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                     input.withUnsafeMutableBufferPointer { input in
                                         out.withUnsafeMutableBufferPointer { out in
                                             load(plan, xs.baseAddress!, images, input.baseAddress!)
+                                            let y = pool2 ? ps.baseAddress! : ys.baseAddress!
+                                            if direct {
+                                                return convolveDirectly(
+                                                    plan, images, input.baseAddress!, wp.baseAddress!, pooled: pool2,
+                                                    y)
+                                            }
                                             gemmPacked(
                                                 fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
                                                 out.baseAddress!, width, parallel: false)
-                                            finish(
-                                                plan, images, out.baseAddress!, relu: relu, pooled: direct,
-                                                direct ? ps.baseAddress! : ys.baseAddress!)
+                                            finish(plan, images, out.baseAddress!, relu: relu, pooled: pool2, y)
                                         }
                                     }
-                                    if let pool, let pooled, !direct {
+                                    if let pool, let pooled, !pool2 {
                                         pool.pool(
                                             UnsafeBufferPointer(ys), pooled,
                                             (images.lowerBound * fn)..<(images.upperBound * fn),
@@ -106,6 +115,22 @@ public final class Convolution<T: NetworkScalar>: Layer {
         self.x = isTraining ? x : nil
         if let pooled { return Tensor(shape: [g.n, fn, pooled.oh, pooled.ow], data: p) }
         return Tensor(shape: [g.n, fn, g.oh, g.ow], data: y)
+    }
+
+    /// The ReLU outputs of `images` (pooled 2×2 with `pooled`) into `y`, convolved directly from the
+    /// chunk's padded planes `input` with the filters packed by `blocksOf16` (Float only).
+    private func convolveDirectly(
+        _ plan: ConvPlan, _ images: Range<Int>, _ input: UnsafePointer<T>, _ packed: UnsafePointer<T>, pooled: Bool,
+        _ y: UnsafeMutablePointer<T>
+    ) {
+        let g = plan.g, fn = plan.outputs, per = fn * (pooled ? (g.oh / 2) * (g.ow / 2) : g.pixels)
+        let f = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: Float.self) }
+        b.value.data.withUnsafeBufferPointer { bias in
+            precis_conv_direct_f32(
+                f(input), Int32(plan.planeSize), Int32(g.c), Int32(plan.rowWidth), Int32(plan.bandRows),
+                Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), f(packed), Int32(fn),
+                f(bias.baseAddress!), 1, pooled ? 1 : 0, UnsafeMutablePointer(mutating: f(y + images.lowerBound * per)))
+        }
     }
 
     /// Writes the outputs of `images` from the chunk's product `out (FN, columns)` into `y`: all of
@@ -247,6 +272,20 @@ public final class Convolution<T: NetworkScalar>: Layer {
             for i in 0..<size { sums[i] += partial[part * size + i] }
         }
         return sums
+    }
+}
+
+/// `W (FN, C, FH, FW)` as `(FN/16, C, FH, FW, 16)`: for each window element, 16 filters' weights in
+/// a row, as `precis_conv_direct_f32` reads them (two blocks at a time).
+private func blocksOf16<T: NetworkScalar>(_ w: [T], _ g: Window) -> [T] {
+    let taps = g.c * g.fh * g.fw
+    return filledArray(w.count) { out in
+        w.withUnsafeBufferPointer { w in
+            for f in 0..<(w.count / taps) {
+                let block = out.baseAddress! + f / 16 * taps * 16 + f % 16, row = w.baseAddress! + f * taps
+                for t in 0..<taps { block[t * 16] = row[t] }
+            }
+        }
     }
 }
 

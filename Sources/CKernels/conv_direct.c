@@ -1,0 +1,149 @@
+#include "kernels.h"
+
+#include <stdlib.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+// acc[(b·rows + r)·P + p] += the window of output pixel p of row r against the 16 filters of block
+// b (of two), in ascending (channel, ky, kx): one fused multiply-add chain per output, as the GEMM
+// computes it. `in` is the first pixel's window origin in channel 0's padded plane; `w` the first
+// block's filters packed as (C, FH, FW, 16), the second's `block` floats further on.
+static inline __attribute__((always_inline)) AVX512 void accumulate(const float *in, int plane_size, int channels,
+                                                                   int row_width, int fh, int fw, const float *w,
+                                                                   size_t block, const int rows, const int P,
+                                                                   __m512 *acc) {
+    for (int i = 0; i < 2 * rows * P; i++) acc[i] = _mm512_setzero_ps();
+    for (int ch = 0; ch < channels; ch++) {
+        const float *plane = in + (size_t)ch * plane_size;
+        for (int ky = 0; ky < fh; ky++) {
+            for (int kx = 0; kx < fw; kx++, w += 16) {
+                __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + block);
+                for (int r = 0; r < rows; r++) {
+                    const float *src = plane + (size_t)(r + ky) * row_width + kx;
+                    for (int p = 0; p < P; p++) {
+                        __m512 x = _mm512_set1_ps(src[p]);
+                        acc[r * P + p] = _mm512_fmadd_ps(x, w0, acc[r * P + p]);
+                        acc[(rows + r) * P + p] = _mm512_fmadd_ps(x, w1, acc[(rows + r) * P + p]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// acc + bias, and with relu 0 where that is <= 0 (NaN stays NaN).
+static inline __attribute__((always_inline)) AVX512 __m512 activate(__m512 acc, __m512 bias, int relu) {
+    __m512 s = _mm512_add_ps(acc, bias);
+    return relu ? _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
+                : s;
+}
+
+// v where it beats best in max pooling (larger, or a NaN over a number), else best.
+static inline __attribute__((always_inline)) AVX512 __m512 larger(__m512 best, __m512 v) {
+    __mmask16 wins = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+    return _mm512_mask_mov_ps(best, wins, v);
+}
+
+// Where a tile's outputs go: block b's 16 filters' planes start at y + b·block, `planes` apart.
+typedef struct {
+    const float *in;
+    int plane_size, channels, row_width, fh, fw;
+    const float *w;
+    size_t weights;
+    __m512 bias[2];
+    int relu;
+    float *y;
+    size_t block;
+    __m512i planes;
+} tile_args;
+
+// P outputs of one row for 32 filters.
+static inline __attribute__((always_inline)) AVX512 void row_tile(const tile_args *a, const int P) {
+    __m512 acc[28];
+    accumulate(a->in, a->plane_size, a->channels, a->row_width, a->fh, a->fw, a->w, a->weights, 1, P, acc);
+    for (int b = 0; b < 2; b++) {
+        for (int p = 0; p < P; p++)
+            _mm512_i32scatter_ps(a->y + b * a->block + p, a->planes, activate(acc[b * P + p], a->bias[b], a->relu), 4);
+    }
+}
+
+// Q pooled outputs for 32 filters (2 x 2 windows, stride 2) from two rows of 2Q outputs, each
+// window taken in row-major order as `MaxPooling` takes it.
+static inline __attribute__((always_inline)) AVX512 void pool_tile(const tile_args *a, const int Q) {
+    __m512 acc[16];
+    accumulate(a->in, a->plane_size, a->channels, a->row_width, a->fh, a->fw, a->w, a->weights, 2, 2 * Q, acc);
+    for (int b = 0; b < 2; b++) {
+        const __m512 *top = acc + b * 4 * Q, *bottom = top + 2 * Q;
+        for (int q = 0; q < Q; q++) {
+            __m512 best = activate(top[2 * q], a->bias[b], a->relu);
+            best = larger(best, activate(top[2 * q + 1], a->bias[b], a->relu));
+            best = larger(best, activate(bottom[2 * q], a->bias[b], a->relu));
+            best = larger(best, activate(bottom[2 * q + 1], a->bias[b], a->relu));
+            _mm512_i32scatter_ps(a->y + b * a->block + q, a->planes, best, 4);
+        }
+    }
+}
+
+AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
+                                   int images, int oh, int ow, int fh, int fw, const float *packed, int filters,
+                                   const float *bias, int relu, int pooled, float *output) {
+    int out_h = pooled ? oh / 2 : oh, out_w = pooled ? ow / 2 : ow, step = pooled ? 2 : 14;
+    size_t weights = (size_t)channels * fh * fw * 16;
+    tile_args a = {.plane_size = plane_size, .channels = channels, .row_width = row_width, .fh = fh, .fw = fw,
+                   .weights = weights, .relu = relu, .block = (size_t)16 * out_h * out_w};
+    a.planes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                  _mm512_set1_epi32(out_h * out_w));
+    for (int j = 0; j < images; j++) {
+        for (int pair = 0; pair < filters / 32; pair++) {
+            a.w = packed + (size_t)2 * pair * weights;
+            a.bias[0] = _mm512_loadu_ps(bias + pair * 32);
+            a.bias[1] = _mm512_loadu_ps(bias + pair * 32 + 16);
+            float *plane0 = output + ((size_t)j * filters + pair * 32) * out_h * out_w;
+            for (int oy = 0; oy < out_h; oy++) {
+                for (int ox = 0; ox < out_w; ox += step) {
+                    int n = out_w - ox < step ? out_w - ox : step;
+                    int row = j * band_rows + (pooled ? 2 * oy : oy), col = pooled ? 2 * ox : ox;
+                    a.in = input + (size_t)row * row_width + col;
+                    a.y = plane0 + (size_t)oy * out_w + ox;
+                    if (pooled) {
+                        if (n == 2) pool_tile(&a, 2);
+                        else pool_tile(&a, 1);
+                        continue;
+                    }
+                    switch (n) {
+                    case 1: row_tile(&a, 1); break;
+                    case 2: row_tile(&a, 2); break;
+                    case 3: row_tile(&a, 3); break;
+                    case 4: row_tile(&a, 4); break;
+                    case 5: row_tile(&a, 5); break;
+                    case 6: row_tile(&a, 6); break;
+                    case 7: row_tile(&a, 7); break;
+                    case 8: row_tile(&a, 8); break;
+                    case 9: row_tile(&a, 9); break;
+                    case 10: row_tile(&a, 10); break;
+                    case 11: row_tile(&a, 11); break;
+                    case 12: row_tile(&a, 12); break;
+                    case 13: row_tile(&a, 13); break;
+                    default: row_tile(&a, 14); break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#else
+
+void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
+                            int images, int oh, int ow, int fh, int fw, const float *packed, int filters,
+                            const float *bias, int relu, int pooled, float *output) {
+    (void)input, (void)plane_size, (void)channels, (void)row_width, (void)band_rows, (void)images, (void)oh;
+    (void)ow, (void)fh, (void)fw, (void)packed, (void)filters, (void)bias, (void)relu, (void)pooled, (void)output;
+    abort();
+}
+
+#endif
