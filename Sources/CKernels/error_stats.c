@@ -62,39 +62,48 @@ int precis_error_kernels(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
 }
 
-AVX512 void precis_error_stats_f32(const float *values, const double *reference, int64_t count, double min_normal,
-                                   precis_error_sums *s) {
+enum element { F32, F64, F16 };
+
+// Eight values from element i on, and one value, widened to double.
+static inline __attribute__((always_inline)) AVX512 __m512d load_eight(const void *v, int64_t i, enum element e) {
+    switch (e) {
+    case F32: return _mm512_cvtps_pd(_mm256_loadu_ps((const float *)v + i));
+    case F64: return _mm512_loadu_pd((const double *)v + i);
+    default: return _mm512_cvtps_pd(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)v + i))));
+    }
+}
+
+static inline __attribute__((always_inline)) AVX512 double load_one(const void *v, int64_t i, enum element e) {
+    switch (e) {
+    case F32: return ((const float *)v)[i];
+    case F64: return ((const double *)v)[i];
+    default: return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(((const uint16_t *)v)[i])));
+    }
+}
+
+static inline __attribute__((always_inline)) AVX512 void add_all(const void *values, enum element e,
+                                                                const double *reference, int64_t count,
+                                                                double min_normal, precis_error_sums *s) {
     __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
     int64_t i = 0;
-    for (; i + 8 <= count; i += 8)
-        add_eight(_mm512_cvtps_pd(_mm256_loadu_ps(values + i)), _mm512_loadu_pd(reference + i), low, &max, s);
+    for (; i + 8 <= count; i += 8) add_eight(load_eight(values, i, e), _mm512_loadu_pd(reference + i), low, &max, s);
     finish_max(max, s);
-    for (; i < count; i++) add_one(values[i], reference[i], min_normal, s);
+    for (; i < count; i++) add_one(load_one(values, i, e), reference[i], min_normal, s);
+}
+
+AVX512 void precis_error_stats_f32(const float *values, const double *reference, int64_t count, double min_normal,
+                                   precis_error_sums *s) {
+    add_all(values, F32, reference, count, min_normal, s);
 }
 
 AVX512 void precis_error_stats_f64(const double *values, const double *reference, int64_t count, double min_normal,
                                    precis_error_sums *s) {
-    __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
-    int64_t i = 0;
-    for (; i + 8 <= count; i += 8)
-        add_eight(_mm512_loadu_pd(values + i), _mm512_loadu_pd(reference + i), low, &max, s);
-    finish_max(max, s);
-    for (; i < count; i++) add_one(values[i], reference[i], min_normal, s);
+    add_all(values, F64, reference, count, min_normal, s);
 }
 
 AVX512 void precis_error_stats_f16(const uint16_t *values, const double *reference, int64_t count, double min_normal,
                                    precis_error_sums *s) {
-    __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
-    int64_t i = 0;
-    for (; i + 8 <= count; i += 8) {
-        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(values + i)));
-        add_eight(_mm512_cvtps_pd(v), _mm512_loadu_pd(reference + i), low, &max, s);
-    }
-    finish_max(max, s);
-    for (; i < count; i++) {
-        float v = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(values[i])));
-        add_one(v, reference[i], min_normal, s);
-    }
+    add_all(values, F16, reference, count, min_normal, s);
 }
 
 #else

@@ -41,6 +41,39 @@ import Testing
         #expect(pool.backward(Tensor(shape: [1, 1, 1, 1], data: [1])).data == [1, 0, 0, 0])
     }
 
+    /// A Float convolution, in inference (direct for blocks of 32 filters) and training (GEMM),
+    /// gives the bits of one fused multiply-add chain per output over the window in ascending
+    /// (channel, ky, kx), written out here, plus the bias; NaN inputs give NaN where the chain does.
+    @Test(arguments: [(32, 3, 1, 8, 8), (64, 3, 2, 14, 14), (32, 5, 2, 9, 23), (64, 1, 0, 6, 17), (16, 3, 1, 11, 7)])
+    func convolutionIsOneMultiplyAddChainPerOutput(filters: Int, size: Int, pad: Int, h: Int, w: Int) {
+        let c = 3, x: Tensor<Float> = randomTensor([2, c, h, w], seed: 4)
+        var xn = x
+        xn.data[17] = .nan
+        let wt: Tensor<Float> = randomTensor([filters, c, size, size], seed: 5),
+            b: Tensor<Float> = randomTensor(
+                [filters], seed: 6)
+        let g = Window(input: x.shape, fh: size, fw: size, stride: 1, pad: pad)
+        for input in [x, xn] {
+            let col = im2col(input.data, g)
+            var expected = [Float](repeating: 0, count: 2 * filters * g.pixels)
+            for row in 0..<g.rows {
+                let (n, pixel) = (row / g.pixels, row % g.pixels)
+                for f in 0..<filters {
+                    var acc: Float = 0
+                    for k in 0..<g.cols { acc = acc.addingProduct(col[row * g.cols + k], wt.data[f * g.cols + k]) }
+                    expected[(n * filters + f) * g.pixels + pixel] = acc + b.data[f]
+                }
+            }
+            for isTraining in [false, true] {
+                let y = Convolution<Float>(W: wt, b: b, pad: pad).forward(input, isTraining: isTraining)
+                let differing = zip(y.data, expected).filter {
+                    $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN)
+                }
+                #expect(y.shape == [2, filters, g.oh, g.ow] && differing.isEmpty, "\(differing.count) differ")
+            }
+        }
+    }
+
     /// 2×2 pooling, inference (vector kernel for Float) and training alike, gives the bits of the
     /// rule written out here: each window in row-major order, a value replacing the best when it is
     /// larger, or NaN over a number. ±0 ties and NaNs with different payloads show the order.

@@ -68,8 +68,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let pool2 = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
         // Float inference with stride 1 and whole blocks of 32 filters convolves directly: the same
         // multiply-add chains, without the columns the padded planes add or a pass over a product.
+        // (Training keeps the GEMM: without a pool to fold in, it measured no faster there.)
         let direct =
-            relu && !isTraining && T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
+            !isTraining && T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
             && vectorEpilogue && (pool == nil || pool2)
         let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
@@ -90,8 +91,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                             let y = pool2 ? ps.baseAddress! : ys.baseAddress!
                                             if direct {
                                                 return convolveDirectly(
-                                                    plan, images, input.baseAddress!, wp.baseAddress!, pooled: pool2,
-                                                    y)
+                                                    plan, images, input.baseAddress!, wp.baseAddress!, relu: relu,
+                                                    pooled: pool2, y)
                                             }
                                             gemmPacked(
                                                 fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
@@ -117,11 +118,12 @@ public final class Convolution<T: NetworkScalar>: Layer {
         return Tensor(shape: [g.n, fn, g.oh, g.ow], data: y)
     }
 
-    /// The ReLU outputs of `images` (pooled 2×2 with `pooled`) into `y`, convolved directly from the
-    /// chunk's padded planes `input` with the filters packed by `blocksOf16` (Float only).
+    /// The outputs of `images` (with `relu`, set to 0 where `<= 0`; with `pooled`, pooled 2×2) into
+    /// `y`, convolved directly from the chunk's padded planes `input` with the filters packed by
+    /// `blocksOf16` (Float only).
     private func convolveDirectly(
-        _ plan: ConvPlan, _ images: Range<Int>, _ input: UnsafePointer<T>, _ packed: UnsafePointer<T>, pooled: Bool,
-        _ y: UnsafeMutablePointer<T>
+        _ plan: ConvPlan, _ images: Range<Int>, _ input: UnsafePointer<T>, _ packed: UnsafePointer<T>, relu: Bool,
+        pooled: Bool, _ y: UnsafeMutablePointer<T>
     ) {
         let g = plan.g, fn = plan.outputs, per = fn * (pooled ? (g.oh / 2) * (g.ow / 2) : g.pixels)
         let f = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: Float.self) }
@@ -129,7 +131,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
             precis_conv_direct_f32(
                 f(input), Int32(plan.planeSize), Int32(g.c), Int32(plan.rowWidth), Int32(plan.bandRows),
                 Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), f(packed), Int32(fn),
-                f(bias.baseAddress!), 1, pooled ? 1 : 0, UnsafeMutablePointer(mutating: f(y + images.lowerBound * per)))
+                f(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
+                UnsafeMutablePointer(mutating: f(y + images.lowerBound * per)))
         }
     }
 
