@@ -3,9 +3,7 @@
 #include <stdlib.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
-#define AVX512 __attribute__((target("avx512f")))
+#include "avx512.h"
 
 // acc[(b·rows + r)·P + p] += the window of output pixel p of row r against the 16 filters of block
 // b (of two), in ascending (channel, ky, kx): one fused multiply-add chain per output, as the GEMM
@@ -32,20 +30,6 @@ static inline __attribute__((always_inline)) AVX512 void accumulate(const float 
             }
         }
     }
-}
-
-// acc + bias, and with relu 0 where that is <= 0 (NaN stays NaN).
-static inline __attribute__((always_inline)) AVX512 __m512 activate(__m512 acc, __m512 bias, int relu) {
-    __m512 s = _mm512_add_ps(acc, bias);
-    return relu ? _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
-                : s;
-}
-
-// v where it beats best in max pooling (larger, or a NaN over a number), else best.
-static inline __attribute__((always_inline)) AVX512 __m512 larger(__m512 best, __m512 v) {
-    __mmask16 wins = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
-                     (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
-    return _mm512_mask_mov_ps(best, wins, v);
 }
 
 // Where a tile's outputs go: block b's 16 filters' planes start at y + b·block, `planes` apart.
@@ -114,21 +98,19 @@ AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int chann
                         else pool_tile(&a, 1);
                         continue;
                     }
-                    switch (n) {
-                    case 1: row_tile(&a, 1); break;
-                    case 2: row_tile(&a, 2); break;
-                    case 3: row_tile(&a, 3); break;
-                    case 4: row_tile(&a, 4); break;
-                    case 5: row_tile(&a, 5); break;
-                    case 6: row_tile(&a, 6); break;
-                    case 7: row_tile(&a, 7); break;
-                    case 8: row_tile(&a, 8); break;
-                    case 9: row_tile(&a, 9); break;
-                    case 10: row_tile(&a, 10); break;
-                    case 11: row_tile(&a, 11); break;
-                    case 12: row_tile(&a, 12); break;
-                    case 13: row_tile(&a, 13); break;
-                    default: row_tile(&a, 14); break;
+                    // A row of 14, or what is left in tiles of 8, 4, 2 and 1.
+                    if (n == 14) {
+                        row_tile(&a, 14);
+                        continue;
+                    }
+                    for (int size = 8; size > 0; size /= 2) {
+                        if (!(n & size)) continue;
+                        if (size == 8) row_tile(&a, 8);
+                        else if (size == 4) row_tile(&a, 4);
+                        else if (size == 2) row_tile(&a, 2);
+                        else row_tile(&a, 1);
+                        a.in += size;
+                        a.y += size;
                     }
                 }
             }

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
+#include "avx512.h"
 
 #define HALF __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 
@@ -25,10 +25,6 @@ static inline __attribute__((always_inline)) HALF __m512 load_half(const uint16_
 
 static inline __attribute__((always_inline)) HALF void store_half(uint16_t *p, __m512 x, __mmask16 mask) {
     _mm256_mask_storeu_epi16(p, mask, _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-
-static inline __mmask16 lanes(int count) {
-    return count >= 16 ? 0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
 }
 
 // One block of 8 rows (A as floats, (k, 8)) times one panel of 32 columns starting at column j.

@@ -82,12 +82,10 @@ void precis_conv_direct_f32(const float *input, int plane_size, int channels, in
 
 /// 2 x 2 max pooling with stride 2 of `planes` planes (h x w) into (planes, h/2, w/2): each window
 /// taken in row-major order, a value replacing the best so far when it is larger, or NaN over a
-/// number, exactly as `MaxPooling` does (ties keep the first; the first NaN wins). Needs AVX-512.
-void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out);
-
-/// `precis_max_pool2_f32`, and where each maximum came from (its index in its input plane) into
-/// `arg`, for the backward pass.
-void precis_max_pool2_arg_f32(const float *x, int planes, int h, int w, float *out, int32_t *arg);
+/// number, exactly as `MaxPooling` does (ties keep the first; the first NaN wins). With `arg`
+/// (else NULL), where each maximum came from, its index in its input plane, for the backward pass.
+/// Needs AVX-512.
+void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out, int32_t *arg);
 
 /// Whether `precis_fma_chains` and `precis_vnni_chains` run here (AVX-512 with VNNI).
 int precis_peak_kernels(void);

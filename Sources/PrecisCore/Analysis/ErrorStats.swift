@@ -35,14 +35,15 @@ public struct ErrorStats: Sendable, Equatable {
                 signal: signal, noise: noise, absolute_sum: absoluteSum, max_absolute: maxAbsolute,
                 nans: Int64(nans), infinities: Int64(infinities), subnormals: Int64(subnormals),
                 flushed: Int64(flushed))
-            values.withUnsafeBytes { vs in
+            values.withUnsafeBufferPointer { vs in
                 let n = Int64(values.count), p = vs.baseAddress!
                 if T.self == Float.self {
-                    precis_error_stats_f32(p.assumingMemoryBound(to: Float.self), reference, n, minNormal, &s)
+                    precis_error_stats_f32(floats(p), reference, n, minNormal, &s)
                 } else if T.self == Double.self {
-                    precis_error_stats_f64(p.assumingMemoryBound(to: Double.self), reference, n, minNormal, &s)
+                    precis_error_stats_f64(
+                        UnsafeRawPointer(p).assumingMemoryBound(to: Double.self), reference, n, minNormal, &s)
                 } else {
-                    precis_error_stats_f16(p.assumingMemoryBound(to: UInt16.self), reference, n, minNormal, &s)
+                    precis_error_stats_f16(bits(p), reference, n, minNormal, &s)
                 }
             }
             count += values.count

@@ -29,7 +29,7 @@ public final class Affine<T: NetworkScalar>: Layer {
         if let inputRounding {
             input.withUnsafeMutableBufferPointer { p in
                 inputRounding(
-                    UnsafeMutableRawPointer(p.baseAddress!).assumingMemoryBound(to: Float.self), .rows(n, fin))
+                    floats(p.baseAddress!), .rows(n, fin))
             }
         }
         input.withUnsafeBufferPointer { xs in

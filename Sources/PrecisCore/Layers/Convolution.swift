@@ -71,7 +71,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
         // (Training keeps the GEMM: without a pool to fold in, it measured no faster there.)
         let direct =
             !isTraining && T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
-            && vectorEpilogue && (pool == nil || pool2)
+            && avx512Kernels && (pool == nil || pool2)
         let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
         var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
@@ -126,13 +126,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
         pooled: Bool, _ y: UnsafeMutablePointer<T>
     ) {
         let g = plan.g, fn = plan.outputs, per = fn * (pooled ? (g.oh / 2) * (g.ow / 2) : g.pixels)
-        let f = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: Float.self) }
         b.value.data.withUnsafeBufferPointer { bias in
             precis_conv_direct_f32(
-                f(input), Int32(plan.planeSize), Int32(g.c), Int32(plan.rowWidth), Int32(plan.bandRows),
-                Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), f(packed), Int32(fn),
-                f(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
-                UnsafeMutablePointer(mutating: f(y + images.lowerBound * per)))
+                floats(input), Int32(plan.planeSize), Int32(g.c), Int32(plan.rowWidth), Int32(plan.bandRows),
+                Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), floats(packed), Int32(fn),
+                floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, floats(y + images.lowerBound * per))
         }
     }
 
@@ -146,12 +144,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let g = plan.g, fn = plan.outputs, (oh, ow) = pooled ? (g.oh / 2, g.ow / 2) : (g.oh, g.ow)
         let storage = storage
         b.value.data.withUnsafeBufferPointer { bias in
-            if T.self == Float.self && storage == .native && vectorEpilogue {
-                let f = { (p: UnsafePointer<T>) in UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+            if T.self == Float.self && storage == .native && avx512Kernels {
                 return precis_conv_finish_f32(
-                    f(out), Int32(plan.columns), Int32(fn), Int32(images.count), Int32(plan.bandRows),
-                    Int32(plan.rowWidth), Int32(oh), Int32(ow), f(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
-                    UnsafeMutableRawPointer(y + images.lowerBound * fn * oh * ow).assumingMemoryBound(to: Float.self))
+                    floats(out), Int32(plan.columns), Int32(fn), Int32(images.count), Int32(plan.bandRows),
+                    Int32(plan.rowWidth), Int32(oh), Int32(ow), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
+                    floats(y + images.lowerBound * fn * oh * ow))
             }
             // `value(acc, bias)` before ReLU; one loop per storage format, so native values are never rounded.
             @inline(__always) func write(_ value: (T, T) -> T) {
@@ -262,7 +259,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
         plan.load(x, images, input)
         if let inputRounding {
             inputRounding(
-                UnsafeMutableRawPointer(input).assumingMemoryBound(to: Float.self), .columns(plan.g.cols, plan.columns))
+                floats(input), .columns(plan.g.cols, plan.columns))
         }
     }
 
@@ -292,8 +289,8 @@ private func blocksOf16<T: NetworkScalar>(_ w: [T], _ g: Window) -> [T] {
     }
 }
 
-/// Whether float32 convolution outputs are finished in C with AVX-512 (`precis_conv_finish_f32`).
-let vectorEpilogue = precis_avx512() != 0
+/// Whether the float32 convolution and pooling kernels in C run here (AVX-512).
+let avx512Kernels = precis_avx512() != 0
 
 /// The sum of `count` values (a multiple of 16), in 16 lanes and then across the lanes.
 @inline(__always)

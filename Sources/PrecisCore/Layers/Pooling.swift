@@ -41,9 +41,11 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
         _ arg: UnsafeMutableBufferPointer<Int32>?
     ) {
-        if size == 2 && stride == 2 && pad == 0 {
-            if let arg { pool2(xs, g, planes, out, arg) } else { pool2(xs, g, planes, out, nil) }
-            return
+        if T.self == Float.self && size == 2 && stride == 2 && pad == 0 && avx512Kernels {
+            return precis_max_pool2_f32(
+                floats(xs.baseAddress! + planes.lowerBound * g.h * g.w), Int32(planes.count), Int32(g.h), Int32(g.w),
+                floats(out.baseAddress! + planes.lowerBound * g.oh * g.ow),
+                arg.map { $0.baseAddress! + planes.lowerBound * g.oh * g.ow })
         }
         for plane in planes {
             let src = plane * g.h * g.w
@@ -73,46 +75,6 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
                     let o = (plane * g.oh + oy) * g.ow + ox
                     out[o] = best
                     arg?[o] = Int32(at)
-                }
-            }
-        }
-    }
-
-    /// `pool` for 2×2 windows with stride 2 and no padding (every window inside the input).
-    @inline(__always)
-    private func pool2(
-        _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
-        _ arg: UnsafeMutableBufferPointer<Int32>?
-    ) {
-        if T.self == Float.self && vectorEpilogue {
-            let f = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: Float.self) }
-            let x = f(xs.baseAddress! + planes.lowerBound * g.h * g.w)
-            let y = UnsafeMutablePointer(mutating: f(out.baseAddress! + planes.lowerBound * g.oh * g.ow))
-            guard let arg else {
-                return precis_max_pool2_f32(x, Int32(planes.count), Int32(g.h), Int32(g.w), y)
-            }
-            return precis_max_pool2_arg_f32(
-                x, Int32(planes.count), Int32(g.h), Int32(g.w), y, arg.baseAddress! + planes.lowerBound * g.oh * g.ow)
-        }
-        for plane in planes {
-            let src = xs.baseAddress! + plane * g.h * g.w
-            for oy in 0..<g.oh {
-                let o = (plane * g.oh + oy) * g.ow, row = 2 * oy * g.w
-                for ox in 0..<g.ow {
-                    let i = row + 2 * ox
-                    var best = src[i], at = i
-                    @inline(__always) func consider(_ j: Int) {
-                        let v = src[j]
-                        if v > best || (v.isNaN && !best.isNaN) {
-                            best = v
-                            at = j
-                        }
-                    }
-                    consider(i + 1)
-                    consider(i + g.w)
-                    consider(i + g.w + 1)
-                    out[o + ox] = best
-                    arg?[o + ox] = Int32(at)
                 }
             }
         }

@@ -231,13 +231,24 @@ let halfKernels = precis_half_kernels() != 0
 
 /// A `Float16` matrix's elements as their bit patterns, for the C kernels.
 @inline(__always)
-private func bits<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
+func bits<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
     UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self)
 }
 
 @inline(__always)
-private func bits<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<UInt16> {
+func bits<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<UInt16> {
     UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt16.self)
+}
+
+/// A `Float` matrix's elements, for the C kernels (called only where `T` is `Float`).
+@inline(__always)
+func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+}
+
+@inline(__always)
+func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
 }
 
 /// Row offsets as the C kernels take them.

@@ -1,0 +1,53 @@
+// AVX-512 pieces the convolution, pooling and half kernels share (x86-64 only; each kernel that
+// uses them carries the target attribute and is called only where the CPU has it).
+#ifndef PRECIS_AVX512_H
+#define PRECIS_AVX512_H
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+// The first `count` of 16 lanes.
+static inline __mmask16 lanes(int count) {
+    return count >= 16 ? 0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
+}
+
+// acc + bias, and with relu 0 where that is <= 0 (NaN stays NaN).
+INLINE AVX512 __m512 activate(__m512 acc, __m512 bias, int relu) {
+    __m512 s = _mm512_add_ps(acc, bias);
+    return relu ? _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LE_OQ), _mm512_setzero_ps())
+                : s;
+}
+
+// The lanes where v beats best in max pooling: larger, or a NaN over a number.
+INLINE AVX512 __mmask16 wins(__m512 best, __m512 v) {
+    return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) |
+           (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q));
+}
+
+// v where it beats best, else best.
+INLINE AVX512 __m512 larger(__m512 best, __m512 v) { return _mm512_mask_mov_ps(best, wins(best, v), v); }
+
+static const int even_lanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int odd_lanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
+// The maxima of 16 2 x 2 windows of rows `w` apart, from their top rows (t0, t1: 32 values) and
+// bottom rows (b0, b1), taken in window order (top left, top right, bottom left, bottom right) as
+// `MaxPooling` takes them. With `from`, it is set to where each maximum is: `at` (the windows'
+// top-left indices) plus its offset in the window.
+INLINE AVX512 __m512 pool16(__m512 t0, __m512 t1, __m512 b0, __m512 b1, __m512i at, int w, __m512i *from) {
+    const __m512i even = _mm512_loadu_si512(even_lanes), odd = _mm512_loadu_si512(odd_lanes);
+    __m512 best = _mm512_permutex2var_ps(t0, even, t1);
+    __m512 next[3] = {_mm512_permutex2var_ps(t0, odd, t1), _mm512_permutex2var_ps(b0, even, b1),
+                      _mm512_permutex2var_ps(b0, odd, b1)};
+    int offsets[3] = {1, w, w + 1};
+    if (from) *from = at;
+    for (int k = 0; k < 3; k++) {
+        __mmask16 m = wins(best, next[k]);
+        best = _mm512_mask_mov_ps(best, m, next[k]);
+        if (from) *from = _mm512_mask_mov_epi32(*from, m, _mm512_add_epi32(at, _mm512_set1_epi32(offsets[k])));
+    }
+    return best;
+}
+
+#endif
