@@ -65,8 +65,8 @@ extension Train {
                 "\(target) on \(from): float32 \(percentText(study.float32.accuracy)), post-training "
                     + String(format: "%@ (%+.2f points)", percentText(ptq.accuracy), ptq.vsFloat32.changePP))
             print(
-                "quantization-aware training for \(config.epochs) epochs (adam lr \(config.learningRate!), "
-                    + "inputs observed for \(qatWarmup) steps, then frozen)")
+                "quantization-aware training for \(config.epochs) epochs (\(config.optimizer.rawValue) lr "
+                    + "\(config.learningRate!), inputs observed for \(qatWarmup) steps, then frozen)")
         }
         let net = try Network<Float>(spec: spec, parameters: source.tensors, seed: config.seed)
         let qat = try QuantizationAwareTraining(
