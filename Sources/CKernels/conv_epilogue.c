@@ -5,7 +5,7 @@
 #if defined(__x86_64__)
 #include "avx512.h"
 
-int precis_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+int precis_avx512(void) { return precis_kernel_level() == 2; }
 
 AVX512 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows,
                                    int row_width, int oh, int ow, const float *bias, int relu, int pooled, float *y) {

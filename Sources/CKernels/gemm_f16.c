@@ -8,9 +8,7 @@
 #define HALF __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
 
 int precis_half_kernels(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") &&
-           __builtin_cpu_supports("fma");
+    return precis_kernel_level() == 2;
 }
 
 // x rounded to the nearest half (ties to even) and widened back: every value a strict half

@@ -84,8 +84,7 @@ static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint
 }
 
 static int has_vnni_u8(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+    return precis_kernel_level() == 2 && __builtin_cpu_supports("avx512vnni");
 }
 #endif
 

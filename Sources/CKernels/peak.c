@@ -6,8 +6,7 @@
 #define CHAINS 12
 
 int precis_peak_kernels(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vnni");
+    return precis_kernel_level() == 2 && __builtin_cpu_supports("avx512vnni");
 }
 
 __attribute__((target("avx512f"))) float precis_fma_chains(long iterations, float x) {

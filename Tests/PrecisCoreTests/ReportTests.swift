@@ -33,6 +33,8 @@ import Testing
         var rng = RandomSource(seed: 8)
         let reference = (0..<1_003).map { i in i % 97 == 3 ? 1e-7 : rng.normal() * (i % 5 == 0 ? 1e-3 : 10) }
         func check<T: NetworkScalar>(_: T.Type, minNormal: Double) {
+            // Without vector kernels (PRECIS_KERNELS=portable) half has no C version to compare.
+            guard errorKernels || T.self != Float16.self else { return }
             var values = reference.map { T($0 * 1.01) }
             for i in stride(from: 0, to: values.count, by: 89) { values[i] = .nan }
             for i in stride(from: 7, to: values.count, by: 131) { values[i] = -.infinity }

@@ -10,6 +10,18 @@
 extern "C" {
 #endif
 
+/// The vector kernels this CPU runs: 2 with AVX-512 (F, BW, VL), FMA and F16C; 1 with AVX2, FMA
+/// and F16C; 0 with neither (portable C). Every kernel gives the same values at every level. The
+/// environment variable PRECIS_KERNELS=avx2 or portable lowers the level, to measure or test the
+/// narrower kernels on a wider CPU; it is read once.
+int precis_kernel_level(void);
+
+/// `precis_kernel_level()` as a name: "avx512", "avx2" or "portable".
+const char *precis_kernel_name(void);
+
+/// Whether `name` is a value PRECIS_KERNELS takes ("avx512", "avx2" or "portable").
+int precis_kernel_name_valid(const char *name);
+
 /// Which kernel `precis_gemm_u8s8` runs on this CPU: "avx512-vnni" or "portable".
 const char *precis_gemm_u8s8_path(void);
 
@@ -104,8 +116,8 @@ typedef struct {
     int64_t nans, infinities, subnormals, flushed;
 } precis_error_sums;
 
-/// Whether this CPU runs the vector `precis_error_stats_*` (AVX-512 and F16C); the portable float
-/// and double versions are plain loops.
+/// Whether this CPU runs the vector `precis_error_stats_*` (AVX-512 or AVX2, with F16C); without
+/// them the float and double versions are plain loops and the half version must not be called.
 int precis_error_kernels(void);
 
 /// Adds `count` values against `reference` to `s`, exactly as `ErrorStats.add` does: the three sums
