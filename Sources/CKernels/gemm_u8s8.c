@@ -1,32 +1,63 @@
 #include "kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-size_t precis_pack_s8_size(int k, int n) { return (size_t)((k + 3) / 4) * ((n + 15) / 16) * 64; }
+// B's layout depends on the path: VNNI reads (k/4, n/16, 16, 4) int8, four k of a column in a
+// 32-bit lane; AVX2 reads (k/2, n/8, 8, 2) int16, two k of a column in a 32-bit lane; the portable
+// loop reads whichever the CPU's path packs. k is padded to 4 and n to 16 in both.
+enum path { PORTABLE, AVX2_PATH, VNNI_PATH };
+
+static enum path int8_path(void);
+
+size_t precis_pack_s8_size(int k, int n) {
+    size_t k4 = (size_t)(k + 3) / 4;
+    return k4 * ((n + 15) / 16) * (int8_path() == AVX2_PATH ? 128 : 64);
+}
+
+// Where B[p][j] is in the packed layout, in elements of the layout's type.
+static inline size_t packed_index(enum path path, int p, int j, int n) {
+    if (path == AVX2_PATH) return (((size_t)(p / 2) * ((n + 15) / 16 * 2) + j / 8) * 8 + j % 8) * 2 + p % 2;
+    return (((size_t)(p / 4) * ((n + 15) / 16) + j / 16) * 16 + j % 16) * 4 + p % 4;
+}
+
+static inline int32_t packed_at(const int8_t *packed, enum path path, int p, int j, int n) {
+    size_t i = packed_index(path, p, j, n);
+    if (path != AVX2_PATH) return packed[i];
+    int16_t v;
+    memcpy(&v, packed + 2 * i, 2);
+    return v;
+}
 
 void precis_pack_s8(int k, int n, const int8_t *b, int ldb, int8_t *packed) {
-    int n16 = (n + 15) / 16;
+    enum path path = int8_path();
     memset(packed, 0, precis_pack_s8_size(k, n));
     for (int p = 0; p < k; p++)
-        for (int j = 0; j < n; j++) packed[(((size_t)(p / 4) * n16 + j / 16) * 16 + j % 16) * 4 + p % 4] = b[(size_t)p * ldb + j];
+        for (int j = 0; j < n; j++) {
+            int8_t v = b[(size_t)p * ldb + j];
+            size_t i = packed_index(path, p, j, n);
+            if (path == AVX2_PATH) {
+                int16_t w = v;
+                memcpy(packed + 2 * i, &w, 2);
+            } else {
+                packed[i] = v;
+            }
+        }
 }
 
 static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
                                int32_t *c, int ldc) {
-    int n16 = (n + 15) / 16;
+    enum path path = int8_path();
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             int32_t s = 0;
             for (int g = 0; g < segments; g++)
-                for (int q = 0; q < kseg; q++) {
-                    int p = g * kseg + q;
-                    s += (int32_t)a[(size_t)i * lda + (size_t)g * seg_stride + q] *
-                         (int32_t)packed[(((size_t)(p / 4) * n16 + j / 16) * 16 + j % 16) * 4 + p % 4];
-                }
+                for (int q = 0; q < kseg; q++)
+                    s += (int32_t)a[(size_t)i * lda + (size_t)g * seg_stride + q] * packed_at(packed, path, g * kseg + q, j, n);
             c[(size_t)i * ldc + j] = s;
         }
 }
@@ -83,25 +114,97 @@ static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint
     }
 }
 
-static int has_vnni_u8(void) {
-    return precis_kernel_level() == 2 && __builtin_cpu_supports("avx512vnni");
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// MR rows x 2 vectors of 8 columns: one vpmaddwd per (row, vector) per 2 k, on codes widened to
+// 16 bits (exact: |a·w| < 2^15, and a pair's sum < 2^16 fits the int32 lane). `a` holds each row's
+// runs widened, run g of row r at a + r·lda + g·seg_stride; rows past `rows` repeat the last one
+// and are not stored, nor are columns past `cols`.
+static inline __attribute__((always_inline)) AVX2 void tile_avx2(int MR, int rows, int cols, int segments, int k2,
+                                                                const int16_t *a, int lda, int seg_stride,
+                                                                const int16_t *bp, int bstride, int32_t *c, int ldc) {
+    __m256i acc[12];
+    for (int t = 0; t < 2 * MR; t++) acc[t] = _mm256_setzero_si256();
+    const int16_t *ar[6];
+    for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < rows ? r : rows - 1) * lda;
+    for (int g = 0; g < segments; g++) {
+        const int16_t *bg = bp + (size_t)g * k2 * bstride;
+        for (int q = 0; q < k2; q++) {
+            __m256i b0 = _mm256_loadu_si256((const __m256i *)(bg + (size_t)q * bstride));
+            __m256i b1 = _mm256_loadu_si256((const __m256i *)(bg + (size_t)q * bstride + 16));
+            for (int r = 0; r < MR; r++) {
+                int32_t pair;
+                memcpy(&pair, ar[r] + (size_t)g * seg_stride + 2 * q, 4);
+                __m256i av = _mm256_set1_epi32(pair);
+                acc[2 * r] = _mm256_add_epi32(acc[2 * r], _mm256_madd_epi16(av, b0));
+                acc[2 * r + 1] = _mm256_add_epi32(acc[2 * r + 1], _mm256_madd_epi16(av, b1));
+            }
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        int32_t *out = c + (size_t)r * ldc;
+        if (cols >= 16) {
+            _mm256_storeu_si256((__m256i *)out, acc[2 * r]);
+            _mm256_storeu_si256((__m256i *)(out + 8), acc[2 * r + 1]);
+            continue;
+        }
+        int32_t lanes[16];
+        _mm256_storeu_si256((__m256i *)lanes, acc[2 * r]);
+        _mm256_storeu_si256((__m256i *)(lanes + 8), acc[2 * r + 1]);
+        memcpy(out, lanes, sizeof(int32_t) * (size_t)cols);
+    }
+}
+
+// Blocks of 6 rows: each block's runs widened to 16 bits once (k padded to 4 with zeros), then
+// every panel of 16 columns against them.
+static AVX2 void gemm_u8s8_avx2(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                                const int8_t *packed, int32_t *c, int ldc) {
+    int k4 = (kseg + 3) / 4 * 4, bstride = (n + 15) / 16 * 32;
+    int run = 5 * lda + k4;
+    int16_t *wide = malloc(sizeof(int16_t) * (size_t)segments * run + 64);
+    for (int i = 0; i < m; i += 6) {
+        int rows = m - i < 6 ? m - i : 6, span = (rows - 1) * lda + k4;
+        for (int g = 0; g < segments; g++) {
+            const uint8_t *src = a + (size_t)i * lda + (size_t)g * seg_stride;
+            int16_t *dst = wide + (size_t)g * run;
+            int t = 0;
+            for (; t + 16 <= span; t += 16)
+                _mm256_storeu_si256((__m256i *)(dst + t), _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + t))));
+            for (; t < span; t++) dst[t] = src[t];
+        }
+        for (int j = 0; j < n; j += 16) {
+            const int16_t *bp = (const int16_t *)packed + (size_t)j * 2;
+            int32_t *cij = c + (size_t)i * ldc + j;
+            int cols = n - j;
+            if (rows > 4) tile_avx2(6, rows, cols, segments, k4 / 2, wide, lda, run, bp, bstride, cij, ldc);
+            else if (rows > 2) tile_avx2(4, rows, cols, segments, k4 / 2, wide, lda, run, bp, bstride, cij, ldc);
+            else tile_avx2(2, rows, cols, segments, k4 / 2, wide, lda, run, bp, bstride, cij, ldc);
+        }
+    }
+    free(wide);
 }
 #endif
 
-const char *precis_gemm_u8s8_path(void) {
+static enum path int8_path(void) {
 #if defined(__x86_64__)
-    if (has_vnni_u8()) return "avx512-vnni";
+    int level = precis_kernel_level();
+    if (level == 2 && __builtin_cpu_supports("avx512vnni")) return VNNI_PATH;
+    if (level >= 1) return AVX2_PATH;
 #endif
-    return "portable";
+    return PORTABLE;
+}
+
+const char *precis_gemm_u8s8_path(void) {
+    static const char *names[] = {"portable", "avx2", "avx512-vnni"};
+    return names[int8_path()];
 }
 
 void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
                                int32_t *c, int ldc, int force_portable) {
 #if defined(__x86_64__)
-    if (!force_portable && has_vnni_u8()) {
-        gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
-        return;
-    }
+    enum path path = force_portable ? PORTABLE : int8_path();
+    if (path == VNNI_PATH) return gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
+    if (path == AVX2_PATH) return gemm_u8s8_avx2(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
 #endif
     gemm_u8s8_portable(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
 }
@@ -133,15 +236,19 @@ static VNNI void requantize_avx512(const int32_t *acc, int rows, int channels, c
                                    float low, uint8_t *out) {
     requantize(acc, rows, channels, correction, scale, zero, low, out);
 }
+
+static AVX2 void requantize_avx2(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero,
+                                 float low, uint8_t *out) {
+    requantize(acc, rows, channels, correction, scale, zero, low, out);
+}
 #endif
 
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,
                           uint8_t *out) {
 #if defined(__x86_64__)
-    if (has_vnni_u8()) {
-        requantize_avx512(acc, rows, channels, correction, scale, zero, low, out);
-        return;
-    }
+    int level = precis_kernel_level();
+    if (level == 2) return requantize_avx512(acc, rows, channels, correction, scale, zero, low, out);
+    if (level == 1) return requantize_avx2(acc, rows, channels, correction, scale, zero, low, out);
 #endif
     requantize(acc, rows, channels, correction, scale, zero, low, out);
 }
