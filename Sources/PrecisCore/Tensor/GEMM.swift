@@ -3,9 +3,10 @@ import CKernels
 /// `C (m×n) = A (m×k) · B (k×n)`, all row-major with leading dimensions; with `transA`, `A` is
 /// stored as `(k×m)` and used transposed. `A` is packed into blocks of 8 rows; `B` is read in
 /// place (row `p` at `b + bRows[p]`, so its rows may be any views, such as shifted input planes),
-/// in panels of two vectors' width (32 Floats, 16 Doubles); a register-blocked kernel
-/// computes 8 rows × one panel of `C` with fused multiply-adds. Each element of `C` is one chain
-/// of multiply-adds from zero in ascending `k`, whatever the blocking or the number of threads.
+/// in panels; a register-blocked kernel computes a tile of `C` with fused multiply-adds: with
+/// AVX-512, 8 rows × two 512-bit vectors (32 Floats, 16 Doubles); else, with its 16 vector
+/// registers, 4 rows × three 256-bit vectors (24 Floats, 12 Doubles). Each element of `C` is one
+/// chain of multiply-adds from zero in ascending `k`, whatever the blocking or the number of threads.
 func gemm<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ k: Int,
     _ a: UnsafePointer<T>, _ lda: Int, transA: Bool = false,
@@ -43,7 +44,11 @@ func gemmPacked<T: NetworkScalar>(
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     if T.self == Double.self {
-        gemmTiles(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+        if wideVectors {
+            gemmTiles(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+        } else {
+            gemmTiles4x3(SIMD4<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+        }
     } else if T.self == Float16.self && halfKernels {
         let panels = (n + 31) / 32
         let body = { (range: Range<Int>) in
@@ -52,10 +57,15 @@ func gemmPacked<T: NetworkScalar>(
                 Int32(range.lowerBound), Int32(range.upperBound))
         }
         if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
-    } else {
+    } else if wideVectors {
         gemmTiles(SIMD16<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+    } else {
+        gemmTiles4x3(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
     }
 }
+
+/// Whether the CPU's vectors are 512 bits wide (AVX-512), with 32 vector registers.
+let wideVectors = precis_kernel_level() == 2
 
 /// Runs the 8-row kernel over every (row block, panel) tile, panels split over the cores.
 @inline(__always)
@@ -63,32 +73,106 @@ private func gemmTiles<T: NetworkScalar, V: SIMD>(
     _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool
 ) where V.Scalar == T {
-    let width = 2 * V.scalarCount, blocks = (m + 7) / 8, panels = (n + width - 1) / width
+    panels(width: 2 * V.scalarCount, m, n, k, ap, b, bRows, c, ldc, parallel: parallel) { rows, cols, a, b, bRows, c in
+        kernel8(V.self, rows: rows, cols: cols, k: k, a, b, bRows, c, ldc)
+    }
+}
+
+/// Runs the 4-row kernel over every (half row block, panel) tile, panels split over the cores.
+@inline(__always)
+private func gemmTiles4x3<T: NetworkScalar, V: SIMD>(
+    _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool
+) where V.Scalar == T {
+    panels(width: 3 * V.scalarCount, m, n, k, ap, b, bRows, c, ldc, parallel: parallel) { rows, cols, a, b, bRows, c in
+        kernel4x3(V.self, rows: min(4, rows), cols: cols, k: k, a, b, bRows, c, ldc)
+        if rows > 4 { kernel4x3(V.self, rows: rows - 4, cols: cols, k: k, a + 4, b, bRows, c + 4 * ldc, ldc) }
+    }
+}
+
+/// Calls `tile(rows, cols, A block, B, B's rows, C)` for every 8-row block of `A` and every panel
+/// of `width` columns of `B`, panels split over the cores; the last, partial panel is copied with
+/// zero padding to full width.
+@inline(__always)
+private func panels<T: NetworkScalar>(
+    width: Int, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>,
+    _ bRows: UnsafePointer<Int>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool,
+    _ tile: @escaping (Int, Int, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<Int>, UnsafeMutablePointer<T>) -> Void
+) {
+    let blocks = (m + 7) / 8, panels = (n + width - 1) / width
     let body = { (range: Range<Int>) in
         for panel in range {
             let j = panel * width, cols = min(width, n - j)
             guard cols < width else {
                 for block in 0..<blocks {
-                    kernel8(
-                        V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, b + j, bRows,
-                        c + block * 8 * ldc + j, ldc)
+                    tile(min(8, m - block * 8), cols, ap + block * k * 8, b + j, bRows, c + block * 8 * ldc + j)
                 }
                 continue
             }
-            // The last, partial panel: copied with zero padding to full width.
             var edge = [T](repeating: 0, count: k * width)
             for p in 0..<k { for q in 0..<cols { edge[p * width + q] = b[bRows[p] + j + q] } }
             let rows = (0..<k).map { $0 * width }
             edge.withUnsafeBufferPointer { e in
-                for block in 0..<blocks {
-                    kernel8(
-                        V.self, rows: min(8, m - block * 8), cols: cols, k: k, ap + block * k * 8, e.baseAddress!, rows,
-                        c + block * 8 * ldc + j, ldc)
+                rows.withUnsafeBufferPointer { rows in
+                    for block in 0..<blocks {
+                        tile(
+                            min(8, m - block * 8), cols, ap + block * k * 8, e.baseAddress!, rows.baseAddress!,
+                            c + block * 8 * ldc + j)
+                    }
                 }
             }
         }
     }
     if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
+}
+
+/// `C[0..<rows, 0..<cols] = A · B` for 4 rows of a packed block (row `r` of `A` at `a[p·8 + r]`)
+/// and a panel `B (k, 3 vectors)` whose row `p` starts at `b + bRows[p]`: 12 accumulators, three
+/// loads of `B` and four broadcasts of `A` for each `p`. Rows and columns past `rows` and `cols`
+/// are computed but not stored.
+@inline(__always)
+private func kernel4x3<V: SIMD>(
+    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>,
+    _ bRows: UnsafePointer<Int>,
+    _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int
+) where V.Scalar: FloatingPoint {
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), d0 = V(), d1 = V(), d2 = V(), d3 = V()
+    var e0 = V(), e1 = V(), e2 = V(), e3 = V()
+    let w = V.scalarCount * MemoryLayout<V.Scalar>.stride
+    for p in 0..<k {
+        let row = UnsafeRawPointer(b + bRows[p])
+        let u = row.loadUnaligned(as: V.self), v = row.loadUnaligned(fromByteOffset: w, as: V.self),
+            x = row.loadUnaligned(fromByteOffset: 2 * w, as: V.self)
+        let s = a + p * 8
+        let s0 = V(repeating: s[0]), s1 = V(repeating: s[1]), s2 = V(repeating: s[2]), s3 = V(repeating: s[3])
+        c0 = c0.addingProduct(s0, u)
+        d0 = d0.addingProduct(s0, v)
+        e0 = e0.addingProduct(s0, x)
+        c1 = c1.addingProduct(s1, u)
+        d1 = d1.addingProduct(s1, v)
+        e1 = e1.addingProduct(s1, x)
+        c2 = c2.addingProduct(s2, u)
+        d2 = d2.addingProduct(s2, v)
+        e2 = e2.addingProduct(s2, x)
+        c3 = c3.addingProduct(s3, u)
+        d3 = d3.addingProduct(s3, v)
+        e3 = e3.addingProduct(s3, x)
+    }
+    @inline(__always) func store(_ u: V, _ v: V, _ x: V, _ row: Int) {
+        guard row < rows else { return }
+        let out = c + row * ldc, n = V.scalarCount
+        if cols == 3 * n {
+            UnsafeMutableRawPointer(out).storeBytes(of: u, as: V.self)
+            UnsafeMutableRawPointer(out).storeBytes(of: v, toByteOffset: w, as: V.self)
+            UnsafeMutableRawPointer(out).storeBytes(of: x, toByteOffset: 2 * w, as: V.self)
+        } else {
+            for q in 0..<cols { out[q] = q < n ? u[q] : q < 2 * n ? v[q - n] : x[q - 2 * n] }
+        }
+    }
+    store(c0, d0, e0, 0)
+    store(c1, d1, e1, 1)
+    store(c2, d2, e2, 2)
+    store(c3, d3, e3, 3)
 }
 
 /// `C[0..<rows, 0..<cols] = A · B` for one packed block `A (k, 8)` and a panel `B (k, 2 vectors)`
@@ -146,14 +230,27 @@ private func kernel8<V: SIMD>(
 
 /// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)` whose row `j` starts at `b + bRows[j]`, `len` a
 /// multiple of 16: every element is a dot product of two contiguous rows, summed in 16 lanes and
-/// then pairwise (a fixed order). A kernel computes 4×4 elements at a time; tiles are split over
-/// the cores when `parallel`.
+/// then pairwise (a fixed order). A kernel computes 4×4 elements at a time with AVX-512, else 2×3
+/// (its 16-lane sums take two 256-bit registers each); tiles are split over the cores when
+/// `parallel`.
 func gemmABt<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
     _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
+    guard wideVectors || (T.self == Float16.self && halfKernels) else {
+        let rowTiles = (m + 1) / 2, colTiles = (n + 2) / 3
+        let body = { (tiles: Range<Int>) in
+            for t in tiles {
+                let (i, j) = (t % rowTiles * 2, t / rowTiles * 3)
+                dot2x3(
+                    rows: min(2, m - i), cols: min(3, n - j), len: len, a + i * lda, lda, b, bRows + j,
+                    c + i * ldc + j, ldc)
+            }
+        }
+        return parallel ? parallelChunks(rowTiles * colTiles, work: m * n * len, body) : body(0..<(rowTiles * colTiles))
+    }
     let rowTiles = (m + 3) / 4, colTiles = (n + 3) / 4
     let body = { (tiles: Range<Int>) in
         if T.self == Float16.self && halfKernels {
@@ -223,6 +320,46 @@ private func dot4x4<T: NetworkScalar>(
     for r in 0..<rows {
         for q in 0..<cols { c[r * ldc + q] = sums[r * 4 + q] }
     }
+}
+
+/// `dot4x4` for 2 rows of `a` and the 3 rows of `b` at `bRows[0..<3]`, each element's 16 lanes
+/// summed by `pairwiseSum`, which adds them in the order `dot4x4`'s folds do.
+@inline(__always)
+private func dot2x3<T: NetworkScalar>(
+    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
+    _ bRows: UnsafePointer<Int>,
+    _ c: UnsafeMutablePointer<T>, _ ldc: Int
+) {
+    let a0 = a, a1 = a + min(1, rows - 1) * lda
+    let b0 = b + bRows[0], b1 = b + bRows[min(1, cols - 1)], b2 = b + bRows[min(2, cols - 1)]
+    typealias V = SIMD16<T>
+    var s00 = V(), s01 = V(), s02 = V(), s10 = V(), s11 = V(), s12 = V()
+    @inline(__always) func load(_ p: UnsafePointer<T>, _ o: Int) -> V {
+        UnsafeRawPointer(p + o).loadUnaligned(as: V.self)
+    }
+    for o in stride(from: 0, to: len, by: 16) {
+        let x0 = load(a0, o), x1 = load(a1, o)
+        let y0 = load(b0, o)
+        s00 = s00.addingProduct(x0, y0)
+        s10 = s10.addingProduct(x1, y0)
+        let y1 = load(b1, o)
+        s01 = s01.addingProduct(x0, y1)
+        s11 = s11.addingProduct(x1, y1)
+        let y2 = load(b2, o)
+        s02 = s02.addingProduct(x0, y2)
+        s12 = s12.addingProduct(x1, y2)
+    }
+    let sums = [[s00, s01, s02], [s10, s11, s12]]
+    for r in 0..<rows {
+        for q in 0..<cols { c[r * ldc + q] = pairwiseSum(sums[r][q]) }
+    }
+}
+
+/// The 16 lanes of `x` added in neighbouring pairs, then pairs of those, and so on.
+@inline(__always)
+private func pairwiseSum<T: NetworkScalar>(_ x: SIMD16<T>) -> T {
+    let x8 = x.evenHalf + x.oddHalf, x4 = x8.evenHalf + x8.oddHalf, x2 = x4.evenHalf + x4.oddHalf
+    return x2[0] + x2[1]
 }
 
 /// Whether the strict-half GEMMs run in C with vector conversions (AVX-512, F16C), read once; the
