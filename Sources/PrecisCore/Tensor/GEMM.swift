@@ -97,7 +97,10 @@ private func gemmTiles4x3<T: NetworkScalar, V: SIMD>(
 private func panels<T: NetworkScalar>(
     width: Int, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>,
     _ bRows: UnsafePointer<Int>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool,
-    _ tile: @escaping (Int, Int, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<Int>, UnsafeMutablePointer<T>) -> Void
+    _ tile:
+        @escaping (
+            Int, Int, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<Int>, UnsafeMutablePointer<T>
+        ) -> Void
 ) {
     let blocks = (m + 7) / 8, panels = (n + width - 1) / width
     let body = { (range: Range<Int>) in
