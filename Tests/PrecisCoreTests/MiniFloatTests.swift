@@ -26,8 +26,10 @@ import Testing
         let s = MiniFloat.e8m0
         #expect(s.decode(127) == 1 && s.decode(0) == Float(sign: .plus, exponent: -127, significand: 1))
         #expect([1.4999, 1.5, 3, 0.75].map { s.encode($0) } == [127, 128, 129, 127])
-        // float32 subnormals: 2^-127 exactly stays, anything above it goes to 2^-126.
-        #expect([0x40_0000, 0x40_0001, 0x7F_FFFF].map { s.encode(Float(bitPattern: $0)) } == [0, 1, 1])
+        // float32 subnormals: to the nearer of 2^-127 (bits 0x40_0000) and 2^-126 (0x80_0000); the
+        // midpoint 1.5 × 2^-127 (0x60_0000) goes up, as 1.5 does.
+        let subnormals: [UInt32] = [0x1, 0x40_0000, 0x40_0001, 0x5F_FFFF, 0x60_0000, 0x7F_FFFF]
+        #expect(subnormals.map { s.encode(Float(bitPattern: $0)) } == [0, 0, 0, 0, 1, 1])
         #expect([0, -1, .infinity, .nan].map { s.encode($0) } == [0xFF, 0xFF, 0xFF, 0xFF] && s.decode(0xFF).isNaN)
     }
 

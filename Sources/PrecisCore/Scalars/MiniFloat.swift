@@ -110,12 +110,12 @@ public struct MiniFloat: Sendable, Hashable, CustomStringConvertible {
 
     /// E8M0, as ml_dtypes converts: for a normal float32, its exponent field plus one where the
     /// top mantissa bit is set (ties round up); a float32 subnormal goes to the nearer of 2^−127
-    /// and 2^−126 (its tie to 2^−127). NaN for NaN, infinities, zero, negative numbers and values
-    /// that round past 2^127.
+    /// and 2^−126, ties up as well (the midpoint 1.5 × 2^−127 has bits 0x60_0000). NaN for NaN,
+    /// infinities, zero, negative numbers and values that round past 2^127.
     private func encodeScale(_ x: Float) -> UInt8 {
         guard x.isFinite, x > 0 else { return 0xFF }
         let b = x.bitPattern
-        if b < 0x0080_0000 { return b > 0x40_0000 ? 1 : 0 }
+        if b < 0x0080_0000 { return b >= 0x60_0000 ? 1 : 0 }
         let code = (b + 0x40_0000) >> 23
         return code > 0xFE ? 0xFF : UInt8(code)
     }
