@@ -101,13 +101,21 @@ struct Bench: ParsableCommand {
                 }
             }
             if layers {
-                report.layers = zip(net.layerNames, net.profile(x, t, runs: runs)).map {
-                    BenchReport.LayerTime(layer: $0, forwardMS: $1.forward * 1000, backwardMS: $1.backward * 1000)
+                let training = net.profile(x, t, runs: runs), inference = net.inferenceProfile(x, runs: runs)
+                report.layers = net.layerNames.indices.map { i in
+                    BenchReport.LayerTime(
+                        layer: net.layerNames[i], forwardMS: training[i].map { $0.forward * 1000 },
+                        backwardMS: training[i].map { $0.backward * 1000 }, inferenceMS: inference[i].map { $0 * 1000 })
                 }
                 if !json {
-                    var table = TextTable([("layer", .left), ("forward ms", .right), ("backward ms", .right)])
+                    print("per layer (a layer run inside the one above it: fused)")
+                    var table = TextTable([
+                        ("layer", .left), ("train forward ms", .right), ("train backward ms", .right),
+                        ("inference ms", .right),
+                    ])
+                    func ms(_ t: Double?) -> String { t.map { String(format: "%.2f", $0) } ?? "fused" }
                     for l in report.layers ?? [] {
-                        table.add([l.layer, String(format: "%.2f", l.forwardMS), String(format: "%.2f", l.backwardMS)])
+                        table.add([l.layer, ms(l.forwardMS), ms(l.backwardMS), ms(l.inferenceMS)])
                     }
                     for line in table.lines() { print(line) }
                 }
@@ -166,9 +174,21 @@ struct Bench: ParsableCommand {
 
 /// `precis bench --json`. Rates are medians: images/s, GFLOP/s (float32 GEMMs) or GOP/s (int8).
 struct BenchReport: Encodable {
+    /// Median times of a layer in a training step and in inference; nil (null) where the layer
+    /// runs inside the one before it.
     struct LayerTime: Encodable {
-        let layer: String, forwardMS: Double, backwardMS: Double
-        private enum CodingKeys: String, CodingKey { case layer, forwardMS = "forward_ms", backwardMS = "backward_ms" }
+        let layer: String, forwardMS: Double?, backwardMS: Double?, inferenceMS: Double?
+        private enum CodingKeys: String, CodingKey {
+            case layer, forwardMS = "forward_ms", backwardMS = "backward_ms", inferenceMS = "inference_ms"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(layer, forKey: .layer)
+            try c.encode(forwardMS, forKey: .forwardMS)
+            try c.encode(backwardMS, forKey: .backwardMS)
+            try c.encode(inferenceMS, forKey: .inferenceMS)
+        }
     }
 
     struct GEMM: Encodable {

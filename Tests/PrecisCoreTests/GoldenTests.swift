@@ -44,7 +44,9 @@ import Testing
     /// A Float convolution, in inference (direct for blocks of 32 filters) and training (GEMM),
     /// gives the bits of one fused multiply-add chain per output over the window in ascending
     /// (channel, ky, kx), written out here, plus the bias; NaN inputs give NaN where the chain does.
-    @Test(arguments: [(32, 3, 1, 8, 8), (64, 3, 2, 14, 14), (32, 5, 2, 9, 23), (64, 1, 0, 6, 17), (16, 3, 1, 11, 7)])
+    @Test(arguments: [
+        (32, 3, 1, 8, 8), (64, 3, 2, 14, 14), (32, 5, 2, 9, 23), (64, 1, 0, 6, 17), (16, 3, 1, 11, 7), (32, 3, 1, 7, 7),
+    ])
     func convolutionIsOneMultiplyAddChainPerOutput(filters: Int, size: Int, pad: Int, h: Int, w: Int) {
         let c = 3, x: Tensor<Float> = randomTensor([2, c, h, w], seed: 4)
         var xn = x

@@ -57,6 +57,41 @@ import Testing
         }
     }
 
+    /// A training step runs each convolution with the ReLU after it as one step (the ReLU on each
+    /// chunk of outputs, its mask on each chunk of gradients); the loss, every parameter gradient
+    /// and the input gradient are those of the layers run one at a time, in every scalar type.
+    @Test(arguments: [
+        ("conv(6,3,pad=1) relu maxpool(2) conv(32,3,pad=1) relu conv(8,3,stride=2) relu affine(10)", [1, 12, 12]),
+        ("conv(32,3,pad=1) relu conv(16,1) relu maxpool(2) affine(10)", [2, 7, 7]),
+    ])
+    func fusedTrainingChangesNoGradient(layers: String, input: [Int]) throws {
+        let spec = try ModelSpec.named(layers, inputShape: input)
+        var rng = RandomSource(seed: 22)
+        let x = Tensor<Double>(shape: [5] + input, data: (0..<(5 * input.reduce(1, *))).map { _ in rng.normal() })
+        let t = [1, 4, 9, 0, 4]
+        func check<T: NetworkScalar>(_: T.Type) throws {
+            let tensors = try Network<Double>(spec: spec, seed: 6).tensorValues()
+            let fused = try Network<T>(spec: spec, parameters: tensors),
+                layered = try Network<T>(
+                    spec: spec, parameters: tensors)
+            let xt = x.converted(to: T.self)
+            let (loss, dx) = fused.gradient(xt, t)
+            var y = xt
+            for layer in layered.layers { y = layer.forward(y, isTraining: true) }
+            let layeredLoss = layered.lossLayer.forward(y, t)
+            var d = layered.lossLayer.backward()
+            for layer in layered.layers.reversed() { d = layer.backward(d) }
+            #expect(loss == layeredLoss && dx.data == d.data, "\(T.self): loss or input gradient")
+            for (a, b) in zip(fused.parameters, layered.parameters) {
+                #expect(a.parameter.grad.data == b.parameter.grad.data, "\(T.self) \(a.name)")
+            }
+            #expect(fused.parameters.allSatisfy { p in p.parameter.grad.data.contains { $0 != 0 } })
+        }
+        try check(Double.self)
+        try check(Float.self)
+        try check(Float16.self)
+    }
+
     @Test func heInitHasTheBookScale() throws {
         let net = try Network<Double>(spec: .deepConvNet, seed: 3)
         let w = net.parameters.first { $0.name == "15_affine1/W" }!.parameter.value.data

@@ -29,6 +29,13 @@ public final class ReLU<T: NetworkScalar>: Layer {
 
     /// Where the last training forward's input was `<= 0` (the kink side); gradient checks compare it.
     public var lastMask: [Bool] { y.map { $0 <= 0 } }
+
+    /// The last training output, which a convolution fused with this layer computed; the gradient
+    /// passes where it is not `<= 0`.
+    var output: [T] {
+        get { y }
+        set { y = newValue }
+    }
 }
 
 /// The book's (non-inverted) dropout. Training: each element is kept (multiplied by 1) with

@@ -188,8 +188,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
     public func backward(_ dout: Tensor<T>) -> Tensor<T> { backward(dout, inputGradient: true) }
 
     /// `backward`; without `inputGradient` (the first layer of a network being trained) only the
-    /// parameter gradients are computed and the result is empty.
-    public func backward(_ dout: Tensor<T>, inputGradient: Bool) -> Tensor<T> {
+    /// parameter gradients are computed and the result is empty. With `reluOutput`, the output of a
+    /// ReLU after this layer in the same training forward, `dout` is that ReLU's output gradient:
+    /// it passes where `reluOutput` is not `<= 0` (as `ReLU.backward` lets it), applied as the
+    /// chunk's gradient is laid out.
+    public func backward(_ dout: Tensor<T>, inputGradient: Bool, reluOutput: [T]? = nil) -> Tensor<T> {
         guard let x else { preconditionFailure("Convolution.backward needs a training forward") }
         let plan = plan(x), fn = plan.outputs, k = plan.g.cols
         // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
@@ -200,8 +203,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
         // Per chunk: dW (FN, K) and db (FN), added in chunk order afterwards.
         var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         var dx = [T](unsafeUninitializedCapacity: inputGradient ? x.count : 0) { $1 = $0.count }
+        precondition(reluOutput.map { $0.count == dout.count } ?? true, "the ReLU output has the gradient's shape")
         let sources = GradientSources(
-            plan: plan, wd: wd, inputGradient: inputGradient, x: x.data, dout: dout.data)
+            plan: plan, wd: wd, inputGradient: inputGradient, x: x.data, dout: dout.data, mask: reluOutput ?? [])
         partial.withUnsafeMutableBufferPointer { partial in
             dx.withUnsafeMutableBufferPointer { dx in
                 sources.withPointers { p in
@@ -234,8 +238,14 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 load(plan, p.x, images, input.baseAddress!)
                 d.update(repeating: 0)
                 let d0 = d.baseAddress! + plan.gradientFront
-                plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
-                    (d0 + column).update(from: p.dout + pixel, count: g.ow)
+                if let mask = p.mask {
+                    plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                        masked(p.dout + pixel, by: mask + pixel, g.ow, into: d0 + column)
+                    }
+                } else {
+                    plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                        (d0 + column).update(from: p.dout + pixel, count: g.ow)
+                    }
                 }
                 // dW = dout · Bᵀ, db = Σ dout.
                 gemmABt(fn, k, width, d0, ld, input.baseAddress!, p.rows, dw, k, parallel: false)
@@ -286,6 +296,26 @@ private func blocksOf16<T: NetworkScalar>(_ w: [T], _ g: Window) -> [T] {
                 for t in 0..<taps { block[t * 16] = row[t] }
             }
         }
+    }
+}
+
+/// `count` values of `d`, each 0 where `mask` is `<= 0` (as `ReLU.backward` passes a gradient),
+/// into `out`.
+@inline(__always)
+private func masked<T: NetworkScalar>(
+    _ d: UnsafePointer<T>, by mask: UnsafePointer<T>, _ count: Int, into out: UnsafeMutablePointer<T>
+) {
+    typealias V = SIMD16<T>
+    var i = 0
+    while i + 16 <= count {
+        let m = UnsafeRawPointer(mask + i).loadUnaligned(as: V.self)
+        let v = UnsafeRawPointer(d + i).loadUnaligned(as: V.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: v.replacing(with: 0, where: m .<= 0), as: V.self)
+        i += 16
+    }
+    while i < count {
+        out[i] = mask[i] <= 0 ? 0 : d[i]
+        i += 1
     }
 }
 
@@ -448,20 +478,23 @@ private struct GradientSources<T: NetworkScalar> {
     /// The input gradient's packed A.
     let wd: [T]
     let inputGradient: Bool
-    let x: [T], dout: [T]
+    /// `mask`: a fused ReLU's output (the gradient passes where it is not `<= 0`), or empty.
+    let x: [T], dout: [T], mask: [T]
 
     /// Runs `body` with pointers to every array, valid for its duration.
     func withPointers<R>(_ body: (GradientPointers<T>) -> R) -> R {
         x.withUnsafeBufferPointer { x in
             dout.withUnsafeBufferPointer { dout in
-                wd.withUnsafeBufferPointer { wd in
-                    plan.rowOffsets.withUnsafeBufferPointer { rows in
-                        plan.gradientRowOffsets.withUnsafeBufferPointer { dRows in
-                            body(
-                                GradientPointers(
-                                    plan: plan, inputGradient: inputGradient, x: x.baseAddress!,
-                                    dout: dout.baseAddress!,
-                                    wd: wd.baseAddress!, rows: rows.baseAddress!, dRows: dRows.baseAddress!))
+                mask.withUnsafeBufferPointer { mask in
+                    wd.withUnsafeBufferPointer { wd in
+                        plan.rowOffsets.withUnsafeBufferPointer { rows in
+                            plan.gradientRowOffsets.withUnsafeBufferPointer { dRows in
+                                body(
+                                    GradientPointers(
+                                        plan: plan, inputGradient: inputGradient, x: x.baseAddress!,
+                                        dout: dout.baseAddress!, mask: mask.isEmpty ? nil : mask.baseAddress!,
+                                        wd: wd.baseAddress!, rows: rows.baseAddress!, dRows: dRows.baseAddress!))
+                            }
                         }
                     }
                 }
@@ -474,7 +507,7 @@ private struct GradientSources<T: NetworkScalar> {
 private struct GradientPointers<T: NetworkScalar> {
     let plan: ConvPlan
     let inputGradient: Bool
-    let x: UnsafePointer<T>, dout: UnsafePointer<T>, wd: UnsafePointer<T>
+    let x: UnsafePointer<T>, dout: UnsafePointer<T>, mask: UnsafePointer<T>?, wd: UnsafePointer<T>
     let rows: UnsafePointer<Int>, dRows: UnsafePointer<Int>
 }
 

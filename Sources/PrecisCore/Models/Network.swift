@@ -147,6 +147,48 @@ public final class Network<T: NetworkScalar> {
             }
         }
         self.nodes = nodes
+        trainingSteps = Self.steps(nodes, nodes.indices, pools: false)
+    }
+
+    /// The steps a training forward and backward run: a convolution with the ReLU after it as one
+    /// (the ReLU applied to each chunk of outputs, its mask to each chunk of gradients), else a layer.
+    let trainingSteps: [Range<Int>]
+
+    /// `layers` as steps: a convolution with the ReLU after it and, with `pools`, a max pooling
+    /// after that, as one step; every other layer alone.
+    static func steps(_ nodes: [Node<T>], _ layers: Range<Int>, pools: Bool) -> [Range<Int>] {
+        var steps: [Range<Int>] = [], i = layers.lowerBound
+        while i < layers.upperBound {
+            var end = i + 1
+            if case .convolution = nodes[i], end < layers.upperBound, case .relu = nodes[end] {
+                end += 1
+                if pools, end < layers.upperBound, case .maxPooling = nodes[end] { end += 1 }
+            }
+            steps.append(i..<end)
+            i = end
+        }
+        return steps
+    }
+
+    /// The output of `step` (from `steps`) for its input `x`. A fused step gives the values of its
+    /// layers run one after the other; in training the ReLU keeps its output for the backward pass.
+    private func forward(_ x: Tensor<T>, step: Range<Int>, isTraining: Bool) -> Tensor<T> {
+        guard step.count > 1, case let .convolution(conv) = nodes[step.lowerBound],
+            case let .relu(relu) = nodes[step.lowerBound + 1]
+        else { return nodes[step.lowerBound].forward(x, isTraining: isTraining) }
+        var pool: MaxPooling<T>? = nil
+        if step.count == 3, case let .maxPooling(p) = nodes[step.lowerBound + 2] { pool = p }
+        let y = conv.forward(x, isTraining: isTraining, relu: true, pool: pool)
+        if isTraining { relu.output = y.data }
+        return y
+    }
+
+    /// The input gradient of training step `step` for its output gradient `d`.
+    private func backward(_ d: Tensor<T>, step: Range<Int>, inputGradient: Bool) -> Tensor<T> {
+        guard step.count == 2, case let .convolution(conv) = nodes[step.lowerBound],
+            case let .relu(relu) = nodes[step.lowerBound + 1]
+        else { return nodes[step.lowerBound].backward(d, inputGradient: inputGradient) }
+        return conv.backward(d, inputGradient: inputGradient, reluOutput: relu.output)
     }
 
     /// The same network (spec and tensors) computing in another scalar type; values are rounded.
@@ -192,22 +234,28 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     public func forward(_ x: Tensor<T>, layers: Range<Int>, isTraining: Bool = false) -> Tensor<T> {
-        var y = stored(x), i = layers.lowerBound
-        while i < layers.upperBound {
-            // Inference: a convolution followed by ReLU (and max pooling) runs them on each chunk
-            // of images while its outputs are in cache; the values are the same.
-            if !isTraining, case let .convolution(conv) = nodes[i], i + 1 < layers.upperBound, case .relu = nodes[i + 1]
-            {
-                var pool: MaxPooling<T>? = nil
-                if i + 2 < layers.upperBound, case let .maxPooling(p) = nodes[i + 2] { pool = p }
-                y = conv.forward(y, isTraining: false, relu: true, pool: pool)
-                i += pool == nil ? 2 : 3
-                continue
+        // Inference: a convolution followed by ReLU (and max pooling) runs them on each chunk of
+        // images while its outputs are in cache; the values are the same.
+        let steps = isTraining ? layers.map { $0..<($0 + 1) } : Self.steps(nodes, layers, pools: true)
+        return steps.reduce(stored(x)) { y, step in stored(forward(y, step: step, isTraining: isTraining)) }
+    }
+
+    /// Median seconds of each inference step (`steps` with pools, as `predict` runs them) over
+    /// `runs` passes on `x`, after one untimed pass; a layer fused into the one before it gets nil.
+    @_specialize(where T == Float)
+    public func inferenceProfile(_ x: Tensor<T>, runs: Int) -> [Double?] {
+        let steps = Self.steps(nodes, nodes.indices, pools: true)
+        var times = [[Double]](repeating: [], count: steps.count)
+        for run in 0...runs {
+            var y = stored(x)
+            for (i, step) in steps.enumerated() {
+                let t = timed { y = stored(forward(y, step: step, isTraining: false)) }
+                if run > 0 { times[i].append(t) }
             }
-            y = stored(nodes[i].forward(y, isTraining: isTraining))
-            i += 1
         }
-        return y
+        var out = [Double?](repeating: nil, count: nodes.count)
+        for (step, ts) in zip(steps, times) { out[step.lowerBound] = ts.sorted()[ts.count / 2] }
+        return out
     }
 
     /// `x` rounded to the storage format.
@@ -232,9 +280,8 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func loss(_ x: Tensor<T>, _ t: [Int], isTraining: Bool = true) -> T {
-        var y = x
-        for node in nodes { y = node.forward(y, isTraining: isTraining) }
-        return lossLayer.forward(y, t)
+        let steps = isTraining ? trainingSteps : Self.steps(nodes, nodes.indices, pools: true)
+        return lossLayer.forward(steps.reduce(x) { y, step in forward(y, step: step, isTraining: isTraining) }, t)
     }
 
     /// Forward (training semantics) and backward on one batch: returns the loss, sets every
@@ -247,26 +294,33 @@ public final class Network<T: NetworkScalar> {
     public func gradient(_ x: Tensor<T>, _ t: [Int], inputGradient: Bool = true) -> (loss: T, dx: Tensor<T>) {
         let l = loss(x, t)
         var d = lossLayer.backward()
-        for (i, node) in nodes.enumerated().reversed() { d = node.backward(d, inputGradient: inputGradient || i > 0) }
+        for step in trainingSteps.reversed() {
+            d = backward(d, step: step, inputGradient: inputGradient || step.lowerBound > 0)
+        }
         return (l, d)
     }
 
-    /// Median seconds per layer of `runs` training steps on `x` against `t`: one forward and
-    /// one backward time per layer, in layer order (after one untimed warm-up step).
+    /// Median seconds per training step (`trainingSteps`) of `runs` training steps on `x` against
+    /// `t`: one forward and one backward time per step, in layer order (after one untimed warm-up
+    /// step); a layer fused into the one before it gets nil.
     @_specialize(where T == Float)
-    public func profile(_ x: Tensor<T>, _ t: [Int], runs: Int) -> [(forward: Double, backward: Double)] {
-        var times = [[(forward: Double, backward: Double)]](repeating: [], count: nodes.count)
+    public func profile(_ x: Tensor<T>, _ t: [Int], runs: Int) -> [(forward: Double, backward: Double)?] {
+        var times = [[(forward: Double, backward: Double)]](repeating: [], count: trainingSteps.count)
         for run in 0...runs {
-            var y = x, forward = [Double](), backward = [Double](repeating: 0, count: nodes.count)
-            for node in nodes { forward.append(timed { y = node.forward(y, isTraining: true) }) }
+            var y = x, forward = [Double](), backward = [Double](repeating: 0, count: trainingSteps.count)
+            for step in trainingSteps { forward.append(timed { y = self.forward(y, step: step, isTraining: true) }) }
             _ = lossLayer.forward(y, t)
             var d = lossLayer.backward()
-            for (i, node) in nodes.enumerated().reversed() {
-                backward[i] = timed { d = node.backward(d, inputGradient: i > 0) }
+            for (i, step) in trainingSteps.enumerated().reversed() {
+                backward[i] = timed { d = self.backward(d, step: step, inputGradient: step.lowerBound > 0) }
             }
-            if run > 0 { for i in nodes.indices { times[i].append((forward[i], backward[i])) } }
+            if run > 0 { for i in trainingSteps.indices { times[i].append((forward[i], backward[i])) } }
         }
-        return times.map { ts in (ts.map(\.forward).sorted()[ts.count / 2], ts.map(\.backward).sorted()[ts.count / 2]) }
+        var out = [(forward: Double, backward: Double)?](repeating: nil, count: nodes.count)
+        for (step, ts) in zip(trainingSteps, times) {
+            out[step.lowerBound] = (ts.map(\.forward).sorted()[ts.count / 2], ts.map(\.backward).sorted()[ts.count / 2])
+        }
+        return out
     }
 
     /// Logits `(count, classes)`, widened to Double, for `count` images from `images` (row-major
