@@ -261,6 +261,19 @@ usage_error "batch-size must be from 1" "$precis" train --batch-size 92233720368
 usage_error "epochs must be from 1" "$precis" train --epochs 0
 usage_error "runs must be from 1" "$precis" bench --runs 0
 usage_error "runs must be from 1" "$precis" bench --runs=-1
+usage_error "PRECIS_KERNELS=avx3 is not a kernel level" env PRECIS_KERNELS=avx3 "$precis" eval "$work/s.h5"
+# Every kernel level gives the same logits, bit for bit: the AVX-512, AVX2 and portable kernels
+# (direct convolution, GEMMs, strict half, the int8 GEMM) where this CPU has them.
+for level in default avx2 portable; do
+  env PRECIS_KERNELS="${level/default/}" "$precis" eval Weights/deep-fashion.h5 --limit 300 --quiet \
+    --precision float64,float32,float16,bfloat16-acc32,int8,mxfp4 --save-logits "$work/kernels-$level" > /dev/null
+done
+for f in "$work"/kernels-default-*.f64; do
+  for level in avx2 portable; do
+    cmp -s "$f" "${f/kernels-default/kernels-$level}" || fail "$level kernels change $(basename "$f")"
+  done
+done
+[ "$(ls "$work"/kernels-default-*.f64 | wc -l)" -eq 6 ] || fail "expected logits of 6 precisions"
 usage_error "limit must be positive" "$precis" eval "$work/s.h5" --limit 0
 usage_error "learning-rate must be positive" "$precis" train --learning-rate=-1 --epochs 1
 usage_error "invalid for '--lr-schedule" "$precis" train --lr-schedule step:1:inf --epochs 1

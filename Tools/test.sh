@@ -2,7 +2,7 @@
 # The test command: installs what is missing (Tools/setup.sh), checks the house style
 # (`swift format lint --strict`, configured by .swift-format), builds the DocC articles (failing on a
 # broken link or symbol), runs the unit tests in release
-# (numeric code is far too slow unoptimized), the end-to-end command-line check, the write-safety
+# (numeric code is far too slow unoptimized) at every vector-kernel level the CPU has, the end-to-end command-line check, the write-safety
 # check (concurrent writers, interrupts, full disk, read-only folder), the picture report in headless
 # Chromium, the independent
 # h5py/numpy cross-check of every shipped weight file, and a fuzz check of damaged weight and data
@@ -31,6 +31,8 @@ sys.exit(1 if long else 0)
 PY
 bash Tools/docs.sh
 swift test -c release -Xswiftc -enable-testing
+# Again with the narrower vector kernels (a lower level gives the same values wherever it runs).
+for level in avx2 portable; do PRECIS_KERNELS=$level swift test -c release -Xswiftc -enable-testing --skip-build; done
 bash Tools/cli-check.sh .build/release/precis
 bash Tools/write-safety-check.sh .build/release/precis
 for f in Weights/*.h5; do python3 Tools/page-check.py "$f" --precis .build/release/precis; done

@@ -29,7 +29,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let spec = ModelSpec.deepConvNet
-            var report = BenchReport(runs: runs, model: spec.name)
+            var report = BenchReport(runs: runs, model: spec.name, kernels: kernelLevel)
+            if !json { print("vector kernels: \(kernelLevel)") }
             let net = try Network<Float>(spec: spec, seed: 0)
             let x: Tensor<Float> = Tensor(
                 shape: [100, 1, 28, 28], data: (0..<78_400).map { Float(($0 * 7919) % 256) / 255 })
@@ -197,7 +198,7 @@ struct BenchReport: Encodable {
     }
 
     var schema = ReportSchema.bench
-    let runs: Int, model: String
+    let runs: Int, model: String, kernels: String
     var batch = 100
     var trainStepMS = 0.0, trainStepAugmentedMS = 0.0
     var inferenceImagesPerSecond: [String: Double] = [:]
@@ -208,7 +209,7 @@ struct BenchReport: Encodable {
     var peakGFLOPS: Double?, peakInt8GOPS: Double?
 
     private enum CodingKeys: String, CodingKey {
-        case schema, runs, model, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond =
+        case schema, runs, model, kernels, batch, trainStepMS = "train_step_ms", inferenceImagesPerSecond =
             "inference_images_per_second", trainStepAugmentedMS = "train_step_augmented_ms"
         case int8GemmPath = "int8_gemm_path", layers, gemm, gemmGeomeanGFLOPS = "gemm_geomean_gflops"
         case gemmAffineGeomeanGFLOPS = "gemm_affine_geomean_gflops", int8Gemm = "int8_gemm", int8GemmGeomeanGOPS =

@@ -5,7 +5,7 @@ import PrecisWeights
 
 /// Exit codes: 0 success; 1 a run that failed (a bad or damaged file, a data set that cannot be
 /// read, a failed write), with one `precis: error:` line; 64 a bad command line (unknown command
-/// or option, a bad option value), with the parser's message.
+/// or option, a bad option value, an unknown `PRECIS_KERNELS` level), with the parser's message.
 @main
 struct Precis: ParsableCommand {
     static let version = "0.10.0"
@@ -29,6 +29,11 @@ struct Precis: ParsableCommand {
             let hint = guess.map { " Did you mean '\($0)'?" } ?? ""
             FileHandle.standardError.write(
                 Data("Error: unknown command '\(first)'.\(hint)\n  See 'precis --help' for the commands.\n".utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        }
+        if let level = ProcessInfo.processInfo.environment["PRECIS_KERNELS"], !level.isEmpty, !isKernelLevel(level) {
+            FileHandle.standardError.write(
+                Data("precis: error: PRECIS_KERNELS=\(level) is not a kernel level (avx512, avx2 or portable)\n".utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
         let handlers = [SIGINT, SIGTERM].map(onSignal)

@@ -54,8 +54,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
         forward(x, isTraining: isTraining, relu: false)
     }
 
-    /// `forward`, and for inference the ReLU and max pooling that follow it, done on each chunk of
-    /// images while its outputs are in cache: every output is `round(round(acc) + b)` in the
+    /// `forward`, with the ReLU that follows it (in training, too) and for inference the max
+    /// pooling after that, done on each chunk of images while its outputs are in cache: every output is `round(round(acc) + b)` in the
     /// storage format, set to 0 where `<= 0` with `relu`, then pooled by `pool`. The values are
     /// those of the three layers run one after the other; a 2×2, stride-2 pool is taken straight
     /// from the chunk's product, so the unpooled output is never written.
@@ -66,12 +66,13 @@ public final class Convolution<T: NetworkScalar>: Layer {
         }
         precondition(pool == nil || relu, "a fused pool follows ReLU")
         let pool2 = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
-        // Float inference with stride 1 and whole blocks of 32 filters convolves directly: the same
+        // Float with stride 1 and whole blocks of 32 filters can convolve directly: the same
         // multiply-add chains, without the columns the padded planes add or a pass over a product.
-        // (Training keeps the GEMM: without a pool to fold in, it measured no faster there.)
+        // Per multiply-add the direct kernel runs at about three quarters of the GEMM's rate, so it
+        // is used where the padded planes add a quarter or more columns (small outputs, 7 × 7).
         let direct =
-            !isTraining && T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
-            && avx512Kernels && (pool == nil || pool2)
+            T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
+            && avx512Kernels && (pool == nil || pool2) && 4 * plan.rowWidth * plan.bandRows >= 5 * g.pixels
         let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
         var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
@@ -305,18 +306,7 @@ private func blocksOf16<T: NetworkScalar>(_ w: [T], _ g: Window) -> [T] {
 private func masked<T: NetworkScalar>(
     _ d: UnsafePointer<T>, by mask: UnsafePointer<T>, _ count: Int, into out: UnsafeMutablePointer<T>
 ) {
-    typealias V = SIMD16<T>
-    var i = 0
-    while i + 16 <= count {
-        let m = UnsafeRawPointer(mask + i).loadUnaligned(as: V.self)
-        let v = UnsafeRawPointer(d + i).loadUnaligned(as: V.self)
-        UnsafeMutableRawPointer(out + i).storeBytes(of: v.replacing(with: 0, where: m .<= 0), as: V.self)
-        i += 16
-    }
-    while i < count {
-        out[i] = mask[i] <= 0 ? 0 : d[i]
-        i += 1
-    }
+    for i in 0..<count { out[i] = mask[i] <= 0 ? 0 : d[i] }
 }
 
 /// Whether the float32 convolution and pooling kernels in C run here (AVX-512).
