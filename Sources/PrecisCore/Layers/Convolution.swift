@@ -320,9 +320,9 @@ private func laneSum<T: NetworkScalar>(_ x: UnsafePointer<T>, _ count: Int) -> T
     return s.sum()
 }
 
-/// How a convolution walks its batch: `images` whole images per chunk, and per chunk a matrix
-/// `B` of `columns` columns (a multiple of 32) with one row per window element. Chunks are
-/// sized so that a chunk's buffers (about 512 KB of values) stay in a core's cache. Depends only
+/// How a convolution walks its batch: `count` chunks of whole images (at most `images`), and per
+/// chunk a matrix `B` of `columns` columns (a multiple of 32) with one row per window element.
+/// Chunks are sized so that a chunk's buffers (about 512 KB of values) stay in a core's cache. Depends only
 /// on the geometry, so results do not depend on the number of cores.
 ///
 /// With `shifted` (stride 1), the chunk's input is one zero-padded plane per channel,
@@ -337,6 +337,7 @@ struct ConvPlan {
     let g: Window
     /// Output channels (FN).
     let outputs: Int
+    /// Images in the largest chunk (the others have as many or one fewer), and chunks.
     let images: Int, count: Int
     let shifted: Bool
     /// Columns per output row and output rows per image (`rowWidth·bandRows` columns per image).
@@ -364,8 +365,10 @@ struct ConvPlan {
         // The values a chunk holds per column: stride 1, the padded input and its gradient plus
         // the output; otherwise the unfolded input and its gradient.
         let perColumn = shifted ? 2 * g.c + outputs : 2 * g.cols
-        images = max(1, min(g.n, (1 << 17) / max(1, perColumn * perImage)))
-        count = (g.n + images - 1) / images
+        // As few chunks as fit, and the images spread evenly over them (no short last chunk).
+        let most = max(1, min(g.n, (1 << 17) / max(1, perColumn * perImage)))
+        count = (g.n + most - 1) / most
+        images = (g.n + count - 1) / count
         let columns = (images * perImage + 31) / 32 * 32, width = rowWidth
         self.columns = columns
         if shifted {
@@ -390,8 +393,8 @@ struct ConvPlan {
         }
     }
 
-    /// The images of chunk `i`.
-    func images(_ i: Int) -> Range<Int> { i * images..<min((i + 1) * images, g.n) }
+    /// The images of chunk `i`: `images` or one fewer.
+    func images(_ i: Int) -> Range<Int> { i * g.n / count..<(i + 1) * g.n / count }
 
     /// Elements of the input gradient's product for one chunk: `(C, planeSize)` or `(K, columns)`.
     var scratchSize: Int { shifted ? inputSize : g.cols * columns }
