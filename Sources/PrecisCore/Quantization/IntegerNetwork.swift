@@ -340,12 +340,15 @@ public final class IntegerNetwork {
         var acc = [Int32](unsafeUninitializedCapacity: each == nil ? n * pixels * f : 0) { $1 = $0.count }
         acc.withUnsafeMutableBufferPointer { a in
             parallelChunks(n, work: n * pixels * f * step.taps) { images in
-                // Stride 1: each image zero-padded (with the fill code) once; one GEMM per output
-                // row reads its windows in place, a window row at a time (its last bytes, past the
-                // window, meet zero weights). Other strides gather each window into a row.
+                // Stride 1: each image zero-padded (with the fill code) once; one GEMM reads the
+                // windows in place, a window row at a time (its last bytes, past the window, meet
+                // zero weights). Its rows are the pixels of a grid as wide as the padded image, `c`
+                // bytes apart: output (oy, ox) is row oy·pw + ox; the pw - ow rows after each output
+                // row are computed into `grid` and dropped. Other strides gather each window into a row.
                 var buffer = [UInt8](
                     repeating: fill, count: step.rowBytes > 0 ? ph * pw * c + step.rowBytes : pixels * lda)
                 var scratch = [Int32](repeating: 0, count: each == nil ? 0 : pixels * f)
+                var grid = [Int32](repeating: 0, count: step.rowBytes > 0 ? g.oh * pw * f : 0)
                 data.withUnsafeBufferPointer { x in
                     for image in images {
                         scratch.withUnsafeMutableBufferPointer { sc in
@@ -356,11 +359,15 @@ public final class IntegerNetwork {
                                         (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(
                                             from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
                                     }
-                                    for oy in 0..<g.oh {
+                                    grid.withUnsafeMutableBufferPointer { grid in
                                         precis_gemm_u8s8_segments(
-                                            Int32(g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes),
-                                            p.baseAddress! + oy * pw * c,
-                                            Int32(c), Int32(pw * c), step.packed, out + oy * g.ow * f, Int32(f), 0)
+                                            Int32((g.oh - 1) * pw + g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes),
+                                            p.baseAddress!, Int32(c), Int32(pw * c), step.packed, grid.baseAddress!,
+                                            Int32(f), 0)
+                                        for oy in 0..<g.oh {
+                                            (out + oy * g.ow * f).update(
+                                                from: grid.baseAddress! + oy * pw * f, count: g.ow * f)
+                                        }
                                     }
                                 }
                             } else {
