@@ -8,9 +8,12 @@ Runtime (when `import onnxruntime` works) on the weight file's ONNX exports: flo
 int8 variant as QuantizeLinear/DequantizeLinear pairs, one intra-op thread per core. The engines take
 turns for `--rounds` rounds; each figure is the median over the rounds of each round's median over
 `--runs` runs. Prints each figure and Precis's ratio to it; `--json` prints every round as JSON.
+With `--report`, each round also times the precision report, `precis eval` of the weight file on its
+test set (the five floating modes and int8, then `--precision all`), against one float32 pass of the
+numpy DeepConvNet over 10,000 images at batch 100.
 
     python3 Tools/bench-compare.py [--precis .build/release/precis] [--weights Weights/deep-fashion.h5]
-                                   [--runs 10] [--rounds 3] [--json]
+                                   [--runs 10] [--rounds 3] [--report] [--json]
 """
 import argparse
 import json
@@ -19,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,9 +116,25 @@ def ort_figures(precis, weights, int8_variant, runs, work):
     return figures
 
 
+SIX_MODES = 'float64,float32,float16,float16-acc32,bfloat16-acc32,int8'
+
+
+def report_seconds(precis, weights):
+    """Wall seconds of `precis eval` on `weights`: the five floating modes and int8, then every mode."""
+    def wall(precision):
+        start = time.perf_counter()
+        subprocess.run([precis, 'eval', weights, '--quiet', '--precision', precision], check=True,
+                       capture_output=True)
+        return time.perf_counter() - start
+    return {'report_six_modes_s': wall(SIX_MODES), 'report_all_modes_s': wall('all')}
+
+
 def engines(a, work):
     """One round: every engine that is installed, in turn."""
     results = {'precis': precis_figures(a.precis, a.runs), 'numpy': numpy_figures(a.runs)}
+    if a.report:
+        results['precis'].update(report_seconds(a.precis, a.weights))
+        results['numpy']['pass_float32_10000_images_s'] = numpy_deepconvnet.pass_seconds('float32', 10000)
     try:
         results['pytorch'] = torch_figures(a.runs)
     except ImportError:
@@ -142,6 +162,7 @@ def main():
     ap.add_argument('--int8-variant', default='int8-wchannel-au8z', help="the weight file's int8 variant to export")
     ap.add_argument('--runs', type=int, default=10)
     ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--report', action='store_true', help='also time the precision report against a numpy pass')
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
 
@@ -164,6 +185,12 @@ def main():
                 speedup = mine[key] / value if key.endswith('images_per_s') else value / mine[key]
                 ratio = f'{speedup:.2f}x faster' if speedup >= 1 else f'{1 / speedup:.2f}x slower'
             print(f'{name:<16}{key:<30}{value:>12.1f}   {ratio}')
+    if a.report:
+        base = results['numpy']['pass_float32_10000_images_s']
+        for key, what in (('report_six_modes_s', 'six modes'), ('report_all_modes_s', 'all modes')):
+            each = ', '.join(f"{r['precis'][key] / r['numpy']['pass_float32_10000_images_s']:.2f}x" for r in rounds)
+            print(f'precision report, {what}: {mine[key]:.1f} s, {mine[key] / base:.2f}x the numpy float32 pass '
+                  f'of {base:.1f} s (rounds: {each})')
     return 0
 
 

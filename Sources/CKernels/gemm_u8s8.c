@@ -49,15 +49,16 @@ void precis_pack_s8(int k, int n, const int8_t *b, int ldb, int8_t *packed) {
         }
 }
 
-static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
-                               int32_t *c, int ldc) {
+static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                               const int8_t *packed, int32_t *c, int ldc) {
     enum path path = int8_path();
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             int32_t s = 0;
             for (int g = 0; g < segments; g++)
                 for (int q = 0; q < kseg; q++)
-                    s += (int32_t)a[(size_t)i * lda + (size_t)g * seg_stride + q] * packed_at(packed, path, g * kseg + q, j, n);
+                    s += (int32_t)a[(size_t)i * lda + (size_t)g * seg_stride + q] *
+                         packed_at(packed, path, g * kseg + q, j, n);
             c[(size_t)i * ldc + j] = s;
         }
 }
@@ -68,8 +69,9 @@ static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8
 // MR rows x NP panels of 16 columns: MR*NP accumulators, one vpdpbusd per (row, panel) per 4 k.
 // Rows past `rows` repeat the last row and are not stored; columns past `cols` are not stored.
 // Each row of A is `segments` runs of 4·k4 bytes, `seg_stride` apart.
-static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int rows, int cols, int segments, int k4, const uint8_t *a,
-                                                           int lda, int seg_stride, const int8_t *bp, int bstride, int32_t *c, int ldc) {
+static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int rows, int cols, int segments, int k4,
+                                                           const uint8_t *a, int lda, int seg_stride,
+                                                           const int8_t *bp, int bstride, int32_t *c, int ldc) {
     __m512i acc[16];
     for (int t = 0; t < MR * NP; t++) acc[t] = _mm512_setzero_si512();
     const uint8_t *ar[16];
@@ -91,12 +93,13 @@ static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int 
         for (int p = 0; p < NP; p++) {
             int left = cols - p * 16;
             if (left <= 0) break;
-            _mm512_mask_storeu_epi32(c + (size_t)r * ldc + p * 16, (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), acc[r * NP + p]);
+            _mm512_mask_storeu_epi32(c + (size_t)r * ldc + p * 16,
+                    (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), acc[r * NP + p]);
         }
 }
 
-static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
-                                int32_t *c, int ldc) {
+static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                                const int8_t *packed, int32_t *c, int ldc) {
     int k4 = (kseg + 3) / 4, n16 = (n + 15) / 16, bstride = n16 * 64;
     for (int p0 = 0; p0 < n16; p0 += 4) {
         int np = n16 - p0 >= 4 ? 4 : n16 - p0, cols = n - p0 * 16;
@@ -169,7 +172,8 @@ static AVX2 void gemm_u8s8_avx2(int m, int n, int segments, int kseg, const uint
             int16_t *dst = wide + (size_t)g * run;
             int t = 0;
             for (; t + 16 <= span; t += 16)
-                _mm256_storeu_si256((__m256i *)(dst + t), _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + t))));
+                _mm256_storeu_si256((__m256i *)(dst + t),
+                        _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(src + t))));
             for (; t < span; t++) dst[t] = src[t];
         }
         for (int j = 0; j < n; j += 16) {
@@ -199,8 +203,8 @@ const char *precis_gemm_u8s8_path(void) {
     return names[int8_path()];
 }
 
-void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
-                               int32_t *c, int ldc, int force_portable) {
+void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                               const int8_t *packed, int32_t *c, int ldc, int force_portable) {
 #if defined(__x86_64__)
     enum path path = force_portable ? PORTABLE : int8_path();
     if (path == VNNI_PATH) return gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
@@ -209,11 +213,13 @@ void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8
     gemm_u8s8_portable(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
 }
 
-void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable) {
+void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc,
+                      int force_portable) {
     precis_gemm_u8s8_segments(m, n, 1, k, a, lda, 0, packed, c, ldc, force_portable);
 }
 
-static inline __attribute__((always_inline)) void requantize(const int32_t *acc, int rows, int channels, const int32_t *correction,
+static inline __attribute__((always_inline)) void requantize(const int32_t *acc, int rows, int channels,
+                            const int32_t *correction,
                                                           const float *scale, float zero, float low, uint8_t *out) {
     for (int r = 0; r < rows; r++) {
         const int32_t *a = acc + (size_t)r * channels;
@@ -232,19 +238,19 @@ static inline __attribute__((always_inline)) void requantize(const int32_t *acc,
 }
 
 #if defined(__x86_64__)
-static VNNI void requantize_avx512(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero,
-                                   float low, uint8_t *out) {
+static VNNI void requantize_avx512(const int32_t *acc, int rows, int channels, const int32_t *correction,
+                                   const float *scale, float zero, float low, uint8_t *out) {
     requantize(acc, rows, channels, correction, scale, zero, low, out);
 }
 
-static AVX2 void requantize_avx2(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero,
-                                 float low, uint8_t *out) {
+static AVX2 void requantize_avx2(const int32_t *acc, int rows, int channels, const int32_t *correction,
+                                 const float *scale, float zero, float low, uint8_t *out) {
     requantize(acc, rows, channels, correction, scale, zero, low, out);
 }
 #endif
 
-void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,
-                          uint8_t *out) {
+void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
+                          float zero, float low, uint8_t *out) {
 #if defined(__x86_64__)
     int level = precis_kernel_level();
     if (level == 2) return requantize_avx512(acc, rows, channels, correction, scale, zero, low, out);

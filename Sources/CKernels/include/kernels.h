@@ -35,20 +35,22 @@ void precis_pack_s8(int k, int n, const int8_t *b, int ldb, int8_t *packed);
 /// `precis_pack_s8`), exact. Each row of A is read up to k rounded up to 4 (B's padding is 0, so
 /// those bytes only need to be readable). AVX-512 VNNI where the CPU has it, else portable C, with
 /// identical results; `force_portable` selects the portable path.
-void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc, int force_portable);
+void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc,
+                      int force_portable);
 
 /// `precis_gemm_u8s8` with each row of A read as `segments` runs of `kseg` bytes, `seg_stride`
 /// apart (row i, run g at a + i·lda + g·seg_stride), against B's rows in the same order
 /// (k = segments·kseg; `kseg` a multiple of 4 when segments > 1). A stride-1 convolution over
-/// zero-padded channels-last codes is then one call per output row: run g is window row g, and
-/// consecutive output pixels are `lda` = channels bytes apart, so no window is copied.
-void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride, const int8_t *packed,
-                               int32_t *c, int ldc, int force_portable);
+/// zero-padded channels-last codes is then one call per image: run g is window row g, and the
+/// rows (the pixels of a grid as wide as the padded image) are `lda` = channels bytes apart, so no
+/// window is copied.
+void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                               const int8_t *packed, int32_t *c, int ldc, int force_portable);
 
 /// out = clamp(roundHalfEven(scale[f] * (acc + correction[f])) + zero, low, 255) for every row of
 /// `channels` int32 sums (in float32; NaN-free because the inputs are integers).
-void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale, float zero, float low,
-                          uint8_t *out);
+void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
+                          float zero, float low, uint8_t *out);
 
 /// 2 x 2 max pooling with stride 2 of one channels-last image (h x w x channels) of codes into
 /// (h/2 x w/2 x channels).
