@@ -42,8 +42,9 @@ import Testing
     }
 
     /// A Float convolution, in inference and training (direct for blocks of 32 filters where the
-    /// padded planes waste a quarter of the GEMM's columns, else the GEMM), gives the bits of one fused multiply-add chain per output over the window in ascending
-    /// (channel, ky, kx), written out here, plus the bias; NaN inputs give NaN where the chain does.
+    /// padded planes waste a quarter of the GEMM's columns, else the GEMM), gives the bits of one
+    /// fused multiply-add chain per output over the window in ascending (channel, ky, kx), written
+    /// out here, plus the bias; NaN inputs give NaN where the chain does.
     @Test(arguments: [
         (32, 3, 1, 8, 8), (64, 3, 2, 14, 14), (32, 5, 2, 9, 23), (64, 1, 0, 6, 17), (16, 3, 1, 11, 7), (32, 3, 1, 7, 7),
     ])

@@ -55,8 +55,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
     }
 
     /// `forward`, with the ReLU that follows it (in training, too) and for inference the max
-    /// pooling after that, done on each chunk of images while its outputs are in cache: every output is `round(round(acc) + b)` in the
-    /// storage format, set to 0 where `<= 0` with `relu`, then pooled by `pool`. The values are
+    /// pooling after that, done on each chunk of images while its outputs are in cache: every
+    /// output is `round(round(acc) + b)` in the storage format, set to 0 where `<= 0` with `relu`,
+    /// then pooled by `pool`. The values are
     /// those of the three layers run one after the other; a 2×2, stride-2 pool is taken straight
     /// from the chunk's product, so the unpooled output is never written.
     func forward(_ x: Tensor<T>, isTraining: Bool, relu: Bool, pool: MaxPooling<T>? = nil) -> Tensor<T> {
