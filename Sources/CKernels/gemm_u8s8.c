@@ -219,8 +219,8 @@ void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8
 }
 
 static inline __attribute__((always_inline)) void requantize(const int32_t *acc, int rows, int channels,
-                            const int32_t *correction,
-                                                          const float *scale, float zero, float low, uint8_t *out) {
+                                                          const int32_t *correction, const float *scale, float zero,
+                                                          float low, uint8_t *out) {
     for (int r = 0; r < rows; r++) {
         const int32_t *a = acc + (size_t)r * channels;
         uint8_t *o = out + (size_t)r * channels;

@@ -1,6 +1,8 @@
 /// `max(0, x)` elementwise; NaN passes through (as in the book: only `x <= 0` is zeroed).
 public final class ReLU<T: NetworkScalar>: Layer {
-    private var y: [T] = []  // the last training output: the gradient passes where it is not <= 0
+    /// The last training output (set by a convolution fused with this layer, too): the gradient
+    /// passes where it is not `<= 0`.
+    var output: [T] = []
 
     public init() {}
 
@@ -10,16 +12,16 @@ public final class ReLU<T: NetworkScalar>: Layer {
                 for i in xs.indices { ys[i] = xs[i] <= 0 ? 0 : xs[i] }
             }
         }
-        self.y = isTraining ? y : []
+        output = isTraining ? y : []
         return Tensor(shape: x.shape, data: y)
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
-        precondition(y.count == dout.count, "ReLU.backward needs a training forward of the same shape")
+        precondition(output.count == dout.count, "ReLU.backward needs a training forward of the same shape")
         return Tensor(
             shape: dout.shape,
             data: filledArray(dout.count) { dx in
-                y.withUnsafeBufferPointer { ys in
+                output.withUnsafeBufferPointer { ys in
                     dout.data.withUnsafeBufferPointer { ds in
                         for i in ds.indices { dx[i] = ys[i] <= 0 ? 0 : ds[i] }
                     }
@@ -28,14 +30,7 @@ public final class ReLU<T: NetworkScalar>: Layer {
     }
 
     /// Where the last training forward's input was `<= 0` (the kink side); gradient checks compare it.
-    public var lastMask: [Bool] { y.map { $0 <= 0 } }
-
-    /// The last training output, which a convolution fused with this layer computed; the gradient
-    /// passes where it is not `<= 0`.
-    var output: [T] {
-        get { y }
-        set { y = newValue }
-    }
+    public var lastMask: [Bool] { output.map { $0 <= 0 } }
 }
 
 /// The book's (non-inverted) dropout. Training: each element is kept (multiplied by 1) with

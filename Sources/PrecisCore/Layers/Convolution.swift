@@ -57,9 +57,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// `forward`, with the ReLU that follows it (in training, too) and for inference the max
     /// pooling after that, done on each chunk of images while its outputs are in cache: every
     /// output is `round(round(acc) + b)` in the storage format, set to 0 where `<= 0` with `relu`,
-    /// then pooled by `pool`. The values are
-    /// those of the three layers run one after the other; a 2×2, stride-2 pool is taken straight
-    /// from the chunk's product, so the unpooled output is never written.
+    /// then pooled by `pool`. The values are those of the three layers run one after the other; a
+    /// 2×2, stride-2 pool is taken straight from the chunk's product, so the unpooled output is
+    /// never written.
     func forward(_ x: Tensor<T>, isTraining: Bool, relu: Bool, pool: MaxPooling<T>? = nil) -> Tensor<T> {
         let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
         let pooled = pool.map {
@@ -240,12 +240,10 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 load(plan, p.x, images, input.baseAddress!)
                 d.update(repeating: 0)
                 let d0 = d.baseAddress! + plan.gradientFront
-                if let mask = p.mask {
-                    plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                    if let mask = p.mask {
                         masked(p.dout + pixel, by: mask + pixel, g.ow, into: d0 + column)
-                    }
-                } else {
-                    plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
+                    } else {
                         (d0 + column).update(from: p.dout + pixel, count: g.ow)
                     }
                 }
@@ -323,8 +321,8 @@ private func laneSum<T: NetworkScalar>(_ x: UnsafePointer<T>, _ count: Int) -> T
 
 /// How a convolution walks its batch: `count` chunks of whole images (at most `images`), and per
 /// chunk a matrix `B` of `columns` columns (a multiple of 32) with one row per window element.
-/// Chunks are sized so that a chunk's buffers (about 512 KB of values) stay in a core's cache. Depends only
-/// on the geometry, so results do not depend on the number of cores.
+/// Chunks are sized so that a chunk's buffers (about 512 KB of values) stay in a core's cache.
+/// Depends only on the geometry, so results do not depend on the number of cores.
 ///
 /// With `shifted` (stride 1), the chunk's input is one zero-padded plane per channel,
 /// `rowWidth = W + pad` wide, image `j`'s row `y` at plane row `pad + j·(H + pad) + y`, columns

@@ -253,8 +253,14 @@ public final class Network<T: NetworkScalar> {
                 if run > 0 { times[i].append(t) }
             }
         }
-        var out = [Double?](repeating: nil, count: nodes.count)
-        for (step, ts) in zip(steps, times) { out[step.lowerBound] = ts.sorted()[ts.count / 2] }
+        return byLayer(steps, times.map(median))
+    }
+
+    /// One value per step of `steps`, spread out to one per layer: at the step's first layer, nil
+    /// at the layers fused into it.
+    private func byLayer<V>(_ steps: [Range<Int>], _ values: [V]) -> [V?] {
+        var out = [V?](repeating: nil, count: nodes.count)
+        for (step, v) in zip(steps, values) { out[step.lowerBound] = v }
         return out
     }
 
@@ -316,11 +322,7 @@ public final class Network<T: NetworkScalar> {
             }
             if run > 0 { for i in trainingSteps.indices { times[i].append((forward[i], backward[i])) } }
         }
-        var out = [(forward: Double, backward: Double)?](repeating: nil, count: nodes.count)
-        for (step, ts) in zip(trainingSteps, times) {
-            out[step.lowerBound] = (ts.map(\.forward).sorted()[ts.count / 2], ts.map(\.backward).sorted()[ts.count / 2])
-        }
-        return out
+        return byLayer(trainingSteps, times.map { ts in (median(ts.map(\.forward)), median(ts.map(\.backward))) })
     }
 
     /// Logits `(count, classes)`, widened to Double, for `count` images from `images` (row-major
@@ -362,6 +364,9 @@ public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
         return best
     }
 }
+
+/// The median of `times` (the upper one of the middle two for an even count); `times` is not empty.
+func median(_ times: [Double]) -> Double { times.sorted()[times.count / 2] }
 
 /// Wall seconds taken by `body`.
 @inline(__always)

@@ -67,6 +67,13 @@ func gemmPacked<T: NetworkScalar>(
 /// Whether the CPU's vectors are 512 bits wide (AVX-512), with 32 vector registers.
 let wideVectors = precis_kernel_level() == 2
 
+/// The vector kernels this CPU runs: `avx512`, `avx2` or `portable` (every level gives the same
+/// values). The environment variable `PRECIS_KERNELS` set to `avx2` or `portable` lowers it.
+public var kernelLevel: String { String(cString: precis_kernel_name()) }
+
+/// Whether `name` is a value `PRECIS_KERNELS` takes: `avx512`, `avx2` or `portable`.
+public func isKernelLevel(_ name: String) -> Bool { precis_kernel_name_valid(name) != 0 }
+
 /// Runs the 8-row kernel over every (row block, panel) tile, panels split over the cores.
 @inline(__always)
 private func gemmTiles<T: NetworkScalar, V: SIMD>(

@@ -102,7 +102,7 @@ public func gemmGFLOPS<T: NetworkScalar>(_ s: GEMMShape, runs: Int, as: T.Type =
         }
         if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
     }
-    return 2 * Double(s.chunks * s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
+    return 2 * Double(s.chunks * s.m * s.n * s.k) / median(times) / 1e9
 }
 
 extension GEMMShape {
@@ -145,7 +145,7 @@ public func int8GEMMGOPS(_ s: GEMMShape, runs: Int, portable: Bool = false) -> D
         }
         if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
     }
-    return 2 * Double(s.chunks * s.m * s.n * s.k) / times.sorted()[times.count / 2] / 1e9
+    return 2 * Double(s.chunks * s.m * s.n * s.k) / median(times) / 1e9
 }
 
 /// The machine's peak rates on every core at once, measured in the same run as the GEMMs they
@@ -161,7 +161,7 @@ public func peakRates(runs: Int) -> (float32GFLOPS: Double, int8GOPS: Double, co
             DispatchQueue.concurrentPerform(iterations: availableCores) { body($0) }
             if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
         }
-        return operations * Double(availableCores * iterations) / times.sorted()[times.count / 2] / 1e9
+        return operations * Double(availableCores * iterations) / median(times) / 1e9
     }
     let sink = UnsafeMutablePointer<Float>.allocate(capacity: availableCores)
     defer { sink.deallocate() }

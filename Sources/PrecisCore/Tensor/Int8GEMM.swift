@@ -1,12 +1,5 @@
 import CKernels
 
-/// The vector kernels this CPU runs: `avx512`, `avx2` or `portable` (every level gives the same
-/// values). The environment variable `PRECIS_KERNELS` set to `avx2` or `portable` lowers it.
-public var kernelLevel: String { String(cString: precis_kernel_name()) }
-
-/// Whether `name` is a value `PRECIS_KERNELS` takes: `avx512`, `avx2` or `portable`.
-public func isKernelLevel(_ name: String) -> Bool { precis_kernel_name_valid(name) != 0 }
-
 /// Which int8 GEMM runs on this CPU: `avx512-vnni` (vpdpbusd), `avx2` (vpmaddwd) or `portable`,
 /// chosen at run time.
 public var int8GEMMPath: String { String(cString: precis_gemm_u8s8_path()) }
