@@ -56,7 +56,7 @@ void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int3
 /// (h/2 x w/2 x channels).
 void precis_max_pool2_u8(const uint8_t *x, int h, int w, int channels, uint8_t *out);
 
-/// Whether this CPU runs the strict-half kernels below (AVX-512 with F16C and FMA).
+/// Whether this CPU runs the strict-half kernels below (AVX2 or AVX-512, with F16C and FMA).
 int precis_half_kernels(void);
 
 /// Strict half-precision GEMM, panels [panel_begin, panel_end) of 32 columns: C (m x n) = A · B with

@@ -372,8 +372,9 @@ private func pairwiseSum<T: NetworkScalar>(_ x: SIMD16<T>) -> T {
     return x2[0] + x2[1]
 }
 
-/// Whether the strict-half GEMMs run in C with vector conversions (AVX-512, F16C), read once; the
-/// results are the same as the Swift kernels' bit for bit, 16 lanes at a time instead of one.
+/// Whether the strict-half GEMMs run in C with vector conversions (AVX2 or AVX-512, F16C), read
+/// once; the results are the same as the Swift kernels' bit for bit, 8 or 16 lanes at a time
+/// instead of one.
 let halfKernels = precis_half_kernels() != 0
 
 /// A `Float16` matrix's elements as their bit patterns, for the C kernels.
