@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing (Tools/setup.sh), checks the house style
 # (`swift format lint --strict`, configured by .swift-format), builds the DocC articles (failing on a
-# broken link or symbol), runs the unit tests in release
-# (numeric code is far too slow unoptimized) at every vector-kernel level the CPU has, the end-to-end command-line check, the write-safety
+# broken link or symbol), runs the unit tests in release (numeric code is far too slow unoptimized)
+# at every vector-kernel level the CPU has, the end-to-end command-line check, the write-safety
 # check (concurrent writers, interrupts, full disk, read-only folder), the picture report in headless
-# Chromium, the independent
-# h5py/numpy cross-check of every shipped weight file, and a fuzz check of damaged weight and data
-# files that also checks the answers of every damaged copy that loads.
+# Chromium, the independent h5py/numpy cross-check of every shipped weight file, and a fuzz check of
+# damaged weight and data files that also checks the answers of every damaged copy that loads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/setup.sh

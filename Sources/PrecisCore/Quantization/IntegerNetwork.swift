@@ -290,9 +290,10 @@ public final class IntegerNetwork {
         let pixels = sizes[0].0 * sizes[0].1, per = sizes.last!.0 * sizes.last!.1 * f
         let values = [T](unsafeUninitializedCapacity: n * per) { out, initialized in
             let base = out.baseAddress!
-            _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums in
+            let (rows, width) = sizes[0]
+            _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums, stride in
                 var y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
-                    convert(sums, pixels, c.baseAddress!)
+                    for r in 0..<rows { convert(sums + r * stride * f, width, c.baseAddress! + r * width * f) }
                     k = pixels * f
                 }
                 for (k, p) in step.pools.enumerated() {
@@ -315,10 +316,11 @@ public final class IntegerNetwork {
     /// `step`'s int32 sums for the codes `data` (channels last, `shape`), with `fill` the code of
     /// zero padding: `(N, OH, OW, F)` for a convolution, `(N, F)` for an affine layer. With `each`,
     /// every image's sums go to it instead (for a convolution on the thread that computed them,
-    /// while they are in cache), and no sums are returned.
+    /// while they are in cache), with the pixels from one output row's start to the next's (OW, or
+    /// more where they are read in place from a wider grid), and no sums are returned.
     private func accumulate(
         _ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8,
-        each: ((Int, UnsafePointer<Int32>) -> Void)? = nil
+        each: ((Int, UnsafePointer<Int32>, Int) -> Void)? = nil
     ) -> (acc: [Int32], shape: [Int]) {
         let n = shape[0]
         guard let w = step.window else {
@@ -329,7 +331,7 @@ public final class IntegerNetwork {
             precis_gemm_u8s8(
                 Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
             if let each {
-                acc.withUnsafeBufferPointer { a in for r in 0..<n { each(r, a.baseAddress! + r * step.outputs) } }
+                acc.withUnsafeBufferPointer { a in for r in 0..<n { each(r, a.baseAddress! + r * step.outputs, 1) } }
                 return ([], [n, step.outputs])
             }
             return (acc, [n, step.outputs])
@@ -364,6 +366,7 @@ public final class IntegerNetwork {
                                             Int32((g.oh - 1) * pw + g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes),
                                             p.baseAddress!, Int32(c), Int32(pw * c), step.packed, grid.baseAddress!,
                                             Int32(f), 0)
+                                        if let each { return each(image, grid.baseAddress!, pw) }
                                         for oy in 0..<g.oh {
                                             (out + oy * g.ow * f).update(
                                                 from: grid.baseAddress! + oy * pw * f, count: g.ow * f)
@@ -375,8 +378,8 @@ public final class IntegerNetwork {
                                 precis_gemm_u8s8(
                                     Int32(pixels), Int32(f), Int32(step.taps), buffer, Int32(lda), step.packed, out,
                                     Int32(f), 0)
+                                each?(image, out, g.ow)
                             }
-                            each?(image, out)
                         }
                     }
                 }
