@@ -287,10 +287,9 @@ public final class IntegerNetwork {
                 input: [1, f, sizes.last!.0, sizes.last!.1], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
             sizes.append((g.oh, g.ow))
         }
-        let pixels = sizes[0].0 * sizes[0].1, per = sizes.last!.0 * sizes.last!.1 * f
+        let (rows, width) = sizes[0], pixels = rows * width, per = sizes.last!.0 * sizes.last!.1 * f
         let values = [T](unsafeUninitializedCapacity: n * per) { out, initialized in
             let base = out.baseAddress!
-            let (rows, width) = sizes[0]
             _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums, stride in
                 var y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
                     for r in 0..<rows { convert(sums + r * stride * f, width, c.baseAddress! + r * width * f) }
