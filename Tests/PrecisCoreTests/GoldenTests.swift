@@ -41,12 +41,15 @@ import Testing
         #expect(pool.backward(Tensor(shape: [1, 1, 1, 1], data: [1])).data == [1, 0, 0, 0])
     }
 
-    /// A Float convolution, in inference and training (direct for blocks of 32 filters where the
-    /// padded planes waste a quarter of the GEMM's columns, else the GEMM), gives the bits of one
-    /// fused multiply-add chain per output over the window in ascending (channel, ky, kx), written
-    /// out here, plus the bias; NaN inputs give NaN where the chain does.
+    /// A Float convolution, in inference and training (direct for whole blocks of 16 filters, give or
+    /// take a quarter, and windows of 16 taps or more, else the GEMM), gives the bits of one fused
+    /// multiply-add chain per output over the window in ascending (channel, ky, kx), written out
+    /// here, plus the bias; NaN inputs give NaN where the chain does, and so does an infinite weight
+    /// times the zero padding (the direct kernel leaves out padding rows only when every weight is
+    /// finite).
     @Test(arguments: [
         (32, 3, 1, 8, 8), (64, 3, 2, 14, 14), (32, 5, 2, 9, 23), (64, 1, 0, 6, 17), (16, 3, 1, 11, 7), (32, 3, 1, 7, 7),
+        (40, 3, 1, 9, 30),
     ])
     func convolutionIsOneMultiplyAddChainPerOutput(filters: Int, size: Int, pad: Int, h: Int, w: Int) {
         let c = 3, x: Tensor<Float> = randomTensor([2, c, h, w], seed: 4)
@@ -55,8 +58,10 @@ import Testing
         let wt: Tensor<Float> = randomTensor([filters, c, size, size], seed: 5),
             b: Tensor<Float> = randomTensor(
                 [filters], seed: 6)
+        var infinite = wt
+        infinite.data[size * size - 1] = .infinity
         let g = Window(input: x.shape, fh: size, fw: size, stride: 1, pad: pad)
-        for input in [x, xn] {
+        for (input, wt) in [(x, wt), (xn, wt), (x, infinite)] {
             let col = im2col(input.data, g)
             var expected = [Float](repeating: 0, count: 2 * filters * g.pixels)
             for row in 0..<g.rows {

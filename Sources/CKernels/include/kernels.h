@@ -83,16 +83,18 @@ int precis_avx512(void);
 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
                             int oh, int ow, const float *bias, int relu, int pooled, float *y);
 
-/// A stride-1 convolution for inference, direct: `images` images in zero-padded planes (channel ch
+/// A stride-1 convolution, direct: `images` images of height `h` in zero-padded planes (channel ch
 /// at input + ch·plane_size; image j's output row oy reads plane rows j·band_rows + oy + ky, column
-/// ox + kx) against `filters` filters (a multiple of 32) packed as (filters/16, C, FH, FW, 16). Each
-/// output is one fused multiply-add chain from zero over ascending (channel, ky, kx), as the GEMM
-/// path computes it, then + bias and with `relu` 0 where <= 0; with `pooled`, 2 x 2 max pooling
-/// with stride 2 as `precis_max_pool2_f32` does it. Writes (images, filters, OH, OW), OH and OW
-/// halved when pooled. Needs AVX-512.
+/// ox + kx, where plane row j·band_rows + pad + y holds input row y) against `filters` filters
+/// packed as (ceil(filters/16), C, FH, FW, 16), zero past `filters`. Each output is one fused
+/// multiply-add chain from +0 over ascending (channel, ky, kx), as the GEMM path computes it; with
+/// `skip_padding` (only when every weight is finite) the taps that read padding rows are left out,
+/// which changes no value. Then + bias and with `relu` 0 where <= 0; with `pooled`, 2 x 2 max
+/// pooling with stride 2 as `precis_max_pool2_f32` does it. Writes (images, filters, OH, OW), OH and
+/// OW halved when pooled. Needs AVX-512.
 void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
-                            int images, int oh, int ow, int fh, int fw, const float *packed, int filters,
-                            const float *bias, int relu, int pooled, float *output);
+                            int images, int h, int pad, int oh, int ow, int fh, int fw, const float *packed,
+                            int filters, const float *bias, int relu, int pooled, int skip_padding, float *output);
 
 /// 2 x 2 max pooling with stride 2 of `planes` planes (h x w) into (planes, h/2, w/2): each window
 /// taken in row-major order, a value replacing the best so far when it is larger, or NaN over a

@@ -67,14 +67,15 @@ public final class Convolution<T: NetworkScalar>: Layer {
         }
         precondition(pool == nil || relu, "a fused pool follows ReLU")
         let pool2 = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
-        // Float with stride 1 and whole blocks of 32 filters can convolve directly: the same
-        // multiply-add chains, without the columns the padded planes add or a pass over a product.
-        // Per multiply-add the direct kernel runs at about three quarters of the GEMM's rate, so it
-        // is used where the padded planes add a quarter or more columns (small outputs, 7 × 7).
+        // Float with stride 1 convolves directly: the same multiply-add chains as the GEMM, without
+        // the columns the padded planes add or a pass over a product, and 16 filters to a vector
+        // (where whole blocks of 16 add at most a quarter more filters). Windows of a few taps
+        // (one input channel) would spend more on laying out the outputs than on multiply-adds.
         let direct =
-            T.self == Float.self && storage == .native && plan.shifted && fn % 32 == 0
-            && avx512Kernels && (pool == nil || pool2) && 4 * plan.rowWidth * plan.bandRows >= 5 * g.pixels
+            T.self == Float.self && storage == .native && plan.shifted && avx512Kernels && (pool == nil || pool2)
+            && 4 * ((fn + 15) / 16 * 16) <= 5 * fn && k >= 16
         let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
+        let skipPadding = direct && W.value.data.allSatisfy(\.isFinite)
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
         var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
         y.withUnsafeMutableBufferPointer { ys in
@@ -82,11 +83,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 x.data.withUnsafeBufferPointer { xs in
                     wp.withUnsafeBufferPointer { wp in
                         plan.rowOffsets.withUnsafeBufferPointer { rows in
-                            parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                            // Each core takes an even share of the images, in chunks that fit its cache.
+                            parallelChunks(g.n, work: g.rows * k * fn) { share in
                                 var input = [T](repeating: 0, count: plan.inputSize),
-                                    out = [T](repeating: 0, count: fn * width)
-                                for chunk in chunks {
-                                    let images = plan.images(chunk)
+                                    out = [T](repeating: 0, count: direct ? 0 : fn * width)
+                                for images in plan.runs(share) {
                                     input.withUnsafeMutableBufferPointer { input in
                                         out.withUnsafeMutableBufferPointer { out in
                                             load(plan, xs.baseAddress!, images, input.baseAddress!)
@@ -94,7 +95,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                             if direct {
                                                 return convolveDirectly(
                                                     plan, images, input.baseAddress!, wp.baseAddress!, relu: relu,
-                                                    pooled: pool2, y)
+                                                    pooled: pool2, skipPadding: skipPadding, y)
                                             }
                                             gemmPacked(
                                                 fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
@@ -122,17 +123,19 @@ public final class Convolution<T: NetworkScalar>: Layer {
 
     /// The outputs of `images` (with `relu`, set to 0 where `<= 0`; with `pooled`, pooled 2×2) into
     /// `y`, convolved directly from the chunk's padded planes `input` with the filters packed by
-    /// `blocksOf16` (Float only).
+    /// `blocksOf16` (Float only); with `skipPadding` (every weight finite), taps that read padding
+    /// rows are left out, which changes no value.
     private func convolveDirectly(
         _ plan: ConvPlan, _ images: Range<Int>, _ input: UnsafePointer<T>, _ packed: UnsafePointer<T>, relu: Bool,
-        pooled: Bool, _ y: UnsafeMutablePointer<T>
+        pooled: Bool, skipPadding: Bool, _ y: UnsafeMutablePointer<T>
     ) {
         let g = plan.g, fn = plan.outputs, per = fn * (pooled ? (g.oh / 2) * (g.ow / 2) : g.pixels)
         b.value.data.withUnsafeBufferPointer { bias in
             precis_conv_direct_f32(
                 floats(input), Int32(plan.planeSize), Int32(g.c), Int32(plan.rowWidth), Int32(plan.bandRows),
-                Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), floats(packed), Int32(fn),
-                floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, floats(y + images.lowerBound * per))
+                Int32(images.count), Int32(g.h), Int32(g.pad), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw),
+                floats(packed), Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, skipPadding ? 1 : 0,
+                floats(y + images.lowerBound * per))
         }
     }
 
@@ -285,18 +288,15 @@ public final class Convolution<T: NetworkScalar>: Layer {
     }
 }
 
-/// `W (FN, C, FH, FW)` as `(FN/16, C, FH, FW, 16)`: for each window element, 16 filters' weights in
-/// a row, as `precis_conv_direct_f32` reads them (two blocks at a time).
+/// `W (FN, C, FH, FW)` as `(ceil(FN/16), C, FH, FW, 16)`, zero past `FN`: for each window element,
+/// 16 filters' weights in a row, as `precis_conv_direct_f32` reads them.
 private func blocksOf16<T: NetworkScalar>(_ w: [T], _ g: Window) -> [T] {
-    let taps = g.c * g.fh * g.fw
-    return filledArray(w.count) { out in
-        w.withUnsafeBufferPointer { w in
-            for f in 0..<(w.count / taps) {
-                let block = out.baseAddress! + f / 16 * taps * 16 + f % 16, row = w.baseAddress! + f * taps
-                for t in 0..<taps { block[t * 16] = row[t] }
-            }
-        }
+    let taps = g.c * g.fh * g.fw, fn = w.count / taps
+    var out = [T](repeating: 0, count: (fn + 15) / 16 * 16 * taps)
+    for f in 0..<fn {
+        for t in 0..<taps { out[f / 16 * taps * 16 + t * 16 + f % 16] = w[f * taps + t] }
     }
+    return out
 }
 
 /// `count` values of `d`, each 0 where `mask` is `<= 0` (as `ReLU.backward` passes a gradient),
@@ -394,6 +394,15 @@ struct ConvPlan {
 
     /// The images of chunk `i`: `images` or one fewer.
     func images(_ i: Int) -> Range<Int> { i * g.n / count..<(i + 1) * g.n / count }
+
+    /// `share` in as few runs of at most `images` images as fit, as even as they come (for passes
+    /// whose values do not depend on how the batch is cut).
+    func runs(_ share: Range<Int>) -> [Range<Int>] {
+        let parts = (share.count + images - 1) / images
+        return (0..<parts).map {
+            share.lowerBound + $0 * share.count / parts..<share.lowerBound + ($0 + 1) * share.count / parts
+        }
+    }
 
     /// Elements of the input gradient's product for one chunk: `(C, planeSize)` or `(K, columns)`.
     var scratchSize: Int { shifted ? inputSize : g.cols * columns }
