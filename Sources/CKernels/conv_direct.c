@@ -152,6 +152,60 @@ AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int chann
     }
 }
 
+// The lanes of output vector v (pixels 16v..16v+15 of an h x w plane, in raster order) whose tap
+// (ky, kx) reads inside the input, for a "same" convolution (output h x w): mask[(v·fh + ky)·fw + kx].
+static void same_masks(int h, int w, int pad, int fh, int fw, uint16_t *mask) {
+    int vectors = (h * w + 15) / 16;
+    for (int v = 0; v < vectors; v++) {
+        for (int t = 0; t < fh * fw; t++) {
+            uint16_t m = 0;
+            for (int lane = 0; lane < 16; lane++) {
+                int q = 16 * v + lane, iy = q / w + t / fw - pad, ix = q % w + t % fw - pad;
+                if (q < h * w && iy >= 0 && iy < h && ix >= 0 && ix < w) m |= (uint16_t)(1u << lane);
+            }
+            mask[v * fh * fw + t] = m;
+        }
+    }
+}
+
+AVX512 void precis_conv_same_f32(const float *x, int images, int channels, int h, int w, int pad, int fh, int fw,
+                                 const float *packed, int filters, const float *bias, int relu, float *y) {
+    int pixels = h * w, vectors = (pixels + 15) / 16, taps = fh * fw;
+    uint16_t *mask = malloc(sizeof(uint16_t) * vectors * taps);
+    same_masks(h, w, pad, fh, fw, mask);
+    for (int j = 0; j < images; j++) {
+        const float *image = x + (size_t)j * channels * pixels;
+        for (int block = 0; block * 16 < filters; block++) {
+            const float *wb = packed + (size_t)block * channels * taps * 16;
+            int count = filters - block * 16 < 16 ? filters - block * 16 : 16;
+            float *out = y + ((size_t)j * filters + block * 16) * pixels;
+            for (int v = 0; v < vectors; v++) {
+                __m512 acc[16];
+                for (int f = 0; f < 16; f++) acc[f] = _mm512_setzero_ps();
+                const float *wt = wb;
+                for (int ch = 0; ch < channels; ch++) {
+                    const float *at = image + (size_t)ch * pixels + 16 * v - pad * w - pad;
+                    const uint16_t *m = mask + v * taps;
+                    for (int ky = 0; ky < fh; ky++) {
+                        for (int kx = 0; kx < fw; kx++, wt += 16, m++) {
+                            // Lanes whose tap reads padding load 0, and 0 · w is added, as in the chain.
+                            __m512 xv = _mm512_maskz_loadu_ps(*m, at + ky * w + kx);
+                            for (int f = 0; f < 16; f++) acc[f] = _mm512_fmadd_ps(xv, _mm512_set1_ps(wt[f]), acc[f]);
+                        }
+                    }
+                }
+                __mmask16 tail = lanes(pixels - 16 * v);
+                for (int f = 0; f < 16; f++) {
+                    if (f < count)
+                        _mm512_mask_storeu_ps(out + (size_t)f * pixels + 16 * v, tail,
+                                              activate(acc[f], _mm512_set1_ps(bias[block * 16 + f]), relu));
+                }
+            }
+        }
+    }
+    free(mask);
+}
+
 #else
 
 void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
@@ -160,6 +214,13 @@ void precis_conv_direct_f32(const float *input, int plane_size, int channels, in
     (void)input, (void)plane_size, (void)channels, (void)row_width, (void)band_rows, (void)images, (void)h;
     (void)pad, (void)oh, (void)ow, (void)fh, (void)fw, (void)packed, (void)filters, (void)bias, (void)relu;
     (void)pooled, (void)skip_padding, (void)output;
+    abort();
+}
+
+void precis_conv_same_f32(const float *x, int images, int channels, int h, int w, int pad, int fh, int fw,
+                          const float *packed, int filters, const float *bias, int relu, float *y) {
+    (void)x, (void)images, (void)channels, (void)h, (void)w, (void)pad, (void)fh, (void)fw, (void)packed;
+    (void)filters, (void)bias, (void)relu, (void)y;
     abort();
 }
 

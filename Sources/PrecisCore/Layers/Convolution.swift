@@ -74,6 +74,15 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let direct =
             T.self == Float.self && storage == .native && plan.shifted && avx512Kernels && (pool == nil || pool2)
             && 4 * ((fn + 15) / 16 * 16) <= 5 * fn && k >= 16
+        // Those of a few taps whose output is as large as the input take 16 pixels to a vector
+        // instead, read straight from `x` (a tap's vector is the input shifted, lanes off the
+        // input read 0), and write each filter's row of outputs as it is.
+        if T.self == Float.self && storage == .native && plan.shifted && avx512Kernels && pool == nil && !direct
+            && g.oh == g.h && g.ow == g.w
+        {
+            self.x = isTraining ? x : nil
+            return convolveSame(x, g, relu: relu)
+        }
         let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
         let skipPadding = direct && W.value.data.allSatisfy(\.isFinite)
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
@@ -137,6 +146,29 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 floats(packed), Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, skipPadding ? 1 : 0,
                 floats(y + images.lowerBound * per))
         }
+    }
+
+    /// `x` convolved by `precis_conv_same_f32` (Float, output as large as the input), each core
+    /// taking an even share of the images.
+    private func convolveSame(_ x: Tensor<T>, _ g: Window, relu: Bool) -> Tensor<T> {
+        let fn = W.value.shape[0], wp = blocksOf16(W.value.data, g)
+        var y = [T](unsafeUninitializedCapacity: g.n * fn * g.pixels) { $1 = $0.count }
+        y.withUnsafeMutableBufferPointer { ys in
+            x.data.withUnsafeBufferPointer { xs in
+                wp.withUnsafeBufferPointer { wp in
+                    b.value.data.withUnsafeBufferPointer { bias in
+                        parallelChunks(g.n, work: g.rows * g.cols * fn) { share in
+                            precis_conv_same_f32(
+                                floats(xs.baseAddress! + share.lowerBound * g.c * g.h * g.w), Int32(share.count),
+                                Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.pad), Int32(g.fh), Int32(g.fw),
+                                floats(wp.baseAddress!), Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0,
+                                floats(ys.baseAddress! + share.lowerBound * fn * g.pixels))
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [g.n, fn, g.oh, g.ow], data: y)
     }
 
     /// Writes the outputs of `images` from the chunk's product `out (FN, columns)` into `y`: all of
