@@ -82,6 +82,29 @@ import Testing
         }
     }
 
+    /// A Float affine layer (a vector kernel with AVX-512, else the GEMM) gives the bits of one fused
+    /// multiply-add chain per output over ascending inputs, written out here, plus the bias, for
+    /// output counts that fill part of a vector, several vectors and more than four; NaN propagates.
+    @Test(arguments: [(13, 37, 50), (7, 64, 10), (30, 20, 70), (1, 5, 100)])
+    func affineIsOneMultiplyAddChainPerOutput(rows: Int, fin: Int, fout: Int) {
+        var x: Tensor<Float> = randomTensor([rows, fin], seed: 7)
+        x.data[x.count - 2] = .nan
+        let w: Tensor<Float> = randomTensor([fin, fout], seed: 8), b: Tensor<Float> = randomTensor([fout], seed: 9)
+        var expected = [Float](repeating: 0, count: rows * fout)
+        for i in 0..<rows {
+            for j in 0..<fout {
+                var acc: Float = 0
+                for k in 0..<fin { acc = acc.addingProduct(x.data[i * fin + k], w.data[k * fout + j]) }
+                expected[i * fout + j] = acc + b.data[j]
+            }
+        }
+        for isTraining in [false, true] {
+            let y = Affine<Float>(W: w, b: b).forward(x, isTraining: isTraining)
+            let differing = zip(y.data, expected).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }
+            #expect(y.shape == [rows, fout] && differing.isEmpty, "\(differing.count) differ")
+        }
+    }
+
     /// 2×2 pooling, inference (vector kernel for Float) and training alike, gives the bits of the
     /// rule written out here: each window in row-major order, a value replacing the best when it is
     /// larger, or NaN over a number. ±0 ties and NaNs with different payloads show the order.

@@ -105,6 +105,12 @@ void precis_conv_direct_f32(const float *input, int plane_size, int channels, in
 void precis_conv_same_f32(const float *x, int images, int channels, int h, int w, int pad, int fh, int fw,
                           const float *packed, int filters, const float *bias, int relu, float *y);
 
+/// out (rows x fout) = x (rows x fin) · w (fin x fout) + b, row-major: each output one fused
+/// multiply-add chain from +0 over ascending k, as the GEMM computes it, then + b[j]. Outputs run 16
+/// to a vector and up to 64 at a time, rows several at a time, each input broadcast from memory.
+/// Needs AVX-512.
+void precis_affine_f32(const float *x, int rows, int fin, const float *w, int fout, const float *b, float *out);
+
 /// 2 x 2 max pooling with stride 2 of `planes` planes (h x w) into (planes, h/2, w/2): each window
 /// taken in row-major order, a value replacing the best so far when it is larger, or NaN over a
 /// number, exactly as `MaxPooling` does (ties keep the first; the first NaN wins). With `arg`

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Fully connected layer `out = x·W + b`; input of any rank is flattened to `(N, in)`.
 /// `W: (in, out)`, `b: (out)`, output `(N, out)`.
 public final class Affine<T: NetworkScalar>: Layer {
@@ -32,15 +34,33 @@ public final class Affine<T: NetworkScalar>: Layer {
                     floats(p.baseAddress!), .rows(n, fin))
             }
         }
-        input.withUnsafeBufferPointer { xs in
-            W.value.data.withUnsafeBufferPointer { ws in
-                out.withUnsafeMutableBufferPointer { os in
-                    gemm(n, fout, fin, xs.baseAddress!, fin, ws.baseAddress!, fout, os.baseAddress!, fout)
+        if T.self == Float.self && storage == .native && avx512Kernels {
+            // The same chains as the GEMM's, with the bias added as each row is written (C, AVX-512).
+            input.withUnsafeBufferPointer { xs in
+                W.value.data.withUnsafeBufferPointer { ws in
+                    b.value.data.withUnsafeBufferPointer { bs in
+                        out.withUnsafeMutableBufferPointer { os in
+                            parallelChunks(n, work: n * fin * fout) { rows in
+                                precis_affine_f32(
+                                    floats(xs.baseAddress! + rows.lowerBound * fin), Int32(rows.count), Int32(fin),
+                                    floats(ws.baseAddress!), Int32(fout), floats(bs.baseAddress!),
+                                    floats(os.baseAddress! + rows.lowerBound * fout))
+                            }
+                        }
+                    }
                 }
             }
+        } else {
+            input.withUnsafeBufferPointer { xs in
+                W.value.data.withUnsafeBufferPointer { ws in
+                    out.withUnsafeMutableBufferPointer { os in
+                        gemm(n, fout, fin, xs.baseAddress!, fin, ws.baseAddress!, fout, os.baseAddress!, fout)
+                    }
+                }
+            }
+            storage.round(&out)
+            for i in 0..<n { for j in 0..<fout { out[i * fout + j] += b.value.data[j] } }
         }
-        storage.round(&out)
-        for i in 0..<n { for j in 0..<fout { out[i * fout + j] += b.value.data[j] } }
         inputShape = x.shape
         // The input as the product used it, so that dW is taken against the rounded values.
         self.x = isTraining ? Tensor(shape: [n, fin], data: input) : nil
