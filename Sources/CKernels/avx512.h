@@ -50,4 +50,29 @@ INLINE AVX512 __m512 pool16(__m512 t0, __m512 t1, __m512 b0, __m512 b1, __m512i 
     return best;
 }
 
+// v[0..<16] transposed as a 16 x 16 matrix: afterwards v[f] lane p is what v[p] lane f was.
+INLINE AVX512 void transpose16(__m512 *v) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int h = 0; h < 2; h++) {
+            __m512d x = _mm512_castps_pd(t[4 * i + h]), y = _mm512_castps_pd(t[4 * i + h + 2]);
+            u[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
+            u[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+        }
+    }
+    // u[4i + j], 128-bit lane L: pixels 4i..4i+3 of filter 4L + j.
+    for (int j = 0; j < 4; j++) {
+        __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        v[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+        v[4 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        v[8 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+        v[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+}
+
 #endif

@@ -6,26 +6,31 @@
 #include "avx512.h"
 
 // What every tile of one block of 16 filters reads: the chunk's zero-padded planes, the block's
-// filters packed as (C, FH, FW, 16), the input height, and whether taps that read padding rows are
-// skipped (they add exactly nothing when every weight is finite: each chain starts at +0, so it is
-// never -0, and x + (±0) is x).
+// filters packed as (C, FH, FW, 16), the input's size and padding, and whether taps that read
+// padding are skipped (they add exactly nothing when every weight is finite: each chain starts at
+// +0, so it is never -0, and x + (±0) is x).
 typedef struct {
-    int plane_size, channels, row_width, fh, fw, h, skip;
-    const float *w;
+    int plane_size, channels, row_width, fh, fw, h, w, pad, skip;
+    const float *weights;
 } conv_src;
 
 // acc[0..<P] = the windows of P neighbouring pixels of one output row (window origin `in` in
-// channel 0's plane, input row `iy` under ky = 0) against the block's 16 filters: one fused
-// multiply-add chain per output from +0, in ascending (channel, ky, kx), each input value broadcast
-// straight from memory into its multiply-add.
-INLINE AVX512 void row_pass(const conv_src *s, const float *in, int iy, const int P, __m512 *acc) {
+// channel 0's plane; input row `iy` under ky = 0, input column `ix` under kx = 0 for the first pixel)
+// against the block's 16 filters: one fused multiply-add chain per output from +0, in ascending
+// (channel, ky, kx), each input value broadcast straight from memory into its multiply-add. When
+// padding is skipped, rows of padding are left out for the whole row of pixels, and columns of
+// padding for the two pixels at either end (all there are with pad <= 2; with more, none are).
+INLINE AVX512 void row_pass(const conv_src *s, const float *in, int iy, int ix, const int P, __m512 *acc) {
     int lo = 0, hi = s->fh;
+    unsigned width = 0xFFFFFFFFu;
     if (s->skip) {
         lo = iy < 0 ? -iy : 0;
         hi = s->h - iy < s->fh ? s->h - iy : s->fh;
+        if (s->pad <= 2) width = (unsigned)s->w;
     }
+    if (width == 0xFFFFFFFFu) ix = 0;
     for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
-    const float *w = s->w;
+    const float *w = s->weights;
     for (int ch = 0; ch < s->channels; ch++, w += (size_t)s->fh * s->fw * 16) {
         const float *plane = in + (size_t)ch * s->plane_size;
         for (int ky = lo; ky < hi; ky++) {
@@ -35,34 +40,46 @@ INLINE AVX512 void row_pass(const conv_src *s, const float *in, int iy, const in
                 // would keep more vectors live than the registers hold.
                 __asm__("" : "+r"(src));
                 __m512 wv = _mm512_loadu_ps(w + (ky * s->fw + kx) * 16);
-                for (int p = 0; p < P; p++) acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(src[p]), wv, acc[p]);
+                for (int p = 0; p < P; p++) {
+                    if ((p < 2 || p >= P - 2) && (unsigned)(ix + kx + p) >= width) continue;
+                    acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(src[p]), wv, acc[p]);
+                }
             }
         }
     }
 }
 
-// v[0..<16] (vector p: 16 filters' outputs at pixel p) transposed: v[f] lane p = filter f at pixel p.
-INLINE AVX512 void transpose16(__m512 *v) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        for (int h = 0; h < 2; h++) {
-            __m512d x = _mm512_castps_pd(t[4 * i + h]), y = _mm512_castps_pd(t[4 * i + h + 2]);
-            u[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
-            u[4 * i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(x, y));
+// n zeros at o.
+INLINE AVX512 void zeros(float *o, size_t n) {
+    for (size_t i = 0; i < n; i += 16) _mm512_mask_storeu_ps(o + i, lanes((int)(n - i < 16 ? n - i : 16)), _mm512_setzero_ps());
+}
+
+AVX512 void precis_pad_planes_f32(const float *x, const float *mask, int images, int channels, int h, int w,
+                                  int pad, int plane_size, float *out) {
+    const __m512 zero = _mm512_setzero_ps();
+    size_t row_width = (size_t)w + pad;
+    for (int ch = 0; ch < channels; ch++) {
+        float *o = out + (size_t)ch * plane_size;
+        zeros(o, pad * row_width);
+        o += pad * row_width;
+        for (int j = 0; j < images; j++) {
+            size_t at = ((size_t)j * channels + ch) * h * w;
+            for (int y = 0; y < h; y++, o += row_width, at += w) {
+                zeros(o, pad);
+                for (int i = 0; i < w; i += 16) {
+                    __mmask16 m = lanes(w - i);
+                    __m512 v = _mm512_maskz_loadu_ps(m, x + at + i);
+                    if (mask) {
+                        __m512 r = _mm512_maskz_loadu_ps(m, mask + at + i);
+                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(r, zero, _CMP_LE_OQ), zero);
+                    }
+                    _mm512_mask_storeu_ps(o + pad + i, m, v);
+                }
+            }
+            zeros(o, pad * row_width);
+            o += pad * row_width;
         }
-    }
-    // u[4i + j], 128-bit lane L: pixels 4i..4i+3 of filter 4L + j.
-    for (int j = 0; j < 4; j++) {
-        __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
-        __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
-        v[j] = _mm512_shuffle_f32x4(a, c, 0x88);
-        v[4 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
-        v[8 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
-        v[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
+        zeros(o, (size_t)(out + (size_t)(ch + 1) * plane_size - o));
     }
 }
 
@@ -82,9 +99,9 @@ typedef struct {
 } tile_args;
 
 // P outputs of one row (input row iy under ky = 0) for the block, activated and stored.
-INLINE AVX512 void row_tile(const tile_args *a, const float *in, int iy, float *y, const int P) {
+INLINE AVX512 void row_tile(const tile_args *a, const float *in, int iy, int ix, float *y, const int P) {
     __m512 acc[16];
-    row_pass(&a->s, in, iy, P, acc);
+    row_pass(&a->s, in, iy, ix, P, acc);
     for (int p = 0; p < P; p++) acc[p] = activate(acc[p], a->bias, a->relu);
     store_rows(acc, P, y, a->plane, a->filters);
 }
@@ -92,12 +109,12 @@ INLINE AVX512 void row_tile(const tile_args *a, const float *in, int iy, float *
 // Q pooled outputs (2 x 2 windows, stride 2) from two rows of 2Q outputs: the top row's pairs are
 // reduced before the bottom row is computed, which takes each window in row-major order as
 // `MaxPooling` does.
-INLINE AVX512 void pool_tile(const tile_args *a, const float *in, int iy, float *y, const int Q) {
+INLINE AVX512 void pool_tile(const tile_args *a, const float *in, int iy, int ix, float *y, const int Q) {
     __m512 acc[14], best[16];
-    row_pass(&a->s, in, iy, 2 * Q, acc);
+    row_pass(&a->s, in, iy, ix, 2 * Q, acc);
     for (int q = 0; q < Q; q++)
         best[q] = larger(activate(acc[2 * q], a->bias, a->relu), activate(acc[2 * q + 1], a->bias, a->relu));
-    row_pass(&a->s, in + a->s.row_width, iy + 1, 2 * Q, acc);
+    row_pass(&a->s, in + a->s.row_width, iy + 1, ix, 2 * Q, acc);
     for (int q = 0; q < Q; q++) {
         best[q] = larger(best[q], activate(acc[2 * q], a->bias, a->relu));
         best[q] = larger(best[q], activate(acc[2 * q + 1], a->bias, a->relu));
@@ -118,11 +135,11 @@ AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int chann
     int tiles = (out_w + most - 1) / most;
     size_t weights = (size_t)channels * fh * fw * 16, plane = (size_t)out_h * out_w;
     tile_args a = {.s = {.plane_size = plane_size, .channels = channels, .row_width = row_width, .fh = fh, .fw = fw,
-                         .h = h, .skip = skip_padding},
+                         .h = h, .w = row_width - pad, .pad = pad, .skip = skip_padding},
                    .relu = relu, .plane = plane};
     for (int j = 0; j < images; j++) {
         for (int block = 0; block * 16 < filters; block++) {
-            a.s.w = packed + block * weights;
+            a.s.weights = packed + block * weights;
             a.filters = filters - block * 16 < 16 ? filters - block * 16 : 16;
             a.bias = _mm512_maskz_loadu_ps(lanes(a.filters), bias + block * 16);
             float *y0 = output + ((size_t)j * filters + block * 16) * plane;
@@ -135,13 +152,13 @@ AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int chann
                     if (pooled) {
                         switch (n) {
 #define POOL(Q)                                                                                                        \
-    case Q: pool_tile(&a, in + 2 * ox, row - pad, y, Q); break;
+    case Q: pool_tile(&a, in + 2 * ox, row - pad, 2 * ox - pad, y, Q); break;
                             POOLED_WIDTHS(POOL)
                         }
                     } else {
                         switch (n) {
 #define ROW(P)                                                                                                         \
-    case P: row_tile(&a, in + ox, row - pad, y, P); break;
+    case P: row_tile(&a, in + ox, row - pad, ox - pad, y, P); break;
                             WIDTHS(ROW)
                         }
                     }
@@ -214,6 +231,12 @@ void precis_conv_direct_f32(const float *input, int plane_size, int channels, in
     (void)input, (void)plane_size, (void)channels, (void)row_width, (void)band_rows, (void)images, (void)h;
     (void)pad, (void)oh, (void)ow, (void)fh, (void)fw, (void)packed, (void)filters, (void)bias, (void)relu;
     (void)pooled, (void)skip_padding, (void)output;
+    abort();
+}
+
+void precis_pad_planes_f32(const float *x, const float *mask, int images, int channels, int h, int w, int pad,
+                           int plane_size, float *out) {
+    (void)x, (void)mask, (void)images, (void)channels, (void)h, (void)w, (void)pad, (void)plane_size, (void)out;
     abort();
 }
 

@@ -83,6 +83,13 @@ int precis_avx512(void);
 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
                             int oh, int ow, const float *bias, int relu, int pooled, float *y);
 
+/// `images` images of x (images, channels, h, w) as the zero-padded planes `precis_conv_direct_f32`
+/// reads: channel ch at out + ch·plane_size, rows w + pad wide, image j's row y at plane row
+/// pad + j·(h + pad) + y from column pad; every element of the planes is written. With `mask` (else
+/// NULL, shaped as x), 0 where mask <= 0, as a ReLU passes its gradient. Needs AVX-512.
+void precis_pad_planes_f32(const float *x, const float *mask, int images, int channels, int h, int w, int pad,
+                           int plane_size, float *out);
+
 /// A stride-1 convolution, direct: `images` images of height `h` in zero-padded planes (channel ch
 /// at input + ch·plane_size; image j's output row oy reads plane rows j·band_rows + oy + ky, column
 /// ox + kx, where plane row j·band_rows + pad + y holds input row y) against `filters` filters
@@ -110,6 +117,21 @@ void precis_conv_same_f32(const float *x, int images, int channels, int h, int w
 /// to a vector and up to 64 at a time, rows several at a time, each input broadcast from memory.
 /// Needs AVX-512.
 void precis_affine_f32(const float *x, int rows, int fin, const float *w, int fout, const float *b, float *out);
+
+/// d (images, channels, pixels) as out (images·pixels, ld): each pixel's gradients of all channels in
+/// a row, ld a multiple of 16 with zeros past `channels`; with `mask` (else NULL, same shape as d),
+/// 0 where mask <= 0, as a ReLU passes its gradient. Needs AVX-512.
+void precis_pixel_major_f32(const float *d, const float *mask, int images, int channels, int pixels, int ld,
+                            float *out);
+
+/// One chunk's weight and bias gradients of a stride-1 convolution with size x size windows (3 or
+/// 5): `input` as for `precis_conv_direct_f32`, d (images·oh·ow, ld) the output gradients pixel by
+/// pixel (`precis_pixel_major_f32`). dw (filters, C·size·size) gets, for every weight, one fused
+/// multiply-add chain from +0 over the chunk's output pixels in order of gradient times input; db
+/// (filters) the gradients summed in the same order. Needs AVX-512.
+void precis_conv_weight_gradient_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
+                                     int images, int oh, int ow, int size, const float *d, int ld, int filters,
+                                     float *dw, float *db);
 
 /// 2 x 2 max pooling with stride 2 of `planes` planes (h x w) into (planes, h/2, w/2): each window
 /// taken in row-major order, a value replacing the best so far when it is larger, or NaN over a

@@ -232,6 +232,10 @@ public final class Convolution<T: NetworkScalar>: Layer {
     public func backward(_ dout: Tensor<T>, inputGradient: Bool, reluOutput: [T]? = nil) -> Tensor<T> {
         guard let x else { preconditionFailure("Convolution.backward needs a training forward") }
         let plan = plan(x), fn = plan.outputs, k = plan.g.cols
+        precondition(reluOutput.map { $0.count == dout.count } ?? true, "the ReLU output has the gradient's shape")
+        if let transposed = directGradient(plan, inputGradient: inputGradient) {
+            return backwardDirectly(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
+        }
         // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
         let wd =
             plan.shifted
@@ -240,7 +244,6 @@ public final class Convolution<T: NetworkScalar>: Layer {
         // Per chunk: dW (FN, K) and db (FN), added in chunk order afterwards.
         var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         var dx = [T](unsafeUninitializedCapacity: inputGradient ? x.count : 0) { $1 = $0.count }
-        precondition(reluOutput.map { $0.count == dout.count } ?? true, "the ReLU output has the gradient's shape")
         let sources = GradientSources(
             plan: plan, wd: wd, inputGradient: inputGradient, x: x.data, dout: dout.data, mask: reluOutput ?? [])
         partial.withUnsafeMutableBufferPointer { partial in
@@ -259,6 +262,111 @@ public final class Convolution<T: NetworkScalar>: Layer {
         W.grad = Tensor(shape: W.value.shape, data: Array(sums[0..<(fn * k)]))
         b.grad = Tensor(shape: [fn], data: Array(sums[(fn * k)...]))
         return inputGradient ? Tensor(shape: x.shape, data: dx) : Tensor(zeros: [0])
+    }
+
+    /// Whether the backward pass runs in C (Float with AVX-512, stride 1, square windows of 3 or 5 and
+    /// 16 taps or more, as in the forward pass): the weight gradient one chain per weight over each
+    /// chunk's pixels, the input gradient as the direct forward kernel on the output gradient with
+    /// the filters turned over. Returns the plan
+    /// of that transposed convolution (`dout (N, FN, OH, OW)` to `dx (N, C, H, W)`, padded by
+    /// `FH - 1 - pad`), or nil for the GEMM path; without `inputGradient` any plan will do.
+    private func directGradient(_ plan: ConvPlan, inputGradient: Bool) -> ConvPlan? {
+        let g = plan.g
+        guard T.self == Float.self, storage == .native, avx512Kernels, plan.shifted, g.fh == g.fw,
+            g.fh == 3 || g.fh == 5, g.pad < g.fh, g.cols >= 16
+        else { return nil }
+        let t = Window(input: [g.n, plan.outputs, g.oh, g.ow], fh: g.fh, fw: g.fw, stride: 1, pad: g.fh - 1 - g.pad)
+        guard !inputGradient || (4 * ((g.c + 15) / 16 * 16) <= 5 * g.c && t.cols >= 16) else { return nil }
+        return ConvPlan(t, outputs: g.c, shifted: true)
+    }
+
+    /// `backward` in C (see `directGradient`): per chunk of `plan` (so the partial sums are added as
+    /// on any machine), the chunk's output gradients pixel by pixel, then its weight and bias
+    /// gradients; then the input gradient, each core taking an even share of the images.
+    private func backwardDirectly(
+        _ x: Tensor<T>, _ dout: Tensor<T>, _ plan: ConvPlan, _ transposed: ConvPlan, _ reluOutput: [T]?,
+        inputGradient: Bool
+    ) -> Tensor<T> {
+        let g = plan.g, fn = plan.outputs, k = g.cols, ld = (fn + 15) / 16 * 16
+        var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
+        let mask = reluOutput ?? []
+        partial.withUnsafeMutableBufferPointer { partial in
+            x.data.withUnsafeBufferPointer { xs in
+                dout.data.withUnsafeBufferPointer { ds in
+                    mask.withUnsafeBufferPointer { ms in
+                        parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                            var input = [T](repeating: 0, count: plan.inputSize),
+                                d = [T](repeating: 0, count: plan.images * g.pixels * ld)
+                            for chunk in chunks {
+                                let images = plan.images(chunk), at = images.lowerBound * fn * g.pixels
+                                let dw = partial.baseAddress! + chunk * fn * (k + 1)
+                                input.withUnsafeMutableBufferPointer { input in
+                                    d.withUnsafeMutableBufferPointer { d in
+                                        plan.load(xs.baseAddress!, images, input.baseAddress!)
+                                        precis_pixel_major_f32(
+                                            floats(ds.baseAddress! + at), ms.isEmpty ? nil : floats(ms.baseAddress! + at),
+                                            Int32(images.count), Int32(fn), Int32(g.pixels), Int32(ld),
+                                            floats(d.baseAddress!))
+                                        precis_conv_weight_gradient_f32(
+                                            floats(input.baseAddress!), Int32(plan.planeSize), Int32(g.c),
+                                            Int32(plan.rowWidth), Int32(plan.bandRows), Int32(images.count),
+                                            Int32(g.oh), Int32(g.ow), Int32(g.fh), floats(d.baseAddress!), Int32(ld),
+                                            Int32(fn), floats(dw), floats(dw + fn * k))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let sums = addedInOrder(partial, parts: plan.count)
+        W.grad = Tensor(shape: W.value.shape, data: Array(sums[0..<(fn * k)]))
+        b.grad = Tensor(shape: [fn], data: Array(sums[(fn * k)...]))
+        return inputGradient ? gradientOfInput(dout, mask, transposed) : Tensor(zeros: [0])
+    }
+
+    /// The input gradient `dx (N, C, H, W)` of `dout` (where `mask`, a fused ReLU's output, is not
+    /// empty, 0 where it is `<= 0`): the direct kernel convolving the padded output gradients, plan
+    /// `t`, with every filter turned over, `W' (C, FN, FH, FW)`; padding rows are left out when every
+    /// weight is finite. Each core takes an even share of the images.
+    private func gradientOfInput(_ dout: Tensor<T>, _ mask: [T], _ t: ConvPlan) -> Tensor<T> {
+        let g = t.g, c = t.outputs, fn = g.c, taps = g.fh * g.fw, (h, w) = (g.oh, g.ow)
+        var turned = [T](repeating: 0, count: W.value.count)
+        for f in 0..<fn {
+            for ch in 0..<c {
+                for i in 0..<taps { turned[(ch * fn + f) * taps + i] = W.value.data[(f * c + ch) * taps + taps - 1 - i] }
+            }
+        }
+        let wp = blocksOf16(turned, g), skip = W.value.data.allSatisfy(\.isFinite), zero = [T](repeating: 0, count: c)
+        var dx = [T](unsafeUninitializedCapacity: g.n * c * h * w) { $1 = $0.count }
+        dx.withUnsafeMutableBufferPointer { dxs in
+            dout.data.withUnsafeBufferPointer { ds in
+                mask.withUnsafeBufferPointer { ms in
+                    wp.withUnsafeBufferPointer { wp in
+                        zero.withUnsafeBufferPointer { zero in
+                            parallelChunks(g.n, work: g.rows * g.cols * c) { share in
+                                var planes = [T](repeating: 0, count: t.inputSize)
+                                for images in t.runs(share) {
+                                    planes.withUnsafeMutableBufferPointer { planes in
+                                        t.load(
+                                            ds.baseAddress!, images, planes.baseAddress!,
+                                            mask: ms.isEmpty ? nil : ms.baseAddress!)
+                                        precis_conv_direct_f32(
+                                            floats(planes.baseAddress!), Int32(t.planeSize), Int32(fn),
+                                            Int32(t.rowWidth), Int32(t.bandRows), Int32(images.count), Int32(g.h),
+                                            Int32(g.pad), Int32(h), Int32(w), Int32(g.fh), Int32(g.fw),
+                                            floats(wp.baseAddress!), Int32(c), floats(zero.baseAddress!), 0, 0,
+                                            skip ? 1 : 0, floats(dxs.baseAddress! + images.lowerBound * c * h * w))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [g.n, c, h, w], data: dx)
     }
 
     /// One chunk of images: its dout rows copied into the padded gradient planes, dW and db of the
@@ -480,16 +588,30 @@ struct ConvPlan {
         }
     }
 
-    /// Writes the chunk's input buffer for `images` of `x`.
-    func load<T: NetworkScalar>(_ x: UnsafePointer<T>, _ images: Range<Int>, _ input: UnsafeMutablePointer<T>) {
+    /// Writes the chunk's input buffer for `images` of `x`; with `mask` (shifted only), each value
+    /// is 0 where the mask's is `<= 0`, as a ReLU passes a gradient.
+    func load<T: NetworkScalar>(
+        _ x: UnsafePointer<T>, _ images: Range<Int>, _ input: UnsafeMutablePointer<T>, mask: UnsafePointer<T>? = nil
+    ) {
         guard shifted else {
+            precondition(mask == nil, "a masked load needs the shifted layout")
             im2colT(x, g, images: images, input, columns)
             let used = images.count * g.pixels
             for r in 0..<g.cols { (input + r * columns + used).update(repeating: 0, count: columns - used) }
             return
         }
+        if T.self == Float.self && avx512Kernels {
+            return precis_pad_planes_f32(
+                floats(x + images.lowerBound * g.c * g.h * g.w),
+                mask.map { floats($0 + images.lowerBound * g.c * g.h * g.w) }, Int32(images.count), Int32(g.c),
+                Int32(g.h), Int32(g.w), Int32(g.pad), Int32(planeSize), floats(input))
+        }
         input.update(repeating: 0, count: inputSize)
-        forEachInputRow(images) { plane, row in (input + plane).update(from: x + row, count: g.w) }
+        if let mask {
+            forEachInputRow(images) { plane, row in masked(x + row, by: mask + row, g.w, into: input + plane) }
+        } else {
+            forEachInputRow(images) { plane, row in (input + plane).update(from: x + row, count: g.w) }
+        }
     }
 
     /// Writes the input gradient of `images` into `dx (N, C, H, W)` from the chunk's product:
