@@ -140,6 +140,16 @@ void precis_conv_weight_gradient_f32(const float *input, int plane_size, int cha
 /// Needs AVX-512.
 void precis_max_pool2_f32(const float *x, int planes, int h, int w, float *out, int32_t *arg);
 
+/// A part of a job for `precis_parallel`: `part` of the parts the job was cut into.
+typedef void (*precis_part_fn)(void *context, int part);
+
+/// Runs fn(context, part) for every part in [0, parts): part 0 on the calling thread, the others on
+/// the pool's worker threads (one per further core, started at the first call). Returns 1 when the
+/// job ran, or 0 at once when it cannot run on the pool (more parts than threads, or the pool busy
+/// with another job, as when called from inside one): the caller then runs the parts itself. The
+/// workers spin briefly between jobs, so a job that follows another starts without waking them.
+int precis_parallel(int parts, precis_part_fn fn, void *context);
+
 /// Whether `precis_fma_chains` and `precis_vnni_chains` run here (AVX-512 with VNNI).
 int precis_peak_kernels(void);
 

@@ -1,5 +1,5 @@
+import CKernels
 import CSystem
-import Dispatch
 import Foundation
 
 /// The cores this process may use, read once (asking Foundation costs microseconds per call).
@@ -14,8 +14,20 @@ func parallelChunks(_ count: Int, work: Int, _ body: (Range<Int>) -> Void) {
         body(0..<count)
         return
     }
-    DispatchQueue.concurrentPerform(iterations: parts) { p in
-        body((count * p / parts)..<(count * (p + 1) / parts))
+    runParts(parts) { p in body((count * p / parts)..<(count * (p + 1) / parts)) }
+}
+
+/// Runs `body(p)` for `p` in `0..<parts` on the worker pool (`precis_parallel`), or one after the
+/// other on this thread when the pool is taken (a call from inside a part, or from another thread).
+private func runParts(_ parts: Int, _ body: (Int) -> Void) {
+    withoutActuallyEscaping(body) { body in
+        var task = body
+        let ran = withUnsafeMutablePointer(to: &task) { task in
+            precis_parallel(
+                Int32(parts),
+                { context, part in context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(part)) }, task)
+        }
+        if ran == 0 { for p in 0..<parts { body(p) } }
     }
 }
 
@@ -33,8 +45,7 @@ func parallelWeighted(_ weights: [Int], _ body: (Range<Int>) -> Void) {
         if bounds.count < parts && sum * parts >= total * bounds.count { bounds.append(i + 1) }
     }
     bounds.append(weights.count)
-    DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { p in body(bounds[p]..<max(bounds[p], bounds[p + 1]))
-    }
+    runParts(bounds.count - 1) { p in body(bounds[p]..<max(bounds[p], bounds[p + 1])) }
 }
 
 /// Keeps freed memory in the process instead of returning large blocks to the system, so the
