@@ -51,7 +51,8 @@ INLINE AVX512 void row_pass(const conv_src *s, const float *in, int iy, int ix, 
 
 // n zeros at o.
 INLINE AVX512 void zeros(float *o, size_t n) {
-    for (size_t i = 0; i < n; i += 16) _mm512_mask_storeu_ps(o + i, lanes((int)(n - i < 16 ? n - i : 16)), _mm512_setzero_ps());
+    for (size_t i = 0; i < n; i += 16)
+        _mm512_mask_storeu_ps(o + i, lanes((int)(n - i < 16 ? n - i : 16)), _mm512_setzero_ps());
 }
 
 AVX512 void precis_pad_planes_f32(const float *x, const float *mask, int images, int channels, int h, int w,

@@ -28,7 +28,8 @@ AVX512 void precis_pixel_major_f32(const float *d, const float *mask, int images
                 }
                 transpose16(v);
                 int n = pixels - p < 16 ? pixels - p : 16;
-                for (int q = 0; q < n; q++) _mm512_storeu_ps(out + ((size_t)j * pixels + p + q) * ld + block * 16, v[q]);
+                for (int q = 0; q < n; q++)
+                    _mm512_storeu_ps(out + ((size_t)j * pixels + p + q) * ld + block * 16, v[q]);
             }
         }
     }

@@ -104,11 +104,12 @@ void precis_conv_direct_f32(const float *input, int plane_size, int channels, in
                             int filters, const float *bias, int relu, int pooled, int skip_padding, float *output);
 
 /// A stride-1 convolution whose output is as large as its input (h x w: 2·pad = FH - 1 = FW - 1),
-/// direct from `images` images x (images, C, h, w) into y (images, filters, h, w): 16 output pixels in raster order to a vector, the 16 filters of a block (packed as
-/// for `precis_conv_direct_f32`) one accumulator each, every tap's inputs loaded as one shifted
-/// vector whose lanes outside the input read 0. Each output is one fused multiply-add chain from +0
-/// over ascending (channel, ky, kx), padding taps included, as the GEMM path computes it; then + bias
-/// and with `relu` 0 where <= 0. Needs AVX-512.
+/// direct from `images` images x (images, C, h, w) into y (images, filters, h, w): 16 output pixels
+/// in raster order to a vector, the 16 filters of a block (packed as for `precis_conv_direct_f32`)
+/// one accumulator each, every tap's inputs loaded as one shifted vector whose lanes outside the
+/// input read 0. Each output is one fused multiply-add chain from +0 over ascending (channel, ky,
+/// kx), padding taps included, as the GEMM path computes it; then + bias and with `relu` 0 where
+/// <= 0. Needs AVX-512.
 void precis_conv_same_f32(const float *x, int images, int channels, int h, int w, int pad, int fh, int fw,
                           const float *packed, int filters, const float *bias, int relu, float *y);
 

@@ -304,7 +304,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                     d.withUnsafeMutableBufferPointer { d in
                                         plan.load(xs.baseAddress!, images, input.baseAddress!)
                                         precis_pixel_major_f32(
-                                            floats(ds.baseAddress! + at), ms.isEmpty ? nil : floats(ms.baseAddress! + at),
+                                            floats(ds.baseAddress! + at),
+                                            ms.isEmpty ? nil : floats(ms.baseAddress! + at),
                                             Int32(images.count), Int32(fn), Int32(g.pixels), Int32(ld),
                                             floats(d.baseAddress!))
                                         precis_conv_weight_gradient_f32(
@@ -335,7 +336,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
         var turned = [T](repeating: 0, count: W.value.count)
         for f in 0..<fn {
             for ch in 0..<c {
-                for i in 0..<taps { turned[(ch * fn + f) * taps + i] = W.value.data[(f * c + ch) * taps + taps - 1 - i] }
+                for i in 0..<taps {
+                    turned[(ch * fn + f) * taps + i] = W.value.data[(f * c + ch) * taps + taps - 1 - i]
+                }
             }
         }
         let wp = blocksOf16(turned, g), skip = W.value.data.allSatisfy(\.isFinite), zero = [T](repeating: 0, count: c)

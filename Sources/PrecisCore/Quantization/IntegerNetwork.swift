@@ -291,21 +291,28 @@ public final class IntegerNetwork {
         let values = [T](unsafeUninitializedCapacity: n * per) { out, initialized in
             let base = out.baseAddress!
             _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums, stride in
+                // Without pooling the values go straight to the image's place, else the last pooling's do.
+                let out = base + image * per
+                if step.pools.isEmpty {
+                    for r in 0..<rows { convert(sums + r * stride * f, width, out + r * width * f) }
+                    return
+                }
                 var y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
                     for r in 0..<rows { convert(sums + r * stride * f, width, c.baseAddress! + r * width * f) }
                     k = pixels * f
                 }
                 for (k, p) in step.pools.enumerated() {
-                    y = [T](unsafeUninitializedCapacity: sizes[k + 1].0 * sizes[k + 1].1 * f) { o, m in
-                        y.withUnsafeBufferPointer {
+                    let size = sizes[k + 1].0 * sizes[k + 1].1 * f, last = k == step.pools.count - 1
+                    var pooled = [T](unsafeUninitializedCapacity: last ? 0 : size) { $1 = $0.count }
+                    y.withUnsafeBufferPointer { y in
+                        pooled.withUnsafeMutableBufferPointer { o in
                             maxPoolImage(
-                                $0.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p, into: o.baseAddress!,
-                                lowest: lowest)
+                                y.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p,
+                                into: last ? out : o.baseAddress!, lowest: lowest)
                         }
-                        m = o.count
                     }
+                    if !last { y = pooled }
                 }
-                (base + image * per).update(from: y, count: per)
             }
             initialized = n * per
         }
@@ -324,8 +331,12 @@ public final class IntegerNetwork {
         let n = shape[0]
         guard let w = step.window else {
             let fin = data.count / n, lda = (fin + 3) / 4 * 4
-            var rows = [UInt8](repeating: 0, count: n * lda)
-            for r in 0..<n { for j in 0..<fin { rows[r * lda + j] = data[r * fin + j] } }
+            // Rows padded to a multiple of 4 bytes (as they come when `fin` is one already).
+            var rows = data
+            if lda != fin {
+                rows = [UInt8](repeating: 0, count: n * lda)
+                for r in 0..<n { for j in 0..<fin { rows[r * lda + j] = data[r * fin + j] } }
+            }
             var acc = [Int32](repeating: 0, count: n * step.outputs)
             precis_gemm_u8s8(
                 Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
@@ -471,12 +482,23 @@ private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into ro
     }
 }
 
-/// `values` as codes of `r`, kept as uint8 (signed codes plus 128).
+/// `values` as codes of `r`, kept as uint8 (signed codes plus 128): `QuantRange.quantize` eight
+/// values at a time, in Double as it computes, the cores taking a share each.
 private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
-    let off = offset(r)
+    typealias V = SIMD8<Double>
+    let off = Double(offset(r)), zero = Double(r.zeroPoint)
+    let (low, high) = (V(repeating: Double(r.qmin)), V(repeating: Double(r.qmax)))
     return [UInt8](unsafeUninitializedCapacity: values.count) { out, initialized in
         values.withUnsafeBufferPointer { v in
-            for k in v.indices { out[k] = UInt8(r.quantize(Double(v[k])) + off) }
+            parallelChunks((v.count + 7) / 8, work: v.count << 4) { blocks in
+                for b in blocks {
+                    var x = V()
+                    for i in 0..<min(8, v.count - 8 * b) { x[i] = Double(v[8 * b + i]) }
+                    let q = (x / r.scale).rounded(.toNearestOrEven) + zero
+                    let codes = q.replacing(with: zero, where: q .!= q).clamped(lowerBound: low, upperBound: high) + off
+                    for i in 0..<min(8, v.count - 8 * b) { out[8 * b + i] = UInt8(codes[i]) }
+                }
+            }
         }
         initialized = values.count
     }
