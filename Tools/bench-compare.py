@@ -155,6 +155,15 @@ def medians(rounds):
     return out
 
 
+def speedup(key, mine, theirs):
+    """How many times faster Precis is: images/s are better higher, milliseconds lower."""
+    return mine / theirs if key.endswith('images_per_s') else theirs / mine
+
+
+def speed_text(x):
+    return f'{x:.2f}x faster' if x >= 1 else f'{1 / x:.2f}x slower'
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--precis', default='.build/release/precis')
@@ -181,9 +190,11 @@ def main():
                 continue
             ratio = ''
             if name != 'precis' and key in mine:
-                # Higher is better for images/s, lower for ms: report how many times faster Precis is.
-                speedup = mine[key] / value if key.endswith('images_per_s') else value / mine[key]
-                ratio = f'{speedup:.2f}x faster' if speedup >= 1 else f'{1 / speedup:.2f}x slower'
+                # Higher is better for images/s, lower for ms: how many times faster Precis is, from
+                # the medians and in each round (the engines ran back to back within a round).
+                ratio = speed_text(speedup(key, mine[key], value))
+                each = [speedup(key, r['precis'][key], r[name][key]) for r in rounds if key in r[name]]
+                ratio += f" (rounds: {', '.join(f'{x:.2f}' for x in each)})"
             print(f'{name:<16}{key:<30}{value:>12.1f}   {ratio}')
     if a.report:
         base = results['numpy']['pass_float32_10000_images_s']

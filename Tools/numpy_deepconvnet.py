@@ -157,7 +157,10 @@ def make_adam(lr=0.001, beta1=0.9, beta2=0.999):
 
 
 def median_seconds(fn, runs):
-    fn()
+    """Median wall seconds of `runs` calls of `fn`, after three untimed calls (thread pools and
+    memory arenas, such as ONNX Runtime's, settle in the first few)."""
+    for _ in range(3):
+        fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()

@@ -113,11 +113,13 @@ void precis_conv_direct_f32(const float *input, int plane_size, int channels, in
 void precis_conv_same_f32(const float *x, int images, int channels, int h, int w, int pad, int fh, int fw,
                           const float *packed, int filters, const float *bias, int relu, float *y);
 
-/// out (rows x fout) = x (rows x fin) · w (fin x fout) + b, row-major: each output one fused
-/// multiply-add chain from +0 over ascending k, as the GEMM computes it, then + b[j]. Outputs run 16
-/// to a vector and up to 64 at a time, rows several at a time, each input broadcast from memory.
-/// Needs AVX-512.
-void precis_affine_f32(const float *x, int rows, int fin, const float *w, int fout, const float *b, float *out);
+/// out (rows x fout) = x (rows x fin) · w (fin x fout) + b, w and out row-major, x's element (r, k)
+/// at x + r·row_stride + k·k_stride (x itself, or a transpose read in place), b NULL for none: each
+/// output one fused multiply-add chain from +0 over ascending k, as the GEMM computes it, then
+/// + b[j]. Outputs run 16 to a vector and up to 64 at a time, rows several at a time, each input
+/// broadcast from memory. Needs AVX-512.
+void precis_affine_f32(const float *x, int rows, int fin, size_t row_stride, size_t k_stride, const float *w,
+                       int fout, const float *b, float *out);
 
 /// d (images, channels, pixels) as out (images·pixels, ld): each pixel's gradients of all channels in
 /// a row, ld a multiple of 16 with zeros past `channels`; with `mask` (else NULL, same shape as d),

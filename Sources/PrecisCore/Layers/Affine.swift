@@ -43,7 +43,7 @@ public final class Affine<T: NetworkScalar>: Layer {
                             parallelChunks(n, work: n * fin * fout) { rows in
                                 precis_affine_f32(
                                     floats(xs.baseAddress! + rows.lowerBound * fin), Int32(rows.count), Int32(fin),
-                                    floats(ws.baseAddress!), Int32(fout), floats(bs.baseAddress!),
+                                    fin, 1, floats(ws.baseAddress!), Int32(fout), floats(bs.baseAddress!),
                                     floats(os.baseAddress! + rows.lowerBound * fout))
                             }
                         }
@@ -75,6 +75,29 @@ public final class Affine<T: NetworkScalar>: Layer {
         var dw = [T](repeating: 0, count: fin * fout)
         dout.data.withUnsafeBufferPointer { ds in
             b.grad = Tensor(shape: [fout], data: columnSums(ds, rows: n, cols: fout))
+            guard !(T.self == Float.self && avx512Kernels) else {
+                // The same chains as the GEMMs' in C: dx = dout · Wᵀ, and dW = xᵀ · dout with xᵀ read in place.
+                return x.data.withUnsafeBufferPointer { xs in
+                    wt.withUnsafeBufferPointer { ws in
+                        dx.withUnsafeMutableBufferPointer { dxs in
+                            parallelChunks(n, work: n * fin * fout) { rows in
+                                precis_affine_f32(
+                                    floats(ds.baseAddress! + rows.lowerBound * fout), Int32(rows.count), Int32(fout),
+                                    fout, 1, floats(ws.baseAddress!), Int32(fin), nil,
+                                    floats(dxs.baseAddress! + rows.lowerBound * fin))
+                            }
+                        }
+                    }
+                    dw.withUnsafeMutableBufferPointer { dws in
+                        parallelChunks(fin, work: n * fin * fout) { rows in
+                            precis_affine_f32(
+                                floats(xs.baseAddress! + rows.lowerBound), Int32(rows.count), Int32(n), 1, fin,
+                                floats(ds.baseAddress!), Int32(fout), nil,
+                                floats(dws.baseAddress! + rows.lowerBound * fout))
+                        }
+                    }
+                }
+            }
             wt.withUnsafeBufferPointer { ws in
                 dx.withUnsafeMutableBufferPointer { dxs in
                     gemm(n, fin, fout, ds.baseAddress!, fout, ws.baseAddress!, fin, dxs.baseAddress!, fin)

@@ -405,13 +405,18 @@ private func offsets(_ p: UnsafePointer<Int>) -> UnsafePointer<Int64> {
     UnsafeRawPointer(p).assumingMemoryBound(to: Int64.self)
 }
 
-/// The transpose of a row-major `(rows×cols)` matrix.
+/// The transpose of a row-major `(rows×cols)` matrix, in blocks of 16×16 so that both sides stay in
+/// cache.
 func transposed<T: NetworkScalar>(_ x: [T], rows: Int, cols: Int) -> [T] {
     precondition(x.count == rows * cols)
     return filledArray(x.count) { ys in
         x.withUnsafeBufferPointer { xs in
-            for r in 0..<rows {
-                for c in 0..<cols { ys[c * rows + r] = xs[r * cols + c] }
+            for r0 in stride(from: 0, to: rows, by: 16) {
+                for c0 in stride(from: 0, to: cols, by: 16) {
+                    for r in r0..<min(r0 + 16, rows) {
+                        for c in c0..<min(c0 + 16, cols) { ys[c * rows + r] = xs[r * cols + c] }
+                    }
+                }
             }
         }
     }
