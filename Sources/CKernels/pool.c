@@ -1,6 +1,8 @@
+#define _GNU_SOURCE
 #include "kernels.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -56,7 +58,9 @@ static void *worker(void *arg) {
 static pthread_once_t started = PTHREAD_ONCE_INIT;
 
 static void start(void) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    // The cores this process may run on (fewer than the machine has under `taskset`).
+    cpu_set_t set;
+    long cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
     int workers = cores > 1 ? (int)(cores - 1 < MAX_WORKERS ? cores - 1 : MAX_WORKERS) : 0;
     for (int w = 0; w < workers; w++) {
         pthread_t t;
