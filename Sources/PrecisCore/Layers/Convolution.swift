@@ -11,7 +11,10 @@ import CKernels
 /// input planes, shifted by the element's offset; and the input gradient is the same kind of
 /// product, `dX (C, planes) = W' (C, FN·FH·FW) · D`, whose rows are views of `dout` shifted the
 /// other way. Otherwise `B` is the unfolded input (`im2colT`) and `dB = Wᵀ · dout` is folded back
-/// (`col2imT`).
+/// (`col2imT`). Float with AVX-512 runs in C instead where it can: the forward pass directly from
+/// the padded planes (`precis_conv_direct_f32`, the same chains), and the gradients in an order of
+/// their own, fixed as well: weights pixel by pixel (`precis_conv_weight_gradient_f32`), the input
+/// gradient by the direct kernel with the filters turned over.
 public final class Convolution<T: NetworkScalar>: Layer {
     public let W: Parameter<T>
     public let b: Parameter<T>
