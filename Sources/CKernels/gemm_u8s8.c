@@ -198,6 +198,14 @@ static enum path int8_path(void) {
     return PORTABLE;
 }
 
+int precis_gemm_u8s8_tile_rows(int n) {
+    switch (int8_path()) {
+    case VNNI_PATH: return n <= 16 ? 16 : n <= 32 ? 8 : 4;
+    case AVX2_PATH: return 6;
+    default: return 1;
+    }
+}
+
 const char *precis_gemm_u8s8_path(void) {
     static const char *names[] = {"portable", "avx2", "avx512-vnni"};
     return names[int8_path()];

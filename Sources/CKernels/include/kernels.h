@@ -25,6 +25,10 @@ int precis_kernel_name_valid(const char *name);
 /// Which kernel `precis_gemm_u8s8` runs on this CPU: "avx512-vnni" or "portable".
 const char *precis_gemm_u8s8_path(void);
 
+/// Rows of A that `precis_gemm_u8s8` computes at a time for n columns on this CPU (a last, shorter
+/// block costs as much as a full one).
+int precis_gemm_u8s8_tile_rows(int n);
+
 /// Bytes `precis_pack_s8` writes for a (k x n) matrix: k rounded up to 4, n up to 16.
 size_t precis_pack_s8_size(int k, int n);
 

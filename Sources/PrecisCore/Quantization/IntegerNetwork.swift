@@ -348,6 +348,7 @@ public final class IntegerNetwork {
         }
         let g = Window(input: [n, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
         let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels, f = step.outputs, c = g.c
+        let tileRows = Int(precis_gemm_u8s8_tile_rows(Int32(f)))
         let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad)
         var acc = [Int32](unsafeUninitializedCapacity: each == nil ? n * pixels * f : 0) { $1 = $0.count }
         acc.withUnsafeMutableBufferPointer { a in
@@ -372,10 +373,16 @@ public final class IntegerNetwork {
                                             from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
                                     }
                                     grid.withUnsafeMutableBufferPointer { grid in
-                                        precis_gemm_u8s8_segments(
-                                            Int32((g.oh - 1) * pw + g.ow), Int32(f), Int32(g.fh), Int32(step.rowBytes),
-                                            p.baseAddress!, Int32(c), Int32(pw * c), step.packed, grid.baseAddress!,
-                                            Int32(f), 0)
+                                        // One GEMM per output row where whole tiles fill it (no columns
+                                        // between rows computed), else one over the grid.
+                                        let perRow = g.ow % tileRows == 0
+                                        for oy in perRow ? 0..<g.oh : 0..<1 {
+                                            let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow
+                                            precis_gemm_u8s8_segments(
+                                                Int32(m), Int32(f), Int32(g.fh), Int32(step.rowBytes),
+                                                p.baseAddress! + oy * pw * c, Int32(c), Int32(pw * c), step.packed,
+                                                grid.baseAddress! + oy * pw * f, Int32(f), 0)
+                                        }
                                         if let each { return each(image, grid.baseAddress!, pw) }
                                         for oy in 0..<g.oh {
                                             (out + oy * g.ow * f).update(
