@@ -1,5 +1,6 @@
 #include "kernels.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,14 +65,46 @@ static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8
 }
 
 #if defined(__x86_64__)
-#define VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define AVX512VL __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define INLINE_AVX512VL static inline __attribute__((always_inline)) AVX512VL
+
+// 16 sums (plus their channels' corrections) as uint8 codes by `requantize`'s rule: the same float
+// steps in the same order, so the same codes.
+INLINE_AVX512VL __m128i codes16(__m512i sums, __m512i correction, __m512 scale, float zero, float low) {
+    __m512 v = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_add_epi32(sums, correction)));
+    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-1e6f)), _mm512_set1_ps(1e6f));
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(v, magic), magic), _mm512_set1_ps(zero));
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(low)), _mm512_set1_ps(255.0f));
+    __m128i codes = _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(q));
+    // Narrowing straight into memory, and a masked byte store, are slow on Zen 4: the codes are
+    // narrowed in a register and whole vectors of 16 channels take a plain store.
+    __asm__("" : "+x"(codes));
+    return codes;
+}
+
+INLINE_AVX512VL void store_codes(uint8_t *out, __mmask16 m, __m128i codes) {
+    if (m == 0xFFFF) _mm_storeu_si128((__m128i *)out, codes);
+    else _mm_mask_storeu_epi8(out, m, codes);
+}
+
+// Where a tile's sums go as codes instead of int32: row i of the product is output pixel
+// (i / row_width, i % row_width), kept when i % row_width < width, at out + (y·width + x)·n.
+typedef struct {
+    const precis_requantization *rq;
+    int row_width, width, n;
+    uint8_t *out;
+} codes_out;
 
 // MR rows x NP panels of 16 columns: MR*NP accumulators, one vpdpbusd per (row, panel) per 4 k.
 // Rows past `rows` repeat the last row and are not stored; columns past `cols` are not stored.
-// Each row of A is `segments` runs of 4·k4 bytes, `seg_stride` apart.
+// Each row of A is `segments` runs of 4·k4 bytes, `seg_stride` apart. With `q`, the tile (rows
+// from `row`, columns from `col`) is stored as codes instead of into c.
 static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int rows, int cols, int segments, int k4,
                                                            const uint8_t *a, int lda, int seg_stride,
-                                                           const int8_t *bp, int bstride, int32_t *c, int ldc) {
+                                                           const int8_t *bp, int bstride, int32_t *c, int ldc,
+                                                           const codes_out *q, int row, int col) {
     __m512i acc[16];
     for (int t = 0; t < MR * NP; t++) acc[t] = _mm512_setzero_si512();
     const uint8_t *ar[16];
@@ -89,17 +122,28 @@ static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int 
             }
         }
     }
-    for (int r = 0; r < rows; r++)
-        for (int p = 0; p < NP; p++) {
-            int left = cols - p * 16;
-            if (left <= 0) break;
-            _mm512_mask_storeu_epi32(c + (size_t)r * ldc + p * 16,
-                    (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1), acc[r * NP + p]);
+    for (int p = 0; p < NP; p++) {
+        int left = cols - p * 16;
+        if (left <= 0) break;
+        __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1);
+        if (!q) {
+            for (int r = 0; r < rows; r++) _mm512_mask_storeu_epi32(c + (size_t)r * ldc + p * 16, m, acc[r * NP + p]);
+            continue;
         }
+        int j = col + p * 16, y = row / q->row_width, x = row % q->row_width;
+        __m512i correction = _mm512_maskz_loadu_epi32(m, q->rq->correction + j);
+        __m512 scale = _mm512_maskz_loadu_ps(m, q->rq->scale + j);
+        for (int r = 0; r < rows; r++, x++) {
+            if (x == q->row_width) x = 0, y++;
+            if (x >= q->width) continue;
+            store_codes(q->out + ((size_t)y * q->width + x) * q->n + j, m,
+                        codes16(acc[r * NP + p], correction, scale, q->rq->zero, q->rq->low));
+        }
+    }
 }
 
 static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
-                                const int8_t *packed, int32_t *c, int ldc) {
+                                const int8_t *packed, int32_t *c, int ldc, const codes_out *q) {
     int k4 = (kseg + 3) / 4, n16 = (n + 15) / 16, bstride = n16 * 64;
     for (int p0 = 0; p0 < n16; p0 += 4) {
         int np = n16 - p0 >= 4 ? 4 : n16 - p0, cols = n - p0 * 16;
@@ -108,11 +152,12 @@ static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint
         for (int i = 0; i < m; i += mr) {
             int rows = m - i < mr ? m - i : mr;
             const uint8_t *ai = a + (size_t)i * lda;
-            int32_t *ci = c + (size_t)i * ldc + p0 * 16;
-            if (np == 1) tile(16, 1, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
-            else if (np == 2) tile(8, 2, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
-            else if (np == 3) tile(4, 3, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
-            else tile(4, 4, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc);
+            int32_t *ci = q ? NULL : c + (size_t)i * ldc + p0 * 16;
+            int j = p0 * 16;
+            if (np == 1) tile(16, 1, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc, q, i, j);
+            else if (np == 2) tile(8, 2, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc, q, i, j);
+            else if (np == 3) tile(4, 3, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc, q, i, j);
+            else tile(4, 4, rows, cols, segments, k4, ai, lda, seg_stride, bp, bstride, ci, ldc, q, i, j);
         }
     }
 }
@@ -215,10 +260,30 @@ void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8
                                const int8_t *packed, int32_t *c, int ldc, int force_portable) {
 #if defined(__x86_64__)
     enum path path = force_portable ? PORTABLE : int8_path();
-    if (path == VNNI_PATH) return gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
+    if (path == VNNI_PATH) return gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc, NULL);
     if (path == AVX2_PATH) return gemm_u8s8_avx2(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
 #endif
     gemm_u8s8_portable(m, n, segments, kseg, a, lda, seg_stride, packed, c, ldc);
+}
+
+void precis_gemm_u8s8_codes(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                            const int8_t *packed, int row_width, int width, const precis_requantization *rq,
+                            uint8_t *out) {
+#if defined(__x86_64__)
+    if (int8_path() == VNNI_PATH) {
+        codes_out q = {.rq = rq, .row_width = row_width, .width = width, .n = n, .out = out};
+        return gemm_u8s8_vnni(m, n, segments, kseg, a, lda, seg_stride, packed, NULL, 0, &q);
+    }
+#endif
+    int32_t *sums = malloc(sizeof(int32_t) * (size_t)m * n);
+    precis_gemm_u8s8_segments(m, n, segments, kseg, a, lda, seg_stride, packed, sums, n, 0);
+    for (int i = 0; i < m; i++) {
+        int y = i / row_width, x = i % row_width;
+        if (x < width)
+            precis_requantize_u8(sums + (size_t)i * n, 1, n, rq->correction, rq->scale, rq->zero, rq->low,
+                                 out + ((size_t)y * width + x) * n);
+    }
+    free(sums);
 }
 
 void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8_t *packed, int32_t *c, int ldc,
@@ -246,30 +311,16 @@ static inline __attribute__((always_inline)) void requantize(const int32_t *acc,
 }
 
 #if defined(__x86_64__)
-#define AVX512VL __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-// `requantize` 16 channels at a time: the same float operations in the same order, so the same codes.
+// `requantize` 16 channels at a time (`codes16`).
 static AVX512VL void requantize_avx512(const int32_t *acc, int rows, int channels, const int32_t *correction,
                                        const float *scale, float zero, float low, uint8_t *out) {
-    const __m512 magic = _mm512_set1_ps(12582912.0f), bound = _mm512_set1_ps(1e6f), z = _mm512_set1_ps(zero),
-                 lo = _mm512_set1_ps(low), top = _mm512_set1_ps(255.0f);
     for (int f = 0; f < channels; f += 16) {
         __mmask16 m = channels - f >= 16 ? 0xFFFF : (__mmask16)((1u << (channels - f)) - 1);
         __m512i c = _mm512_maskz_loadu_epi32(m, correction + f);
         __m512 s = _mm512_maskz_loadu_ps(m, scale + f);
-        for (int r = 0; r < rows; r++) {
-            __m512i a = _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, acc + (size_t)r * channels + f), c);
-            __m512 v = _mm512_mul_ps(s, _mm512_cvtepi32_ps(a));
-            v = _mm512_min_ps(_mm512_max_ps(v, _mm512_sub_ps(_mm512_setzero_ps(), bound)), bound);
-            __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(v, magic), magic), z);
-            q = _mm512_min_ps(_mm512_max_ps(q, lo), top);
-            __m128i codes = _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(q));
-            // Narrowing straight into memory, and a masked byte store, are slow on Zen 4: the codes
-            // are narrowed in a register and whole vectors of 16 channels take a plain store.
-            __asm__("" : "+x"(codes));
-            if (m == 0xFFFF) _mm_storeu_si128((__m128i *)(out + (size_t)r * channels + f), codes);
-            else _mm_mask_storeu_epi8(out + (size_t)r * channels + f, m, codes);
-        }
+        for (int r = 0; r < rows; r++)
+            store_codes(out + (size_t)r * channels + f, m,
+                        codes16(_mm512_maskz_loadu_epi32(m, acc + (size_t)r * channels + f), c, s, zero, low));
     }
 }
 
@@ -287,6 +338,35 @@ void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int3
     if (level == 1) return requantize_avx2(acc, rows, channels, correction, scale, zero, low, out);
 #endif
     requantize(acc, rows, channels, correction, scale, zero, low, out);
+}
+
+#if defined(__x86_64__)
+static AVX512VL void quantize_avx512(const float *x, long count, double scale, double zero, double qmin, double qmax,
+                                     double offset, uint8_t *out) {
+    const __m512d s = _mm512_set1_pd(scale), z = _mm512_set1_pd(zero), lo = _mm512_set1_pd(qmin),
+                  hi = _mm512_set1_pd(qmax), off = _mm512_set1_pd(offset);
+    for (long i = 0; i < count; i += 8) {
+        __mmask8 m = count - i >= 8 ? 0xFF : (__mmask8)((1u << (count - i)) - 1);
+        __m512d q = _mm512_div_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + i)), s);
+        q = _mm512_add_pd(_mm512_roundscale_pd(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+        q = _mm512_mask_mov_pd(q, _mm512_cmp_pd_mask(q, q, _CMP_UNORD_Q), z);
+        q = _mm512_add_pd(_mm512_min_pd(_mm512_max_pd(q, lo), hi), off);
+        _mm_mask_storeu_epi8(out + i, m, _mm256_cvtepi32_epi8(_mm512_cvttpd_epi32(q)));
+    }
+}
+#endif
+
+void precis_quantize_u8(const float *x, long count, double scale, int zero_point, int qmin, int qmax, int offset,
+                        uint8_t *out) {
+#if defined(__x86_64__)
+    if (precis_kernel_level() == 2)
+        return quantize_avx512(x, count, scale, zero_point, qmin, qmax, offset, out);
+#endif
+    for (long i = 0; i < count; i++) {
+        double q = nearbyint((double)x[i] / scale) + zero_point;
+        q = q != q ? zero_point : q < qmin ? qmin : q > qmax ? qmax : q;
+        out[i] = (uint8_t)(int)(q + offset);
+    }
 }
 
 void precis_max_pool2_u8(const uint8_t *x, int h, int w, int channels, uint8_t *out) {

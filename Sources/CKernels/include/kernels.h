@@ -56,6 +56,29 @@ void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
                           float zero, float low, uint8_t *out);
 
+/// How sums become uint8 codes, as `precis_requantize_u8` takes it: per channel `correction` and
+/// `scale`, then `zero` and the lowest code `low`.
+typedef struct {
+    const int32_t *correction;
+    const float *scale;
+    float zero, low;
+} precis_requantization;
+
+/// `precis_gemm_u8s8_segments` whose sums become codes by `precis_requantize_u8`'s rule instead of
+/// int32: row i of the product is output pixel (i / row_width, i % row_width), written to
+/// out + ((i / row_width)·width + i % row_width)·n when i % row_width < width (the other rows are
+/// dropped). With VNNI the sums go to codes straight from the registers; elsewhere they are computed
+/// and then requantized. The codes are the same either way.
+void precis_gemm_u8s8_codes(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+                            const int8_t *packed, int row_width, int width, const precis_requantization *rq,
+                            uint8_t *out);
+
+/// out[i] = clamp(roundHalfEven((double)x[i] / scale) + zero_point, qmin, qmax) + offset, NaN giving the
+/// zero point, in double as `QuantRange.quantize` computes it (AVX-512 eight at a time where the
+/// kernel level allows, else one at a time in the current rounding mode, which is to nearest even).
+void precis_quantize_u8(const float *x, long count, double scale, int zero_point, int qmin, int qmax, int offset,
+                        uint8_t *out);
+
 /// 2 x 2 max pooling with stride 2 of one channels-last image (h x w x channels) of codes into
 /// (h/2 x w/2 x channels).
 void precis_max_pool2_u8(const uint8_t *x, int h, int w, int channels, uint8_t *out);

@@ -246,8 +246,15 @@ public final class IntegerNetwork {
         let f = step.outputs
         let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
-        return imageByImage(step, input: input, data, shape, lowest: UInt8(0)) { sums, pixels, out in
-            precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, out)
+        return correction.withUnsafeBufferPointer { c in
+            scale.withUnsafeBufferPointer { s in
+                var rule = precis_requantization(
+                    correction: c.baseAddress!, scale: s.baseAddress!, zero: Float(zero), low: low)
+                return imageByImage(step, input: input, data, shape, lowest: UInt8(0), codes: &rule) {
+                    sums, pixels, out in
+                    precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, out)
+                }
+            }
         }
     }
 
@@ -273,6 +280,7 @@ public final class IntegerNetwork {
     /// while the sums are in cache; channels last.
     private func imageByImage<T: Comparable>(
         _ step: Step, input: QuantRange, _ data: [UInt8], _ shape: [Int], lowest: T,
+        codes: UnsafePointer<precis_requantization>? = nil,
         convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>) -> Void
     ) -> ([T], [Int]) {
         let f = step.outputs, n = shape[0]
@@ -290,15 +298,21 @@ public final class IntegerNetwork {
         let (rows, width) = sizes[0], pixels = rows * width, per = sizes.last!.0 * sizes.last!.1 * f
         let values = [T](unsafeUninitializedCapacity: n * per) { out, initialized in
             let base = out.baseAddress!
-            _ = accumulate(step, data, shape, fill: UInt8(input.zeroPoint + offset(input))) { image, sums, stride in
-                // Without pooling the values go straight to the image's place, else the last pooling's do.
-                let out = base + image * per
-                if step.pools.isEmpty {
-                    for r in 0..<rows { convert(sums + r * stride * f, width, out + r * width * f) }
-                    return
+            let fill = UInt8(input.zeroPoint + offset(input))
+            _ = accumulate(step, data, shape, fill: fill, codes: codes) { image, found, stride, final in
+                // The image's values: `found` itself when the GEMM made them (`final`), else converted
+                // from its sums. Without pooling they go straight to the image's place, else the last
+                // pooling's do.
+                let out = base + image * per, sums = found.assumingMemoryBound(to: Int32.self)
+                @inline(__always) func values(into y: UnsafeMutablePointer<T>) {
+                    guard !final else {
+                        return y.update(from: found.assumingMemoryBound(to: T.self), count: pixels * f)
+                    }
+                    for r in 0..<rows { convert(sums + r * stride * f, width, y + r * width * f) }
                 }
+                if step.pools.isEmpty { return values(into: out) }
                 var y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
-                    for r in 0..<rows { convert(sums + r * stride * f, width, c.baseAddress! + r * width * f) }
+                    values(into: c.baseAddress!)
                     k = pixels * f
                 }
                 for (k, p) in step.pools.enumerated() {
@@ -325,8 +339,8 @@ public final class IntegerNetwork {
     /// while they are in cache), with the pixels from one output row's start to the next's (OW, or
     /// more where they are read in place from a wider grid), and no sums are returned.
     private func accumulate(
-        _ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8,
-        each: ((Int, UnsafePointer<Int32>, Int) -> Void)? = nil
+        _ step: Step, _ data: [UInt8], _ shape: [Int], fill: UInt8, codes: UnsafePointer<precis_requantization>? = nil,
+        each: ((Int, UnsafeRawPointer, Int, Bool) -> Void)? = nil
     ) -> (acc: [Int32], shape: [Int]) {
         let n = shape[0]
         guard let w = step.window else {
@@ -341,7 +355,9 @@ public final class IntegerNetwork {
             precis_gemm_u8s8(
                 Int32(n), Int32(step.outputs), Int32(fin), rows, Int32(lda), step.packed, &acc, Int32(step.outputs), 0)
             if let each {
-                acc.withUnsafeBufferPointer { a in for r in 0..<n { each(r, a.baseAddress! + r * step.outputs, 1) } }
+                acc.withUnsafeBufferPointer { a in
+                    for r in 0..<n { each(r, a.baseAddress! + r * step.outputs, 1, false) }
+                }
                 return ([], [n, step.outputs])
             }
             return (acc, [n, step.outputs])
@@ -361,7 +377,8 @@ public final class IntegerNetwork {
                 var buffer = [UInt8](
                     repeating: fill, count: step.rowBytes > 0 ? ph * pw * c + step.rowBytes : pixels * lda)
                 var scratch = [Int32](repeating: 0, count: each == nil ? 0 : pixels * f)
-                var grid = [Int32](repeating: 0, count: step.rowBytes > 0 ? g.oh * pw * f : 0)
+                var grid = [Int32](repeating: 0, count: step.rowBytes > 0 && codes == nil ? g.oh * pw * f : 0)
+                var coded = [UInt8](repeating: 0, count: step.rowBytes > 0 && codes != nil ? pixels * f : 0)
                 data.withUnsafeBufferPointer { x in
                     for image in images {
                         scratch.withUnsafeMutableBufferPointer { sc in
@@ -372,10 +389,24 @@ public final class IntegerNetwork {
                                         (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(
                                             from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
                                     }
+                                    // One GEMM per output row where whole tiles fill it (no columns
+                                    // between rows computed), else one over the grid.
+                                    let perRow = g.ow % tileRows == 0
+                                    if let codes, let each {
+                                        // The sums become codes in the GEMM, output rows only.
+                                        return coded.withUnsafeMutableBufferPointer { coded in
+                                            for oy in perRow ? 0..<g.oh : 0..<1 {
+                                                let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow
+                                                precis_gemm_u8s8_codes(
+                                                    Int32(m), Int32(f), Int32(g.fh), Int32(step.rowBytes),
+                                                    p.baseAddress! + oy * pw * c, Int32(c), Int32(pw * c),
+                                                    step.packed, Int32(perRow ? g.ow : pw), Int32(g.ow), codes,
+                                                    coded.baseAddress! + (perRow ? oy * g.ow * f : 0))
+                                            }
+                                            each(image, coded.baseAddress!, g.ow, true)
+                                        }
+                                    }
                                     grid.withUnsafeMutableBufferPointer { grid in
-                                        // One GEMM per output row where whole tiles fill it (no columns
-                                        // between rows computed), else one over the grid.
-                                        let perRow = g.ow % tileRows == 0
                                         for oy in perRow ? 0..<g.oh : 0..<1 {
                                             let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow
                                             precis_gemm_u8s8_segments(
@@ -383,7 +414,7 @@ public final class IntegerNetwork {
                                                 p.baseAddress! + oy * pw * c, Int32(c), Int32(pw * c), step.packed,
                                                 grid.baseAddress! + oy * pw * f, Int32(f), 0)
                                         }
-                                        if let each { return each(image, grid.baseAddress!, pw) }
+                                        if let each { return each(image, grid.baseAddress!, pw, false) }
                                         for oy in 0..<g.oh {
                                             (out + oy * g.ow * f).update(
                                                 from: grid.baseAddress! + oy * pw * f, count: g.ow * f)
@@ -395,7 +426,7 @@ public final class IntegerNetwork {
                                 precis_gemm_u8s8(
                                     Int32(pixels), Int32(f), Int32(step.taps), buffer, Int32(lda), step.packed, out,
                                     Int32(f), 0)
-                                each?(image, out, g.ow)
+                                each?(image, out, g.ow, false)
                             }
                         }
                     }
@@ -489,22 +520,15 @@ private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into ro
     }
 }
 
-/// `values` as codes of `r`, kept as uint8 (signed codes plus 128): `QuantRange.quantize` eight
-/// values at a time, in Double as it computes, the cores taking a share each.
+/// `values` as codes of `r`, kept as uint8 (signed codes plus 128): `QuantRange.quantize` in C, the
+/// cores taking a share each.
 private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
-    typealias V = SIMD8<Double>
-    let off = Double(offset(r)), zero = Double(r.zeroPoint)
-    let (low, high) = (V(repeating: Double(r.qmin)), V(repeating: Double(r.qmax)))
-    return [UInt8](unsafeUninitializedCapacity: values.count) { out, initialized in
+    [UInt8](unsafeUninitializedCapacity: values.count) { out, initialized in
         values.withUnsafeBufferPointer { v in
-            parallelChunks((v.count + 7) / 8, work: v.count << 4) { blocks in
-                for b in blocks {
-                    var x = V()
-                    for i in 0..<min(8, v.count - 8 * b) { x[i] = Double(v[8 * b + i]) }
-                    let q = (x / r.scale).rounded(.toNearestOrEven) + zero
-                    let codes = q.replacing(with: zero, where: q .!= q).clamped(lowerBound: low, upperBound: high) + off
-                    for i in 0..<min(8, v.count - 8 * b) { out[8 * b + i] = UInt8(codes[i]) }
-                }
+            parallelChunks(v.count, work: v.count << 4) { part in
+                precis_quantize_u8(
+                    v.baseAddress! + part.lowerBound, part.count, r.scale, Int32(r.zeroPoint), Int32(r.qmin),
+                    Int32(r.qmax), Int32(offset(r)), out.baseAddress! + part.lowerBound)
             }
         }
         initialized = values.count
