@@ -5,37 +5,39 @@
 #if defined(__x86_64__)
 #include "avx512.h"
 
-// What every tile of one block of 16 filters reads: the chunk's zero-padded planes, the block's
-// filters packed as (C, FH, FW, 16), the input's size and padding, and whether taps that read
-// padding are skipped (they add exactly nothing when every weight is finite: each chain starts at
-// +0, so it is never -0, and x + (±0) is x).
+// What every tile of one block of 16 filters reads: the input (see `precis_conv_input`), the
+// block's filters packed as (C, FH, FW, 16), and whether taps that read padding are skipped (they
+// add exactly nothing when every weight is finite: each chain starts at +0, so it is never -0, and
+// x + (±0) is x).
 typedef struct {
-    int plane_size, channels, row_width, fh, fw, h, w, pad, skip;
+    precis_conv_input in;
+    int fh, fw, skip;
     const float *weights;
 } conv_src;
 
-// acc[0..<P] = the windows of P neighbouring pixels of one output row (window origin `in` in
-// channel 0's plane; input row `iy` under ky = 0, input column `ix` under kx = 0 for the first pixel)
-// against the block's 16 filters: one fused multiply-add chain per output from +0, in ascending
-// (channel, ky, kx), each input value broadcast straight from memory into its multiply-add. When
-// padding is skipped, rows of padding are left out for the whole row of pixels, and columns of
+// acc[0..<P] = the windows of P neighbouring pixels of one output row (window origin `at` elements
+// from `image`, in channel 0; input row `iy` under ky = 0, input column `ix` under kx = 0 for the
+// first pixel) against the block's 16 filters: one fused multiply-add chain per output from +0, in
+// ascending (channel, ky, kx), each input value broadcast straight from memory into its multiply-add.
+// When padding is skipped, rows of padding are left out for the whole row of pixels, and columns of
 // padding for the two pixels at either end (all there are with pad <= 2; with more, none are).
-INLINE AVX512 void row_pass(const conv_src *s, const float *in, int iy, int ix, const int P, __m512 *acc) {
+INLINE AVX512 void row_pass(const conv_src *s, const float *image, ptrdiff_t at, int iy, int ix, const int P,
+                            __m512 *acc) {
+    const precis_conv_input *in = &s->in;
     int lo = 0, hi = s->fh;
     unsigned width = 0xFFFFFFFFu;
     if (s->skip) {
         lo = iy < 0 ? -iy : 0;
-        hi = s->h - iy < s->fh ? s->h - iy : s->fh;
-        if (s->pad <= 2) width = (unsigned)s->w;
+        hi = in->h - iy < s->fh ? in->h - iy : s->fh;
+        if (in->pad <= 2) width = (unsigned)in->w;
     }
     if (width == 0xFFFFFFFFu) ix = 0;
     for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
     const float *w = s->weights;
-    for (int ch = 0; ch < s->channels; ch++, w += (size_t)s->fh * s->fw * 16) {
-        const float *plane = in + (size_t)ch * s->plane_size;
+    for (int ch = 0; ch < in->channels; ch++, w += (size_t)s->fh * s->fw * 16) {
         for (int ky = lo; ky < hi; ky++) {
             for (int kx = 0; kx < s->fw; kx++) {
-                const float *src = plane + (size_t)ky * s->row_width + kx;
+                const float *src = image + (at + ch * in->channel_stride + (ptrdiff_t)ky * in->row_width + kx);
                 // Hides that src[p] of this kx is src[p + 1] of the last: reusing those values
                 // would keep more vectors live than the registers hold.
                 __asm__("" : "+r"(src));
@@ -100,9 +102,10 @@ typedef struct {
 } tile_args;
 
 // P outputs of one row (input row iy under ky = 0) for the block, activated and stored.
-INLINE AVX512 void row_tile(const tile_args *a, const float *in, int iy, int ix, float *y, const int P) {
+INLINE AVX512 void row_tile(const tile_args *a, const float *image, ptrdiff_t at, int iy, int ix, float *y,
+                            const int P) {
     __m512 acc[16];
-    row_pass(&a->s, in, iy, ix, P, acc);
+    row_pass(&a->s, image, at, iy, ix, P, acc);
     for (int p = 0; p < P; p++) acc[p] = activate(acc[p], a->bias, a->relu);
     store_rows(acc, P, y, a->plane, a->filters);
 }
@@ -110,12 +113,13 @@ INLINE AVX512 void row_tile(const tile_args *a, const float *in, int iy, int ix,
 // Q pooled outputs (2 x 2 windows, stride 2) from two rows of 2Q outputs: the top row's pairs are
 // reduced before the bottom row is computed, which takes each window in row-major order as
 // `MaxPooling` does.
-INLINE AVX512 void pool_tile(const tile_args *a, const float *in, int iy, int ix, float *y, const int Q) {
+INLINE AVX512 void pool_tile(const tile_args *a, const float *image, ptrdiff_t at, int iy, int ix, float *y,
+                             const int Q) {
     __m512 acc[14], best[16];
-    row_pass(&a->s, in, iy, ix, 2 * Q, acc);
+    row_pass(&a->s, image, at, iy, ix, 2 * Q, acc);
     for (int q = 0; q < Q; q++)
         best[q] = larger(activate(acc[2 * q], a->bias, a->relu), activate(acc[2 * q + 1], a->bias, a->relu));
-    row_pass(&a->s, in + a->s.row_width, iy + 1, ix, 2 * Q, acc);
+    row_pass(&a->s, image, at + a->s.in.row_width, iy + 1, ix, 2 * Q, acc);
     for (int q = 0; q < Q; q++) {
         best[q] = larger(best[q], activate(acc[2 * q], a->bias, a->relu));
         best[q] = larger(best[q], activate(acc[2 * q + 1], a->bias, a->relu));
@@ -126,19 +130,17 @@ INLINE AVX512 void pool_tile(const tile_args *a, const float *in, int iy, int ix
 #define WIDTHS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14)
 #define POOLED_WIDTHS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
-                                   int images, int h, int pad, int oh, int ow, int fh, int fw, const float *packed,
-                                   int filters, const float *bias, int relu, int pooled, int skip_padding,
-                                   float *output) {
+AVX512 void precis_conv_direct_f32(precis_conv_input in, int images, int oh, int ow, int fh, int fw,
+                                   const float *packed, int filters, const float *bias, int relu, int pooled,
+                                   int skip_padding, float *output) {
     int out_h = pooled ? oh / 2 : oh, out_w = pooled ? ow / 2 : ow, most = pooled ? 7 : 14;
     // A row in as few tiles as fit, as even as they come (16 -> 8 + 8, not 14 + 2), so that every
     // tile keeps enough multiply-add chains in flight.
     int tiles = (out_w + most - 1) / most;
-    size_t weights = (size_t)channels * fh * fw * 16, plane = (size_t)out_h * out_w;
-    tile_args a = {.s = {.plane_size = plane_size, .channels = channels, .row_width = row_width, .fh = fh, .fw = fw,
-                         .h = h, .w = row_width - pad, .pad = pad, .skip = skip_padding},
-                   .relu = relu, .plane = plane};
+    size_t weights = (size_t)in.channels * fh * fw * 16, plane = (size_t)out_h * out_w;
+    tile_args a = {.s = {.in = in, .fh = fh, .fw = fw, .skip = skip_padding}, .relu = relu, .plane = plane};
     for (int j = 0; j < images; j++) {
+        const float *image = in.data + j * in.image_stride;
         for (int block = 0; block * 16 < filters; block++) {
             a.s.weights = packed + block * weights;
             a.filters = filters - block * 16 < 16 ? filters - block * 16 : 16;
@@ -146,20 +148,20 @@ AVX512 void precis_conv_direct_f32(const float *input, int plane_size, int chann
             float *y0 = output + ((size_t)j * filters + block * 16) * plane;
             for (int oy = 0; oy < out_h; oy++) {
                 int row = pooled ? 2 * oy : oy;
-                const float *in = input + (size_t)(j * band_rows + row) * row_width;
+                ptrdiff_t at = in.origin + (ptrdiff_t)row * in.row_width;
                 for (int t = 0, ox = 0; t < tiles; t++) {
                     int n = (t + 1) * out_w / tiles - t * out_w / tiles;
                     float *y = y0 + (size_t)oy * out_w + ox;
                     if (pooled) {
                         switch (n) {
 #define POOL(Q)                                                                                                        \
-    case Q: pool_tile(&a, in + 2 * ox, row - pad, 2 * ox - pad, y, Q); break;
+    case Q: pool_tile(&a, image, at + 2 * ox, row - in.pad, 2 * ox - in.pad, y, Q); break;
                             POOLED_WIDTHS(POOL)
                         }
                     } else {
                         switch (n) {
 #define ROW(P)                                                                                                         \
-    case P: row_tile(&a, in + ox, row - pad, ox - pad, y, P); break;
+    case P: row_tile(&a, image, at + ox, row - in.pad, ox - in.pad, y, P); break;
                             WIDTHS(ROW)
                         }
                     }
@@ -226,12 +228,10 @@ AVX512 void precis_conv_same_f32(const float *x, int images, int channels, int h
 
 #else
 
-void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
-                            int images, int h, int pad, int oh, int ow, int fh, int fw, const float *packed,
+void precis_conv_direct_f32(precis_conv_input in, int images, int oh, int ow, int fh, int fw, const float *packed,
                             int filters, const float *bias, int relu, int pooled, int skip_padding, float *output) {
-    (void)input, (void)plane_size, (void)channels, (void)row_width, (void)band_rows, (void)images, (void)h;
-    (void)pad, (void)oh, (void)ow, (void)fh, (void)fw, (void)packed, (void)filters, (void)bias, (void)relu;
-    (void)pooled, (void)skip_padding, (void)output;
+    (void)in, (void)images, (void)oh, (void)ow, (void)fh, (void)fw, (void)packed, (void)filters, (void)bias;
+    (void)relu, (void)pooled, (void)skip_padding, (void)output;
     abort();
 }
 

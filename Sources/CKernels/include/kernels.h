@@ -117,17 +117,26 @@ void precis_conv_finish_f32(const float *out, int columns, int channels, int ima
 void precis_pad_planes_f32(const float *x, const float *mask, int images, int channels, int h, int w, int pad,
                            int plane_size, float *out);
 
-/// A stride-1 convolution, direct: `images` images of height `h` in zero-padded planes (channel ch
-/// at input + ch·plane_size; image j's output row oy reads plane rows j·band_rows + oy + ky, column
-/// ox + kx, where plane row j·band_rows + pad + y holds input row y) against `filters` filters
-/// packed as (ceil(filters/16), C, FH, FW, 16), zero past `filters`. Each output is one fused
-/// multiply-add chain from +0 over ascending (channel, ky, kx), as the GEMM path computes it; with
-/// `skip_padding` (only when every weight is finite) the taps that read padding rows are left out,
-/// which changes no value. Then + bias and with `relu` 0 where <= 0; with `pooled`, 2 x 2 max
-/// pooling with stride 2 as `precis_max_pool2_f32` does it. Writes (images, filters, OH, OW), OH and
-/// OW halved when pooled. Needs AVX-512.
-void precis_conv_direct_f32(const float *input, int plane_size, int channels, int row_width, int band_rows,
-                            int images, int h, int pad, int oh, int ow, int fh, int fw, const float *packed,
+/// Where a direct convolution reads its input: channel ch of image j starts at
+/// data + j·image_stride + ch·channel_stride, its rows row_width apart, and the window of output
+/// pixel (oy, ox) at origin + oy·row_width + ox from there; its tap (ky, kx) reads input row
+/// oy - pad + ky and column ox - pad + kx of the h x w image. Zero-padded planes
+/// (`precis_pad_planes_f32`, origin 0) hold the padding; x (N, C, h, w) itself (origin
+/// -(pad·w + pad)) does not, and serves only when padding is skipped and pad <= 2.
+typedef struct {
+    const float *data;
+    ptrdiff_t channel_stride, image_stride, origin;
+    int row_width, channels, h, w, pad;
+} precis_conv_input;
+
+/// A stride-1 convolution, direct: `images` images of `in` against `filters` filters packed as
+/// (ceil(filters/16), C, FH, FW, 16), zero past `filters`. Each output is one fused multiply-add
+/// chain from +0 over ascending (channel, ky, kx), as the GEMM path computes it; with `skip_padding`
+/// (only when every weight is finite) the taps that read padding are left out (rows always; columns
+/// when pad <= 2), which changes no value. Then + bias and with `relu` 0 where <= 0; with `pooled`,
+/// 2 x 2 max pooling with stride 2 as `precis_max_pool2_f32` does it. Writes (images, filters, OH,
+/// OW), OH and OW halved when pooled. Needs AVX-512.
+void precis_conv_direct_f32(precis_conv_input in, int images, int oh, int ow, int fh, int fw, const float *packed,
                             int filters, const float *bias, int relu, int pooled, int skip_padding, float *output);
 
 /// A stride-1 convolution whose output is as large as its input (h x w: 2·pad = FH - 1 = FW - 1),
@@ -155,7 +164,8 @@ void precis_pixel_major_f32(const float *d, const float *mask, int images, int c
                             float *out);
 
 /// One chunk's weight and bias gradients of a stride-1 convolution with size x size windows (3 or
-/// 5): `input` as for `precis_conv_direct_f32`, d (images·oh·ow, ld) the output gradients pixel by
+/// 5): `input` the chunk's zero-padded planes (`precis_pad_planes_f32`; image j's output row oy
+/// reads plane rows j·band_rows + oy + ky), d (images·oh·ow, ld) the output gradients pixel by
 /// pixel (`precis_pixel_major_f32`). dw (filters, C·size·size) gets, for every weight, one fused
 /// multiply-add chain from +0 over the chunk's output pixels in order of gradient times input; db
 /// (filters) the gradients summed in the same order. Needs AVX-512.

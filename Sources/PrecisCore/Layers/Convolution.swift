@@ -12,9 +12,10 @@ import CKernels
 /// product, `dX (C, planes) = W' (C, FN·FH·FW) · D`, whose rows are views of `dout` shifted the
 /// other way. Otherwise `B` is the unfolded input (`im2colT`) and `dB = Wᵀ · dout` is folded back
 /// (`col2imT`). Float with AVX-512 runs in C instead where it can: the forward pass directly from
-/// the padded planes (`precis_conv_direct_f32`, the same chains), and the gradients in an order of
-/// their own, fixed as well: weights pixel by pixel (`precis_conv_weight_gradient_f32`), the input
-/// gradient by the direct kernel with the filters turned over.
+/// the input, or its padded planes when a tap must read padding (`precis_conv_direct_f32`, the same
+/// chains), and the gradients in an order of their own, fixed as well: weights pixel by pixel
+/// (`precis_conv_weight_gradient_f32`), the input gradient by the direct kernel with the filters
+/// turned over.
 public final class Convolution<T: NetworkScalar>: Layer {
     public let W: Parameter<T>
     public let b: Parameter<T>
@@ -42,6 +43,17 @@ public final class Convolution<T: NetworkScalar>: Layer {
     }
 
     public var parameters: [Parameter<T>] { [W, b] }
+
+    /// `blocksOf16` of the weights and whether every weight is finite, kept for as long as `W`
+    /// holds the same values (a network run for inference packs its filters once).
+    private var packed: (source: [T], weights: [T], finite: Bool)?
+
+    private func packedBlocks(_ g: Window) -> (weights: [T], finite: Bool) {
+        if let packed, packed.source == W.value.data { return (packed.weights, packed.finite) }
+        let w = W.value.data, p = (source: w, weights: blocksOf16(w, g), finite: w.allSatisfy(\.isFinite))
+        packed = p
+        return (p.weights, p.finite)
+    }
 
     private func plan(_ x: Tensor<T>) -> ConvPlan {
         let g = Window(input: x.shape, fh: W.value.shape[2], fw: W.value.shape[3], stride: stride, pad: pad)
@@ -86,8 +98,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
             self.x = isTraining ? x : nil
             return convolveSame(x, g, relu: relu)
         }
-        let wp = direct ? blocksOf16(W.value.data, g) : packRows(fn, k, W.value.data, k)
-        let skipPadding = direct && W.value.data.allSatisfy(\.isFinite)
+        let blocks = direct ? packedBlocks(g) : nil
+        let wp = blocks?.weights ?? packRows(fn, k, W.value.data, k)
+        let skipPadding = blocks?.finite ?? false, unpadded = skipPadding && g.pad <= 2
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
         var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
         y.withUnsafeMutableBufferPointer { ys in
@@ -97,17 +110,23 @@ public final class Convolution<T: NetworkScalar>: Layer {
                         plan.rowOffsets.withUnsafeBufferPointer { rows in
                             // Each core takes an even share of the images, in chunks that fit its cache.
                             parallelChunks(g.n, work: g.rows * k * fn) { share in
+                                let y = pool2 ? ps.baseAddress! : ys.baseAddress!
+                                // Padding left out and at most 2 wide: no tap reads it, so x serves as it is.
+                                if unpadded {
+                                    return convolveDirectly(
+                                        plan, share, plan.unpadded(xs.baseAddress!, from: share.lowerBound),
+                                        wp.baseAddress!, relu: relu, pooled: pool2, skipPadding: true, y)
+                                }
                                 var input = [T](repeating: 0, count: plan.inputSize),
                                     out = [T](repeating: 0, count: direct ? 0 : fn * width)
                                 for images in plan.runs(share) {
                                     input.withUnsafeMutableBufferPointer { input in
                                         out.withUnsafeMutableBufferPointer { out in
                                             load(plan, xs.baseAddress!, images, input.baseAddress!)
-                                            let y = pool2 ? ps.baseAddress! : ys.baseAddress!
                                             if direct {
                                                 return convolveDirectly(
-                                                    plan, images, input.baseAddress!, wp.baseAddress!, relu: relu,
-                                                    pooled: pool2, skipPadding: skipPadding, y)
+                                                    plan, images, plan.planes(input.baseAddress!), wp.baseAddress!,
+                                                    relu: relu, pooled: pool2, skipPadding: skipPadding, y)
                                             }
                                             gemmPacked(
                                                 fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
@@ -134,19 +153,18 @@ public final class Convolution<T: NetworkScalar>: Layer {
     }
 
     /// The outputs of `images` (with `relu`, set to 0 where `<= 0`; with `pooled`, pooled 2×2) into
-    /// `y`, convolved directly from the chunk's padded planes `input` with the filters packed by
-    /// `blocksOf16` (Float only); with `skipPadding` (every weight finite), taps that read padding
-    /// rows are left out, which changes no value.
+    /// `y`, convolved directly from `input` (see `ConvPlan.planes` and `ConvPlan.unpadded`) with the
+    /// filters packed by `blocksOf16` (Float only); with `skipPadding` (every weight finite), taps
+    /// that read padding are left out, which changes no value.
     private func convolveDirectly(
-        _ plan: ConvPlan, _ images: Range<Int>, _ input: UnsafePointer<T>, _ packed: UnsafePointer<T>, relu: Bool,
+        _ plan: ConvPlan, _ images: Range<Int>, _ input: precis_conv_input, _ packed: UnsafePointer<T>, relu: Bool,
         pooled: Bool, skipPadding: Bool, _ y: UnsafeMutablePointer<T>
     ) {
         let g = plan.g, fn = plan.outputs, per = fn * (pooled ? (g.oh / 2) * (g.ow / 2) : g.pixels)
         b.value.data.withUnsafeBufferPointer { bias in
             precis_conv_direct_f32(
-                floats(input), Int32(plan.planeSize), Int32(g.c), Int32(plan.rowWidth), Int32(plan.bandRows),
-                Int32(images.count), Int32(g.h), Int32(g.pad), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw),
-                floats(packed), Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, skipPadding ? 1 : 0,
+                input, Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), floats(packed),
+                Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, skipPadding ? 1 : 0,
                 floats(y + images.lowerBound * per))
         }
     }
@@ -154,7 +172,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// `x` convolved by `precis_conv_same_f32` (Float, output as large as the input), each core
     /// taking an even share of the images.
     private func convolveSame(_ x: Tensor<T>, _ g: Window, relu: Bool) -> Tensor<T> {
-        let fn = W.value.shape[0], wp = blocksOf16(W.value.data, g)
+        let fn = W.value.shape[0], wp = packedBlocks(g).weights
         var y = [T](unsafeUninitializedCapacity: g.n * fn * g.pixels) { $1 = $0.count }
         y.withUnsafeMutableBufferPointer { ys in
             x.data.withUnsafeBufferPointer { xs in
@@ -359,11 +377,10 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                             ds.baseAddress!, images, planes.baseAddress!,
                                             mask: ms.isEmpty ? nil : ms.baseAddress!)
                                         precis_conv_direct_f32(
-                                            floats(planes.baseAddress!), Int32(t.planeSize), Int32(fn),
-                                            Int32(t.rowWidth), Int32(t.bandRows), Int32(images.count), Int32(g.h),
-                                            Int32(g.pad), Int32(h), Int32(w), Int32(g.fh), Int32(g.fw),
-                                            floats(wp.baseAddress!), Int32(c), floats(zero.baseAddress!), 0, 0,
-                                            skip ? 1 : 0, floats(dxs.baseAddress! + images.lowerBound * c * h * w))
+                                            t.planes(planes.baseAddress!), Int32(images.count), Int32(h), Int32(w),
+                                            Int32(g.fh), Int32(g.fw), floats(wp.baseAddress!), Int32(c),
+                                            floats(zero.baseAddress!), 0, 0, skip ? 1 : 0,
+                                            floats(dxs.baseAddress! + images.lowerBound * c * h * w))
                                     }
                                 }
                             }
@@ -536,6 +553,22 @@ struct ConvPlan {
             (gradientFront, gradientStride) = (0, columns)
             gradientRowOffsets = (0..<outputs).map { $0 * columns }
         }
+    }
+
+    /// The chunk's padded planes at `input` (`load`, shifted), as the direct kernel reads them.
+    func planes<T>(_ input: UnsafePointer<T>) -> precis_conv_input {
+        precis_conv_input(
+            data: floats(input), channel_stride: planeSize, image_stride: bandRows * rowWidth, origin: 0,
+            row_width: Int32(rowWidth), channels: Int32(g.c), h: Int32(g.h), w: Int32(g.w), pad: Int32(g.pad))
+    }
+
+    /// `x (N, C, H, W)` from image `image` on, unpadded, as the direct kernel reads it when it
+    /// leaves the padding out (which it can only do entirely for `pad <= 2`).
+    func unpadded<T>(_ x: UnsafePointer<T>, from image: Int) -> precis_conv_input {
+        precis_conv_input(
+            data: floats(x + image * g.c * g.h * g.w), channel_stride: g.h * g.w, image_stride: g.c * g.h * g.w,
+            origin: -(g.pad * g.w + g.pad),
+            row_width: Int32(g.w), channels: Int32(g.c), h: Int32(g.h), w: Int32(g.w), pad: Int32(g.pad))
     }
 
     /// The images of chunk `i`: `images` or one fewer.
