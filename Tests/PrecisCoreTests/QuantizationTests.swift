@@ -188,19 +188,24 @@ extension FakeQuantTests {
         }
     }
 
-    @Test func stride1ConvolutionsReadTheirWindowsInPlace() throws {
-        // conv2 and conv3 (4 and 8 input channels, pads 1 and 2) take the in-place window path.
-        let (net, x, observers) = try randomNetwork(
-            "conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)",
-            seed: 6, imageSeed: 12)
+    /// Stride-1 convolutions read their windows in place: in the first network (4 and 8 input
+    /// channels, pads 1 and 2) as one GEMM over the grid with the kernel levels whose tiles do not fill
+    /// a row; in the second (32 and 64 filters, 8 wide) one GEMM per output row at every level, which
+    /// leaves out the window rows in the padding and corrects for them.
+    @Test(arguments: [
+        ("conv(4,3,pad=1) relu conv(8,3,pad=1) relu conv(8,3,pad=2) relu maxpool(2) affine(10)", 4),
+        ("conv(32,3,pad=1) relu conv(64,3,pad=1) relu maxpool(2) affine(10)", 3),
+    ])
+    func stride1ConvolutionsReadTheirWindowsInPlace(layers: String, quantized: Int) throws {
+        let (net, x, observers) = try randomNetwork(layers, seed: 6, imageSeed: 12)
         let spec = net.spec
         for scheme in QuantScheme.all {
             for method in [CalibrationMethod.minmax, .mse] {
                 let fake = try FakeQuantNetwork(
                     spec: spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: method)
                 expectAgreement(
-                    fake, try IntegerNetwork(spec: spec, model: fake.model, tensors: net.tensorValues()), x, layers: 4,
-                    "\(scheme) \(method) stride 1")
+                    fake, try IntegerNetwork(spec: spec, model: fake.model, tensors: net.tensorValues()), x,
+                    layers: quantized, "\(scheme) \(method) stride 1")
             }
         }
     }

@@ -34,6 +34,8 @@ public final class IntegerNetwork {
         /// window rows are padded to `rowBytes` (a multiple of 4) with zero weights.
         let packed: [Int8]
         let rowBytes: Int
+        /// Per window row `ky`, per channel: Σ weight codes of the row (stride-1 convolutions).
+        let rowSums: [[Int32]]
         let input: QuantRange
         let sums: [Int32]  // per channel: Σ weight codes
         let weightScales: [Double]  // per channel
@@ -121,7 +123,7 @@ public final class IntegerNetwork {
                 }
             }
             // A stride-1 convolution reads its windows in place, a window row of `rowBytes` at a time.
-            var rowBytes = 0
+            var rowBytes = 0, rowSums: [[Int32]] = []
             if let w = window, w.stride == 1 {
                 rowBytes = (w.fw * w.c + 3) / 4 * 4
                 let run = w.fw * w.c
@@ -134,6 +136,11 @@ public final class IntegerNetwork {
                     }
                 }
                 codes = rows
+                rowSums = (0..<w.fh).map { ky in
+                    (0..<channels).map { f in
+                        (0..<run).reduce(0) { $0 + Int32(rows[(ky * rowBytes + $1) * channels + f]) }
+                    }
+                }
             }
             let k = rowBytes > 0 ? codes.count / channels : taps
             var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
@@ -142,7 +149,7 @@ public final class IntegerNetwork {
             steps.append(
                 Step(
                     layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes,
-                    input: q.input, sums: sums,
+                    rowSums: rowSums, input: q.input, sums: sums,
                     weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
                     floatBias: (0..<channels).map {
                         Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0))
@@ -366,6 +373,10 @@ public final class IntegerNetwork {
         let lda = (step.taps + 3) / 4 * 4, pixels = g.pixels, f = step.outputs, c = g.c
         let tileRows = Int(precis_gemm_u8s8_tile_rows(Int32(f)))
         let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad)
+        // One GEMM per output row where whole tiles fill it (no columns between rows computed), else
+        // one over the grid.
+        let perRow = g.ow % tileRows == 0
+        let rowCodes = step.rowBytes > 0 ? codes.map { RowCodes(step, g, perRow: perRow, fill: fill, $0.pointee) } : nil
         var acc = [Int32](unsafeUninitializedCapacity: each == nil ? n * pixels * f : 0) { $1 = $0.count }
         acc.withUnsafeMutableBufferPointer { a in
             parallelChunks(n, work: n * pixels * f * step.taps) { images in
@@ -389,20 +400,10 @@ public final class IntegerNetwork {
                                         (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(
                                             from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
                                     }
-                                    // One GEMM per output row where whole tiles fill it (no columns
-                                    // between rows computed), else one over the grid.
-                                    let perRow = g.ow % tileRows == 0
-                                    if let codes, let each {
+                                    if let rowCodes, let each {
                                         // The sums become codes in the GEMM, output rows only.
                                         return coded.withUnsafeMutableBufferPointer { coded in
-                                            for oy in perRow ? 0..<g.oh : 0..<1 {
-                                                let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow
-                                                precis_gemm_u8s8_codes(
-                                                    Int32(m), Int32(f), Int32(g.fh), Int32(step.rowBytes),
-                                                    p.baseAddress! + oy * pw * c, Int32(c), Int32(pw * c),
-                                                    step.packed, Int32(perRow ? g.ow : pw), Int32(g.ow), codes,
-                                                    coded.baseAddress! + (perRow ? oy * g.ow * f : 0))
-                                            }
+                                            rowCodes.run(step, g, p.baseAddress!, coded.baseAddress!)
                                             each(image, coded.baseAddress!, g.ow, true)
                                         }
                                     }
@@ -434,6 +435,55 @@ public final class IntegerNetwork {
             }
         }
         return (acc, [n, g.oh, g.ow, f])
+    }
+}
+
+/// A stride-1 convolution's GEMMs that make codes (`precis_gemm_u8s8_codes`): one per output row
+/// (`perRow`), which leaves out the window rows lying wholly in the padding and adds what they would
+/// have summed, the fill code times those rows' weights, to the row's correction instead, so every
+/// code is the same; else one over the grid, every window row included.
+private struct RowCodes {
+    let perRow: Bool
+    /// The window rows each output row's GEMM reads.
+    let windowRows: [Range<Int>]
+    /// The requantization rule and, per output row, its correction (`(OH, F)`).
+    let rule: precis_requantization
+    let corrections: [Int32]
+
+    init(_ step: IntegerNetwork.Step, _ g: Window, perRow: Bool, fill: UInt8, _ rule: precis_requantization) {
+        self.perRow = perRow
+        self.rule = rule
+        windowRows = (0..<g.oh).map { oy in perRow ? max(0, g.pad - oy)..<min(g.fh, g.h + g.pad - oy) : 0..<g.fh }
+        corrections = windowRows.flatMap { rows in
+            (0..<step.outputs).map { f in
+                let left = (0..<g.fh).filter { !rows.contains($0) }.reduce(Int32(0)) { $0 + step.rowSums[$1][f] }
+                return rule.correction[f] + Int32(fill) * left
+            }
+        }
+    }
+
+    /// The codes of one image, zero-padded with the fill code and channels last at `padded`, into
+    /// `out (OH, OW, F)`.
+    func run(
+        _ step: IntegerNetwork.Step, _ g: Window, _ padded: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>
+    ) {
+        let f = step.outputs, c = g.c, pw = g.w + 2 * g.pad
+        // Window rows `lo...` of the packed weights start `lo · rowBytes · ceil16(F)` bytes in.
+        let rowStride = step.rowBytes * ((f + 15) / 16 * 16)
+        step.packed.withUnsafeBufferPointer { b in
+            corrections.withUnsafeBufferPointer { corrections in
+                for oy in perRow ? 0..<g.oh : 0..<1 {
+                    let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow, rows = windowRows[oy]
+                    var rule = rule
+                    rule.correction = corrections.baseAddress! + oy * f
+                    precis_gemm_u8s8_codes(
+                        Int32(m), Int32(f), Int32(rows.count), Int32(step.rowBytes),
+                        padded + (oy + rows.lowerBound) * pw * c, Int32(c), Int32(pw * c),
+                        b.baseAddress! + rows.lowerBound * rowStride, Int32(perRow ? g.ow : pw), Int32(g.ow), &rule,
+                        out + (perRow ? oy * g.ow * f : 0))
+                }
+            }
+        }
     }
 }
 
