@@ -308,32 +308,34 @@ public final class IntegerNetwork {
             let fill = UInt8(input.zeroPoint + offset(input))
             _ = accumulate(step, data, shape, fill: fill, codes: codes) { image, found, stride, final in
                 // The image's values: `found` itself when the GEMM made them (`final`), else converted
-                // from its sums. Without pooling they go straight to the image's place, else the last
-                // pooling's do.
+                // from its sums. Without pooling they go straight to the image's place; else the
+                // poolings read them where they are, and the last one writes to the image's place.
                 let out = base + image * per, sums = found.assumingMemoryBound(to: Int32.self)
-                @inline(__always) func values(into y: UnsafeMutablePointer<T>) {
-                    guard !final else {
-                        return y.update(from: found.assumingMemoryBound(to: T.self), count: pixels * f)
+                func pool(_ x: UnsafePointer<T>, from k: Int) {
+                    let last = k == step.pools.count - 1, size = sizes[k + 1].0 * sizes[k + 1].1 * f
+                    @inline(__always) func into(_ o: UnsafeMutablePointer<T>) {
+                        maxPoolImage(x, h: sizes[k].0, w: sizes[k].1, c: f, step.pools[k], into: o, lowest: lowest)
                     }
+                    if last { return into(out) }
+                    let next = [T](unsafeUninitializedCapacity: size) { o, m in
+                        into(o.baseAddress!)
+                        m = size
+                    }
+                    next.withUnsafeBufferPointer { pool($0.baseAddress!, from: k + 1) }
+                }
+                if final {
+                    let codes = found.assumingMemoryBound(to: T.self)
+                    return step.pools.isEmpty ? out.update(from: codes, count: pixels * f) : pool(codes, from: 0)
+                }
+                @inline(__always) func converted(into y: UnsafeMutablePointer<T>) {
                     for r in 0..<rows { convert(sums + r * stride * f, width, y + r * width * f) }
                 }
-                if step.pools.isEmpty { return values(into: out) }
-                var y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
-                    values(into: c.baseAddress!)
+                if step.pools.isEmpty { return converted(into: out) }
+                let y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in
+                    converted(into: c.baseAddress!)
                     k = pixels * f
                 }
-                for (k, p) in step.pools.enumerated() {
-                    let size = sizes[k + 1].0 * sizes[k + 1].1 * f, last = k == step.pools.count - 1
-                    var pooled = [T](unsafeUninitializedCapacity: last ? 0 : size) { $1 = $0.count }
-                    y.withUnsafeBufferPointer { y in
-                        pooled.withUnsafeMutableBufferPointer { o in
-                            maxPoolImage(
-                                y.baseAddress!, h: sizes[k].0, w: sizes[k].1, c: f, p,
-                                into: last ? out : o.baseAddress!, lowest: lowest)
-                        }
-                    }
-                    if !last { y = pooled }
-                }
+                y.withUnsafeBufferPointer { pool($0.baseAddress!, from: 0) }
             }
             initialized = n * per
         }
