@@ -32,6 +32,7 @@ bash Tools/docs.sh
 swift test -c release -Xswiftc -enable-testing
 # Again with the narrower vector kernels (a lower level gives the same values wherever it runs).
 for level in avx2 portable; do PRECIS_KERNELS=$level swift test -c release -Xswiftc -enable-testing --skip-build; done
+python3 Tools/kernel-levels-check.py --precis .build/release/precis
 bash Tools/cli-check.sh .build/release/precis
 bash Tools/write-safety-check.sh .build/release/precis
 for f in Weights/*.h5; do python3 Tools/page-check.py "$f" --precis .build/release/precis; done

@@ -120,7 +120,7 @@ public struct WeightFile {
             let root = try HDF5File.create(tmp, truncating: true).root
             try root.setAttribute("format", .string(Self.format))
             try root.setAttribute("format_version", .int(Self.version))
-            try root.setAttribute("created_by", .string("precis (Swift), layout v\(Self.version)"))
+            try root.setAttribute("created_by", .string("precis \(precisVersion) (Swift), layout v\(Self.version)"))
             try root.setAttribute("created_at", .string(ISO8601DateFormatter().string(from: Date())))
             let model = try root.createGroup("model")
             try model.setAttribute("name", .string(spec.name))

@@ -61,7 +61,7 @@ struct Export: ParsableCommand {
                 (form, tensors) = (.int8(v.model), store.floatTensors(of: v))
             }
             let data = try exportONNX(
-                spec: store.spec, tensors: tensors, form: form, producer: "precis \(Precis.version)")
+                spec: store.spec, tensors: tensors, form: form, producer: "precis \(precisVersion)")
             try AtomicFiles.write(data, to: onnx)
             print("\(onnx): \(store.spec.name) in \(name), ONNX opset \(onnxOpset), \(data.count) bytes")
         }

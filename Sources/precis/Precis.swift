@@ -8,11 +8,9 @@ import PrecisWeights
 /// or option, a bad option value, an unknown `PRECIS_KERNELS` level), with the parser's message.
 @main
 struct Precis: ParsableCommand {
-    static let version = "0.10.0"
-
     static let configuration = CommandConfiguration(
         abstract: "Train small CNNs at full precision and measure what reduced precision costs.",
-        version: version,
+        version: precisVersion,
         subcommands: [
             Train.self, Eval.self, Quantize.self, Report.self, Import.self, Export.self, Inspect.self, Upgrade.self,
             Bench.self, Formats.self,

@@ -84,6 +84,82 @@ import Testing
         }
     }
 
+    /// A Float convolution's gradients (stride 1, square 3×3 or 5×5 windows of 16 taps or more, with
+    /// the ReLU that follows it fused) have the bits of the order written out here at every kernel
+    /// level: per chunk of images (`ConvPlan`), each weight one fused multiply-add chain from +0 over
+    /// the chunk's output pixels in order and each bias one chain of additions, the chunks' sums
+    /// added in chunk order; each input gradient one chain over (filter, ky, kx) with the window turned
+    /// over, as the forward convolution of the output gradient with the filters turned over computes it.
+    @Test(arguments: [
+        (16, 16, 3, 1, 28, 28, 5, true), (32, 3, 3, 1, 9, 11, 3, false), (30, 1, 5, 0, 12, 12, 4, false),
+        (32, 32, 3, 2, 7, 7, 3, true), (64, 32, 3, 1, 8, 8, 2, true), (16, 16, 5, 2, 10, 10, 2, true),
+    ])
+    func convolutionGradientsFollowOneOrder(
+        filters: Int, c: Int, size: Int, pad: Int, h: Int, w: Int, n: Int, inputGradient: Bool
+    ) {
+        let x: Tensor<Float> = randomTensor([n, c, h, w], seed: 11)
+        let conv = Convolution<Float>(
+            W: randomTensor([filters, c, size, size], seed: 12), b: randomTensor([filters], seed: 13), pad: pad)
+        let g = Window(input: x.shape, fh: size, fw: size, stride: 1, pad: pad)
+        let y = conv.forward(x, isTraining: true, relu: true), dout: Tensor<Float> = randomTensor(y.shape, seed: 14)
+        let dx = conv.backward(dout, inputGradient: inputGradient, reluOutput: y.data)
+        let d = zip(dout.data, y.data).map { $1 <= 0 ? 0 : $0 }, wt = conv.W.value.data
+        func input(_ j: Int, _ ch: Int, _ iy: Int, _ ix: Int) -> Float {
+            (0..<h).contains(iy) && (0..<w).contains(ix) ? x.data[((j * c + ch) * h + iy) * w + ix] : 0
+        }
+        let plan = ConvPlan(g, outputs: filters, shifted: true), k = g.cols
+        var dW = [Float](repeating: 0, count: filters * k), db = [Float](repeating: 0, count: filters)
+        for chunk in 0..<plan.count {
+            for f in 0..<filters {
+                for r in 0..<k {
+                    let t = g.tap(r)
+                    var acc: Float = 0
+                    for j in plan.images(chunk) {
+                        for oy in 0..<g.oh {
+                            for ox in 0..<g.ow {
+                                acc = acc.addingProduct(
+                                    input(j, t.ch, oy + t.ky - pad, ox + t.kx - pad),
+                                    d[((j * filters + f) * g.oh + oy) * g.ow + ox])
+                            }
+                        }
+                    }
+                    dW[f * k + r] = chunk == 0 ? acc : dW[f * k + r] + acc
+                }
+                var sum: Float = 0
+                for j in plan.images(chunk) { for p in 0..<g.pixels { sum += d[(j * filters + f) * g.pixels + p] } }
+                db[f] = chunk == 0 ? sum : db[f] + sum
+            }
+        }
+        func differing(_ a: [Float], _ b: [Float]) -> Int { zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count }
+        #expect(differing(conv.W.grad.data, dW) == 0, "weight gradients")
+        #expect(differing(conv.b.grad.data, db) == 0, "bias gradients")
+        guard inputGradient else { return }
+        let taps = size * size, turn = size - 1 - pad
+        var expected = [Float](repeating: 0, count: x.count)
+        for j in 0..<n {
+            for ch in 0..<c {
+                for iy in 0..<h {
+                    for ix in 0..<w {
+                        var acc: Float = 0
+                        for f in 0..<filters {
+                            for ky in 0..<size {
+                                for kx in 0..<size {
+                                    let (oy, ox) = (iy + ky - turn, ix + kx - turn)
+                                    let v =
+                                        (0..<g.oh).contains(oy) && (0..<g.ow).contains(ox)
+                                        ? d[((j * filters + f) * g.oh + oy) * g.ow + ox] : 0
+                                    acc = acc.addingProduct(v, wt[(f * c + ch) * taps + taps - 1 - ky * size - kx])
+                                }
+                            }
+                        }
+                        expected[((j * c + ch) * h + iy) * w + ix] = acc + 0
+                    }
+                }
+            }
+        }
+        #expect(dx.shape == x.shape && differing(dx.data, expected) == 0, "input gradients")
+    }
+
     /// A Float affine layer (a vector kernel with AVX-512, else the GEMM) gives the bits of one fused
     /// multiply-add chain per output over ascending inputs, written out here, plus the bias, for
     /// output counts that fill part of a vector, several vectors and more than four; NaN propagates.

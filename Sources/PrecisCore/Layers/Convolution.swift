@@ -255,6 +255,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let plan = plan(x), fn = plan.outputs, k = plan.g.cols
         precondition(reluOutput.map { $0.count == dout.count } ?? true, "the ReLU output has the gradient's shape")
         if let transposed = directGradient(plan, inputGradient: inputGradient) {
+            guard avx512Kernels else {
+                return backwardInChains(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
+            }
             return backwardDirectly(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
         }
         // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
@@ -285,15 +288,16 @@ public final class Convolution<T: NetworkScalar>: Layer {
         return inputGradient ? Tensor(shape: x.shape, data: dx) : Tensor(zeros: [0])
     }
 
-    /// Whether the backward pass runs in C (Float with AVX-512, stride 1, square windows of 3 or 5 and
-    /// 16 taps or more, as in the forward pass): the weight gradient one chain per weight over each
-    /// chunk's pixels, the input gradient as the direct forward kernel on the output gradient with
-    /// the filters turned over. Returns the plan
-    /// of that transposed convolution (`dout (N, FN, OH, OW)` to `dx (N, C, H, W)`, padded by
-    /// `FH - 1 - pad`), or nil for the GEMM path; without `inputGradient` any plan will do.
+    /// Whether the backward pass takes the direct kernels' order (Float, stride 1, square windows of 3
+    /// or 5 and 16 taps or more, as in the forward pass): the weight gradient one chain per weight
+    /// over each chunk's pixels, the input gradient as the forward convolution of the output gradient
+    /// with the filters turned over. With AVX-512 it runs in C (`backwardDirectly`), else in the same
+    /// order with the GEMMs (`backwardInChains`), so every kernel level trains the same bits. Returns
+    /// the plan of that transposed convolution (`dout (N, FN, OH, OW)` to `dx (N, C, H, W)`, padded
+    /// by `FH - 1 - pad`), or nil for the GEMM path; without `inputGradient` any plan will do.
     private func directGradient(_ plan: ConvPlan, inputGradient: Bool) -> ConvPlan? {
         let g = plan.g
-        guard T.self == Float.self, storage == .native, avx512Kernels, plan.shifted, g.fh == g.fw,
+        guard T.self == Float.self, storage == .native, plan.shifted, g.fh == g.fw,
             g.fh == 3 || g.fh == 5, g.pad < g.fh, g.cols >= 16
         else { return nil }
         let t = Window(input: [g.n, plan.outputs, g.oh, g.ow], fh: g.fh, fw: g.fw, stride: 1, pad: g.fh - 1 - g.pad)
@@ -353,16 +357,9 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// `t`, with every filter turned over, `W' (C, FN, FH, FW)`; padding rows are left out when every
     /// weight is finite. Each core takes an even share of the images.
     private func gradientOfInput(_ dout: Tensor<T>, _ mask: [T], _ t: ConvPlan) -> Tensor<T> {
-        let g = t.g, c = t.outputs, fn = g.c, taps = g.fh * g.fw, (h, w) = (g.oh, g.ow)
-        var turned = [T](repeating: 0, count: W.value.count)
-        for f in 0..<fn {
-            for ch in 0..<c {
-                for i in 0..<taps {
-                    turned[(ch * fn + f) * taps + i] = W.value.data[(f * c + ch) * taps + taps - 1 - i]
-                }
-            }
-        }
-        let wp = blocksOf16(turned, g), skip = W.value.data.allSatisfy(\.isFinite), zero = [T](repeating: 0, count: c)
+        let g = t.g, c = t.outputs, (h, w) = (g.oh, g.ow)
+        let wp = blocksOf16(turnedFilters(), g), skip = W.value.data.allSatisfy(\.isFinite),
+            zero = [T](repeating: 0, count: c)
         var dx = [T](unsafeUninitializedCapacity: g.n * c * h * w) { $1 = $0.count }
         dx.withUnsafeMutableBufferPointer { dxs in
             dout.data.withUnsafeBufferPointer { ds in
@@ -392,6 +389,91 @@ public final class Convolution<T: NetworkScalar>: Layer {
         return Tensor(shape: [g.n, c, h, w], data: dx)
     }
 
+    /// Every filter turned over, `W' (C, FN, FH, FW)`: the weights of the input gradient as a
+    /// convolution of the output gradient.
+    private func turnedFilters() -> [T] {
+        let w = W.value, (fn, c, taps) = (w.shape[0], w.shape[1], w.shape[2] * w.shape[3])
+        var turned = [T](repeating: 0, count: w.count)
+        for f in 0..<fn {
+            for ch in 0..<c {
+                for i in 0..<taps { turned[(ch * fn + f) * taps + i] = w.data[(f * c + ch) * taps + taps - 1 - i] }
+            }
+        }
+        return turned
+    }
+
+    /// `backwardDirectly`'s values without its C kernels: per chunk of `plan`, `dW (FN, K) = D (FN, L) ·
+    /// Bᵀ`, with `Bᵀ (L, K)` the chunk's windows pixel by pixel, so each weight is one chain over the
+    /// chunk's columns in order (a column that is no output pixel has a zero gradient and adds ±0,
+    /// which leaves a chain from +0 as it is), and `db` one chain of additions; the input gradient
+    /// is the forward convolution `t` of the output gradient with the filters turned over, whose
+    /// chains are those of the direct kernel.
+    private func backwardInChains(
+        _ x: Tensor<T>, _ dout: Tensor<T>, _ plan: ConvPlan, _ t: ConvPlan, _ reluOutput: [T]?, inputGradient: Bool
+    ) -> Tensor<T> {
+        let g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns, ld = plan.gradientStride
+        // Bᵀ's rows as wide as whole panels of the GEMM, so that it is read in place.
+        let kp = (k + panelWidth(T.self) - 1) / panelWidth(T.self) * panelWidth(T.self)
+        let mask = reluOutput ?? [], pixelRows = (0..<width).map { $0 * kp }
+        var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
+        partial.withUnsafeMutableBufferPointer { partial in
+            x.data.withUnsafeBufferPointer { xs in
+                dout.data.withUnsafeBufferPointer { ds in
+                    mask.withUnsafeBufferPointer { ms in
+                        pixelRows.withUnsafeBufferPointer { pixelRows in
+                            parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                                var input = [T](repeating: 0, count: plan.inputSize)
+                                var d = [T](repeating: 0, count: fn * ld), bt = [T](repeating: 0, count: width * kp)
+                                var dw = [T](repeating: 0, count: fn * kp)
+                                for chunk in chunks {
+                                    let images = plan.images(chunk), sums = partial.baseAddress! + chunk * fn * (k + 1)
+                                    input.withUnsafeMutableBufferPointer { input in
+                                        plan.load(xs.baseAddress!, images, input.baseAddress!)
+                                        // 16 columns at a time, so that the rows of Bᵀ being written stay in cache.
+                                        bt.withUnsafeMutableBufferPointer { bt in
+                                            for c0 in Swift.stride(from: 0, to: width, by: 16) {
+                                                for (r, offset) in plan.rowOffsets.enumerated() {
+                                                    for column in c0..<min(c0 + 16, width) {
+                                                        bt[column * kp + r] = input[offset + column]
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                    d.withUnsafeMutableBufferPointer { d in
+                                        let d0 = d.baseAddress! + plan.gradientFront
+                                        plan.layOutGradient(
+                                            ds.baseAddress!, mask: ms.isEmpty ? nil : ms.baseAddress!, images, d)
+                                        let dp = packRows(fn, width, d0, ld)
+                                        dw.withUnsafeMutableBufferPointer { dw in
+                                            gemmPacked(
+                                                fn, kp, width, dp, bt, pixelRows.baseAddress!, dw.baseAddress!, kp,
+                                                parallel: false)
+                                            for f in 0..<fn {
+                                                (sums + f * k).update(from: dw.baseAddress! + f * kp, count: k)
+                                                var sum: T = 0
+                                                for column in 0..<width { sum += d0[f * ld + column] }
+                                                sums[fn * k + f] = sum
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let sums = addedInOrder(partial, parts: plan.count)
+        W.grad = Tensor(shape: W.value.shape, data: Array(sums[0..<(fn * k)]))
+        b.grad = Tensor(shape: [fn], data: Array(sums[(fn * k)...]))
+        guard inputGradient else { return Tensor(zeros: [0]) }
+        let passed = reluOutput.map { m in Tensor(shape: dout.shape, data: zip(dout.data, m).map { $1 <= 0 ? 0 : $0 }) }
+        let turned = Convolution(
+            W: Tensor(shape: [g.c, fn, g.fh, g.fw], data: turnedFilters()), b: Tensor(zeros: [g.c]), pad: t.g.pad)
+        return turned.forward(passed ?? dout, isTraining: false)
+    }
+
     /// One chunk of images: its dout rows copied into the padded gradient planes, dW and db of the
     /// chunk into `dw` (`(FN, K)` then `(FN)`), and, when asked, its input gradient folded into `dx`.
     private func chunkGradient(
@@ -404,15 +486,8 @@ public final class Convolution<T: NetworkScalar>: Layer {
             s.d.withUnsafeMutableBufferPointer { d in
                 // B of the chunk, and its dout (FN, L) in the layout B's columns have.
                 load(plan, p.x, images, input.baseAddress!)
-                d.update(repeating: 0)
+                plan.layOutGradient(p.dout, mask: p.mask, images, d)
                 let d0 = d.baseAddress! + plan.gradientFront
-                plan.forEachOutputRow(images, stride: ld) { column, pixel, _ in
-                    if let mask = p.mask {
-                        masked(p.dout + pixel, by: mask + pixel, g.ow, into: d0 + column)
-                    } else {
-                        (d0 + column).update(from: p.dout + pixel, count: g.ow)
-                    }
-                }
                 // dW = dout · Bᵀ, db = Σ dout.
                 gemmABt(fn, k, width, d0, ld, input.baseAddress!, p.rows, dw, k, parallel: false)
                 for f in 0..<fn { dw[fn * k + f] = laneSum(d0 + f * ld, width) }
@@ -608,6 +683,23 @@ struct ConvPlan {
                 for oy in 0..<g.oh {
                     body(f * stride + (j * bandRows + oy) * rowWidth, ((n * outputs + f) * g.oh + oy) * g.ow, f)
                 }
+            }
+        }
+    }
+
+    /// Writes the output gradient `dout (N, FN, OH, OW)` of `images` into `d`, the chunk's
+    /// `(FN, gradientStride)` matrix from `gradientFront` on, in the columns of `B` (0 elsewhere);
+    /// with `mask`, 0 where the mask is `<= 0`, as a ReLU passes a gradient.
+    func layOutGradient<T: NetworkScalar>(
+        _ dout: UnsafePointer<T>, mask: UnsafePointer<T>?, _ images: Range<Int>, _ d: UnsafeMutableBufferPointer<T>
+    ) {
+        d.update(repeating: 0)
+        let d0 = d.baseAddress! + gradientFront
+        forEachOutputRow(images, stride: gradientStride) { column, pixel, _ in
+            if let mask {
+                masked(dout + pixel, by: mask + pixel, g.ow, into: d0 + column)
+            } else {
+                (d0 + column).update(from: dout + pixel, count: g.ow)
             }
         }
     }

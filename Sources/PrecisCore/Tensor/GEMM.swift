@@ -64,6 +64,13 @@ func gemmPacked<T: NetworkScalar>(
     }
 }
 
+/// The columns of `B` one tile of `gemmPacked` covers: a `B` whose width is a multiple of it is read
+/// in place, with no edge panel copied.
+func panelWidth<T: NetworkScalar>(_: T.Type) -> Int {
+    if T.self == Double.self { return wideVectors ? 16 : 12 }
+    return wideVectors || (T.self == Float16.self && halfKernels) ? 32 : 24
+}
+
 /// Whether the CPU's vectors are 512 bits wide (AVX-512), with 32 vector registers.
 let wideVectors = precis_kernel_level() == 2
 
