@@ -36,7 +36,8 @@ public struct RecordedEvaluation: Equatable, Sendable {
         let r = result
         return [
             ("images", r.images), ("correct", r.correct), ("differs_from_float32", r.vsFloat32.differs),
-            ("gained", r.vsFloat32.gained), ("lost", r.vsFloat32.lost), ("model_bytes", r.modelBytes),
+            ("gained", r.vsFloat32.gained), ("lost", r.vsFloat32.lost), ("unanswered", r.vsFloat32.unanswered),
+            ("model_bytes", r.modelBytes),
         ]
     }
 
@@ -148,7 +149,9 @@ public struct RecordedEvaluation: Equatable, Sendable {
         let change = AccuracyChange(
             changePP: 100 * (try double("change_vs_float32")), ci95LowPP: 100 * (try double("change_low")),
             ci95HighPP: 100 * (try double("change_high")), differs: try int("differs_from_float32"),
-            gained: try int("gained"), lost: try int("lost"), agreement: try double("agreement"))
+            gained: try int("gained"), lost: try int("lost"),
+            unanswered: try g.attribute("unanswered") == nil ? 0 : try int("unanswered"),
+            agreement: try double("agreement"))
         let images = try int("images"), bytes = try int("model_bytes"), ratio = try double("model_ratio_to_float32")
         var result = ModeResult(
             precision: String(g.path.split(separator: "/").last ?? ""), integer: integer,
@@ -166,17 +169,18 @@ public struct RecordedEvaluation: Equatable, Sendable {
         self.init(
             result: result, dataset: try WeightFile.string(g, "dataset"), inputScale: try double("input_scale"),
             recordedAt: (try? WeightFile.string(g, "recorded_at")) ?? "")
-        func perImage(_ name: String, below limit: Int, what: String) throws -> [Int]? {
+        func perImage(_ name: String, in range: Range<Int>, what: String) throws -> [Int]? {
             guard g.contains(name) else { return nil }
             let (shape, values) = try g.read(name, as: Int32.self)
             guard shape == [images] else { throw fail("dataset \(name) must hold one value per image (\(images))") }
-            if let bad = values.first(where: { $0 < 0 || Int($0) >= limit }) {
+            if let bad = values.first(where: { !range.contains(Int($0)) }) {
                 throw fail("dataset \(name) holds \(bad), not \(what)")
             }
             return values.map(Int.init)
         }
-        predictions = try perImage("predicted", below: classes, what: "a class of the network's \(classes)")
-        testIndices = try perImage("test_index", below: Int(Int32.max), what: "an image index")
+        predictions = try perImage(
+            "predicted", in: -1..<classes, what: "a class of the network's \(classes) or -1 (no answer)")
+        testIndices = try perImage("test_index", in: 0..<Int(Int32.max), what: "an image index")
         if testIndices != nil && predictions == nil { throw fail("dataset test_index without predicted") }
     }
 }

@@ -50,7 +50,7 @@ extension LearningRateSchedule: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["constant", "step:EVERY:FACTOR"] }
 }
 
-/// A comma-separated list of values of `Value`, or `all`.
+/// A comma-separated list of values of `Value`, or `all`; a value named twice counts once.
 struct ChoiceList<Value: ExpressibleByArgument & CaseIterable & Equatable>: ExpressibleByArgument {
     let values: [Value]
 
@@ -61,7 +61,7 @@ struct ChoiceList<Value: ExpressibleByArgument & CaseIterable & Equatable>: Expr
         }
         let items = argument.split(separator: ",", omittingEmptySubsequences: false).map { Value(argument: String($0)) }
         guard !items.isEmpty, items.allSatisfy({ $0 != nil }) else { return nil }
-        values = items.compactMap { $0 }
+        values = firstOfEach(items.compactMap { $0 })
     }
 
     static var all: ChoiceList { ChoiceList(argument: "all")! }
@@ -103,6 +103,11 @@ enum PrecisionChoice: Equatable {
         (PrecisionMode.allValueStrings + ["int8", "int8-<scheme>"] + FormatMode.namePatterns).joined(separator: ", ")
 }
 
+/// `values` without repeats, each where it first comes (`bfloat16,bfloat16-acc32` is one mode).
+func firstOfEach<V: Equatable>(_ values: [V]) -> [V] {
+    values.enumerated().filter { i, v in !values[..<i].contains(v) }.map(\.element)
+}
+
 /// `eval --precision`: comma-separated choices, or `all` (every floating mode and every stored int8 variant).
 struct PrecisionList: ExpressibleByArgument {
     let all: Bool
@@ -125,7 +130,7 @@ struct PrecisionList: ExpressibleByArgument {
             }
             choices.append(choice)
         }
-        (all, self.choices) = (false, choices)
+        (all, self.choices) = (false, firstOfEach(choices))
     }
 
     static var allValueStrings: [String] {
@@ -145,6 +150,14 @@ enum ExplainChoice {
     case mode(PrecisionMode)
     case int8Variant(String)
     case format(String)
+
+    /// The precision's name, as `--precision` takes it.
+    var name: String {
+        switch self {
+        case .mode(let m): m.rawValue
+        case .int8Variant(let name), .format(let name): name
+        }
+    }
 
     init(parsing text: String) throws {
         switch PrecisionChoice(argument: text) {

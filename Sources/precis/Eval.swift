@@ -19,9 +19,9 @@ struct Eval: ParsableCommand {
         help: ArgumentHelp(
             "Comma-separated precisions: \(PrecisionChoice.valueList), or all. int8 runs every stored int8 variant or, "
                 + "without one, the default scheme calibrated now; int8-<scheme> one stored variant; "
-                + "bfloat16 names bfloat16-acc32. Default: all.",
+                + "bfloat16 names bfloat16-acc32. Default: all (with --explain, float32 and the explained one).",
             valueName: "precision"), transform: PrecisionList.init(parsing:))
-    var precision = PrecisionList(argument: "all")!
+    var precision: PrecisionList?
 
     @OptionGroup var data: DataOptions
 
@@ -61,6 +61,13 @@ struct Eval: ParsableCommand {
             valueName: "dir"))
     var reportFolder: String?
 
+    /// The precisions to run: `--precision`, else float32 and the `--explain` one, else all.
+    var precisions: PrecisionList {
+        if let precision { return precision }
+        guard let explain else { return PrecisionList(argument: "all")! }
+        return PrecisionList(argument: "float32," + explain.name)!
+    }
+
     /// What `--precision int8` calibrates when the file stores no int8 variant: on the shipped
     /// network, the scheme and method that change the fewest predictions (`quantize --compare`).
     static let defaultInt8Scheme = QuantScheme(weights: .perChannel, activations: .uint8Asymmetric)
@@ -99,6 +106,7 @@ struct Eval: ParsableCommand {
             let selection = sample.selection(seed: seed)
             let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
             let calibration = FormatCalibration(store: store, dataset: dataset)
+            let precision = precisions
             var entries = try (precision.modes.map(\.rawValue) + int8Names(store)).map {
                 try store.evaluationEntry($0, formats: calibration)
             }
@@ -149,7 +157,7 @@ struct Eval: ParsableCommand {
     /// The stored int8 variants to run: every one for `all`, and for `int8` when the file has any,
     /// then those named.
     func int8Names(_ store: WeightStore) -> [String] {
-        let stored = store.int8VariantNames
+        let precision = precisions, stored = store.int8VariantNames
         var names = precision.all || (precision.choices.contains(.int8) && !stored.isEmpty) ? stored : []
         for case .int8Variant(let name) in precision.choices where !names.contains(name) { names.append(name) }
         return names
@@ -157,7 +165,7 @@ struct Eval: ParsableCommand {
 
     /// The number formats to run: those named, and for `all` every stored format variant too.
     func formatNames(_ store: WeightStore) -> [String] {
-        let named = precision.formats
+        let precision = precisions, named = precision.formats
         return named + (precision.all ? store.formatVariantNames.filter { !named.contains($0) } : [])
     }
 

@@ -104,41 +104,67 @@ public struct ErrorStats: Sendable, Equatable {
 let errorKernels = precis_error_kernels() != 0
 
 /// The change of a mode's accuracy against a reference run (float32) on the same images, with a
-/// 95% interval from the paired disagreements: the Wald interval for the difference of paired
-/// proportions with a continuity correction, `(gained − lost)/n ± (1.96·√((gained + lost) −
-/// (gained − lost)²/n) + 1) / n`. A change whose interval holds 0 may be noise. Without the
-/// correction, 4 images lost and none gained would look real; McNemar's exact test gives p = 0.125.
+/// 95% interval: the square-and-add (MOVER) combination of the proportions of images gained and
+/// lost, each with its continuity-corrected Wilson score interval, and with their multinomial
+/// correlation (Newcombe's hybrid score method, applied to the two discordant cells). It stays
+/// honest where the Wald interval collapses to a point: with no changed answer it is ±95 points for
+/// one image, ±34 for 10 and ±0.05 for 10,000, and its exact coverage stays at 96% or more for 10
+/// to 100 images. A change whose interval holds 0 may be noise; like McNemar's exact test, it holds
+/// 0 for 5 images lost and none gained (p = 0.0625) and not for 6 (p = 0.031).
+///
+/// A prediction below 0 is no answer (logits that are not all finite): it is wrong, and it never
+/// agrees with the reference, not even with a reference that has no answer either.
 public struct PairedChange: Sendable, Equatable {
     public let images: Int
     /// Images the mode classifies correctly and the reference does not, and the reverse.
     public let gained: Int, lost: Int
-    /// Images whose predicted class differs (both may be wrong).
+    /// Images whose predicted class differs (both may be wrong), those with no answer included.
     public let differs: Int
+    /// Images the mode gives no answer for.
+    public let unanswered: Int
 
     public init(predicted: [Int], reference: [Int], labels: [Int]) {
         precondition(
             predicted.count == reference.count && reference.count == labels.count, "paired runs need the same images")
         images = labels.count
-        var (gained, lost, differs) = (0, 0, 0)
+        var (gained, lost, differs, unanswered) = (0, 0, 0, 0)
         for i in labels.indices {
-            if predicted[i] != reference[i] { differs += 1 }
+            if predicted[i] < 0 { unanswered += 1 }
+            if predicted[i] != reference[i] || predicted[i] < 0 { differs += 1 }
             let (mine, theirs) = (predicted[i] == labels[i], reference[i] == labels[i])
             if mine && !theirs { gained += 1 }
             if theirs && !mine { lost += 1 }
         }
-        (self.gained, self.lost, self.differs) = (gained, lost, differs)
+        (self.gained, self.lost, self.differs, self.unanswered) = (gained, lost, differs, unanswered)
     }
 
     /// The accuracy change, a fraction (0.001 is 0.1 percentage points).
     public var change: Double { Double(gained - lost) / Double(max(images, 1)) }
 
-    /// The 95% interval of `change`.
+    /// The 95% interval of `change` (see the type's description), within [−1, 1].
     public var interval: (low: Double, high: Double) {
-        let n = Double(max(images, 1)), d = Double(gained - lost)
-        let half = gained + lost == 0 ? 0 : (1.96 * max(0, Double(gained + lost) - d * d / n).squareRoot() + 1) / n
-        return (change - half, change + half)
+        let n = Double(max(images, 1)), pg = Double(gained) / n, pl = Double(lost) / n
+        let g = wilsonInterval(gained, images), l = wilsonInterval(lost, images)
+        let rho = pg > 0 && pl > 0 && pg < 1 && pl < 1 ? -((pg * pl) / ((1 - pg) * (1 - pl))).squareRoot() : 0
+        func spread(_ a: Double, _ b: Double) -> Double { max(0, a * a + b * b - 2 * rho * a * b).squareRoot() }
+        return (
+            max(-1, change - spread(pg - g.low, l.high - pl)), min(1, change + spread(g.high - pg, pl - l.low))
+        )
     }
 
     /// The fraction of images with the reference's predicted class.
     public var agreement: Double { 1 - Double(differs) / Double(max(images, 1)) }
+}
+
+/// The 95% Wilson score interval of the proportion `count / n`, with continuity correction
+/// (Newcombe 1998, method 4).
+func wilsonInterval(_ count: Int, _ n: Int) -> (low: Double, high: Double) {
+    let z = 1.959963984540054, z2 = z * z, m = Double(max(n, 1)), p = Double(count) / m, q = 1 - p
+    let low =
+        count <= 0
+        ? 0 : (2 * m * p + z2 - 1 - z * max(0, z2 - 2 - 1 / m + 4 * p * (m * q + 1)).squareRoot()) / (2 * (m + z2))
+    let high =
+        count >= n
+        ? 1 : (2 * m * p + z2 + 1 + z * max(0, z2 + 2 - 1 / m + 4 * p * (m * q - 1)).squareRoot()) / (2 * (m + z2))
+    return (max(0, low), min(1, high))
 }

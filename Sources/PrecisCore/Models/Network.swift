@@ -349,7 +349,8 @@ public final class Network<T: NetworkScalar> {
     }
 }
 
-/// The index of the largest value in each row of `(N, K)` (first on ties; a NaN row gives its first NaN).
+/// The predicted class of each row of logits `(N, K)`: the index of the largest value (the first
+/// on ties), or -1, no answer, for a row that holds an infinite or NaN value.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @_specialize(where T == Float16)
@@ -357,9 +358,10 @@ public func argmaxRows<T: NetworkScalar>(_ x: Tensor<T>) -> [Int] {
     let k = x.shape[1]
     return (0..<x.shape[0]).map { i in
         var best = 0
-        for j in 1..<k {
-            let v = x.data[i * k + j], b = x.data[i * k + best]
-            if v > b || (v.isNaN && !b.isNaN) { best = j }
+        for j in 0..<k {
+            let v = x.data[i * k + j]
+            guard v.isFinite else { return -1 }
+            if v > x.data[i * k + best] { best = j }
         }
         return best
     }

@@ -133,6 +133,10 @@ func classKey(_ names: [String]?) -> String {
     names.map { "; classes: " + $0.enumerated().map { "\($0.offset) \($0.element)" }.joined(separator: ", ") } ?? ""
 }
 
+/// A predicted class as a thumbnail names it: its number, or `none` for no answer (logits that
+/// are not all finite).
+func answerText(_ predicted: Int) -> String { predicted < 0 ? "none" : "\(predicted)" }
+
 /// A colour from white (0) to dark blue (1), readable with every common colour blindness.
 func blueScale(_ t: Double) -> String {
     let t = min(max(t, 0), 1)
@@ -148,7 +152,9 @@ public func mistakeCharts(
     images: [Float], labels: [Int], predicted: [Int], classes: Int, side: Int, names: [String]? = nil
 ) -> [Chart] {
     var counts = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-    for (t, p) in zip(labels, predicted) where t < classes && p < classes { counts[t][p] += 1 }
+    for (t, p) in zip(labels, predicted) where (0..<classes).contains(t) && (0..<classes).contains(p) {
+        counts[t][p] += 1
+    }
     let cell = 40.0, left = names == nil ? 70.0 : 150.0, top = 60.0
     var m = SVG(width: Int(left + cell * Double(classes) + 20), height: Int(top + cell * Double(classes) + 50))
     m.text("Confusion matrix (float32)", Double(m.width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
@@ -173,7 +179,7 @@ public func mistakeCharts(
         title: "\(wrong.count) misclassified test images (true → predicted)", side: side,
         items: wrong.map { i in
             let pixels = images[(i * side * side)..<((i + 1) * side * side)]
-            return ThumbnailGrid.Item(pixels: pixels, label: "\(labels[i])→\(predicted[i])")
+            return ThumbnailGrid.Item(pixels: pixels, label: "\(labels[i])→\(answerText(predicted[i]))")
         }, empty: "no image is misclassified")
     return [
         Chart(

@@ -85,7 +85,8 @@ public func changedChart(
         let p = predicted[i]!,
             colour = float32[i] == labels[i] ? Palette.colour(3) : p == labels[i] ? Palette.colour(0) : "#777"
         return ThumbnailGrid.Item(
-            pixels: images[(i * per)..<((i + 1) * per)], label: "\(float32[i])→\(p)", colour: colour)
+            pixels: images[(i * per)..<((i + 1) * per)], label: "\(answerText(float32[i]))→\(answerText(p))",
+            colour: colour)
     }
     let shown = changed.count > limit ? " (the first \(limit) drawn)" : ""
     let grid = ThumbnailGrid(

@@ -68,7 +68,10 @@ public struct QuantizationStudy {
         (self.selection, selectionText) = (selection, selection.text(of: dataset.testCount))
         test = dataset.testImages(selection)
         let (predicted, seconds) = Self.classify(test, shape: spec.inputShape) { net32.predict($0) }
-        float32 = Self.result(predicted, seconds: seconds, reference: predicted, labels: test.labels)
+        var reference = Self.result(predicted, seconds: seconds, reference: predicted, labels: test.labels)
+        reference.vsFloat32 = AccuracyChange(
+            reference: PairedChange(predicted: predicted, reference: predicted, labels: test.labels))
+        float32 = reference
     }
 
     /// The predictions of `predict` on the test images, in batches of 100, and the seconds taken.

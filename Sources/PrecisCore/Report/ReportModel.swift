@@ -115,24 +115,50 @@ public struct AccuracyChange: Codable, Equatable, Sendable {
     /// Images whose predicted class differs from float32's; images this run gets right and
     /// float32 wrong, and the reverse.
     public var differs: Int, gained: Int, lost: Int
+    /// Images this run gives no answer for (logits not all finite): wrong, and never agreeing.
+    public var unanswered: Int
     /// The fraction of images with float32's predicted class (0...1).
     public var agreement: Double
 
     private enum CodingKeys: String, CodingKey {
         case changePP = "change_pp", ci95LowPP = "ci95_low_pp", ci95HighPP = "ci95_high_pp", differs, gained, lost,
-            agreement
+            unanswered, agreement
     }
 
     public init(
-        changePP: Double, ci95LowPP: Double, ci95HighPP: Double, differs: Int, gained: Int, lost: Int, agreement: Double
+        changePP: Double, ci95LowPP: Double, ci95HighPP: Double, differs: Int, gained: Int, lost: Int,
+        unanswered: Int = 0, agreement: Double
     ) {
         (self.changePP, self.ci95LowPP, self.ci95HighPP) = (changePP, ci95LowPP, ci95HighPP)
-        (self.differs, self.gained, self.lost, self.agreement) = (differs, gained, lost, agreement)
+        (self.differs, self.gained, self.lost, self.unanswered, self.agreement) = (
+            differs, gained, lost, unanswered, agreement
+        )
     }
 
     public init(_ c: PairedChange) {
         (changePP, ci95LowPP, ci95HighPP) = (100 * c.change, 100 * c.interval.low, 100 * c.interval.high)
-        (differs, gained, lost, agreement) = (c.differs, c.gained, c.lost, c.agreement)
+        (differs, gained, lost, unanswered, agreement) = (c.differs, c.gained, c.lost, c.unanswered, c.agreement)
+    }
+
+    /// The reference's change against itself: 0, with no interval to it.
+    public init(reference c: PairedChange) {
+        self.init(c)
+        (ci95LowPP, ci95HighPP) = (0, 0)
+    }
+
+    /// Reads a change; documents written before `unanswered` was counted had none.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        (changePP, ci95LowPP, ci95HighPP) = (
+            try c.decode(Double.self, forKey: .changePP), try c.decode(Double.self, forKey: .ci95LowPP),
+            try c.decode(Double.self, forKey: .ci95HighPP)
+        )
+        (differs, gained, lost) = (
+            try c.decode(Int.self, forKey: .differs), try c.decode(Int.self, forKey: .gained),
+            try c.decode(Int.self, forKey: .lost)
+        )
+        unanswered = try c.decodeIfPresent(Int.self, forKey: .unanswered) ?? 0
+        agreement = try c.decode(Double.self, forKey: .agreement)
     }
 
     /// Whether the interval excludes 0 on the losing side.
@@ -281,7 +307,8 @@ extension ModeResult {
         self.init(
             precision: report.name, integer: report.mode == nil && report.bitsPerWeight == nil, weights: weights,
             images: labels.count,
-            correct: zip(report.predicted, labels).filter { $0 == $1 }.count, vsFloat32: AccuracyChange(change),
+            correct: zip(report.predicted, labels).filter { $0 == $1 }.count,
+            vsFloat32: report === float32 ? AccuracyChange(reference: change) : AccuracyChange(change),
             logits: ErrorSummary(report.logits), modelBytes: report.modelBytes, float32Bytes: float32.modelBytes,
             seconds: report.seconds, layers: layers)
         bitsPerWeight = report.bitsPerWeight

@@ -18,20 +18,31 @@ extension PrecisionReport {
     public var text: String {
         let scale = inputScale == 1 ? "" : String(format: ", inputs x%g", inputScale)
         var out = ["\(file): \(layerNames.count) layers on \(dataset), \(sample)\(scale)"]
-        var table = TextTable([
-            ("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
-            ("differs", .right), ("agree", .right), ("logit max err", .right), ("logit SQNR dB", .right),
-            ("inf+NaN", .right), ("model KiB", .right), ("ratio", .right), ("images/s", .right),
-        ])
-        for r in results {
-            table.add([
-                r.precision, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)",
-                String(format: "%.3f%%", 100 * r.vsFloat32.agreement), numberText(r.logits.maxAbsError),
-                decibelText(r.logits.sqnrDB), "\(r.nonfinite)", String(format: "%.1f", Double(r.modelBytes) / 1024),
-                String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond),
+        // Images without an answer get a column of their own, where a run has any.
+        let unanswered = results.contains { $0.vsFloat32.unanswered > 0 }
+        var table = TextTable(
+            [
+                ("precision", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
+                ("differs", .right),
+            ] + (unanswered ? [("no answer", .right)] : []) + [
+                ("agree", .right), ("logit max err", .right), ("logit SQNR dB", .right),
+                ("inf+NaN", .right), ("model KiB", .right), ("ratio", .right), ("images/s", .right),
             ])
+        for r in results {
+            table.add(
+                [r.precision, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)"]
+                    + (unanswered ? ["\(r.vsFloat32.unanswered)"] : []) + [
+                        String(format: "%.3f%%", 100 * r.vsFloat32.agreement), numberText(r.logits.maxAbsError),
+                        decibelText(r.logits.sqnrDB), "\(r.nonfinite)",
+                        String(format: "%.1f", Double(r.modelBytes) / 1024),
+                        String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond),
+                    ])
         }
         out += table.lines()
+        if unanswered {
+            out.append(
+                "no answer: images whose logits are not all finite; each counts as wrong and as differing from float32")
+        }
         func worst(_ rows: [ModeResult]) -> [ModeResult] {
             rows.min { $0.logits.sqnrDB < $1.logits.sqnrDB }.map { [$0] } ?? []
         }
