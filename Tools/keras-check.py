@@ -48,7 +48,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path, h5 = os.path.join(tmp, 'keras.h5'), os.path.join(tmp, 'imported.h5')
         model.save(path)
-        imported = subprocess.run([a.precis, 'import', path, '--output', h5], check=True, capture_output=True,
+        imported = subprocess.run([a.precis, 'import', path, '--dataset', 'mnist5k', '--output', h5], check=True, capture_output=True,
                                   text=True).stdout.splitlines()
         subprocess.run([a.precis, 'eval', h5, '--precision', 'float32', '--quiet', '--save-logits',
                         os.path.join(tmp, 'p')], check=True, stdout=subprocess.DEVNULL)
@@ -58,7 +58,8 @@ def main():
                                 layers.Flatten(), layers.Dense(10)])
         odd_path, odd_h5 = os.path.join(tmp, 'odd.h5'), os.path.join(tmp, 'odd-imported.h5')
         odd.save(odd_path)
-        refused = subprocess.run([a.precis, 'import', odd_path, '--output', odd_h5], capture_output=True, text=True)
+        refused = subprocess.run([a.precis, 'import', odd_path, '--dataset', 'mnist5k', '--output', odd_h5],
+                                 capture_output=True, text=True)
         refusal = refused.stderr.strip()
         refused_cleanly = (refused.returncode == 1 and len(refusal.splitlines()) == 1
                            and 'LeakyReLU' in refusal and not os.path.exists(odd_h5))

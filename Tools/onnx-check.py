@@ -126,8 +126,9 @@ def main():
             rows.append(row)
 
         back = os.path.join(tmp, 'back.h5')
-        subprocess.run([a.precis, 'import', os.path.join(tmp, 'float32.onnx'), '--output', back, '--dataset', dataset],
-                       check=True, stdout=subprocess.DEVNULL)
+        known = dataset in ('fashion-mnist', 'mnist5k')
+        subprocess.run([a.precis, 'import', os.path.join(tmp, 'float32.onnx'), '--output', back,
+                        '--dataset' if known else '--data', dataset], check=True, stdout=subprocess.DEVNULL)
         original, returned = layer_tensors(a.file), layer_tensors(back)
         changed = sorted(k for k in original if returned.get(k) != original[k])
         if changed or set(original) != set(returned):

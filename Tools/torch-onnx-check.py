@@ -51,7 +51,7 @@ def main():
         onnx_path, h5 = os.path.join(tmp, 'torch.onnx'), os.path.join(tmp, 'torch.h5')
         torch.onnx.export(model, (x[:1],), onnx_path, input_names=['input'], output_names=['logits'],
                           dynamic_shapes={'input': {0: torch.export.Dim('N')}}, dynamo=True)
-        imported = subprocess.run([a.precis, 'import', onnx_path, '--output', h5], check=True, capture_output=True,
+        imported = subprocess.run([a.precis, 'import', onnx_path, '--dataset', 'mnist5k', '--output', h5], check=True, capture_output=True,
                                   text=True).stdout.splitlines()
         subprocess.run([a.precis, 'eval', h5, '--precision', 'float32', '--quiet', '--save-logits',
                         os.path.join(tmp, 'p')], check=True, stdout=subprocess.DEVNULL)

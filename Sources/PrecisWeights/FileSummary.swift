@@ -146,7 +146,8 @@ extension FileSummary {
     public var text: String {
         var out = [
             "\(file): \(format) v\(formatVersion)",
-            "model \(model): input \(shapeText(inputShape)), \(classes) classes, init \(weightInit), "
+            "model \(model): input \(shapeText(inputShape)), \(classes) classes, "
+                + (source == nil ? "init \(weightInit), " : "")
                 + (training == nil ? "data set \(dataset)" : "trained on \(dataset)"),
         ]
         if let s = source {

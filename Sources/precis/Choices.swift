@@ -35,19 +35,18 @@ extension FormatMode: ExpressibleByArgument {
     public static var allValueStrings: [String] { namePatterns }
 }
 
-extension WeightInit: ExpressibleByArgument {
-    public init?(argument: String) { try? self.init(parsing: argument) }
-    public static var allValueStrings: [String] { ["he", "xavier", "normal:STD"] }
+/// `parse(text)` for an option's transform: a refusal becomes the parser's error with the
+/// library's reason (`shift takes 1 to 8 pixels`), exit code 64.
+func parsedOption<V>(_ parse: (String) throws -> V, _ text: String) throws -> V {
+    do { return try parse(text) } catch let error as ModelError { throw ValidationError(error.description) }
 }
 
-extension Augmentation: ExpressibleByArgument {
-    public init?(argument: String) { try? self.init(parsing: argument) }
-    public static var allValueStrings: [String] { ["shift:K", "rotate:DEGREES", "scale:FRACTION", "crop:K", "flip"] }
-}
-
-extension LearningRateSchedule: ExpressibleByArgument {
-    public init?(argument: String) { try? self.init(parsing: argument) }
-    public static var allValueStrings: [String] { ["constant", "step:EVERY:FACTOR"] }
+/// `--seed`: a whole number from 0 to 2^64 - 1.
+func seedValue(_ text: String) throws -> UInt64 {
+    guard let seed = UInt64(text) else {
+        throw ValidationError("a seed is a whole number from 0 to \(UInt64.max)")
+    }
+    return seed
 }
 
 /// A comma-separated list of values of `Value`, or `all`; a value named twice counts once.
@@ -182,10 +181,12 @@ enum FallbackPrecision: String, CaseIterable, ExpressibleByArgument {
 
 /// `--limit N` (a seeded sample stratified by class) or `--first N` (file order).
 struct SampleOptions: ParsableArguments {
-    @Option(help: "Use a sample of N test images, stratified by class and drawn with --seed.")
+    @Option(parsing: .unconditional, help: "Use a sample of N test images, stratified by class and drawn with --seed.")
     var limit: Int?
 
-    @Option(help: "Use the first N test images in file order instead (they may all be of one class).")
+    @Option(
+        parsing: .unconditional,
+        help: "Use the first N test images in file order instead (they may all be of one class).")
     var first: Int?
 
     func validate() throws {

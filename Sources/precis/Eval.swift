@@ -27,7 +27,7 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var sample: SampleOptions
 
-    @Option(help: "Seed of the --limit sample.")
+    @Option(parsing: .unconditional, help: "Seed of the --limit sample.", transform: seedValue)
     var seed: UInt64 = 0
 
     @Option(
@@ -61,6 +61,9 @@ struct Eval: ParsableCommand {
             valueName: "dir"))
     var reportFolder: String?
 
+    @Flag(help: "Replace existing outputs (--save-logits files, the --report folder).")
+    var force = false
+
     /// The precisions to run: `--precision`, else float32 and the `--explain` one, else all.
     var precisions: PrecisionList {
         if let precision { return precision }
@@ -74,17 +77,12 @@ struct Eval: ParsableCommand {
     static let defaultInt8Calibration = CalibrationMethod.mse
 
     func validate() throws {
-        if let reportFolder, FileManager.default.fileExists(atPath: reportFolder),
-            let problem = writeProblem(reportFolder + "/index.html")
-        {
+        // Checked before evaluating, so that a bad path does not throw the run away.
+        if let reportFolder, let problem = folderOutputProblem(reportFolder, force: force) {
             throw ValidationError("--report \(reportFolder): \(problem)")
         }
-        // Checked before evaluating, so that a bad path does not throw the run away.
-        if record, let problem = writeProblem(file) { throw ValidationError("--record into \(file): \(problem)") }
-        if record, FileManager.default.fileExists(atPath: file), access(file, R_OK) != 0 {
-            throw ValidationError("--record into \(file): it is not readable")
-        }
-        if let saveLogits, let problem = writeProblem(saveLogits + "-x.f64") {
+        if record, let problem = editProblem(file) { throw ValidationError("--record into \(file): \(problem)") }
+        if let saveLogits, let problem = outputProblem(saveLogits + "-float32.f64", force: true) {
             throw ValidationError("--save-logits \(saveLogits): \(problem)")
         }
         guard inputScale.isFinite && inputScale > 0 else {
@@ -97,12 +95,7 @@ struct Eval: ParsableCommand {
             let store = try WeightStore(file), spec = store.spec
             try store.spec.checkMemory(batch: 100, training: false)
             let dataset = try data.load(fallback: store.master.dataset)
-            guard dataset.imageShape == spec.inputShape else {
-                throw DataError(
-                    file: file,
-                    problem: "the network takes \(shapeText(spec.inputShape)) images, "
-                        + "\(dataset.name) has \(shapeText(dataset.imageShape))")
-            }
+            if let problem = dataset.problem(for: spec) { throw DataError(file: file, problem: problem) }
             let selection = sample.selection(seed: seed)
             let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
             let calibration = FormatCalibration(store: store, dataset: dataset)
@@ -117,12 +110,19 @@ struct Eval: ParsableCommand {
                 notes.append(note)
             }
             entries += try formatNames(store).map { try store.evaluationEntry($0, formats: calibration) }
+            if let saveLogits {
+                for name in entries.map(\.name) {
+                    if let problem = outputProblem("\(saveLogits)-\(name).f64", force: force) {
+                        throw ValidationError("--save-logits \(saveLogits)-\(name).f64: \(problem)")
+                    }
+                }
+            }
             let progress = ProgressLine(quiet: quiet || json)
             let evaluation = try PrecisionEvaluation(
                 spec: spec, master: store.master.tensors, entries: entries, test: test,
                 keepLogits: saveLogits != nil
             ) { done in
-                progress.update("report", done: done, total: n, unit: "img")
+                progress.update("eval", done: done, total: n, unit: "img")
             }
             progress.clear()
             if let saveLogits { try writeLogits(evaluation, prefix: saveLogits) }

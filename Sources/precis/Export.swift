@@ -24,16 +24,23 @@ struct Export: ParsableCommand {
     @Option(help: ArgumentHelp("Write the network as an ONNX model to this file.", valueName: "out.onnx"))
     var onnx: String?
 
+    @Flag(help: "With --onnx: replace an existing file.")
+    var force = false
+
     func validate() throws {
         if let onnx {
             if let precision, !["float32", "float16"].contains(precision) && !precision.hasPrefix("int8-") {
                 throw ValidationError("--onnx writes float32, float16 or a stored int8-<scheme>, not '\(precision)'")
             }
-            if let problem = writeProblem(onnx) { throw ValidationError("--onnx \(onnx): \(problem)") }
-        } else if let precision, !WeightFile.variantPrecisions.contains(precision) {
+            if let problem = outputProblem(onnx, force: force) { throw ValidationError("--onnx \(onnx): \(problem)") }
+            return
+        }
+        if force { throw ValidationError("--force goes with --onnx (storing a variant changes the file itself)") }
+        if let precision, !WeightFile.variantPrecisions.contains(precision) {
             throw ValidationError(
                 "--precision stores \(WeightFile.variantPrecisions.joined(separator: ", ")), not '\(precision)'")
         }
+        if let problem = editProblem(file) { throw ValidationError("\(file): \(problem)") }
     }
 
     func run() throws {

@@ -7,8 +7,8 @@ struct Formats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The small number formats (OCP FP8, MX FP6/FP4, E8M0): a table, or raw values converted to codes.",
         discussion: """
-            Without --encode, prints each format's bits, bias, largest value, smallest values and special codes. \\
-            With --encode F --input IN --output OUT, reads IN as little-endian float32 values and writes one \\
+            Without --encode, prints each format's bits, bias, largest value, smallest values and special codes. \
+            With --encode F --input IN --output OUT, reads IN as little-endian float32 values and writes one \
             code byte per value (round to nearest, ties to even; see --saturate).
             """)
 
@@ -21,6 +21,9 @@ struct Formats: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the codes, one byte each.", valueName: "file"))
     var output: String?
 
+    @Flag(help: "Replace an existing --output file (it may be the --input: the values are read first).")
+    var force = false
+
     @Flag(help: "Values beyond the largest finite one (and infinities) become it, instead of inf or NaN.")
     var saturate = false
 
@@ -31,10 +34,12 @@ struct Formats: ParsableCommand {
         if encode != nil && (input == nil || output == nil) {
             throw ValidationError("--encode needs --input and --output")
         }
-        if encode == nil && (input != nil || output != nil || saturate) {
-            throw ValidationError("--input, --output and --saturate go with --encode")
+        if encode == nil && (input != nil || output != nil || saturate || force) {
+            throw ValidationError("--input, --output, --saturate and --force go with --encode")
         }
-        if let output, let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
+        if let output, let problem = outputProblem(output, force: force) {
+            throw ValidationError("--output \(output): \(problem)")
+        }
     }
 
     func run() throws {

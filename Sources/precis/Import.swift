@@ -27,8 +27,8 @@ struct Import: ParsableCommand {
     @Option(help: ArgumentHelp("For .npz: the shape of one input image, C,H,W.", valueName: "c,h,w"))
     var inputShape = "1,28,28"
 
-    @Option(help: "The data set eval and report use by default: fashion-mnist, mnist5k or a directory.")
-    var dataset = "mnist5k"
+    @OptionGroup(title: "The data set the network was made for (required; eval and report use it)")
+    var data: DataOptions
 
     @Option(help: "A license or copyright notice to keep with the weights (attribute attribution on /model).")
     var attribution = ""
@@ -49,7 +49,17 @@ struct Import: ParsableCommand {
         if format != "npz" && model != nil {
             throw ValidationError("\(source) holds its architecture: no --model")
         }
-        if let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
+        if data.dataset == nil && data.data == nil {
+            throw ValidationError(
+                "give the data set the network was trained for: --dataset NAME or --data DIR (eval and report use it)")
+        }
+        if let dir = data.data {
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else {
+                throw ValidationError("--data \(dir): no such folder")
+            }
+        }
+        if let problem = outputProblem(output, force: force) { throw ValidationError("--output \(output): \(problem)") }
         guard shape.count == 3 && shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw ValidationError("--input-shape takes three positive sizes, C,H,W (such as 1,28,28)")
         }
@@ -84,6 +94,7 @@ struct Import: ParsableCommand {
             let provenance = Provenance(
                 format: sourceFormat, file: URL(fileURLWithPath: source).lastPathComponent,
                 producer: network.producer, attribution: attribution)
+            let dataset = data.dataset ?? URL(fileURLWithPath: data.data ?? "").standardizedFileURL.path
             let file = WeightFile(
                 spec: network.spec, dataset: dataset, training: nil, tensors: network.tensors, source: provenance)
             try file.write(to: output, overwrite: force)

@@ -25,23 +25,35 @@ struct Precis: ParsableCommand {
                 editDistance(first, $0) <= 2 ? $0 : nil
             }
             let hint = guess.map { " Did you mean '\($0)'?" } ?? ""
-            FileHandle.standardError.write(
-                Data("Error: unknown command '\(first)'.\(hint)\n  See 'precis --help' for the commands.\n".utf8))
-            Foundation.exit(ExitCode.validationFailure.rawValue)
+            usageFailure("unknown command '\(first)'.\(hint) (see 'precis --help' for the commands)")
         }
         if let level = ProcessInfo.processInfo.environment["PRECIS_KERNELS"], !level.isEmpty, !isKernelLevel(level) {
-            FileHandle.standardError.write(
-                Data("precis: error: PRECIS_KERNELS=\(level) is not a kernel level (avx512, avx2 or portable)\n".utf8))
-            Foundation.exit(ExitCode.validationFailure.rawValue)
+            usageFailure("PRECIS_KERNELS=\(level) is not a kernel level (avx512, avx2 or portable)")
+        }
+        if arguments.first == "help", arguments.count > 1, !names.dropLast().contains(arguments[1]) {
+            usageFailure("unknown command '\(arguments[1])' (\(names.dropLast().joined(separator: ", ")))")
         }
         let handlers = [SIGINT, SIGTERM].map(onSignal)
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
-            exit(withError: error)
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            // A command-line mistake: the parser's message on one line, and where help is.
+            let message = self.message(for: error).split(whereSeparator: \.isNewline).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }.joined(separator: " ")
+            let command = arguments.first.flatMap { names.dropLast().contains($0) ? " \($0)" : nil } ?? ""
+            usageFailure("\(message) (see 'precis\(command) --help')")
         }
         for handler in handlers { handler.cancel() }
+    }
+
+    /// Writes `message` as one `precis: error:` line and exits with 64, a command-line mistake.
+    static func usageFailure(_ message: String) -> Never {
+        let text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+        FileHandle.standardError.write(Data("precis: error: \(text)\n".utf8))
+        Foundation.exit(ExitCode.validationFailure.rawValue)
     }
 
     /// On `signal`: remove the temporary files being written, say "interrupted", and exit with
@@ -82,6 +94,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
         try body()
     } catch let error as ExitCode {
         throw error
+    } catch let error as ValidationError {
+        throw error
     } catch {
         // One line, whatever a damaged file put into the message.
         let message = String(describing: error).map {
@@ -106,6 +120,11 @@ struct DataOptions: ParsableArguments {
 
     func validate() throws {
         if dataset != nil && data != nil { throw ValidationError("give --dataset or --data, not both") }
+        if let dataset, !Dataset.knownNames.contains(dataset) {
+            throw ValidationError(
+                "unknown data set '\(dataset)' (\(Dataset.knownNames.joined(separator: ", ")); --data DIR reads "
+                    + "a folder of MNIST-format files)")
+        }
     }
 
     /// The chosen data set, or `fallback` (a name or a directory) when none was given.

@@ -54,7 +54,7 @@ extension Train {
         throws
     {
         let spec = source.spec
-        let log = !quiet && !json, progress = ProgressLine(quiet: quiet || json)
+        let log = !quiet && !json, progress = ProgressLine(quiet: quiet || json), qatWarmup = qatWarmup ?? 100
         progress.update("calibrate", done: 0, total: 1, unit: "runs")
         let study = try QuantizationStudy(
             spec: spec, tensors: source.tensors, dataset: dataset, calibrationSize: 500, seed: config.seed)

@@ -69,10 +69,17 @@ struct Quantize: ParsableCommand {
     @Option(help: "Calibration images, drawn from the training set.")
     var calibrationSize = 500
 
-    @Option(help: "The percentile of the percentile method.")
-    var percentile = 99.99
+    @Option(
+        name: .customLong("percentile"),
+        help: "With --calibration percentile: the percentile, in (50, 100] (default: 99.99).")
+    var percentileOption: Double?
 
-    @Option(help: "Seed for drawing the calibration images (and the --limit sample).")
+    /// `--percentile`, or its default.
+    var percentile: Double { percentileOption ?? 99.99 }
+
+    @Option(
+        parsing: .unconditional, help: "Seed for drawing the calibration images (and the --limit sample).",
+        transform: seedValue)
     var seed: UInt64 = 0
 
     @OptionGroup var data: DataOptions
@@ -92,9 +99,12 @@ struct Quantize: ParsableCommand {
         if let format { try validate(format) }
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+        if percentileOption != nil && !calibration.values.contains(.percentile) {
+            throw ValidationError("--percentile goes with --calibration percentile")
+        }
         if record && !compare { throw ValidationError("--record stores the --compare table: give --compare") }
         // Quantizing stores a variant, and --record a table: the folder is checked before the work.
-        if record || !compare, let problem = writeProblem(file) { throw ValidationError("\(file): \(problem)") }
+        if record || !compare, let problem = editProblem(file) { throw ValidationError("\(file): \(problem)") }
         if (sensitivity || maxDrop != nil) && compare {
             throw ValidationError("--sensitivity and --max-drop take one --scheme and one --calibration, not --compare")
         }
@@ -119,12 +129,7 @@ struct Quantize: ParsableCommand {
         try reportingErrors {
             let store = try WeightStore(file), dataset = try data.load(fallback: store.master.dataset)
             try store.spec.checkMemory(batch: 100, training: false)
-            guard dataset.imageShape == store.spec.inputShape else {
-                throw DataError(
-                    file: file,
-                    problem: "the network takes \(shapeText(store.spec.inputShape)) images, "
-                        + "\(dataset.name) has \(shapeText(dataset.imageShape))")
-            }
+            if let problem = dataset.problem(for: store.spec) { throw DataError(file: file, problem: problem) }
             let study = try QuantizationStudy(
                 spec: store.spec, tensors: store.master.tensors, dataset: dataset,
                 calibrationSize: calibrationSize, seed: seed, selection: sample.selection(seed: seed))
@@ -187,10 +192,14 @@ struct Quantize: ParsableCommand {
                 "--format stores a number format: no --compare, --dynamic, --bias-correction, --fallback or --scheme")
         }
         if calibration.values.count != CalibrationMethod.allCases.count {
-            guard case .int4 = format.weights, calibration.values.count == 1,
-                [.minmax, .mse].contains(calibration.values[0])
-            else {
-                throw ValidationError("with --format, --calibration chooses int4 weight ranges: minmax or mse")
+            guard case .int4 = format.weights else {
+                throw ValidationError(
+                    "--calibration with --format applies to the int4 formats only (their weight ranges); "
+                        + "\(format.name) takes its scales from the values")
+            }
+            guard calibration.values.count == 1, [.minmax, .mse].contains(calibration.values[0]) else {
+                throw ValidationError(
+                    "--calibration with --format \(format.name) chooses its weight ranges: minmax or mse")
             }
         }
     }

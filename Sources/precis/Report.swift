@@ -27,14 +27,17 @@ struct Report: ParsableCommand {
 
     @OptionGroup var sample: SampleOptions
 
-    @Option(help: "Seed for the --limit sample.")
+    @Option(parsing: .unconditional, help: "Seed for the --limit sample.", transform: seedValue)
     var seed: UInt64 = 0
 
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Flag(help: "Replace an existing report folder (one that holds only a report's page and charts).")
+    var force = false
+
     func validate() throws {
-        if let problem = writeProblem(folder + "/index.html"), FileManager.default.fileExists(atPath: folder) {
+        if let problem = folderOutputProblem(folder, force: force) {
             throw ValidationError("--output \(folder): \(problem)")
         }
     }
@@ -91,10 +94,13 @@ struct PictureReportWriter {
         sections.append(
             PictureReport.Section(
                 heading: "Filters",
-                text: "What the convolutions learned. The first layer's filters are shown before training as well, "
-                    + "drawn again from the seed and the weight init the file records.",
+                text: "What the convolutions learned."
+                    + (initial == nil
+                        ? ""
+                        : " The first layer's filters are shown before training as well, drawn again from the seed "
+                            + "and the weight init the file records."),
                 charts: try filterCharts(spec: spec, trained: store.master.tensors, initial: initial)))
-        if dataset.imageShape == spec.inputShape {
+        if dataset.problem(for: spec) == nil {
             let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
             let test = dataset.testImages(selection), predicted = net.classify(test.images, count: test.count)
             sections += [
@@ -247,16 +253,14 @@ struct PictureReportWriter {
             charts: featureMapCharts(network: net, images: images, labels: first.map { dataset.testLabels[$0] }))
     }
 
-    /// Writes the page and every chart, each file atomically.
+    /// Writes the folder whole: the page and every chart, replacing an earlier report there
+    /// (charts it had and this one has not go with it).
     func write(_ report: PictureReport) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            throw DataError(file: folder, problem: "cannot write the report: \(error.localizedDescription)")
-        }
-        for chart in report.charts {
-            try AtomicFiles.write(Data(chart.svg.utf8), to: "\(folder)/\(chart.name).svg")
-        }
-        try AtomicFiles.write(Data(report.html.utf8), to: "\(folder)/index.html")
+        try AtomicFiles.writeFolder(
+            folder,
+            files: report.charts.map { ("\($0.name).svg", Data($0.svg.utf8)) } + [
+                ("index.html", Data(report.html.utf8))
+            ],
+            owned: { $0 == "index.html" || $0.hasSuffix(".svg") })
     }
 }

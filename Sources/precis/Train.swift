@@ -14,27 +14,41 @@ struct Train: ParsableCommand {
     @Option(help: "simple (the default), deep, or a layer list.")
     var model: String?
 
-    @Option(name: .customLong("init"), help: "Weight init: he, xavier or normal:STD (default: the model's).")
+    @Option(
+        name: .customLong("init"),
+        help: "Weight init: he, xavier or normal:STD, STD in (0, 10] (default: the model's).",
+        transform: { try parsedOption(WeightInit.init(parsing:), $0) })
     var weightInit: WeightInit?
 
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Passes over the training set (default: 20; 2 with --from).")
+    @Option(parsing: .unconditional, help: "Passes over the training set, 1 to 1000000 (default: 20; 2 with --from).")
     var epochs: Int?
 
-    @Option(help: "Images per mini-batch (default: 100).")
+    @Option(parsing: .unconditional, help: "Images per mini-batch, 1 to 1000000 (default: 100).")
     var batchSize: Int?
 
-    @Option(help: "The update rule (default: adam).")
+    @Option(
+        help: "The update rule (default: adam; momentum with --precision float16, where Adam's averages underflow).")
     var optimizer: OptimizerKind?
 
-    @Option(help: "Learning rate (default: the optimizer's book default).")
+    @Option(
+        name: [.customLong("learning-rate"), .customLong("lr")], parsing: .unconditional,
+        help: "Learning rate, a positive number (default: the optimizer's book default).")
     var learningRate: Double?
 
-    @Option(help: "constant (the default), or step:EVERY:FACTOR (multiply the rate by FACTOR every EVERY epochs).")
+    @Option(
+        help: ArgumentHelp(
+            "constant (the default), or step:EVERY:FACTOR (multiply the rate by FACTOR, a positive number, every "
+                + "EVERY epochs, a whole number from 1)."),
+        transform: { try parsedOption(LearningRateSchedule.init(parsing:), $0) })
     var lrSchedule: LearningRateSchedule?
 
-    @Option(help: "Seed for the initial weights, the batch order, dropout and the --eval-sample samples (default: 0).")
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Seed for the initial weights, the batch order, dropout and the --eval-sample samples, a whole number "
+                + "from 0 to 2^64-1 (default: 0)."), transform: { try seedValue($0) })
     var seed: UInt64?
 
     @Option(
@@ -46,9 +60,10 @@ struct Train: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Random transforms of every training image, drawn from --seed: shift:K, rotate:DEGREES, "
-                + "scale:FRACTION, crop:K (pad K, crop back), flip (not for digits); comma-separated.",
-            valueName: "list"))
+            "Random transforms of every training image, drawn from --seed: shift:K (K 1 to 8 pixels), rotate:DEGREES "
+                + "(0 to 180), scale:FRACTION (0 to 1), crop:K (pad K, 1 to 8, crop back), flip (not for digits); "
+                + "comma-separated.",
+            valueName: "list"), transform: { try parsedOption(Augmentation.init(parsing:), $0) })
     var augment: Augmentation?
 
     @Option(
@@ -81,8 +96,10 @@ struct Train: ParsableCommand {
     @Option(help: "With --qat and int8: how the input ranges are calibrated (default: mse).")
     var calibration: CalibrationMethod?
 
-    @Option(help: "With --qat: the steps during which layer inputs are observed before their ranges freeze.")
-    var qatWarmup = 100
+    @Option(
+        parsing: .unconditional,
+        help: "With --qat: the steps during which layer inputs are observed before their ranges freeze (default: 100).")
+    var qatWarmup: Int?
 
     @Option(help: "After every epoch, write the run's state here (a weight file that --resume continues).")
     var checkpoint: String?
@@ -93,7 +110,10 @@ struct Train: ParsableCommand {
     @Option(help: "Where to write the trained weights (HDF5, e.g. Weights/deep-fashion.h5).")
     var output: String?
 
-    @Flag(help: "Replace an existing output file.")
+    @Flag(help: "Train without writing the weights anywhere (a trial run); otherwise --output is needed.")
+    var noOutput = false
+
+    @Flag(help: "Replace existing output files (--output, --checkpoint, the --report folder).")
     var force = false
 
     @Option(
@@ -108,9 +128,21 @@ struct Train: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if let reportFolder, FileManager.default.fileExists(atPath: reportFolder),
-            let problem = writeProblem(reportFolder + "/index.html")
-        {
+        // Every output is checked before training, so that a bad path does not throw the run away.
+        if output == nil && !noOutput {
+            throw ValidationError("give --output FILE to keep the trained weights, or --no-output for a trial run")
+        }
+        if output != nil && noOutput { throw ValidationError("give --output or --no-output, not both") }
+        if let output, let problem = outputProblem(output, force: force) {
+            throw ValidationError("--output \(output): \(problem)")
+        }
+        if let checkpoint, let problem = outputProblem(checkpoint, force: force || checkpoint == resume) {
+            throw ValidationError("--checkpoint \(checkpoint): \(problem)")
+        }
+        if let checkpoint, let output, samePath(checkpoint, output) {
+            throw ValidationError("--checkpoint and --output name the same file, \(output): give each its own")
+        }
+        if let reportFolder, let problem = folderOutputProblem(reportFolder, force: force) {
             throw ValidationError("--report \(reportFolder): \(problem)")
         }
         guard (1...1_000_000).contains(epochs ?? 1) else {
@@ -138,9 +170,11 @@ struct Train: ParsableCommand {
             do { _ = try QATTarget(parsing: qat, calibration: calibration) } catch {
                 throw ValidationError("--qat: \(error)")
             }
-            guard qatWarmup >= 0 else { throw ValidationError("--qat-warmup must be 0 or more") }
+            guard (qatWarmup ?? 0) >= 0 else { throw ValidationError("--qat-warmup must be 0 or more") }
         } else if calibration != nil {
             throw ValidationError("--calibration chooses the int8 input ranges of --qat")
+        } else if qatWarmup != nil {
+            throw ValidationError("--qat-warmup goes with --qat")
         }
         if from != nil && (model != nil || weightInit != nil || resume != nil) {
             throw ValidationError("--from starts from a trained network: no --model, --init or --resume")
@@ -153,9 +187,6 @@ struct Train: ParsableCommand {
                 throw ValidationError("--loss-scale must be dynamic or a number from 1 to 2^60")
             }
         }
-        if let checkpoint, let problem = writeProblem(checkpoint) {
-            throw ValidationError("--checkpoint \(checkpoint): \(problem)")
-        }
         if let model, !["simple", "deep"].contains(model) {
             do { _ = try LayerSpec.parseList(model) } catch { throw ValidationError("--model: \(error)") }
         }
@@ -163,11 +194,6 @@ struct Train: ParsableCommand {
             throw ValidationError("--learning-rate must be positive")
         }
         if let evalSample, evalSample <= 0 { throw ValidationError("--eval-sample must be positive") }
-        if let output, !force, FileManager.default.fileExists(atPath: output) {
-            throw ValidationError("\(output) exists (use --force to replace it)")
-        }
-        // Checked before training, so that a bad path does not throw the run away.
-        if let output, let problem = writeProblem(output) { throw ValidationError("--output \(output): \(problem)") }
         if reportFolder != nil && output == nil {
             throw ValidationError("--report draws the file --output writes: give both")
         }
@@ -180,8 +206,7 @@ struct Train: ParsableCommand {
             let model = start?.spec.name ?? self.model ?? "simple"
             let dataset = try data.load(
                 fallback: start?.dataset ?? (model == "simple" ? "mnist5k" : "fashion-mnist"))
-            let spec =
-                try start?.spec ?? ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
+            let spec = try start?.spec ?? typedModel(model, dataset: dataset)
             guard spec.classes == dataset.classes, spec.inputShape == dataset.imageShape else {
                 throw ModelError.badSpec(
                     "the model takes \(shapeText(spec.inputShape)) images in \(spec.classes) classes, \(dataset.name) "
@@ -193,7 +218,7 @@ struct Train: ParsableCommand {
             var config = TrainingConfig()
             config.epochs = epochs ?? (from == nil ? 20 : 2)
             config.batchSize = batchSize ?? 100
-            config.optimizer = optimizer ?? .adam
+            config.optimizer = optimizer ?? (precision == .float16 ? .momentum : .adam)
             config.learningRate = learningRate ?? (source != nil ? Self.fineTuningLearningRate : nil)
             config.startedFrom = from.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
             let target = try qat.map { try QATTarget(parsing: $0, calibration: calibration) }
@@ -210,10 +235,6 @@ struct Train: ParsableCommand {
             let (epochs, seed) = (config.epochs, config.seed)
             if let refusal = config.augmentation?.refusal(for: dataset.name) { throw ValidationError(refusal) }
             try spec.checkMemory(batch: config.batchSize, training: true)
-            if output == nil && checkpoint == nil && !json {
-                FileHandle.standardError.write(
-                    Data("precis: warning: no --output, so the trained weights will not be saved\n".utf8))
-            }
             if let target, let from, let source {
                 return try runQAT(target, from: from, source: source, dataset: dataset, config: config)
             }
@@ -244,6 +265,18 @@ struct Train: ParsableCommand {
                     percentText(history.testAccuracy.last ?? 0), epochs, epochs == 1 ? "epoch" : "epochs",
                     history.seconds,
                     history.iterations, perIteration) + (output.map { "; wrote \($0)" } ?? ""))
+        }
+    }
+
+    /// The network `--model` names (a layer list checked against the data set's images): a mistake in
+    /// it is a command-line mistake, exit code 64.
+    func typedModel(_ model: String, dataset: Dataset) throws -> ModelSpec {
+        do {
+            let spec = try ModelSpec.named(model, weightInit: weightInit, inputShape: dataset.imageShape)
+            _ = try spec.shapes()
+            return spec
+        } catch let error as ModelError {
+            throw ValidationError("--model: \(error)")
         }
     }
 

@@ -12,6 +12,10 @@ struct Upgrade: ParsableCommand {
     @Argument(help: "A weight file written by precis train.")
     var file: String
 
+    func validate() throws {
+        if let problem = editProblem(file) { throw ValidationError("\(file): \(problem)") }
+    }
+
     func run() throws {
         try reportingErrors {
             let rewritten = try WeightStore(file).upgrade()

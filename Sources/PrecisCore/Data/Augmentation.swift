@@ -19,7 +19,7 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
     /// Parses a comma-separated list of `shift:K`, `rotate:DEGREES`, `scale:FRACTION`, `crop:K` and
     /// `flip`, each at most once.
     public init(parsing text: String) throws {
-        func bad(_ why: String) -> ModelError { .badSpec("--augment \(text): \(why)") }
+        func bad(_ why: String) -> ModelError { .badSpec(why) }
         var seen = Set<String>()
         for item in text.split(separator: ",", omittingEmptySubsequences: false) {
             let parts = item.split(separator: ":", omittingEmptySubsequences: false).map(String.init)

@@ -25,6 +25,18 @@ public struct Dataset: Sendable {
         )
     }
 
+    /// Why a network of `spec` cannot be evaluated on this data set (its images are of another
+    /// shape, or it has labels the network has no class for), or nil.
+    public func problem(for spec: ModelSpec) -> String? {
+        if imageShape != spec.inputShape {
+            return "the network takes \(shapeText(spec.inputShape)) images, \(name) has \(shapeText(imageShape))"
+        }
+        if let top = (trainLabels + testLabels).max(), top >= spec.classes {
+            return "\(name) has label \(top), but the network knows \(spec.classes) classes (0 to \(spec.classes - 1))"
+        }
+        return nil
+    }
+
     public var trainCount: Int { trainLabels.count }
     public var testCount: Int { testLabels.count }
 
@@ -82,14 +94,21 @@ public struct Dataset: Sendable {
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw DataError(file: dir, problem: "no such directory (for fashion-mnist run Tools/setup.sh)")
         }
+        // Exactly one file of each kind: with two (gzipped and not, say) the choice would be a guess.
         func find(_ stem: String, _ kind: String) throws -> String {
-            for sep in ["-", "."] {
-                for ext in ["", ".gz"] {
-                    let path = "\(dir)/\(stem)\(sep)\(kind)\(ext)"
-                    if FileManager.default.fileExists(atPath: path) { return path }
-                }
+            let found = ["-", "."].flatMap { sep in ["", ".gz"].map { "\(dir)/\(stem)\(sep)\(kind)\($0)" } }
+                .filter { FileManager.default.fileExists(atPath: $0) }
+            guard let path = found.first else {
+                throw DataError(file: "\(dir)/\(stem)-\(kind)[.gz]", problem: "missing MNIST-format file")
             }
-            throw DataError(file: "\(dir)/\(stem)-\(kind)[.gz]", problem: "missing MNIST-format file")
+            guard found.count == 1 else {
+                throw DataError(
+                    file: dir,
+                    problem:
+                        "holds \(found.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: " and ")): "
+                        + "keep one of them")
+            }
+            return path
         }
         func split(_ stem: String) throws -> (images: [Float], labels: [Int], shape: [Int]) {
             let imagePath = try find(stem + "-images", "idx3-ubyte"),
@@ -99,6 +118,7 @@ public struct Dataset: Sendable {
                 throw DataError(
                     file: labelPath, problem: "\(labels.dims[0]) labels for \(images.dims[0]) images in \(imagePath)")
             }
+            guard images.dims[0] > 0 else { throw DataError(file: imagePath, problem: "holds no images") }
             return (
                 images.bytes.map { Float($0) / 255 }, labels.bytes.map { Int($0) }, [1, images.dims[1], images.dims[2]]
             )

@@ -22,8 +22,8 @@ public enum WeightInit: Equatable, Sendable, CustomStringConvertible {
         case "he": self = .he
         case "xavier": self = .xavier
         case let s where s.hasPrefix("normal:"):
-            guard let std = Double(s.dropFirst(7)), std > 0, std.isFinite else {
-                throw ModelError.badSpec("weight init '\(text)': normal:STD needs a positive number")
+            guard let std = Double(s.dropFirst(7)), std > 0, std <= 10 else {
+                throw ModelError.badSpec("normal:STD takes a standard deviation in (0, 10]")
             }
             self = .normal(std)
         default: throw ModelError.badSpec("unknown weight init '\(text)' (he, xavier, normal:STD)")
@@ -209,10 +209,11 @@ public struct ModelSpec: Equatable, Sendable {
                 }
                 shape = try window(k, s, p, channels: f)
             case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
+                let pooled = try window(k, s, p, channels: shape[0])
                 guard p < k else {
                     throw ModelError.badSpec("\(name): pooling pad \(p) must be smaller than its size \(k)")
                 }
-                shape = try window(k, s, p, channels: shape[0])
+                shape = pooled
             case let .affine(u):
                 guard (1...Self.limits.units).contains(u) else {
                     throw ModelError.badSpec("\(name): affine needs 1...\(Self.limits.units) units, got \(u)")

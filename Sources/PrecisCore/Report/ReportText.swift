@@ -1,7 +1,7 @@
 import Foundation
 
-/// `99.50%` for a fraction.
-public func percentText(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }
+/// `99.50%` for a fraction, `n/a` for one that is not a number (a NaN a file holds).
+public func percentText(_ x: Double) -> String { x.isFinite ? String(format: "%.2f%%", 100 * x) : "n/a" }
 
 /// An SQNR cell: `exact` when there is no error, `-inf` when a value is infinite or NaN.
 public func decibelText(_ x: Double) -> String {

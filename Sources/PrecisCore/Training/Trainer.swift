@@ -28,10 +28,16 @@ public enum LearningRateSchedule: Equatable, Sendable, CustomStringConvertible {
             self = .constant
             return
         }
-        let parts = text.split(separator: ":")
-        guard parts.count == 3, parts[0] == "step", let every = Int(parts[1]), every > 0, let factor = Double(parts[2]),
-            factor > 0, factor.isFinite
-        else { throw ModelError.badSpec("learning-rate schedule must be constant or step:EVERY:FACTOR, got '\(text)'") }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "step" else {
+            throw ModelError.badSpec("a schedule is constant or step:EVERY:FACTOR")
+        }
+        guard let every = Int(parts[1]), every > 0 else {
+            throw ModelError.badSpec("step:EVERY:FACTOR takes EVERY, a whole number of epochs from 1")
+        }
+        guard let factor = Double(parts[2]), factor > 0, factor.isFinite else {
+            throw ModelError.badSpec("step:EVERY:FACTOR takes FACTOR, a positive number")
+        }
         self = .stepDecay(every: every, factor: factor)
     }
 }
@@ -191,15 +197,19 @@ public struct Trainer {
                 guard loss.isFinite else {
                     // In half, the usual cause is measured: squared-gradient averages flushed to 0.
                     let zeros = T.self == Float16.self ? optimizer.zeroSquaredAverages : nil
+                    // Before any update, only the initial weights can be to blame.
+                    let initial = history.loss.isEmpty && resume == nil && config.startedFrom.isEmpty
                     throw TrainingError.diverged(
                         iteration: epoch * perEpoch + i + 1, epoch: epoch + 1,
-                        what: "the loss is \(loss)"
+                        what: "the loss is \(loss)" + (initial ? " with the initial weights, before any update" : "")
                             + (zeros.map {
                                 String(
                                     format: "; %.1f%% of the optimizer's squared-gradient averages are 0 in float16, "
                                         + "so those weights moved by lr·m/eps", 100 * $0)
                             } ?? ""),
-                        hint: zeros == nil ? nil : "use --optimizer momentum, or a mixed precision")
+                        hint: zeros != nil
+                            ? "use --optimizer momentum, or a mixed precision"
+                            : initial ? "try a smaller --init scale" : nil)
                 }
                 if mixed && !scaler.step(finite: apply) {
                     history.skippedSteps.append(epoch * perEpoch + i + 1)

@@ -201,8 +201,14 @@ public final class HDF5File {
     /// Opens an existing file, read-only unless `writable`.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
         opensLock.withLock { opens[path, default: 0] += 1 }
-        guard FileManager.default.fileExists(atPath: path) else {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw HDF5Error(file: path, path: "", message: "no such file")
+        }
+        guard !isFolder.boolValue else { throw HDF5Error(file: path, path: "", message: "is a folder, not a file") }
+        guard Foundation.access(path, writable ? R_OK | W_OK : R_OK) == 0 else {
+            throw HDF5Error(
+                file: path, path: "", message: "cannot be opened: \(String(cString: strerror(errno)).lowercased())")
         }
         let access = try unlockedAccess(path, writing: writable)
         HDF5.silence()
