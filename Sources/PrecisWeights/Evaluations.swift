@@ -15,6 +15,9 @@ public struct RecordedEvaluation: Equatable, Sendable {
     /// The index in the test split of every image (dataset `test_index`); nil for the whole split
     /// in file order.
     public var testIndices: [Int]?
+    /// The SHA-256 of the weights the row ran with (attribute `weights_digest`, see
+    /// `WeightStore.weightsDigest`); nil in records written before it was kept.
+    public var weightsDigest: String?
 
     public init(
         result: ModeResult, dataset: String, inputScale: Double, recordedAt: String, predictions: [Int]? = nil,
@@ -81,6 +84,7 @@ public struct RecordedEvaluation: Equatable, Sendable {
         }
         if r.integer { try g.setAttribute("layer_folded", .ints(r.layers.map { $0.errors == nil ? 1 : 0 })) }
         if let bits = r.bitsPerWeight { try g.setAttribute("bits_per_weight", .double(bits)) }
+        if let weightsDigest { try g.setAttribute("weights_digest", .string(weightsDigest)) }
         if let predictions { try g.write("predicted", shape: [predictions.count], predictions.map { Int32($0) }) }
         if let testIndices { try g.write("test_index", shape: [testIndices.count], testIndices.map { Int32($0) }) }
     }
@@ -178,6 +182,7 @@ public struct RecordedEvaluation: Equatable, Sendable {
             }
             return values.map(Int.init)
         }
+        weightsDigest = try g.attribute("weights_digest") == nil ? nil : try WeightFile.string(g, "weights_digest")
         predictions = try perImage(
             "predicted", in: -1..<classes, what: "a class of the network's \(classes) or -1 (no answer)")
         testIndices = try perImage("test_index", in: 0..<Int(Int32.max), what: "an image index")

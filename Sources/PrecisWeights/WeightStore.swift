@@ -22,6 +22,7 @@ public final class WeightStore {
     private var floats: [String: [String: Tensor<Double>]] = [:]
     private var int8s: [String: StoredInt8] = [:]
     private var formats: [String: StoredFormat] = [:]
+    private var digests: [String: String] = [:]
 
     /// Opens and validates the file at `path` (see `WeightFile.read`).
     public init(_ path: String) throws {
@@ -89,7 +90,10 @@ public final class WeightStore {
     @discardableResult
     public func storeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)]) throws -> String {
         var name = ""
-        try modify { root in name = try master.writeFormat(model, calibration: calibration, into: root) }
+        try modify { root in
+            name = try master.writeFormat(model, calibration: calibration, into: root)
+            try Self.dropRecords(of: name, in: root)
+        }
         return name
     }
 
@@ -99,12 +103,46 @@ public final class WeightStore {
         master.tensors.merging(variant.floatTensors) { $1 }
     }
 
-    /// The recorded evaluations, by mode.
+    /// The recorded evaluations that belong to the weights the file holds now, by mode. A record
+    /// whose `weights_digest` is not the digest of its weights any more (the weights changed after
+    /// it was recorded, by another program) is left out, and named in `staleEvaluations`.
     public func evaluations() throws -> [RecordedEvaluation] {
+        try recorded().filter { try isCurrent($0) }
+    }
+
+    /// The recorded evaluations whose weights changed after they were recorded.
+    public func staleEvaluations() throws -> [String] {
+        try recorded().filter { try !isCurrent($0) }.map(\.result.precision)
+    }
+
+    private func recorded() throws -> [RecordedEvaluation] {
         let file = try root()
         guard file.contains("evaluations") else { return [] }
         let group = try file.group("evaluations")
         return try group.children().map { try RecordedEvaluation(group: try group.group($0), classes: spec.classes) }
+    }
+
+    private func isCurrent(_ e: RecordedEvaluation) throws -> Bool {
+        guard let digest = e.weightsDigest else { return true }
+        return try weightsDigest(e.result.weights) == digest
+    }
+
+    /// The SHA-256 of the weights a row of the report ran with (`weights`: `/variants/<name>`, or
+    /// `/model` for everything computed from the master): every dataset of that group, in path
+    /// order, its path and its stored bytes.
+    public func weightsDigest(_ weights: String) throws -> String {
+        let path = weights.hasPrefix("/variants/") ? String(weights.dropFirst()) : "model"
+        if let cached = digests[path] { return cached }
+        guard path == "model" || variantNames.contains(String(path.dropFirst("variants/".count))) else { return "" }
+        let group = try root().group(path)
+        var sha = SHA256()
+        for dataset in try group.datasetPaths().sorted() {
+            sha.update(Array(dataset.utf8) + [0])
+            sha.update(try group.storedBytes(dataset))
+        }
+        let digest = sha.hex()
+        digests[path] = digest
+        return digest
     }
 
     // MARK: changes
@@ -122,13 +160,23 @@ public final class WeightStore {
 
     /// After a change: the old file's handle and what was read from it are dropped.
     private func changed(variants: [String]) {
-        (opened, variantNames, floats, int8s, formats) = (nil, variants, [:], [:], [:])
+        (opened, variantNames, floats, int8s, formats, digests) = (nil, variants, [:], [:], [:], [:])
     }
 
     /// Adds (or replaces) `/variants/<precision>`: the master rounded to that precision and stored
     /// in its own HDF5 type.
     public func export(_ precision: String) throws {
-        try modify { root in try master.writeVariant(precision, into: root) }
+        try modify { root in
+            try master.writeVariant(precision, into: root)
+            try Self.dropRecords(of: precision, in: root)
+        }
+    }
+
+    /// Removes `/evaluations/<name>`: a variant written anew has not been measured.
+    private static func dropRecords(of name: String, in root: HDF5Group) throws {
+        guard root.contains("evaluations") else { return }
+        let evaluations = try root.group("evaluations")
+        if evaluations.contains(name) { try evaluations.remove(name) }
     }
 
     /// Stores `model` as an int8 variant (see `WeightFile.writeInt8`) and returns its name.
@@ -138,17 +186,45 @@ public final class WeightStore {
         -> String
     {
         var name = ""
-        try modify { root in name = try master.writeInt8(model, form: form, calibration: calibration, into: root) }
+        try modify { root in
+            name = try master.writeInt8(model, form: form, calibration: calibration, into: root)
+            try Self.dropRecords(of: name, in: root)
+        }
         return name
     }
 
-    /// Stores `results` under `/evaluations/<precision>`, replacing earlier ones of those names.
-    public func record(_ results: [RecordedEvaluation]) throws {
+    /// Stores `results` under `/evaluations/<precision>`, replacing earlier ones of those names, each
+    /// with the digest of the weights it ran with. A record of more images is replaced only with
+    /// `replacingLarger` (see `largerRecords`).
+    public func record(_ results: [RecordedEvaluation], replacingLarger: Bool = false) throws {
+        if !replacingLarger,
+            let larger = try largerRecords(results.map { ($0.result.precision, $0.result.images) }).first
+        {
+            throw DataError(file: path, problem: larger)
+        }
+        let results = try results.map {
+            var r = $0
+            r.weightsDigest = try weightsDigest(r.result.weights)
+            return r
+        }
         try modify { root in
             let evaluations = try root.groupCreatingIfNeeded("evaluations")
             for r in results {
                 if evaluations.contains(r.result.precision) { try evaluations.remove(r.result.precision) }
                 try r.write(into: try evaluations.createGroup(r.result.precision))
+            }
+        }
+    }
+
+    /// For each `(precision, images)` whose recorded evaluation holds more images: a sentence saying
+    /// so (a smaller sample does not replace a larger one unasked).
+    public func largerRecords(_ rows: [(precision: String, images: Int)]) throws -> [String] {
+        let recorded = Dictionary(try evaluations().map { ($0.result.precision, $0.result.images) }) { a, _ in a }
+        return rows.compactMap { row in
+            recorded[row.precision].flatMap { n in
+                n > row.images
+                    ? "/evaluations/\(row.precision) holds \(n) images, more than these \(row.images) "
+                        + "(use --force to replace it)" : nil
             }
         }
     }

@@ -61,7 +61,10 @@ struct Eval: ParsableCommand {
             valueName: "dir"))
     var reportFolder: String?
 
-    @Flag(help: "Replace existing outputs (--save-logits files, the --report folder).")
+    @Flag(
+        help: ArgumentHelp(
+            "Replace existing outputs (--save-logits files, the --report folder) and, with --record, records of "
+                + "more images than this run's."))
     var force = false
 
     /// The precisions to run: `--precision`, else float32 and the `--explain` one, else all.
@@ -110,6 +113,9 @@ struct Eval: ParsableCommand {
                 notes.append(note)
             }
             entries += try formatNames(store).map { try store.evaluationEntry($0, formats: calibration) }
+            if record && !force, let larger = try store.largerRecords(entries.map { ($0.name, n) }).first {
+                throw DataError(file: file, problem: larger)
+            }
             if let saveLogits {
                 for name in entries.map(\.name) {
                     if let problem = outputProblem("\(saveLogits)-\(name).f64", force: force) {
@@ -144,7 +150,7 @@ struct Eval: ParsableCommand {
                             result: $0, dataset: dataset.name, inputScale: Double(inputScale), recordedAt: recordedAt,
                             predictions: evaluation.predicted[$0.precision],
                             testIndices: indices.count == dataset.testCount ? nil : indices)
-                    })
+                    }, replacingLarger: force)
                 if !json { print("recorded under /evaluations in \(file)") }
             }
             if let reportFolder {

@@ -463,6 +463,24 @@ public struct HDF5Group {
         }
     }
 
+    /// The bytes of dataset `name` as stored, in its own element type.
+    public func storedBytes(_ name: String) throws -> [UInt8] {
+        let dataset = try openDataset(name)
+        let count = try info(of: dataset, name).shape.reduce(1, *)
+        let type = HDF5Handle(try check(name, "reading the type") { H5Dget_type(dataset.id) }, close: H5Tclose)
+        var bytes = [UInt8](repeating: 0, count: H5Tget_size(type.id) * count)
+        guard !bytes.isEmpty else { return [] }
+        HDF5.silence()
+        let status = bytes.withUnsafeMutableBytes {
+            H5Dread(dataset.id, type.id, hid_t(H5S_ALL), hid_t(H5S_ALL), hid_t(H5P_DEFAULT), $0.baseAddress!)
+        }
+        guard status >= 0 else {
+            throw HDF5Error(
+                file: file.path, path: child(name), message: "reading the dataset failed\(HDF5.libraryMessage())")
+        }
+        return bytes
+    }
+
     /// The values of dataset `name`, which must be stored exactly as `E.hdf5Type`, with its shape.
     public func read<E: HDF5Scalar>(_ name: String, as: E.Type = E.self) throws -> (shape: [Int], values: [E]) {
         let dataset = try openDataset(name)
