@@ -34,6 +34,7 @@ swift test -c release -Xswiftc -enable-testing
 for level in avx2 portable; do PRECIS_KERNELS=$level swift test -c release -Xswiftc -enable-testing --skip-build; done
 python3 Tools/kernel-levels-check.py --precis .build/release/precis
 bash Tools/cli-check.sh .build/release/precis
+bash Tools/tour-check.sh .build/release/precis
 bash Tools/write-safety-check.sh .build/release/precis
 for f in Weights/*.h5; do python3 Tools/page-check.py "$f" --precis .build/release/precis; done
 for f in Weights/*.h5; do

@@ -85,11 +85,43 @@ public enum ONNXForm {
     case int8(QuantizedModel)
 }
 
-/// The network `spec` with `tensors` in `form` as a serialized ONNX model (see `onnxModel`).
+/// What an exported model says about itself, for a program that runs it without Precis: its
+/// `doc_string` and `metadata_props` (data set, input layout and scaling, class names).
+public struct ONNXDescription {
+    public var dataset: String, precision: String, classNames: [String]?
+
+    public init(dataset: String, precision: String, classNames: [String]?) {
+        (self.dataset, self.precision, self.classNames) = (dataset, precision, classNames)
+    }
+
+    /// `metadata_props` of the model of `spec`.
+    func properties(_ spec: ModelSpec) -> [(String, String)] {
+        let classes = (0..<spec.classes).map { c in classNames.map { c < $0.count ? "\(c) \($0[c])" : "\(c)" } ?? "\(c)" }
+        return [
+            ("dataset", dataset), ("precision", precision), ("layers", spec.layerText),
+            ("input", "input (N, \(spec.inputShape.map(String.init).joined(separator: ", "))) float32"),
+            ("input_scaling", "pixel / 255, so values in [0, 1]"),
+            ("output", "logits (N, \(spec.classes)) float32, before softmax; the predicted class is the largest"),
+            ("classes", classes.joined(separator: ", ")),
+        ]
+    }
+}
+
+/// The network `spec` with `tensors` in `form` as a serialized ONNX model (see `onnxModel`), its
+/// `doc_string` and `metadata_props` from `description`.
 public func exportONNX(
-    spec: ModelSpec, tensors: [String: Tensor<Double>], form: ONNXForm = .float32, producer: String
+    spec: ModelSpec, tensors: [String: Tensor<Double>], form: ONNXForm = .float32, producer: String,
+    description: ONNXDescription? = nil
 ) throws -> Data {
-    try onnxModel(spec: spec, tensors: tensors, form: form, producer: producer).serializedBytes()
+    var model = try onnxModel(spec: spec, tensors: tensors, form: form, producer: producer)
+    if let description {
+        let properties = description.properties(spec)
+        model.docString =
+            "\(spec.name) (\(spec.layerText)) in \(description.precision), trained on \(description.dataset). "
+            + properties.dropFirst(3).map { "\($0): \($1)." }.joined(separator: " ")
+        model.metadataProps = properties.map { key, value in .with { ($0.key, $0.value) = (key, value) } }
+    }
+    return try model.serializedBytes()
 }
 
 /// The network `spec` with `tensors` in `form` as an ONNX model: input `input` `(N, C, H, W)` and

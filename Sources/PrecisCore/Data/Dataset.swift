@@ -58,7 +58,10 @@ public struct Dataset: Sendable {
     public static let knownNames = ["fashion-mnist", "mnist5k"]
 
     /// The names of the classes, in label order, for the data sets whose labels are not digits.
-    public var classNames: [String]? {
+    public var classNames: [String]? { Self.classNames(of: name) }
+
+    /// The names of the classes of the data set called `name`, for those whose labels are not digits.
+    public static func classNames(of name: String) -> [String]? {
         name == "fashion-mnist"
             ? [
                 "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
