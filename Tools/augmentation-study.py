@@ -32,7 +32,7 @@ def main():
         for augment in (None, a.augment):
             for seed in a.seeds.split(','):
                 cmd = [a.precis, 'train', '--model', model, '--dataset', a.dataset, '--epochs', str(a.epochs),
-                       '--seed', seed, '--json', '--quiet']
+                       '--seed', seed, '--json', '--quiet', '--no-output']
                 if augment:
                     cmd += ['--augment', augment]
                 out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)

@@ -423,4 +423,129 @@ usage_error "--from starts from a trained network" "$precis" train --no-output -
 usage_error "--calibration chooses the int8 input ranges" "$precis" train --no-output --calibration mse
 usage_error "not of mxfp4" "$precis" train --no-output --qat mxfp4 --from "$work/s.h5" --calibration mse
 expect_error "nowhere.h5" "$precis" train --no-output --qat int8 --from "$work/nowhere.h5" --quiet
+# What a new user broke: one check per item (C1 ... K21), each with the exact command, its exit
+# code and message, and that no file changed (sha256, mode, owner, link target).
+snapshot() { for f in "$@"; do [ -e "$f" ] || [ -L "$f" ] && stat -L -c '%n %a %u:%g' "$f" && readlink "$f" && sha256sum < "$f"; done 2>/dev/null; true; }
+cp Weights/simple-mnist5k.h5 "$work/u.h5"
+# C1: a repeated mode, or two names of one, runs once; repeated schemes and calibrations too.
+"$precis" eval "$work/u.h5" --precision float16,float16,bfloat16,bfloat16-acc32 --limit 50 --json --quiet > "$work/c1.json"
+python3 -c 'import json,sys; r=[x["precision"] for x in json.load(open(sys.argv[1]))["results"]]; assert r == ["float16", "bfloat16-acc32"], r' "$work/c1.json" || fail "C1 eval"
+"$precis" quantize "$work/u.h5" --compare --scheme wchannel-au8z,wchannel-au8z --calibration minmax,minmax --limit 50 --json --quiet > "$work/c1q.json"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["runs"]; assert len(r) == 2, len(r)' "$work/c1q.json" || fail "C1 quantize"
+# W1: logits that are not all finite are no answer: wrong, never agreeing, and counted.
+"$precis" eval "$work/u.h5" --precision float32,float16 --input-scale 1e9 --first 50 --json --quiet > "$work/w1.json"
+python3 - "$work/w1.json" <<'PY' || fail "W1"
+import json, sys
+r = {x["precision"]: x for x in json.load(open(sys.argv[1]))["results"]}
+c = r["float16"]["vs_float32"]
+assert r["float16"]["accuracy"] == 0 and c["unanswered"] == 50 and c["differs"] == 50 and c["agreement"] == 0, c
+PY
+# W2, W3, K20: MNIST-format folders with labels the network lacks, with no test images, or with two files of a kind.
+python3 - "$work" <<'PY'
+import gzip, os, struct, sys
+def idx(path, kind, data, dims):
+    with open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, len(dims)) + b"".join(struct.pack(">I", d) for d in dims) + bytes(data))
+for name, test_labels, test_count in [("labels", [0, 1, 10, 255], 4), ("empty", [], 0), ("both", [0, 1, 2, 3], 4)]:
+    d = os.path.join(sys.argv[1], name)
+    os.makedirs(d)
+    idx(f"{d}/train-images-idx3-ubyte", 3, [7] * 8 * 784, [8, 28, 28])
+    idx(f"{d}/train-labels-idx1-ubyte", 1, list(range(8)), [8])
+    idx(f"{d}/t10k-images-idx3-ubyte", 3, [7] * test_count * 784, [test_count, 28, 28])
+    idx(f"{d}/t10k-labels-idx1-ubyte", 1, test_labels, [test_count])
+both = os.path.join(sys.argv[1], "both")
+open(f"{both}/t10k-labels-idx1-ubyte.gz", "wb").write(gzip.compress(open(f"{both}/t10k-labels-idx1-ubyte", "rb").read()))
+PY
+expect_error "has label 255, but the network knows 10 classes" "$precis" eval "$work/u.h5" --data "$work/labels"
+expect_error "has label 255, but the network knows 10 classes" "$precis" quantize "$work/u.h5" --data "$work/labels" --compare
+expect_error "t10k-images-idx3-ubyte: holds no images" "$precis" eval "$work/u.h5" --data "$work/empty"
+expect_error "holds t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte.gz: keep one of them" "$precis" eval "$work/u.h5" --data "$work/both"
+# W4: replacing a variant drops its records; a record whose weights changed elsewhere is left out.
+"$precis" quantize "$work/u.h5" --scheme wchannel-au8z --calibration minmax --calibration-size 100 --quiet > /dev/null
+"$precis" eval "$work/u.h5" --precision float32,int8-wchannel-au8z,float16 --record --quiet > /dev/null
+"$precis" quantize "$work/u.h5" --scheme wchannel-au8z --calibration entropy --calibration-size 100 --quiet > /dev/null
+python3 -c 'import h5py,sys; e=h5py.File(sys.argv[1],"r")["evaluations"]; assert "int8-wchannel-au8z" not in e and "float16" in e, list(e)' "$work/u.h5" || fail "W4: a replaced variant kept its record"
+python3 -c 'import h5py,sys; d=h5py.File(sys.argv[1],"r+")["variants/float16/model/layers/05_affine2/b"]; d[0] = d[0] + 1' "$work/u.h5"
+"$precis" inspect "$work/u.h5" --json | python3 -c 'import json,sys; e=[x["result"]["precision"] for x in json.load(sys.stdin)["evaluations"]]; assert e == ["float32"], e' || fail "W4: a stale record is shown"
+# W5: no changed answer in one image is no certainty.
+"$precis" eval "$work/u.h5" --precision float32,float64 --first 1 --json --quiet | python3 -c 'import json,sys; c=json.load(sys.stdin)["results"][1]["vs_float32"]; assert c["differs"] == 0 and c["ci95_low_pp"] < -90 and c["ci95_high_pp"] > 90, c' || fail "W5"
+# L1, L3, L5, K16: outputs that cannot be written are refused before any work.
+mkdir "$work/adir"
+usage_error "--output $work/adir: is a folder, not a file" "$precis" train --epochs 1 --output "$work/adir" --force
+usage_error "--output : is an empty name" "$precis" train --epochs 1 --output ""
+usage_error "is not a regular file" "$precis" train --epochs 1 --output /dev/null --force
+[ -c /dev/null ] || fail "L3: /dev/null is no longer a device"
+mkfifo "$work/fifo"
+usage_error "is not a regular file" "$precis" train --epochs 1 --output "$work/fifo" --force
+usage_error "--checkpoint and --output name the same file" "$precis" train --epochs 1 --checkpoint "$work/x.h5" --output "$work/x.h5"
+usage_error "give --output FILE to keep the trained weights, or --no-output" "$precis" train --epochs 1
+# L2: one overwrite rule for every output.
+cp "$work/u.h5" "$work/exists"
+before=$(snapshot "$work/exists")
+usage_error "exists (use --force" "$precis" train --epochs 1 --checkpoint "$work/exists" --output "$work/new.h5"
+usage_error "exists (use --force" "$precis" export "$work/u.h5" --onnx "$work/exists"
+usage_error "exists (use --force" "$precis" formats --encode e4m3 --input "$work/exists" --output "$work/exists"
+usage_error "exists (use --force" "$precis" import "$work/book.npz" --model simple --dataset mnist5k --output "$work/exists"
+cp "$work/exists" "$work/p-float32.f64"
+usage_error "exists (use --force" "$precis" eval "$work/u.h5" --precision float32 --limit 20 --save-logits "$work/p" --quiet
+cmp -s "$work/exists" "$work/p-float32.f64" || fail "L2: --save-logits replaced a file"
+[ "$(snapshot "$work/exists")" = "$before" ] || fail "L2: an output was replaced without --force"
+"$precis" formats --encode e4m3 --input "$work/v.f32" --output "$work/v.f32" --force
+[ "$(stat -c %s "$work/v.f32")" = 4 ] || fail "L2: formats --force with its own input"
+# L4: edits in place keep mode and owner, refuse a read-only file, and write through a link.
+cp "$work/u.h5" "$work/private.h5" && chmod 600 "$work/private.h5"
+"$precis" export "$work/private.h5" --precision bfloat16 > /dev/null
+[ "$(stat -c %a "$work/private.h5")" = 600 ] || fail "L4: the mode of an edited file changed"
+cp "$work/u.h5" "$work/ro.h5" && chmod 444 "$work/ro.h5"
+before=$(snapshot "$work/ro.h5")
+usage_error "is read-only" "$precis" quantize "$work/ro.h5" --scheme wchannel-au8z --calibration minmax
+usage_error "is read-only" "$precis" eval "$work/ro.h5" --record --limit 20
+usage_error "is read-only" "$precis" upgrade "$work/ro.h5"
+[ "$(snapshot "$work/ro.h5")" = "$before" ] || fail "L4: a read-only file changed"
+cp "$work/u.h5" "$work/target.h5" && ln -s target.h5 "$work/link.h5"
+"$precis" export "$work/link.h5" --precision bfloat16 > /dev/null
+[ -L "$work/link.h5" ] && [ "$(readlink "$work/link.h5")" = target.h5 ] || fail "L4: the link was replaced"
+python3 -c 'import h5py,sys; assert "bfloat16" in h5py.File(sys.argv[1],"r")["variants"]' "$work/target.h5" || fail "L4: the link's target did not change"
+# K1, K3, K4, K5, K6, K11, K12, K14: command-line mistakes are one line with the reason and exit 64.
+usage_error "shift takes 1 to 8 pixels" "$precis" train --no-output --augment shift:28
+usage_error "rotate takes 0 to 180 degrees" "$precis" train --no-output --augment rotate:-10
+usage_error "EVERY, a whole number of epochs from 1" "$precis" train --no-output --lr-schedule step:0:0.5
+usage_error "normal:STD takes a standard deviation in (0, 10\]" "$precis" train --no-output --init normal:1e300
+usage_error "epochs must be from 1" "$precis" train --no-output --epochs -1
+usage_error "a seed is a whole number from 0" "$precis" train --no-output --seed -1
+usage_error "applies to the int4 formats only" "$precis" quantize "$work/u.h5" --format mxfp4 --calibration mse
+usage_error "00_conv1: a convolution needs 1...65536 filters" "$precis" train --no-output --model "conv(0,5) relu affine(10)"
+usage_error "00_maxpool1: maxpool(0,stride=0,pad=0) needs size 1" "$precis" train --no-output --model "maxpool(0) affine(10)"
+usage_error "unknown data set 'cifar10'" "$precis" train --no-output --dataset cifar10
+usage_error "--qat-warmup goes with --qat" "$precis" train --no-output --qat-warmup 5
+usage_error "--percentile goes with --calibration percentile" "$precis" quantize "$work/u.h5" --scheme wchannel-au8z --calibration mse --percentile 99
+usage_error "give the data set the network was trained for" "$precis" import "$work/book.npz" --model simple --output "$work/i.h5"
+usage_error "--data /nonexistent: no such folder" "$precis" import "$work/book.npz" --model simple --data /nonexistent --output "$work/i.h5"
+usage_error "unknown command 'nonexist'" "$precis" help nonexist
+[ "$(wc -l < "$work/err.txt")" -eq 1 ] || fail "K14: help of an unknown command is not one line"
+"$precis" help formats | grep -q '\\' && fail "K14: help formats shows backslashes"
+"$precis" train --no-output --lr 0.01 --epochs 1 --quiet > /dev/null || fail "K2: --lr"
+# K7, K8, K9, K10, K13, K19, K21
+expect_error "adir: is a folder, not a file" "$precis" inspect "$work/adir"
+usage_error "--output $work/u.h5: is a file, not a folder" "$precis" report "$work/u.h5" --output "$work/u.h5"
+usage_error "is not a folder" "$precis" train --epochs 1 --output "$work/k8.h5" --report "$work/u.h5/x"
+usage_error "does not exist" "$precis" report "$work/u.h5" --output "$work/missing/deeper"
+"$precis" report "$work/bn.h5" --output "$work/rep" > /dev/null
+[ -e "$work/rep/compare-change.svg" ] || fail "K9: the first report has no comparison chart"
+usage_error "exists (use --force" "$precis" report "$work/u.h5" --output "$work/rep"
+"$precis" report "$work/u.h5" --output "$work/rep" --force > /dev/null
+[ ! -e "$work/rep/compare-change.svg" ] || fail "K9: the earlier report's charts were left"
+ls -A "$work" | grep -q '\.lock$' && fail "K10: a lock file was left"
+"$precis" eval "$work/u.h5" --explain float16 --limit 50 --quiet > "$work/k13.txt"
+[ "$(wc -l < "$work/k13.txt")" -lt 30 ] || fail "K13: --explain prints the whole report first"
+"$precis" inspect "$work/book.h5" | grep -q "init he" && fail "K19: an imported network says init he"
+cp "$work/u.h5" "$work/nan.h5"
+python3 -c 'import h5py,sys; d=h5py.File(sys.argv[1],"r+")["training/test_accuracy"]; d[-1] = float("nan")' "$work/nan.h5"
+"$precis" inspect "$work/nan.h5" | grep -q "nan%" && fail "K21: inspect prints nan%"
+# K17: a smaller sample does not replace a larger record unasked.
+"$precis" eval "$work/u.h5" --precision float32 --record --quiet > /dev/null
+expect_error "holds 1000 images, more than these 200 (use --force" "$precis" eval "$work/u.h5" --precision float32 --record --limit 200 --quiet
+# K18: the ONNX model says what it takes.
+"$precis" export "$work/u.h5" --onnx "$work/k18.onnx" > /dev/null
+python3 -c 'import onnx,sys; m=onnx.load(sys.argv[1]); p={x.key: x.value for x in m.metadata_props}; assert "pixel / 255" in m.doc_string and p["dataset"] == "mnist5k" and p["input"].startswith("input (N, 1, 28, 28)"), p' "$work/k18.onnx" || fail "K18"
 echo "cli-check: passed"

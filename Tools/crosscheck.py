@@ -159,7 +159,7 @@ def check_formats(a, f, layers, params, formats, x, t, failures):
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, 'logits')
         cmd = [a.precis, 'eval', a.file, '--precision', ','.join(formats), '--first', str(n), '--json', '--quiet',
-               '--save-logits', prefix]
+               '--save-logits', prefix, '--force']
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         for v in formats:
             group, mode = f['variants'][v], number_formats.mode_of(v)
@@ -278,7 +278,8 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         prefix = os.path.join(tmp, 'logits')
-        cmd = [a.precis, 'eval', a.file, '--precision', 'float64,float32,float16-acc32', '--json', '--quiet', '--save-logits', prefix]
+        cmd = [a.precis, 'eval', a.file, '--precision', 'float64,float32,float16-acc32', '--json', '--quiet', '--save-logits', prefix,
+               '--force']
         if a.limit:
             cmd += ['--limit', str(a.limit)]
         out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)

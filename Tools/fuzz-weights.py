@@ -40,7 +40,7 @@ def damaged(data, rng):
 def evaluate(a, path, data_dir, prefix):
     """Runs eval; returns (exit code, stderr lines, logits bytes per precision or None)."""
     cmd = [a.precis, 'eval', path, '--precision', a.precision, '--limit', str(a.limit), '--quiet', '--json',
-           '--save-logits', prefix]
+           '--save-logits', prefix, '--force']
     if data_dir:
         cmd += ['--data', data_dir]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -19,7 +19,7 @@ records() { "$precis" inspect "$1" --json | python3 -c 'import json, sys; print(
 # weights (and losses) of the run that was not killed: DeepConvNet on mnist5k, dropout, Adam,
 # augmentation.
 "$precis" train --model deep --dataset mnist5k --epochs 3 --augment shift:1,rotate:5 --quiet --output whole.h5 > /dev/null
-"$precis" train --model deep --dataset mnist5k --epochs 3 --augment shift:1,rotate:5 --quiet --checkpoint ck.h5 \
+"$precis" train --model deep --dataset mnist5k --epochs 3 --augment shift:1,rotate:5 --quiet --checkpoint ck.h5 --no-output \
   > /dev/null 2>&1 &
 pid=$!
 for _ in $(seq 600); do [ -e ck.h5 ] && break; sleep 0.05; done
@@ -72,14 +72,16 @@ while [ "$trials" -lt 20 ] || { [ "$interrupted" -lt 3 ] && [ "$trials" -lt 80 ]
 done
 [ "$interrupted" -gt 0 ] || fail "no write was interrupted in $trials trials"
 
-# SIGINT while a picture report is being drawn and written: no temporary file in its folder.
+# SIGINT while a picture report is being drawn and written (a whole folder, replacing the last
+# one): no temporary folder beside it, and the folder is a whole report or none.
 for delay in 0.4 0.8 1.2 1.6; do
-  "$precis" report "$weights/simple-mnist5k.h5" --output pictures > /dev/null 2>&1 &
+  "$precis" report "$weights/simple-mnist5k.h5" --output pictures --force > /dev/null 2>&1 &
   pid=$!
   sleep "$delay"
   kill -INT "$pid" 2> /dev/null || true
   wait "$pid" || true
-  [ ! -d pictures ] || no_temp_files pictures
+  no_temp_files .
+  [ ! -d pictures ] || [ -s pictures/index.html ] || fail "an interrupted report left a folder without its page"
 done
 
 # Output paths are checked before any training.
@@ -113,7 +115,8 @@ if mkdir full ro && mount -t tmpfs -o size=2m tmpfs full 2> /dev/null; then
   [ "$code" -eq 64 ] && grep -q "ro/s.h5: its folder .* is not writable" err.txt || fail "eval --record on a read-only folder"
   code=0
   "$precis" export ro/s.h5 --precision bfloat16 > /dev/null 2> err.txt || code=$?
-  [ "$code" -eq 1 ] && [ "$(wc -l < err.txt)" -eq 1 ] || fail "export on a read-only folder: exit $code, $(cat err.txt)"
+  [ "$code" -eq 64 ] && [ "$(wc -l < err.txt)" -eq 1 ] && grep -q "is not writable" err.txt \
+    || fail "export on a read-only folder: exit $code, $(cat err.txt)"
   cmp -s ro/s.h5 "$weights/simple-mnist5k.h5" || fail "a read-only folder's file changed"
   no_temp_files ro
   echo "write-safety-check: passed ($interrupted of $trials writes interrupted; full disk and read-only folder checked)"
