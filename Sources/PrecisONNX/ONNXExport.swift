@@ -96,7 +96,8 @@ public struct ONNXDescription {
 
     /// `metadata_props` of the model of `spec`.
     func properties(_ spec: ModelSpec) -> [(String, String)] {
-        let classes = (0..<spec.classes).map { c in classNames.map { c < $0.count ? "\(c) \($0[c])" : "\(c)" } ?? "\(c)" }
+        let classes = (0..<spec.classes).map { c in classNames.map { c < $0.count ? "\(c) \($0[c])" : "\(c)" } ?? "\(c)"
+        }
         return [
             ("dataset", dataset), ("precision", precision), ("layers", spec.layerText),
             ("input", "input (N, \(spec.inputShape.map(String.init).joined(separator: ", "))) float32"),

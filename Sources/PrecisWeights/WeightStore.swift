@@ -129,11 +129,11 @@ public final class WeightStore {
 
     /// The SHA-256 of the weights a row of the report ran with (`weights`: `/variants/<name>`, or
     /// `/model` for everything computed from the master): every dataset of that group, in path
-    /// order, its path and its stored bytes.
-    public func weightsDigest(_ weights: String) throws -> String {
+    /// order, its path and its stored bytes; nil when the file holds no such variant.
+    public func weightsDigest(_ weights: String) throws -> String? {
         let path = weights.hasPrefix("/variants/") ? String(weights.dropFirst()) : "model"
         if let cached = digests[path] { return cached }
-        guard path == "model" || variantNames.contains(String(path.dropFirst("variants/".count))) else { return "" }
+        guard path == "model" || variantNames.contains(String(path.dropFirst("variants/".count))) else { return nil }
         let group = try root().group(path)
         var sha = SHA256()
         for dataset in try group.datasetPaths().sorted() {

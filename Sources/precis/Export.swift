@@ -68,7 +68,8 @@ struct Export: ParsableCommand {
                 (form, tensors) = (.int8(v.model), store.floatTensors(of: v))
             }
             let description = ONNXDescription(
-                dataset: store.master.dataset, precision: name, classNames: Dataset.classNames(of: store.master.dataset))
+                dataset: store.master.dataset, precision: name, classNames: Dataset.classNames(of: store.master.dataset)
+            )
             let data = try exportONNX(
                 spec: store.spec, tensors: tensors, form: form, producer: "precis \(precisVersion)",
                 description: description)

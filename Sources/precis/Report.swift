@@ -171,7 +171,7 @@ struct PictureReportWriter {
             ? results.filter { $0.precision != PrecisionMode.float32.rawValue }.map { r in
                 changedChart(
                     mode: r.precision, images: test.images, side: side, labels: test.labels, float32: float32,
-                    predicted: indices.map { predictions[r.precision]?[$0] })
+                    predicted: indices.map { predictions[r.precision]?[$0] }, names: dataset.classNames)
             } : []
         return PictureReport.Section(
             heading: "Precision", text: "What each precision costs against float32 and float64. " + source,

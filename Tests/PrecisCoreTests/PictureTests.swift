@@ -172,7 +172,9 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(labels == [Palette.colour(3), Palette.colour(0)])
         #expect(svg.counts["image"] == 1)
         let none = changedChart(mode: "float16", images: [], side: 2, labels: [], float32: [], predicted: [])
-        #expect(try #require(ElementCounter.parse(none.svg)).texts.contains("no prediction recorded for these images"))
+        #expect(
+            try #require(ElementCounter.parse(none.svg)).texts.contains(
+                "float16: no prediction recorded for these images"))
     }
 
     @Test func rangePanelsCountClippedValuesAndDrawABarPerChannel() throws {

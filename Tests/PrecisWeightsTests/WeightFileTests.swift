@@ -171,7 +171,9 @@ import Testing
         #expect(try store.datasetsWithoutChecksum() == ["/model/layers/00_conv1/b"])
         let before = try store.int8VariantNames.map { try store.int8Variant($0) }
         #expect(try store.upgrade())
-        #expect(try store.datasetsWithoutChecksum().isEmpty && store.evaluations() == [recorded])
+        var expected = recorded
+        expected.weightsDigest = try store.weightsDigest("/model")
+        #expect(try store.datasetsWithoutChecksum().isEmpty && store.evaluations() == [expected])
         let after = try store.int8VariantNames.map { try store.int8Variant($0) }
         #expect(store.variantNames == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
         #expect(
@@ -240,6 +242,7 @@ import Testing
             var bad = recorded
             bad.predictions = forged
             bad.testIndices = nil
+            try store.modify { root in try root.group("evaluations").remove(recorded.result.precision) }
             try store.record([bad])
             #expect(throws: HDF5Error.self) { try WeightStore(path).evaluations() }
         }

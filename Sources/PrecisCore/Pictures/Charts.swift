@@ -32,6 +32,8 @@ public struct LineChart {
 
     public var title: String, xLabel: String, yLabel: String
     public var series: [Series]
+    /// Names of the x values 0, 1, 2, ..., written slanted at each in place of numbers (layers).
+    public var xNames: [String]?
     public var width = 640, height = 320
     /// The y range; by default the data's, widened to round ticks.
     public var yRange: ClosedRange<Double>?
@@ -43,7 +45,8 @@ public struct LineChart {
     /// The chart as an SVG document. Non-finite points are left out; a chart with no points says so.
     public var svg: String {
         // The legend sits in rows between the title and the plot, where it hides no data.
-        let (left, right, bottom) = (64.0, 16.0, 48.0)
+        let names = xNames ?? []
+        let (left, right) = (64.0, 16.0), bottom = 48.0 + 5.5 * Double(names.map(\.count).max() ?? 0)
         var legend: [(x: Double, row: Int)] = [], x = left, row = 0
         for line in series {
             let span = 40 + Double(line.name.count) * 7
@@ -51,7 +54,7 @@ public struct LineChart {
             legend.append((x, row))
             x += span
         }
-        let top = 50.0 + 16 * Double(row), height = self.height + 16 * row
+        let top = 50.0 + 16 * Double(row), height = self.height + 16 * row + Int(bottom - 48)
         var s = SVG(width: width, height: height)
         let (w, h) = (Double(width) - left - right, Double(height) - top - bottom)
         s.text(title, Double(width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
@@ -73,9 +76,16 @@ public struct LineChart {
             s.line(left, py(t), left + w, py(t), stroke: "#ddd")
             s.text(tickText(t, step: yStep), left - 6, py(t) + 4, size: 11, anchor: "end")
         }
-        for t in xTicks {
-            s.line(px(t), top + h, px(t), top + h + 4)
-            s.text(tickText(t, step: xStep), px(t), top + h + 17, size: 11, anchor: "middle")
+        if names.isEmpty {
+            for t in xTicks {
+                s.line(px(t), top + h, px(t), top + h + 4)
+                s.text(tickText(t, step: xStep), px(t), top + h + 17, size: 11, anchor: "middle")
+            }
+        } else {
+            for (i, name) in names.enumerated() where Double(i) >= minX && Double(i) <= x1 {
+                s.line(px(Double(i)), top + h, px(Double(i)), top + h + 4)
+                s.text(name, px(Double(i)) + 4, top + h + 12, size: 10, anchor: "end", rotate: -40)
+            }
         }
         s.line(left, top, left, top + h)
         s.line(left, top + h, left + w, top + h)
@@ -97,7 +107,8 @@ public struct LineChart {
     }
 }
 
-/// Grey-scale images as a grid of tiles, each scaled to its own range (black low, white high), with
+/// Grey-scale images as a grid of tiles, each scaled to its own range (dark high, white low, as the
+/// thumbnails draw strokes and the feature maps strong responses), with
 /// a caption per tile: first-layer filters, input images.
 public struct TileGrid {
     public var title: String
@@ -130,7 +141,7 @@ public struct TileGrid {
             for r in 0..<rows {
                 for c in 0..<columns {
                     let v = tile[r * columns + c],
-                        g = hi > lo && v.isFinite ? Int(((v - lo) / (hi - lo) * 255).rounded()) : 128
+                        g = hi > lo && v.isFinite ? Int(((hi - v) / (hi - lo) * 255).rounded()) : 128
                     let grey = String(format: "#%02x%02x%02x", g, g, g)
                     s.rect(x0 + Double(c * scale), y0 + Double(r * scale), Double(scale), Double(scale), fill: grey)
                 }
@@ -165,7 +176,9 @@ public struct ThumbnailGrid {
     }
 
     public var svg: String {
-        let tile = side * zoom, gap = 18, rows = (items.count + perRow - 1) / perRow
+        // A label may take two lines (class names: the true one, then the answer).
+        let lines = items.map { $0.label.split(separator: "\n").count }.max() ?? 1
+        let tile = side * zoom, gap = 7 + 11 * lines, rows = (items.count + perRow - 1) / perRow
         var s = SVG(width: max(300, perRow * (tile + 6) + 10), height: 40 + max(1, rows) * (tile + gap))
         s.text(title, Double(s.width) / 2, 20, size: 14, anchor: "middle", weight: "bold")
         if items.isEmpty { s.text(empty, Double(s.width) / 2, 44, size: 13, anchor: "middle") }
@@ -182,9 +195,11 @@ public struct ThumbnailGrid {
             let y = Double(32 + row * (tile + gap))
             s.image(greyPNG(width: width, height: side, pixels: pixels), 5, y, Double(width * zoom), Double(tile))
             for (k, item) in band.enumerated() {
-                s.text(
-                    item.label, 5 + Double(k * (side + 3) * zoom + tile / 2), y + Double(tile + 12), size: 10,
-                    anchor: "middle", fill: item.colour)
+                for (j, line) in item.label.split(separator: "\n").enumerated() {
+                    s.text(
+                        String(line), 5 + Double(k * (side + 3) * zoom + tile / 2), y + Double(tile + 12 + 11 * j),
+                        size: lines > 1 ? 9 : 10, anchor: "middle", fill: item.colour)
+                }
             }
         }
         return s.document(title: title)

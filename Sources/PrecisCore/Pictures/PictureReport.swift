@@ -30,24 +30,55 @@ public struct PictureReport: Sendable {
     /// Every chart, in page order.
     public var charts: [Chart] { sections.flatMap(\.charts) }
 
-    /// The page.
+    /// The page: a table of contents, then the sections, each with an anchor. The grids of images
+    /// (mistakes, changed answers) after the first of a section are folded away (`<details>`), so the
+    /// page opens short.
     public var html: String {
         var out = [
             "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
             "<title>\(SVG.escaped(title))</title>",
             "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
-                + "figure{margin:1em 0}figcaption{font-size:0.9em;color:#444}svg{max-width:100%;height:auto}</style>",
+                + "figure{margin:1em 0}figcaption{font-size:0.9em;color:#444}svg{max-width:100%;height:auto}"
+                + "summary{cursor:pointer;color:#0b4f8a}</style>",
             "</head><body>", "<h1>\(SVG.escaped(title))</h1>",
+            "<nav><h2>Contents</h2><ol>"
+                + sections.map { "<li><a href=\"#\(Self.anchor($0.heading))\">\(SVG.escaped($0.heading))</a></li>" }
+                .joined() + "</ol></nav>",
         ]
         for section in sections {
-            out.append("<h2>\(SVG.escaped(section.heading))</h2>")
+            out.append("<h2 id=\"\(Self.anchor(section.heading))\">\(SVG.escaped(section.heading))</h2>")
             out.append("<p>\(SVG.escaped(section.text))</p>")
+            var grids = 0
             for chart in section.charts {
-                out.append("<figure>\(chart.svg)<figcaption>\(SVG.escaped(chart.caption))</figcaption></figure>")
+                let figure = "<figure>\(chart.svg)<figcaption>\(SVG.escaped(chart.caption))</figcaption></figure>"
+                guard chart.name.hasPrefix("changed-") || chart.name == "mistakes" else {
+                    out.append(figure)
+                    continue
+                }
+                grids += 1
+                out.append(
+                    grids == 1
+                        ? figure
+                        : "<details><summary>\(SVG.escaped(Self.title(of: chart)))</summary>\(figure)</details>")
             }
         }
         out.append("</body></html>")
         return out.joined(separator: "\n") + "\n"
+    }
+}
+
+extension PictureReport {
+    /// The anchor of a section: its heading in lower case, words joined by hyphens.
+    static func anchor(_ heading: String) -> String {
+        heading.lowercased().split { !$0.isLetter && !$0.isNumber }.joined(separator: "-")
+    }
+
+    /// A chart's title, from its SVG's `<title>`.
+    static func title(of chart: Chart) -> String {
+        guard let start = chart.svg.range(of: "<title>"), let end = chart.svg.range(of: "</title>") else {
+            return chart.name
+        }
+        return String(chart.svg[start.upperBound..<end.lowerBound])
     }
 }
 
@@ -116,7 +147,7 @@ public func filterCharts(spec: ModelSpec, trained: [String: Tensor<Double>], ini
                 w, title: "\(layer.name): \(w.shape[0]) filters after training", name: "filters-\(layer.name)",
                 caption: "\(layer.name), \(w.shape[0]) filters of \(fh)×\(fw)"
                     + (w.shape[1] > 1 ? ", each the mean over its \(w.shape[1]) input channels" : "")
-                    + "; each tile scaled to its own range, black low, white high."))
+                    + "; each tile scaled to its own range, dark high, white low."))
         if k == 0, let w0 = initial?[key] {
             charts.append(
                 grid(
@@ -128,14 +159,16 @@ public func filterCharts(spec: ModelSpec, trained: [String: Tensor<Double>], ini
     return charts
 }
 
-/// "; classes: 0 T-shirt/top, 1 Trouser, …" for named classes, else nothing.
-func classKey(_ names: [String]?) -> String {
-    names.map { "; classes: " + $0.enumerated().map { "\($0.offset) \($0.element)" }.joined(separator: ", ") } ?? ""
+/// A class as a thumbnail names it: its name when the data set has names, else its number; `none`
+/// for no answer (logits that are not all finite).
+func answerText(_ predicted: Int, _ names: [String]? = nil) -> String {
+    predicted < 0 ? "none" : names.map { predicted < $0.count ? $0[predicted] : "\(predicted)" } ?? "\(predicted)"
 }
 
-/// A predicted class as a thumbnail names it: its number, or `none` for no answer (logits that
-/// are not all finite).
-func answerText(_ predicted: Int) -> String { predicted < 0 ? "none" : "\(predicted)" }
+/// A thumbnail's label for `from` → `to`: on one line with class numbers, on two with names.
+func changeText(_ from: Int, _ to: Int, _ names: [String]?) -> String {
+    "\(answerText(from, names))\(names == nil ? "" : "\n")→\(answerText(to, names))"
+}
 
 /// A colour from white (0) to dark blue (1), readable with every common colour blindness.
 func blueScale(_ t: Double) -> String {
@@ -179,7 +212,7 @@ public func mistakeCharts(
         title: "\(wrong.count) misclassified test images (true → predicted)", side: side,
         items: wrong.map { i in
             let pixels = images[(i * side * side)..<((i + 1) * side * side)]
-            return ThumbnailGrid.Item(pixels: pixels, label: "\(labels[i])→\(answerText(predicted[i]))")
+            return ThumbnailGrid.Item(pixels: pixels, label: changeText(labels[i], predicted[i], names))
         }, empty: "no image is misclassified")
     return [
         Chart(
@@ -189,7 +222,7 @@ public func mistakeCharts(
         Chart(
             name: "mistakes", svg: thumbnails.svg,
             caption: "Every misclassified test image (dark strokes on white), its true class, an arrow, "
-                + "and float32's answer" + classKey(names) + "."),
+                + "and float32's answer."),
     ]
 }
 

@@ -1,15 +1,19 @@
 import Foundation
 
 /// The precision section, from recorded report rows: each mode's accuracy change against float32
-/// with its 95% interval, and each mode's per-layer SQNR against float64 as a line over the layers.
+/// with its 95% interval and its number of images (float64 included), and each mode's per-layer
+/// SQNR against float64 as a line over the layers, named: the floating modes and int8 in one chart,
+/// the number formats in one small chart per family.
 public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
-    let rows = results.filter { $0.precision != PrecisionMode.float64.rawValue }
+    let rows = results.filter { $0.precision != PrecisionMode.float32.rawValue }
     // Changes with their intervals: a dot and a whisker per mode, zero marked.
     let rowHeight = 26.0, left = 170.0, top = 50.0, plot = 420.0
     var s = SVG(width: Int(left + plot + 30), height: Int(top + rowHeight * Double(max(rows.count, 1)) + 50))
+    let sizes = Set(rows.map(\.images))
     s.text(
-        "Accuracy change against float32, with 95% intervals", Double(s.width) / 2, 20, size: 14, anchor: "middle",
-        weight: "bold")
+        "Accuracy change against float32, with 95% intervals"
+            + (sizes.count == 1 ? " (n = \(sizes.first!) images)" : ""), Double(s.width) / 2, 20, size: 14,
+        anchor: "middle", weight: "bold")
     if rows.isEmpty {
         s.text("no evaluation recorded (precis eval --record)", Double(s.width) / 2, 50, size: 13, anchor: "middle")
     } else {
@@ -26,16 +30,17 @@ public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
             size: 12, anchor: "middle")
         for (i, r) in rows.enumerated() {
             let y = top + rowHeight * (Double(i) + 0.5), c = r.vsFloat32
-            s.text(r.precision, left - 8, y + 4, size: 11, anchor: "end")
+            s.text(
+                r.precision + (sizes.count > 1 ? " (n = \(r.images))" : ""), left - 8, y + 4, size: 11, anchor: "end")
             s.line(px(c.ci95LowPP), y, px(c.ci95HighPP), y, stroke: Palette.colour(i), width: 2)
             s.rect(px(c.changePP) - 4, y - 4, 8, 8, fill: Palette.colour(i))
         }
     }
     // Per-layer SQNR: the floating modes and int8 in one chart, the number formats in another, so
     // that each has few enough lines to tell apart (colours repeat after seven, then dashed).
-    func sqnrChart(_ title: String, _ rows: [ModeResult]) -> LineChart {
+    func sqnrChart(_ title: String, _ rows: [ModeResult], width: Int = 760) -> LineChart {
         var chart = LineChart(
-            title: title, xLabel: "layer (index in the network)", yLabel: "SQNR (dB)",
+            title: title, xLabel: "layer", yLabel: "SQNR (dB)",
             series: rows.enumerated().map { k, r in
                 LineChart.Series(
                     r.precision,
@@ -44,10 +49,11 @@ public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
                     },
                     dashed: r.integer || k >= Palette.series.count, colour: Palette.colour(k))
             })
-        chart.width = 760
+        chart.width = width
+        chart.xNames = rows.first?.layers.map(\.layer)
         return chart
     }
-    let lines = rows.filter { $0.precision != PrecisionMode.float32.rawValue }
+    let lines = rows.filter { $0.precision != PrecisionMode.float64.rawValue }
     let formats = lines.filter(\.isFormat)
     var charts = [
         Chart(
@@ -60,13 +66,19 @@ public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
             caption: "Higher is closer to float64; 6 dB is about one significand bit. Integer modes are dashed and "
                 + "show only the layers that have values of their own."),
     ]
-    if !formats.isEmpty {
+    // The number formats in small multiples, one family a chart, so that no colour repeats.
+    let families: [(name: String, title: String, prefixes: [String])] = [
+        ("fp8", "FP8 with a tensor scale", ["float8-"]), ("mx", "OCP MX (32-value blocks)", ["mx"]),
+        ("nvfp4", "NVFP4", ["nvfp4"]), ("int4", "int4 weights", ["int4-"]),
+    ]
+    for family in families {
+        let members = formats.filter { f in family.prefixes.contains { f.precision.hasPrefix($0) } }
+        guard !members.isEmpty else { continue }
         charts.append(
             Chart(
-                name: "precision-sqnr-formats",
-                svg: sqnrChart("SQNR of every layer's output against float64: number formats", formats).svg,
-                caption: "The number formats (FP8, MX, NVFP4, int4), simulated in float32: after seven lines the "
-                    + "colours repeat, dashed."))
+                name: "precision-sqnr-\(family.name)",
+                svg: sqnrChart("SQNR against float64: \(family.title)", members, width: 520).svg,
+                caption: "\(family.title), simulated in float32: each layer's output against float64."))
     }
     return charts
 }
@@ -76,16 +88,25 @@ public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
 /// where it mends a wrong one, in grey where one wrong answer becomes another. `predicted[i]` is nil
 /// for an image the mode's record does not cover. At most `limit` images are drawn.
 public func changedChart(
-    mode: String, images: [Float], side: Int, labels: [Int], float32: [Int], predicted: [Int?], limit: Int = 200
+    mode: String, images: [Float], side: Int, labels: [Int], float32: [Int], predicted: [Int?], limit: Int = 200,
+    names: [String]? = nil
 ) -> Chart {
     let per = side * side
-    let changed = labels.indices.filter { i in predicted[i].map { $0 != float32[i] } ?? false }
+    let changed = labels.indices.filter { i in predicted[i].map { $0 != float32[i] || $0 < 0 } ?? false }
     let covered = predicted.compactMap { $0 }.count
+    guard !changed.isEmpty else {
+        var s = SVG(width: 520, height: 34)
+        let text =
+            covered == 0
+            ? "\(mode): no prediction recorded for these images" : "\(mode): all \(covered) answers are float32's"
+        s.text(text, 8, 22, size: 13, weight: "bold")
+        return Chart(name: "changed-\(mode)", svg: s.document(title: text), caption: "No image to show.")
+    }
     let items = changed.prefix(limit).map { i in
         let p = predicted[i]!,
             colour = float32[i] == labels[i] ? Palette.colour(3) : p == labels[i] ? Palette.colour(0) : "#777"
         return ThumbnailGrid.Item(
-            pixels: images[(i * per)..<((i + 1) * per)], label: "\(answerText(float32[i]))→\(answerText(p))",
+            pixels: images[(i * per)..<((i + 1) * per)], label: changeText(float32[i], p, names),
             colour: colour)
     }
     let shown = changed.count > limit ? " (the first \(limit) drawn)" : ""
