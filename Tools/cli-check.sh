@@ -519,6 +519,7 @@ usage_error "00_conv1: a convolution needs 1...65536 filters" "$precis" train --
 usage_error "00_maxpool1: maxpool(0,stride=0,pad=0) needs size 1" "$precis" train --no-output --model "maxpool(0) affine(10)"
 usage_error "unknown data set 'cifar10'" "$precis" train --no-output --dataset cifar10
 usage_error "--qat-warmup goes with --qat" "$precis" train --no-output --qat-warmup 5
+usage_error "--seed draws the --limit sample" "$precis" eval "$work/u.h5" --seed 3
 usage_error "--percentile goes with --calibration percentile" "$precis" quantize "$work/u.h5" --scheme wchannel-au8z --calibration mse --percentile 99
 usage_error "give the data set the network was trained for" "$precis" import "$work/book.npz" --model simple --output "$work/i.h5"
 usage_error "--data /nonexistent: no such folder" "$precis" import "$work/book.npz" --model simple --data /nonexistent --output "$work/i.h5"

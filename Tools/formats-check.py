@@ -53,7 +53,7 @@ def values(name, count, rng):
 def encode(precis, name, x, saturate, tmp):
     src, dst = os.path.join(tmp, 'x.f32'), os.path.join(tmp, 'codes')
     x.astype('<f4').tofile(src)
-    subprocess.run([precis, 'formats', '--encode', name, '--input', src, '--output', dst]
+    subprocess.run([precis, 'formats', '--encode', name, '--input', src, '--output', dst, '--force']
                    + (['--saturate'] if saturate else []), check=True)
     return np.fromfile(dst, dtype=np.uint8)
 

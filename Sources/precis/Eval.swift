@@ -28,7 +28,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var sample: SampleOptions
 
     @Option(parsing: .unconditional, help: "Seed of the --limit sample.", transform: seedValue)
-    var seed: UInt64 = 0
+    var seed: UInt64?
 
     @Option(
         help: ArgumentHelp(
@@ -80,6 +80,7 @@ struct Eval: ParsableCommand {
     static let defaultInt8Calibration = CalibrationMethod.mse
 
     func validate() throws {
+        if seed != nil && sample.limit == nil { throw ValidationError("--seed draws the --limit sample: give --limit") }
         // Checked before evaluating, so that a bad path does not throw the run away.
         if let reportFolder, let problem = folderOutputProblem(reportFolder, force: force) {
             throw ValidationError("--report \(reportFolder): \(problem)")
@@ -99,7 +100,7 @@ struct Eval: ParsableCommand {
             try store.spec.checkMemory(batch: 100, training: false)
             let dataset = try data.load(fallback: store.master.dataset)
             if let problem = dataset.problem(for: spec) { throw DataError(file: file, problem: problem) }
-            let selection = sample.selection(seed: seed)
+            let selection = sample.selection(seed: seed ?? 0)
             let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
             let calibration = FormatCalibration(store: store, dataset: dataset)
             let precision = precisions

@@ -28,7 +28,7 @@ struct Report: ParsableCommand {
     @OptionGroup var sample: SampleOptions
 
     @Option(parsing: .unconditional, help: "Seed for the --limit sample.", transform: seedValue)
-    var seed: UInt64 = 0
+    var seed: UInt64?
 
     @Flag(help: "No progress line.")
     var quiet = false
@@ -37,6 +37,7 @@ struct Report: ParsableCommand {
     var force = false
 
     func validate() throws {
+        if seed != nil && sample.limit == nil { throw ValidationError("--seed draws the --limit sample: give --limit") }
         if let problem = folderOutputProblem(folder, force: force) {
             throw ValidationError("--output \(folder): \(problem)")
         }
@@ -47,7 +48,8 @@ struct Report: ParsableCommand {
             let store = try WeightStore(file)
             let dataset = try data.load(fallback: store.master.dataset)
             let writer = PictureReportWriter(
-                store: store, dataset: dataset, folder: folder, selection: sample.selection(seed: seed), quiet: quiet)
+                store: store, dataset: dataset, folder: folder, selection: sample.selection(seed: seed ?? 0),
+                quiet: quiet)
             print(try writer.write())
         }
     }
