@@ -39,8 +39,9 @@ public func precisionCharts(_ results: [ModeResult]) -> [Chart] {
     // Per-layer SQNR: the floating modes and int8 in one chart, the number formats in another, so
     // that each has few enough lines to tell apart (colours repeat after seven, then dashed).
     func sqnrChart(_ title: String, _ rows: [ModeResult], width: Int = 760) -> LineChart {
+        let counts = Set(rows.map(\.images)).sorted().map(String.init).joined(separator: " or ")
         var chart = LineChart(
-            title: title, xLabel: "layer", yLabel: "SQNR (dB)",
+            title: title + (rows.isEmpty ? "" : " (n = \(counts) images)"), xLabel: "layer", yLabel: "SQNR (dB)",
             series: rows.enumerated().map { k, r in
                 LineChart.Series(
                     r.precision,
