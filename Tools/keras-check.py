@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crosscheck import mnist5k_train, test_set  # noqa: E402
+from numpy_network import mnist5k_train, test_set  # noqa: E402
 
 
 def main():

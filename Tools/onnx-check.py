@@ -36,7 +36,7 @@ import onnx
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crosscheck import test_set  # noqa: E402  (the same loader as the numpy cross-check)
+from numpy_network import test_set  # noqa: E402  (the same loader as the numpy cross-check)
 
 
 def layer_tensors(path):

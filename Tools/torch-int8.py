@@ -30,7 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import crosscheck  # noqa: E402  (the same data rules and numpy forward pass)
+import numpy_network  # noqa: E402  (the same data rules and numpy forward pass)
 
 
 def train_images(name):
@@ -40,7 +40,7 @@ def train_images(name):
         for ext in ('', '.gz'):
             p = os.path.join(directory, 'train' + sep + 'images' + sep + 'idx3-ubyte' + ext)
             if os.path.exists(p):
-                x = crosscheck.read_idx(p)
+                x = numpy_network.read_idx(p)
                 return (x.astype(np.float32) / np.float32(255)).reshape(x.shape[0], 1, x.shape[1], x.shape[2])
     raise SystemExit(f'torch-int8: {directory}: no training images')
 
@@ -114,11 +114,11 @@ def main():
         names = sorted(f['model/layers'])
         layers = list(zip(names, spec))
         params = {n: {k: f['model/layers'][n][k][()].astype(np.float64) for k in f['model/layers'][n]} for n in names}
-    x64, labels = crosscheck.test_set(dataset)
+    x64, labels = numpy_network.test_set(dataset)
     x = x64.astype(np.float32)
     net, fuse = build(torch, layers, params)
     net.eval()
-    expected = np.concatenate([crosscheck.forward(layers, params, x64[i:i + 500]).argmax(1) for i in range(0, len(x64), 500)])
+    expected = np.concatenate([numpy_network.forward(layers, params, x64[i:i + 500]).argmax(1) for i in range(0, len(x64), 500)])
     float32, seconds32 = run(torch, net, x)
     results = {'pytorch float32': summary(float32, float32, labels, seconds32)}
     results['pytorch float32']['differs_from_numpy_float64'] = int(np.sum(float32 != expected))

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crosscheck import mnist5k_train, test_set  # noqa: E402
+from numpy_network import mnist5k_train, test_set  # noqa: E402
 
 
 def main():

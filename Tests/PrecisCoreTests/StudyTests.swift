@@ -91,7 +91,7 @@ import Testing
 }
 
 /// Report tables and JSON.
-@Suite struct ReportModelTests {
+@Suite struct PrecisionReportTests {
     /// The column of every header: where it starts and ends in the header line.
     func columns(_ header: String, _ names: [String]) -> [Range<Int>] {
         var from = header.startIndex

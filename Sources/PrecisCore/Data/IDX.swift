@@ -1,18 +1,5 @@
 import Foundation
 
-/// A problem with a data file: the file and what is wrong, printed as `FILE: problem`.
-public struct DataError: Error, CustomStringConvertible, Equatable {
-    public var file: String
-    public var problem: String
-
-    public init(file: String, problem: String) {
-        self.file = file
-        self.problem = problem
-    }
-
-    public var description: String { "\(file): \(problem)" }
-}
-
 /// An unsigned-byte IDX array (the MNIST file format): big-endian magic `00 00 08 D`, D sizes, data.
 public struct IDXArray: Equatable {
     public var dims: [Int]

@@ -1,0 +1,107 @@
+"""The numpy side of the independent checks: the data sets read by the rules Precis follows, and a
+float64 forward pass of a network given as its stored layer list and parameters. crosscheck.py,
+onnx-check.py, torch-onnx-check.py, keras-check.py and torch-int8.py import it; it never runs
+Precis.
+
+    from numpy_network import test_set, forward
+    images, labels = test_set('fashion-mnist')
+    logits = forward(layers, params, images[:100])
+"""
+import gzip
+import os
+import struct
+
+import numpy as np
+
+
+# ---------------------------------------------------------------- data (the same rules as Precis)
+
+def read_idx(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    if data[:2] == b'\x1f\x8b':
+        data = gzip.decompress(data)
+    ndim = data[3]
+    dims = struct.unpack('>' + 'I' * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def mnist5k_path():
+    return os.environ.get('PRECIS_MNIST5K') or os.path.join(
+        os.environ.get('PRECIS_CACHE') or os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'precis'),
+        'mnist_5k.csv.gz')
+
+
+def mnist5k_train():
+    """mnist5k's 4,000 training digits (rows 0-399 of each class of 500): images (N,1,28,28) float32, labels."""
+    a = np.loadtxt(mnist5k_path(), delimiter=',', dtype=np.float64)
+    train = (np.arange(len(a)) % 500) < 400
+    return (a[train, :784].astype(np.float32) / 255).reshape(-1, 1, 28, 28), a[train, 784].astype(np.int64)
+
+
+def test_set(name):
+    """(images (N,1,H,W) float64 in [0,1], labels) of the data set a file names."""
+    if name == 'mnist5k':
+        a = np.loadtxt(mnist5k_path(), delimiter=',', dtype=np.float64)
+        test = (np.arange(len(a)) % 500) >= 400
+        x = (a[test, :784].astype(np.float32) / 255).astype(np.float64)
+        return x.reshape(-1, 1, 28, 28), a[test, 784].astype(np.int64)
+    directory = os.environ.get('FASHION_MNIST_DIR', '/usr/share/datasets/fashion-mnist') if name == 'fashion-mnist' else name
+    def find(stem):
+        for sep in ('-', '.'):
+            for ext in ('', '.gz'):
+                p = os.path.join(directory, stem.replace('-idx', sep + 'idx') + ext)
+                if os.path.exists(p):
+                    return p
+        raise SystemExit(f'{directory}: missing {stem}')
+    x = read_idx(find('t10k-images-idx3-ubyte'))
+    t = read_idx(find('t10k-labels-idx1-ubyte'))
+    # Precis scales pixels in float32 (Float(byte) / 255), then widens.
+    x = (x.astype(np.float32) / np.float32(255)).astype(np.float64)
+    return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]), t.astype(np.int64)
+
+
+# ---------------------------------------------------------------- layers (inference)
+
+def im2col(x, fh, fw, stride, pad, fill=0.0):
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], constant_values=fill)
+    col = np.empty((n, c, fh, fw, oh, ow), dtype=x.dtype)
+    for y in range(fh):
+        for xx in range(fw):
+            col[:, :, y, xx] = img[:, :, y:y + stride * oh:stride, xx:xx + stride * ow:stride]
+    return col, oh, ow
+
+
+def forward(layers, params, x):
+    for name, layer in layers:
+        kind = layer['kind']
+        if kind == 'Convolution':
+            w, b = params[name]['W'], params[name]['b']
+            col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
+            n = x.shape[0]
+            col = col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
+            x = (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+        elif kind in ('MaxPooling', 'AveragePooling'):
+            k, s, p = layer['size'], layer['stride'], layer['pad']
+            if kind == 'MaxPooling':
+                col, oh, ow = im2col(x, k, k, s, p, fill=-np.inf)
+                x = col.max(axis=(2, 3))
+            else:
+                col, oh, ow = im2col(x, k, k, s, p)
+                x = col.sum(axis=(2, 3)) / (k * k)
+        elif kind == 'Affine':
+            x = x.reshape(x.shape[0], -1) @ params[name]['W'] + params[name]['b']
+        elif kind == 'ReLU':
+            x = np.where(x > 0, x, 0.0)
+        elif kind == 'Dropout':
+            x = x * x.dtype.type(1.0 - layer['ratio'])
+        elif kind == 'BatchNormalization':
+            q = params[name]
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            x = (q['gamma'].reshape(shape) * (x - q['running_mean'].reshape(shape))
+                 / np.sqrt(q['running_var'].reshape(shape) + 1e-5) + q['beta'].reshape(shape))
+        else:
+            raise SystemExit(f'unknown layer kind {kind}')
+    return x
