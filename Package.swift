@@ -1,11 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// Build settings for the numeric code (measured, see README "Build settings"): without a target
-/// CPU, every Float16 operation is a library call and SIMD FMAs are split; `-target-cpu native`
-/// lets the compiler use F16C, AVX2/AVX-512 and FMA of the machine that builds the package.
-let numeric: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
-
 let package = Package(
     name: "Precis",
     products: [
@@ -20,28 +15,26 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSystem", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // The vector kernels: built for any x86-64 CPU, each choosing AVX-512, AVX2 or portable C at run time.
+        .target(name: "CKernels"),
         .target(
             name: "PrecisCore",
-            dependencies: ["CSystem", "CKernels", .product(name: "RealModule", package: "swift-numerics")],
-            swiftSettings: numeric),
+            dependencies: ["CSystem", "CKernels", .product(name: "RealModule", package: "swift-numerics")]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
-        .target(name: "PrecisWeights", dependencies: ["PrecisCore", "CHDF5"], swiftSettings: numeric),
+        .target(name: "PrecisWeights", dependencies: ["PrecisCore", "CHDF5"]),
         // ONNX import and export; Generated/onnx.pb.swift comes from Tools/gen-onnx-proto.sh.
         .target(
             name: "PrecisONNX",
-            dependencies: ["PrecisCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            swiftSettings: numeric),
+            dependencies: ["PrecisCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .executableTarget(
             name: "precis",
             dependencies: [
                 "PrecisCore", "PrecisWeights", "PrecisONNX",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: numeric),
-        .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"], swiftSettings: numeric),
-        .testTarget(name: "PrecisWeightsTests", dependencies: ["PrecisWeights"], swiftSettings: numeric),
-        .testTarget(name: "PrecisONNXTests", dependencies: ["PrecisONNX"], swiftSettings: numeric),
+            ]),
+        .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"]),
+        .testTarget(name: "PrecisWeightsTests", dependencies: ["PrecisWeights"]),
+        .testTarget(name: "PrecisONNXTests", dependencies: ["PrecisONNX"]),
     ],
     swiftLanguageModes: [.v5]
 )

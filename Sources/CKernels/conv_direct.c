@@ -32,6 +32,7 @@ INLINE AVX512 void row_pass(const conv_src *s, const float *image, ptrdiff_t at,
         if (in->pad <= 2) width = (unsigned)in->w;
     }
     if (width == 0xFFFFFFFFu) ix = 0;
+    #pragma unroll
     for (int p = 0; p < P; p++) acc[p] = _mm512_setzero_ps();
     const float *w = s->weights;
     for (int ch = 0; ch < in->channels; ch++, w += (size_t)s->fh * s->fw * 16) {
@@ -42,6 +43,7 @@ INLINE AVX512 void row_pass(const conv_src *s, const float *image, ptrdiff_t at,
                 // would keep more vectors live than the registers hold.
                 __asm__("" : "+r"(src));
                 __m512 wv = _mm512_loadu_ps(w + (ky * s->fw + kx) * 16);
+                #pragma unroll
                 for (int p = 0; p < P; p++) {
                     if ((p < 2 || p >= P - 2) && (unsigned)(ix + kx + p) >= width) continue;
                     acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(src[p]), wv, acc[p]);
@@ -89,6 +91,7 @@ AVX512 void precis_pad_planes_f32(const float *x, const float *mask, int images,
 // Where a tile's outputs go: filter f's run of n outputs at y + f·plane, for the block's first
 // `filters` filters.
 INLINE AVX512 void store_rows(__m512 *v, int n, float *y, size_t plane, int filters) {
+    #pragma unroll
     for (int p = n; p < 16; p++) v[p] = _mm512_setzero_ps();
     transpose16(v);
     for (int f = 0; f < filters; f++) _mm512_mask_storeu_ps(y + f * plane, lanes(n), v[f]);
@@ -106,6 +109,7 @@ INLINE AVX512 void row_tile(const tile_args *a, const float *image, ptrdiff_t at
                             const int P) {
     __m512 acc[16];
     row_pass(&a->s, image, at, iy, ix, P, acc);
+    #pragma unroll
     for (int p = 0; p < P; p++) acc[p] = activate(acc[p], a->bias, a->relu);
     store_rows(acc, P, y, a->plane, a->filters);
 }
@@ -117,9 +121,11 @@ INLINE AVX512 void pool_tile(const tile_args *a, const float *image, ptrdiff_t a
                              const int Q) {
     __m512 acc[14], best[16];
     row_pass(&a->s, image, at, iy, ix, 2 * Q, acc);
+    #pragma unroll
     for (int q = 0; q < Q; q++)
         best[q] = larger(activate(acc[2 * q], a->bias, a->relu), activate(acc[2 * q + 1], a->bias, a->relu));
     row_pass(&a->s, image, at + a->s.in.row_width, iy + 1, ix, 2 * Q, acc);
+    #pragma unroll
     for (int q = 0; q < Q; q++) {
         best[q] = larger(best[q], activate(acc[2 * q], a->bias, a->relu));
         best[q] = larger(best[q], activate(acc[2 * q + 1], a->bias, a->relu));
@@ -201,6 +207,7 @@ AVX512 void precis_conv_same_f32(const float *x, int images, int channels, int h
             float *out = y + ((size_t)j * filters + block * 16) * pixels;
             for (int v = 0; v < vectors; v++) {
                 __m512 acc[16];
+                #pragma unroll
                 for (int f = 0; f < 16; f++) acc[f] = _mm512_setzero_ps();
                 const float *wt = wb;
                 for (int ch = 0; ch < channels; ch++) {
@@ -210,11 +217,13 @@ AVX512 void precis_conv_same_f32(const float *x, int images, int channels, int h
                         for (int kx = 0; kx < fw; kx++, wt += 16, m++) {
                             // Lanes whose tap reads padding load 0, and 0 · w is added, as in the chain.
                             __m512 xv = _mm512_maskz_loadu_ps(*m, at + ky * w + kx);
+                            #pragma unroll
                             for (int f = 0; f < 16; f++) acc[f] = _mm512_fmadd_ps(xv, _mm512_set1_ps(wt[f]), acc[f]);
                         }
                     }
                 }
                 __mmask16 tail = lanes(pixels - 16 * v);
+                #pragma unroll
                 for (int f = 0; f < 16; f++) {
                     if (f < count)
                         _mm512_mask_storeu_ps(out + (size_t)f * pixels + 16 * v, tail,

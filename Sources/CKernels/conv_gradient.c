@@ -13,6 +13,7 @@ AVX512 void precis_pixel_major_f32(const float *d, const float *mask, int images
             for (int p = 0; p < pixels; p += 16) {
                 __mmask16 m = lanes(pixels - p);
                 __m512 v[16];
+                #pragma unroll
                 for (int f = 0; f < 16; f++) {
                     int ch = block * 16 + f;
                     if (ch >= channels) {
@@ -40,6 +41,7 @@ AVX512 void precis_pixel_major_f32(const float *d, const float *mask, int images
 // multiply-add chain per weight from +0. `in` is channel 0 of the group in the padded planes.
 INLINE AVX512 void weight_sums(const float *in, int plane_size, int row_width, int band_rows, int images, int oh,
                                int ow, const float *d, int ld, const int S, const int G, __m512 *acc) {
+    #pragma unroll
     for (int i = 0; i < G * S * S; i++) acc[i] = _mm512_setzero_ps();
     for (int j = 0; j < images; j++) {
         for (int oy = 0; oy < oh; oy++) {
@@ -49,8 +51,11 @@ INLINE AVX512 void weight_sums(const float *in, int plane_size, int row_width, i
                 // Hides that this pixel's tap (ky, kx) is the last pixel's (ky, kx + 1), as in row_pass.
                 __asm__("" : "+r"(row));
                 __m512 dv = _mm512_loadu_ps(dp);
+                #pragma unroll
                 for (int g = 0; g < G; g++) {
+                    #pragma unroll
                     for (int ky = 0; ky < S; ky++) {
+                        #pragma unroll
                         for (int kx = 0; kx < S; kx++) {
                             int t = (g * S + ky) * S + kx;
                             __m512 x = _mm512_set1_ps(row[(size_t)g * plane_size + ky * row_width + kx]);

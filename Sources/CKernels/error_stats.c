@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "target.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -7,7 +8,7 @@
 #pragma clang fp contract(off)
 
 // One element, as `ErrorStats.add` does it.
-static inline __attribute__((always_inline)) void add_one(double v, double r, double min_normal, precis_error_sums *s) {
+INLINE void add_one(double v, double r, double min_normal, precis_error_sums *s) {
     double m = fabs(v), e = m < INFINITY ? fabs(v - r) : INFINITY;
     s->nans += v != v;
     s->infinities += m == INFINITY;
@@ -34,10 +35,9 @@ static void portable(const void *values, enum element e, const double *reference
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512vl,f16c")))
 
 // Eight elements: everything but the three sums in vectors, the sums lane by lane in element order.
-static inline __attribute__((always_inline)) AVX512 void add_eight(__m512d v, __m512d r, __m512d min_normal,
+INLINE AVX512 void add_eight(__m512d v, __m512d r, __m512d min_normal,
                                                                   __m512d *max, precis_error_sums *s) {
     const __m512d inf = _mm512_set1_pd(INFINITY), zero = _mm512_setzero_pd();
     __m512d m = _mm512_abs_pd(v);
@@ -64,14 +64,14 @@ static inline __attribute__((always_inline)) AVX512 void add_eight(__m512d v, __
     s->signal = signal, s->noise = noise, s->absolute_sum = absolute;
 }
 
-static inline __attribute__((always_inline)) AVX512 void finish_max(__m512d max, precis_error_sums *s) {
+INLINE AVX512 void finish_max(__m512d max, precis_error_sums *s) {
     double lanes[8];
     _mm512_storeu_pd(lanes, max);
     for (int l = 0; l < 8; l++) s->max_absolute = lanes[l] >= s->max_absolute ? lanes[l] : s->max_absolute;
 }
 
 // One value, widened to double.
-static inline __attribute__((always_inline, target("f16c"))) double load_one(const void *v, int64_t i, enum element e) {
+INLINE F16C double load_one(const void *v, int64_t i, enum element e) {
     switch (e) {
     case F32: return ((const float *)v)[i];
     case F64: return ((const double *)v)[i];
@@ -80,7 +80,7 @@ static inline __attribute__((always_inline, target("f16c"))) double load_one(con
 }
 
 // Eight values from element i on, widened to double.
-static inline __attribute__((always_inline)) AVX512 __m512d load_eight(const void *v, int64_t i, enum element e) {
+INLINE AVX512 __m512d load_eight(const void *v, int64_t i, enum element e) {
     switch (e) {
     case F32: return _mm512_cvtps_pd(_mm256_loadu_ps((const float *)v + i));
     case F64: return _mm512_loadu_pd((const double *)v + i);
@@ -88,7 +88,7 @@ static inline __attribute__((always_inline)) AVX512 __m512d load_eight(const voi
     }
 }
 
-static inline __attribute__((always_inline)) AVX512 void add_all(const void *values, enum element e,
+INLINE AVX512 void add_all(const void *values, enum element e,
                                                                 const double *reference, int64_t count,
                                                                 double min_normal, precis_error_sums *s) {
     __m512d max = _mm512_setzero_pd(), low = _mm512_set1_pd(min_normal);
@@ -98,10 +98,9 @@ static inline __attribute__((always_inline)) AVX512 void add_all(const void *val
     for (; i < count; i++) add_one(load_one(values, i, e), reference[i], min_normal, s);
 }
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 // Four elements, as `add_eight` does them.
-static inline __attribute__((always_inline)) AVX2 void add_four(__m256d v, __m256d r, __m256d min_normal,
+INLINE AVX2 void add_four(__m256d v, __m256d r, __m256d min_normal,
                                                                __m256d *max, precis_error_sums *s) {
     const __m256d inf = _mm256_set1_pd(INFINITY), zero = _mm256_setzero_pd();
     const __m256d sign = _mm256_set1_pd(-0.0);
@@ -128,7 +127,7 @@ static inline __attribute__((always_inline)) AVX2 void add_four(__m256d v, __m25
     s->signal = signal, s->noise = noise, s->absolute_sum = absolute;
 }
 
-static inline __attribute__((always_inline)) AVX2 __m256d load_four(const void *v, int64_t i, enum element e) {
+INLINE AVX2 __m256d load_four(const void *v, int64_t i, enum element e) {
     switch (e) {
     case F32: return _mm256_cvtps_pd(_mm_loadu_ps((const float *)v + i));
     case F64: return _mm256_loadu_pd((const double *)v + i);
@@ -136,7 +135,7 @@ static inline __attribute__((always_inline)) AVX2 __m256d load_four(const void *
     }
 }
 
-static inline __attribute__((always_inline)) AVX2 void add_all_avx2(const void *values, enum element e,
+INLINE AVX2 void add_all_avx2(const void *values, enum element e,
                                                                    const double *reference, int64_t count,
                                                                    double min_normal, precis_error_sums *s) {
     __m256d max = _mm256_setzero_pd(), low = _mm256_set1_pd(min_normal);

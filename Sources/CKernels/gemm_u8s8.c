@@ -6,6 +6,8 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "target.h"
 #endif
 
 // B's layout depends on the path: VNNI reads (k/4, n/16, 16, 4) int8, four k of a column in a
@@ -65,13 +67,10 @@ static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8
 }
 
 #if defined(__x86_64__)
-#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-#define AVX512VL __attribute__((target("avx512f,avx512bw,avx512vl")))
-#define INLINE_AVX512VL static inline __attribute__((always_inline)) AVX512VL
 
 // 16 sums (plus their channels' corrections) as uint8 codes by `requantize`'s rule: the same float
 // steps in the same order, so the same codes.
-INLINE_AVX512VL __m128i codes16(__m512i sums, __m512i correction, __m512 scale, float zero, float low) {
+INLINE AVX512 __m128i codes16(__m512i sums, __m512i correction, __m512 scale, float zero, float low) {
     __m512 v = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_add_epi32(sums, correction)));
     v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-1e6f)), _mm512_set1_ps(1e6f));
     const __m512 magic = _mm512_set1_ps(12582912.0f);
@@ -84,7 +83,7 @@ INLINE_AVX512VL __m128i codes16(__m512i sums, __m512i correction, __m512 scale, 
     return codes;
 }
 
-INLINE_AVX512VL void store_codes(uint8_t *out, __mmask16 m, __m128i codes) {
+INLINE AVX512 void store_codes(uint8_t *out, __mmask16 m, __m128i codes) {
     if (m == 0xFFFF) _mm_storeu_si128((__m128i *)out, codes);
     else _mm_mask_storeu_epi8(out, m, codes);
 }
@@ -101,27 +100,33 @@ typedef struct {
 // Rows past `rows` repeat the last row and are not stored; columns past `cols` are not stored.
 // Each row of A is `segments` runs of 4·k4 bytes, `seg_stride` apart. With `q`, the tile (rows
 // from `row`, columns from `col`) is stored as codes instead of into c.
-static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int rows, int cols, int segments, int k4,
+INLINE AVX512_VNNI void tile(int MR, int NP, int rows, int cols, int segments, int k4,
                                                            const uint8_t *a, int lda, int seg_stride,
                                                            const int8_t *bp, int bstride, int32_t *c, int ldc,
                                                            const codes_out *q, int row, int col) {
     __m512i acc[16];
+    #pragma unroll
     for (int t = 0; t < MR * NP; t++) acc[t] = _mm512_setzero_si512();
     const uint8_t *ar[16];
+    #pragma unroll
     for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < rows ? r : rows - 1) * lda;
     for (int g = 0; g < segments; g++) {
         const int8_t *bg = bp + (size_t)g * k4 * bstride;
         for (int q = 0; q < k4; q++) {
             __m512i b[4];
+            #pragma unroll
             for (int p = 0; p < NP; p++) b[p] = _mm512_loadu_si512(bg + (size_t)q * bstride + p * 64);
+            #pragma unroll
             for (int r = 0; r < MR; r++) {
                 int32_t quad;
                 memcpy(&quad, ar[r] + (size_t)g * seg_stride + 4 * q, 4);
                 __m512i av = _mm512_set1_epi32(quad);
+                #pragma unroll
                 for (int p = 0; p < NP; p++) acc[r * NP + p] = _mm512_dpbusd_epi32(acc[r * NP + p], av, b[p]);
             }
         }
     }
+    #pragma unroll
     for (int p = 0; p < NP; p++) {
         int left = cols - p * 16;
         if (left <= 0) break;
@@ -142,7 +147,7 @@ static inline __attribute__((always_inline)) VNNI void tile(int MR, int NP, int 
     }
 }
 
-static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
+static AVX512_VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
                                 const int8_t *packed, int32_t *c, int ldc, const codes_out *q) {
     int k4 = (kseg + 3) / 4, n16 = (n + 15) / 16, bstride = n16 * 64;
     for (int p0 = 0; p0 < n16; p0 += 4) {
@@ -162,24 +167,25 @@ static VNNI void gemm_u8s8_vnni(int m, int n, int segments, int kseg, const uint
     }
 }
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 // MR rows x 2 vectors of 8 columns: one vpmaddwd per (row, vector) per 2 k, on codes widened to
 // 16 bits (exact: |a·w| < 2^15, and a pair's sum < 2^16 fits the int32 lane). `a` holds each row's
 // runs widened, run g of row r at a + r·lda + g·seg_stride; rows past `rows` repeat the last one
 // and are not stored, nor are columns past `cols`.
-static inline __attribute__((always_inline)) AVX2 void tile_avx2(int MR, int rows, int cols, int segments, int k2,
+INLINE AVX2 void tile_avx2(int MR, int rows, int cols, int segments, int k2,
                                                                 const int16_t *a, int lda, int seg_stride,
                                                                 const int16_t *bp, int bstride, int32_t *c, int ldc) {
     __m256i acc[12];
     for (int t = 0; t < 2 * MR; t++) acc[t] = _mm256_setzero_si256();
     const int16_t *ar[6];
+    #pragma unroll
     for (int r = 0; r < MR; r++) ar[r] = a + (size_t)(r < rows ? r : rows - 1) * lda;
     for (int g = 0; g < segments; g++) {
         const int16_t *bg = bp + (size_t)g * k2 * bstride;
         for (int q = 0; q < k2; q++) {
             __m256i b0 = _mm256_loadu_si256((const __m256i *)(bg + (size_t)q * bstride));
             __m256i b1 = _mm256_loadu_si256((const __m256i *)(bg + (size_t)q * bstride + 16));
+            #pragma unroll
             for (int r = 0; r < MR; r++) {
                 int32_t pair;
                 memcpy(&pair, ar[r] + (size_t)g * seg_stride + 2 * q, 4);
@@ -291,7 +297,7 @@ void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8
     precis_gemm_u8s8_segments(m, n, 1, k, a, lda, 0, packed, c, ldc, force_portable);
 }
 
-static inline __attribute__((always_inline)) void requantize(const int32_t *acc, int rows, int channels,
+INLINE void requantize(const int32_t *acc, int rows, int channels,
                                                           const int32_t *correction, const float *scale, float zero,
                                                           float low, uint8_t *out) {
     for (int r = 0; r < rows; r++) {
@@ -312,7 +318,7 @@ static inline __attribute__((always_inline)) void requantize(const int32_t *acc,
 
 #if defined(__x86_64__)
 // `requantize` 16 channels at a time (`codes16`).
-static AVX512VL void requantize_avx512(const int32_t *acc, int rows, int channels, const int32_t *correction,
+static AVX512 void requantize_avx512(const int32_t *acc, int rows, int channels, const int32_t *correction,
                                        const float *scale, float zero, float low, uint8_t *out) {
     for (int f = 0; f < channels; f += 16) {
         __mmask16 m = channels - f >= 16 ? 0xFFFF : (__mmask16)((1u << (channels - f)) - 1);
@@ -341,7 +347,7 @@ void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int3
 }
 
 #if defined(__x86_64__)
-static AVX512VL void quantize_avx512(const float *x, long count, double scale, double zero, double qmin, double qmax,
+static AVX512 void quantize_avx512(const float *x, long count, double scale, double zero, double qmin, double qmax,
                                      double offset, uint8_t *out) {
     const __m512d s = _mm512_set1_pd(scale), z = _mm512_set1_pd(zero), lo = _mm512_set1_pd(qmin),
                   hi = _mm512_set1_pd(qmax), off = _mm512_set1_pd(offset);

@@ -3,13 +3,15 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "target.h"
+
 #define CHAINS 12
 
 int precis_peak_kernels(void) {
     return precis_kernel_level() == 2 && __builtin_cpu_supports("avx512vnni");
 }
 
-__attribute__((target("avx512f"))) float precis_fma_chains(long iterations, float x) {
+AVX512 float precis_fma_chains(long iterations, float x) {
     __m512 acc[CHAINS], m = _mm512_set1_ps(x), a = _mm512_set1_ps(1.0f - x);
     for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_set1_ps((float)c);
     for (long i = 0; i < iterations; i++) {
@@ -20,7 +22,7 @@ __attribute__((target("avx512f"))) float precis_fma_chains(long iterations, floa
     return _mm512_reduce_add_ps(sum);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) int precis_vnni_chains(long iterations, int x) {
+AVX512_VNNI int precis_vnni_chains(long iterations, int x) {
     __m512i acc[CHAINS], u = _mm512_set1_epi8((char)x), s = _mm512_set1_epi8((char)(x + 1));
     for (int c = 0; c < CHAINS; c++) acc[c] = _mm512_set1_epi32(c);
     for (long i = 0; i < iterations; i++) {

@@ -17,11 +17,41 @@ import Testing
     @Test(arguments: [MiniFloat.e4m3, .e5m2, .e3m2, .e2m3, .e2m1], [false, true])
     func gridRounderMatchesTheCodes(_ f: MiniFloat, saturating: Bool) {
         let grid = GridRounder(f, saturating: saturating)
-        let wrong = Self.probes.filter { x in
-            let want = f.decode(f.encode(x, saturating: saturating)), got = grid(x)
-            return !(want == got || (want.isNaN && got.isNaN))
+        // The scalar path, and the C kernel that rounds buffers, at this process's kernel level.
+        var bulk = Self.probes
+        grid.round(&bulk, count: bulk.count)
+        let wrong = zip(Self.probes, bulk).filter { x, fromBuffer in
+            let want = f.decode(f.encode(x, saturating: saturating))
+            return [grid(x), fromBuffer].contains { !(want == $0 || (want.isNaN && $0.isNaN)) }
         }
-        #expect(wrong.isEmpty, "first differing inputs: \(wrong.prefix(5))")
+        #expect(wrong.isEmpty, "first differing inputs: \(wrong.prefix(5).map(\.0))")
+    }
+
+    /// The int8 operand rounding of the simulated formats (a C kernel) against its definition in
+    /// Swift: `(clamp(round(x / s) + zp, qmin, qmax) − zp)·s` in Float, ties to even, NaN to qmin.
+    @Test func int8OperandRoundingFollowsItsDefinition() {
+        let range = QuantRange(scale: 0.0371, zeroPoint: 9, qmin: -128, qmax: 127)
+        let (s, zp, lo, hi) = (Float(range.scale), Float(range.zeroPoint), Float(range.qmin), Float(range.qmax))
+        let probes = Self.probes + (-300...300).map { Float($0) * s / 2 }
+        var x = probes
+        OperandRounding.int8(range)(&x, .rows(1, x.count))
+        let wrong = zip(probes, x).filter { v, got in
+            let want = (min(hi, max(lo, (v / s).rounded(.toNearestOrEven) + zp)) - zp) * s
+            return want.bitPattern != got.bitPattern
+        }
+        #expect(wrong.isEmpty, "first differing inputs: \(wrong.prefix(5).map(\.0))")
+    }
+
+    /// The integer grid of MXINT8's elements: the buffer kernel gives what the scalar path gives.
+    @Test func integerGridBuffersMatchTheScalarPath() {
+        let grid = MXElement.int8.rounder
+        var bulk = Self.probes
+        grid.round(&bulk, count: bulk.count)
+        let wrong = zip(Self.probes, bulk).filter { x, got in
+            let want = grid(x)
+            return !(want.bitPattern == got.bitPattern || (want.isNaN && got.isNaN))
+        }
+        #expect(wrong.isEmpty, "first differing inputs: \(wrong.prefix(5).map(\.0))")
     }
 
     @Test func mxint8ElementsAreSixtyFourthsClampedSymmetrically() {

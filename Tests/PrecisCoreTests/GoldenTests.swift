@@ -258,6 +258,52 @@ import Testing
         #expect(abs(dx.data[1] - 0.03535379 / 2) < 1e-8)
     }
 
+    /// Every element of a float32 or float64 GEMM is one chain of fused multiply-adds from +0 in
+    /// ascending k, bit for bit, at every kernel level (the portable level computes a float32 fused
+    /// multiply-add exactly in double): every other product cancels the one before it up to its
+    /// rounding error, which only a fused multiply-add keeps, among values of every magnitude,
+    /// infinities and NaN.
+    @Test func gemmChainsAreFusedBitForBit() {
+        func check<T: NetworkScalar>(_: T.Type, bits: (UInt64) -> T) {
+            let (m, n, k) = (9, 37, 6)
+            var rng = RandomSource(seed: 11)
+            func value() -> T {
+                let v = bits(rng.next())
+                return rng.uniform() < 0.7 ? T(rng.normal()) * T(Float.pow(2, Float(Int(rng.uniform() * 40) - 20))) : v
+            }
+            var a = (0..<(m * k)).map { _ in value() }, b = (0..<(k * n)).map { _ in value() }
+            for p in stride(from: 1, to: k, by: 2) {
+                for i in 0..<m { a[i * k + p] = a[i * k + p - 1] }
+                for j in 0..<n { b[p * n + j] = -b[(p - 1) * n + j] }
+            }
+            var c = [T](repeating: 7, count: m * n)
+            let packed = packRows(m, k, a, k), rows = (0..<k).map { $0 * n }
+            packed.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer {
+                        gemmPacked(m, n, k, ap.baseAddress!, bp.baseAddress!, rows, $0.baseAddress!, n)
+                    }
+                }
+            }
+            var fusedOnly = 0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var want = T(0), unfused = T(0)
+                    for p in 0..<k {
+                        want = want.addingProduct(a[i * k + p], b[p * n + j])
+                        unfused = unfused + a[i * k + p] * b[p * n + j]
+                    }
+                    if want != unfused && !want.isNaN { fusedOnly += 1 }
+                    let got = c[i * n + j]
+                    #expect(got == want || (got.isNaN && want.isNaN), "\(T.self) at \(i),\(j): \(got) not \(want)")
+                }
+            }
+            #expect(fusedOnly > m * n / 4, "\(fusedOnly) sums differ from those of separate products and sums")
+        }
+        check(Float.self) { Float(bitPattern: UInt32(truncatingIfNeeded: $0)) }
+        check(Double.self) { Double(bitPattern: $0) }
+    }
+
     @Test func gemmMatchesNaiveProductForEdgeSizes() {
         // Sizes that leave partial row blocks (8) and partial column panels (16 Doubles), both layouts.
         for (m, n, k) in [(1, 1, 1), (9, 17, 5), (23, 33, 7), (8, 16, 0), (17, 20, 600), (16, 48, 3)] {

@@ -1,3 +1,4 @@
+import CKernels
 import Testing
 
 @testable import PrecisCore
@@ -66,6 +67,50 @@ import Testing
                     }
                 }
                 #expect(Self.same(c[i * n + j], lanes[0]), "m \(m) n \(n) len \(len) at \(i),\(j)")
+            }
+        }
+    }
+
+    /// The convolution epilogue of a strict half network in C (bias, ReLU, 2×2 max pooling) against
+    /// Swift's `Float16` arithmetic and `larger`, with NaN, zeros of both signs and ties, rows whose
+    /// width is not a multiple of 8, with and without pooling.
+    @Test(arguments: [(false, false), (true, false), (true, true)])
+    func convolutionEpilogueMatchesFloat16Arithmetic(_ relu: Bool, _ pooled: Bool) throws {
+        guard halfKernels else { return }
+        let (channels, images, oh, ow, rowWidth) = (3, 2, 6, 13, 17), bandRows = oh + 1
+        let columns = images * bandRows * rowWidth
+        var out = Self.values(channels * columns, seed: 5)
+        for i in stride(from: 0, to: out.count, by: 11) { out[i] = [.nan, 0, -0.0, out[i - i % 2]][i % 4] }
+        let bias = Self.values(channels, seed: 6), (ph, pw) = pooled ? (oh / 2, ow / 2) : (oh, ow)
+        var y = [Float16](repeating: 7, count: images * channels * ph * pw)
+        out.withUnsafeBufferPointer { o in
+            bias.withUnsafeBufferPointer { b in
+                y.withUnsafeMutableBufferPointer {
+                    precis_conv_finish_f16(
+                        bits(o.baseAddress!), Int32(columns), Int32(channels), Int32(images), Int32(bandRows),
+                        Int32(rowWidth), Int32(ph), Int32(pw), bits(b.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
+                        bits($0.baseAddress!))
+                }
+            }
+        }
+        for j in 0..<images {
+            for f in 0..<channels {
+                func act(_ oy: Int, _ ox: Int) -> Float16 {
+                    let s = out[f * columns + (j * bandRows + oy) * rowWidth + ox] + bias[f]
+                    return relu && s <= 0 ? 0 : s
+                }
+                for oy in 0..<ph {
+                    for ox in 0..<pw {
+                        let want =
+                            pooled
+                            ? larger(
+                                larger(larger(act(2 * oy, 2 * ox), act(2 * oy, 2 * ox + 1)), act(2 * oy + 1, 2 * ox)),
+                                act(2 * oy + 1, 2 * ox + 1))
+                            : act(oy, ox)
+                        let got = y[((j * channels + f) * ph + oy) * pw + ox]
+                        #expect(Self.same(got, want), "image \(j) filter \(f) at \(oy),\(ox): \(got) not \(want)")
+                    }
+                }
             }
         }
     }

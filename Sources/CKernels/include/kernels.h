@@ -1,6 +1,7 @@
-// Integer kernels that need CPU instructions Swift cannot name: uint8 x int8 -> int32 GEMM with
-// AVX-512 VNNI (vpdpbusd) where the CPU has it, a portable twin with identical results, and
-// requantization of the int32 sums to uint8 codes.
+// The numeric kernels in C: the GEMMs, convolutions, pooling, integer inference and error sums
+// whose speed needs vector instructions. The package is built for any x86-64 CPU; each kernel
+// chooses at run time the widest level the CPU has (AVX-512, AVX2 with FMA and F16C, or portable C)
+// and gives the same values at every level. `precis_parallel` runs a job's parts on a thread pool.
 #ifndef PRECIS_KERNELS_H
 #define PRECIS_KERNELS_H
 #include <stddef.h>
@@ -99,6 +100,52 @@ void precis_gemm_f16_panels(int m, int n, int k, const uint16_t *ap, const uint1
 void precis_gemm_abt_f16_tiles(int m, int n, int len, const uint16_t *a, int lda, const uint16_t *b,
                                const int64_t *brows, uint16_t *c, int ldc, int tile_begin, int tile_end);
 
+/// Columns in one panel of `precis_gemm_f32_panels` (element_size 4) or `precis_gemm_f64_panels`
+/// (element_size 8) at this kernel level: 32 or 16 with AVX-512, else 24 or 12.
+int precis_gemm_panel_width(int element_size);
+
+/// float32 GEMM, panels [panel_begin, panel_end) of `precis_gemm_panel_width(4)` columns:
+/// C (m x n) = A · B with A packed in blocks of 8 rows ((k, 8) per block, rows past m zero) and row p
+/// of B at b + brows[p]. Each element of C is one fused multiply-add chain from +0 in ascending k, at
+/// every kernel level (AVX-512, AVX2 with FMA, or any x86-64 through the C library's fmaf).
+void precis_gemm_f32_panels(int m, int n, int k, const float *ap, const float *b, const int64_t *brows, float *c,
+                            int ldc, int panel_begin, int panel_end);
+
+/// `precis_gemm_f32_panels` in float64, panels of `precis_gemm_panel_width(8)` columns.
+void precis_gemm_f64_panels(int m, int n, int k, const double *ap, const double *b, const int64_t *brows, double *c,
+                            int ldc, int panel_begin, int panel_end);
+
+/// C (m x n) = A (m x len) · Bᵀ in float32, row j of B at b + brows[j], len a multiple of 16, tiles
+/// [tile_begin, tile_end) of 4 x 4 (tile t at rows (t % ceil(m/4))·4, columns (t / ceil(m/4))·4):
+/// each element's products summed by fused multiply-adds in 16 lanes (lane l takes positions
+/// l, l + 16, ...), then neighbouring lanes pairwise, the same at every kernel level.
+void precis_gemm_abt_f32_tiles(int m, int n, int len, const float *a, int lda, const float *b, const int64_t *brows,
+                               float *c, int ldc, int tile_begin, int tile_end);
+
+/// `precis_gemm_abt_f32_tiles` in float64.
+void precis_gemm_abt_f64_tiles(int m, int n, int len, const double *a, int lda, const double *b,
+                               const int64_t *brows, double *c, int ldc, int tile_begin, int tile_end);
+
+/// The grid of a small number format as `GridRounder` keeps it: `shift` low float32 mantissa bits
+/// dropped in the normal range, below `min_normal_bits` a fixed spacing (adding and subtracting
+/// `magic` rounds to it), beyond `max_value` the value `overflow`, and NaN as `nan_value`.
+typedef struct {
+    uint32_t shift, min_normal_bits;
+    float magic, max_value, overflow, nan_value;
+} precis_grid;
+
+/// x[i] = f[i·stride] · grid(x[i] / d[i·stride]) for i < count (stride 0: one scale pair for all,
+/// stride 1: a pair per value), each grid value the nearest (ties to even), the same at every level.
+void precis_grid_round(precis_grid g, float *x, const float *d, const float *f, int64_t count, int64_t stride);
+
+/// x[i] = (clamp(roundHalfEven(x[i] / scale) + zero_point, qmin, qmax) - zero_point) · scale in
+/// float32, NaN giving qmin: values quantized to integer codes and back, the same at every level.
+void precis_fake_quant_f32(float *x, int64_t count, float scale, float zero_point, float qmin, float qmax);
+
+/// Every value rounded to IEEE half (to nearest, ties to even) and widened back, in place. Needs
+/// `precis_half_kernels()` (F16C).
+void precis_round_half_f32(float *x, int64_t count);
+
 /// Whether this CPU runs `precis_conv_finish_f32` (AVX-512).
 int precis_avx512(void);
 
@@ -109,6 +156,12 @@ int precis_avx512(void);
 /// outputs, each block's values taken in the order `precis_max_pool2_f32` takes them.
 void precis_conv_finish_f32(const float *out, int columns, int channels, int images, int band_rows, int row_width,
                             int oh, int ow, const float *bias, int relu, int pooled, float *y);
+
+/// `precis_conv_finish_f32` for a strict half network (values as IEEE half bits): acc + bias[f]
+/// rounded to half, with `relu` 0 where <= 0, pooled as `MaxPooling` pools. Needs
+/// `precis_half_kernels()` (AVX2 with F16C).
+void precis_conv_finish_f16(const uint16_t *out, int columns, int channels, int images, int band_rows, int row_width,
+                            int oh, int ow, const uint16_t *bias, int relu, int pooled, uint16_t *y);
 
 /// `images` images of x (images, channels, h, w) as the zero-padded planes `precis_conv_direct_f32`
 /// reads: channel ch at out + ch·plane_size, rows w + pad wide, image j's row y at plane row

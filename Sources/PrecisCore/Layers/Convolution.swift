@@ -194,7 +194,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
 
     /// Writes the outputs of `images` from the chunk's product `out (FN, columns)` into `y`: all of
     /// them into `(N, FN, OH, OW)`, or with `pooled` the maximum of each 2×2 block (stride 2) into
-    /// `(N, FN, OH/2, OW/2)`. Float32 runs in C with AVX-512 where the CPU has it.
+    /// `(N, FN, OH/2, OW/2)`. Float32 runs in C with AVX-512 where the CPU has it, Float16 with F16C.
     private func finish(
         _ plan: ConvPlan, _ images: Range<Int>, _ out: UnsafePointer<T>, relu: Bool, pooled: Bool,
         _ y: UnsafeMutablePointer<T>
@@ -208,37 +208,53 @@ public final class Convolution<T: NetworkScalar>: Layer {
                     Int32(plan.rowWidth), Int32(oh), Int32(ow), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
                     floats(y + images.lowerBound * fn * oh * ow))
             }
-            // `value(acc, bias)` before ReLU; one loop per storage format, so native values are never rounded.
-            @inline(__always) func write(_ value: (T, T) -> T) {
-                for (j, n) in images.enumerated() {
-                    for f in 0..<fn {
-                        let src = out + f * plan.columns + j * plan.bandRows * plan.rowWidth, b = bias[f]
-                        let plane = y + (n * fn + f) * oh * ow
-                        @inline(__always) func act(_ a: T) -> T {
-                            let s = value(a, b)
-                            return relu && s <= 0 ? 0 : s
+            if T.self == Float16.self && storage == .native && halfKernels {
+                return precis_conv_finish_f16(
+                    bits(out), Int32(plan.columns), Int32(fn), Int32(images.count), Int32(plan.bandRows),
+                    Int32(plan.rowWidth), Int32(oh), Int32(ow), bits(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
+                    bits(y + images.lowerBound * fn * oh * ow))
+            }
+            // Writes plane `(n, f)` from `src`, rows `rowStride` apart, each value plus `b`: ReLU, and pooling.
+            @inline(__always) func plane(_ n: Int, _ f: Int, _ src: UnsafePointer<T>, _ rowStride: Int, _ b: T?) {
+                let dst = y + (n * fn + f) * oh * ow
+                @inline(__always) func act(_ a: T) -> T {
+                    let s = b.map { a + $0 } ?? a
+                    return relu && s <= 0 ? 0 : s
+                }
+                for oy in 0..<oh {
+                    if pooled {
+                        let r0 = src + 2 * oy * rowStride, r1 = r0 + rowStride
+                        for ox in 0..<ow {
+                            let q = 2 * ox
+                            dst[oy * ow + ox] = larger(
+                                larger(larger(act(r0[q]), act(r0[q + 1])), act(r1[q])), act(r1[q + 1]))
                         }
-                        for oy in 0..<oh {
-                            let dst = plane + oy * ow
-                            if pooled {
-                                let r0 = src + 2 * oy * plan.rowWidth, r1 = r0 + plan.rowWidth
-                                for ox in 0..<ow {
-                                    let q = 2 * ox
-                                    dst[ox] = larger(
-                                        larger(larger(act(r0[q]), act(r0[q + 1])), act(r1[q])), act(r1[q + 1]))
-                                }
-                            } else {
-                                let row = src + oy * plan.rowWidth
-                                for ox in 0..<ow { dst[ox] = act(row[ox]) }
-                            }
-                        }
+                    } else {
+                        for ox in 0..<ow { dst[oy * ow + ox] = act(src[oy * rowStride + ox]) }
                     }
                 }
             }
-            if storage == .native {
-                write { a, b in a + b }
-            } else {
-                write { a, b in storage.round(storage.round(a) + b) }
+            // The rows a plane reads: `(height, width)` of the chunk's product. A storage format rounds
+            // the product and the sum, in bulk; native values are never rounded.
+            let (height, width) = pooled ? (2 * oh, 2 * ow) : (oh, ow)
+            var sums = [T](repeating: 0, count: storage == .native ? 0 : height * width)
+            for (j, n) in images.enumerated() {
+                for f in 0..<fn {
+                    let src = out + f * plan.columns + j * plan.bandRows * plan.rowWidth
+                    guard storage != .native else {
+                        plane(n, f, src, plan.rowWidth, bias[f])
+                        continue
+                    }
+                    sums.withUnsafeMutableBufferPointer { s in
+                        for r in 0..<height {
+                            (s.baseAddress! + r * width).update(from: src + r * plan.rowWidth, count: width)
+                        }
+                    }
+                    storage.round(&sums)
+                    sums.withUnsafeMutableBufferPointer { s in for i in s.indices { s[i] += bias[f] } }
+                    storage.round(&sums)
+                    sums.withUnsafeBufferPointer { plane(n, f, $0.baseAddress!, width, nil) }
+                }
             }
         }
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A network simulated in a `FormatMode`: the float32 network whose convolution and affine layers
 /// run on their weights as a `FormatModel` holds them (decoded once), and whose inputs are rounded
 /// batch by batch along the reduction axis (a convolution's window, an affine layer's input).
@@ -71,9 +73,7 @@ extension OperandRounding {
         let s = Float(range.scale), zp = Float(range.zeroPoint), lo = Float(range.qmin), hi = Float(range.qmax)
         return OperandRounding { x, layout in
             let count = (layout.vectors - 1) * layout.vectorStride + (layout.length - 1) * layout.elementStride + 1
-            for i in 0..<count {
-                x[i] = (min(hi, max(lo, (x[i] / s).rounded(.toNearestOrEven) + zp)) - zp) * s
-            }
+            precis_fake_quant_f32(x, Int64(count), s, zp, lo, hi)
         }
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// How values are kept between operations. `native`: in the compute type itself. `float16` and
 /// `bfloat16`: weights, inputs, every GEMM result and every layer output are rounded (to nearest,
 /// ties to even) to that format, while products and sums run in the compute type: with Float
@@ -15,10 +17,13 @@ public enum StorageFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// Rounds every value in place.
+    /// Rounds every value in place (float32 to half in C with F16C where the CPU has it).
     public func round<T: NetworkScalar>(_ values: inout [T]) {
         if self == .native { return }
         values.withUnsafeMutableBufferPointer { vs in
+            if self == .float16 && T.self == Float.self && halfKernels, let p = vs.baseAddress {
+                return precis_round_half_f32(floats(p), Int64(vs.count))
+            }
             for i in vs.indices { vs[i] = round(vs[i]) }
         }
     }

@@ -3,10 +3,11 @@ import CKernels
 /// `C (m×n) = A (m×k) · B (k×n)`, all row-major with leading dimensions; with `transA`, `A` is
 /// stored as `(k×m)` and used transposed. `A` is packed into blocks of 8 rows; `B` is read in
 /// place (row `p` at `b + bRows[p]`, so its rows may be any views, such as shifted input planes),
-/// in panels; a register-blocked kernel computes a tile of `C` with fused multiply-adds: with
-/// AVX-512, 8 rows × two 512-bit vectors (32 Floats, 16 Doubles); else, with its 16 vector
-/// registers, 4 rows × three 256-bit vectors (24 Floats, 12 Doubles). Each element of `C` is one
-/// chain of multiply-adds from zero in ascending `k`, whatever the blocking or the number of threads.
+/// in panels; a register-blocked kernel in C computes a tile of `C` with fused multiply-adds: with
+/// AVX-512, 8 rows × two 512-bit vectors (32 Floats, 16 Doubles); else 4 rows × two 256-bit vectors
+/// (16 Floats, 8 Doubles), in AVX2 registers or, portably, through the C library's `fma`. Each
+/// element of `C` is one chain of multiply-adds from zero in ascending `k`, whatever the blocking,
+/// the kernel level or the number of threads.
 func gemm<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ k: Int,
     _ a: UnsafePointer<T>, _ lda: Int, transA: Bool = false,
@@ -38,41 +39,46 @@ func packRows<T: NetworkScalar>(_ m: Int, _ k: Int, _ a: UnsafePointer<T>, _ lda
     return ap
 }
 
-/// `gemm` with `A` already packed by `packRows` and row `p` of `B` at `b + bRows[p]`.
+/// `gemm` with `A` already packed by `packRows` and row `p` of `B` at `b + bRows[p]`. `Float` and
+/// `Double` run in C (`precis_gemm_f32_panels`), as does `Float16` with the half kernels; a
+/// `Float16` GEMM elsewhere runs in Swift, 4 rows × 3 vectors of 8 at a time.
 func gemmPacked<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
+    let panels = (n + panelWidth(T.self) - 1) / panelWidth(T.self)
+    let body: (Range<Int>) -> Void
+    let (m32, n32, k32, ldc32) = (Int32(m), Int32(n), Int32(k), Int32(ldc))
     if T.self == Double.self {
-        if wideVectors {
-            gemmTiles(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
-        } else {
-            gemmTiles4x3(SIMD4<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+        body = {
+            precis_gemm_f64_panels(
+                m32, n32, k32, doubles(ap), doubles(b), offsets(bRows), doubles(c), ldc32, Int32($0.lowerBound),
+                Int32($0.upperBound))
         }
-    } else if T.self == Float16.self && halfKernels {
-        let panels = (n + 31) / 32
-        let body = { (range: Range<Int>) in
+    } else if T.self == Float.self {
+        body = {
+            precis_gemm_f32_panels(
+                m32, n32, k32, floats(ap), floats(b), offsets(bRows), floats(c), ldc32, Int32($0.lowerBound),
+                Int32($0.upperBound))
+        }
+    } else if halfKernels {
+        body = {
             precis_gemm_f16_panels(
-                Int32(m), Int32(n), Int32(k), bits(ap), bits(b), offsets(bRows), bits(c), Int32(ldc),
-                Int32(range.lowerBound), Int32(range.upperBound))
+                m32, n32, k32, bits(ap), bits(b), offsets(bRows), bits(c), ldc32, Int32($0.lowerBound),
+                Int32($0.upperBound))
         }
-        if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
-    } else if wideVectors {
-        gemmTiles(SIMD16<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
     } else {
-        gemmTiles4x3(SIMD8<T>.self, m, n, k, ap, b, bRows, c, ldc, parallel: parallel)
+        body = { halfPanels($0, m, n, k, ap, b, bRows, c, ldc) }
     }
+    if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
 }
 
 /// The columns of `B` one tile of `gemmPacked` covers: a `B` whose width is a multiple of it is read
 /// in place, with no edge panel copied.
 func panelWidth<T: NetworkScalar>(_: T.Type) -> Int {
-    if T.self == Double.self { return wideVectors ? 16 : 12 }
-    return wideVectors || (T.self == Float16.self && halfKernels) ? 32 : 24
+    if T.self == Float16.self { return halfKernels ? 32 : 24 }
+    return Int(precis_gemm_panel_width(Int32(MemoryLayout<T>.size)))
 }
-
-/// Whether the CPU's vectors are 512 bits wide (AVX-512), with 32 vector registers.
-let wideVectors = precis_kernel_level() == 2
 
 /// The vector kernels this CPU runs: `avx512`, `avx2` or `portable` (every level gives the same
 /// values). The environment variable `PRECIS_KERNELS` set to `avx2` or `portable` lowers it.
@@ -81,66 +87,35 @@ public var kernelLevel: String { String(cString: precis_kernel_name()) }
 /// Whether `name` is a value `PRECIS_KERNELS` takes: `avx512`, `avx2` or `portable`.
 public func isKernelLevel(_ name: String) -> Bool { precis_kernel_name_valid(name) != 0 }
 
-/// Runs the 8-row kernel over every (row block, panel) tile, panels split over the cores.
-@inline(__always)
-private func gemmTiles<T: NetworkScalar, V: SIMD>(
-    _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
-    _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool
-) where V.Scalar == T {
-    panels(width: 2 * V.scalarCount, m, n, k, ap, b, bRows, c, ldc, parallel: parallel) { rows, cols, a, b, bRows, c in
-        kernel8(V.self, rows: rows, cols: cols, k: k, a, b, bRows, c, ldc)
-    }
-}
-
-/// Runs the 4-row kernel over every (half row block, panel) tile, panels split over the cores.
-@inline(__always)
-private func gemmTiles4x3<T: NetworkScalar, V: SIMD>(
-    _: V.Type, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
-    _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool
-) where V.Scalar == T {
-    panels(width: 3 * V.scalarCount, m, n, k, ap, b, bRows, c, ldc, parallel: parallel) { rows, cols, a, b, bRows, c in
-        kernel4x3(V.self, rows: min(4, rows), cols: cols, k: k, a, b, bRows, c, ldc)
-        if rows > 4 { kernel4x3(V.self, rows: rows - 4, cols: cols, k: k, a + 4, b, bRows, c + 4 * ldc, ldc) }
-    }
-}
-
-/// Calls `tile(rows, cols, A block, B, B's rows, C)` for every 8-row block of `A` and every panel
-/// of `width` columns of `B`, panels split over the cores; the last, partial panel is copied with
-/// zero padding to full width.
-@inline(__always)
-private func panels<T: NetworkScalar>(
-    width: Int, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>,
-    _ bRows: UnsafePointer<Int>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool,
-    _ tile:
-        @escaping (
-            Int, Int, UnsafePointer<T>, UnsafePointer<T>, UnsafePointer<Int>, UnsafeMutablePointer<T>
-        ) -> Void
+/// Panels `range` of 24 columns of a `Float16` GEMM in Swift, each against every 8-row block of
+/// `A` in two halves of 4 rows; the last, partial panel is first copied with zeros to full width.
+private func halfPanels<T: NetworkScalar>(
+    _ range: Range<Int>, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>,
+    _ bRows: UnsafePointer<Int>, _ c: UnsafeMutablePointer<T>, _ ldc: Int
 ) {
-    let blocks = (m + 7) / 8, panels = (n + width - 1) / width
-    let body = { (range: Range<Int>) in
-        for panel in range {
-            let j = panel * width, cols = min(width, n - j)
-            guard cols < width else {
-                for block in 0..<blocks {
-                    tile(min(8, m - block * 8), cols, ap + block * k * 8, b + j, bRows, c + block * 8 * ldc + j)
-                }
-                continue
-            }
-            var edge = [T](repeating: 0, count: k * width)
-            for p in 0..<k { for q in 0..<cols { edge[p * width + q] = b[bRows[p] + j + q] } }
-            let rows = (0..<k).map { $0 * width }
-            edge.withUnsafeBufferPointer { e in
-                rows.withUnsafeBufferPointer { rows in
-                    for block in 0..<blocks {
-                        tile(
-                            min(8, m - block * 8), cols, ap + block * k * 8, e.baseAddress!, rows.baseAddress!,
-                            c + block * 8 * ldc + j)
-                    }
-                }
+    let width = 24, blocks = (m + 7) / 8
+    func tiles(_ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>, _ j: Int, _ cols: Int) {
+        for block in 0..<blocks {
+            let rows = min(8, m - block * 8), a = ap + block * k * 8, cb = c + block * 8 * ldc + j
+            kernel4x3(SIMD8<T>.self, rows: min(4, rows), cols: cols, k: k, a, b, bRows, cb, ldc)
+            if rows > 4 {
+                kernel4x3(SIMD8<T>.self, rows: rows - 4, cols: cols, k: k, a + 4, b, bRows, cb + 4 * ldc, ldc)
             }
         }
     }
-    if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
+    for panel in range {
+        let j = panel * width, cols = min(width, n - j)
+        guard cols < width else {
+            tiles(b + j, bRows, j, cols)
+            continue
+        }
+        var edge = [T](repeating: 0, count: k * width)
+        for p in 0..<k { for q in 0..<cols { edge[p * width + q] = b[bRows[p] + j + q] } }
+        let rows = (0..<k).map { $0 * width }
+        edge.withUnsafeBufferPointer { e in
+            rows.withUnsafeBufferPointer { tiles(e.baseAddress!, $0.baseAddress!, j, cols) }
+        }
+    }
 }
 
 /// `C[0..<rows, 0..<cols] = A · B` for 4 rows of a packed block (row `r` of `A` at `a[p·8 + r]`)
@@ -192,155 +167,46 @@ private func kernel4x3<V: SIMD>(
     store(c3, d3, e3, 3)
 }
 
-/// `C[0..<rows, 0..<cols] = A · B` for one packed block `A (k, 8)` and a panel `B (k, 2 vectors)`
-/// whose row `p` starts at `b + bRows[p]`; rows and columns past `rows` and `cols` are computed but
-/// not stored.
-@inline(__always)
-private func kernel8<V: SIMD>(
-    _: V.Type, rows: Int, cols: Int, k: Int, _ a: UnsafePointer<V.Scalar>, _ b: UnsafePointer<V.Scalar>,
-    _ bRows: UnsafePointer<Int>,
-    _ c: UnsafeMutablePointer<V.Scalar>, _ ldc: Int
-) where V.Scalar: FloatingPoint {
-    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
-    var d0 = V(), d1 = V(), d2 = V(), d3 = V(), d4 = V(), d5 = V(), d6 = V(), d7 = V()
-    let half = V.scalarCount * MemoryLayout<V.Scalar>.stride
-    for p in 0..<k {
-        let row = UnsafeRawPointer(b + bRows[p])
-        let u = row.loadUnaligned(as: V.self), v = row.loadUnaligned(fromByteOffset: half, as: V.self)
-        let s = a + p * 8
-        c0 = c0.addingProduct(s[0], u)
-        d0 = d0.addingProduct(s[0], v)
-        c1 = c1.addingProduct(s[1], u)
-        d1 = d1.addingProduct(s[1], v)
-        c2 = c2.addingProduct(s[2], u)
-        d2 = d2.addingProduct(s[2], v)
-        c3 = c3.addingProduct(s[3], u)
-        d3 = d3.addingProduct(s[3], v)
-        c4 = c4.addingProduct(s[4], u)
-        d4 = d4.addingProduct(s[4], v)
-        c5 = c5.addingProduct(s[5], u)
-        d5 = d5.addingProduct(s[5], v)
-        c6 = c6.addingProduct(s[6], u)
-        d6 = d6.addingProduct(s[6], v)
-        c7 = c7.addingProduct(s[7], u)
-        d7 = d7.addingProduct(s[7], v)
-    }
-    @inline(__always) func store(_ u: V, _ v: V, _ row: Int) {
-        guard row < rows else { return }
-        let out = c + row * ldc
-        if cols == 2 * V.scalarCount {
-            UnsafeMutableRawPointer(out).storeBytes(of: u, as: V.self)
-            UnsafeMutableRawPointer(out).storeBytes(of: v, toByteOffset: half, as: V.self)
-        } else {
-            for q in 0..<cols { out[q] = q < V.scalarCount ? u[q] : v[q - V.scalarCount] }
-        }
-    }
-    store(c0, d0, 0)
-    store(c1, d1, 1)
-    store(c2, d2, 2)
-    store(c3, d3, 3)
-    store(c4, d4, 4)
-    store(c5, d5, 5)
-    store(c6, d6, 6)
-    store(c7, d7, 7)
-}
-
 /// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)` whose row `j` starts at `b + bRows[j]`, `len` a
 /// multiple of 16: every element is a dot product of two contiguous rows, summed in 16 lanes and
-/// then pairwise (a fixed order). A kernel computes 4×4 elements at a time with AVX-512, else 2×3
-/// (its 16-lane sums take two 256-bit registers each); tiles are split over the cores when
-/// `parallel`.
+/// then pairwise (a fixed order). `Float` and `Double` run in C (`precis_gemm_abt_f32_tiles`) in
+/// tiles of 4×4, as does `Float16` with the half kernels; a `Float16` product elsewhere runs in
+/// Swift in tiles of 2×3. Tiles are split over the cores when `parallel`.
 func gemmABt<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
     _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
-    guard wideVectors || (T.self == Float16.self && halfKernels) else {
-        let rowTiles = (m + 1) / 2, colTiles = (n + 2) / 3
-        let body = { (tiles: Range<Int>) in
-            for t in tiles {
+    let inC = T.self != Float16.self || halfKernels
+    let (tileRows, tileCols) = inC ? (4, 4) : (2, 3)
+    let rowTiles = (m + tileRows - 1) / tileRows, tiles = rowTiles * ((n + tileCols - 1) / tileCols)
+    let (m32, n32, len32, lda32, ldc32) = (Int32(m), Int32(n), Int32(len), Int32(lda), Int32(ldc))
+    let body = { (range: Range<Int>) in
+        let (t0, t1) = (Int32(range.lowerBound), Int32(range.upperBound))
+        if T.self == Double.self {
+            precis_gemm_abt_f64_tiles(
+                m32, n32, len32, doubles(a), lda32, doubles(b), offsets(bRows), doubles(c), ldc32, t0, t1)
+        } else if T.self == Float.self {
+            precis_gemm_abt_f32_tiles(
+                m32, n32, len32, floats(a), lda32, floats(b), offsets(bRows), floats(c), ldc32, t0, t1)
+        } else if halfKernels {
+            precis_gemm_abt_f16_tiles(m32, n32, len32, bits(a), lda32, bits(b), offsets(bRows), bits(c), ldc32, t0, t1)
+        } else {
+            for t in range {
                 let (i, j) = (t % rowTiles * 2, t / rowTiles * 3)
                 dot2x3(
                     rows: min(2, m - i), cols: min(3, n - j), len: len, a + i * lda, lda, b, bRows + j,
                     c + i * ldc + j, ldc)
             }
         }
-        return parallel ? parallelChunks(rowTiles * colTiles, work: m * n * len, body) : body(0..<(rowTiles * colTiles))
     }
-    let rowTiles = (m + 3) / 4, colTiles = (n + 3) / 4
-    let body = { (tiles: Range<Int>) in
-        if T.self == Float16.self && halfKernels {
-            return precis_gemm_abt_f16_tiles(
-                Int32(m), Int32(n), Int32(len), bits(a), Int32(lda), bits(b), offsets(bRows), bits(c), Int32(ldc),
-                Int32(tiles.lowerBound), Int32(tiles.upperBound))
-        }
-        for t in tiles {
-            let (i, j) = (t % rowTiles * 4, t / rowTiles * 4)
-            dot4x4(
-                rows: min(4, m - i), cols: min(4, n - j), len: len, a + i * lda, lda, b, bRows + j, c + i * ldc + j, ldc
-            )
-        }
-    }
-    if parallel {
-        parallelChunks(rowTiles * colTiles, work: m * n * len, body)
-    } else {
-        body(0..<(rowTiles * colTiles))
-    }
+    if parallel { parallelChunks(tiles, work: m * n * len, body) } else { body(0..<tiles) }
 }
 
-/// Dot products of 4 rows of `a` with the 4 rows of `b` at `bRows[0..<4]`; rows past `rows`/`cols`
-/// repeat the last one and are not stored.
-@inline(__always)
-private func dot4x4<T: NetworkScalar>(
-    rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
-    _ bRows: UnsafePointer<Int>,
-    _ c: UnsafeMutablePointer<T>, _ ldc: Int
-) {
-    let a0 = a, a1 = a + min(1, rows - 1) * lda, a2 = a + min(2, rows - 1) * lda, a3 = a + min(3, rows - 1) * lda
-    let b0 = b + bRows[0], b1 = b + bRows[min(1, cols - 1)], b2 = b + bRows[min(2, cols - 1)],
-        b3 = b + bRows[min(3, cols - 1)]
-    typealias V = SIMD16<T>
-    var s00 = V(), s01 = V(), s02 = V(), s03 = V(), s10 = V(), s11 = V(), s12 = V(), s13 = V()
-    var s20 = V(), s21 = V(), s22 = V(), s23 = V(), s30 = V(), s31 = V(), s32 = V(), s33 = V()
-    @inline(__always) func load(_ p: UnsafePointer<T>, _ o: Int) -> V {
-        UnsafeRawPointer(p + o).loadUnaligned(as: V.self)
-    }
-    for o in stride(from: 0, to: len, by: 16) {
-        let x0 = load(a0, o), x1 = load(a1, o), x2 = load(a2, o), x3 = load(a3, o)
-        let y0 = load(b0, o), y1 = load(b1, o), y2 = load(b2, o), y3 = load(b3, o)
-        s00 = s00.addingProduct(x0, y0)
-        s01 = s01.addingProduct(x0, y1)
-        s02 = s02.addingProduct(x0, y2)
-        s03 = s03.addingProduct(x0, y3)
-        s10 = s10.addingProduct(x1, y0)
-        s11 = s11.addingProduct(x1, y1)
-        s12 = s12.addingProduct(x1, y2)
-        s13 = s13.addingProduct(x1, y3)
-        s20 = s20.addingProduct(x2, y0)
-        s21 = s21.addingProduct(x2, y1)
-        s22 = s22.addingProduct(x2, y2)
-        s23 = s23.addingProduct(x2, y3)
-        s30 = s30.addingProduct(x3, y0)
-        s31 = s31.addingProduct(x3, y1)
-        s32 = s32.addingProduct(x3, y2)
-        s33 = s33.addingProduct(x3, y3)
-    }
-    // Lane sums of the 16 accumulators at once: each fold adds neighbouring lanes of two vectors
-    // into one, so after four levels lane r·4+q holds the sum for row r, column q.
-    @inline(__always) func fold(_ u: V, _ v: V) -> V {
-        V(lowHalf: u.evenHalf + u.oddHalf, highHalf: v.evenHalf + v.oddHalf)
-    }
-    let h0 = fold(fold(s00, s01), fold(s02, s03)), h1 = fold(fold(s10, s11), fold(s12, s13))
-    let h2 = fold(fold(s20, s21), fold(s22, s23)), h3 = fold(fold(s30, s31), fold(s32, s33))
-    let sums = fold(fold(h0, h1), fold(h2, h3))
-    for r in 0..<rows {
-        for q in 0..<cols { c[r * ldc + q] = sums[r * 4 + q] }
-    }
-}
-
-/// `dot4x4` for 2 rows of `a` and the 3 rows of `b` at `bRows[0..<3]`, each element's 16 lanes
-/// summed by `pairwiseSum`, which adds them in the order `dot4x4`'s folds do.
+/// 2 rows of `a` and the 3 rows of `b` at `bRows[0..<3]`: each element's products summed in 16
+/// lanes, and the lanes by `pairwiseSum`; rows past `rows` and `cols` repeat the last one and are
+/// not stored.
 @inline(__always)
 private func dot2x3<T: NetworkScalar>(
     rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
@@ -393,6 +259,17 @@ func bits<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
 @inline(__always)
 func bits<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<UInt16> {
     UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt16.self)
+}
+
+/// A `Double` matrix's elements, for the C kernels (called only where `T` is `Double`).
+@inline(__always)
+func doubles<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Double> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: Double.self)
+}
+
+@inline(__always)
+func doubles<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Double> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Double.self)
 }
 
 /// A `Float` matrix's elements, for the C kernels (called only where `T` is `Float`).
