@@ -35,36 +35,50 @@ INLINE float grid_value(const precis_grid *g, float x) {
 }
 
 // x[i] = f·grid(x[i] / d) with one scale pair (stride 0) or a pair per value (stride 1).
-#define GRID_ROUND(name, attr)                                                                             \
-    static attr void name(precis_grid g, float *x, const float *d, const float *f, int64_t count,          \
-                          int64_t stride) {                                                                \
-        if (stride == 0) {                                                                                 \
-            float dv = *d, fv = *f;                                                                        \
-            for (int64_t i = 0; i < count; i++) x[i] = grid_value(&g, x[i] / dv) * fv;                     \
-        } else {                                                                                           \
-            for (int64_t i = 0; i < count; i++) x[i] = grid_value(&g, x[i] / d[i * stride]) * f[i * stride]; \
-        }                                                                                                  \
+#define GRID_ROUND(name, attr)                                                                                         \
+    static attr void name(precis_grid g, float *x, const float *d, const float *f, int64_t count,                      \
+                          int64_t stride) {                                                                            \
+        if (stride == 0) {                                                                                             \
+            float dv = *d, fv = *f;                                                                                    \
+            for (int64_t i = 0; i < count; i++) x[i] = grid_value(&g, x[i] / dv) * fv;                                 \
+        } else {                                                                                                       \
+            for (int64_t i = 0; i < count; i++) x[i] = grid_value(&g, x[i] / d[i * stride]) * f[i * stride];           \
+        }                                                                                                              \
     }
 
 // x[i] = (clamp(roundeven(x[i] / s) + zp, lo, hi) - zp) · s, NaN giving lo, as Swift's min and max
 // take it.
-#define FAKE_QUANT(name, attr)                                                              \
-    static attr void name(float *x, int64_t count, float s, float zp, float lo, float hi) { \
-        for (int64_t i = 0; i < count; i++) {                                               \
-            float q = __builtin_roundevenf(x[i] / s) + zp;                                  \
-            float m = q >= lo ? q : lo;                                                     \
-            x[i] = ((m < hi ? m : hi) - zp) * s;                                            \
-        }                                                                                   \
+#define FAKE_QUANT(name, attr)                                                                                         \
+    static attr void name(float *x, int64_t count, float s, float zp, float lo, float hi) {                            \
+        for (int64_t i = 0; i < count; i++) {                                                                          \
+            float q = __builtin_roundevenf(x[i] / s) + zp;                                                             \
+            float m = q >= lo ? q : lo;                                                                                \
+            x[i] = ((m < hi ? m : hi) - zp) * s;                                                                       \
+        }                                                                                                              \
+    }
+
+// x[i] rounded to bfloat16 (the upper half of its bits, to nearest even; NaN stays a quiet NaN).
+#define ROUND_BFLOAT16(name, attr)                                                                                     \
+    static attr void name(float *x, int64_t count) {                                                                   \
+        for (int64_t i = 0; i < count; i++) {                                                                          \
+            uint32_t b = bits_of(x[i]);                                                                                \
+            uint32_t r = (b & 0x7FFFFFFFu) > 0x7F800000u ? (b >> 16 | 0x40) << 16                                      \
+                                                         : (b + 0x7FFF + (b >> 16 & 1)) >> 16 << 16;                   \
+            x[i] = float_of(r);                                                                                        \
+        }                                                                                                              \
     }
 
 GRID_ROUND(grid_round_portable, )
 FAKE_QUANT(fake_quant_portable, )
+ROUND_BFLOAT16(round_bfloat16_portable, )
 
 #if defined(__x86_64__)
 GRID_ROUND(grid_round_avx2, AVX2)
 GRID_ROUND(grid_round_avx512, AVX512)
 FAKE_QUANT(fake_quant_avx2, AVX2)
 FAKE_QUANT(fake_quant_avx512, AVX512)
+ROUND_BFLOAT16(round_bfloat16_avx2, AVX2)
+ROUND_BFLOAT16(round_bfloat16_avx512, AVX512)
 
 // Every value rounded to IEEE half (to nearest, ties to even) and widened back.
 static AVX2 void round_half_avx2(float *x, int64_t count) {
@@ -93,6 +107,16 @@ void precis_fake_quant_f32(float *x, int64_t count, float scale, float zero_poin
     }
 #endif
     fake_quant_portable(x, count, scale, zero_point, qmin, qmax);
+}
+
+void precis_round_bfloat16_f32(float *x, int64_t count) {
+#if defined(__x86_64__)
+    switch (precis_kernel_level()) {
+    case 2: return round_bfloat16_avx512(x, count);
+    case 1: return round_bfloat16_avx2(x, count);
+    }
+#endif
+    round_bfloat16_portable(x, count);
 }
 
 void precis_round_half_f32(float *x, int64_t count) {

@@ -42,6 +42,18 @@ import Testing
         #expect(wrong.isEmpty, "first differing inputs: \(wrong.prefix(5).map(\.0))")
     }
 
+    /// The storage formats' rounding of float32 buffers (in C) gives what rounding each value does.
+    @Test(arguments: [StorageFormat.float16, .bfloat16])
+    func storageRoundingOfBuffersMatchesEachValue(_ storage: StorageFormat) {
+        var bulk = Self.probes
+        storage.round(&bulk)
+        let wrong = zip(Self.probes, bulk).filter { x, got in
+            let want = storage.round(x)
+            return !(want.bitPattern == got.bitPattern || (want.isNaN && got.isNaN))
+        }
+        #expect(wrong.isEmpty, "first differing inputs: \(wrong.prefix(5).map(\.0))")
+    }
+
     /// The integer grid of MXINT8's elements: the buffer kernel gives what the scalar path gives.
     @Test func integerGridBuffersMatchTheScalarPath() {
         let grid = MXElement.int8.rounder

@@ -142,6 +142,10 @@ void precis_grid_round(precis_grid g, float *x, const float *d, const float *f, 
 /// float32, NaN giving qmin: values quantized to integer codes and back, the same at every level.
 void precis_fake_quant_f32(float *x, int64_t count, float scale, float zero_point, float qmin, float qmax);
 
+/// Every value rounded to bfloat16 (to nearest, ties to even; NaN stays a quiet NaN) and widened back,
+/// in place, the same at every level.
+void precis_round_bfloat16_f32(float *x, int64_t count);
+
 /// Every value rounded to IEEE half (to nearest, ties to even) and widened back, in place. Needs
 /// `precis_half_kernels()` (F16C).
 void precis_round_half_f32(float *x, int64_t count);

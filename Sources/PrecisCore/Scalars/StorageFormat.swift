@@ -17,12 +17,14 @@ public enum StorageFormat: String, Sendable, CaseIterable {
         }
     }
 
-    /// Rounds every value in place (float32 to half in C with F16C where the CPU has it).
+    /// Rounds every value in place (float32 in C: to bfloat16 at every kernel level, to half with F16C
+    /// where the CPU has it).
     public func round<T: NetworkScalar>(_ values: inout [T]) {
         if self == .native { return }
         values.withUnsafeMutableBufferPointer { vs in
-            if self == .float16 && T.self == Float.self && halfKernels, let p = vs.baseAddress {
-                return precis_round_half_f32(floats(p), Int64(vs.count))
+            if T.self == Float.self, let p = vs.baseAddress {
+                if self == .bfloat16 { return precis_round_bfloat16_f32(floats(p), Int64(vs.count)) }
+                if halfKernels { return precis_round_half_f32(floats(p), Int64(vs.count)) }
             }
             for i in vs.indices { vs[i] = round(vs[i]) }
         }
