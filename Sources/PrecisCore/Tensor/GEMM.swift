@@ -5,9 +5,10 @@ import CKernels
 /// place (row `p` at `b + bRows[p]`, so its rows may be any views, such as shifted input planes),
 /// in panels; a register-blocked kernel in C computes a tile of `C` with fused multiply-adds: with
 /// AVX-512, 8 rows × two 512-bit vectors (32 Floats, 16 Doubles); else 4 rows × two 256-bit vectors
-/// (16 Floats, 8 Doubles), in AVX2 registers or, portably, through the C library's `fma`. Each
-/// element of `C` is one chain of multiply-adds from zero in ascending `k`, whatever the blocking,
-/// the kernel level or the number of threads.
+/// (16 Floats, 8 Doubles), in AVX2 registers or, portably, without FMA instructions (a float32 fused
+/// multiply-add computed exactly in double, a float64 one by the C library's `fma`). Each element of
+/// `C` is one chain of multiply-adds from zero in ascending `k`, whatever the blocking, the kernel
+/// level or the number of threads.
 func gemm<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ k: Int,
     _ a: UnsafePointer<T>, _ lda: Int, transA: Bool = false,
