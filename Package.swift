@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "precis", targets: ["precis"]),
         .library(name: "PrecisCore", targets: ["PrecisCore"]),
         .library(name: "PrecisWeights", targets: ["PrecisWeights"]),
+        .library(name: "PrecisWorkflows", targets: ["PrecisWorkflows"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,15 +27,18 @@ let package = Package(
         .target(
             name: "PrecisONNX",
             dependencies: ["PrecisCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        // What the commands do (evaluate, quantize and store, train, draw, export), as functions with tests.
+        .target(name: "PrecisWorkflows", dependencies: ["PrecisCore", "PrecisWeights", "PrecisONNX"]),
         .executableTarget(
             name: "precis",
             dependencies: [
-                "PrecisCore", "PrecisWeights", "PrecisONNX",
+                "PrecisCore", "PrecisWeights", "PrecisONNX", "PrecisWorkflows",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "PrecisCoreTests", dependencies: ["PrecisCore"]),
         .testTarget(name: "PrecisWeightsTests", dependencies: ["PrecisWeights"]),
         .testTarget(name: "PrecisONNXTests", dependencies: ["PrecisONNX"]),
+        .testTarget(name: "PrecisWorkflowsTests", dependencies: ["PrecisWorkflows"]),
     ],
     swiftLanguageModes: [.v5]
 )

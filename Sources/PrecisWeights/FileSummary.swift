@@ -87,11 +87,13 @@ extension WeightStore {
     /// The bytes of the weights as `variant` stores them: an int8 variant's network bytes (see
     /// `QuantizedModel.networkBytes`), a float variant's element size per value.
     public func storedBytes(_ variant: String) throws -> Int {
-        if variant.hasPrefix("int8-") {
+        switch Precision(name: variant) {
+        case .int8?:
             let v = try int8Variant(variant)
             return v.model.networkBytes(spec, floatBytesPerValue: v.floatBytesPerValue)
+        case .format?: return try formatVariant(variant).network.modelBytes
+        case .floating?, nil: break
         }
-        if WeightFile.formatMode(ofVariant: variant) != nil { return try formatVariant(variant).network.modelBytes }
         return try spec.parameterCount() * (HDF5ElementType(rawValue: variant)?.size ?? HDF5ElementType.float32.size)
     }
 

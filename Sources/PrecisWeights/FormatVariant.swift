@@ -119,7 +119,7 @@ extension WeightFile {
     /// for every input the mode scales. Returns the model and the float tensors it runs with (its
     /// own biases in place of the master's).
     func readFormat(_ name: String, root: HDF5Group) throws -> (model: FormatModel, tensors: [String: Tensor<Double>]) {
-        guard let mode = Self.formatMode(ofVariant: name) else {
+        guard case .format(let mode, let mixed)? = Precision(name: name) else {
             throw HDF5Error(file: root.file.path, path: "/variants/\(name)", message: "is not a number-format variant")
         }
         let v = try Self.variantGroup(root, name), path = root.file.path, layers = try v.group("model/layers")
@@ -132,7 +132,7 @@ extension WeightFile {
                 file: path, path: v.path,
                 message: "float_layers names '\(bad)', which is not a convolution or affine layer of the network")
         }
-        guard name.hasSuffix("-mixed") == !floatLayers.isEmpty else {
+        guard mixed == !floatLayers.isEmpty else {
             throw HDF5Error(
                 file: path, path: v.path,
                 message: "a variant keeps layers in float32 exactly when its name ends in -mixed")
@@ -206,14 +206,6 @@ extension WeightFile {
             }
         }
         return (model, floats)
-    }
-}
-
-extension WeightFile {
-    /// The number format a variant named `name` stores (`mxfp4`, or `mxfp4-mixed` with some layers in
-    /// float32), or nil.
-    public static func formatMode(ofVariant name: String) -> FormatMode? {
-        FormatMode(name: name.hasSuffix("-mixed") ? String(name.dropLast(6)) : name)
     }
 }
 

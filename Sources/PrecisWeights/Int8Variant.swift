@@ -8,6 +8,15 @@ public enum Int8Form: Sendable, Equatable {
     case mixed(floatLayers: [String], half: Bool)
     /// Dynamic quantization: int8 weights, float32 biases, inputs quantized per batch.
     case dynamic
+
+    /// What the variant's name says of the form.
+    public var kind: Int8Kind {
+        switch self {
+        case .plain: return .plain
+        case .mixed: return .mixed
+        case .dynamic: return .dynamic
+        }
+    }
 }
 
 /// A stored int8 variant as it runs: the int8 model, the float tensors it needs (layers kept in
@@ -36,16 +45,6 @@ private typealias A = Int8Attribute
 private typealias L = Int8LayerAttribute
 
 extension WeightFile {
-    /// The variant name of an int8 model: `int8-<scheme>`, e.g. `int8-wchannel-au8z`, with
-    /// `-mixed` or `-dynamic` for those forms.
-    public static func int8VariantName(_ scheme: QuantScheme, form: Int8Form = .plain) -> String {
-        switch form {
-        case .plain: return "int8-\(scheme)"
-        case .mixed: return "int8-\(scheme)-mixed"
-        case .dynamic: return "int8-\(scheme)-dynamic"
-        }
-    }
-
     /// Writes `model` (for this file's network) as `/variants/int8-<scheme>` under `root`, replacing
     /// a variant of that name (`WeightStore.storeInt8` does it safely). Each quantized layer's group holds `W` (int8
     /// codes, the master's shape), `W_scale` (float64, one per tensor or output channel, along
@@ -61,7 +60,7 @@ extension WeightFile {
         _ model: QuantizedModel, form: Int8Form, calibration: [(String, HDF5Attribute)], into root: HDF5Group
     ) throws -> String {
         let w = self
-        let name = Self.int8VariantName(model.scheme, form: form)
+        let name = Precision.int8(model.scheme, form.kind).name
         do {
             let variants = try root.groupCreatingIfNeeded("variants")
             if variants.contains(name) { try variants.remove(name) }

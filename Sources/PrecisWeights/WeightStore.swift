@@ -45,7 +45,9 @@ public final class WeightStore {
     public var spec: ModelSpec { master.spec }
 
     /// The stored int8 variants' names, in order.
-    public var int8VariantNames: [String] { variantNames.filter { $0.hasPrefix("int8-") } }
+    public var int8VariantNames: [String] {
+        variantNames.filter { if case .int8? = Precision(name: $0) { true } else { false } }
+    }
 
     /// The tensors of float variant `name` (`float16`, `bfloat16`), validated, widened to Double.
     public func floatVariant(_ name: String) throws -> [String: Tensor<Double>] {
@@ -75,7 +77,9 @@ public final class WeightStore {
     }
 
     /// The stored number-format variants' names, in order.
-    public var formatVariantNames: [String] { variantNames.filter { WeightFile.formatMode(ofVariant: $0) != nil } }
+    public var formatVariantNames: [String] {
+        variantNames.filter { if case .format? = Precision(name: $0) { true } else { false } }
+    }
 
     /// The number-format variant `name`, validated (see `WeightFile.readFormat`).
     public func formatVariant(_ name: String) throws -> StoredFormat {
@@ -282,7 +286,7 @@ public final class WeightStore {
         let file = try root()
         let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: file) }
         let evaluations = try evaluations(), comparison = try comparison()
-        let kept = variantNames.filter { WeightFile.variantPrecisions.contains($0) || $0.hasPrefix("int8-") }
+        let kept = variantNames.filter { WeightFile.variantPrecisions.contains($0) || int8VariantNames.contains($0) }
         try master.write(to: path, overwrite: true, variants: kept.filter(WeightFile.variantPrecisions.contains)) {
             root in
             for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }

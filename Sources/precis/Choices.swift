@@ -1,23 +1,19 @@
 import ArgumentParser
 import PrecisCore
 import PrecisWeights
+import PrecisWorkflows
 
 // Command-line choices as types: the parser checks them, `--help` lists their values, and a
 // typo gets the parser's error with the list (exit code 64).
 
-extension PrecisionMode: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
-}
-
 extension CalibrationMethod: ExpressibleByArgument {}
+extension FallbackPrecision: ExpressibleByArgument {}
 extension TrainingPrecision: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 
 extension QuantScheme: ExpressibleByArgument {
     public init?(argument: String) {
-        guard let s = QuantScheme.all.first(where: { $0.description == argument }) else { return nil }
-        self = s
+        self.init(name: argument)
     }
     public static var allValueStrings: [String] { all.map(\.description) }
 }
@@ -31,7 +27,10 @@ extension MiniFloat: ExpressibleByArgument {
 }
 
 extension FormatMode: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
+    public init?(argument: String) {
+        guard case .format(let mode, mixed: false)? = Precision(name: argument) else { return nil }
+        self = mode
+    }
     public static var allValueStrings: [String] { namePatterns }
 }
 
@@ -74,109 +73,21 @@ extension QuantScheme: CaseIterable {
     public static var allCases: [QuantScheme] { all }
 }
 
-/// One entry of `eval --precision`.
-enum PrecisionChoice: Equatable {
-    case mode(PrecisionMode)
-    /// Every stored int8 variant, or the default scheme calibrated on the spot.
-    case int8
-    /// One stored int8 variant.
-    case int8Variant(String)
-    /// A number format simulated in Float, by name (or a stored `<format>-mixed` variant).
-    case format(String)
-
-    init?(argument: String) {
-        if argument == "int8" {
-            self = .int8
-        } else if argument.hasPrefix("int8-") {
-            self = .int8Variant(argument)
-        } else if let mode = PrecisionMode(name: argument) {
-            self = .mode(mode)
-        } else if WeightFile.formatMode(ofVariant: argument) != nil {
-            self = .format(argument)
-        } else {
-            return nil
-        }
-    }
-
-    static let valueList =
-        (PrecisionMode.allValueStrings + ["int8", "int8-<scheme>"] + FormatMode.namePatterns).joined(separator: ", ")
-}
-
 /// `values` without repeats, each where it first comes (`bfloat16,bfloat16-acc32` is one mode).
 func firstOfEach<V: Equatable>(_ values: [V]) -> [V] {
     values.enumerated().filter { i, v in !values[..<i].contains(v) }.map(\.element)
 }
 
-/// `eval --precision`: comma-separated choices, or `all` (every floating mode and every stored int8 variant).
-struct PrecisionList: ExpressibleByArgument {
-    let all: Bool
-    let choices: [PrecisionChoice]
-
-    init?(argument: String) { try? self.init(parsing: argument) }
-
-    /// Throws an error naming the first unknown entry.
-    init(parsing text: String) throws {
-        if text == "all" {
-            (all, choices) = (
-                true, PrecisionMode.allCases.map { .mode($0) } + FormatMode.standard.map { .format($0.name) }
-            )
-            return
-        }
-        var choices: [PrecisionChoice] = []
-        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
-            guard let choice = PrecisionChoice(argument: item) else {
-                throw ValidationError("unknown precision '\(item)' (\(PrecisionChoice.valueList), all)")
-            }
-            choices.append(choice)
-        }
-        (all, self.choices) = (false, firstOfEach(choices))
+/// `eval --explain`: a precision other than float32, the reference.
+func explainedPrecision(_ text: String) throws -> Precision {
+    if text == "int8" { throw ValidationError("--explain takes one stored variant, int8-<scheme>") }
+    guard let precision = Precision(name: text) else {
+        throw ValidationError("unknown precision '\(text)' (\(PrecisionSelection.valueList))")
     }
-
-    static var allValueStrings: [String] {
-        PrecisionMode.allValueStrings + ["int8", "int8-<scheme>"] + FormatMode.namePatterns + ["all"]
+    if precision == .floating(.float32) {
+        throw ValidationError("float32 is the reference; explain another precision (\(PrecisionSelection.valueList))")
     }
-    var defaultValueDescription: String { all ? "all" : "" }
-
-    /// The floating modes, in order.
-    var modes: [PrecisionMode] { choices.compactMap { if case .mode(let m) = $0 { m } else { nil } } }
-
-    /// The number formats, in order.
-    var formats: [String] { choices.compactMap { if case .format(let f) = $0 { f } else { nil } } }
-}
-
-/// `eval --explain`: a floating mode other than float32, or a stored int8 variant.
-enum ExplainChoice {
-    case mode(PrecisionMode)
-    case int8Variant(String)
-    case format(String)
-
-    /// The precision's name, as `--precision` takes it.
-    var name: String {
-        switch self {
-        case .mode(let m): m.rawValue
-        case .int8Variant(let name), .format(let name): name
-        }
-    }
-
-    init(parsing text: String) throws {
-        switch PrecisionChoice(argument: text) {
-        case .mode(.float32)?:
-            throw ValidationError("float32 is the reference; explain another precision (\(PrecisionChoice.valueList))")
-        case .mode(let m)?: self = .mode(m)
-        case .int8Variant(let name)?: self = .int8Variant(name)
-        case .format(let f)?: self = .format(f)
-        case .int8?: throw ValidationError("--explain takes one stored variant, int8-<scheme>")
-        case nil: throw ValidationError("unknown precision '\(text)' (\(PrecisionChoice.valueList))")
-        }
-    }
-}
-
-/// `quantize --fallback`: the precision of the layers kept in float.
-enum FallbackPrecision: String, CaseIterable, ExpressibleByArgument {
-    case float32, float16
-
-    /// Bytes per kept weight.
-    var bytesPerValue: Int { self == .float16 ? 2 : 4 }
+    return precision
 }
 
 /// `--limit N` (a seeded sample stratified by class) or `--first N` (file order).

@@ -3,6 +3,7 @@ import Foundation
 import PrecisCore
 import PrecisONNX
 import PrecisWeights
+import PrecisWorkflows
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,7 +30,7 @@ struct Export: ParsableCommand {
 
     func validate() throws {
         if let onnx {
-            if let precision, !["float32", "float16"].contains(precision) && !precision.hasPrefix("int8-") {
+            if let precision, !(Precision(name: precision).map(WeightStore.writesONNX) ?? false) {
                 throw ValidationError("--onnx writes float32, float16 or a stored int8-<scheme>, not '\(precision)'")
             }
             if let problem = outputProblem(onnx, force: force) { throw ValidationError("--onnx \(onnx): \(problem)") }
@@ -52,27 +53,7 @@ struct Export: ParsableCommand {
                 print("\(file): stored /variants/\(name)")
                 return
             }
-            let name = precision ?? "float32"
-            let form: ONNXForm, tensors: [String: Tensor<Double>]
-            switch name {
-            case "float32": (form, tensors) = (.float32, store.master.tensors)
-            case "float16": (form, tensors) = (.float16, try store.tensors(for: .float16))
-            default:
-                guard store.int8VariantNames.contains(name) else {
-                    throw DataError(file: file, problem: "has no variant '\(name)' (precis quantize stores one)")
-                }
-                let v = try store.int8Variant(name)
-                guard !v.dynamic else {
-                    throw DataError(file: file, problem: "\(name) is dynamic: ONNX export takes static int8 variants")
-                }
-                (form, tensors) = (.int8(v.model), store.floatTensors(of: v))
-            }
-            let description = ONNXDescription(
-                dataset: store.master.dataset, precision: name, classNames: Dataset.classNames(of: store.master.dataset)
-            )
-            let data = try exportONNX(
-                spec: store.spec, tensors: tensors, form: form, producer: "precis \(precisVersion)",
-                description: description)
+            let name = precision ?? "float32", data = try store.onnxModel(Precision(name: name)!)
             try AtomicFiles.write(data, to: onnx)
             print("\(onnx): \(store.spec.name) in \(name), ONNX opset \(onnxOpset), \(data.count) bytes")
         }

@@ -1,5 +1,6 @@
 import PrecisCore
 import PrecisWeights
+import PrecisWorkflows
 
 extension Quantize {
     /// Every scheme × calibration method (with bias correction if asked, and dynamic quantization

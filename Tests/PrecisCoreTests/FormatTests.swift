@@ -148,7 +148,7 @@ import Testing
     @Test func formatNetworkRoundsWeightsAndCountsScales() throws {
         let spec = try ModelSpec.named("conv(4,3,pad=1) relu maxpool(2) affine(10)", inputShape: [2, 8, 8])
         let tensors = try Network<Float>(spec: spec, seed: 1).tensorValues()
-        let mxfp4 = FormatMode(name: "mxfp4")!
+        let mxfp4 = Precision(name: "mxfp4")!.format!
         let f = try FormatNetwork(spec: spec, tensors: tensors, mode: mxfp4)
         let values = Set((0..<16).map { MiniFloat.e2m1.decode(UInt8($0)) })
         // Every conv weight is an E2M1 value times its block's power of two (K = 18: one block per filter).
@@ -165,13 +165,13 @@ import Testing
         #expect(abs(f.bitsPerWeight - Double(72 * 4 + 32 + 640 * 4 + 160) / 712) < 1e-12)
         // float8 needs calibrated input scales and says so without them.
         #expect(throws: ModelError.self) {
-            try FormatNetwork(spec: spec, tensors: tensors, mode: FormatMode(name: "float8-e4m3")!)
+            try FormatNetwork(spec: spec, tensors: tensors, mode: Precision(name: "float8-e4m3")!.format!)
         }
     }
 
     /// Stored codes decode to exactly what the vector rounding gives the same values, so a stored
     /// variant runs the network that rounding now runs.
-    @Test(arguments: FormatMode.floats + [FormatMode(name: "float8-e4m3-nosat")!])
+    @Test(arguments: FormatMode.floats + [Precision(name: "float8-e4m3-nosat")!.format!])
     func codesDecodeToTheRoundedValues(_ mode: FormatMode) {
         var rng = RandomSource(seed: 11)
         let (vectors, length) = (6, 50)
@@ -192,7 +192,7 @@ import Testing
 
     @Test func modeNames() {
         #expect(FormatMode.standard.map(\.name).count == 13)
-        #expect(FormatMode(name: "int4-g64-z-a8")?.activations == .int8)
-        #expect(["int4", "int4-g16", "int4-a8-z", "mxfp5", "float8-e3m2"].allSatisfy { FormatMode(name: $0) == nil })
+        #expect(Precision(name: "int4-g64-z-a8")?.format?.activations == .int8)
+        #expect(["int4", "int4-g16", "int4-a8-z", "mxfp5", "float8-e3m2"].allSatisfy { Precision(name: $0) == nil })
     }
 }

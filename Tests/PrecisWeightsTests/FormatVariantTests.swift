@@ -24,7 +24,7 @@ import Testing
         let (dir, store, file, observers) = try setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try FormatModel(
-            spec: file.spec, tensors: file.tensors, mode: FormatMode(name: name)!, observers: observers)
+            spec: file.spec, tensors: file.tensors, mode: Precision(name: name)!.format!, observers: observers)
         #expect(try store.storeFormat(model, calibration: [("calibration_images", .int(20))]) == name)
         #expect(store.formatVariantNames == [name])
         let stored = try store.formatVariant(name)
@@ -50,7 +50,7 @@ import Testing
         let (dir, store, file, observers) = try setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try FormatModel(
-            spec: file.spec, tensors: file.tensors, mode: FormatMode(name: "mxfp4")!, observers: observers)
+            spec: file.spec, tensors: file.tensors, mode: Precision(name: "mxfp4")!.format!, observers: observers)
         let name = try store.storeFormat(model.only([0]), calibration: [])
         #expect(name == "mxfp4-mixed")
         let stored = try store.formatVariant(name)
@@ -64,7 +64,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func stored(_ name: String) throws {
             let model = try FormatModel(
-                spec: file.spec, tensors: file.tensors, mode: FormatMode(name: name)!, observers: observers)
+                spec: file.spec, tensors: file.tensors, mode: Precision(name: name)!.format!, observers: observers)
             try store.storeFormat(model, calibration: [])
         }
         func expectRefused(_ name: String, _ message: String, _ change: (HDF5Group) throws -> Void) throws {

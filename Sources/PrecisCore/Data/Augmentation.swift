@@ -137,7 +137,7 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
         guard flip else { return nil }
         let name = dataset.lowercased()
         return name.contains("mnist") && !name.contains("fashion")
-            ? "--augment flip mirrors images, and a mirrored digit is not the same digit; \(dataset) holds digits"
+            ? "flip mirrors images, and a mirrored digit is not the same digit; \(dataset) holds digits"
             : nil
     }
 }

@@ -26,9 +26,6 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
         (self.weights, self.activations) = (weights, activations)
     }
 
-    /// `w<weights>-a<activations>`, e.g. `wchannel-au8z`.
-    public var description: String { "w\(weights.rawValue)-a\(activations.rawValue)" }
-
     /// Every combination.
     public static let all = Weights.allCases.flatMap { w in
         Activations.allCases.map { QuantScheme(weights: w, activations: $0) }

@@ -22,67 +22,6 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { name }
 
-    /// Float elements with a per-tensor scale: `float8-e4m3`, `float8-e5m2` (saturating), and the
-    /// same with `-nosat`.
-    static func float8(_ f: MiniFloat, saturating: Bool) -> FormatMode {
-        let format = OperandFormat.scaled(f, saturating: saturating)
-        return FormatMode(name: "float8-\(f.name)" + (saturating ? "" : "-nosat"), weights: format, activations: format)
-    }
-
-    static func mx(_ name: String, _ element: MXElement) -> FormatMode {
-        let format = OperandFormat.mx(MXBlockFormat(element: element))
-        return FormatMode(name: name, weights: format, activations: format)
-    }
-
-    /// The OFP8, MX and NVFP4 modes.
-    static let floats: [FormatMode] = [
-        float8(.e4m3, saturating: true), float8(.e5m2, saturating: true), mx("mxfp8-e4m3", .float(.e4m3)),
-        mx("mxfp8-e5m2", .float(.e5m2)), mx("mxfp6-e3m2", .float(.e3m2)), mx("mxfp6-e2m3", .float(.e2m3)),
-        mx("mxfp4", .float(.e2m1)), mx("mxint8", .int8),
-        FormatMode(name: "nvfp4", weights: .nvfp4, activations: .nvfp4),
-    ]
-
-    /// The modes `--precision all` runs, in order.
-    public static let standard =
-        floats
-        + ["int4-channel", "int4-g32", "int4-g128-z", "int4-g32-a8"].map {
-            FormatMode(name: $0)!
-        }
-
-    /// The names `FormatMode(name:)` accepts, as patterns.
-    public static let namePatterns =
-        floats.map(\.name) + ["float8-e4m3-nosat", "float8-e5m2-nosat", "int4-<channel|g32|g64|g128>[-z][-a8]"]
-
-    /// The mode called `name`: a standard one, an OFP8 mode with `-nosat`, or
-    /// `int4-<channel|g32|g64|g128>[-z][-a8]` (`-z` a zero point, `-a8` int8 inputs).
-    public init?(name: String) {
-        if let mode = FormatMode.floats.first(where: { $0.name == name }) {
-            self = mode
-            return
-        }
-        for f in [MiniFloat.e4m3, .e5m2] where name == "float8-\(f.name)-nosat" {
-            self = .float8(f, saturating: false)
-            return
-        }
-        var parts = name.split(separator: "-").map(String.init)
-        guard parts.count >= 2, parts[0] == "int4" else { return nil }
-        let a8 = parts.last == "a8"
-        if a8 { parts.removeLast() }
-        let zeroPoint = parts.last == "z"
-        if zeroPoint { parts.removeLast() }
-        guard parts.count == 2 else { return nil }
-        let group: Int?
-        switch parts[1] {
-        case "channel": group = nil
-        case "g32": group = 32
-        case "g64": group = 64
-        case "g128": group = 128
-        default: return nil
-        }
-        self.init(
-            name: name, weights: .int4(Int4Weights(group: group, zeroPoint: zeroPoint)), activations: a8 ? .int8 : nil)
-    }
-
     init(name: String, weights: OperandFormat, activations: OperandFormat?) {
         (self.name, self.weights, self.activations) = (name, weights, activations)
     }

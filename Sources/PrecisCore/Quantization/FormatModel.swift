@@ -151,13 +151,17 @@ public struct FormatModel: Sendable, Equatable {
     public let mode: FormatMode
     public var weights: [Int: FormatTensor]
     public var inputs: [Int: InputCalibration]
-    /// The mode's name, with `-mixed` when some convolution or affine layers stay in float32.
-    public var name: String
+    /// Whether some convolution or affine layers stay in float32.
+    public let mixed: Bool
 
     public init(mode: FormatMode, weights: [Int: FormatTensor], inputs: [Int: InputCalibration], mixed: Bool = false) {
-        (self.mode, self.weights, self.inputs) = (mode, weights, inputs)
-        name = mode.name + (mixed ? "-mixed" : "")
+        (self.mode, self.weights, self.inputs, self.mixed) = (mode, weights, inputs, mixed)
     }
+
+    /// The precision the model stands for.
+    public var precision: Precision { .format(mode, mixed: mixed) }
+    /// Its name, as the variant that stores it is called.
+    public var name: String { precision.name }
 
     /// The model with only `layers` in the format, the others in float32 (mixed when any is left out).
     public func only(_ layers: Set<Int>) -> FormatModel {

@@ -119,61 +119,13 @@ public struct QuantizationStudy {
             .biasCorrected(spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount)
     }
 
-    /// Each quantized layer of `model` alone in int8 (simulated), the rest in float32: ranked by
-    /// accuracy change, then by logit SQNR against float64, most harmful first.
-    public func sensitivity(_ model: QuantizedModel) throws -> [LayerSensitivity] {
-        try explainInt8Layers(
-            spec: spec, model: model, tensors: tensors, dynamic: false,
-            reference: try Network<Double>(spec: spec, parameters: tensors), images: test.images,
-            labels: test.labels, float32Predicted: float32.predicted
-        )
-        .compactMap { e in
-            guard let i = spec.layerNames.firstIndex(of: e.layer), let q = model.layers[i],
-                let w = tensors[tensorKey(e.layer, "W")]
-            else { return nil }
-            return LayerSensitivity(
-                index: i, layer: e.layer, vsFloat32: AccuracyChange(e.change), logits: ErrorSummary(e.logits),
-                weightSQNRDB: q.weightSQNR(master: w))
-        }
-        .sorted { ($0.vsFloat32.changePP, $0.logits.sqnrDB) < ($1.vsFloat32.changePP, $1.logits.sqnrDB) }
-    }
-
-    /// Mixed precision: the layers of `order` (most harmful first) stay in float (their values
-    /// from `floats`, `bytesPerValue` bytes each) one more at a time until the simulated drop
-    /// against float32 is at most `maxDrop` points. With every layer in float32 the change is 0, so
-    /// the last step is always within the budget.
-    public func mixedPrecision(
-        _ model: QuantizedModel, order: [Int], maxDrop: Double, floats: [String: Tensor<Double>],
-        bytesPerValue: Int
-    ) throws -> [MixedPrecisionStep] {
-        var steps: [MixedPrecisionStep] = []
-        for kept in 0...order.count {
-            let quantized = model.only(Set(order.dropFirst(kept)))
-            let mixed = try FakeQuantNetwork(spec: spec, model: quantized, tensors: floats)
-            steps.append(
-                MixedPrecisionStep(
-                    floatLayers: order.prefix(kept).map { spec.layerNames[$0] }, result: evaluate { mixed.predict($0) },
-                    modelBytes: quantized.networkBytes(spec, floatBytesPerValue: bytesPerValue)))
-            if -steps[steps.count - 1].result.vsFloat32.changePP <= maxDrop { break }
-        }
-        return steps
-    }
-}
-
-extension QuantizationStudy {
-    /// `mode` applied to the master, its inputs calibrated on the study's calibration images.
-    public func formatModel(_ mode: FormatMode) throws -> FormatModel {
-        try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
-    }
-
-    /// Each convolution and affine layer of `model` alone in its format, the rest in float32:
-    /// ranked by accuracy change, then by logit SQNR against float64, most harmful first.
-    public func sensitivity(_ model: FormatModel) throws -> [LayerSensitivity] {
-        let network = try FormatNetwork(spec: spec, tensors: tensors, model: model)
+    /// Each quantized layer of `model` alone in its format (simulated), the rest in float32: ranked
+    /// by accuracy change, then by logit SQNR against float64, most harmful first.
+    public func sensitivity<Model: QuantizedLayers>(_ model: Model) throws -> [LayerSensitivity] {
         let weightSQNR = try model.weightSQNR(spec: spec, tensors: tensors)
-        return explainLayers(
-            float32: float32Network, reduced: network.network,
-            reference: try Network<Double>(spec: spec, parameters: tensors), images: test.images, labels: test.labels,
+        return try model.layerEffects(
+            spec: spec, tensors: tensors, float32: float32Network,
+            reference: try Network<Double>(spec: spec, parameters: tensors), test: test,
             float32Predicted: float32.predicted
         )
         .compactMap { e in
@@ -185,19 +137,29 @@ extension QuantizationStudy {
         .sorted { ($0.vsFloat32.changePP, $0.logits.sqnrDB) < ($1.vsFloat32.changePP, $1.logits.sqnrDB) }
     }
 
-    /// Mixed formats: the layers of `order` (most harmful first) stay in float32 one more at a time
-    /// until the drop against float32 is at most `maxDrop` points.
-    public func mixedPrecision(_ model: FormatModel, order: [Int], maxDrop: Double) throws -> [MixedPrecisionStep] {
+    /// Mixed precision: the layers of `order` (most harmful first) stay in float (their values
+    /// from `floats`, `bytesPerValue` bytes each) one more at a time until the simulated drop
+    /// against float32 is at most `maxDrop` points. With every layer in float32 the change is 0, so
+    /// the last step is always within the budget.
+    public func mixedPrecision<Model: QuantizedLayers>(
+        _ model: Model, order: [Int], maxDrop: Double, floats: [String: Tensor<Double>]? = nil, bytesPerValue: Int = 4
+    ) throws -> [MixedPrecisionStep] {
         var steps: [MixedPrecisionStep] = []
         for kept in 0...order.count {
-            let network = try FormatNetwork(spec: spec, tensors: tensors, model: model.only(Set(order.dropFirst(kept))))
+            let mixed = try model.only(Set(order.dropFirst(kept))).simulation(
+                spec: spec, floats: floats ?? tensors, floatBytesPerValue: bytesPerValue)
             steps.append(
                 MixedPrecisionStep(
-                    floatLayers: order.prefix(kept).map { spec.layerNames[$0] },
-                    result: evaluate { network.predict($0) }, modelBytes: network.modelBytes))
+                    floatLayers: order.prefix(kept).map { spec.layerNames[$0] }, result: evaluate(mixed.predict),
+                    modelBytes: mixed.bytes))
             if -steps[steps.count - 1].result.vsFloat32.changePP <= maxDrop { break }
         }
         return steps
+    }
+
+    /// `mode` applied to the master, its inputs calibrated on the study's calibration images.
+    public func formatModel(_ mode: FormatMode) throws -> FormatModel {
+        try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
     }
 }
 

@@ -55,18 +55,6 @@ public enum PrecisionMode: String, Sendable, CaseIterable, Codable {
     /// The stored variant that serves the mode, if any.
     public var variant: String? { properties.variant }
 
-    /// The mode named `name`, or the one that runs the stored variant `name` when no mode has that
-    /// name (`bfloat16` is run by `bfloat16-acc32`).
-    public init?(name: String) {
-        if let mode = PrecisionMode(rawValue: name) {
-            self = mode
-        } else if let mode = PrecisionMode.allCases.last(where: { $0.variant == name }) {
-            self = mode
-        } else {
-            return nil
-        }
-    }
-
     /// Builds the network of this mode from `tensors` and passes it to `body`.
     public func withNetwork<Body: NetworkBody>(spec: ModelSpec, tensors: [String: Tensor<Double>], _ body: Body) throws
         -> Body.Result

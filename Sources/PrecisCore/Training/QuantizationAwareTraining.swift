@@ -4,36 +4,28 @@ public enum QATTarget: Sendable, Equatable, CustomStringConvertible {
     case int8(QuantScheme, CalibrationMethod)
     case format(FormatMode)
 
-    /// `int8` (per-channel weights, uint8 inputs), `int8-<scheme>`, or a number format's name; int8
+    /// The target named `text`: `int8` (the default scheme), `int8-<scheme>`, or a number format; int8
     /// inputs are calibrated with `calibration` (mse unless given).
     public init(parsing text: String, calibration: CalibrationMethod? = nil) throws {
-        if text == "int8" || text.hasPrefix("int8-") {
-            let scheme =
-                text == "int8"
-                ? QuantScheme(weights: .perChannel, activations: .uint8Asymmetric)
-                : QuantScheme.all.first { "int8-\($0)" == text }
-            guard let scheme else {
-                throw ModelError.badSpec(
-                    "unknown int8 scheme '\(text)' (int8, or int8- with one of "
-                        + QuantScheme.all.map(\.description).joined(separator: ", ") + ")")
-            }
+        switch Precision.target(text) {
+        case .int8(let scheme, .plain)?:
             self = .int8(scheme, calibration ?? .mse)
-        } else if let mode = FormatMode(name: text) {
+        case .format(let mode, mixed: false)?:
             guard calibration == nil else {
-                throw ModelError.badSpec("--calibration chooses the input ranges of an int8 scheme, not of \(text)")
+                throw ModelError.badSpec("a calibration method chooses the input ranges of int8, not of \(text)")
             }
             self = .format(mode)
-        } else {
+        default:
             throw ModelError.badSpec(
-                "unknown format '\(text)' (int8, int8-<scheme>, or "
-                    + FormatMode.namePatterns.joined(separator: ", ") + ")")
+                "cannot train for '\(text)' (int8, int8-<scheme>, or " + FormatMode.namePatterns.joined(separator: ", ")
+                    + ")")
         }
     }
 
     /// The variant's name.
     public var description: String {
         switch self {
-        case .int8(let scheme, _): return "int8-\(scheme)"
+        case .int8(let scheme, _): return Precision.int8(scheme, .plain).name
         case .format(let mode): return mode.name
         }
     }

@@ -2,18 +2,18 @@ import Foundation
 
 /// A one-line progress display on stderr with rate and ETA, redrawn at most ten times a second;
 /// silent when stderr is not a terminal or when disabled.
-final class ProgressLine {
+public final class ProgressLine {
     private let enabled: Bool
     private let start = Date()
     private var lastDraw = Date.distantPast
     private var drawn = false
 
-    init(quiet: Bool) {
+    public init(quiet: Bool) {
         enabled = !quiet && isatty(STDERR_FILENO) == 1
     }
 
     /// Shows `done` of `total` steps with a prefix and a suffix.
-    func update(_ prefix: String, done: Int, total: Int, unit: String, suffix: String = "") {
+    public func update(_ prefix: String, done: Int, total: Int, unit: String, suffix: String = "") {
         guard enabled else { return }
         let now = Date()
         guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
@@ -30,7 +30,7 @@ final class ProgressLine {
     }
 
     /// Clears the line so that normal output follows cleanly.
-    func clear() {
+    public func clear() {
         guard enabled, drawn else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
         drawn = false
@@ -38,7 +38,7 @@ final class ProgressLine {
 }
 
 /// `1h02m03s`, `4m05s` or `6s`.
-func clock(_ seconds: Double) -> String {
+public func clock(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
     if s >= 3600 { return String(format: "%dh%02dm%02ds", s / 3600, s / 60 % 60, s % 60) }
     if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
