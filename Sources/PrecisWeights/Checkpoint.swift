@@ -48,7 +48,7 @@ public struct Checkpoint {
         let root = try HDF5File.open(path).root, file = try WeightFile.read(root: root)
         func fail(_ message: String) -> HDF5Error { HDF5Error(file: path, path: "/checkpoint", message: message) }
         guard root.contains("checkpoint"), let t = file.training else {
-            throw fail("is missing: not a checkpoint (precis train --checkpoint writes one)")
+            throw fail("is missing: not a checkpoint (a training run writes one after every epoch when asked)")
         }
         let g = try root.group("checkpoint")
         func generator(_ words: ArraySlice<Int64>) throws -> RandomSource {

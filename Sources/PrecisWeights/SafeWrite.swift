@@ -166,7 +166,7 @@ public func outputProblem(_ path: String, force: Bool) -> String? {
     var s = stat()
     if stat(target, &s) == 0 {
         if let problem = replaceProblem(s) { return problem }
-        if !force { return "exists (use --force to replace it)" }
+        if !force { return "exists" }
     }
     return folderProblem(target)
 }
@@ -191,7 +191,7 @@ public func folderOutputProblem(_ path: String, force: Bool) -> String? {
     var isFolder: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
         guard isFolder.boolValue else { return "is a file, not a folder" }
-        if !force { return "exists (use --force to replace it)" }
+        if !force { return "exists" }
     }
     return folderProblem(path)
 }

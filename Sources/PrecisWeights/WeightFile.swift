@@ -114,7 +114,7 @@ public struct WeightFile {
         more: (HDF5Group) throws -> Void = { _ in }
     ) throws {
         if !overwrite && FileManager.default.fileExists(atPath: path) {
-            throw HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")
+            throw HDF5Error(file: path, path: "", message: "file exists (and replacing it was not asked)")
         }
         try Self.replace(path) { tmp in
             let root = try HDF5File.create(tmp, truncating: true).root

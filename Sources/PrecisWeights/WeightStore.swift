@@ -227,8 +227,7 @@ public final class WeightStore {
         return rows.compactMap { row in
             recorded[row.precision].flatMap { n in
                 n > row.images
-                    ? "/evaluations/\(row.precision) holds \(n) images, more than these \(row.images) "
-                        + "(use --force to replace it)" : nil
+                    ? "/evaluations/\(row.precision) holds \(n) images, more than these \(row.images)" : nil
             }
         }
     }

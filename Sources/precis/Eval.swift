@@ -76,11 +76,11 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if seed != nil && sample.limit == nil { throw ValidationError("--seed draws the --limit sample: give --limit") }
         // Checked before evaluating, so that a bad path does not throw the run away.
-        if let reportFolder, let problem = folderOutputProblem(reportFolder, force: force) {
+        if let reportFolder, let problem = folderRefusal(reportFolder, force: force) {
             throw ValidationError("--report \(reportFolder): \(problem)")
         }
         if record, let problem = editProblem(file) { throw ValidationError("--record into \(file): \(problem)") }
-        if let saveLogits, let problem = outputProblem(saveLogits + "-float32.f64", force: true) {
+        if let saveLogits, let problem = outputRefusal(saveLogits + "-float32.f64", force: true) {
             throw ValidationError("--save-logits \(saveLogits): \(problem)")
         }
         guard inputScale.isFinite && inputScale > 0 else {
@@ -97,10 +97,10 @@ struct Eval: ParsableCommand {
             let test = dataset.testImages(selection, inputScale: inputScale), n = test.count
             let (entries, notes) = try evaluator.entries(try precisions)
             if record && !force, let larger = try store.largerRecords(entries.map { ($0.name, n) }).first {
-                throw DataError(file: file, problem: larger)
+                throw DataError(file: file, problem: larger + forceHint)
             }
             for name in entries.map(\.name) {
-                if let saveLogits, let problem = outputProblem("\(saveLogits)-\(name).f64", force: force) {
+                if let saveLogits, let problem = outputRefusal("\(saveLogits)-\(name).f64", force: force) {
                     throw ValidationError("--save-logits \(saveLogits)-\(name).f64: \(problem)")
                 }
             }

@@ -33,7 +33,7 @@ struct Export: ParsableCommand {
             if let precision, !(Precision(name: precision).map(WeightStore.writesONNX) ?? false) {
                 throw ValidationError("--onnx writes float32, float16 or a stored int8-<scheme>, not '\(precision)'")
             }
-            if let problem = outputProblem(onnx, force: force) { throw ValidationError("--onnx \(onnx): \(problem)") }
+            if let problem = outputRefusal(onnx, force: force) { throw ValidationError("--onnx \(onnx): \(problem)") }
             return
         }
         if force { throw ValidationError("--force goes with --onnx (storing a variant changes the file itself)") }

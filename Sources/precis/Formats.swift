@@ -37,7 +37,7 @@ struct Formats: ParsableCommand {
         if encode == nil && (input != nil || output != nil || saturate || force) {
             throw ValidationError("--input, --output, --saturate and --force go with --encode")
         }
-        if let output, let problem = outputProblem(output, force: force) {
+        if let output, let problem = outputRefusal(output, force: force) {
             throw ValidationError("--output \(output): \(problem)")
         }
     }

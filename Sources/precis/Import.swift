@@ -59,7 +59,7 @@ struct Import: ParsableCommand {
                 throw ValidationError("--data \(dir): no such folder")
             }
         }
-        if let problem = outputProblem(output, force: force) { throw ValidationError("--output \(output): \(problem)") }
+        if let problem = outputRefusal(output, force: force) { throw ValidationError("--output \(output): \(problem)") }
         guard shape.count == 3 && shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw ValidationError("--input-shape takes three positive sizes, C,H,W (such as 1,28,28)")
         }

@@ -106,38 +106,20 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
-/// `--dataset NAME` or `--data DIR`.
-struct DataOptions: ParsableArguments {
-    @Option(
-        help: """
-            Data set: \(Dataset.knownNames.joined(separator: ", ")) (train: mnist5k for --model simple, else \
-            fashion-mnist; eval: the one the network was trained on).
-            """)
-    var dataset: String?
-
-    @Option(help: ArgumentHelp("A directory with the four MNIST-format IDX files (gzipped or not).", valueName: "dir"))
-    var data: String?
-
-    func validate() throws {
-        if dataset != nil && data != nil { throw ValidationError("give --dataset or --data, not both") }
-        if let dataset, !Dataset.knownNames.contains(dataset) {
-            throw ValidationError(
-                "unknown data set '\(dataset)' (\(Dataset.knownNames.joined(separator: ", ")); --data DIR reads "
-                    + "a folder of MNIST-format files)")
-        }
-    }
-
-    /// The chosen data set, or `fallback` (a name or a directory) when none was given.
-    func load(fallback: String) throws -> Dataset {
-        if let data { return try Dataset.mnistDirectory(data) }
-        let name = dataset ?? fallback
-        if Dataset.knownNames.contains(name) { return try Dataset.load(named: name) }
-        if dataset == nil { return try Dataset.mnistDirectory(name) }
-        return try Dataset.load(named: name)
-    }
-}
-
 /// Prints `value` as JSON (sorted keys, pretty-printed).
 func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try JSONEncoder.precis.encode(value), as: UTF8.self))
+}
+
+/// What the command line adds to a refusal that `--force` overrides.
+let forceHint = " (use --force to replace it)"
+
+/// The library's problem with writing the file `path`, with the flag that overrides "exists".
+func outputRefusal(_ path: String, force: Bool) -> String? {
+    outputProblem(path, force: force).map { $0 == "exists" ? $0 + forceHint : $0 }
+}
+
+/// The library's problem with writing the folder `path`, with the flag that overrides "exists".
+func folderRefusal(_ path: String, force: Bool) -> String? {
+    folderOutputProblem(path, force: force).map { $0 == "exists" ? $0 + forceHint : $0 }
 }

@@ -39,7 +39,7 @@ struct Report: ParsableCommand {
 
     func validate() throws {
         if seed != nil && sample.limit == nil { throw ValidationError("--seed draws the --limit sample: give --limit") }
-        if let problem = folderOutputProblem(folder, force: force) {
+        if let problem = folderRefusal(folder, force: force) {
             throw ValidationError("--output \(folder): \(problem)")
         }
     }

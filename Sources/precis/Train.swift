@@ -50,16 +50,16 @@ struct Train: ParsableCommand {
             throw ValidationError("give --output FILE to keep the trained weights, or --no-output for a trial run")
         }
         if output != nil && noOutput { throw ValidationError("give --output or --no-output, not both") }
-        if let output, let problem = outputProblem(output, force: force) {
+        if let output, let problem = outputRefusal(output, force: force) {
             throw ValidationError("--output \(output): \(problem)")
         }
-        if let checkpoint, let problem = outputProblem(checkpoint, force: force || checkpoint == resume) {
+        if let checkpoint, let problem = outputRefusal(checkpoint, force: force || checkpoint == resume) {
             throw ValidationError("--checkpoint \(checkpoint): \(problem)")
         }
         if let checkpoint, let output, samePath(checkpoint, output) {
             throw ValidationError("--checkpoint and --output name the same file, \(output): give each its own")
         }
-        if let reportFolder, let problem = folderOutputProblem(reportFolder, force: force) {
+        if let reportFolder, let problem = folderRefusal(reportFolder, force: force) {
             throw ValidationError("--report \(reportFolder): \(problem)")
         }
         if resume != nil && training.anySetting {
@@ -130,30 +130,6 @@ struct Train: ParsableCommand {
             return spec
         } catch let error as ModelError {
             throw ValidationError("--model: \(error)")
-        }
-    }
-
-    /// Shows a run's progress: a progress line while it trains and, with `log`, a line per epoch
-    /// (`test` naming what the test accuracy measures, when it needs saying).
-    func progressEvents(_ progress: ProgressLine, epochs: Int, log: Bool, test: String = "test") -> (
-        TrainingEvent
-    ) -> Void {
-        { event in
-            switch event {
-            case let .iteration(epoch, index, perEpoch, loss):
-                progress.update(
-                    "epoch \(epoch)/\(epochs)", done: (epoch - 1) * perEpoch + index, total: epochs * perEpoch,
-                    unit: "it", suffix: String(format: "loss %.4f", loss))
-            case let .epochEnd(epoch, loss, train, accuracy, seconds):
-                progress.clear()
-                if log {
-                    print(
-                        String(
-                            format: "epoch %2d/%d  loss %.4f  train %@  %@ %@  %.1f s", epoch, epochs, loss,
-                            percentText(train), test, percentText(accuracy), seconds))
-                    fflush(stdout)
-                }
-            }
         }
     }
 }

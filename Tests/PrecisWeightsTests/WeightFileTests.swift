@@ -43,7 +43,7 @@ import Testing
         #expect(back.tensors == file.tensors)
         #expect(back.training == file.training)
         #expect(back.dataset == "tiny")
-        #expect(throws: HDF5Error(file: path, path: "", message: "file exists (use --force to replace it)")) {
+        #expect(throws: HDF5Error(file: path, path: "", message: "file exists (and replacing it was not asked)")) {
             try file.write(to: path)
         }
         try file.write(to: path, overwrite: true)

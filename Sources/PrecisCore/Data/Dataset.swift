@@ -84,7 +84,7 @@ public struct Dataset: Sendable {
                 file: name,
                 problem:
                     "unknown data set (known: \(knownNames.joined(separator: ", ")); "
-                    + "use --data DIR for an MNIST-format directory)"
+                    + "or a folder of MNIST-format IDX files)"
             )
         }
     }

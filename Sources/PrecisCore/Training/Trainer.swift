@@ -208,8 +208,8 @@ public struct Trainer {
                                         + "so those weights moved by lr·m/eps", 100 * $0)
                             } ?? ""),
                         hint: zeros != nil
-                            ? "use --optimizer momentum, or a mixed precision"
-                            : initial ? "try a smaller --init scale" : nil)
+                            ? "train with momentum instead, or in a mixed precision"
+                            : initial ? "try a smaller weight-init scale" : nil)
                 }
                 if mixed && !scaler.step(finite: apply) {
                     history.skippedSteps.append(epoch * perEpoch + i + 1)
@@ -292,7 +292,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .diverged(iteration, epoch, what, hint):
             return "training diverged at iteration \(iteration) (epoch \(epoch)): \(what); "
-                + (hint ?? "try a smaller --learning-rate") + " (nothing was written)"
+                + (hint ?? "try a smaller learning rate") + " (nothing was written)"
         }
     }
 }
