@@ -138,7 +138,8 @@ extension WeightFile {
                 message: "a variant keeps layers in float32 exactly when its name ends in -mixed")
         }
         var model = FormatModel(mode: mode, weights: [:], inputs: [:], mixed: !floatLayers.isEmpty), floats = tensors
-        for layer in try spec.geometry() where layer.spec.isQuantizable && !floatLayers.contains(layer.name) {
+        for layer in try spec.geometry() where !floatLayers.contains(layer.name) {
+            guard let gemm = layer.gemm else { continue }
             let g = try layers.group(layer.name)
             func fail(_ message: String) -> HDF5Error { HDF5Error(file: path, path: g.path, message: message) }
             func read<E: HDF5Scalar>(_ t: String, _ shape: [Int], as: E.Type) throws -> [E] {
@@ -150,7 +151,7 @@ extension WeightFile {
                 }
                 return try g.read(t, as: E.self).values
             }
-            let w = layer.tensor(.weight)!, (vectors, length) = FormatModel.vectors(w.shape)
+            let (vectors, length) = (gemm.channels, gemm.length)
             var t = FormatTensor(
                 format: mode.weights, vectors: vectors, length: length, codes: [], blockScales: [], scales: [],
                 zeroPoints: [])

@@ -166,8 +166,9 @@ extension WeightFile {
             }
             return Tensor(shape: shape, data: x)
         }
-        for i in quantizedLayers(spec) where !floatLayers.contains(spec.layerNames[i]) {
-            let layer = spec.layerNames[i], g = try layers.group(layer)
+        for geometry in try spec.geometry() where !floatLayers.contains(geometry.name) {
+            guard let gemm = geometry.gemm else { continue }
+            let (i, layer) = (geometry.index, geometry.name), g = try layers.group(layer)
             func fail(_ message: String) -> HDF5Error { HDF5Error(file: path, path: g.path, message: message) }
             let shape = shapes[tensorKey(layer, "W")]!, channels = shapes[tensorKey(layer, "b")]![0]
             let wi = try g.datasetInfo("W")
@@ -189,8 +190,8 @@ extension WeightFile {
                     case .uint8Asymmetric: .asymmetric(low: 0, high: 0, unsigned: true)
                     }
                 out[i] = QuantizedLayer(
-                    weights: weights, shape: shape, weightScales: scales, bias: [Int32](repeating: 0, count: channels),
-                    input: format)
+                    weights: weights, shape: shape, gemm: gemm, weightScales: scales,
+                    bias: [Int32](repeating: 0, count: channels), input: format)
                 continue
             }
             let bi = try g.datasetInfo("b")
@@ -207,7 +208,8 @@ extension WeightFile {
                 throw fail("has a bad input range (scale \(scale), zero point \(zero), codes \(qmin)...\(qmax))")
             }
             out[i] = QuantizedLayer(
-                weights: weights, shape: shape, weightScales: scales, bias: try g.read("b", as: Int32.self).values,
+                weights: weights, shape: shape, gemm: gemm, weightScales: scales,
+                bias: try g.read("b", as: Int32.self).values,
                 input: QuantRange(scale: scale, zeroPoint: zero, qmin: qmin, qmax: qmax))
         }
         var bytesPerValue = 4

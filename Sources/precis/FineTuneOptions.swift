@@ -37,7 +37,7 @@ struct FineTuneOptions: ParsableArguments {
                     "--qat fine-tunes the --from network in float32: no --model, --init, --precision, --loss-scale, "
                         + "--checkpoint or --resume")
             }
-            do { _ = try target } catch { throw ValidationError("--qat \(qat): \(error)") }
+            do { _ = try target } catch { throw ValidationError("--qat: \(error)") }
             guard (qatWarmup ?? 0) >= 0 else { throw ValidationError("--qat-warmup must be 0 or more") }
         } else if calibration != nil {
             throw ValidationError("--calibration chooses the int8 input ranges of --qat")

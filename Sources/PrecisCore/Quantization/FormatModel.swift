@@ -174,11 +174,11 @@ public struct FormatModel: Sendable, Equatable {
     public func weightSQNR(spec: ModelSpec, tensors: [String: Tensor<Double>]) throws -> [Int: Double] {
         var out: [Int: Double] = [:]
         for layer in try spec.geometry() {
-            guard let t = weights[layer.index], let w = layer.tensor(.weight), let master = tensors[layer.key(w.name)]
+            guard let t = weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight),
+                let master = tensors[layer.key(w.name)]
             else { continue }
             var e = ErrorStats()
-            e.add(
-                FormatModel.weightTensor(t.decoded(), w.shape).map(Double.init), reference: master.data, minNormal: 0)
+            e.add(gemm.stored(t.decoded()).map(Double.init), reference: master.data, minNormal: 0)
             out[layer.index] = e.sqnrDB
         }
         return out
@@ -221,34 +221,18 @@ public struct FormatModel: Sendable, Equatable {
         self.init(mode: mode, weights: [:], inputs: inputs)
         if case .int8 = mode.weights { throw ModelError.badSpec("int8 is an input format, not a weight format") }
         if case .int4? = mode.activations { throw ModelError.badSpec("int4 is a weight format, not an input format") }
-        for layer in try spec.geometry() where layer.spec.isQuantizable {
-            let w = layer.tensor(.weight)!, key = layer.key(w.name)
+        for layer in try spec.geometry() {
+            guard let gemm = layer.gemm, let w = layer.tensor(.weight) else { continue }
+            let key = layer.key(w.name)
             guard let values = tensors[key], values.shape == w.shape else {
                 throw ModelError.badSpec("missing tensor \(key)")
             }
             if mode.needsCalibration && inputs[layer.index] == nil {
                 throw ModelError.badSpec("\(layer.name): no calibration for its input scale")
             }
-            let (vectors, length) = FormatModel.vectors(w.shape)
             weights[layer.index] = FormatTensor(
-                encoding: FormatModel.reductionRows(values.data.map(Float.init), w.shape), vectors: vectors,
-                length: length, format: mode.weights)
+                encoding: gemm.rows(values.data.map(Float.init)), vectors: gemm.channels, length: gemm.length,
+                format: mode.weights)
         }
-    }
-
-    /// `(vectors, length)` of a weight tensor: a convolution's `(FN, C·FH·FW)`, an affine layer's
-    /// `(out, in)`.
-    public static func vectors(_ shape: [Int]) -> (Int, Int) {
-        shape.count == 4 ? (shape[0], shape.dropFirst().reduce(1, *)) : (shape[1], shape[0])
-    }
-
-    /// A weight tensor's values with each reduction vector as a row (an affine W transposed).
-    public static func reductionRows(_ w: [Float], _ shape: [Int]) -> [Float] {
-        shape.count == 4 ? w : transposed(w, rows: shape[0], cols: shape[1])
-    }
-
-    /// The weight tensor `(shape)` back from reduction rows.
-    public static func weightTensor(_ rows: [Float], _ shape: [Int]) -> [Float] {
-        shape.count == 4 ? rows : transposed(rows, rows: shape[1], cols: shape[0])
     }
 }

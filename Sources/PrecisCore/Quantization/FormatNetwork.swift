@@ -18,15 +18,15 @@ public struct FormatNetwork {
         self.model = model
         var parameters = tensors, roundings: [Int: OperandRounding] = [:], bytes = 0, weightBytes = 0, values = 0
         for layer in try spec.geometry() {
-            guard let t = model.weights[layer.index], let w = layer.tensor(.weight) else {
+            guard let t = model.weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight) else {
                 bytes += 4 * layer.parameterCount
                 continue
             }
-            guard FormatModel.vectors(w.shape) == (t.vectors, t.length) else {
+            guard (gemm.channels, gemm.length) == (t.vectors, t.length) else {
                 throw ModelError.badSpec("\(layer.name): its stored codes do not fit W \(shapeText(w.shape))")
             }
             parameters[layer.key(w.name)] = Tensor(
-                shape: w.shape, data: FormatModel.weightTensor(t.decoded(), w.shape).map(Double.init))
+                shape: w.shape, data: gemm.stored(t.decoded()).map(Double.init))
             (weightBytes, values) = (weightBytes + t.bytes, values + t.codes.count)
             bytes += t.bytes + 4 * (layer.parameterCount - t.codes.count)
             if let a = model.mode.activations {

@@ -4,6 +4,8 @@ public struct QuantizedLayer: Sendable, Equatable {
     /// Weight codes (−127...127) in the float tensor's layout: `(FN, C, FH, FW)` or `(in, out)`.
     public var weights: [Int8]
     public var shape: [Int]
+    /// The layer's GEMM: which weights belong to which output channel.
+    public let gemm: GEMMRole
     /// One scale for the tensor, or one per output channel (a convolution's filter, the axis 0 of
     /// its weights; an affine layer's output unit, axis 1).
     public var weightScales: [Double]
@@ -11,9 +13,11 @@ public struct QuantizedLayer: Sendable, Equatable {
     public var bias: [Int32]
     public var input: QuantRange
 
-    public init(weights: [Int8], shape: [Int], weightScales: [Double], bias: [Int32], input: QuantRange) {
-        (self.weights, self.shape, self.weightScales, self.bias, self.input) = (
-            weights, shape, weightScales, bias, input
+    public init(
+        weights: [Int8], shape: [Int], gemm: GEMMRole, weightScales: [Double], bias: [Int32], input: QuantRange
+    ) {
+        (self.weights, self.shape, self.gemm, self.weightScales, self.bias, self.input) = (
+            weights, shape, gemm, weightScales, bias, input
         )
     }
 
@@ -21,10 +25,10 @@ public struct QuantizedLayer: Sendable, Equatable {
     public var channels: Int { bias.count }
 
     /// The axis of the weights that indexes output channels: 0 for a convolution, 1 for affine.
-    public var channelAxis: Int { shape.count == 2 ? 1 : 0 }
+    public var channelAxis: Int { gemm.channelAxis }
 
     /// The output channel of weight index `k`.
-    func channel(_ k: Int) -> Int { shape.count == 2 ? k % channels : k / (shape.reduce(1, *) / channels) }
+    func channel(_ k: Int) -> Int { gemm.channel(k) }
 
     /// The scale of weight channel `c`.
     func weightScale(_ c: Int) -> Double { weightScales[weightScales.count == 1 ? 0 : c] }
@@ -74,15 +78,16 @@ public struct QuantizedModel: Sendable, Equatable {
         throws
     {
         var layers: [Int: QuantizedLayer] = [:]
-        for i in quantizedLayers(spec) {
-            guard let input = inputs[i] else { throw ModelError.badSpec("\(spec.layerNames[i]) has no input range") }
-            let name = spec.layerNames[i]
+        for g in try spec.geometry() {
+            guard let gemm = g.gemm else { continue }
+            let (i, name) = (g.index, g.name)
+            guard let input = inputs[i] else { throw ModelError.badSpec("\(name) has no input range") }
             guard let w = tensors[tensorKey(name, "W")], let b = tensors[tensorKey(name, "b")] else {
                 throw ModelError.badSpec("\(name) has no W or b")
             }
             var layer = QuantizedLayer(
-                weights: [], shape: w.shape, weightScales: [], bias: [Int32](repeating: 0, count: b.count), input: input
-            )
+                weights: [], shape: w.shape, gemm: gemm, weightScales: [], bias: [Int32](repeating: 0, count: b.count),
+                input: input)
             var largest = [Double](repeating: 0, count: scheme.weights == .perChannel ? b.count : 1)
             for (k, v) in w.data.enumerated() {
                 let c = scheme.weights == .perChannel ? layer.channel(k) : 0

@@ -17,7 +17,7 @@ public enum QATTarget: Sendable, Equatable, CustomStringConvertible {
             self = .format(mode)
         default:
             throw ModelError.badSpec(
-                "cannot train for '\(text)' (int8, int8-<scheme>, or " + FormatMode.namePatterns.joined(separator: ", ")
+                "unknown format '\(text)' (int8, int8-<scheme>, or " + FormatMode.namePatterns.joined(separator: ", ")
                     + ")")
         }
     }
@@ -146,9 +146,11 @@ public final class QuantizationAwareTraining {
             return model.dequantized(net.spec, [:])
         case .format(let model):
             var out: [String: Tensor<Double>] = [:]
-            for (i, t) in model.weights {
-                let key = tensorKey(net.layerNames[i], "W"), shape = tensors[key]!.value.shape
-                out[key] = Tensor(shape: shape, data: FormatModel.weightTensor(t.decoded(), shape).map(Double.init))
+            for layer in try net.spec.geometry() {
+                guard let t = model.weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight) else {
+                    continue
+                }
+                out[layer.key(w.name)] = Tensor(shape: w.shape, data: gemm.stored(t.decoded()).map(Double.init))
             }
             return out
         }
@@ -184,7 +186,7 @@ extension Network where T == Float {
             switch node {
             case .convolution(let l): l.inputRounding = roundings[i]
             case .affine(let l): l.inputRounding = roundings[i]
-            default: break
+            case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: break
             }
         }
     }
