@@ -16,29 +16,6 @@ enum FormatLayerAttribute: String, CaseIterable {
 private typealias A = FormatAttribute
 private typealias L = FormatLayerAttribute
 
-extension OperandFormat {
-    /// How the format is described in a variant's attributes.
-    var text: String {
-        switch self {
-        case let .scaled(f, saturating):
-            return "\(f.name.uppercased()) with one float32 scale per tensor (amax / \(f.max)), "
-                + (saturating ? "saturating" : "not saturating")
-        case .mx(let f):
-            let element =
-                if case .float(let e) = f.element { e.name.uppercased() } else { "INT8 (k/64, |k| <= 127)" }
-            return "OCP MX v1.0: \(element) elements, one E8M0 scale per \(f.size) values along the reduction axis"
-        case .nvfp4:
-            return "NVFP4: E2M1 elements, one E4M3 scale per 16 values along the reduction axis, one float32 scale "
-                + "per tensor (amax / 2688)"
-        case .int4(let w):
-            return "int4 " + (w.zeroPoint ? "0...15 with a zero point" : "symmetric -7...7") + ", one float32 scale "
-                + (w.group.map { "per \($0) values along the reduction axis" } ?? "per output channel")
-        case .int8:
-            return "uint8 with a zero point per tensor (calibrated, MSE)"
-        }
-    }
-}
-
 extension WeightFile {
     /// Writes `model` as `/variants/<mode name>` under `root`, replacing one of that name.
     /// Each convolution and affine layer's group under `model/layers` holds:
@@ -62,8 +39,8 @@ extension WeightFile {
         if variants.contains(name) { try variants.remove(name) }
         let v = try variants.createGroup(name)
         try v.setAttribute(A.precision.rawValue, .string(name))
-        try v.setAttribute(A.weights.rawValue, .string(model.mode.weights.text))
-        try v.setAttribute(A.activations.rawValue, .string(model.mode.activations?.text ?? "float32"))
+        try v.setAttribute(A.weights.rawValue, .string(model.mode.weights.block?.text ?? ""))
+        try v.setAttribute(A.activations.rawValue, .string(model.mode.activations.map(inputText) ?? "float32"))
         try v.setAttribute(A.rounding.rawValue, .string("to nearest, ties to even"))
         try v.setAttribute(
             A.layout.rawValue,
@@ -119,7 +96,7 @@ extension WeightFile {
     /// for every input the mode scales. Returns the model and the float tensors it runs with (its
     /// own biases in place of the master's).
     func readFormat(_ name: String, root: HDF5Group) throws -> (model: FormatModel, tensors: [String: Tensor<Double>]) {
-        guard case .format(let mode, let mixed)? = Precision(name: name) else {
+        guard case .format(let mode, let mixed)? = Precision(name: name), let block = mode.weights.block else {
             throw HDF5Error(file: root.file.path, path: "/variants/\(name)", message: "is not a number-format variant")
         }
         let v = try Self.variantGroup(root, name), path = root.file.path, layers = try v.group("model/layers")
@@ -159,28 +136,25 @@ extension WeightFile {
             let bits = mode.weights.elementBits
             t.codes = unpackCodes(
                 try read("W", [vectors, packedBytes(length, bits)], as: UInt8.self), vectors, length, bits)
-            if let bad = t.codes.firstIndex(where: { !mode.weights.isFiniteCode($0) }) {
+            let storage = block.storage
+            if let bad = t.codes.firstIndex(where: { Int($0) >= 1 << bits || !block.isFiniteCode($0) }) {
                 throw fail("W holds code 0x\(String(t.codes[bad], radix: 16)) at element \(bad), not a finite value")
             }
-            switch mode.weights {
-            case .mx, .nvfp4:
+            if let valid = storage.blockScale {
                 t.blockScales = try read("W_block_scale", [vectors, blocks], as: UInt8.self)
-                let valid: (UInt8) -> Bool = mode.weights == .nvfp4 ? { $0 < 0x7F } : { $0 != 0xFF }
                 if let bad = t.blockScales.firstIndex(where: { !valid($0) }) {
                     throw fail("W_block_scale holds 0x\(String(t.blockScales[bad], radix: 16)) at \(bad), not a scale")
                 }
-            default:
-                break
             }
-            switch mode.weights {
-            case .scaled, .nvfp4: t.scales = try read("W_scale", [1], as: Float.self)
-            case .int4: t.scales = try read("W_scale", [vectors, blocks], as: Float.self)
-            case .mx, .int8: break
+            switch storage.scales {
+            case .tensor: t.scales = try read("W_scale", [1], as: Float.self)
+            case .perBlock: t.scales = try read("W_scale", [vectors, blocks], as: Float.self)
+            case .none: break
             }
             if t.scales.contains(where: { !($0.isFinite && $0 >= 0) }) {
                 throw fail("W_scale holds a negative or non-finite scale")
             }
-            if case .int4(let i4) = mode.weights, i4.zeroPoint {
+            if storage.zeroPoints {
                 t.zeroPoints = try read("W_zero_point", [vectors, blocks], as: UInt8.self)
                 if t.zeroPoints.contains(where: { $0 > 15 }) { throw fail("W_zero_point holds a value beyond 15") }
             }
@@ -210,19 +184,9 @@ extension WeightFile {
     }
 }
 
-extension OperandFormat {
-    /// Whether `code` stands for a finite value: not NaN or infinite (E4M3, E5M2), not INT8's
-    /// unused −128, and within the element's bits.
-    func isFiniteCode(_ code: UInt8) -> Bool {
-        guard Int(code) < 1 << elementBits else { return false }
-        switch self {
-        case .scaled(let f, _): return f.decode(code).isFinite
-        case .mx(let m):
-            if case .float(let f) = m.element { return f.decode(code).isFinite }
-            return code != 0x80
-        case .nvfp4, .int4, .int8: return true
-        }
-    }
+/// How a variant's attributes describe a layer input's format.
+func inputText(_ format: OperandFormat) -> String {
+    format.block?.text ?? "uint8 with a zero point per tensor (calibrated, MSE)"
 }
 
 /// Bytes of a row of `length` codes of `bits` bits, packed.

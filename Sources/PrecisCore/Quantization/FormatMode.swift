@@ -36,58 +36,6 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether the inputs' scale comes from calibration images (a per-tensor scale or range).
     public var needsCalibration: Bool {
-        switch activations {
-        case .scaled?, .nvfp4?, .int8?: return true
-        case .mx?, .int4?, nil: return false
-        }
-    }
-}
-
-/// 4-bit integer weights: codes −7...7 (symmetric) or 0...15 with a zero point, one float32 scale per
-/// group of `group` values along the reduction axis, or per output channel (`group` nil). Each
-/// group's clipping range is chosen by `method`: `minmax` keeps the largest magnitude, `mse` (the
-/// default for 4 bits) searches 80 ranges from the full one down to 21% of it for the least squared
-/// error of the group's own values.
-public struct Int4Weights: Sendable, Hashable {
-    public let group: Int?
-    public let zeroPoint: Bool
-    public let method: CalibrationMethod
-
-    public init(group: Int?, zeroPoint: Bool, method: CalibrationMethod = .mse) {
-        precondition(method == .minmax || method == .mse, "int4 weights calibrate with minmax or mse")
-        (self.group, self.zeroPoint, self.method) = (group, zeroPoint, method)
-    }
-
-    /// Bits of a group's scale, and zero point when there is one.
-    public var scaleBits: Int { zeroPoint ? 40 : 32 }
-
-    /// The range `method` picks for one group: among the candidates, the one with the least squared
-    /// error of the group's own values (the first of equals, so the widest).
-    public func bestRange(_ x: [Float]) -> QuantRange {
-        let alphas = method == .minmax ? [1.0] : (0..<80).map { 1 - Double($0) / 100 }
-        var best: (error: Double, range: QuantRange?) = (.infinity, nil)
-        for alpha in alphas {
-            let r = range(x, alpha)
-            let error = x.reduce(0.0) { sum, v in
-                let d = Double(v) - Double(Float(r.fakeQuantize(Double(v))))
-                return sum + d * d
-            }
-            if error < best.error { best = (error, r) }
-        }
-        return best.range!
-    }
-
-    /// The group's range clipped to `alpha` of its extent.
-    func range(_ x: [Float], _ alpha: Double) -> QuantRange {
-        let lo = Double(x.min() ?? 0) * alpha, hi = Double(x.max() ?? 0) * alpha
-        if !zeroPoint {
-            let t = max(-lo, hi)
-            return QuantRange(scale: t > 0 ? Double(Float(t / 7)) : 1, zeroPoint: 0, qmin: -7, qmax: 7)
-        }
-        let low = min(lo, 0), high = max(hi, 0)
-        guard high > low else { return QuantRange(scale: 1, zeroPoint: 0, qmin: 0, qmax: 15) }
-        let scale = Double(Float((high - low) / 15))
-        return QuantRange(
-            scale: scale, zeroPoint: min(15, max(0, -Int((low / scale).rounded(.toNearestOrEven)))), qmin: 0, qmax: 15)
+        activations.map { $0.block?.inputNeedsCalibration ?? true } ?? false
     }
 }

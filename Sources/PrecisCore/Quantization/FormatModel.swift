@@ -23,14 +23,7 @@ public struct FormatTensor: Sendable, Equatable {
     }
 
     /// Values per block (MX 32, NVFP4 16) or group (int4), or nil for one scale per tensor.
-    public var blockSize: Int? {
-        switch format {
-        case .mx(let f): return f.size
-        case .nvfp4: return NVFP4.blockSize
-        case .int4(let w): return w.group ?? length
-        case .scaled, .int8: return nil
-        }
-    }
+    public var blockSize: Int? { format.block?.blockSize(length: length) }
 
     /// Blocks or groups per vector.
     public var blocksPerVector: Int { blockSize.map { (length + $0 - 1) / $0 } ?? 0 }
@@ -38,102 +31,19 @@ public struct FormatTensor: Sendable, Equatable {
     /// `values` (row-major `(vectors, length)`) encoded in `format` (not `.int8`, an input format).
     public init(encoding values: [Float], vectors: Int, length: Int, format: OperandFormat) {
         precondition(values.count == vectors * length, "values must fill (vectors, length)")
+        guard let block = format.block else { preconditionFailure("int8 is an input format") }
         self.init(
             format: format, vectors: vectors, length: length, codes: [], blockScales: [], scales: [], zeroPoints: [])
-        let amax = values.reduce(Float(0)) { max($0, $1.magnitude) }
-        func blocks(_ body: (ArraySlice<Float>) -> Void) {
-            let size = blockSize!
-            for v in 0..<vectors {
-                for start in stride(from: 0, to: length, by: size) {
-                    body(values[(v * length + start)..<(v * length + min(start + size, length))])
-                }
-            }
-        }
-        switch format {
-        case let .scaled(f, saturating):
-            let s = amax > 0 ? amax / f.max : 1
-            scales = [s]
-            codes = values.map { f.encode($0 / s, saturating: saturating) }
-        case .mx(let f):
-            blocks { block in
-                let (scale, c) = f.quantize(block)
-                blockScales.append(scale)
-                codes += c
-            }
-        case .nvfp4:
-            let g = NVFP4.tensorScale(amax: amax)
-            scales = [g]
-            blocks { block in
-                let s = NVFP4.blockScale(amax: block.reduce(Float(0)) { max($0, $1.magnitude) }, g), d = s * g
-                blockScales.append(MiniFloat.e4m3.encode(s, saturating: true))
-                codes += block.map { d > 0 ? MiniFloat.e2m1.encode($0 / d, saturating: true) : 0 }
-            }
-        case .int4(let w):
-            blocks { block in
-                let r = w.bestRange(Array(block))
-                scales.append(Float(r.scale))
-                if w.zeroPoint { zeroPoints.append(UInt8(r.zeroPoint)) }
-                codes += block.map { UInt8(truncatingIfNeeded: r.quantize(Double($0))) & 0xF }
-            }
-        case .int8:
-            preconditionFailure("int8 is an input format")
-        }
+        block.quantize(values, into: &self)
     }
 
     /// The values the codes stand for, row-major `(vectors, length)`.
-    public func decoded() -> [Float] {
-        switch format {
-        case let .scaled(f, _):
-            return codes.map { f.decode($0) * scales[0] }
-        case .mx(let f):
-            return blockwise { b, c in c.map { f.element.decode($0) * MiniFloat.e8m0.decode(blockScales[b]) } }
-        case .nvfp4:
-            return blockwise { b, c in
-                let d = MiniFloat.e4m3.decode(blockScales[b]) * scales[0]
-                return c.map { MiniFloat.e2m1.decode($0) * d }
-            }
-        case .int4(let w):
-            return blockwise { b, c in
-                let zero = w.zeroPoint ? Int(zeroPoints[b]) : 0, s = Double(scales[b])
-                return c.map { code in
-                    let q = w.zeroPoint ? Int(code) : Int(Int8(bitPattern: code << 4) >> 4)
-                    return Float(Double(q - zero) * s)
-                }
-            }
-        case .int8:
-            preconditionFailure("int8 is an input format")
-        }
-    }
-
-    /// `body(block index, the block's codes)` for every block in order, the results joined.
-    private func blockwise(_ body: (Int, ArraySlice<UInt8>) -> [Float]) -> [Float] {
-        let size = blockSize!, per = blocksPerVector
-        var out: [Float] = []
-        out.reserveCapacity(codes.count)
-        for v in 0..<vectors {
-            for (k, start) in stride(from: 0, to: length, by: size).enumerated() {
-                out += body(v * per + k, codes[(v * length + start)..<(v * length + min(start + size, length))])
-            }
-        }
-        return out
-    }
+    public func decoded() -> [Float] { format.block.map { $0.dequantize(self) } ?? [] }
 
     /// Bytes as stored: each vector's codes packed into whole bytes (4-bit codes two a byte, 6-bit
     /// codes four in three bytes), scales and zero points.
     public var bytes: Int {
         vectors * ((length * format.elementBits + 7) / 8) + blockScales.count + 4 * scales.count + zeroPoints.count
-    }
-}
-
-extension OperandFormat {
-    /// Bits of one element code.
-    public var elementBits: Int {
-        switch self {
-        case .scaled(let f, _): return f.bits
-        case .mx(let f): return f.element.bits
-        case .nvfp4, .int4: return 4
-        case .int8: return 8
-        }
     }
 }
 

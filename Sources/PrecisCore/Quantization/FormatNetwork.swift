@@ -50,14 +50,11 @@ public struct FormatNetwork {
     static func inputRounding(_ format: OperandFormat, _ calibration: InputCalibration?, _ layer: String) throws
         -> OperandRounding
     {
-        switch (format, calibration) {
-        case (.mx(let f), _): return .mx(f)
-        case let (.scaled(f, saturating), .amax(amax)?):
-            return .scaled(GridRounder(f, saturating: saturating), scale: amax / f.max)
-        case let (.nvfp4, .amax(amax)?): return .nvfp4(tensorAmax: amax)
-        case let (.int8, .range(r)?): return .int8(r)
-        default: throw ModelError.badSpec("\(layer): no input calibration for its format")
+        if case .int8 = format, case .range(let r)? = calibration { return .int8(r) }
+        guard let rounding = format.block?.inputRounding(calibration) else {
+            throw ModelError.badSpec("\(layer): no input calibration for its format")
         }
+        return rounding
     }
 
     /// Logits `(N, classes)`.

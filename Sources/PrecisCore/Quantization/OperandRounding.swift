@@ -66,44 +66,6 @@ public struct OperandRounding: Sendable {
             }
         }
     }
-
-    /// OCP MX v1.0: a shared E8M0 scale 2^(floor(log2 amax) − emax_elem) per block.
-    public static func mx(_ format: MXBlockFormat) -> OperandRounding {
-        blocks(format.element.rounder, size: format.size) { format.scale(amax: $0) }
-    }
-
-    /// NVFP4 with the per-tensor scale `g = amax / (6·448)` (see `NVFP4`).
-    public static func nvfp4(tensorAmax: Float) -> OperandRounding {
-        let g = NVFP4.tensorScale(amax: tensorAmax)
-        return blocks(GridRounder(.e2m1, saturating: true), size: NVFP4.blockSize) { NVFP4.blockScale(amax: $0, g) * g }
-    }
-}
-
-/// NVFP4, the 4-bit format of NVIDIA's Blackwell GPUs: E2M1 elements in blocks of 16 along the
-/// reduction axis, each block with an E4M3 scale, and one float32 scale per tensor. The scale rules
-/// are those NVIDIA publishes ("Pretraining Large Language Models with NVFP4", arXiv:2509.25149,
-/// §2 and its quantization appendix; TensorRT Model Optimizer and Transformer Engine convert the
-/// same way): the tensor scale is `g = amax / (6·448)`, so that the largest block scale is E4M3's
-/// largest value; a block's scale is `S = e4m3(amax_b / (6·g))`, rounded to nearest even and
-/// saturating; each element is `e2m1(x / (S·g))`, rounded to nearest even and saturating; and the
-/// value it stands for is `e2m1·S·g`.
-public enum NVFP4 {
-    public static let blockSize = 16
-    /// Bits per value: 4 for the element, 8/16 for the block scale (the tensor scale aside).
-    public static let bitsPerValue = 4.5
-
-    /// The per-tensor scale `g` for a tensor whose largest magnitude is `amax` (0 when it is 0).
-    public static func tensorScale(amax: Float) -> Float {
-        amax > 0 && amax.isFinite ? amax / (6 * 448) : 0
-    }
-
-    /// The E4M3 block scale `S` for a block whose largest magnitude is `amax`, given `g`.
-    @inline(__always)
-    public static func blockScale(amax: Float, _ g: Float) -> Float {
-        g > 0 ? e4m3(amax / (6 * g)) : 0
-    }
-
-    private static let e4m3 = GridRounder(.e4m3, saturating: true)
 }
 
 /// Calls `body(start, count, stride)` for runs of the operand's elements covering each once.

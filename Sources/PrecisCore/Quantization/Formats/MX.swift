@@ -95,3 +95,47 @@ public struct MXBlockFormat: Sendable, Hashable {
         return codes.map { element.decode($0) * x }
     }
 }
+
+extension MXBlockFormat: BlockFormat {
+    public var elementBits: Int { element.bits }
+
+    public func blockSize(length: Int) -> Int? { size }
+
+    /// E8M0 block scales (0xFF is NaN), no float scale.
+    public var storage: BlockStorage { BlockStorage(blockScale: { $0 != 0xFF }, scales: .none) }
+
+    public func quantize(_ values: [Float], into t: inout FormatTensor) {
+        t.forEachBlock(of: values) { block in
+            let (scale, codes) = quantize(block)
+            t.blockScales.append(scale)
+            t.codes += codes
+        }
+    }
+
+    public func dequantize(_ t: FormatTensor) -> [Float] {
+        t.blockwise { b, c in c.map { element.decode($0) * MiniFloat.e8m0.decode(t.blockScales[b]) } }
+    }
+
+    /// Finite float elements; for MXINT8, every code but the unused −128.
+    public func isFiniteCode(_ code: UInt8) -> Bool {
+        if case .float(let f) = element { return f.decode(code).isFinite }
+        return code != 0x80
+    }
+
+    public var text: String {
+        let name = if case .float(let e) = element { e.name.uppercased() } else { "INT8 (k/64, |k| <= 127)" }
+        return "OCP MX v1.0: \(name) elements, one E8M0 scale per \(size) values along the reduction axis"
+    }
+
+    /// Block scales come from the values: no calibration.
+    public var inputNeedsCalibration: Bool { false }
+
+    public func inputRounding(_ calibration: InputCalibration?) -> OperandRounding? { .mx(self) }
+}
+
+extension OperandRounding {
+    /// OCP MX v1.0: a shared E8M0 scale 2^(floor(log2 amax) − emax_elem) per block.
+    public static func mx(_ format: MXBlockFormat) -> OperandRounding {
+        blocks(format.element.rounder, size: format.size) { format.scale(amax: $0) }
+    }
+}
