@@ -29,7 +29,7 @@ struct FineTuneOptions: ParsableArguments {
 
     /// Refuses fine-tuning options that do not go together, or with `training`'s settings.
     func check(_ training: TrainingOptions, checkpoint: String?, resume: String?) throws {
-        if let qat {
+        if qat != nil {
             guard from != nil else { throw ValidationError("--qat fine-tunes a trained network: give --from FILE") }
             let others: [Any?] = [training.model, training.weightInit, training.precision, training.lossScale]
             if (others + [checkpoint, resume]).contains(where: { $0 != nil }) {

@@ -82,17 +82,18 @@ import Testing
         var out = Self.values(channels * columns, seed: 5)
         for i in stride(from: 0, to: out.count, by: 11) { out[i] = [.nan, 0, -0.0, out[i - i % 2]][i % 4] }
         let bias = Self.values(channels, seed: 6), (ph, pw) = pooled ? (oh / 2, ow / 2) : (oh, ow)
-        var y = [Float16](repeating: 7, count: images * channels * ph * pw)
+        var y = [Float16](repeating: 7, count: images * channels * ph * pw), ran = false
         out.withUnsafeBufferPointer { o in
             bias.withUnsafeBufferPointer { b in
                 y.withUnsafeMutableBufferPointer {
-                    precis_conv_finish_f16(
-                        bits(o.baseAddress!), Int32(columns), Int32(channels), Int32(images), Int32(bandRows),
-                        Int32(rowWidth), Int32(ph), Int32(pw), bits(b.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
-                        bits($0.baseAddress!))
+                    ran = Float16.finishConvolution(
+                        o.baseAddress!, columns: columns, filters: channels, images: images, bandRows: bandRows,
+                        rowWidth: rowWidth, oh: ph, ow: pw, bias: b.baseAddress!, relu: relu, pooled: pooled,
+                        $0.baseAddress!)
                 }
             }
         }
+        #expect(ran)
         for j in 0..<images {
             for f in 0..<channels {
                 func act(_ oy: Int, _ ox: Int) -> Float16 {

@@ -15,7 +15,7 @@ public final class Affine<T: NetworkScalar>: Layer {
 
     public init(W: Tensor<T>, b: Tensor<T>, storage: StorageFormat = .native, inputRounding: OperandRounding? = nil) {
         precondition(W.shape.count == 2 && b.shape == [W.shape[1]], "affine W (in,out), b (out)")
-        precondition(inputRounding == nil || T.self == Float.self, "input rounding runs on Float")
+        precondition(inputRounding == nil || T.roundsInputs, "input rounding runs on Float")
         self.W = Parameter("W", W)
         self.b = Parameter("b", b)
         self.storage = storage
@@ -30,21 +30,20 @@ public final class Affine<T: NetworkScalar>: Layer {
         var out = [T](repeating: 0, count: n * fout), input = x.data
         if let inputRounding {
             input.withUnsafeMutableBufferPointer { p in
-                inputRounding(
-                    floats(p.baseAddress!), .rows(n, fin))
+                T.roundInput(p.baseAddress!, .rows(n, fin), by: inputRounding)
             }
         }
-        if T.self == Float.self && storage == .native && avx512Kernels {
+        if storage == .native && T.affineKernel {
             // The same chains as the GEMM's, with the bias added as each row is written (C, AVX-512).
             input.withUnsafeBufferPointer { xs in
                 W.value.data.withUnsafeBufferPointer { ws in
                     b.value.data.withUnsafeBufferPointer { bs in
                         out.withUnsafeMutableBufferPointer { os in
                             parallelChunks(n, work: n * fin * fout) { rows in
-                                precis_affine_f32(
-                                    floats(xs.baseAddress! + rows.lowerBound * fin), Int32(rows.count), Int32(fin),
-                                    fin, 1, floats(ws.baseAddress!), Int32(fout), floats(bs.baseAddress!),
-                                    floats(os.baseAddress! + rows.lowerBound * fout))
+                                T.affine(
+                                    xs.baseAddress! + rows.lowerBound * fin, rows: rows.count, fin: fin,
+                                    rowStride: fin, kStride: 1, ws.baseAddress!, fout: fout, bias: bs.baseAddress!,
+                                    os.baseAddress! + rows.lowerBound * fout)
                             }
                         }
                     }
@@ -75,25 +74,25 @@ public final class Affine<T: NetworkScalar>: Layer {
         var dw = [T](repeating: 0, count: fin * fout)
         dout.data.withUnsafeBufferPointer { ds in
             b.grad = Tensor(shape: [fout], data: columnSums(ds, rows: n, cols: fout))
-            guard !(T.self == Float.self && avx512Kernels) else {
+            guard !T.affineKernel else {
                 // The same chains as the GEMMs' in C: dx = dout · Wᵀ, and dW = xᵀ · dout with xᵀ read in place.
                 return x.data.withUnsafeBufferPointer { xs in
                     wt.withUnsafeBufferPointer { ws in
                         dx.withUnsafeMutableBufferPointer { dxs in
                             parallelChunks(n, work: n * fin * fout) { rows in
-                                precis_affine_f32(
-                                    floats(ds.baseAddress! + rows.lowerBound * fout), Int32(rows.count), Int32(fout),
-                                    fout, 1, floats(ws.baseAddress!), Int32(fin), nil,
-                                    floats(dxs.baseAddress! + rows.lowerBound * fin))
+                                T.affine(
+                                    ds.baseAddress! + rows.lowerBound * fout, rows: rows.count, fin: fout,
+                                    rowStride: fout, kStride: 1, ws.baseAddress!, fout: fin, bias: nil,
+                                    dxs.baseAddress! + rows.lowerBound * fin)
                             }
                         }
                     }
                     dw.withUnsafeMutableBufferPointer { dws in
                         parallelChunks(fin, work: n * fin * fout) { rows in
-                            precis_affine_f32(
-                                floats(xs.baseAddress! + rows.lowerBound), Int32(rows.count), Int32(n), 1, fin,
-                                floats(ds.baseAddress!), Int32(fout), nil,
-                                floats(dws.baseAddress! + rows.lowerBound * fout))
+                            T.affine(
+                                xs.baseAddress! + rows.lowerBound, rows: rows.count, fin: n, rowStride: 1,
+                                kStride: fin, ds.baseAddress!, fout: fout, bias: nil,
+                                dws.baseAddress! + rows.lowerBound * fout)
                         }
                     }
                 }

@@ -33,7 +33,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
         inputRounding: OperandRounding? = nil
     ) {
         precondition(W.shape.count == 4 && b.shape == [W.shape[0]], "conv W (FN,C,FH,FW), b (FN)")
-        precondition(inputRounding == nil || T.self == Float.self, "input rounding runs on Float")
+        precondition(inputRounding == nil || T.roundsInputs, "input rounding runs on Float")
         self.W = Parameter("W", W)
         self.b = Parameter("b", b)
         self.stride = stride
@@ -55,14 +55,27 @@ public final class Convolution<T: NetworkScalar>: Layer {
         return (p.weights, p.finite)
     }
 
-    private func plan(_ x: Tensor<T>) -> ConvPlan {
+    /// The plan of a forward pass over `x` (followed by `pool`, when fused), and the path it takes:
+    /// chosen here, once, from the scalar type's kernels.
+    private func plan(_ x: Tensor<T>, pool: MaxPooling<T>? = nil) -> ConvPlan {
         let g = Window(input: x.shape, fh: W.value.shape[2], fw: W.value.shape[3], stride: stride, pad: pad)
         precondition(g.c == W.value.shape[1], "conv expects \(W.value.shape[1]) channels, got \(g.c)")
-        // Strict half arithmetic costs several instructions per operation, more than unfolding
-        // the input, so Float16 skips the shifted layout and its dropped columns. Input rounding
-        // needs every window unfolded, since a block's scale depends on the whole window.
-        return ConvPlan(
-            g, outputs: W.value.shape[0], shifted: stride == 1 && T.self != Float16.self && inputRounding == nil)
+        // Input rounding needs every window unfolded, since a block's scale depends on the whole window.
+        var plan = ConvPlan(
+            g, outputs: W.value.shape[0], shifted: stride == 1 && T.shiftedPlanes && inputRounding == nil)
+        guard T.directConvolution && storage == .native && plan.shifted else { return plan }
+        let fn = plan.outputs, pool2 = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? true
+        // Stride 1 convolves directly: the same multiply-add chains as the GEMM, without the columns
+        // the padded planes add or a pass over a product, and 16 filters to a vector (where whole
+        // blocks of 16 add at most a quarter more filters). Windows of a few taps (one input channel)
+        // would spend more on laying out the outputs than on multiply-adds: those whose output is as
+        // large as the input take 16 pixels to a vector instead, read straight from `x`.
+        if pool2 && 4 * ((fn + 15) / 16 * 16) <= 5 * fn && g.cols >= 16 {
+            plan.path = .direct
+        } else if pool == nil && g.oh == g.h && g.ow == g.w {
+            plan.path = .same
+        }
+        return plan
     }
 
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
@@ -76,28 +89,17 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// 2×2, stride-2 pool is taken straight from the chunk's product, so the unpooled output is
     /// never written.
     func forward(_ x: Tensor<T>, isTraining: Bool, relu: Bool, pool: MaxPooling<T>? = nil) -> Tensor<T> {
-        let plan = plan(x), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
+        let plan = plan(x, pool: pool), g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns
         let pooled = pool.map {
             Window(input: [g.n, fn, g.oh, g.ow], fh: $0.size, fw: $0.size, stride: $0.stride, pad: $0.pad)
         }
         precondition(pool == nil || relu, "a fused pool follows ReLU")
         let pool2 = pool.map { $0.size == 2 && $0.stride == 2 && $0.pad == 0 } ?? false
-        // Float with stride 1 convolves directly: the same multiply-add chains as the GEMM, without
-        // the columns the padded planes add or a pass over a product, and 16 filters to a vector
-        // (where whole blocks of 16 add at most a quarter more filters). Windows of a few taps
-        // (one input channel) would spend more on laying out the outputs than on multiply-adds.
-        let direct =
-            T.self == Float.self && storage == .native && plan.shifted && avx512Kernels && (pool == nil || pool2)
-            && 4 * ((fn + 15) / 16 * 16) <= 5 * fn && k >= 16
-        // Those of a few taps whose output is as large as the input take 16 pixels to a vector
-        // instead, read straight from `x` (a tap's vector is the input shifted, lanes off the
-        // input read 0), and write each filter's row of outputs as it is.
-        if T.self == Float.self && storage == .native && plan.shifted && avx512Kernels && pool == nil && !direct
-            && g.oh == g.h && g.ow == g.w
-        {
+        if plan.path == .same {
             self.x = isTraining ? x : nil
             return convolveSame(x, g, relu: relu)
         }
+        let direct = plan.path == .direct
         let blocks = direct ? packedBlocks(g) : nil
         let wp = blocks?.weights ?? packRows(fn, k, W.value.data, k)
         let skipPadding = blocks?.finite ?? false, unpadded = skipPadding && g.pad <= 2
@@ -157,15 +159,15 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// filters packed by `blocksOf16` (Float only); with `skipPadding` (every weight finite), taps
     /// that read padding are left out, which changes no value.
     private func convolveDirectly(
-        _ plan: ConvPlan, _ images: Range<Int>, _ input: precis_conv_input, _ packed: UnsafePointer<T>, relu: Bool,
+        _ plan: ConvPlan, _ images: Range<Int>, _ input: ConvInput<T>, _ packed: UnsafePointer<T>, relu: Bool,
         pooled: Bool, skipPadding: Bool, _ y: UnsafeMutablePointer<T>
     ) {
         let g = plan.g, fn = plan.outputs, per = fn * (pooled ? (g.oh / 2) * (g.ow / 2) : g.pixels)
         b.value.data.withUnsafeBufferPointer { bias in
-            precis_conv_direct_f32(
-                input, Int32(images.count), Int32(g.oh), Int32(g.ow), Int32(g.fh), Int32(g.fw), floats(packed),
-                Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0, skipPadding ? 1 : 0,
-                floats(y + images.lowerBound * per))
+            T.convolveDirectly(
+                input, images: images.count, oh: g.oh, ow: g.ow, fh: g.fh, fw: g.fw, packed: packed, filters: fn,
+                bias: bias.baseAddress!, relu: relu, pooled: pooled, skipPadding: skipPadding,
+                y + images.lowerBound * per)
         }
     }
 
@@ -179,11 +181,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
                 wp.withUnsafeBufferPointer { wp in
                     b.value.data.withUnsafeBufferPointer { bias in
                         parallelChunks(g.n, work: g.rows * g.cols * fn) { share in
-                            precis_conv_same_f32(
-                                floats(xs.baseAddress! + share.lowerBound * g.c * g.h * g.w), Int32(share.count),
-                                Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.pad), Int32(g.fh), Int32(g.fw),
-                                floats(wp.baseAddress!), Int32(fn), floats(bias.baseAddress!), relu ? 1 : 0,
-                                floats(ys.baseAddress! + share.lowerBound * fn * g.pixels))
+                            T.convolveSame(
+                                xs.baseAddress! + share.lowerBound * g.c * g.h * g.w, images: share.count,
+                                channels: g.c, h: g.h, w: g.w, pad: g.pad, fh: g.fh, fw: g.fw,
+                                packed: wp.baseAddress!, filters: fn, bias: bias.baseAddress!, relu: relu,
+                                ys.baseAddress! + share.lowerBound * fn * g.pixels)
                         }
                     }
                 }
@@ -202,17 +204,13 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let g = plan.g, fn = plan.outputs, (oh, ow) = pooled ? (g.oh / 2, g.ow / 2) : (g.oh, g.ow)
         let storage = storage
         b.value.data.withUnsafeBufferPointer { bias in
-            if T.self == Float.self && storage == .native && avx512Kernels {
-                return precis_conv_finish_f32(
-                    floats(out), Int32(plan.columns), Int32(fn), Int32(images.count), Int32(plan.bandRows),
-                    Int32(plan.rowWidth), Int32(oh), Int32(ow), floats(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
-                    floats(y + images.lowerBound * fn * oh * ow))
-            }
-            if T.self == Float16.self && storage == .native && halfKernels {
-                return precis_conv_finish_f16(
-                    bits(out), Int32(plan.columns), Int32(fn), Int32(images.count), Int32(plan.bandRows),
-                    Int32(plan.rowWidth), Int32(oh), Int32(ow), bits(bias.baseAddress!), relu ? 1 : 0, pooled ? 1 : 0,
-                    bits(y + images.lowerBound * fn * oh * ow))
+            if storage == .native
+                && T.finishConvolution(
+                    out, columns: plan.columns, filters: fn, images: images.count, bandRows: plan.bandRows,
+                    rowWidth: plan.rowWidth, oh: oh, ow: ow, bias: bias.baseAddress!, relu: relu, pooled: pooled,
+                    y + images.lowerBound * fn * oh * ow)
+            {
+                return
             }
             // Writes plane `(n, f)` from `src`, rows `rowStride` apart, each value plus `b`: ReLU, and pooling.
             @inline(__always) func plane(_ n: Int, _ f: Int, _ src: UnsafePointer<T>, _ rowStride: Int, _ b: T?) {
@@ -271,7 +269,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let plan = plan(x), fn = plan.outputs, k = plan.g.cols
         precondition(reluOutput.map { $0.count == dout.count } ?? true, "the ReLU output has the gradient's shape")
         if let transposed = directGradient(plan, inputGradient: inputGradient) {
-            guard avx512Kernels else {
+            guard T.directConvolution else {
                 return backwardInChains(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
             }
             return backwardDirectly(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
@@ -313,7 +311,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// by `FH - 1 - pad`), or nil for the GEMM path; without `inputGradient` any plan will do.
     private func directGradient(_ plan: ConvPlan, inputGradient: Bool) -> ConvPlan? {
         let g = plan.g
-        guard T.self == Float.self, storage == .native, plan.shifted, g.fh == g.fw,
+        guard T.directGradientOrder, storage == .native, plan.shifted, g.fh == g.fw,
             g.fh == 3 || g.fh == 5, g.pad < g.fh, g.cols >= 16
         else { return nil }
         let t = Window(input: [g.n, plan.outputs, g.oh, g.ow], fh: g.fh, fw: g.fw, stride: 1, pad: g.fh - 1 - g.pad)
@@ -344,16 +342,12 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                 input.withUnsafeMutableBufferPointer { input in
                                     d.withUnsafeMutableBufferPointer { d in
                                         plan.load(xs.baseAddress!, images, input.baseAddress!)
-                                        precis_pixel_major_f32(
-                                            floats(ds.baseAddress! + at),
-                                            ms.isEmpty ? nil : floats(ms.baseAddress! + at),
-                                            Int32(images.count), Int32(fn), Int32(g.pixels), Int32(ld),
-                                            floats(d.baseAddress!))
-                                        precis_conv_weight_gradient_f32(
-                                            floats(input.baseAddress!), Int32(plan.planeSize), Int32(g.c),
-                                            Int32(plan.rowWidth), Int32(plan.bandRows), Int32(images.count),
-                                            Int32(g.oh), Int32(g.ow), Int32(g.fh), floats(d.baseAddress!), Int32(ld),
-                                            Int32(fn), floats(dw), floats(dw + fn * k))
+                                        T.convolutionGradient(
+                                            input: input.baseAddress!, planeSize: plan.planeSize, channels: g.c,
+                                            rowWidth: plan.rowWidth, bandRows: plan.bandRows, images: images.count,
+                                            oh: g.oh, ow: g.ow, size: g.fh, dout: ds.baseAddress! + at,
+                                            mask: ms.isEmpty ? nil : ms.baseAddress! + at, filters: fn,
+                                            pixels: g.pixels, d: d.baseAddress!, ld: ld, dw: dw, db: dw + fn * k)
                                     }
                                 }
                             }
@@ -389,11 +383,11 @@ public final class Convolution<T: NetworkScalar>: Layer {
                                         t.load(
                                             ds.baseAddress!, images, planes.baseAddress!,
                                             mask: ms.isEmpty ? nil : ms.baseAddress!)
-                                        precis_conv_direct_f32(
-                                            t.planes(planes.baseAddress!), Int32(images.count), Int32(h), Int32(w),
-                                            Int32(g.fh), Int32(g.fw), floats(wp.baseAddress!), Int32(c),
-                                            floats(zero.baseAddress!), 0, 0, skip ? 1 : 0,
-                                            floats(dxs.baseAddress! + images.lowerBound * c * h * w))
+                                        T.convolveDirectly(
+                                            t.planes(planes.baseAddress!), images: images.count, oh: h, ow: w,
+                                            fh: g.fh, fw: g.fw, packed: wp.baseAddress!, filters: c,
+                                            bias: zero.baseAddress!, relu: false, pooled: false, skipPadding: skip,
+                                            dxs.baseAddress! + images.lowerBound * c * h * w)
                                     }
                                 }
                             }
@@ -429,7 +423,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
     ) -> Tensor<T> {
         let g = plan.g, fn = plan.outputs, k = g.cols, width = plan.columns, ld = plan.gradientStride
         // Bᵀ's rows as wide as whole panels of the GEMM, so that it is read in place.
-        let kp = (k + panelWidth(T.self) - 1) / panelWidth(T.self) * panelWidth(T.self)
+        let kp = (k + T.panelWidth - 1) / T.panelWidth * T.panelWidth
         let mask = reluOutput ?? [], pixelRows = (0..<width).map { $0 * kp }
         var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         partial.withUnsafeMutableBufferPointer { partial in
@@ -524,10 +518,7 @@ public final class Convolution<T: NetworkScalar>: Layer {
     /// forward pass and again in the backward pass, so `dW` is taken against the values used).
     private func load(_ plan: ConvPlan, _ x: UnsafePointer<T>, _ images: Range<Int>, _ input: UnsafeMutablePointer<T>) {
         plan.load(x, images, input)
-        if let inputRounding {
-            inputRounding(
-                floats(input), .columns(plan.g.cols, plan.columns))
-        }
+        if let inputRounding { T.roundInput(input, .columns(plan.g.cols, plan.columns), by: inputRounding) }
     }
 
     /// The sum of `parts` equal parts of `partial`, added in part order (so the result does not
@@ -586,8 +577,31 @@ private func laneSum<T: NetworkScalar>(_ x: UnsafePointer<T>, _ count: Int) -> T
 /// plus `ky·rowWidth + kx`, so row `r` of `B` is the plane shifted by that offset. Columns that
 /// are not output pixels are computed and dropped, and their gradient is 0. Otherwise `B` is
 /// `im2colT` of the chunk, output pixel `(j, oy, ox)` at column `(j·OH + oy)·OW + ox`.
+/// The input a direct convolution reads: padded planes, or the input itself with the padding left
+/// out (a negative `origin`); channel `c` of image `n` starts at `data + origin + n·imageStride +
+/// c·channelStride`, its rows `rowWidth` apart.
+public struct ConvInput<T> {
+    public let data: UnsafePointer<T>
+    public let channelStride: Int, imageStride: Int, origin: Int
+    public let rowWidth: Int, channels: Int, h: Int, w: Int, pad: Int
+}
+
+/// How a convolution's forward pass runs.
+enum ConvPath {
+    /// The book's path: the input unfolded (or its shifted planes), one GEMM per chunk, then the bias,
+    /// ReLU and pooling.
+    case gemm
+    /// Straight from the padded planes, 16 filters to a vector (`ScalarKernels.convolveDirectly`).
+    case direct
+    /// A few taps and an output as large as the input: 16 pixels to a vector, read from the input
+    /// itself (`ScalarKernels.convolveSame`).
+    case same
+}
+
 struct ConvPlan {
     let g: Window
+    /// How the forward pass runs, chosen once by the layer from its scalar type's kernels.
+    var path = ConvPath.gemm
     /// Output channels (FN).
     let outputs: Int
     /// Images in the largest chunk (the others have as many or one fewer), and chunks.
@@ -647,19 +661,18 @@ struct ConvPlan {
     }
 
     /// The chunk's padded planes at `input` (`load`, shifted), as the direct kernel reads them.
-    func planes<T>(_ input: UnsafePointer<T>) -> precis_conv_input {
-        precis_conv_input(
-            data: floats(input), channel_stride: planeSize, image_stride: bandRows * rowWidth, origin: 0,
-            row_width: Int32(rowWidth), channels: Int32(g.c), h: Int32(g.h), w: Int32(g.w), pad: Int32(g.pad))
+    func planes<T>(_ input: UnsafePointer<T>) -> ConvInput<T> {
+        ConvInput(
+            data: input, channelStride: planeSize, imageStride: bandRows * rowWidth, origin: 0, rowWidth: rowWidth,
+            channels: g.c, h: g.h, w: g.w, pad: g.pad)
     }
 
     /// `x (N, C, H, W)` from image `image` on, unpadded, as the direct kernel reads it when it
     /// leaves the padding out (which it can only do entirely for `pad <= 2`).
-    func unpadded<T>(_ x: UnsafePointer<T>, from image: Int) -> precis_conv_input {
-        precis_conv_input(
-            data: floats(x + image * g.c * g.h * g.w), channel_stride: g.h * g.w, image_stride: g.c * g.h * g.w,
-            origin: -(g.pad * g.w + g.pad),
-            row_width: Int32(g.w), channels: Int32(g.c), h: Int32(g.h), w: Int32(g.w), pad: Int32(g.pad))
+    func unpadded<T>(_ x: UnsafePointer<T>, from image: Int) -> ConvInput<T> {
+        ConvInput(
+            data: x + image * g.c * g.h * g.w, channelStride: g.h * g.w, imageStride: g.c * g.h * g.w,
+            origin: -(g.pad * g.w + g.pad), rowWidth: g.w, channels: g.c, h: g.h, w: g.w, pad: g.pad)
     }
 
     /// The images of chunk `i`: `images` or one fewer.
@@ -747,11 +760,12 @@ struct ConvPlan {
             for r in 0..<g.cols { (input + r * columns + used).update(repeating: 0, count: columns - used) }
             return
         }
-        if T.self == Float.self && avx512Kernels {
-            return precis_pad_planes_f32(
-                floats(x + images.lowerBound * g.c * g.h * g.w),
-                mask.map { floats($0 + images.lowerBound * g.c * g.h * g.w) }, Int32(images.count), Int32(g.c),
-                Int32(g.h), Int32(g.w), Int32(g.pad), Int32(planeSize), floats(input))
+        let first = images.lowerBound * g.c * g.h * g.w
+        if T.padPlanes(
+            x + first, mask: mask.map { $0 + first }, images: images.count, channels: g.c, h: g.h, w: g.w, pad: g.pad,
+            planeSize: planeSize, input)
+        {
+            return
         }
         input.update(repeating: 0, count: inputSize)
         if let mask {

@@ -41,11 +41,13 @@ public final class MaxPooling<T: NetworkScalar>: Layer {
         _ xs: UnsafeBufferPointer<T>, _ g: Window, _ planes: Range<Int>, _ out: UnsafeMutableBufferPointer<T>,
         _ arg: UnsafeMutableBufferPointer<Int32>?
     ) {
-        if T.self == Float.self && size == 2 && stride == 2 && pad == 0 && avx512Kernels {
-            return precis_max_pool2_f32(
-                floats(xs.baseAddress! + planes.lowerBound * g.h * g.w), Int32(planes.count), Int32(g.h), Int32(g.w),
-                floats(out.baseAddress! + planes.lowerBound * g.oh * g.ow),
+        if size == 2 && stride == 2 && pad == 0
+            && T.maxPool2(
+                xs.baseAddress! + planes.lowerBound * g.h * g.w, planes: planes.count, h: g.h, w: g.w,
+                out.baseAddress! + planes.lowerBound * g.oh * g.ow,
                 arg.map { $0.baseAddress! + planes.lowerBound * g.oh * g.ow })
+        {
+            return
         }
         for plane in planes {
             let src = plane * g.h * g.w

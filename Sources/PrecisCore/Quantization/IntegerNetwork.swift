@@ -285,7 +285,7 @@ public final class IntegerNetwork {
     /// `step`'s sums for `data`, each image's turned into values by `convert` (sums, output
     /// pixels, destination) and max-pooled by the step's poolings (`lowest` below every value),
     /// while the sums are in cache; channels last.
-    private func imageByImage<T: Comparable>(
+    private func imageByImage<T: PooledValue>(
         _ step: Step, input: QuantRange, _ data: [UInt8], _ shape: [Int], lowest: T,
         codes: UnsafePointer<precis_requantization>? = nil,
         convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>) -> Void
@@ -590,14 +590,11 @@ private func quantized(_ values: [Float], _ r: QuantRange) -> [UInt8] {
 /// Max pooling of one channels-last image `(h, w, c)` into `o`; padding never wins.
 @_specialize(where T == UInt8)
 @_specialize(where T == Float)
-private func maxPoolImage<T: Comparable>(
+private func maxPoolImage<T: PooledValue>(
     _ x: UnsafePointer<T>, h: Int, w: Int, c: Int, _ p: (size: Int, stride: Int, pad: Int),
     into o: UnsafeMutablePointer<T>, lowest: T
 ) {
-    if T.self == UInt8.self && p == (2, 2, 0) {
-        let codes = { (p: UnsafeRawPointer) in p.assumingMemoryBound(to: UInt8.self) }
-        return precis_max_pool2_u8(codes(x), Int32(h), Int32(w), Int32(c), UnsafeMutablePointer(mutating: codes(o)))
-    }
+    if p == (2, 2, 0) && T.maxPool2(x, h: h, w: w, c: c, into: o) { return }
     let g = Window(input: [1, c, h, w], fh: p.size, fw: p.size, stride: p.stride, pad: p.pad)
     o.initialize(repeating: lowest, count: g.pixels * c)
     for oy in 0..<g.oh {
@@ -613,4 +610,25 @@ private func maxPoolImage<T: Comparable>(
             }
         }
     }
+}
+
+/// What integer inference pools: uint8 codes, with a C kernel for 2×2 windows of stride 2, or Float.
+protocol PooledValue: Comparable {
+    /// 2×2 max pooling, stride 2, of a channels-last image `(h, w, c)` into `o`; false without a kernel.
+    static func maxPool2(_ x: UnsafePointer<Self>, h: Int, w: Int, c: Int, into o: UnsafeMutablePointer<Self>) -> Bool
+}
+
+extension UInt8: PooledValue {
+    static func maxPool2(_ x: UnsafePointer<UInt8>, h: Int, w: Int, c: Int, into o: UnsafeMutablePointer<UInt8>)
+        -> Bool
+    {
+        precis_max_pool2_u8(x, Int32(h), Int32(w), Int32(c), o)
+        return true
+    }
+}
+
+extension Float: PooledValue {
+    static func maxPool2(_ x: UnsafePointer<Float>, h: Int, w: Int, c: Int, into o: UnsafeMutablePointer<Float>)
+        -> Bool
+    { false }
 }

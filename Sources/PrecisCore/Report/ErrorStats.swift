@@ -30,22 +30,16 @@ public struct ErrorStats: Sendable, Equatable {
     mutating func add<T: NetworkScalar>(_ values: [T], reference: [Double], minNormal: Double, vector: Bool) {
         precondition(
             values.count == reference.count, "compared tensors differ in size: \(values.count) vs \(reference.count)")
-        if vector && (T.self == Float.self || T.self == Double.self || T.self == Float16.self) {
-            var s = precis_error_sums(
-                signal: signal, noise: noise, absolute_sum: absoluteSum, max_absolute: maxAbsolute,
-                nans: Int64(nans), infinities: Int64(infinities), subnormals: Int64(subnormals),
-                flushed: Int64(flushed))
-            values.withUnsafeBufferPointer { vs in
-                let n = Int64(values.count), p = vs.baseAddress!
-                if T.self == Float.self {
-                    precis_error_stats_f32(floats(p), reference, n, minNormal, &s)
-                } else if T.self == Double.self {
-                    precis_error_stats_f64(
-                        UnsafeRawPointer(p).assumingMemoryBound(to: Double.self), reference, n, minNormal, &s)
-                } else {
-                    precis_error_stats_f16(bits(p), reference, n, minNormal, &s)
+        var s = precis_error_sums(
+            signal: signal, noise: noise, absolute_sum: absoluteSum, max_absolute: maxAbsolute,
+            nans: Int64(nans), infinities: Int64(infinities), subnormals: Int64(subnormals), flushed: Int64(flushed))
+        if vector && !values.isEmpty
+            && values.withUnsafeBufferPointer({ vs in
+                reference.withUnsafeBufferPointer {
+                    T.errorSums(vs.baseAddress!, $0.baseAddress!, count: values.count, minNormal: minNormal, &s)
                 }
-            }
+            })
+        {
             count += values.count
             (signal, noise, absoluteSum, maxAbsolute) = (s.signal, s.noise, s.absolute_sum, s.max_absolute)
             (nans, infinities, subnormals, flushed) = (

@@ -22,10 +22,7 @@ public enum StorageFormat: String, Sendable, CaseIterable {
     public func round<T: NetworkScalar>(_ values: inout [T]) {
         if self == .native { return }
         values.withUnsafeMutableBufferPointer { vs in
-            if T.self == Float.self, let p = vs.baseAddress {
-                if self == .bfloat16 { return precis_round_bfloat16_f32(floats(p), Int64(vs.count)) }
-                if halfKernels { return precis_round_half_f32(floats(p), Int64(vs.count)) }
-            }
+            if let p = vs.baseAddress, T.round(p, count: vs.count, to: self) { return }
             for i in vs.indices { vs[i] = round(vs[i]) }
         }
     }

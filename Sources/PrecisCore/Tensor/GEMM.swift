@@ -40,45 +40,15 @@ func packRows<T: NetworkScalar>(_ m: Int, _ k: Int, _ a: UnsafePointer<T>, _ lda
     return ap
 }
 
-/// `gemm` with `A` already packed by `packRows` and row `p` of `B` at `b + bRows[p]`. `Float` and
-/// `Double` run in C (`precis_gemm_f32_panels`), as does `Float16` with the half kernels; a
-/// `Float16` GEMM elsewhere runs in Swift, 4 rows × 3 vectors of 8 at a time.
+/// `gemm` with `A` already packed by `packRows` and row `p` of `B` at `b + bRows[p]`, in the
+/// scalar type's kernel (`ScalarKernels.gemmPanels`).
 func gemmPacked<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>, _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
-    let panels = (n + panelWidth(T.self) - 1) / panelWidth(T.self)
-    let body: (Range<Int>) -> Void
-    let (m32, n32, k32, ldc32) = (Int32(m), Int32(n), Int32(k), Int32(ldc))
-    if T.self == Double.self {
-        body = {
-            precis_gemm_f64_panels(
-                m32, n32, k32, doubles(ap), doubles(b), offsets(bRows), doubles(c), ldc32, Int32($0.lowerBound),
-                Int32($0.upperBound))
-        }
-    } else if T.self == Float.self {
-        body = {
-            precis_gemm_f32_panels(
-                m32, n32, k32, floats(ap), floats(b), offsets(bRows), floats(c), ldc32, Int32($0.lowerBound),
-                Int32($0.upperBound))
-        }
-    } else if halfKernels {
-        body = {
-            precis_gemm_f16_panels(
-                m32, n32, k32, bits(ap), bits(b), offsets(bRows), bits(c), ldc32, Int32($0.lowerBound),
-                Int32($0.upperBound))
-        }
-    } else {
-        body = { halfPanels($0, m, n, k, ap, b, bRows, c, ldc) }
-    }
+    let panels = (n + T.panelWidth - 1) / T.panelWidth
+    let body = { (range: Range<Int>) in T.gemmPanels(m, n, k, ap, b, bRows, c, ldc, range) }
     if parallel { parallelChunks(panels, work: m * n * k, body) } else { body(0..<panels) }
-}
-
-/// The columns of `B` one tile of `gemmPacked` covers: a `B` whose width is a multiple of it is read
-/// in place, with no edge panel copied.
-func panelWidth<T: NetworkScalar>(_: T.Type) -> Int {
-    if T.self == Float16.self { return halfKernels ? 32 : 24 }
-    return Int(precis_gemm_panel_width(Int32(MemoryLayout<T>.size)))
 }
 
 /// The vector kernels this CPU runs: `avx512`, `avx2` or `portable` (every level gives the same
@@ -90,7 +60,7 @@ public func isKernelLevel(_ name: String) -> Bool { precis_kernel_name_valid(nam
 
 /// Panels `range` of 24 columns of a `Float16` GEMM in Swift, each against every 8-row block of
 /// `A` in two halves of 4 rows; the last, partial panel is first copied with zeros to full width.
-private func halfPanels<T: NetworkScalar>(
+func halfPanels<T: NetworkScalar>(
     _ range: Range<Int>, _ m: Int, _ n: Int, _ k: Int, _ ap: UnsafePointer<T>, _ b: UnsafePointer<T>,
     _ bRows: UnsafePointer<Int>, _ c: UnsafeMutablePointer<T>, _ ldc: Int
 ) {
@@ -170,46 +140,37 @@ private func kernel4x3<V: SIMD>(
 
 /// `C (m×n) = A (m×len) · Bᵀ` for `B (n×len)` whose row `j` starts at `b + bRows[j]`, `len` a
 /// multiple of 16: every element is a dot product of two contiguous rows, summed in 16 lanes and
-/// then pairwise (a fixed order). `Float` and `Double` run in C (`precis_gemm_abt_f32_tiles`) in
-/// tiles of 4×4, as does `Float16` with the half kernels; a `Float16` product elsewhere runs in
-/// Swift in tiles of 2×3. Tiles are split over the cores when `parallel`.
+/// then pairwise (a fixed order), in tiles of the scalar type's kernel (`ScalarKernels.gemmABtTiles`).
+/// Tiles are split over the cores when `parallel`.
 func gemmABt<T: NetworkScalar>(
     _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
     _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int, parallel: Bool = true
 ) {
     precondition(len % 16 == 0, "gemmABt needs a length that is a multiple of 16")
-    let inC = T.self != Float16.self || halfKernels
-    let (tileRows, tileCols) = inC ? (4, 4) : (2, 3)
-    let rowTiles = (m + tileRows - 1) / tileRows, tiles = rowTiles * ((n + tileCols - 1) / tileCols)
-    let (m32, n32, len32, lda32, ldc32) = (Int32(m), Int32(n), Int32(len), Int32(lda), Int32(ldc))
-    let body = { (range: Range<Int>) in
-        let (t0, t1) = (Int32(range.lowerBound), Int32(range.upperBound))
-        if T.self == Double.self {
-            precis_gemm_abt_f64_tiles(
-                m32, n32, len32, doubles(a), lda32, doubles(b), offsets(bRows), doubles(c), ldc32, t0, t1)
-        } else if T.self == Float.self {
-            precis_gemm_abt_f32_tiles(
-                m32, n32, len32, floats(a), lda32, floats(b), offsets(bRows), floats(c), ldc32, t0, t1)
-        } else if halfKernels {
-            precis_gemm_abt_f16_tiles(m32, n32, len32, bits(a), lda32, bits(b), offsets(bRows), bits(c), ldc32, t0, t1)
-        } else {
-            for t in range {
-                let (i, j) = (t % rowTiles * 2, t / rowTiles * 3)
-                dot2x3(
-                    rows: min(2, m - i), cols: min(3, n - j), len: len, a + i * lda, lda, b, bRows + j,
-                    c + i * ldc + j, ldc)
-            }
-        }
-    }
+    let (tileRows, tileCols) = T.abtTile
+    let tiles = (m + tileRows - 1) / tileRows * ((n + tileCols - 1) / tileCols)
+    let body = { (range: Range<Int>) in T.gemmABtTiles(m, n, len, a, lda, b, bRows, c, ldc, range) }
     if parallel { parallelChunks(tiles, work: m * n * len, body) } else { body(0..<tiles) }
+}
+
+/// Tiles `range` of 2×3 of `gemmABt` in Swift (row tiles first).
+func abtTiles2x3<T: NetworkScalar>(
+    _ m: Int, _ n: Int, _ len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
+    _ bRows: UnsafePointer<Int>, _ c: UnsafeMutablePointer<T>, _ ldc: Int, _ range: Range<Int>
+) {
+    let rowTiles = (m + 1) / 2
+    for t in range {
+        let (i, j) = (t % rowTiles * 2, t / rowTiles * 3)
+        dot2x3(rows: min(2, m - i), cols: min(3, n - j), len: len, a + i * lda, lda, b, bRows + j, c + i * ldc + j, ldc)
+    }
 }
 
 /// 2 rows of `a` and the 3 rows of `b` at `bRows[0..<3]`: each element's products summed in 16
 /// lanes, and the lanes by `pairwiseSum`; rows past `rows` and `cols` repeat the last one and are
 /// not stored.
 @inline(__always)
-private func dot2x3<T: NetworkScalar>(
+func dot2x3<T: NetworkScalar>(
     rows: Int, cols: Int, len: Int, _ a: UnsafePointer<T>, _ lda: Int, _ b: UnsafePointer<T>,
     _ bRows: UnsafePointer<Int>,
     _ c: UnsafeMutablePointer<T>, _ ldc: Int
@@ -250,45 +211,6 @@ private func pairwiseSum<T: NetworkScalar>(_ x: SIMD16<T>) -> T {
 /// once; the results are the same as the Swift kernels' bit for bit, 8 or 16 lanes at a time
 /// instead of one.
 let halfKernels = precis_half_kernels() != 0
-
-/// A `Float16` matrix's elements as their bit patterns, for the C kernels.
-@inline(__always)
-func bits<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
-    UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self)
-}
-
-@inline(__always)
-func bits<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<UInt16> {
-    UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt16.self)
-}
-
-/// A `Double` matrix's elements, for the C kernels (called only where `T` is `Double`).
-@inline(__always)
-func doubles<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Double> {
-    UnsafeRawPointer(p).assumingMemoryBound(to: Double.self)
-}
-
-@inline(__always)
-func doubles<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Double> {
-    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Double.self)
-}
-
-/// A `Float` matrix's elements, for the C kernels (called only where `T` is `Float`).
-@inline(__always)
-func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
-    UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
-}
-
-@inline(__always)
-func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
-    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
-}
-
-/// Row offsets as the C kernels take them.
-@inline(__always)
-private func offsets(_ p: UnsafePointer<Int>) -> UnsafePointer<Int64> {
-    UnsafeRawPointer(p).assumingMemoryBound(to: Int64.self)
-}
 
 /// The transpose of a row-major `(rows×cols)` matrix, in blocks of 16×16 so that both sides stay in
 /// cache.

@@ -166,7 +166,8 @@ public struct Trainer {
             net.dropoutGenerators = resume.dropout
         }
         precondition(net.storage == config.precision.storage, "the network must store values as it trains")
-        precondition((T.self == Float16.self) == (config.precision == .float16), "float16 trains a Network<Float16>")
+        precondition(
+            (T.precisionName == "float16") == (config.precision == .float16), "float16 trains a Network<Float16>")
         let mixed = config.precision.isMixed
         let start = Date().addingTimeInterval(-history.seconds)
         let perEpoch = (data.trainCount + config.batchSize - 1) / config.batchSize
@@ -196,7 +197,7 @@ public struct Trainer {
                 }
                 guard loss.isFinite else {
                     // In half, the usual cause is measured: squared-gradient averages flushed to 0.
-                    let zeros = T.self == Float16.self ? optimizer.zeroSquaredAverages : nil
+                    let zeros = T.precisionName == "float16" ? optimizer.zeroSquaredAverages : nil
                     // Before any update, only the initial weights can be to blame.
                     let initial = history.loss.isEmpty && resume == nil && config.startedFrom.isEmpty
                     throw TrainingError.diverged(
