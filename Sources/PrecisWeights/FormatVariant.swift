@@ -47,11 +47,7 @@ extension WeightFile {
             .string("W rows: output channels; columns: the reduction axis (C*FH*FW, or the affine inputs)"))
         try v.setAttribute(
             A.packing.rawValue,
-            .string(
-                [
-                    4: "two 4-bit codes a byte, low nibble first",
-                    6: "four 6-bit codes in three bytes, code i at bits 6i to 6i+5 of its row, lowest bit first",
-                ][model.mode.weights.elementBits] ?? "one code a byte"))
+            .string(packingText(model.mode.weights.elementBits)))
         if case .int4(let w) = model.mode.weights {
             try v.setAttribute(A.weightRanges.rawValue, .string(w.method.rawValue))
         }
@@ -187,6 +183,16 @@ extension WeightFile {
 /// How a variant's attributes describe a layer input's format.
 func inputText(_ format: OperandFormat) -> String {
     format.block?.text ?? "uint8 with a zero point per tensor (calibrated, MSE)"
+}
+
+/// How codes of `bits` bits are packed, as a variant's `packing` attribute says it.
+func packingText(_ bits: Int) -> String {
+    switch bits {
+    case 8...: return "one code a byte"
+    case 4: return "two 4-bit codes a byte, low nibble first"
+    case 6: return "four 6-bit codes in three bytes, code i at bits 6i to 6i+5 of its row, lowest bit first"
+    default: return "\(bits)-bit codes, code i at bits \(bits)i to \(bits)i+\(bits - 1) of its row, lowest bit first"
+    }
 }
 
 /// Bytes of a row of `length` codes of `bits` bits, packed.

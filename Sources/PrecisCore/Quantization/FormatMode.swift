@@ -12,6 +12,23 @@ public enum OperandFormat: Sendable, Hashable {
     case int8
 }
 
+extension OperandFormat {
+    /// The format's block type: the one table of the formats' traits. nil for int8, which only
+    /// layer inputs take (see `OperandRounding.int8`).
+    public var block: (any BlockFormat)? {
+        switch self {
+        case let .scaled(f, saturating): return ScaledFloat(element: f, saturating: saturating)
+        case .mx(let f): return f
+        case .nvfp4: return NVFP4()
+        case .int4(let w): return w
+        case .int8: return nil
+        }
+    }
+
+    /// Bits of one element code.
+    public var elementBits: Int { block?.elementBits ?? 8 }
+}
+
 /// A number format the precision report simulates: weights and layer inputs of every convolution and
 /// affine layer stored in a format, products and sums in float32, biases in float32.
 public struct FormatMode: Sendable, Hashable, CustomStringConvertible {

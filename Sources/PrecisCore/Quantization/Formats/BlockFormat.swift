@@ -48,23 +48,6 @@ public struct BlockStorage: Sendable {
     }
 }
 
-extension OperandFormat {
-    /// The format's block type: the one table of the formats' traits. nil for int8, which only
-    /// layer inputs take (see `OperandRounding.int8`).
-    public var block: (any BlockFormat)? {
-        switch self {
-        case let .scaled(f, saturating): return ScaledFloat(element: f, saturating: saturating)
-        case .mx(let f): return f
-        case .nvfp4: return NVFP4()
-        case .int4(let w): return w
-        case .int8: return nil
-        }
-    }
-
-    /// Bits of one element code.
-    public var elementBits: Int { block?.elementBits ?? 8 }
-}
-
 extension FormatTensor {
     /// `body(block)` for every block of `values` (row-major `(vectors, length)`), in order.
     func forEachBlock(of values: [Float], _ body: (ArraySlice<Float>) -> Void) {
