@@ -2,7 +2,7 @@ import CKernels
 
 /// Fully connected layer `out = x·W + b`; input of any rank is flattened to `(N, in)`.
 /// `W: (in, out)`, `b: (out)`, output `(N, out)`.
-public final class Affine<T: NetworkScalar>: Layer {
+public final class Affine<T: NetworkScalar>: Layer, RoundedInput {
     public let W: Parameter<T>
     public let b: Parameter<T>
     private var x: Tensor<T>?  // (N, in)

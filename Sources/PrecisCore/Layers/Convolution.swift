@@ -16,7 +16,7 @@ import CKernels
 /// chains), and the gradients in an order of their own, fixed as well: weights pixel by pixel
 /// (`precis_conv_weight_gradient_f32`), the input gradient by the direct kernel with the filters
 /// turned over.
-public final class Convolution<T: NetworkScalar>: Layer {
+public final class Convolution<T: NetworkScalar>: Layer, RoundedInput {
     public let W: Parameter<T>
     public let b: Parameter<T>
     public let stride: Int
@@ -105,45 +105,36 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let skipPadding = blocks?.finite ?? false, unpadded = skipPadding && g.pad <= 2
         var y = [T](unsafeUninitializedCapacity: pool2 ? 0 : g.n * fn * g.pixels) { $1 = $0.count }
         var p = [T](unsafeUninitializedCapacity: pooled.map { $0.n * $0.c * $0.pixels } ?? 0) { $1 = $0.count }
-        y.withUnsafeMutableBufferPointer { ys in
-            p.withUnsafeMutableBufferPointer { ps in
-                x.data.withUnsafeBufferPointer { xs in
-                    wp.withUnsafeBufferPointer { wp in
-                        plan.rowOffsets.withUnsafeBufferPointer { rows in
-                            // Each core takes an even share of the images, in chunks that fit its cache.
-                            parallelChunks(g.n, work: g.rows * k * fn) { share in
-                                let y = pool2 ? ps.baseAddress! : ys.baseAddress!
-                                // Padding left out and at most 2 wide: no tap reads it, so x serves as it is.
-                                if unpadded {
-                                    return convolveDirectly(
-                                        plan, share, plan.unpadded(xs.baseAddress!, from: share.lowerBound),
-                                        wp.baseAddress!, relu: relu, pooled: pool2, skipPadding: true, y)
-                                }
-                                var input = [T](repeating: 0, count: plan.inputSize),
-                                    out = [T](repeating: 0, count: direct ? 0 : fn * width)
-                                for images in plan.runs(share) {
-                                    input.withUnsafeMutableBufferPointer { input in
-                                        out.withUnsafeMutableBufferPointer { out in
-                                            load(plan, xs.baseAddress!, images, input.baseAddress!)
-                                            if direct {
-                                                return convolveDirectly(
-                                                    plan, images, plan.planes(input.baseAddress!), wp.baseAddress!,
-                                                    relu: relu, pooled: pool2, skipPadding: skipPadding, y)
-                                            }
-                                            gemmPacked(
-                                                fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
-                                                out.baseAddress!, width, parallel: false)
-                                            finish(plan, images, out.baseAddress!, relu: relu, pooled: pool2, y)
-                                        }
-                                    }
-                                    if let pool, let pooled, !pool2 {
-                                        pool.pool(
-                                            UnsafeBufferPointer(ys), pooled,
-                                            (images.lowerBound * fn)..<(images.upperBound * fn),
-                                            ps, nil)
-                                    }
-                                }
+        withMutableBuffers(&y, &p) { ys, ps in
+            withBuffers(x.data, wp, plan.rowOffsets) { xs, wp, rows in
+                // Each core takes an even share of the images, in chunks that fit its cache.
+                parallelChunks(g.n, work: g.rows * k * fn) { share in
+                    let y = pool2 ? ps.baseAddress! : ys.baseAddress!
+                    // Padding left out and at most 2 wide: no tap reads it, so x serves as it is.
+                    if unpadded {
+                        return convolveDirectly(
+                            plan, share, plan.unpadded(xs.baseAddress!, from: share.lowerBound), wp.baseAddress!,
+                            relu: relu, pooled: pool2, skipPadding: true, y)
+                    }
+                    var input = [T](repeating: 0, count: plan.inputSize),
+                        out = [T](repeating: 0, count: direct ? 0 : fn * width)
+                    for images in plan.runs(share) {
+                        withMutableBuffers(&input, &out) { input, out in
+                            load(plan, xs.baseAddress!, images, input.baseAddress!)
+                            if direct {
+                                return convolveDirectly(
+                                    plan, images, plan.planes(input.baseAddress!), wp.baseAddress!, relu: relu,
+                                    pooled: pool2, skipPadding: skipPadding, y)
                             }
+                            gemmPacked(
+                                fn, width, k, wp.baseAddress!, input.baseAddress!, rows.baseAddress!,
+                                out.baseAddress!, width, parallel: false)
+                            finish(plan, images, out.baseAddress!, relu: relu, pooled: pool2, y)
+                        }
+                        if let pool, let pooled, !pool2 {
+                            pool.pool(
+                                UnsafeBufferPointer(ys), pooled, (images.lowerBound * fn)..<(images.upperBound * fn),
+                                ps, nil)
                         }
                     }
                 }
@@ -177,17 +168,12 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let fn = W.value.shape[0], wp = packedBlocks(g).weights
         var y = [T](unsafeUninitializedCapacity: g.n * fn * g.pixels) { $1 = $0.count }
         y.withUnsafeMutableBufferPointer { ys in
-            x.data.withUnsafeBufferPointer { xs in
-                wp.withUnsafeBufferPointer { wp in
-                    b.value.data.withUnsafeBufferPointer { bias in
-                        parallelChunks(g.n, work: g.rows * g.cols * fn) { share in
-                            T.convolveSame(
-                                xs.baseAddress! + share.lowerBound * g.c * g.h * g.w, images: share.count,
-                                channels: g.c, h: g.h, w: g.w, pad: g.pad, fh: g.fh, fw: g.fw,
-                                packed: wp.baseAddress!, filters: fn, bias: bias.baseAddress!, relu: relu,
-                                ys.baseAddress! + share.lowerBound * fn * g.pixels)
-                        }
-                    }
+            withBuffers(x.data, wp, b.value.data) { xs, wp, bias in
+                parallelChunks(g.n, work: g.rows * g.cols * fn) { share in
+                    T.convolveSame(
+                        xs.baseAddress! + share.lowerBound * g.c * g.h * g.w, images: share.count, channels: g.c,
+                        h: g.h, w: g.w, pad: g.pad, fh: g.fh, fw: g.fw, packed: wp.baseAddress!, filters: fn,
+                        bias: bias.baseAddress!, relu: relu, ys.baseAddress! + share.lowerBound * fn * g.pixels)
                 }
             }
         }
@@ -330,27 +316,21 @@ public final class Convolution<T: NetworkScalar>: Layer {
         var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         let mask = reluOutput ?? []
         partial.withUnsafeMutableBufferPointer { partial in
-            x.data.withUnsafeBufferPointer { xs in
-                dout.data.withUnsafeBufferPointer { ds in
-                    mask.withUnsafeBufferPointer { ms in
-                        parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
-                            var input = [T](repeating: 0, count: plan.inputSize),
-                                d = [T](repeating: 0, count: plan.images * g.pixels * ld)
-                            for chunk in chunks {
-                                let images = plan.images(chunk), at = images.lowerBound * fn * g.pixels
-                                let dw = partial.baseAddress! + chunk * fn * (k + 1)
-                                input.withUnsafeMutableBufferPointer { input in
-                                    d.withUnsafeMutableBufferPointer { d in
-                                        plan.load(xs.baseAddress!, images, input.baseAddress!)
-                                        T.convolutionGradient(
-                                            input: input.baseAddress!, planeSize: plan.planeSize, channels: g.c,
-                                            rowWidth: plan.rowWidth, bandRows: plan.bandRows, images: images.count,
-                                            oh: g.oh, ow: g.ow, size: g.fh, dout: ds.baseAddress! + at,
-                                            mask: ms.isEmpty ? nil : ms.baseAddress! + at, filters: fn,
-                                            pixels: g.pixels, d: d.baseAddress!, ld: ld, dw: dw, db: dw + fn * k)
-                                    }
-                                }
-                            }
+            withBuffers(x.data, dout.data, mask) { xs, ds, ms in
+                parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                    var input = [T](repeating: 0, count: plan.inputSize),
+                        d = [T](repeating: 0, count: plan.images * g.pixels * ld)
+                    for chunk in chunks {
+                        let images = plan.images(chunk), at = images.lowerBound * fn * g.pixels
+                        let dw = partial.baseAddress! + chunk * fn * (k + 1)
+                        withMutableBuffers(&input, &d) { input, d in
+                            plan.load(xs.baseAddress!, images, input.baseAddress!)
+                            T.convolutionGradient(
+                                input: input.baseAddress!, planeSize: plan.planeSize, channels: g.c,
+                                rowWidth: plan.rowWidth, bandRows: plan.bandRows, images: images.count, oh: g.oh,
+                                ow: g.ow, size: g.fh, dout: ds.baseAddress! + at,
+                                mask: ms.isEmpty ? nil : ms.baseAddress! + at, filters: fn, pixels: g.pixels,
+                                d: d.baseAddress!, ld: ld, dw: dw, db: dw + fn * k)
                         }
                     }
                 }
@@ -372,24 +352,19 @@ public final class Convolution<T: NetworkScalar>: Layer {
             zero = [T](repeating: 0, count: c)
         var dx = [T](unsafeUninitializedCapacity: g.n * c * h * w) { $1 = $0.count }
         dx.withUnsafeMutableBufferPointer { dxs in
-            dout.data.withUnsafeBufferPointer { ds in
-                mask.withUnsafeBufferPointer { ms in
-                    wp.withUnsafeBufferPointer { wp in
-                        zero.withUnsafeBufferPointer { zero in
-                            parallelChunks(g.n, work: g.rows * g.cols * c) { share in
-                                var planes = [T](repeating: 0, count: t.inputSize)
-                                for images in t.runs(share) {
-                                    planes.withUnsafeMutableBufferPointer { planes in
-                                        t.load(
-                                            ds.baseAddress!, images, planes.baseAddress!,
-                                            mask: ms.isEmpty ? nil : ms.baseAddress!)
-                                        T.convolveDirectly(
-                                            t.planes(planes.baseAddress!), images: images.count, oh: h, ow: w,
-                                            fh: g.fh, fw: g.fw, packed: wp.baseAddress!, filters: c,
-                                            bias: zero.baseAddress!, relu: false, pooled: false, skipPadding: skip,
-                                            dxs.baseAddress! + images.lowerBound * c * h * w)
-                                    }
-                                }
+            withBuffers(dout.data, mask) { ds, ms in
+                withBuffers(wp, zero) { wp, zero in
+                    parallelChunks(g.n, work: g.rows * g.cols * c) { share in
+                        var planes = [T](repeating: 0, count: t.inputSize)
+                        for images in t.runs(share) {
+                            planes.withUnsafeMutableBufferPointer { planes in
+                                t.load(
+                                    ds.baseAddress!, images, planes.baseAddress!,
+                                    mask: ms.isEmpty ? nil : ms.baseAddress!)
+                                T.convolveDirectly(
+                                    t.planes(planes.baseAddress!), images: images.count, oh: h, ow: w, fh: g.fh,
+                                    fw: g.fw, packed: wp.baseAddress!, filters: c, bias: zero.baseAddress!, relu: false,
+                                    pooled: false, skipPadding: skip, dxs.baseAddress! + images.lowerBound * c * h * w)
                             }
                         }
                     }
@@ -427,47 +402,34 @@ public final class Convolution<T: NetworkScalar>: Layer {
         let mask = reluOutput ?? [], pixelRows = (0..<width).map { $0 * kp }
         var partial = [T](unsafeUninitializedCapacity: plan.count * fn * (k + 1)) { $1 = $0.count }
         partial.withUnsafeMutableBufferPointer { partial in
-            x.data.withUnsafeBufferPointer { xs in
-                dout.data.withUnsafeBufferPointer { ds in
-                    mask.withUnsafeBufferPointer { ms in
-                        pixelRows.withUnsafeBufferPointer { pixelRows in
-                            parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
-                                var input = [T](repeating: 0, count: plan.inputSize)
-                                var d = [T](repeating: 0, count: fn * ld), bt = [T](repeating: 0, count: width * kp)
-                                var dw = [T](repeating: 0, count: fn * kp)
-                                for chunk in chunks {
-                                    let images = plan.images(chunk), sums = partial.baseAddress! + chunk * fn * (k + 1)
-                                    input.withUnsafeMutableBufferPointer { input in
-                                        plan.load(xs.baseAddress!, images, input.baseAddress!)
-                                        // 16 columns at a time, so that the rows of Bᵀ being written stay in cache.
-                                        bt.withUnsafeMutableBufferPointer { bt in
-                                            for c0 in Swift.stride(from: 0, to: width, by: 16) {
-                                                for (r, offset) in plan.rowOffsets.enumerated() {
-                                                    for column in c0..<min(c0 + 16, width) {
-                                                        bt[column * kp + r] = input[offset + column]
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                    d.withUnsafeMutableBufferPointer { d in
-                                        let d0 = d.baseAddress! + plan.gradientFront
-                                        plan.layOutGradient(
-                                            ds.baseAddress!, mask: ms.isEmpty ? nil : ms.baseAddress!, images, d)
-                                        let dp = packRows(fn, width, d0, ld)
-                                        dw.withUnsafeMutableBufferPointer { dw in
-                                            gemmPacked(
-                                                fn, kp, width, dp, bt, pixelRows.baseAddress!, dw.baseAddress!, kp,
-                                                parallel: false)
-                                            for f in 0..<fn {
-                                                (sums + f * k).update(from: dw.baseAddress! + f * kp, count: k)
-                                                var sum: T = 0
-                                                for column in 0..<width { sum += d0[f * ld + column] }
-                                                sums[fn * k + f] = sum
-                                            }
-                                        }
+            withBuffers(x.data, dout.data, mask) { xs, ds, ms in
+                parallelChunks(plan.count, work: g.rows * k * fn) { chunks in
+                    var input = [T](repeating: 0, count: plan.inputSize), bt = [T](repeating: 0, count: width * kp)
+                    var d = [T](repeating: 0, count: fn * ld), dw = [T](repeating: 0, count: fn * kp)
+                    for chunk in chunks {
+                        let images = plan.images(chunk), sums = partial.baseAddress! + chunk * fn * (k + 1)
+                        withMutableBuffers(&input, &bt) { input, bt in
+                            plan.load(xs.baseAddress!, images, input.baseAddress!)
+                            // 16 columns at a time, so that the rows of Bᵀ being written stay in cache.
+                            for c0 in Swift.stride(from: 0, to: width, by: 16) {
+                                for (r, offset) in plan.rowOffsets.enumerated() {
+                                    for column in c0..<min(c0 + 16, width) {
+                                        bt[column * kp + r] = input[offset + column]
                                     }
                                 }
+                            }
+                        }
+                        withMutableBuffers(&d, &dw) { d, dw in
+                            let d0 = d.baseAddress! + plan.gradientFront
+                            plan.layOutGradient(ds.baseAddress!, mask: ms.isEmpty ? nil : ms.baseAddress!, images, d)
+                            gemmPacked(
+                                fn, kp, width, packRows(fn, width, d0, ld), bt, pixelRows, dw.baseAddress!, kp,
+                                parallel: false)
+                            for f in 0..<fn {
+                                (sums + f * k).update(from: dw.baseAddress! + f * kp, count: k)
+                                var sum: T = 0
+                                for column in 0..<width { sum += d0[f * ld + column] }
+                                sums[fn * k + f] = sum
                             }
                         }
                     }

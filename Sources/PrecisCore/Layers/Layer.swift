@@ -43,3 +43,8 @@ func columnSums<T: NetworkScalar>(_ x: UnsafeBufferPointer<T>, rows: Int, cols: 
     }
     return s
 }
+
+/// A layer whose GEMM input can be rounded to a number format (convolution and affine layers).
+protocol RoundedInput: AnyObject {
+    var inputRounding: OperandRounding? { get set }
+}

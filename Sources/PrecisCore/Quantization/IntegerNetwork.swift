@@ -394,42 +394,37 @@ public final class IntegerNetwork {
                 var coded = [UInt8](repeating: 0, count: step.rowBytes > 0 && codes != nil ? pixels * f : 0)
                 data.withUnsafeBufferPointer { x in
                     for image in images {
-                        scratch.withUnsafeMutableBufferPointer { sc in
+                        withMutableBuffers(&scratch, &buffer) { sc, p in
                             let out = each == nil ? a.baseAddress! + image * pixels * f : sc.baseAddress!
-                            if step.rowBytes > 0 {
-                                buffer.withUnsafeMutableBufferPointer { p in
-                                    for y in 0..<g.h {
-                                        (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(
-                                            from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
-                                    }
-                                    if let rowCodes, let each {
-                                        // The sums become codes in the GEMM, output rows only.
-                                        return coded.withUnsafeMutableBufferPointer { coded in
-                                            rowCodes.run(step, g, p.baseAddress!, coded.baseAddress!)
-                                            each(image, coded.baseAddress!, g.ow, true)
-                                        }
-                                    }
-                                    grid.withUnsafeMutableBufferPointer { grid in
-                                        for oy in perRow ? 0..<g.oh : 0..<1 {
-                                            let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow
-                                            precis_gemm_u8s8_segments(
-                                                Int32(m), Int32(f), Int32(g.fh), Int32(step.rowBytes),
-                                                p.baseAddress! + oy * pw * c, Int32(c), Int32(pw * c), step.packed,
-                                                grid.baseAddress! + oy * pw * f, Int32(f), 0)
-                                        }
-                                        if let each { return each(image, grid.baseAddress!, pw, false) }
-                                        for oy in 0..<g.oh {
-                                            (out + oy * g.ow * f).update(
-                                                from: grid.baseAddress! + oy * pw * f, count: g.ow * f)
-                                        }
-                                    }
-                                }
-                            } else {
-                                windows(data, g, image: image, fill: fill, into: &buffer, lda)
+                            guard step.rowBytes > 0 else {
+                                windows(x, g, image: image, fill: fill, into: p, lda)
                                 precis_gemm_u8s8(
-                                    Int32(pixels), Int32(f), Int32(step.taps), buffer, Int32(lda), step.packed, out,
-                                    Int32(f), 0)
+                                    Int32(pixels), Int32(f), Int32(step.taps), p.baseAddress!, Int32(lda), step.packed,
+                                    out, Int32(f), 0)
                                 each?(image, out, g.ow, false)
+                                return
+                            }
+                            for y in 0..<g.h {
+                                (p.baseAddress! + ((y + g.pad) * pw + g.pad) * c).update(
+                                    from: x.baseAddress! + (image * g.h + y) * g.w * c, count: g.w * c)
+                            }
+                            withMutableBuffers(&coded, &grid) { coded, grid in
+                                if let rowCodes, let each {
+                                    // The sums become codes in the GEMM, output rows only.
+                                    rowCodes.run(step, g, p.baseAddress!, coded.baseAddress!)
+                                    return each(image, coded.baseAddress!, g.ow, true)
+                                }
+                                for oy in perRow ? 0..<g.oh : 0..<1 {
+                                    let m = perRow ? g.ow : (g.oh - 1) * pw + g.ow
+                                    precis_gemm_u8s8_segments(
+                                        Int32(m), Int32(f), Int32(g.fh), Int32(step.rowBytes),
+                                        p.baseAddress! + oy * pw * c, Int32(c), Int32(pw * c), step.packed,
+                                        grid.baseAddress! + oy * pw * f, Int32(f), 0)
+                                }
+                                if let each { return each(image, grid.baseAddress!, pw, false) }
+                                for oy in 0..<g.oh {
+                                    (out + oy * g.ow * f).update(from: grid.baseAddress! + oy * pw * f, count: g.ow * f)
+                                }
                             }
                         }
                     }
@@ -537,33 +532,32 @@ private func transposed<T>(_ x: [T], n: Int, rows: Int, columns: Int) -> [T] {
     }
 }
 
-/// For every output pixel of `image` (channels-last codes `x`), its window as one row of `rows`:
+/// For every output pixel of `image` (channels-last codes `xs`), its window as one row of `rs`:
 /// `(ky, kx, c)` order, `lda` bytes a row, padding read as `fill`.
-private func windows(_ x: [UInt8], _ g: Window, image: Int, fill: UInt8, into rows: inout [UInt8], _ lda: Int) {
+private func windows(
+    _ xs: UnsafeBufferPointer<UInt8>, _ g: Window, image: Int, fill: UInt8, into rs: UnsafeMutableBufferPointer<UInt8>,
+    _ lda: Int
+) {
     let c = g.c, run = g.fw * c
-    x.withUnsafeBufferPointer { xs in
-        rows.withUnsafeMutableBufferPointer { rs in
-            for oy in 0..<g.oh {
-                for ox in 0..<g.ow {
-                    let row = rs.baseAddress! + (oy * g.ow + ox) * lda, x0 = ox * g.stride - g.pad
-                    for ky in 0..<g.fh {
-                        let y = oy * g.stride + ky - g.pad, dst = row + ky * run
-                        guard y >= 0 && y < g.h else {
-                            dst.update(repeating: fill, count: run)
-                            continue
-                        }
-                        let src = xs.baseAddress! + ((image * g.h + y) * g.w) * c
-                        if x0 >= 0 && x0 + g.fw <= g.w {
-                            dst.update(from: src + x0 * c, count: run)
+    for oy in 0..<g.oh {
+        for ox in 0..<g.ow {
+            let row = rs.baseAddress! + (oy * g.ow + ox) * lda, x0 = ox * g.stride - g.pad
+            for ky in 0..<g.fh {
+                let y = oy * g.stride + ky - g.pad, dst = row + ky * run
+                guard y >= 0 && y < g.h else {
+                    dst.update(repeating: fill, count: run)
+                    continue
+                }
+                let src = xs.baseAddress! + ((image * g.h + y) * g.w) * c
+                if x0 >= 0 && x0 + g.fw <= g.w {
+                    dst.update(from: src + x0 * c, count: run)
+                } else {
+                    for kx in 0..<g.fw {
+                        let xx = x0 + kx
+                        if xx >= 0 && xx < g.w {
+                            (dst + kx * c).update(from: src + xx * c, count: c)
                         } else {
-                            for kx in 0..<g.fw {
-                                let xx = x0 + kx
-                                if xx >= 0 && xx < g.w {
-                                    (dst + kx * c).update(from: src + xx * c, count: c)
-                                } else {
-                                    (dst + kx * c).update(repeating: fill, count: c)
-                                }
-                            }
+                            (dst + kx * c).update(repeating: fill, count: c)
                         }
                     }
                 }

@@ -183,11 +183,7 @@ extension Network where T == Float {
     /// inputs are left as they are.
     func setInputRoundings(_ roundings: [Int: OperandRounding]) {
         for (i, node) in nodes.enumerated() {
-            switch node {
-            case .convolution(let l): l.inputRounding = roundings[i]
-            case .affine(let l): l.inputRounding = roundings[i]
-            case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: break
-            }
+            (node.layer as? any RoundedInput)?.inputRounding = roundings[i]
         }
     }
 }
