@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 import Testing
 
 @testable import PrecisCore
@@ -113,6 +114,39 @@ import Testing
                     }
                 }
             }
+        }
+    }
+
+    /// The strict-half optimizer steps in C against the update written out in Swift's `Float16`
+    /// arithmetic, operation by operation, over three steps on 37 values (a partial block of 8),
+    /// with zeros, subnormals and a NaN among the gradients.
+    @Test(arguments: [OptimizerKind.sgd, .momentum, .adam])
+    func optimizerStepsMatchFloat16Arithmetic(_ kind: OptimizerKind) {
+        guard halfKernels else { return }
+        var w = Self.values(37, seed: 7), s1 = [Float16](repeating: 0, count: 37), s2 = s1
+        let optimizer = Optimizer<Float16>(kind, learningRate: 0.01)
+        let parameter = Parameter("w", Tensor(shape: [37], data: w))
+        for step in 1...3 {
+            var g = Self.values(37, seed: UInt64(10 + step))
+            (g[0], g[1], g[2], g[3]) = (0, -0.0, Float16(bitPattern: 0x0003), step == 3 ? .nan : g[3])
+            parameter.grad = Tensor(shape: [37], data: g)
+            optimizer.update([parameter])
+            let lr = Float16(0.01), mu = Float16(0.9), e = Float16(1e-7)
+            let t = Double(step)
+            let lrt = Float16(0.01 * (1 - pow(0.999, t)).squareRoot() / (1 - pow(0.9, t)))
+            for j in 0..<37 {
+                switch kind {
+                case .sgd: w[j] -= lr * g[j]
+                case .momentum:
+                    s1[j] = mu * s1[j] - lr * g[j]
+                    w[j] += s1[j]
+                default:
+                    s1[j] += Float16(0.1) * (g[j] - s1[j])
+                    s2[j] += Float16(0.001) * (g[j] * g[j] - s2[j])
+                    w[j] -= lrt * s1[j] / (s2[j].squareRoot() + e)
+                }
+            }
+            #expect(zip(parameter.value.data, w).allSatisfy(Self.same), "step \(step)")
         }
     }
 }

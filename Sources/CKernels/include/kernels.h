@@ -146,6 +146,13 @@ void precis_fake_quant_f32(float *x, int64_t count, float scale, float zero_poin
 /// in place, the same at every level.
 void precis_round_bfloat16_f32(float *x, int64_t count);
 
+/// One optimizer step on `count` IEEE half values (as uint16 bits) of a strict half network, every
+/// operation rounded to half as Swift's `Float16` computes it: kind 0 SGD (p -= c0·g), 1 momentum
+/// (s1 = c1·s1 - c0·g; p += s1), 2 Adam (s1 += c1·(g - s1); s2 += c2·(g·g - s2);
+/// p -= c0·s1 / (sqrt(s2) + c3)). `constants` holds c0...c3. Needs `precis_half_kernels()`.
+void precis_optimizer_f16(int kind, uint16_t *p, const uint16_t *g, uint16_t *s1, uint16_t *s2, int64_t count,
+                          const uint16_t *constants);
+
 /// Every value rounded to IEEE half (to nearest, ties to even) and widened back, in place. Needs
 /// `precis_half_kernels()` (F16C).
 void precis_round_half_f32(float *x, int64_t count);

@@ -74,6 +74,7 @@ public final class Optimizer<T: NetworkScalar> {
     /// The update of one tensor `p` with gradient `g` and its two state tensors.
     func step(_ p: inout [T], _ g: [T], _ s1: inout [T], _ s2: inout [T]) {
         let lr = T(learningRate), mu = T(momentum), e = T(eps)
+        if kernelStep(&p, g, &s1, &s2) { return }
         switch kind {
         case .sgd:
             for j in p.indices { p[j] -= lr * g[j] }
@@ -99,8 +100,7 @@ public final class Optimizer<T: NetworkScalar> {
                 p[j] -= lr * g[j] / (s1[j].squareRoot() + e)
             }
         case .adam:  // the book's form: bias correction folded into lr_t
-            let t = Double(iteration)
-            let lrt = T(learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t)))
+            let lrt = adamRate
             let b1 = T(1 - beta1), b2 = T(1 - beta2)
             for j in p.indices {
                 s1[j] += b1 * (g[j] - s1[j])
@@ -108,5 +108,32 @@ public final class Optimizer<T: NetworkScalar> {
                 p[j] -= lrt * s1[j] / (s2[j].squareRoot() + e)
             }
         }
+    }
+
+    /// `step` in the scalar type's kernel, when it has one for this kind (the same values).
+    private func kernelStep(_ p: inout [T], _ g: [T], _ s1: inout [T], _ s2: inout [T]) -> Bool {
+        let constants: [T]
+        switch kind {
+        case .sgd: constants = [T(learningRate)]
+        case .momentum: constants = [T(learningRate), T(momentum)]
+        case .adam: constants = [adamRate, T(1 - beta1), T(1 - beta2), T(eps)]
+        case .nesterov, .adagrad, .rmsprop: return false
+        }
+        return g.withUnsafeBufferPointer { g in
+            withMutableBuffers(&p, &s1) { p, s1 in
+                s2.withUnsafeMutableBufferPointer { s2 in
+                    guard let pp = p.baseAddress else { return true }
+                    return T.optimizerStep(
+                        kind, pp, g.baseAddress!, s1.baseAddress!, s2.baseAddress!, count: p.count,
+                        constants: constants)
+                }
+            }
+        }
+    }
+
+    /// Adam's step size at this iteration: the book's form, bias correction folded into the rate.
+    private var adamRate: T {
+        let t = Double(iteration)
+        return T(learningRate * (1 - Double.pow(beta2, t)).squareRoot() / (1 - Double.pow(beta1, t)))
     }
 }

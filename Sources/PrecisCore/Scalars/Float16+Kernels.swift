@@ -44,6 +44,25 @@
             return true
         }
 
+        /// SGD, momentum and Adam with F16C.
+        public static func optimizerStep(
+            _ kind: OptimizerKind, _ p: UnsafeMutablePointer<Float16>, _ g: UnsafePointer<Float16>,
+            _ s1: UnsafeMutablePointer<Float16>, _ s2: UnsafeMutablePointer<Float16>, count: Int,
+            constants: [Float16]
+        ) -> Bool {
+            let code: Int32
+            switch kind {
+            case .sgd: code = 0
+            case .momentum: code = 1
+            case .adam: code = 2
+            case .nesterov, .adagrad, .rmsprop: return false
+            }
+            guard halfKernels else { return false }
+            let c = (constants + [0, 0, 0, 0]).prefix(4).map(\.bitPattern)
+            precis_optimizer_f16(code, bits(p), bits(g), bits(s1), bits(s2), Int64(count), c)
+            return true
+        }
+
         public static func errorSums(
             _ x: UnsafePointer<Float16>, _ reference: UnsafePointer<Double>, count: Int, minNormal: Double,
             _ sums: inout precis_error_sums

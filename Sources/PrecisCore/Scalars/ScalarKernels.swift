@@ -93,6 +93,14 @@ public protocol ScalarKernels {
     /// A GEMM operand laid out as `layout`, rounded by `rounding`.
     static func roundInput(_ x: UnsafeMutablePointer<Self>, _ layout: OperandLayout, by rounding: OperandRounding)
 
+    /// One step of `kind` on `count` values, every operation rounded to `Self` as the Swift loop
+    /// computes it, with `constants` (SGD: lr; momentum: lr, momentum; Adam: lr_t, 1 − β₁, 1 − β₂,
+    /// eps); false when the type has no kernel for `kind`.
+    static func optimizerStep(
+        _ kind: OptimizerKind, _ p: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Self>,
+        _ s1: UnsafeMutablePointer<Self>, _ s2: UnsafeMutablePointer<Self>, count: Int, constants: [Self]
+    ) -> Bool
+
     /// Adds `count` values against `reference` to `sums` (see `precis_error_stats_f32`); false when
     /// the type has no kernel for it.
     static func errorSums(
@@ -147,6 +155,11 @@ extension ScalarKernels {
     ) -> Bool { false }
 
     public static func round(_ x: UnsafeMutablePointer<Self>, count: Int, to format: StorageFormat) -> Bool { false }
+
+    public static func optimizerStep(
+        _ kind: OptimizerKind, _ p: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Self>,
+        _ s1: UnsafeMutablePointer<Self>, _ s2: UnsafeMutablePointer<Self>, count: Int, constants: [Self]
+    ) -> Bool { false }
 
     public static func roundInput(
         _ x: UnsafeMutablePointer<Self>, _ layout: OperandLayout, by rounding: OperandRounding
