@@ -17,6 +17,15 @@ private typealias A = FormatAttribute
 private typealias L = FormatLayerAttribute
 
 extension WeightFile {
+    /// What `writeFormat` needs to write variant `name` again: its model, and the attributes it was
+    /// stored with beyond those `writeFormat` sets itself.
+    func readFormatForRewrite(_ name: String, root: HDF5Group) throws
+        -> (model: FormatModel, attributes: [(String, HDF5Attribute)])
+    {
+        let model = try readFormat(name, root: root).model
+        return (model, try Self.attributes(of: try Self.variantGroup(root, name), besides: A.allCases.map(\.rawValue)))
+    }
+
     /// Writes `model` as `/variants/<mode name>` under `root`, replacing one of that name.
     /// Each convolution and affine layer's group under `model/layers` holds:
     /// - `W`: uint8 codes `(vectors, length)`, one row per output channel holding its reduction

@@ -245,11 +245,12 @@ extension WeightFile {
                 floatLayers: try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init),
                 half: stored.floatBytesPerValue == 2)
         }
-        let own = Set(A.allCases.map(\.rawValue))
-        let attributes = try v.attributeNames().filter { !own.contains($0) }.compactMap { key in
-            try v.attribute(key).map { (key, $0) }
-        }
-        return (stored.model, form, attributes)
+        return (stored.model, form, try Self.attributes(of: v, besides: A.allCases.map(\.rawValue)))
+    }
+
+    /// The attributes of variant group `v` other than `own` (those its writer sets itself).
+    static func attributes(of v: HDF5Group, besides own: [String]) throws -> [(String, HDF5Attribute)] {
+        try v.attributeNames().filter { !own.contains($0) }.compactMap { key in try v.attribute(key).map { (key, $0) } }
     }
 
     /// The group of variant `name`, or an error saying the file has none of that name.

@@ -276,19 +276,25 @@ public final class WeightStore {
     }
 
     /// Rewrites the file in the current layout and HDF5 format from what it holds: model, master,
-    /// training record, float variants written again from the master, int8 variants and recorded
-    /// evaluations as they were read, every dataset with a checksum, in the HDF5 1.10 formats
-    /// (superblock version 3). Returns false, and leaves the file alone, when it is already current.
+    /// training record, float variants written again from the master, int8 and number-format
+    /// variants and recorded evaluations as they were read, every dataset with a checksum, in the
+    /// HDF5 1.10 formats (superblock version 3). Returns false, and leaves the file alone, when it is
+    /// already current.
     @discardableResult
     public func upgrade() throws -> Bool {
         guard try root().file.superblockVersion() < 3 || !datasetsWithoutChecksum().isEmpty else { return false }
         let file = try root()
         let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: file) }
+        let formats = try formatVariantNames.map { try master.readFormatForRewrite($0, root: file) }
         let evaluations = try evaluations(), comparison = try comparison()
-        let kept = variantNames.filter { WeightFile.variantPrecisions.contains($0) || int8VariantNames.contains($0) }
+        let kept = variantNames.filter {
+            WeightFile.variantPrecisions.contains($0) || int8VariantNames.contains($0)
+                || formatVariantNames.contains($0)
+        }
         try master.write(to: path, overwrite: true, variants: kept.filter(WeightFile.variantPrecisions.contains)) {
             root in
             for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
+            for v in formats { try master.writeFormat(v.model, calibration: v.attributes, into: root) }
             if !evaluations.isEmpty {
                 let group = try root.createGroup("evaluations")
                 for e in evaluations { try e.write(into: try group.createGroup(e.result.precision)) }

@@ -151,6 +151,8 @@ import Testing
         try store.storeInt8(model, calibration: [("calibration", .string("entropy"))])
         try store.storeInt8(model, form: .dynamic, calibration: [])
         try store.storeInt8(model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
+        let mxfp4 = try FormatModel(spec: file.spec, tensors: file.tensors, mode: Precision(name: "mxfp4")!.format!)
+        try store.storeFormat(mxfp4, calibration: [("calibration", .string("block scales"))])
         let recorded = RecordedEvaluation(
             result: ModeResult(
                 precision: "float16", integer: false, weights: "/model", images: 3, correct: 2,
@@ -175,7 +177,14 @@ import Testing
         expected.weightsDigest = try store.weightsDigest("/model")
         #expect(try store.datasetsWithoutChecksum().isEmpty && store.evaluations() == [expected])
         let after = try store.int8VariantNames.map { try store.int8Variant($0) }
-        #expect(store.variantNames == ["int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed"])
+        #expect(
+            store.variantNames == [
+                "int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed", "mxfp4",
+            ])
+        #expect(try store.formatVariant("mxfp4").network.model == mxfp4)
+        #expect(
+            try HDF5File.open(store.path).root.group("variants/mxfp4").attribute("calibration")
+                == .string("block scales"))
         #expect(
             zip(before, after).allSatisfy {
                 $0.model == $1.model && $0.floatTensors == $1.floatTensors && $0.dynamic == $1.dynamic
