@@ -1,5 +1,3 @@
-import CKernels
-
 /// Fully connected layer `out = x·W + b`; input of any rank is flattened to `(N, in)`.
 /// `W: (in, out)`, `b: (out)`, output `(N, out)`.
 public final class Affine<T: NetworkScalar>: Layer, RoundedInput {

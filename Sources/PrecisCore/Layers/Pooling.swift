@@ -1,5 +1,3 @@
-import CKernels
-
 /// Max pooling directly on `(N, C, H, W)`: each output is the largest input in its window; padding
 /// never wins (it is not a value), ties go to the first element in row-major window order, and NaN
 /// propagates. Output `(N, C, OH, OW)` with `OH = (H + 2·pad - size) / stride + 1` (the book's

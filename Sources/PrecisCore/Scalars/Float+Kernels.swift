@@ -134,9 +134,3 @@ extension Float: ScalarKernels {
         return true
     }
 }
-
-/// Row offsets as the C kernels take them.
-@inline(__always)
-func int64s(_ p: UnsafePointer<Int>) -> UnsafePointer<Int64> {
-    UnsafeRawPointer(p).assumingMemoryBound(to: Int64.self)
-}

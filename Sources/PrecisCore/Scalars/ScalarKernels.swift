@@ -167,3 +167,9 @@ extension ScalarKernels {
         preconditionFailure("input rounding runs on Float")
     }
 }
+
+/// Row offsets as the C kernels take them.
+@inline(__always)
+func int64s(_ p: UnsafePointer<Int>) -> UnsafePointer<Int64> {
+    UnsafeRawPointer(p).assumingMemoryBound(to: Int64.self)
+}
