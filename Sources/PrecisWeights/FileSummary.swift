@@ -89,9 +89,9 @@ extension WeightStore {
     public func storedBytes(_ variant: String) throws -> Int {
         switch Precision(name: variant) {
         case .int8?:
-            let v = try int8Variant(variant)
+            let v = try self.variant(variant, of: QuantizedModel.self)
             return v.model.networkBytes(spec, floatBytesPerValue: v.floatBytesPerValue)
-        case .format?: return try formatVariant(variant).network.modelBytes
+        case .format?: return try self.variant(variant, of: FormatModel.self).network.modelBytes
         case .floating?, nil: break
         }
         return try spec.parameterCount() * (HDF5ElementType(rawValue: variant)?.size ?? HDF5ElementType.float32.size)

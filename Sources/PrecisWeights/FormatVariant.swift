@@ -17,15 +17,6 @@ private typealias A = FormatAttribute
 private typealias L = FormatLayerAttribute
 
 extension WeightFile {
-    /// What `writeFormat` needs to write variant `name` again: its model, and the attributes it was
-    /// stored with beyond those `writeFormat` sets itself.
-    func readFormatForRewrite(_ name: String, root: HDF5Group) throws
-        -> (model: FormatModel, attributes: [(String, HDF5Attribute)])
-    {
-        let model = try readFormat(name, root: root).model
-        return (model, try Self.attributes(of: try Self.variantGroup(root, name), besides: A.allCases.map(\.rawValue)))
-    }
-
     /// Writes `model` as `/variants/<mode name>` under `root`, replacing one of that name.
     /// Each convolution and affine layer's group under `model/layers` holds:
     /// - `W`: uint8 codes `(vectors, length)`, one row per output channel holding its reduction
@@ -38,11 +29,8 @@ extension WeightFile {
     ///   `input_zero_point`, `input_qmin`, `input_qmax` for int8 inputs.
     /// The variant's `float_layers` lists the convolution and affine layers left in float32 (their
     /// tensors are `/model`'s); the name of such a mixed variant ends in `-mixed`.
-    /// `calibration` adds attributes to the variant. Returns the variant's name.
-    @discardableResult
-    func writeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws
-        -> String
-    {
+    /// `calibration` adds attributes to the variant.
+    func writeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws {
         let name = model.name
         let variants = try root.groupCreatingIfNeeded("variants")
         if variants.contains(name) { try variants.remove(name) }
@@ -93,7 +81,6 @@ extension WeightFile {
                 break
             }
         }
-        return name
     }
 
     /// The number-format variant `/variants/<name>` for `spec`, validated: shapes and types, codes

@@ -1,31 +1,14 @@
 import PrecisCore
 
-/// What a stored int8 variant holds besides int8 layers.
-public enum Int8Form: Sendable, Equatable {
-    /// Every convolution and affine layer in int8, with calibrated input ranges.
-    case plain
-    /// Some layers kept in float: float32 from `/model`, or float16 (`half`) stored in the variant.
-    case mixed(floatLayers: [String], half: Bool)
-    /// Dynamic quantization: int8 weights, float32 biases, inputs quantized per batch.
-    case dynamic
-
-    /// What the variant's name says of the form.
-    public var kind: Int8Kind {
-        switch self {
-        case .plain: return .plain
-        case .mixed: return .mixed
-        case .dynamic: return .dynamic
-        }
-    }
-}
-
-/// A stored int8 variant as it runs: the int8 model, the float tensors it needs (layers kept in
-/// float, or a dynamic variant's biases) with their bytes a value, and whether it is dynamic.
-public struct StoredInt8 {
+/// A stored int8 variant as it runs: the int8 model, the float tensors it holds itself (layers
+/// kept in float16, or a dynamic variant's biases), and those it runs with.
+public struct StoredInt8: StoredVariant {
     public let model: QuantizedModel
     public let floatTensors: [String: Tensor<Double>]
-    public let floatBytesPerValue: Int
-    public let dynamic: Bool
+    public let tensors: [String: Tensor<Double>]
+    /// Bytes a value of the layers it keeps in float: 2 when it holds them in float16.
+    public var floatBytesPerValue: Int { model.form == .mixed(half: true) ? 2 : 4 }
+    public var dynamic: Bool { model.dynamic }
 }
 
 /// The attributes `writeInt8` sets on an int8 variant's group (calibration attributes are the caller's).
@@ -46,7 +29,7 @@ private typealias L = Int8LayerAttribute
 
 extension WeightFile {
     /// Writes `model` (for this file's network) as `/variants/int8-<scheme>` under `root`, replacing
-    /// a variant of that name (`WeightStore.storeInt8` does it safely). Each quantized layer's group holds `W` (int8
+    /// a variant of that name (`WeightStore.store` does it safely). Each quantized layer's group holds `W` (int8
     /// codes, the master's shape), `W_scale` (float64, one per tensor or output channel, along
     /// `axis`), `b` (int32 codes at scale `input_scale · W_scale`) and its input's `input_scale`,
     /// `input_zero_point`, `input_qmin` and `input_qmax`. `calibration` adds attributes to the
@@ -55,12 +38,9 @@ extension WeightFile {
     /// their weights are the file's `/model`; in float16, the variant holds them (`W` and `b` in
     /// IEEE half). A dynamic one, `int8-<scheme>-dynamic` with attribute `dynamic` 1, holds float32
     /// biases and no input ranges. Returns the variant's name.
-    @discardableResult
-    func writeInt8(
-        _ model: QuantizedModel, form: Int8Form, calibration: [(String, HDF5Attribute)], into root: HDF5Group
-    ) throws -> String {
-        let w = self
-        let name = Precision.int8(model.scheme, form.kind).name
+    func writeInt8(_ model: QuantizedModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws {
+        let w = self, form = model.form, name = model.precision.name
+        let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
         do {
             let variants = try root.groupCreatingIfNeeded("variants")
             if variants.contains(name) { try variants.remove(name) }
@@ -86,12 +66,12 @@ extension WeightFile {
             try v.setAttribute(A.rounding.rawValue, .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
             let layers = try v.createGroup("model").createGroup("layers")
-            if case let .mixed(floatLayers, half) = form {
+            if case let .mixed(half) = form {
                 try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
                 try v.setAttribute(
                     A.floatLayersWeights.rawValue, .string(half ? "float16 in this variant" : "float32 from /model"))
             }
-            if case let .mixed(floatLayers, true) = form {
+            if case .mixed(true) = form {
                 for layer in floatLayers {
                     let g = try layers.createGroup(layer)
                     try g.setAttribute("kind", .string(w.spec.layers[w.spec.layerNames.firstIndex(of: layer)!].kind))
@@ -120,7 +100,6 @@ extension WeightFile {
                 try g.setAttribute(L.inputQmax.rawValue, .int(q.input.qmax))
             }
         }
-        return name
     }
 
     /// The int8 variant `/variants/<name>` for `spec`, validated: shapes, element types, positive
@@ -212,9 +191,10 @@ extension WeightFile {
                 bias: try g.read("b", as: Int32.self).values,
                 input: QuantRange(scale: scale, zeroPoint: zero, qmin: qmin, qmax: qmax))
         }
-        var bytesPerValue = 4
+        var form = dynamic ? Int8Form.dynamic : .plain
+        if try v.attribute(A.floatLayers.rawValue) != nil { form = .mixed(half: false) }
         if let first = floatLayers.first, layers.contains(first) {
-            bytesPerValue = 2
+            form = .mixed(half: true)
             for layer in floatLayers {
                 let g = try layers.group(layer)
                 for t in ["W", "b"] {
@@ -228,24 +208,8 @@ extension WeightFile {
             }
         }
         return StoredInt8(
-            model: QuantizedModel(scheme: scheme, layers: out), floatTensors: floats, floatBytesPerValue: bytesPerValue,
-            dynamic: dynamic)
-    }
-
-    /// What `storeInt8` needs to write variant `name` again: its model, its form, and the
-    /// attributes it was stored with beyond those `storeInt8` writes itself.
-    func readInt8ForRewrite(_ name: String, root: HDF5Group) throws
-        -> (model: QuantizedModel, form: Int8Form, attributes: [(String, HDF5Attribute)])
-    {
-        let stored = try readInt8(name, root: root), v = try Self.variantGroup(root, name)
-        var form = Int8Form.plain
-        if stored.dynamic { form = .dynamic }
-        if try v.attribute(A.floatLayers.rawValue) != nil {
-            form = .mixed(
-                floatLayers: try Self.string(v, A.floatLayers.rawValue).split(separator: " ").map(String.init),
-                half: stored.floatBytesPerValue == 2)
-        }
-        return (stored.model, form, try Self.attributes(of: v, besides: A.allCases.map(\.rawValue)))
+            model: QuantizedModel(scheme: scheme, layers: out, form: form), floatTensors: floats,
+            tensors: tensors.merging(floats) { $1 })
     }
 
     /// The attributes of variant group `v` other than `own` (those its writer sets itself).

@@ -2,8 +2,9 @@ import Foundation
 import PrecisCore
 
 /// A stored number-format variant as it runs.
-public struct StoredFormat {
+public struct StoredFormat: StoredVariant {
     public let network: FormatNetwork
+    public let tensors: [String: Tensor<Double>]
     public var model: FormatModel { network.model }
 }
 
@@ -20,8 +21,7 @@ public final class WeightStore {
     /// The open file; nil after a change until something reads again.
     private var opened: HDF5Group?
     private var floats: [String: [String: Tensor<Double>]] = [:]
-    private var int8s: [String: StoredInt8] = [:]
-    private var formats: [String: StoredFormat] = [:]
+    private var quantized: [String: any StoredVariant] = [:]
     private var digests: [String: String] = [:]
 
     /// Opens and validates the file at `path` (see `WeightFile.read`).
@@ -68,43 +68,30 @@ public final class WeightStore {
         mode.variant.flatMap { variantNames.contains($0) ? "/variants/\($0)" : nil } ?? "/model"
     }
 
-    /// The int8 variant `name`, validated (see `WeightFile.readInt8`).
-    public func int8Variant(_ name: String) throws -> StoredInt8 {
-        if let cached = int8s[name] { return cached }
-        let stored = try master.readInt8(name, root: try root())
-        int8s[name] = stored
-        return stored
-    }
-
     /// The stored number-format variants' names, in order.
     public var formatVariantNames: [String] {
         variantNames.filter { if case .format? = Precision(name: $0) { true } else { false } }
     }
 
-    /// The number-format variant `name`, validated (see `WeightFile.readFormat`).
-    public func formatVariant(_ name: String) throws -> StoredFormat {
-        if let cached = formats[name] { return cached }
-        let (model, tensors) = try master.readFormat(name, root: try root())
-        let stored = StoredFormat(network: try FormatNetwork(spec: spec, tensors: tensors, model: model))
-        formats[name] = stored
+    /// The quantized variant `name` (`QuantizedModel` for int8, `FormatModel` for a number
+    /// format), validated (see `WeightFile.readInt8` and `WeightFile.readFormat`).
+    public func variant<Model: VariantModel>(_ name: String, of _: Model.Type) throws -> Model.Stored {
+        if let cached = quantized[name] as? Model.Stored { return cached }
+        let stored = try Model.read(name, for: master, root: try root())
+        quantized[name] = stored
         return stored
     }
 
-    /// Stores `model` as `/variants/<mode>` (see `WeightFile.writeFormat`) and returns its name.
+    /// Stores `model` as `/variants/<its precision>` (see `WeightFile.writeInt8` and
+    /// `WeightFile.writeFormat`), drops the recorded evaluation of that name, and returns the name.
     @discardableResult
-    public func storeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)]) throws -> String {
-        var name = ""
+    public func store<Model: VariantModel>(_ model: Model, calibration: [(String, HDF5Attribute)]) throws -> String {
+        let name = model.precision.name
         try modify { root in
-            name = try master.writeFormat(model, calibration: calibration, into: root)
+            try model.write(for: master, calibration: calibration, into: root)
             try Self.dropRecords(of: name, in: root)
         }
         return name
-    }
-
-    /// The float tensors an int8 variant runs with: the master's, with the variant's own (layers it
-    /// keeps in float16, a dynamic variant's biases) in their place.
-    public func floatTensors(of variant: StoredInt8) -> [String: Tensor<Double>] {
-        master.tensors.merging(variant.floatTensors) { $1 }
     }
 
     /// The recorded evaluations that belong to the weights the file holds now, by mode. A record
@@ -164,7 +151,7 @@ public final class WeightStore {
 
     /// After a change: the old file's handle and what was read from it are dropped.
     private func changed(variants: [String]) {
-        (opened, variantNames, floats, int8s, formats, digests) = (nil, variants, [:], [:], [:], [:])
+        (opened, variantNames, floats, quantized, digests) = (nil, variants, [:], [:], [:])
     }
 
     /// Adds (or replaces) `/variants/<precision>`: the master rounded to that precision and stored
@@ -181,20 +168,6 @@ public final class WeightStore {
         guard root.contains("evaluations") else { return }
         let evaluations = try root.group("evaluations")
         if evaluations.contains(name) { try evaluations.remove(name) }
-    }
-
-    /// Stores `model` as an int8 variant (see `WeightFile.writeInt8`) and returns its name.
-    @discardableResult
-    public func storeInt8(_ model: QuantizedModel, form: Int8Form = .plain, calibration: [(String, HDF5Attribute)])
-        throws
-        -> String
-    {
-        var name = ""
-        try modify { root in
-            name = try master.writeInt8(model, form: form, calibration: calibration, into: root)
-            try Self.dropRecords(of: name, in: root)
-        }
-        return name
     }
 
     /// Stores `results` under `/evaluations/<precision>`, replacing earlier ones of those names, each
@@ -284,8 +257,9 @@ public final class WeightStore {
     public func upgrade() throws -> Bool {
         guard try root().file.superblockVersion() < 3 || !datasetsWithoutChecksum().isEmpty else { return false }
         let file = try root()
-        let int8 = try int8VariantNames.map { try master.readInt8ForRewrite($0, root: file) }
-        let formats = try formatVariantNames.map { try master.readFormatForRewrite($0, root: file) }
+        let rewrites =
+            try int8VariantNames.map { try rewrite($0, QuantizedModel.self, file) }
+            + formatVariantNames.map { try rewrite($0, FormatModel.self, file) }
         let evaluations = try evaluations(), comparison = try comparison()
         let kept = variantNames.filter {
             WeightFile.variantPrecisions.contains($0) || int8VariantNames.contains($0)
@@ -293,8 +267,7 @@ public final class WeightStore {
         }
         try master.write(to: path, overwrite: true, variants: kept.filter(WeightFile.variantPrecisions.contains)) {
             root in
-            for v in int8 { try master.writeInt8(v.model, form: v.form, calibration: v.attributes, into: root) }
-            for v in formats { try master.writeFormat(v.model, calibration: v.attributes, into: root) }
+            for write in rewrites { try write(root) }
             if !evaluations.isEmpty {
                 let group = try root.createGroup("evaluations")
                 for e in evaluations { try e.write(into: try group.createGroup(e.result.precision)) }
@@ -303,5 +276,16 @@ public final class WeightStore {
         }
         changed(variants: kept)
         return true
+    }
+
+    /// What writes variant `name` of `file` again as it is stored, with the attributes its writer
+    /// does not set itself.
+    private func rewrite<Model: VariantModel>(_ name: String, _: Model.Type, _ file: HDF5Group) throws
+        -> (HDF5Group) throws -> Void
+    {
+        let model = try Model.read(name, for: master, root: file).model, master = master
+        let attributes = try WeightFile.attributes(
+            of: try WeightFile.variantGroup(file, name), besides: Model.ownAttributes)
+        return { root in try model.write(for: master, calibration: attributes, into: root) }
     }
 }

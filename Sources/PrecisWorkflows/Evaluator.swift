@@ -50,7 +50,14 @@ public final class Evaluator {
         _ precision: Precision, test: TestImages, float32Predicted: [Int],
         progress: @escaping (Int, Int) -> Void = { _, _ in }
     ) throws -> Explanation {
-        let spec = store.spec, master = store.master.tensors
+        let spec = store.spec, master = store.master.tensors, name = precision.name
+        func explain<Model: QuantizedLayers>(_ model: Model, _ tensors: [String: Tensor<Double>]) throws
+            -> Explanation
+        {
+            try explainQuantized(
+                model, name: name, spec: spec, master: master, tensors: tensors, test: test,
+                float32Predicted: float32Predicted, progress: progress)
+        }
         switch precision {
         case .floating(let mode):
             return try explainPrecision(
@@ -58,17 +65,14 @@ public final class Evaluator {
                 float32Predicted: float32Predicted
             ) { progress($0, test.count) }
         case .int8:
-            let v = try store.int8Variant(precision.name)
-            return try explainInt8(
-                precision.name, spec: spec, model: v.model, master: master, tensors: store.floatTensors(of: v),
-                dynamic: v.dynamic, test: test, float32Predicted: float32Predicted, progress: progress)
-        case .format:
-            guard case .format(let network) = try store.evaluationEntry(precision, formats: calibration).network else {
-                throw ModelError.badSpec("\(precision) is not a number format")
+            let v = try store.variant(name, of: QuantizedModel.self)
+            return try explain(v.model, v.tensors)
+        case .format(let mode, let mixed):
+            guard mixed || store.variantNames.contains(name) else {
+                return try explain(try calibration.network(mode).model, master)
             }
-            return try explainFormat(
-                network, spec: spec, master: master, test: test, float32Predicted: float32Predicted
-            ) { progress($0, test.count) }
+            let v = try store.variant(name, of: FormatModel.self)
+            return try explain(v.model, v.tensors)
         }
     }
 

@@ -69,14 +69,14 @@ extension WeightStore {
             return EvaluationEntry(.floating(mode, tensors: try tensors(for: mode)), weights: source(for: mode))
         case .format(let mode, let mixed):
             if mixed || variantNames.contains(name) {
-                return EvaluationEntry(.format(try formatVariant(name).network), weights: "/variants/\(name)")
+                return EvaluationEntry(
+                    .format(try variant(name, of: FormatModel.self).network), weights: "/variants/\(name)")
             }
             return EvaluationEntry(.format(try formats.network(mode)), weights: formats.describe(mode))
         case .int8:
-            let v = try int8Variant(name)
+            let v = try variant(name, of: QuantizedModel.self)
             let network = try IntegerNetwork(
-                spec: spec, model: v.model, tensors: floatTensors(of: v), floatBytesPerValue: v.floatBytesPerValue,
-                dynamic: v.dynamic)
+                spec: spec, model: v.model, tensors: v.tensors, floatBytesPerValue: v.floatBytesPerValue)
             return EvaluationEntry(.integer(name, network), weights: "/variants/\(name)")
         }
     }

@@ -21,11 +21,11 @@ extension WeightStore {
         case .floating(.float32): (form, tensors) = (.float32, master.tensors)
         case .floating(.float16): (form, tensors) = (.float16, try self.tensors(for: .float16))
         case .int8 where int8VariantNames.contains(precision.name):
-            let v = try int8Variant(precision.name)
+            let v = try variant(precision.name, of: QuantizedModel.self)
             guard !v.dynamic else {
                 throw DataError(file: path, problem: "\(precision) is dynamic: ONNX export takes static int8 variants")
             }
-            (form, tensors) = (.int8(v.model), floatTensors(of: v))
+            (form, tensors) = (.int8(v.model), v.tensors)
         case .int8:
             throw DataError(file: path, problem: "has no variant '\(precision)' (precis quantize stores one)")
         case .floating, .format:

@@ -149,7 +149,8 @@ public struct PictureReportWriter {
             Tensor(shape: [count] + net.spec.inputShape, data: Array(test.images.prefix(count * per))))
         var charts: [Chart] = []
         for name in names {
-            let model = try store.int8Variant(name), layers = model.model.layers.sorted { $0.key < $1.key }
+            let model = try store.variant(name, of: QuantizedModel.self),
+                layers = model.model.layers.sorted { $0.key < $1.key }
             let weights = layers.map { i, layer in
                 RangePanel(
                     title: "\(net.spec.layerNames[i]) weights",

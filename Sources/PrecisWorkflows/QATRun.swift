@@ -104,8 +104,8 @@ public struct QATRun {
                     target.calibrationName, images: study.calibrationCount, seed: config.seed,
                     source: "training set of \(dataset.name), then \(warmup) training batches") : []
             switch form {
-            case .int8(let model): variant = try out.storeInt8(model, calibration: calibration + how)
-            case .format(let model): variant = try out.storeFormat(model, calibration: calibration + how)
+            case .int8(let model): variant = try out.store(model, calibration: calibration + how)
+            case .format(let model): variant = try out.store(model, calibration: calibration + how)
             }
         }
         return QATSummary(

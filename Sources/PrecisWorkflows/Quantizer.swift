@@ -39,13 +39,13 @@ public struct Quantizer {
     /// Quantizes the study's network, stores the variant in `store` and evaluates what was stored.
     public func store(_ study: QuantizationStudy, in store: WeightStore, dataset: String) throws -> QuantizeSummary {
         switch target {
-        case let .int8(scheme, method): return try storeInt8(scheme, method, study, store, dataset)
-        case .dynamic(let scheme): return try storeDynamic(scheme, study, store)
-        case .format(let mode): return try storeFormat(mode, study, store, dataset)
+        case let .int8(scheme, method): return try runInt8(scheme, method, study, store, dataset)
+        case .dynamic(let scheme): return try runDynamic(scheme, study, store)
+        case .format(let mode): return try runFormat(mode, study, store, dataset)
         }
     }
 
-    func storeInt8(
+    func runInt8(
         _ scheme: QuantScheme, _ method: CalibrationMethod, _ study: QuantizationStudy, _ store: WeightStore,
         _ dataset: String
     ) throws -> QuantizeSummary {
@@ -64,6 +64,7 @@ public struct Quantizer {
         if let kept = steps?.last.map({ Set($0.floatLayers) }) {
             model = model.only(Set(model.layers.keys.filter { !kept.contains(spec.layerNames[$0]) }))
         }
+        if maxDrop != nil { model.form = .mixed(half: fallback == .float16) }
         let integer = try IntegerNetwork(
             spec: spec, model: model, tensors: floats, floatBytesPerValue: fallback.bytesPerValue)
         let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
@@ -72,9 +73,8 @@ public struct Quantizer {
         if method == .percentile { attributes.append(("percentile", .double(percentile))) }
         attributes.append(
             ("bias_correction", .string(biasCorrection ? "mean output shift on the calibration set" : "none")))
-        let form: Int8Form = maxDrop == nil ? .plain : .mixed(floatLayers: floatLayers, half: fallback == .float16)
         var summary = QuantizeSummary(
-            file: store.path, variant: try store.storeInt8(model, form: form, calibration: attributes),
+            file: store.path, variant: try store.store(model, calibration: attributes),
             calibration: method.rawValue, calibrationImages: study.calibrationCount, biasCorrection: biasCorrection,
             result: study.evaluate(integer), modelBytes: integer.modelBytes, floatLayers: floatLayers,
             fallback: fallback.rawValue)
@@ -83,7 +83,7 @@ public struct Quantizer {
         return summary
     }
 
-    func storeFormat(_ mode: FormatMode, _ study: QuantizationStudy, _ store: WeightStore, _ dataset: String) throws
+    func runFormat(_ mode: FormatMode, _ study: QuantizationStudy, _ store: WeightStore, _ dataset: String) throws
         -> QuantizeSummary
     {
         let spec = study.spec
@@ -104,22 +104,23 @@ public struct Quantizer {
                 "int4 ranges \(w.method.rawValue)" + (mode.needsCalibration ? ", inputs mse" : "")
             } else { mode.needsCalibration ? "amax" : "block scales from the values" }
         var summary = QuantizeSummary(
-            file: store.path, variant: try store.storeFormat(model, calibration: attributes), calibration: how,
+            file: store.path, variant: try store.store(model, calibration: attributes), calibration: how,
             calibrationImages: mode.needsCalibration ? study.calibrationCount : 0, biasCorrection: false,
             result: study.evaluate { network.predict($0) }, modelBytes: network.modelBytes, floatLayers: floatLayers)
         (summary.sensitivity, summary.mixedPrecision, summary.maxDropPP) = (ranked, steps, maxDrop)
         return summary
     }
 
-    func storeDynamic(_ scheme: QuantScheme, _ study: QuantizationStudy, _ store: WeightStore) throws
+    func runDynamic(_ scheme: QuantScheme, _ study: QuantizationStudy, _ store: WeightStore) throws
         -> QuantizeSummary
     {
-        let model = try study.quantize(scheme, .minmax)
-        let integer = try IntegerNetwork(spec: study.spec, model: model, tensors: study.tensors, dynamic: true)
+        var model = try study.quantize(scheme, .minmax)
+        model.form = .dynamic
+        let integer = try IntegerNetwork(spec: study.spec, model: model, tensors: study.tensors)
         let how = "none: each batch's inputs quantized with their own min-max range"
         return QuantizeSummary(
             file: store.path,
-            variant: try store.storeInt8(model, form: .dynamic, calibration: [("calibration", .string(how))]),
+            variant: try store.store(model, calibration: [("calibration", .string(how))]),
             calibration: "none", calibrationImages: 0, biasCorrection: false, result: study.evaluate(integer),
             modelBytes: integer.modelBytes)
     }

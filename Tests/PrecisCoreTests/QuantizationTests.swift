@@ -222,10 +222,11 @@ extension FakeQuantTests {
             let integer = try IntegerNetwork(spec: net.spec, model: mixed, tensors: tensors)
             expectAgreement(fake, integer, x, layers: 3, "\(scheme) mixed")
             #expect(integer.floatLayers == [1, 2, 3, 4] && integer.modelBytes == mixed.bytes + 4 * (6 * 4 * 9 + 6))
-            let dynamic = try IntegerNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true)
+            var dynamicModel = model
+            dynamicModel.form = .dynamic
+            let dynamic = try IntegerNetwork(spec: net.spec, model: dynamicModel, tensors: tensors)
             expectAgreement(
-                try FakeQuantNetwork(spec: net.spec, model: model, tensors: tensors, dynamic: true), dynamic, x,
-                layers: 4,
+                try FakeQuantNetwork(spec: net.spec, model: dynamicModel, tensors: tensors), dynamic, x, layers: 4,
                 differ: 2, "\(scheme) dynamic")
         }
         // A layer that cannot fold (batch normalization, average pooling) runs in Float between two quantized ones.

@@ -25,9 +25,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try FormatModel(
             spec: file.spec, tensors: file.tensors, mode: Precision(name: name)!.format!, observers: observers)
-        #expect(try store.storeFormat(model, calibration: [("calibration_images", .int(20))]) == name)
+        #expect(try store.store(model, calibration: [("calibration_images", .int(20))]) == name)
         #expect(store.formatVariantNames == [name])
-        let stored = try store.formatVariant(name)
+        let stored = try store.variant(name, of: FormatModel.self)
         #expect(stored.model == model)
         // The stored network is the one rounding now builds: same weights and biases.
         let now = try FormatNetwork(spec: file.spec, tensors: file.tensors, model: model)
@@ -51,9 +51,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try FormatModel(
             spec: file.spec, tensors: file.tensors, mode: Precision(name: "mxfp4")!.format!, observers: observers)
-        let name = try store.storeFormat(model.only([0]), calibration: [])
+        let name = try store.store(model.only([0]), calibration: [])
         #expect(name == "mxfp4-mixed")
-        let stored = try store.formatVariant(name)
+        let stored = try store.variant(name, of: FormatModel.self)
         #expect(stored.model == model.only([0]))
         #expect(stored.network.network.tensorValues()["04_affine1/W"] == file.tensors["04_affine1/W"])
     }
@@ -65,11 +65,11 @@ import Testing
         func stored(_ name: String) throws {
             let model = try FormatModel(
                 spec: file.spec, tensors: file.tensors, mode: Precision(name: name)!.format!, observers: observers)
-            try store.storeFormat(model, calibration: [])
+            try store.store(model, calibration: [])
         }
         func expectRefused(_ name: String, _ message: String, _ change: (HDF5Group) throws -> Void) throws {
             try store.modify { root in try change(try root.group("variants/\(name)/model/layers/00_conv1")) }
-            #expect { try store.formatVariant(name) } throws: { "\($0)".contains(message) }
+            #expect { try store.variant(name, of: FormatModel.self) } throws: { "\($0)".contains(message) }
         }
         /// Variant `name` with dataset `dataset` of 00_conv1 replaced by `rows` rows of `value`.
         func forged(_ name: String, _ dataset: String, rows: Int, value: UInt8, _ message: String) throws {
@@ -91,7 +91,7 @@ import Testing
         try store.modify { root in
             try root.group("variants/mxfp6-e3m2").setAttribute("float_layers", .string("04_affine1"))
         }
-        #expect { try store.formatVariant("mxfp6-e3m2") } throws: { "\($0)".contains("ends in -mixed") }
+        #expect { try store.variant("mxfp6-e3m2", of: FormatModel.self) } throws: { "\($0)".contains("ends in -mixed") }
     }
 }
 

@@ -34,12 +34,12 @@ import Testing
         let stored: Tensor<Float>
         switch try qat.quantized() {
         case .int8(let model):
-            let variant = try store.int8Variant(try store.storeInt8(model, calibration: []))
+            let variant = try store.variant(try store.store(model, calibration: []), of: QuantizedModel.self)
             #expect(variant.model == model)
-            stored = try IntegerNetwork(spec: file.spec, model: variant.model, tensors: store.floatTensors(of: variant))
+            stored = try IntegerNetwork(spec: file.spec, model: variant.model, tensors: variant.tensors)
                 .predict(x)
         case .format(let model):
-            stored = try store.formatVariant(try store.storeFormat(model, calibration: [])).network.predict(x)
+            stored = try store.variant(try store.store(model, calibration: []), of: FormatModel.self).network.predict(x)
         }
         #expect(argmaxRows(stored) == argmaxRows(fake))
         let largest = fake.data.map(abs).max()!

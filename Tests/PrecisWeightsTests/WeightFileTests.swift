@@ -98,10 +98,10 @@ import Testing
     @Test func int8VariantRoundTrips() throws {
         let (dir, store, _, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let name = try store.storeInt8(
+        let name = try store.store(
             model, calibration: [("calibration", .string("entropy")), ("calibration_images", .int(20))])
         #expect(name == "int8-wchannel-au8z" && store.variantNames == ["int8-wchannel-au8z"])
-        #expect(try store.int8Variant(name).model == model)
+        #expect(try store.variant(name, of: QuantizedModel.self).model == model)
         let g = try HDF5File.open(store.path).root.group("variants/\(name)/model/layers/00_conv1")
         let (wi, bi, axis) = (try g.datasetInfo("W"), try g.datasetInfo("b"), try g.attribute("axis"))
         #expect(wi.type == .int8 && bi.type == .int32 && axis == .int(0))
@@ -111,18 +111,18 @@ import Testing
         let (dir, store, file, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A mixed variant stores only its int8 layers and names the ones left in float32.
-        let mixed = model.only([0])
-        let name = try store.storeInt8(mixed, form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
-        #expect(try name == "int8-wchannel-au8z-mixed" && store.int8Variant(name).model == mixed)
+        let mixed = model.only([0]).formed(.mixed(half: false))
+        let name = try store.store(mixed, calibration: [])
+        #expect(try name == "int8-wchannel-au8z-mixed" && store.variant(name, of: QuantizedModel.self).model == mixed)
         #expect(
             try HDF5File.open(store.path).root.group("variants/\(name)/model/layers").contains("04_affine1") == false)
-        let full = try store.int8Variant(name)
+        let full = try store.variant(name, of: QuantizedModel.self)
         #expect(
             full.floatBytesPerValue == 4 && full.floatTensors["04_affine1/W"] == file.tensors["04_affine1/W"]
                 && !full.dynamic)
         // In float16 the variant holds the float layers itself, the master rounded to half.
-        try store.storeInt8(mixed, form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
-        let half = try store.int8Variant(name)
+        try store.store(mixed.formed(.mixed(half: true)), calibration: [])
+        let half = try store.variant(name, of: QuantizedModel.self)
         #expect(half.floatBytesPerValue == 2 && half.floatTensors.keys.sorted() == ["04_affine1/W", "04_affine1/b"])
         #expect(
             half.floatTensors["04_affine1/W"]
@@ -132,8 +132,8 @@ import Testing
     @Test func dynamicVariantHoldsFloatBiases() throws {
         let (dir, store, file, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let name = try store.storeInt8(model, form: .dynamic, calibration: [])
-        let dynamic = try store.int8Variant(name)
+        let name = try store.store(model.formed(.dynamic), calibration: [])
+        let dynamic = try store.variant(name, of: QuantizedModel.self)
         #expect(
             name == "int8-wchannel-au8z-dynamic" && dynamic.dynamic
                 && dynamic.model.layers[0]!.weights == model.layers[0]!.weights)
@@ -148,11 +148,11 @@ import Testing
     @Test func upgradeKeepsEveryVariantAndEvaluationAndAddsChecksums() throws {
         let (dir, store, file, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try store.storeInt8(model, calibration: [("calibration", .string("entropy"))])
-        try store.storeInt8(model, form: .dynamic, calibration: [])
-        try store.storeInt8(model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: true), calibration: [])
+        try store.store(model, calibration: [("calibration", .string("entropy"))])
+        try store.store(model.formed(.dynamic), calibration: [])
+        try store.store(model.only([0]).formed(.mixed(half: true)), calibration: [])
         let mxfp4 = try FormatModel(spec: file.spec, tensors: file.tensors, mode: Precision(name: "mxfp4")!.format!)
-        try store.storeFormat(mxfp4, calibration: [("calibration", .string("block scales"))])
+        try store.store(mxfp4, calibration: [("calibration", .string("block scales"))])
         let recorded = RecordedEvaluation(
             result: ModeResult(
                 precision: "float16", integer: false, weights: "/model", images: 3, correct: 2,
@@ -171,17 +171,17 @@ import Testing
             try g.write("b", shape: b.shape, b.values, checksum: false)
         }
         #expect(try store.datasetsWithoutChecksum() == ["/model/layers/00_conv1/b"])
-        let before = try store.int8VariantNames.map { try store.int8Variant($0) }
+        let before = try store.int8VariantNames.map { try store.variant($0, of: QuantizedModel.self) }
         #expect(try store.upgrade())
         var expected = recorded
         expected.weightsDigest = try store.weightsDigest("/model")
         #expect(try store.datasetsWithoutChecksum().isEmpty && store.evaluations() == [expected])
-        let after = try store.int8VariantNames.map { try store.int8Variant($0) }
+        let after = try store.int8VariantNames.map { try store.variant($0, of: QuantizedModel.self) }
         #expect(
             store.variantNames == [
                 "int8-wchannel-au8z", "int8-wchannel-au8z-dynamic", "int8-wchannel-au8z-mixed", "mxfp4",
             ])
-        #expect(try store.formatVariant("mxfp4").network.model == mxfp4)
+        #expect(try store.variant("mxfp4", of: FormatModel.self).network.model == mxfp4)
         #expect(
             try HDF5File.open(store.path).root.group("variants/mxfp4").attribute("calibration")
                 == .string("block scales"))
@@ -197,18 +197,21 @@ import Testing
     @Test func int8VariantIsValidated() throws {
         let (dir, store, _, model) = try int8Setup()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let name = try store.storeInt8(model, calibration: [])
-        let mixedName = try store.storeInt8(
-            model.only([0]), form: .mixed(floatLayers: ["04_affine1"], half: false), calibration: [])
+        let name = try store.store(model, calibration: [])
+        let mixedName = try store.store(model.only([0]).formed(.mixed(half: false)), calibration: [])
         try store.modify { root in
             try root.group("variants/\(mixedName)").setAttribute("float_layers", .string("02_relu1"))
         }
-        #expect { try store.int8Variant(mixedName) } throws: { "\($0)".contains("float_layers names '02_relu1'") }
+        #expect { try store.variant(mixedName, of: QuantizedModel.self) } throws: {
+            "\($0)".contains("float_layers names '02_relu1'")
+        }
         // A zero point outside its code range is refused with one clear line.
         try store.modify { root in
             try root.group("variants/\(name)/model/layers/00_conv1").setAttribute("input_zero_point", .int(300))
         }
-        #expect { try store.int8Variant(name) } throws: { "\($0)".contains("00_conv1 has a bad input range (scale") }
+        #expect { try store.variant(name, of: QuantizedModel.self) } throws: {
+            "\($0)".contains("00_conv1 has a bad input range (scale")
+        }
     }
 
     @Test func evaluationsRoundTrip() throws {
@@ -416,5 +419,14 @@ import Testing
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "second, longer")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["page.html"])
         #expect(throws: DataError.self) { try AtomicFiles.write(Data("x".utf8), to: dir + "/missing/x.html") }
+    }
+}
+
+extension QuantizedModel {
+    /// The model in `form`.
+    func formed(_ form: Int8Form) -> QuantizedModel {
+        var model = self
+        model.form = form
+        return model
     }
 }

@@ -33,14 +33,3 @@ public struct GEMMRole: Equatable, Sendable {
         layout == .rows ? rows : transposed(rows, rows: channels, cols: length)
     }
 }
-
-extension LayerGeometry {
-    /// The layer's GEMM, for a layer with weights.
-    public var gemm: GEMMRole? {
-        switch spec {
-        case let .convolution(f, k, _, _): return GEMMRole(channels: f, length: inputShape[0] * k * k, layout: .rows)
-        case let .affine(u): return GEMMRole(channels: u, length: inputShape.reduce(1, *), layout: .columns)
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return nil
-        }
-    }
-}

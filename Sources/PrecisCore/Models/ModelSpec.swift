@@ -372,6 +372,24 @@ public struct LayerGeometry: Equatable, Sendable {
         }
     }
 
+    /// The layer's GEMM, for a layer with weights.
+    public var gemm: GEMMRole? {
+        switch spec {
+        case let .convolution(f, k, _, _): return GEMMRole(channels: f, length: inputShape[0] * k * k, layout: .rows)
+        case let .affine(u): return GEMMRole(channels: u, length: inputShape.reduce(1, *), layout: .columns)
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return nil
+        }
+    }
+
+    /// The window a convolution or pooling layer slides over one image, `(1, C, H, W)`.
+    public var window: Window? {
+        switch spec {
+        case let .convolution(_, k, s, p), let .maxPooling(k, s, p), let .averagePooling(k, s, p):
+            return Window(input: [1] + inputShape, fh: k, fw: k, stride: s, pad: p)
+        case .affine, .relu, .dropout, .batchNormalization: return nil
+        }
+    }
+
     /// The tensor of `role`, if the layer owns one.
     public func tensor(_ role: TensorRole) -> TensorSpec? { tensors.first { $0.role == role } }
 

@@ -234,12 +234,8 @@ public func featureMapCharts(network: Network<Float>, images: [Float], labels: [
     guard count > 0 else { return [] }
     let outputs = network.forwardAll(Tensor(shape: [count] + spec.inputShape, data: images))
     var charts: [Chart] = []
-    for (i, layer) in spec.layers.enumerated() {
-        switch layer {
-        case .convolution, .maxPooling, .averagePooling: break
-        case .affine, .relu, .dropout, .batchNormalization: continue
-        }
-        let y = outputs[i + 1], (c, h, w) = (y.shape[1], y.shape[2], y.shape[3]), shown = min(c, channels)
+    for layer in (try? spec.geometry()) ?? [] where layer.window != nil {
+        let y = outputs[layer.index + 1], (c, h, w) = (y.shape[1], y.shape[2], y.shape[3]), shown = min(c, channels)
         let zoom = max(1, 56 / max(h, w)), gap = 2
         let (tileW, tileH) = (w * zoom + gap, h * zoom + gap)
         let (width, height) = (shown * tileW, count * tileH)
@@ -258,9 +254,8 @@ public func featureMapCharts(network: Network<Float>, images: [Float], labels: [
         }
         let left = 60.0, top = 46.0
         var s = SVG(width: max(480, Int(left) + width + 10), height: Int(top) + height + 10)
-        let name = spec.layerNames[i]
         s.text(
-            "\(name): \(shown) of \(c) maps of \(h)×\(w), one row per class", Double(s.width) / 2, 18, size: 14,
+            "\(layer.name): \(shown) of \(c) maps of \(h)×\(w), one row per class", Double(s.width) / 2, 18, size: 14,
             anchor: "middle", weight: "bold")
         for ch in 0..<shown {
             s.text("map \(ch)", left + Double(ch * tileW + tileW / 2), 38, size: 10, anchor: "middle")
@@ -271,8 +266,8 @@ public func featureMapCharts(network: Network<Float>, images: [Float], labels: [
         s.image(greyPNG(width: width, height: height, pixels: pixels), left, top, Double(width), Double(height))
         charts.append(
             Chart(
-                name: "maps-\(name)", svg: s.document(title: "Feature maps after \(name)"),
-                caption: "What \(name) passes on: dark is a strong response, each map scaled to its own range."))
+                name: "maps-\(layer.name)", svg: s.document(title: "Feature maps after \(layer.name)"),
+                caption: "What \(layer.name) passes on: dark is a strong response, each map scaled to its own range."))
     }
     return charts
 }

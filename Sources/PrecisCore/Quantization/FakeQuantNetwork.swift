@@ -61,19 +61,16 @@ public final class FakeQuantNetwork {
     public var inputRanges: [Int: QuantRange] { model.layers.mapValues(\.input) }
     let network: Network<Float>
 
-    /// Dynamic quantization: each quantized layer's input range comes from the batch itself
-    /// (its minimum and maximum, in the scheme's activation format), and biases stay in float.
-    public let dynamic: Bool
+    /// Dynamic quantization (the model's form): each quantized layer's input range comes from the
+    /// batch itself (its minimum and maximum, in the scheme's activation format), and biases stay in float.
+    public var dynamic: Bool { model.dynamic }
 
     /// The simulation of `model` for `spec`; `tensors` supplies any tensor the model does not
     /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
-    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:], dynamic: Bool = false)
-        throws
-    {
+    public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:]) throws {
         self.model = model
-        self.dynamic = dynamic
         var parameters = model.dequantized(spec, tensors)
-        if dynamic {
+        if model.dynamic {
             for i in model.layers.keys {
                 parameters[tensorKey(spec.layerNames[i], "b")] = tensors[tensorKey(spec.layerNames[i], "b")]
             }

@@ -64,11 +64,10 @@ public final class IntegerNetwork {
     /// The integer form of `model` for `spec`. `tensors` (the float master) supplies everything
     /// the model leaves in float (stored with `floatBytesPerValue` bytes a value): layers kept in
     /// float, batch normalization, dynamic quantization's biases. It is required, so that no
-    /// caller can leave such a layer without its values. `dynamic` quantizes every input with the
-    /// batch's own range.
+    /// caller can leave such a layer without its values. A dynamic model quantizes every input
+    /// with the batch's own range.
     public init(
-        spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4,
-        dynamic: Bool = false
+        spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4
     ) throws {
         let layers = model.layers.keys.sorted(), geometry = try spec.geometry()
         var steps: [Step] = []
@@ -82,26 +81,22 @@ public final class IntegerNetwork {
             }
             let inShape = geometry[i].inputShape
             // B (K, channels) as int8 codes, rows in the order the activations are laid out.
-            var window: Window? = nil
-            let taps = q.weights.count / channels
+            let window = geometry[i].window, taps = q.weights.count / channels
             var codes = [Int8](repeating: 0, count: q.weights.count)
-            switch geometry[i].spec {
-            case let .convolution(_, k, s, p):
-                let c = inShape[0]
-                window = Window(input: [1] + inShape, fh: k, fw: k, stride: s, pad: p)
+            if let w = window {
                 for f in 0..<channels {
-                    for ch in 0..<c {
-                        for ky in 0..<k {
-                            for kx in 0..<k {
-                                codes[((ky * k + kx) * c + ch) * channels + f] =
-                                    q.weights[((f * c + ch) * k + ky) * k + kx]
+                    for ch in 0..<w.c {
+                        for ky in 0..<w.fh {
+                            for kx in 0..<w.fw {
+                                codes[((ky * w.fw + kx) * w.c + ch) * channels + f] =
+                                    q.weights[((f * w.c + ch) * w.fh + ky) * w.fw + kx]
                             }
                         }
                     }
                 }
-            case .affine, .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
-                // An affine layer (the guard admits only layers with weights): a (C, H, W) input
-                // arrives channels last, so feature (c, h, w) sits at (h, w, c).
+            } else {
+                // An affine layer: a (C, H, W) input arrives channels last, so feature (c, h, w)
+                // sits at (h, w, c).
                 let (c, hw) = inShape.count == 3 ? (inShape[0], inShape[1] * inShape[2]) : (1, taps)
                 for row in 0..<taps {
                     let at = inShape.count == 3 ? (row % hw) * c + row / hw : row
@@ -115,11 +110,14 @@ public final class IntegerNetwork {
             let next = n + 1 < layers.count ? layers[n + 1] : nil
             var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = [], folds = next != nil
             for j in (i + 1)..<(next ?? i + 1) {
-                switch spec.layers[j] {
-                case .relu: relu = true
-                case let .dropout(r): factor *= 1 - r
-                case let .maxPooling(k, s, p): pools.append((k, s, p))
-                case .convolution, .affine, .averagePooling, .batchNormalization: folds = false
+                if case .relu = spec.layers[j] {
+                    relu = true
+                } else if case let .dropout(r) = spec.layers[j] {
+                    factor *= 1 - r
+                } else if case let .maxPooling(k, s, p) = spec.layers[j] {
+                    pools.append((k, s, p))
+                } else {
+                    folds = false
                 }
             }
             // A stride-1 convolution reads its windows in place, a window row of `rowBytes` at a time.
@@ -159,7 +157,7 @@ public final class IntegerNetwork {
         }
         self.steps = steps
         self.spec = spec
-        self.dynamic = dynamic
+        self.dynamic = model.dynamic
         let dequantized = model.dequantized(spec, tensors)
         do { float = try Network<Float>(spec: spec, parameters: dequantized) } catch {
             throw ModelError.badSpec("the layers the int8 model leaves in float need their float weights (\(error))")

@@ -126,7 +126,7 @@ public struct QuantizationStudy {
         return try model.layerEffects(
             spec: spec, tensors: tensors, float32: float32Network,
             reference: try Network<Double>(spec: spec, parameters: tensors), test: test,
-            float32Predicted: float32.predicted
+            float32Predicted: float32.predicted, progress: { _, _ in }
         )
         .compactMap { e in
             guard let i = spec.layerNames.firstIndex(of: e.layer), let sqnr = weightSQNR[i] else { return nil }

@@ -17,10 +17,11 @@ public protocol QuantizedLayers: Sendable {
         -> QuantizedSimulation
 
     /// For each quantized layer, the float32 network with only that layer quantized, on `test`,
-    /// against float32's predictions and the float64 logits of `reference`; `tensors` are the master's.
+    /// against float32's predictions and the float64 logits of `reference`; `tensors` supplies the
+    /// values in float. `progress` gets work done and total.
     func layerEffects(
         spec: ModelSpec, tensors: [String: Tensor<Double>], float32: Network<Float>, reference: Network<Double>,
-        test: TestImages, float32Predicted: [Int]
+        test: TestImages, float32Predicted: [Int], progress: @escaping (Int, Int) -> Void
     ) throws -> [LayerEffect]
 }
 
@@ -52,11 +53,11 @@ extension QuantizedModel: QuantizedLayers {
 
     public func layerEffects(
         spec: ModelSpec, tensors: [String: Tensor<Double>], float32: Network<Float>, reference: Network<Double>,
-        test: TestImages, float32Predicted: [Int]
+        test: TestImages, float32Predicted: [Int], progress: @escaping (Int, Int) -> Void
     ) throws -> [LayerEffect] {
         try explainInt8Layers(
-            spec: spec, model: self, tensors: tensors, dynamic: false, reference: reference, images: test.images,
-            labels: test.labels, float32Predicted: float32Predicted)
+            spec: spec, model: self, tensors: tensors, reference: reference, images: test.images,
+            labels: test.labels, float32Predicted: float32Predicted, inputScale: test.inputScale, progress: progress)
     }
 }
 
@@ -73,11 +74,14 @@ extension FormatModel: QuantizedLayers {
 
     public func layerEffects(
         spec: ModelSpec, tensors: [String: Tensor<Double>], float32: Network<Float>, reference: Network<Double>,
-        test: TestImages, float32Predicted: [Int]
+        test: TestImages, float32Predicted: [Int], progress: @escaping (Int, Int) -> Void
     ) throws -> [LayerEffect] {
         let network = try FormatNetwork(spec: spec, tensors: tensors, model: self)
+        let rounded = Set(quantizedIndices.map { spec.layerNames[$0] })
         return explainLayers(
             float32: float32, reduced: network.network, reference: reference, images: test.images, labels: test.labels,
-            float32Predicted: float32Predicted)
+            float32Predicted: float32Predicted, inputScale: test.inputScale
+        ) { progress($0, test.count) }
+        .filter { rounded.contains($0.layer) }
     }
 }

@@ -44,15 +44,43 @@ public struct QuantizedLayer: Sendable, Equatable {
     }
 }
 
+/// What an int8 model holds besides int8 layers, as its variant's name says (`Int8Kind`).
+public enum Int8Form: Sendable, Equatable {
+    /// Every convolution and affine layer in int8, with calibrated input ranges.
+    case plain
+    /// Some layers kept in float: float32 from the master, or float16 (`half`) stored with the model.
+    case mixed(half: Bool)
+    /// Dynamic quantization: int8 weights, float biases, each batch's inputs quantized with their
+    /// own range (the layers keep only the range's format).
+    case dynamic
+
+    /// What the variant's name says of the form.
+    public var kind: Int8Kind {
+        switch self {
+        case .plain: return .plain
+        case .mixed: return .mixed
+        case .dynamic: return .dynamic
+        }
+    }
+}
+
 /// A network's int8 form: its scheme and every convolution and affine layer quantized, keyed by
 /// layer index. Built by calibration (`init(spec:tensors:...)`) or read from a weight file.
 public struct QuantizedModel: Sendable, Equatable {
     public let scheme: QuantScheme
     public let layers: [Int: QuantizedLayer]
+    /// Plain, mixed (layers left out stay in float) or dynamic.
+    public var form: Int8Form
 
-    public init(scheme: QuantScheme, layers: [Int: QuantizedLayer]) {
-        (self.scheme, self.layers) = (scheme, layers)
+    public init(scheme: QuantScheme, layers: [Int: QuantizedLayer], form: Int8Form = .plain) {
+        (self.scheme, self.layers, self.form) = (scheme, layers, form)
     }
+
+    /// Whether each batch's inputs are quantized with their own range.
+    public var dynamic: Bool { form == .dynamic }
+
+    /// The precision the model stands for.
+    public var precision: Precision { .int8(scheme, form.kind) }
 
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme`: weights int8 symmetric
     /// (max |w| per tensor or channel), inputs with the ranges of `observers` under `method`.
@@ -124,7 +152,7 @@ public struct QuantizedModel: Sendable, Equatable {
 
     /// The same model with only the layers in `kept` quantized (the others stay in float).
     public func only(_ kept: Set<Int>) -> QuantizedModel {
-        QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) })
+        QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }, form: form)
     }
 
     /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight scale and

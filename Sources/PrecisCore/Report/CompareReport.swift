@@ -85,9 +85,9 @@ public func compareSchemes(
 ) throws -> CompareReport {
     let spec = study.spec, tensors = study.tensors, depth = spec.layers.count
     var runs: [(scheme: QuantScheme, calibration: String, integer: ModeReport, simulated: ModeReport)] = []
-    func add(_ s: QuantScheme, _ calibration: String, _ model: QuantizedModel, dynamic: Bool = false) throws {
-        let integer = try IntegerNetwork(spec: spec, model: model, tensors: tensors, dynamic: dynamic)
-        let fake = try FakeQuantNetwork(spec: spec, model: model, tensors: tensors, dynamic: dynamic)
+    func add(_ s: QuantScheme, _ calibration: String, _ model: QuantizedModel) throws {
+        let integer = try IntegerNetwork(spec: spec, model: model, tensors: tensors)
+        let fake = try FakeQuantNetwork(spec: spec, model: model, tensors: tensors)
         let none = [Tensor<Float>?](repeating: nil, count: depth + 1)
         runs.append(
             (
@@ -111,7 +111,9 @@ public func compareSchemes(
         }
     }
     for s in schemes where methods.contains(.minmax) {
-        try add(s, "dynamic", try study.quantize(s, .minmax), dynamic: true)
+        var dynamic = try study.quantize(s, .minmax)
+        dynamic.form = .dynamic
+        try add(s, "dynamic", dynamic)
     }
     let float32 = ModeReport(.float32, study.float32Network)
     runPrecisionReport(

@@ -146,12 +146,11 @@ public struct LayerEffect: Sendable {
 }
 
 /// For each quantized layer of `model`, the float32 network with only that layer in int8 (its
-/// weights, bias and input quantized and dequantized, as `FakeQuantNetwork` simulates it; with
-/// `dynamic`, its input range per batch), on `count` images against `labels`, float32's
+/// weights, bias and input quantized and dequantized, as `FakeQuantNetwork` simulates it; a
+/// dynamic model's input range per batch), on `count` images against `labels`, float32's
 /// predictions and the float64 logits of `reference`. `tensors` supplies everything in float.
 public func explainInt8Layers(
-    spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], dynamic: Bool,
-    reference: Network<Double>,
+    spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], reference: Network<Double>,
     images: [Float], labels: [Int], float32Predicted: [Int], inputScale: Float = 1, batchSize: Int = 100,
     progress: (Int, Int) -> Void = { _, _ in }
 ) throws -> [LayerEffect] {
@@ -159,7 +158,7 @@ public func explainInt8Layers(
     let scaled = inputScale == 1 ? images : images.map { $0 * inputScale }
     let exact = reference.logits(scaled, count: count).data
     return try layers.enumerated().map { k, i in
-        let one = try FakeQuantNetwork(spec: spec, model: model.only([i]), tensors: tensors, dynamic: dynamic)
+        let one = try FakeQuantNetwork(spec: spec, model: model.only([i]), tensors: tensors)
         var predicted: [Int] = [], logits = ErrorStats()
         for start in stride(from: 0, to: count, by: batchSize) {
             let n = min(batchSize, count - start)

@@ -123,34 +123,17 @@ public func explainPrecision(
     return Explanation(precision: mode.rawValue, simulated: false, effects: effects.map { LayerEffectResult($0) })
 }
 
-/// `--explain` for an int8 model: float32 with one quantized layer at a time in int8 (simulated
-/// in Float with the model's ranges; with `dynamic`, each batch's own), against float32's
-/// predictions and the float64 logits of `master`. `tensors` supplies the float values.
-public func explainInt8(
-    _ name: String, spec: ModelSpec, model: QuantizedModel, master: [String: Tensor<Double>],
-    tensors: [String: Tensor<Double>], dynamic: Bool, test: TestImages, float32Predicted: [Int],
+/// `--explain` for a quantized model (int8 or a number format): float32 with one of its layers
+/// at a time quantized as `model` holds it (int8 simulated in Float), against float32's predictions
+/// and the float64 logits of `master`. `tensors` supplies the values the model runs with in float.
+public func explainQuantized<Model: QuantizedLayers>(
+    _ model: Model, name: String, spec: ModelSpec, master: [String: Tensor<Double>],
+    tensors: [String: Tensor<Double>], test: TestImages, float32Predicted: [Int],
     progress: @escaping (Int, Int) -> Void = { _, _ in }
 ) throws -> Explanation {
-    let effects = try explainInt8Layers(
-        spec: spec, model: model, tensors: tensors, dynamic: dynamic,
-        reference: try Network<Double>(spec: spec, parameters: master), images: test.images,
-        labels: test.labels, float32Predicted: float32Predicted, inputScale: test.inputScale,
-        progress: progress)
+    let effects = try model.layerEffects(
+        spec: spec, tensors: tensors, float32: try Network<Float>(spec: spec, parameters: master),
+        reference: try Network<Double>(spec: spec, parameters: master), test: test,
+        float32Predicted: float32Predicted, progress: progress)
     return Explanation(precision: name, simulated: true, effects: effects.map { LayerEffectResult($0) })
-}
-
-/// `--explain` for a number format: float32 with one convolution or affine layer at a time in the
-/// format (`network`), against float32's predictions and the float64 logits of `master`.
-public func explainFormat(
-    _ network: FormatNetwork, spec: ModelSpec, master: [String: Tensor<Double>], test: TestImages,
-    float32Predicted: [Int], progress: @escaping (Int) -> Void = { _ in }
-) throws -> Explanation {
-    let effects = explainLayers(
-        float32: try Network<Float>(spec: spec, parameters: master), reduced: network.network,
-        reference: try Network<Double>(spec: spec, parameters: master), images: test.images, labels: test.labels,
-        float32Predicted: float32Predicted, inputScale: test.inputScale, progress: progress)
-    let rounded = Set(quantizedLayers(spec).map { spec.layerNames[$0] })
-    return Explanation(
-        precision: network.model.name, simulated: true,
-        effects: effects.filter { rounded.contains($0.layer) }.map { LayerEffectResult($0) })
 }

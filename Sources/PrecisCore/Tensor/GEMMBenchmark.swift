@@ -31,36 +31,33 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
     public static func of(_ spec: ModelSpec, batch: Int) throws -> [GEMMShape] {
         var out: [GEMMShape] = []
         for layer in try spec.geometry() {
-            let (i, name, inShape) = (layer.index, layer.name, layer.inputShape)
-            switch layer.spec {
-            case let .convolution(f, k, s, p):
-                let g = Window(input: [batch] + inShape, fh: k, fw: k, stride: s, pad: p)
-                let plan = ConvPlan(g, outputs: f, shifted: s == 1)
+            guard let gemm = layer.gemm else { continue }
+            let (name, f) = (layer.name, gemm.channels)
+            guard var g = layer.window else {
                 out += [
-                    GEMMShape("\(name) fwd", m: f, n: plan.columns, k: g.cols, chunks: plan.count, isConvolution: true),
-                    GEMMShape(
-                        "\(name) dW", m: f, n: g.cols, k: plan.columns, form: .abT, chunks: plan.count,
-                        isConvolution: true),
+                    GEMMShape("\(name) fwd", m: batch, n: f, k: gemm.length),
+                    GEMMShape("\(name) dW", m: gemm.length, n: f, k: batch, form: .aTb),
+                    GEMMShape("\(name) dx", m: batch, n: gemm.length, k: f),
                 ]
-                if i > 0 {
-                    out.append(
-                        plan.shifted
-                            ? GEMMShape(
-                                "\(name) dx", m: g.c, n: plan.planeSize, k: f * k * k, chunks: plan.count,
-                                isConvolution: true)
-                            : GEMMShape(
-                                "\(name) dx", m: g.cols, n: plan.columns, k: f, form: .aTb, chunks: plan.count,
-                                isConvolution: true))
-                }
-            case let .affine(u):
-                let fin = inShape.reduce(1, *)
-                out += [
-                    GEMMShape("\(name) fwd", m: batch, n: u, k: fin),
-                    GEMMShape("\(name) dW", m: fin, n: u, k: batch, form: .aTb),
-                    GEMMShape("\(name) dx", m: batch, n: fin, k: u),
-                ]
-            case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
-                break
+                continue
+            }
+            g.n = batch
+            let plan = ConvPlan(g, outputs: f, shifted: g.stride == 1)
+            out += [
+                GEMMShape("\(name) fwd", m: f, n: plan.columns, k: g.cols, chunks: plan.count, isConvolution: true),
+                GEMMShape(
+                    "\(name) dW", m: f, n: g.cols, k: plan.columns, form: .abT, chunks: plan.count,
+                    isConvolution: true),
+            ]
+            if layer.index > 0 {
+                out.append(
+                    plan.shifted
+                        ? GEMMShape(
+                            "\(name) dx", m: g.c, n: plan.planeSize, k: f * g.fh * g.fw, chunks: plan.count,
+                            isConvolution: true)
+                        : GEMMShape(
+                            "\(name) dx", m: g.cols, n: plan.columns, k: f, form: .aTb, chunks: plan.count,
+                            isConvolution: true))
             }
         }
         return out
@@ -111,15 +108,12 @@ extension GEMMShape {
     /// cores); an affine layer's batch by its units, one call.
     public static func int8(_ spec: ModelSpec, batch: Int) throws -> [GEMMShape] {
         try spec.geometry().compactMap { layer in
-            switch layer.spec {
-            case let .convolution(f, k, s, p):
-                let g = Window(input: [1] + layer.inputShape, fh: k, fw: k, stride: s, pad: p)
-                return GEMMShape("\(layer.name) fwd", m: g.pixels, n: f, k: g.cols, chunks: batch, isConvolution: true)
-            case let .affine(u):
-                return GEMMShape("\(layer.name) fwd", m: batch, n: u, k: layer.inputShape.reduce(1, *))
-            case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization:
-                return nil
+            guard let gemm = layer.gemm else { return nil }
+            guard let g = layer.window else {
+                return GEMMShape("\(layer.name) fwd", m: batch, n: gemm.channels, k: gemm.length)
             }
+            return GEMMShape(
+                "\(layer.name) fwd", m: g.pixels, n: gemm.channels, k: g.cols, chunks: batch, isConvolution: true)
         }
     }
 }

@@ -12,12 +12,10 @@ public func bookTensors(_ arrays: [String: NumpyArray], spec: ModelSpec, file: S
     var out: [String: Tensor<Double>] = [:], used: Set<String> = []
     var k = 0
     for layer in try spec.geometry() where !layer.tensors.isEmpty {
-        switch layer.spec {
-        case .convolution, .affine: k += 1
-        case .batchNormalization:
-            throw fail("the book's layout holds no batch normalization parameters (\(layer.name) needs them)")
-        case .relu, .maxPooling, .averagePooling, .dropout: continue
+        guard layer.gemm != nil else {
+            throw fail("the book's layout holds no \(layer.spec.kind) parameters (\(layer.name) needs them)")
         }
+        k += 1
         for t in layer.tensors {
             let name = "\(t.name)\(k)"
             guard let a = arrays[name] else {
