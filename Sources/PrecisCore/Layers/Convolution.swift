@@ -252,13 +252,15 @@ public final class Convolution<T: NetworkScalar>: Layer, RoundedInput {
     /// chunk's gradient is laid out.
     public func backward(_ dout: Tensor<T>, inputGradient: Bool, reluOutput: [T]? = nil) -> Tensor<T> {
         guard let x else { preconditionFailure("Convolution.backward needs a training forward") }
-        let plan = plan(x), fn = plan.outputs, k = plan.g.cols
+        let plan = gradientPlan(x, inputGradient: inputGradient), fn = plan.outputs, k = plan.g.cols
         precondition(reluOutput.map { $0.count == dout.count } ?? true, "the ReLU output has the gradient's shape")
-        if let transposed = directGradient(plan, inputGradient: inputGradient) {
-            guard T.directConvolution else {
-                return backwardInChains(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
-            }
+        switch plan.gradient {
+        case .direct(let transposed):
             return backwardDirectly(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
+        case .chains(let transposed):
+            return backwardInChains(x, dout, plan, transposed, reluOutput, inputGradient: inputGradient)
+        case .gemm:
+            break
         }
         // The input gradient's A: W' (C, FN·FH·FW) with stride 1, else Wᵀ (K, FN); packed.
         let wd =
@@ -288,24 +290,25 @@ public final class Convolution<T: NetworkScalar>: Layer, RoundedInput {
         return inputGradient ? Tensor(shape: x.shape, data: dx) : Tensor(zeros: [0])
     }
 
-    /// Whether the backward pass takes the direct kernels' order (Float, stride 1, square windows of 3
-    /// or 5 and 16 taps or more, as in the forward pass): the weight gradient one chain per weight
-    /// over each chunk's pixels, the input gradient as the forward convolution of the output gradient
-    /// with the filters turned over. With AVX-512 it runs in C (`backwardDirectly`), else in the same
-    /// order with the GEMMs (`backwardInChains`), so every kernel level trains the same bits. Returns
-    /// the plan of that transposed convolution (`dout (N, FN, OH, OW)` to `dx (N, C, H, W)`, padded
-    /// by `FH - 1 - pad`), or nil for the GEMM path; without `inputGradient` any plan will do.
-    private func directGradient(_ plan: ConvPlan, inputGradient: Bool) -> ConvPlan? {
+    /// The plan of a backward pass over the forward input `x`, and the path it takes: the direct
+    /// kernels' order when the scalar type has it (stride 1, square windows of 3 or 5 and 16 taps
+    /// or more, as in the forward pass), in C with the direct kernels or else in the same order with
+    /// the GEMMs, so every kernel level trains the same bits; otherwise the book's GEMMs.
+    private func gradientPlan(_ x: Tensor<T>, inputGradient: Bool) -> ConvPlan {
+        var plan = plan(x)
         let g = plan.g
         guard T.directGradientOrder, storage == .native, plan.shifted, g.fh == g.fw,
             g.fh == 3 || g.fh == 5, g.pad < g.fh, g.cols >= 16
-        else { return nil }
+        else { return plan }
         let t = Window(input: [g.n, plan.outputs, g.oh, g.ow], fh: g.fh, fw: g.fw, stride: 1, pad: g.fh - 1 - g.pad)
-        guard !inputGradient || (4 * ((g.c + 15) / 16 * 16) <= 5 * g.c && t.cols >= 16) else { return nil }
-        return ConvPlan(t, outputs: g.c, shifted: true)
+        // Without `inputGradient` any transposed plan will do: only its chunks are used.
+        guard !inputGradient || (4 * ((g.c + 15) / 16 * 16) <= 5 * g.c && t.cols >= 16) else { return plan }
+        let transposed = ConvPlan(t, outputs: g.c, shifted: true)
+        plan.gradient = T.directConvolution ? .direct(transposed: transposed) : .chains(transposed: transposed)
+        return plan
     }
 
-    /// `backward` in C (see `directGradient`): per chunk of `plan` (so the partial sums are added as
+    /// `backward` in C (see `gradientPlan`): per chunk of `plan` (so the partial sums are added as
     /// on any machine), the chunk's output gradients pixel by pixel, then its weight and bias
     /// gradients; then the input gradient, each core taking an even share of the images.
     private func backwardDirectly(
@@ -560,10 +563,26 @@ enum ConvPath {
     case same
 }
 
+/// How a convolution's backward pass runs.
+indirect enum GradientPath {
+    /// The book's path: the weight gradient and the input gradient as GEMMs over the unfolded
+    /// input (or its shifted planes), the input gradient folded back (col2im).
+    case gemm
+    /// The direct kernels' order: the weight gradient one chain per weight over each chunk's
+    /// pixels, the input gradient as the forward convolution (`transposed`: `dout (N, FN, OH, OW)`
+    /// to `dx (N, C, H, W)`, padded by `FH - 1 - pad`) of the output gradient with the filters
+    /// turned over; in C (`ScalarKernels.convolutionGradient`).
+    case direct(transposed: ConvPlan)
+    /// The same order as `direct` through the GEMMs, for a scalar type without the direct kernels.
+    case chains(transposed: ConvPlan)
+}
+
 struct ConvPlan {
     let g: Window
     /// How the forward pass runs, chosen once by the layer from its scalar type's kernels.
     var path = ConvPath.gemm
+    /// How the backward pass runs, chosen once by the layer for a training step.
+    var gradient = GradientPath.gemm
     /// Output channels (FN).
     let outputs: Int
     /// Images in the largest chunk (the others have as many or one fewer), and chunks.
