@@ -102,6 +102,18 @@ def forward(layers, params, x):
             shape = (1, -1) + (1,) * (x.ndim - 2)
             x = (q['gamma'].reshape(shape) * (x - q['running_mean'].reshape(shape))
                  / np.sqrt(q['running_var'].reshape(shape) + 1e-5) + q['beta'].reshape(shape))
+        elif kind == 'Clip':
+            x = np.clip(x, layer['min'], layer['max'])
+        elif kind == 'LeakyReLU':
+            x = np.where(x > 0, x, layer['alpha'] * x)
+        elif kind == 'Sigmoid':
+            x = 1 / (1 + np.exp(-x))
+        elif kind == 'HardSigmoid':
+            x = np.clip(layer['alpha'] * x + layer['beta'], 0, 1)
+        elif kind == 'HardSwish':
+            x = x * np.clip(x / 6 + 0.5, 0, 1)
+        elif kind == 'GlobalAveragePooling':
+            x = x.mean(axis=(2, 3), keepdims=True)
         else:
             raise SystemExit(f'unknown layer kind {kind}')
     return x

@@ -233,6 +233,20 @@ func onnxModel(
             node("Mul", layer.name, [x, layer.name + "/keep"], out)
         case .batchNormalization:
             node("BatchNormalization", layer.name, [x] + keys, out, [.float("epsilon", 1e-5)])
+        case .activation(.clip(let lo, let hi)):
+            constant(layer.name + "/min", [], [lo])
+            constant(layer.name + "/max", [], [hi])
+            node("Clip", layer.name, [x, layer.name + "/min", layer.name + "/max"], out)
+        case .activation(.leakyReLU(let alpha)):
+            node("LeakyRelu", layer.name, [x], out, [.float("alpha", Float(alpha))])
+        case .activation(.sigmoid):
+            node("Sigmoid", layer.name, [x], out)
+        case .activation(.hardSigmoid(let alpha, let beta)):
+            node("HardSigmoid", layer.name, [x], out, [.float("alpha", Float(alpha)), .float("beta", Float(beta))])
+        case .activation(.hardSwish):
+            node("HardSwish", layer.name, [x], out)
+        case .globalAveragePooling:
+            node("GlobalAveragePool", layer.name, [x], out)
         }
         x = out
     }

@@ -2,8 +2,10 @@ import Foundation
 import PrecisCore
 import SwiftProtobuf
 
-/// Reads an ONNX model that is one chain of the layers Precis runs: Conv (group 1), Relu, MaxPool,
-/// AveragePool, Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
+/// Reads an ONNX model that is one chain of the layers Precis runs: Conv (group 1), Relu, Clip,
+/// LeakyRelu, Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool (or
+/// ReduceMean over H and W), Gemm,
+/// MatMul followed by Add, Flatten or Reshape to 2-D before them,
 /// BatchNormalization, Dropout and Identity (skipped at inference), a `Mul` by a constant in (0, 1]
 /// (Precis's own inference-time dropout), and a final Softmax (dropped: Precis reports logits).
 /// Weights come from initializers or Constant nodes, as float32, float64 or float16. Anything else
@@ -72,6 +74,45 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
             add(.convolution(filters: w.shape[0], size: size, stride: stride, pad: pad), ["W": w, "b": b], n)
         case "Relu":
             add(.relu, [:], n)
+        case "Clip":
+            // Bounds are inputs since opset 11 (attributes before); a missing one is unbounded.
+            func bound(_ i: Int, _ attribute: String) throws -> Double? {
+                if n.input.count > i && !n.input[i].isEmpty {
+                    let v = try values(n.input[i], of: n)
+                    guard v.count == 1 else { throw fail("\(what): \(n.input[i]) must be one value") }
+                    return v.data[0]
+                }
+                return try a.optionalFloat(attribute).map(Double.init)
+            }
+            switch (try bound(1, "min"), try bound(2, "max")) {
+            case (0?, nil): add(.relu, [:], n)
+            case let (lo?, hi?) where lo < hi && lo.isFinite && hi.isFinite:
+                add(.activation(.clip(min: lo, max: hi)), [:], n)
+            default: throw fail("\(what): only finite bounds min < max, or min 0 alone, are supported")
+            }
+        case "LeakyRelu":
+            add(.activation(.leakyReLU(alpha: Double(try a.float("alpha", 0.01)))), [:], n)
+        case "Sigmoid":
+            add(.activation(.sigmoid), [:], n)
+        case "HardSigmoid":
+            let (alpha, beta) = (try a.float("alpha", 0.2), try a.float("beta", 0.5))
+            add(.activation(.hardSigmoid(alpha: Double(alpha), beta: Double(beta))), [:], n)
+        case "HardSwish":
+            add(.activation(.hardSwish), [:], n)
+        case "GlobalAveragePool":
+            add(.globalAveragePooling, [:], n)
+        case "ReduceMean":
+            // The mean over H and W, as PyTorch's dynamo exporter writes adaptive average pooling to 1×1
+            // (axes an input since opset 18, an attribute before; keepdims 0 leaves (N, C), which
+            // Precis keeps as (N, C, 1, 1): only layers that flatten may follow either).
+            let axes =
+                n.input.count > 1 && !n.input[1].isEmpty
+                ? try values(n.input[1], of: n).data.map { Int($0) } : try a.ints("axes")
+            _ = try a.int("keepdims", 1)
+            guard try a.int("noop_with_empty_axes", 0) == 0, let axes, Set(axes.map { ($0 + 4) % 4 }) == [2, 3] else {
+                throw fail("\(what): only the mean over the last two axes (global average pooling) is supported")
+            }
+            add(.globalAveragePooling, [:], n)
         case "MaxPool", "AveragePool":
             guard n.output.count == 1 else { throw fail("\(what): the indices output is not supported") }
             guard try a.int("ceil_mode", 0) == 0 else { throw fail("\(what): ceil_mode 1 is not supported") }
@@ -263,6 +304,11 @@ struct Attributes {
         guard let a = find(name) else { return fallback }
         guard a.type == .float else { throw fail("attribute \(name) must be a float") }
         return a.f
+    }
+
+    /// The float attribute `name`, or nil when the node has none.
+    mutating func optionalFloat(_ name: String) throws -> Float? {
+        try find(name) == nil ? nil : float(name, 0)
     }
 
     mutating func ints(_ name: String) throws -> [Int]? {

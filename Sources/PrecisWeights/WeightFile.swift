@@ -156,7 +156,7 @@ public struct WeightFile {
             let g = try layers.createGroup(layer.name)
             try g.setAttribute("kind", .string(layer.spec.kind))
             for (key, value) in layer.spec.arguments {
-                try g.setAttribute(key, key == "ratio" ? .double(value) : .int(Int(value)))
+                try g.setAttribute(key, LayerSpec.fractional.contains(key) ? .double(value) : .int(Int(value)))
             }
             for t in layer.tensors.sorted(by: { $0.name < $1.name }) {
                 guard let v = values[layer.key(t.name)] else {

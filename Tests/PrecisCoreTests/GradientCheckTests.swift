@@ -112,6 +112,24 @@ import Testing
         #expect(reports[0].skipped == 0)
     }
 
+    /// Every activation function, on inputs spread over all of its pieces (beyond ±3 and 6).
+    @Test(arguments: [
+        (ActivationFunction.clip(min: 0, max: 6), 3), (.clip(min: -1, max: 0.5), 3), (.leakyReLU(alpha: 0.1), 2),
+        (.sigmoid, 1), (.hardSigmoid(alpha: 1.0 / 6, beta: 0.5), 3), (.hardSigmoid(alpha: 0.2, beta: 0.5), 3),
+        (.hardSwish, 3),
+    ])
+    func activation(_ f: ActivationFunction, pieces: Int) {
+        let x: Tensor<Double> = randomTensor([2, 3, 6, 6], seed: 21, in: -8...8)
+        let layer = Elementwise<Double>(f)
+        expectPasses(checkLayer(layer, input: x))
+        _ = layer.forward(x, isTraining: true)
+        #expect(Set(layer.lastPieces).count == pieces)
+    }
+
+    @Test func globalAveragePooling() {
+        expectPasses(checkLayer(GlobalAveragePooling<Double>(), input: randomTensor([3, 4, 5, 6], seed: 22)))
+    }
+
     @Test func dropoutWithFrozenMask() {
         let dropout = Dropout<Double>(ratio: 0.5, seed: 16)
         _ = dropout.forward(randomTensor([4, 10], seed: 17, as: Double.self), isTraining: true)
@@ -172,6 +190,14 @@ import Testing
 
     @Test func deepConvNet() {
         checkNetwork(.deepConvNet, seed: 31, samples: 25)
+    }
+
+    @Test func customModelWithEveryActivationAndGlobalPooling() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) hardswish conv(6,3) relu6 maxpool(2) conv(5,1) leakyrelu(0.1) gap affine(8) sigmoid "
+                + "affine(6) hardsigmoid clip(-1,2) affine(10)",
+            inputShape: [2, 10, 10])
+        checkNetwork(spec, seed: 33, samples: 30)
     }
 
     @Test func customModelWithBatchNormAndAveragePooling() throws {

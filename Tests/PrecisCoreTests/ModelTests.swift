@@ -110,10 +110,40 @@ import Testing
         #expect(spec.layerNames[3] == "03_conv2")
     }
 
+    /// The activations and global pooling read back from their text and their JSON, and refuse
+    /// arguments they cannot take.
+    @Test func activationsRoundTripAndCheckTheirArguments() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3) relu6 clip(-1,2.5) leakyrelu leakyrelu(alpha=0.2) sigmoid hardsigmoid hardsigmoid(0.2,0.5) "
+                + "hardswish gap affine(10)")
+        #expect(
+            spec.layers[1...9] == [
+                .activation(.clip(min: 0, max: 6)), .activation(.clip(min: -1, max: 2.5)),
+                .activation(.leakyReLU(alpha: 0.01)), .activation(.leakyReLU(alpha: 0.2)), .activation(.sigmoid),
+                .activation(.hardSigmoid(alpha: 1.0 / 6, beta: 0.5)), .activation(.hardSigmoid(alpha: 0.2, beta: 0.5)),
+                .activation(.hardSwish), .globalAveragePooling,
+            ])
+        #expect(spec.layerNames[1] == "01_clip1" && spec.layerNames[2] == "02_clip2" && spec.layerNames[9] == "09_gap1")
+        #expect(try spec.shapes()[9] == [4, 1, 1])
+        #expect(try LayerSpec.parseList(spec.layerText) == spec.layers)
+        let json = try JSONEncoder().encode(spec.layers)
+        #expect(try JSONDecoder().decode([LayerSpec].self, from: json) == spec.layers)
+        #expect(throws: ModelError.badSpec("01_clip1: clip needs finite min < max, got 2.0, 1.0")) {
+            try ModelSpec.named("conv(4,3) clip(2,1) affine(10)").shapes()
+        }
+        #expect(throws: ModelError.badSpec("01_gap1: gap needs (C,H,W) input, got (5)")) {
+            try ModelSpec(
+                name: "custom", inputShape: [1, 4, 4], layers: [.affine(units: 5), .globalAveragePooling],
+                weightInit: .he
+            ).layerShapes()
+        }
+    }
+
     @Test func badSpecsThrowClearErrors() {
         #expect(
             throws: ModelError.badSpec(
-                "unknown layer 'convolve' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")
+                "unknown layer 'convolve' (conv, maxpool, avgpool, gap, affine, relu, relu6, clip, leakyrelu, "
+                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm)")
         ) {
             try ModelSpec.named("convolve(3,3) affine(10)")
         }

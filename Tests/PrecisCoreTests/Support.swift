@@ -80,6 +80,7 @@ func signature(of layers: [any Layer<Double>]) -> [[Int32]] {
     layers.compactMap { layer in
         if let r = layer as? ReLU<Double> { return r.lastMask.map { $0 ? 1 : 0 } }
         if let p = layer as? MaxPooling<Double> { return p.lastArgmax }
+        if let e = layer as? Elementwise<Double> { return e.lastPieces }
         return nil
     }
 }

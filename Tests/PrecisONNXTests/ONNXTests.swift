@@ -8,12 +8,14 @@ import Testing
 /// tools write (transposed Gemm weights, MatMul + Add, Constant nodes, a final Softmax) read the
 /// same, and damaged or unsupported models are refused with the node's name.
 @Suite struct ONNXTests {
-    /// A small network with every layer kind, random float32-exact weights.
-    func network() throws -> (ModelSpec, [String: Tensor<Double>]) {
-        let spec = try ModelSpec.named(
+    /// A small network of `layers` (by default one of every layer kind of the book's chains),
+    /// random float32-exact weights.
+    func network(
+        _ layers: String =
             "conv(4,3,stride=2,pad=1) batchnorm relu maxpool(2,pad=1) conv(3,2) avgpool(2,stride=1,pad=1) affine(5) "
-                + "relu dropout(0.25) affine(3)",
-            inputShape: [2, 9, 9])
+            + "relu dropout(0.25) affine(3)"
+    ) throws -> (ModelSpec, [String: Tensor<Double>]) {
+        let spec = try ModelSpec.named(layers, inputShape: [2, 9, 9])
         var rng = RandomSource(seed: 7)
         var tensors: [String: Tensor<Double>] = [:]
         for layer in try spec.geometry() {
@@ -38,6 +40,21 @@ import Testing
         #expect(back.spec.layers == spec.layers && back.spec.inputShape == spec.inputShape)
         #expect(back.tensors == tensors)
         #expect(back.producer == "test" && back.notes.isEmpty)
+    }
+
+    /// Every activation function and global average pooling, with arguments float32 holds exactly.
+    @Test func activationsAndGlobalPoolingRoundTrip() throws {
+        let (spec, tensors) = try network(
+            "conv(4,3,pad=1) hardswish conv(6,1) relu6 leakyrelu(0.25) gap affine(5) sigmoid hardsigmoid(0.25,0.5) "
+                + "clip(-1,2) affine(3)")
+        let model = try onnxModel(spec: spec, tensors: tensors, producer: "test")
+        #expect(
+            model.graph.node.map(\.opType) == [
+                "Conv", "HardSwish", "Conv", "Clip", "LeakyRelu", "GlobalAveragePool", "Flatten", "Gemm", "Sigmoid",
+                "HardSigmoid", "Clip", "Gemm",
+            ])
+        let back = try imported(model)
+        #expect(back.spec.layers == spec.layers && back.tensors == tensors && back.notes.isEmpty)
     }
 
     @Test func otherToolsFormsReadTheSame() throws {
@@ -100,8 +117,8 @@ import Testing
             name: "04_conv2/W", shape: [3, 3, 2, 2], values: Array(repeating: 0, count: 36), half: false)
         #expect(problem(wrong) == "node 04_conv2 (Conv): W has shape (3,3,2,2), the layer needs (3,4,2,2)")
         var unknown = model
-        unknown.graph.node[3].opType = "Sigmoid"
-        #expect(problem(unknown) == "node 03_maxpool1 (Sigmoid) is not supported")
+        unknown.graph.node[3].opType = "Tanh"
+        #expect(problem(unknown) == "node 03_maxpool1 (Tanh) is not supported")
         var attribute = model
         attribute.graph.node[0].attribute.append(.int("group", 2))
         #expect(problem(attribute) == "node 00_conv1 (Conv): only group 1 is supported")

@@ -78,3 +78,132 @@ public final class Dropout<T: NetworkScalar>: Layer {
         return dx
     }
 }
+
+/// An elementwise activation function besides ReLU, as a layer of the spec names it. Each is
+/// written as ONNX defines its operator; NaN passes through every one.
+public enum ActivationFunction: Equatable, Sendable {
+    /// `min(max(x, min), max)`; ReLU6 is `clip(0, 6)`.
+    case clip(min: Double, max: Double)
+    /// `x` where `x > 0`, else `alpha·x`.
+    case leakyReLU(alpha: Double)
+    /// `1 / (1 + e^(-x))`.
+    case sigmoid
+    /// `min(max(alpha·x + beta, 0), 1)`: PyTorch's is alpha 1/6, beta 1/2 (the default here);
+    /// ONNX's default and old Keras's are alpha 0.2.
+    case hardSigmoid(alpha: Double, beta: Double)
+    /// `x · min(max(x/6 + 1/2, 0), 1)`.
+    case hardSwish
+
+    /// The short name in layer names and the text syntax (which also reads `relu6` for `clip(0,6)`).
+    public var keyword: String {
+        switch self {
+        case .clip: return "clip"
+        case .leakyReLU: return "leakyrelu"
+        case .sigmoid: return "sigmoid"
+        case .hardSigmoid: return "hardsigmoid"
+        case .hardSwish: return "hardswish"
+        }
+    }
+
+    /// The kind as the weight file names it.
+    public var kind: String {
+        switch self {
+        case .clip: return "Clip"
+        case .leakyReLU: return "LeakyReLU"
+        case .sigmoid: return "Sigmoid"
+        case .hardSigmoid: return "HardSigmoid"
+        case .hardSwish: return "HardSwish"
+        }
+    }
+
+    /// The arguments by name.
+    public var arguments: [(String, Double)] {
+        switch self {
+        case let .clip(lo, hi): return [("min", lo), ("max", hi)]
+        case let .leakyReLU(a): return [("alpha", a)]
+        case let .hardSigmoid(a, b): return [("alpha", a), ("beta", b)]
+        case .sigmoid, .hardSwish: return []
+        }
+    }
+
+    /// What is wrong with the arguments, or nil.
+    var problem: String? {
+        switch self {
+        case let .clip(lo, hi) where !(lo.isFinite && hi.isFinite && lo < hi):
+            return "clip needs finite min < max, got \(lo), \(hi)"
+        case let .leakyReLU(a) where !a.isFinite: return "leakyrelu needs a finite alpha, got \(a)"
+        case let .hardSigmoid(a, b) where !(a.isFinite && b.isFinite && a != 0):
+            return "hardsigmoid needs a finite, non-zero alpha and a finite beta, got \(a), \(b)"
+        default: return nil
+        }
+    }
+
+    /// `f(x)`.
+    @inline(__always)
+    func value<T: NetworkScalar>(_ x: T) -> T {
+        switch self {
+        case let .clip(lo, hi): return x <= T(lo) ? T(lo) : x >= T(hi) ? T(hi) : x
+        case let .leakyReLU(a): return x > 0 ? x : T(a) * x
+        case .sigmoid: return 1 / (1 + T.exp(-x))
+        case let .hardSigmoid(a, b): return Self.unit(T(a) * x + T(b))
+        case .hardSwish: return x * Self.unit(x * T(1.0 / 6) + T(0.5))
+        }
+    }
+
+    /// `f'(x)`, where `f` has a kink the side PyTorch takes (0 at a clip's bounds).
+    @inline(__always)
+    func derivative<T: NetworkScalar>(_ x: T) -> T {
+        switch self {
+        case let .clip(lo, hi): return x > T(lo) && x < T(hi) ? 1 : 0
+        case let .leakyReLU(a): return x > 0 ? 1 : T(a)
+        case .sigmoid:
+            let s = 1 / (1 + T.exp(-x))
+            return s * (1 - s)
+        case let .hardSigmoid(a, b):
+            let z = T(a) * x + T(b)
+            return z > 0 && z < 1 ? T(a) : 0
+        case .hardSwish: return x < -3 ? 0 : x > 3 ? 1 : x * T(1.0 / 3) + T(0.5)
+        }
+    }
+
+    /// Which smooth piece of `f` holds `x` (gradient checks skip steps that change it).
+    func piece<T: NetworkScalar>(_ x: T) -> Int32 {
+        switch self {
+        case let .clip(lo, hi): return x <= T(lo) ? 0 : x >= T(hi) ? 2 : 1
+        case .leakyReLU: return x > 0 ? 1 : 0
+        case .sigmoid: return 0
+        case let .hardSigmoid(a, b):
+            let z = T(a) * x + T(b)
+            return z <= 0 ? 0 : z >= 1 ? 2 : 1
+        case .hardSwish: return x < -3 ? 0 : x > 3 ? 2 : 1
+        }
+    }
+
+    /// `min(max(z, 0), 1)`, NaN passing.
+    @inline(__always)
+    private static func unit<T: NetworkScalar>(_ z: T) -> T { z <= 0 ? 0 : z >= 1 ? 1 : z }
+}
+
+/// `y = f(x)` elementwise for an `ActivationFunction`; `dx = f'(x)·dout`.
+public final class Elementwise<T: NetworkScalar>: Layer {
+    public let function: ActivationFunction
+    /// The last training input.
+    private var x: [T] = []
+
+    public init(_ function: ActivationFunction) { self.function = function }
+
+    /// The piece of the function each last training input lies on; gradient checks compare it.
+    public var lastPieces: [Int32] { x.map { function.piece($0) } }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        self.x = isTraining ? x.data : []
+        let f = function
+        return Tensor(shape: x.shape, data: x.data.map { f.value($0) })
+    }
+
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        precondition(x.count == dout.count, "\(function.kind).backward needs a training forward of the same shape")
+        let f = function
+        return Tensor(shape: dout.shape, data: zip(x, dout.data).map { f.derivative($0) * $1 })
+    }
+}

@@ -160,3 +160,29 @@ public final class AveragePooling<T: NetworkScalar>: Layer {
         }
     }
 }
+
+/// Global average pooling: each channel's mean over its pixels, `(N, C, H, W) -> (N, C, 1, 1)`;
+/// the pixels added in row-major order, the sum then multiplied by `1/(H·W)`.
+public final class GlobalAveragePooling<T: NetworkScalar>: Layer {
+    private var shape: [Int] = []
+
+    public init() {}
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let (planes, hw) = (x.shape[0] * x.shape[1], x.shape[2] * x.shape[3]), inv = 1 / T(hw)
+        shape = x.shape
+        var y = [T](repeating: 0, count: planes)
+        for p in 0..<planes {
+            var s: T = 0
+            for i in 0..<hw { s += x.data[p * hw + i] }
+            y[p] = s * inv
+        }
+        return Tensor(shape: [x.shape[0], x.shape[1], 1, 1], data: y)
+    }
+
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        precondition(!shape.isEmpty, "GlobalAveragePooling.backward before forward")
+        let hw = shape[2] * shape[3], inv = 1 / T(hw)
+        return Tensor(shape: shape, data: (0..<(dout.count * hw)).map { dout.data[$0 / hw] * inv })
+    }
+}

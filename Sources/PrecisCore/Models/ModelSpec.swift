@@ -48,6 +48,10 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
     case relu
     case dropout(ratio: Double)
     case batchNormalization
+    /// An elementwise activation besides ReLU: ReLU6 and clip, LeakyReLU, sigmoid, hard sigmoid, hard swish.
+    case activation(ActivationFunction)
+    /// Each channel's mean over its pixels: `(C, H, W) -> (C, 1, 1)`.
+    case globalAveragePooling
 
     /// The short name used in layer names (`00_conv1`) and the text syntax.
     public var keyword: String {
@@ -59,6 +63,8 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
         case .relu: return "relu"
         case .dropout: return "dropout"
         case .batchNormalization: return "batchnorm"
+        case .activation(let f): return f.keyword
+        case .globalAveragePooling: return "gap"
         }
     }
 
@@ -72,6 +78,11 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
         case .relu: return "relu"
         case let .dropout(r): return "dropout(\(r))"
         case .batchNormalization: return "batchnorm"
+        case .activation(let f):
+            let args = f.arguments.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+            if f == .clip(min: 0, max: 6) { return "relu6" }
+            return args.isEmpty ? f.keyword : "\(f.keyword)(\(args))"
+        case .globalAveragePooling: return "gap"
         }
     }
 }
@@ -229,6 +240,13 @@ public struct ModelSpec: Equatable, Sendable {
                 guard r >= 0, r < 1, r.isFinite else {
                     throw ModelError.badSpec("\(name): dropout ratio must be in [0, 1), got \(r)")
                 }
+            case .activation(let f):
+                if let problem = f.problem { throw ModelError.badSpec("\(name): \(problem)") }
+            case .globalAveragePooling:
+                guard shape.count == 3 else {
+                    throw ModelError.badSpec("\(name): gap needs (C,H,W) input, got \(shapeText(shape))")
+                }
+                shape = [shape[0], 1, 1]
             case .relu, .batchNormalization: break
             }
             out.append(shape)
@@ -367,7 +385,7 @@ public struct LayerGeometry: Equatable, Sendable {
                 TensorSpec(name: "running_mean", shape: c, fanIn: 0, role: .runningMean),
                 TensorSpec(name: "running_var", shape: c, fanIn: 0, role: .runningVariance),
             ]
-        case .maxPooling, .averagePooling, .relu, .dropout:
+        case .maxPooling, .averagePooling, .relu, .dropout, .activation, .globalAveragePooling:
             return []
         }
     }
@@ -377,7 +395,8 @@ public struct LayerGeometry: Equatable, Sendable {
         switch spec {
         case let .convolution(f, k, _, _): return GEMMRole(channels: f, length: inputShape[0] * k * k, layout: .rows)
         case let .affine(u): return GEMMRole(channels: u, length: inputShape.reduce(1, *), layout: .columns)
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return nil
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling:
+            return nil
         }
     }
 
@@ -386,7 +405,7 @@ public struct LayerGeometry: Equatable, Sendable {
         switch spec {
         case let .convolution(_, k, s, p), let .maxPooling(k, s, p), let .averagePooling(k, s, p):
             return Window(input: [1] + inputShape, fh: k, fw: k, stride: s, pad: p)
-        case .affine, .relu, .dropout, .batchNormalization: return nil
+        case .affine, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling: return nil
         }
     }
 
@@ -398,13 +417,17 @@ public struct LayerGeometry: Equatable, Sendable {
 }
 
 extension LayerSpec: Codable {
-    private enum Key: String, CodingKey { case kind, filters, size, stride, pad, units, ratio }
+    private enum Key: String, CodingKey { case kind, filters, size, stride, pad, units, ratio, min, max, alpha, beta }
+
+    /// The arguments stored as numbers with a fraction; the others are whole numbers.
+    public static let fractional: Set<String> = ["ratio", "min", "max", "alpha", "beta"]
 
     /// Whether quantization maps the layer to an integer GEMM (convolutions and affine layers).
     public var isQuantizable: Bool {
         switch self {
         case .convolution, .affine: return true
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization: return false
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling:
+            return false
         }
     }
 
@@ -418,6 +441,8 @@ extension LayerSpec: Codable {
         case .relu: return "ReLU"
         case .dropout: return "Dropout"
         case .batchNormalization: return "BatchNormalization"
+        case .activation(let f): return f.kind
+        case .globalAveragePooling: return "GlobalAveragePooling"
         }
     }
 
@@ -430,7 +455,8 @@ extension LayerSpec: Codable {
             return [("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
         case let .affine(u): return [("units", Double(u))]
         case let .dropout(r): return [("ratio", r)]
-        case .relu, .batchNormalization: return []
+        case .activation(let f): return f.arguments
+        case .relu, .batchNormalization, .globalAveragePooling: return []
         }
     }
 
@@ -439,8 +465,8 @@ extension LayerSpec: Codable {
         var c = encoder.container(keyedBy: Key.self)
         try c.encode(kind, forKey: .kind)
         for (name, value) in arguments {
-            if name == "ratio" {
-                try c.encode(value, forKey: .ratio)
+            if Self.fractional.contains(name) {
+                try c.encode(value, forKey: Key(rawValue: name)!)
             } else {
                 try c.encode(Int(value), forKey: Key(rawValue: name)!)
             }
@@ -450,6 +476,7 @@ extension LayerSpec: Codable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: Key.self)
         func int(_ k: Key) throws -> Int { try c.decode(Int.self, forKey: k) }
+        func number(_ k: Key) throws -> Double { try c.decode(Double.self, forKey: k) }
         switch try c.decode(String.self, forKey: .kind) {
         case "Convolution":
             self = .convolution(
@@ -461,6 +488,12 @@ extension LayerSpec: Codable {
         case "ReLU": self = .relu
         case "Dropout": self = .dropout(ratio: try c.decode(Double.self, forKey: .ratio))
         case "BatchNormalization": self = .batchNormalization
+        case "Clip": self = .activation(.clip(min: try number(.min), max: try number(.max)))
+        case "LeakyReLU": self = .activation(.leakyReLU(alpha: try number(.alpha)))
+        case "Sigmoid": self = .activation(.sigmoid)
+        case "HardSigmoid": self = .activation(.hardSigmoid(alpha: try number(.alpha), beta: try number(.beta)))
+        case "HardSwish": self = .activation(.hardSwish)
+        case "GlobalAveragePooling": self = .globalAveragePooling
         case let other: throw ModelError.badSpec("unknown layer kind '\(other)'")
         }
     }
@@ -540,6 +573,16 @@ extension LayerSpec {
             }
             return v
         }
+        func number(_ i: Int, _ key: String, _ fallback: Double) throws -> Double {
+            if i < positional.count && named[key] != nil {
+                throw ModelError.badSpec("'\(item)': '\(key)' is given twice (by position and by name)")
+            }
+            guard let text = i < positional.count ? positional[i] : named[key] else { return fallback }
+            guard let v = Double(text) else {
+                throw ModelError.badSpec("'\(item)': \(key) must be a number, got '\(text)'")
+            }
+            return v
+        }
         let known: Set<String>
         let spec: LayerSpec
         switch name.lowercased() {
@@ -565,17 +608,32 @@ extension LayerSpec {
             spec = .batchNormalization
         case "dropout":
             known = ["ratio"]
-            if !positional.isEmpty && named["ratio"] != nil {
-                throw ModelError.badSpec("'\(item)': 'ratio' is given twice (by position and by name)")
-            }
-            let text = positional.first ?? named["ratio"] ?? "0.5"
-            guard let r = Double(text) else {
-                throw ModelError.badSpec("'\(item)': ratio must be a number, got '\(text)'")
-            }
-            spec = .dropout(ratio: r)
+            spec = .dropout(ratio: try number(0, "ratio", 0.5))
+        case "relu6":
+            known = []
+            spec = .activation(.clip(min: 0, max: 6))
+        case "clip":
+            known = ["min", "max"]
+            spec = .activation(.clip(min: try number(0, "min", 0), max: try number(1, "max", 6)))
+        case "leakyrelu":
+            known = ["alpha"]
+            spec = .activation(.leakyReLU(alpha: try number(0, "alpha", 0.01)))
+        case "sigmoid":
+            known = []
+            spec = .activation(.sigmoid)
+        case "hardsigmoid":
+            known = ["alpha", "beta"]
+            spec = .activation(.hardSigmoid(alpha: try number(0, "alpha", 1.0 / 6), beta: try number(1, "beta", 0.5)))
+        case "hardswish":
+            known = []
+            spec = .activation(.hardSwish)
+        case "gap", "globalavgpool":
+            known = []
+            spec = .globalAveragePooling
         default:
             throw ModelError.badSpec(
-                "unknown layer '\(name)' (conv, maxpool, avgpool, affine, relu, dropout, batchnorm)")
+                "unknown layer '\(name)' (conv, maxpool, avgpool, gap, affine, relu, relu6, clip, leakyrelu, "
+                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm)")
         }
         if let bad = named.keys.first(where: { !known.contains($0) }) {
             throw ModelError.badSpec("'\(item)': unknown argument '\(bad)'")

@@ -10,6 +10,8 @@ enum Node<T: NetworkScalar> {
     case relu(ReLU<T>)
     case dropout(Dropout<T>)
     case batchNormalization(BatchNormalization<T>)
+    case elementwise(Elementwise<T>)
+    case globalAveragePooling(GlobalAveragePooling<T>)
 
     var layer: any Layer<T> {
         switch self {
@@ -20,6 +22,8 @@ enum Node<T: NetworkScalar> {
         case .relu(let l): return l
         case .dropout(let l): return l
         case .batchNormalization(let l): return l
+        case .elementwise(let l): return l
+        case .globalAveragePooling(let l): return l
         }
     }
 
@@ -32,6 +36,8 @@ enum Node<T: NetworkScalar> {
         case .relu(let l): return l.forward(x, isTraining: isTraining)
         case .dropout(let l): return l.forward(x, isTraining: isTraining)
         case .batchNormalization(let l): return l.forward(x, isTraining: isTraining)
+        case .elementwise(let l): return l.forward(x, isTraining: isTraining)
+        case .globalAveragePooling(let l): return l.forward(x, isTraining: isTraining)
         }
     }
 
@@ -44,6 +50,8 @@ enum Node<T: NetworkScalar> {
         case .relu(let l): return l.backward(dout)
         case .dropout(let l): return l.backward(dout)
         case .batchNormalization(let l): return l.backward(dout)
+        case .elementwise(let l): return l.backward(dout)
+        case .globalAveragePooling(let l): return l.backward(dout)
         }
     }
 }
@@ -133,6 +141,10 @@ public final class Network<T: NetworkScalar> {
                             inputRounding: inputRoundings[layer.index])))
             case .relu:
                 nodes.append(.relu(ReLU()))
+            case .activation(let f):
+                nodes.append(.elementwise(Elementwise(f)))
+            case .globalAveragePooling:
+                nodes.append(.globalAveragePooling(GlobalAveragePooling()))
             case let .dropout(r):
                 nodes.append(.dropout(Dropout(ratio: r, seed: seed &+ 0x5EED_0000 &+ UInt64(layer.index))))
             case .batchNormalization:

@@ -64,6 +64,13 @@ public func importKeras(_ path: String) throws -> ImportedNetwork {
             switch value {
             case "linear": break
             case "relu": layers.append(ImportedLayer(.relu, label: label))
+            case "relu6": layers.append(ImportedLayer(.activation(.clip(min: 0, max: 6)), label: label))
+            case "leaky_relu": layers.append(ImportedLayer(.activation(.leakyReLU(alpha: 0.2)), label: label))
+            case "sigmoid": layers.append(ImportedLayer(.activation(.sigmoid), label: label))
+            // Keras 3's: relu6(x + 3) / 6.
+            case "hard_sigmoid":
+                layers.append(ImportedLayer(.activation(.hardSigmoid(alpha: 1.0 / 6, beta: 0.5)), label: label))
+            case "hard_silu", "hard_swish": layers.append(ImportedLayer(.activation(.hardSwish), label: label))
             case "softmax" where last: notes.append("\(label): the final softmax dropped (Precis reports logits)")
             default: throw fail("\(label): activation \(value) is not supported")
             }
@@ -150,10 +157,23 @@ public func importKeras(_ path: String) throws -> ImportedNetwork {
         case "Dropout":
             notes.append("\(label) skipped: it is the identity at inference")
         case "ReLU":
-            guard c["max_value"] == nil || c["max_value"] is NSNull, (c["negative_slope"] as? Double ?? 0) == 0,
-                (c["threshold"] as? Double ?? 0) == 0
-            else { throw fail("\(label): only a plain ReLU is supported") }
-            layers.append(ImportedLayer(.relu, label: label))
+            let most = c["max_value"] as? Double, slope = c["negative_slope"] as? Double ?? 0
+            guard (c["threshold"] as? Double ?? 0) == 0, slope == 0 || most == nil, most.map({ $0 > 0 }) ?? true else {
+                throw fail("\(label): only a ReLU with a positive max_value or a negative_slope is supported")
+            }
+            let layer: LayerSpec =
+                if let most { .activation(.clip(min: 0, max: most)) } else if slope != 0 {
+                    .activation(.leakyReLU(alpha: slope))
+                } else { .relu }
+            layers.append(ImportedLayer(layer, label: label))
+        case "LeakyReLU":
+            let slope = c["negative_slope"] as? Double ?? c["alpha"] as? Double ?? 0.3
+            layers.append(ImportedLayer(.activation(.leakyReLU(alpha: slope)), label: label))
+        case "GlobalAveragePooling2D":
+            guard try currentShape(label).count == 3, (c["keepdims"] as? Bool ?? false) == false else {
+                throw fail("\(label): only images pooled to one value a channel (keepdims false) are supported")
+            }
+            layers.append(ImportedLayer(.globalAveragePooling, label: label))
         case "Activation":
             try activation(string("activation", "linear"))
         case "BatchNormalization":
