@@ -4,12 +4,12 @@ import SwiftProtobuf
 
 /// Reads an ONNX model that is one chain of the layers Precis runs: Conv (group 1), Relu, Clip,
 /// LeakyRelu, Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool (or
-/// ReduceMean over H and W), Gemm,
-/// MatMul followed by Add, Flatten or Reshape to 2-D before them,
+/// ReduceMean over H and W), Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
 /// BatchNormalization, Dropout and Identity (skipped at inference), a `Mul` by a constant in (0, 1]
 /// (Precis's own inference-time dropout), and a final Softmax (dropped: Precis reports logits).
 /// Weights come from initializers or Constant nodes, as float32, float64 or float16. Anything else
-/// is refused with the node's name and operator. `file` names the model in errors.
+/// is refused with the node's name and operator: every such node, one line each, in one error.
+/// `file` names the model in errors.
 public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
     func fail(_ problem: String) -> DataError { DataError(file: file, problem: problem) }
     let model: Onnx_ModelProto
@@ -51,7 +51,8 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
         pendingMatMul = nil
     }
     let outputName = graph.output.first?.name ?? ""
-    for (k, n) in graph.node.enumerated() where n.opType != "Constant" {
+    /// Adds node `n` (the `k`th) to `layers`, or throws what keeps it out.
+    func importNode(_ k: Int, _ n: Onnx_NodeProto) throws {
         let what = "node \(n.name) (\(n.opType))"
         guard n.domain.isEmpty || n.domain == "ai.onnx" else {
             throw fail("\(what): operator domain \(n.domain) is not supported")
@@ -131,7 +132,9 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
         case "Reshape":
             let shape = try values(n.input[1], of: n).data
             _ = try a.int("allowzero", 0)
-            guard shape.count == 2, [0, -1].contains(shape[0]) || shape[1] == -1 else {
+            // A model exported with a fixed batch names it (1 for `torch.onnx.export` of one image).
+            let batch = dims[0].dimValue > 0 ? Double(dims[0].dimValue) : -1
+            guard shape.count == 2, [0, -1, batch].contains(shape[0]) || shape[1] == -1 else {
                 throw fail("\(what): only a reshape to (N, features) is supported")
             }
         case "Gemm":
@@ -197,7 +200,20 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
             throw fail("\(what) is not supported")
         }
         try a.checkAllUsed()
-        current = n.output.first ?? ""
+    }
+    // Every node is tried: a node that cannot be imported is noted, and the chain goes on from its output.
+    var problems: [String] = []
+    for (k, n) in graph.node.enumerated() where n.opType != "Constant" {
+        defer { current = n.output.first ?? "" }
+        do {
+            try importNode(k, n)
+        } catch let e as DataError where e.file == file {
+            problems.append(e.problem)
+        }
+    }
+    if problems.count == 1 { throw fail(problems[0]) }
+    if problems.count > 1 {
+        throw DataError(file: file, problem: "\(problems.count) nodes cannot be imported:", details: problems)
     }
     flushMatMul()
     guard graph.output.count == 1, current == outputName else {

@@ -87,7 +87,8 @@ func editDistance(_ a: String, _ b: String) -> Int {
     return row[b.count]
 }
 
-/// Runs `body`, turning a thrown error into one `precis: error: ...` line on stderr and exit code 1.
+/// Runs `body`, turning a thrown error into one `precis: error: ...` line on stderr and exit code 1;
+/// a `DataError` with details adds one indented line for each.
 func reportingErrors(_ body: () throws -> Void) throws {
     keepFreedMemory()
     do {
@@ -97,11 +98,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let error as ValidationError {
         throw error
     } catch {
-        // One line, whatever a damaged file put into the message.
-        let message = String(describing: error).map {
-            $0.isNewline || ($0.asciiValue.map { $0 < 32 } ?? false) ? " " : $0
+        // One line each, whatever a damaged file put into the message.
+        func line(_ text: String) -> String {
+            String(text.map { $0.isNewline || ($0.asciiValue.map { $0 < 32 } ?? false) ? " " : $0 })
         }
-        FileHandle.standardError.write(Data("precis: error: \(String(message))\n".utf8))
+        let details = (error as? DataError)?.details ?? []
+        let head = (error as? DataError).map { "\($0.file): \($0.problem)" } ?? String(describing: error)
+        let lines = ["precis: error: " + line(head)] + details.map { "  " + line($0) }
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         throw ExitCode(1)
     }
 }

@@ -128,6 +128,15 @@ import Testing
         var branch = model
         branch.graph.node[2].input = ["input"]
         #expect(problem(branch)?.contains("does not take the output of the node before it") == true)
+        // Every node that cannot be imported is named, one line each, and the chain goes on after it.
+        var several = model
+        several.graph.node[2].opType = "Tanh"
+        several.graph.node[3].opType = "Erf"
+        #expect(
+            throws: DataError(
+                file: "m.onnx", problem: "2 nodes cannot be imported:",
+                details: ["node 02_relu1 (Tanh) is not supported", "node 03_maxpool1 (Erf) is not supported"])
+        ) { try imported(several) }
     }
 
     @Test func anotherBatchNormEpsilonIsFoldedIntoTheVariance() throws {

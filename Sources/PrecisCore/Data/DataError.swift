@@ -2,11 +2,12 @@
 public struct DataError: Error, CustomStringConvertible, Equatable {
     public var file: String
     public var problem: String
+    /// One line for each of several problems the first line sums up (every node an import refuses).
+    public var details: [String]
 
-    public init(file: String, problem: String) {
-        self.file = file
-        self.problem = problem
+    public init(file: String, problem: String, details: [String] = []) {
+        (self.file, self.problem, self.details) = (file, problem, details)
     }
 
-    public var description: String { "\(file): \(problem)" }
+    public var description: String { (["\(file): \(problem)"] + details.map { "  " + $0 }).joined(separator: "\n") }
 }
