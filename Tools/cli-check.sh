@@ -238,6 +238,35 @@ usage_error() {  # usage_error PATTERN COMMAND...: exit code 64 and the parser's
   grep -q -- "$pattern" "$work/err.txt" || fail "error for '$*' does not match '$pattern': $(cat "$work/err.txt")"
 }
 usage_error "unknown data set 'cifar'" "$precis" eval "$work/s.h5" --dataset cifar
+# CIFAR-10's binary batches and an .npz of channels-last images, written in the formats' own layouts by
+# numpy: a bright square in the first channel, placed by the class, over faint noise. A network trains
+# on each with --data and finds the squares; eval finds the data set again from the weight file.
+python3 - "$work" <<'PY'
+import numpy as np, os, sys
+rng = np.random.default_rng(0)
+def images(n, side, grid, classes, last):
+    y = rng.integers(0, classes, n)
+    x = rng.integers(0, 64, (n, 3, side, side), dtype=np.uint8)
+    b = side // grid
+    for k in range(n):
+        r, c = divmod(int(y[k]), grid)
+        x[k, 0, r * b:(r + 1) * b, c * b:(c + 1) * b] = 255
+    return (x.transpose(0, 2, 3, 1) if last else x), y
+d = os.path.join(sys.argv[1], 'cifar')
+os.makedirs(d, exist_ok=True)
+for name, n in [('data_batch_1.bin', 300), ('test_batch.bin', 100)]:
+    x, y = images(n, 32, 4, 10, False)
+    np.concatenate([y.astype(np.uint8)[:, None], x.reshape(n, -1)], axis=1).tofile(os.path.join(d, name))
+x, y = images(300, 12, 2, 4, True)
+np.savez(os.path.join(sys.argv[1], 'own.npz'), x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+PY
+for data in "cifar:conv(4,3,pad=1) relu maxpool(4) affine(10)" "own.npz:conv(4,3,pad=1) relu maxpool(3) affine(4)"; do
+  "$precis" train --model "${data#*:}" --data "$work/${data%%:*}" --epochs 10 --batch-size 20 --quiet --force --output "$work/data.h5" \
+    > /dev/null || fail "training on --data ${data%%:*}"
+  "$precis" eval "$work/data.h5" --precision float32 --json --quiet > "$work/data.json" || fail "eval on ${data%%:*}"
+  python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r["images"] == 100 and r["results"][0]["accuracy"] >= 0.9, (r["images"], r["results"][0]["accuracy"])' \
+    "$work/data.json" || fail "the network trained on ${data%%:*} does not find the squares"
+done
 usage_error "unknown precision 'float8'" "$precis" eval "$work/s.h5" --precision float32,float8
 usage_error "float32 is the reference" "$precis" eval "$work/s.h5" --explain float32
 usage_error "unknown precision 'float61'" "$precis" eval "$work/s.h5" --explain float61
@@ -331,13 +360,25 @@ python3 "$(dirname "$0")/onnx-check.py" "$work/bn.h5" --precis "$precis" > "$wor
 "$precis" export "$work/bn.h5" --onnx "$work/bn.onnx" > /dev/null
 head -c 3000 "$work/bn.onnx" > "$work/cut.onnx"
 expect_error "cut.onnx: " "$precis" import "$work/cut.onnx" --dataset mnist5k --output "$work/o.h5"
-python3 - "$work/bn.onnx" "$work/sigmoid.onnx" <<'PY'
+python3 - "$work/bn.onnx" "$work/tanh.onnx" <<'PY'
 import onnx, sys
 m = onnx.load(sys.argv[1])
-m.graph.node[2].op_type = "Sigmoid"
+m.graph.node[2].op_type = "Tanh"
 onnx.save(m, sys.argv[2])
 PY
-expect_error "sigmoid.onnx: node 02_relu1 (Sigmoid) is not supported" "$precis" import "$work/sigmoid.onnx" --dataset mnist5k --output "$work/o.h5"
+expect_error "tanh.onnx: node 02_relu1 (Tanh) is not supported" "$precis" import "$work/tanh.onnx" --dataset mnist5k --output "$work/o.h5"
+# Several nodes it cannot import: all of them, one line each under the line naming the file.
+python3 - "$work/bn.onnx" "$work/two.onnx" <<'PY'
+import onnx, sys
+m = onnx.load(sys.argv[1])
+m.graph.node[2].op_type, m.graph.node[3].op_type = "Tanh", "Erf"
+onnx.save(m, sys.argv[2])
+PY
+if "$precis" import "$work/two.onnx" --dataset mnist5k --output "$work/o.h5" 2> "$work/err.txt"; then fail "two.onnx imported"; fi
+[ "$(cat "$work/err.txt")" = "precis: error: $work/two.onnx: 2 nodes cannot be imported:
+  node 02_relu1 (Tanh) is not supported
+  node 03_avgpool1 (Erf) is not supported" ] || fail "two unsupported nodes: $(cat "$work/err.txt")"
+[ ! -e "$work/o.h5" ] || fail "a refused import left a file"
 usage_error "bn.onnx holds its architecture: no --model" "$precis" import "$work/bn.onnx" --dataset mnist5k --model simple --output "$work/o.h5"
 # The small number formats: the table, and raw float32 values to codes.
 "$precis" formats --json | python3 -c 'import json, sys; t = json.load(sys.stdin); assert t["schema"] == "precis.formats/1" and [f["max"] for f in t["formats"]][:5] == [448, 57344, 28, 7.5, 6], t' \

@@ -51,7 +51,7 @@ struct Import: ParsableCommand {
         }
         if data.dataset == nil && data.data == nil {
             throw ValidationError(
-                "give the data set the network was trained for: --dataset NAME or --data DIR (eval and report use it)")
+                "give the data set the network was trained for: --dataset NAME or --data PATH (eval and report use it)")
         }
         if let dir = data.data {
             var isFolder: ObjCBool = false

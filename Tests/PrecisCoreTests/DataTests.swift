@@ -103,6 +103,66 @@ import Testing
         }
     }
 
+    /// CIFAR-10's binary layout, written record by record: a label byte, then the red, green and blue planes.
+    @Test func readsACIFAR10Directory() throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Record r: pixel i of plane p holds 50p + r.
+        func records(_ labels: [UInt8]) -> Data {
+            var bytes: [UInt8] = []
+            for (r, label) in labels.enumerated() {
+                bytes.append(label)
+                for i in 0..<3072 { bytes.append(UInt8(i / 1024 * 50 + r)) }
+            }
+            return Data(bytes)
+        }
+        try records([3, 9]).write(to: URL(fileURLWithPath: "\(dir)/data_batch_1.bin"))
+        try records([7]).write(to: URL(fileURLWithPath: "\(dir)/data_batch_2.bin"))
+        try records([0]).write(to: URL(fileURLWithPath: "\(dir)/test_batch.bin"))
+        let d = try Dataset.load(path: dir)
+        #expect(d.imageShape == [3, 32, 32] && d.trainLabels == [3, 9, 7] && d.testLabels == [0])
+        // Image 1 of training: red plane 1/255, green 51/255, blue 101/255.
+        let pixels: [Float] = [0, 1024, 2048].map { d.trainImages[3072 + $0] }
+        #expect(pixels == [Float(1) / 255, Float(51) / 255, Float(101) / 255])
+        try records([3, 10]).write(to: URL(fileURLWithPath: "\(dir)/data_batch_1.bin"))
+        #expect(throws: DataError(file: "\(dir)/data_batch_1.bin", problem: "record 1 has label 10, not 0 to 9")) {
+            try Dataset.load(path: dir)
+        }
+        try records([3, 9]).write(to: URL(fileURLWithPath: "\(dir)/data_batch_1.bin"))
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: "\(dir)/test_batch.bin"))
+        #expect(
+            throws: DataError(
+                file: "\(dir)/test_batch.bin", problem: "holds 3 bytes, not a whole number of 3073-byte records")
+        ) { try Dataset.cifar10Directory(dir) }
+    }
+
+    /// An `.npz` of channels-last uint8 images with a train/test split, and one of float images in `(N, C, H, W)`.
+    @Test func readsImagesFromNPZArrays() throws {
+        // Two 2×2 images of 3 channels, channels last: pixel (y, x) of channel c holds 100c + 10y + x + image.
+        let x = NumpyArray(
+            shape: [2, 2, 2, 3],
+            values: (0..<24).map { (i: Int) -> Double in
+                let (c, x, y, image) = (i % 3, i / 3 % 2, i / 6 % 2, i / 12)
+                return Double(100 * c + 10 * y + x + image)
+            }, dtype: "|u1")
+        let split = try Dataset.npz(
+            [
+                "x_train": x, "y_train": NumpyArray(shape: [2], values: [1, 4], dtype: "<i8"), "x_test": x,
+                "y_test": NumpyArray(shape: [2], values: [0, 2], dtype: "<i8"),
+            ], file: "d.npz")
+        #expect(split.imageShape == [3, 2, 2] && split.trainLabels == [1, 4] && split.classes == 5)
+        // Image 1, channel 2, pixel (1, 0): 200 + 10 + 0 + 1.
+        #expect(split.trainImages[12 + 2 * 4 + 2] == Float(211.0 / 255))
+        let planar = NumpyArray(shape: [1, 2, 3, 5], values: (0..<30).map { Double($0) / 4 }, dtype: "<f4")
+        let test = try Dataset.npz(
+            ["x": planar, "y": NumpyArray(shape: [1], values: [1], dtype: "<i8")], file: "t.npz")
+        #expect(
+            test.imageShape == [2, 3, 5] && test.trainCount == 0 && test.testImages == planar.values.map(Float.init))
+        #expect(throws: DataError(file: "t.npz", problem: "y must hold 1 whole-number labels from 0")) {
+            try Dataset.npz(["x": planar, "y": NumpyArray(shape: [1], values: [0.5], dtype: "<f8")], file: "t.npz")
+        }
+    }
+
     @Test func missingDirectoryAndUnknownName() {
         #expect(throws: DataError.self) { try Dataset.mnistDirectory("/nonexistent/mnist") }
         #expect(throws: DataError.self) { try Dataset.load(named: "cifar") }
