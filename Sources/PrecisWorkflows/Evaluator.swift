@@ -68,11 +68,8 @@ public final class Evaluator {
             let v = try store.variant(name, of: QuantizedModel.self)
             return try explain(v.model, v.tensors)
         case .format(let mode, let mixed):
-            guard mixed || store.variantNames.contains(name) else {
-                return try explain(try calibration.network(mode).model, master)
-            }
-            let v = try store.variant(name, of: FormatModel.self)
-            return try explain(v.model, v.tensors)
+            let run = try store.formatRun(mode, mixed: mixed, formats: calibration)
+            return try explain(run.network.model, run.tensors)
         }
     }
 

@@ -68,16 +68,26 @@ extension WeightStore {
         case .floating(let mode):
             return EvaluationEntry(.floating(mode, tensors: try tensors(for: mode)), weights: source(for: mode))
         case .format(let mode, let mixed):
-            if mixed || variantNames.contains(name) {
-                return EvaluationEntry(
-                    .format(try variant(name, of: FormatModel.self).network), weights: "/variants/\(name)")
-            }
-            return EvaluationEntry(.format(try formats.network(mode)), weights: formats.describe(mode))
+            let run = try formatRun(mode, mixed: mixed, formats: formats)
+            return EvaluationEntry(.format(run.network), weights: run.weights)
         case .int8:
             let v = try variant(name, of: QuantizedModel.self)
             let network = try IntegerNetwork(
                 spec: spec, model: v.model, tensors: v.tensors, floatBytesPerValue: v.floatBytesPerValue)
             return EvaluationEntry(.integer(name, network), weights: "/variants/\(name)")
         }
+    }
+
+    /// A number format as the report runs it: its stored variant, else (not mixed) the master rounded
+    /// now; with the tensors it runs with and where its weights came from.
+    func formatRun(_ mode: FormatMode, mixed: Bool, formats: FormatCalibration) throws
+        -> (network: FormatNetwork, tensors: [String: Tensor<Double>], weights: String)
+    {
+        let name = Precision.format(mode, mixed: mixed).name
+        guard mixed || variantNames.contains(name) else {
+            return (try formats.network(mode), master.tensors, formats.describe(mode))
+        }
+        let v = try variant(name, of: FormatModel.self)
+        return (v.network, v.tensors, "/variants/\(name)")
     }
 }

@@ -192,19 +192,19 @@ import Testing
         checkNetwork(.deepConvNet, seed: 31, samples: 25)
     }
 
-    @Test func customModelWithEveryActivationAndGlobalPooling() throws {
-        let spec = try ModelSpec.named(
-            "conv(4,3,pad=1) hardswish conv(6,3) relu6 maxpool(2) conv(5,1) leakyrelu(0.1) gap affine(8) sigmoid "
-                + "affine(6) hardsigmoid clip(-1,2) affine(10)",
-            inputShape: [2, 10, 10])
-        checkNetwork(spec, seed: 33, samples: 30)
-    }
-
-    @Test func customModelWithBatchNormAndAveragePooling() throws {
-        let spec = try ModelSpec.named(
+    /// Custom networks: batch normalization with average pooling, and every other activation with
+    /// global average pooling.
+    @Test(arguments: [
+        (
             "conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) batchnorm relu "
-                + "affine(10)",
-            inputShape: [1, 12, 12])
-        checkNetwork(spec, seed: 32, samples: 30)
+                + "affine(10)", [1, 12, 12], UInt64(32)
+        ),
+        (
+            "conv(4,3,pad=1) hardswish conv(6,3) relu6 maxpool(2) conv(5,1) leakyrelu(0.1) gap affine(8) sigmoid "
+                + "affine(6) hardsigmoid clip(-1,2) affine(10)", [2, 10, 10], 33
+        ),
+    ])
+    func customModel(layers: String, inputShape: [Int], seed: UInt64) throws {
+        checkNetwork(try ModelSpec.named(layers, inputShape: inputShape), seed: seed, samples: 30)
     }
 }
