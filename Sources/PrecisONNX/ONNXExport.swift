@@ -154,13 +154,15 @@ func onnxModel(
                 $0.attribute = attributes
             })
     }
-    var x = "input"
+    var values = [-1: "input"]
     if half {
-        node("Cast", "input/half", [x], "input/half", [.int("to", Int(ONNXType.float16.rawValue))])
-        x = "input/half"
+        node("Cast", "input/half", ["input"], "input/half", [.int("to", Int(ONNXType.float16.rawValue))])
+        values[-1] = "input/half"
     }
     let layers = try spec.geometry()
     for layer in layers {
+        let from = spec.inputs(of: layer.index).map { values[$0]! }
+        var x = from[0]
         let last = layer.index == layers.count - 1
         let out = last && !half ? "logits" : layer.name
         var keys = layer.tensors.map { layer.key($0.name) }
@@ -247,10 +249,18 @@ func onnxModel(
             node("HardSwish", layer.name, [x], out)
         case .globalAveragePooling:
             node("GlobalAveragePool", layer.name, [x], out)
+        case .merge(.add):
+            node(from.count == 2 ? "Add" : "Sum", layer.name, from, out)
+        case .merge(.concat):
+            node("Concat", layer.name, from, out, [.int("axis", 1)])
+        case .merge(.multiply):
+            node("Mul", layer.name, from, out)
         }
-        x = out
+        values[layer.index] = out
     }
-    if half { node("Cast", "logits", [x], "logits", [.int("to", Int(ONNXType.float.rawValue))]) }
+    if half {
+        node("Cast", "logits", [values[layers.count - 1]!], "logits", [.int("to", Int(ONNXType.float.rawValue))])
+    }
     graph.input = [valueInfo("input", batch: "N", spec.inputShape)]
     graph.output = [valueInfo("logits", batch: "N", [spec.classes])]
     return .with {

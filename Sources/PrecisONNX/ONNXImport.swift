@@ -2,11 +2,12 @@ import Foundation
 import PrecisCore
 import SwiftProtobuf
 
-/// Reads an ONNX model that is one chain of the layers Precis runs: Conv (group 1), Relu, Clip,
-/// LeakyRelu, Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool (or
-/// ReduceMean over H and W), Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
+/// Reads an ONNX model whose nodes are layers Precis runs: Conv (group 1), Relu, Clip, LeakyRelu,
+/// Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool (or ReduceMean over H
+/// and W), Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
 /// BatchNormalization, Dropout and Identity (skipped at inference), a `Mul` by a constant in (0, 1]
-/// (Precis's own inference-time dropout), and a final Softmax (dropped: Precis reports logits).
+/// (Precis's own inference-time dropout), and a final Softmax (dropped: Precis reports logits);
+/// and the merges of a graph: Add or Sum of computed values, Concat along channels, Mul of two.
 /// Weights come from initializers or Constant nodes, as float32, float64 or float16. Anything else
 /// is refused with the node's name and operator: every such node, one line each, in one error.
 /// `file` names the model in errors.
@@ -40,14 +41,24 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
         throw fail("input \(input.name) must be (N, C, H, W) with known C, H and W")
     }
     var layers: [ImportedLayer] = []
-    var notes: [String] = [], current = input.name
-    var pendingMatMul: (node: Onnx_NodeProto, w: Tensor<Double>)?
-    func add(_ layer: LayerSpec, _ tensors: [String: Tensor<Double>], _ n: Onnx_NodeProto) {
-        layers.append(ImportedLayer(layer, tensors, label: "node \(n.name) (\(n.opType))"))
+    var notes: [String] = []
+    // The layer that computes each value by name (-1: the input); a node Precis skips passes its
+    // input's layer on.
+    var producers = [input.name: -1]
+    var pendingMatMul: (node: Onnx_NodeProto, w: Tensor<Double>, from: Int)?
+    func source(_ name: String, of n: Onnx_NodeProto) throws -> Int {
+        guard let j = producers[name] else {
+            throw fail("node \(n.name) (\(n.opType)): input \(name) is computed by no node Precis imports")
+        }
+        return j
+    }
+    func append(_ layer: LayerSpec, _ tensors: [String: Tensor<Double>], _ n: Onnx_NodeProto, from: [Int]) {
+        layers.append(ImportedLayer(layer, tensors, inputs: from, label: "node \(n.name) (\(n.opType))"))
+        producers[n.output[0]] = layers.count - 1
     }
     func flushMatMul() {
-        guard let (n, w) = pendingMatMul else { return }
-        add(.affine(units: w.shape.last ?? 0), ["W": w, "b": Tensor(zeros: [w.shape.last ?? 0])], n)
+        guard let (n, w, from) = pendingMatMul else { return }
+        append(.affine(units: w.shape.last ?? 0), ["W": w, "b": Tensor(zeros: [w.shape.last ?? 0])], n, from: [from])
         pendingMatMul = nil
     }
     let outputName = graph.output.first?.name ?? ""
@@ -57,11 +68,21 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
         guard n.domain.isEmpty || n.domain == "ai.onnx" else {
             throw fail("\(what): operator domain \(n.domain) is not supported")
         }
-        guard n.input.first == current else {
-            throw fail("\(what) does not take the output of the node before it (Precis imports one chain of layers)")
-        }
+        guard let first = n.input.first, n.output.count >= 1 else { throw fail("\(what) has no input or output") }
         var a = Attributes(n, file: file)
-        if n.opType != "Add" { flushMatMul() }
+        // Inputs that are values computed in the graph, not constants.
+        let computed = n.input.filter { !$0.isEmpty && constants[$0] == nil }
+        let biasAdd = n.opType == "Add" && computed.count == 1 && pendingMatMul?.node.output.first == computed[0]
+        if !biasAdd { flushMatMul() }
+        func add(_ layer: LayerSpec, _ tensors: [String: Tensor<Double>] = [:]) throws {
+            append(layer, tensors, n, from: [try source(first, of: n)])
+        }
+        func merge(_ kind: MergeKind) throws {
+            guard computed.count == n.input.count, computed.count >= 2 else {
+                throw fail("\(what): only \(kind.rawValue) of computed values (not of constants) is supported")
+            }
+            append(.merge(kind), [:], n, from: try computed.map { try source($0, of: n) })
+        }
         switch n.opType {
         case "Conv":
             let w = try values(n.input[1], of: n)
@@ -72,9 +93,9 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
                 n.input.count > 2 && !n.input[2].isEmpty ? try values(n.input[2], of: n) : Tensor(zeros: [w.shape[0]])
             guard try a.int("group", 1) == 1 else { throw fail("\(what): only group 1 is supported") }
             let (size, stride, pad) = try a.window(kernel: Array(w.shape.suffix(2)))
-            add(.convolution(filters: w.shape[0], size: size, stride: stride, pad: pad), ["W": w, "b": b], n)
+            try add(.convolution(filters: w.shape[0], size: size, stride: stride, pad: pad), ["W": w, "b": b])
         case "Relu":
-            add(.relu, [:], n)
+            try add(.relu)
         case "Clip":
             // Bounds are inputs since opset 11 (attributes before); a missing one is unbounded.
             func bound(_ i: Int, _ attribute: String) throws -> Double? {
@@ -86,22 +107,22 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
                 return try a.optionalFloat(attribute).map(Double.init)
             }
             switch (try bound(1, "min"), try bound(2, "max")) {
-            case (0?, nil): add(.relu, [:], n)
+            case (0?, nil): try add(.relu)
             case let (lo?, hi?) where lo < hi && lo.isFinite && hi.isFinite:
-                add(.activation(.clip(min: lo, max: hi)), [:], n)
+                try add(.activation(.clip(min: lo, max: hi)))
             default: throw fail("\(what): only finite bounds min < max, or min 0 alone, are supported")
             }
         case "LeakyRelu":
-            add(.activation(.leakyReLU(alpha: Double(try a.float("alpha", 0.01)))), [:], n)
+            try add(.activation(.leakyReLU(alpha: Double(try a.float("alpha", 0.01)))))
         case "Sigmoid":
-            add(.activation(.sigmoid), [:], n)
+            try add(.activation(.sigmoid))
         case "HardSigmoid":
             let (alpha, beta) = (try a.float("alpha", 0.2), try a.float("beta", 0.5))
-            add(.activation(.hardSigmoid(alpha: Double(alpha), beta: Double(beta))), [:], n)
+            try add(.activation(.hardSigmoid(alpha: Double(alpha), beta: Double(beta))))
         case "HardSwish":
-            add(.activation(.hardSwish), [:], n)
+            try add(.activation(.hardSwish))
         case "GlobalAveragePool":
-            add(.globalAveragePooling, [:], n)
+            try add(.globalAveragePooling)
         case "ReduceMean":
             // The mean over H and W, as PyTorch's dynamo exporter writes adaptive average pooling to 1×1
             // (axes an input since opset 18, an attribute before; keepdims 0 leaves (N, C), which
@@ -113,22 +134,23 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
             guard try a.int("noop_with_empty_axes", 0) == 0, let axes, Set(axes.map { ($0 + 4) % 4 }) == [2, 3] else {
                 throw fail("\(what): only the mean over the last two axes (global average pooling) is supported")
             }
-            add(.globalAveragePooling, [:], n)
+            try add(.globalAveragePooling)
         case "MaxPool", "AveragePool":
             guard n.output.count == 1 else { throw fail("\(what): the indices output is not supported") }
             guard try a.int("ceil_mode", 0) == 0 else { throw fail("\(what): ceil_mode 1 is not supported") }
             _ = try a.int("storage_order", 0)
             let (size, stride, pad) = try a.window(kernel: nil)
             if n.opType == "MaxPool" {
-                add(.maxPooling(size: size, stride: stride, pad: pad), [:], n)
+                try add(.maxPooling(size: size, stride: stride, pad: pad))
             } else {
                 guard try a.int("count_include_pad", 0) == 1 || pad == 0 else {
                     throw fail("\(what): count_include_pad 0 with padding is not supported (Precis counts padding)")
                 }
-                add(.averagePooling(size: size, stride: stride, pad: pad), [:], n)
+                try add(.averagePooling(size: size, stride: stride, pad: pad))
             }
         case "Flatten":
             guard try a.int("axis", 1) == 1 else { throw fail("\(what): only axis 1 is supported") }
+            producers[n.output[0]] = try source(first, of: n)
         case "Reshape":
             let shape = try values(n.input[1], of: n).data
             _ = try a.int("allowzero", 0)
@@ -137,6 +159,7 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
             guard shape.count == 2, [0, -1, batch].contains(shape[0]) || shape[1] == -1 else {
                 throw fail("\(what): only a reshape to (N, features) is supported")
             }
+            producers[n.output[0]] = try source(first, of: n)
         case "Gemm":
             guard try a.float("alpha", 1) == 1, try a.float("beta", 1) == 1, try a.int("transA", 0) == 0 else {
                 throw fail("\(what): only alpha 1, beta 1 and transA 0 are supported")
@@ -150,19 +173,28 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
                 throw fail("\(what): bias \(n.input[2]) must hold \(w.shape[1]) values")
             }
             b = Tensor(shape: [w.shape[1]], data: b.data)
-            add(.affine(units: w.shape[1]), ["W": w, "b": b], n)
+            try add(.affine(units: w.shape[1]), ["W": w, "b": b])
         case "MatMul":
             let w = try values(n.input[1], of: n)
             guard w.shape.count == 2 else { throw fail("\(what): weight \(n.input[1]) must be 2-D") }
-            pendingMatMul = (n, w)
-        case "Add":
-            guard let (m, w) = pendingMatMul else { throw fail("\(what): only an Add after a MatMul is supported") }
-            let b = try values(n.input[1], of: n)
+            pendingMatMul = (n, w, try source(first, of: n))
+        case "Add" where biasAdd:
+            let (m, w, from) = pendingMatMul!
+            let b = try values(n.input.first { $0 != computed[0] } ?? "", of: n)
             guard b.count == w.shape[1] else {
-                throw fail("\(what): bias \(n.input[1]) must hold \(w.shape[1]) values")
+                throw fail("\(what): the bias must hold \(w.shape[1]) values")
             }
-            add(.affine(units: w.shape[1]), ["W": w, "b": Tensor(shape: [w.shape[1]], data: b.data)], m)
+            append(
+                .affine(units: w.shape[1]), ["W": w, "b": Tensor(shape: [w.shape[1]], data: b.data)], m, from: [from])
+            producers[n.output[0]] = layers.count - 1
             pendingMatMul = nil
+        case "Add", "Sum":
+            try merge(.add)
+        case "Concat":
+            guard try a.int("axis", 1) == 1 else { throw fail("\(what): only concatenation along channels (axis 1)") }
+            try merge(.concat)
+        case "Mul" where computed.count == 2:
+            try merge(.multiply)
         case "BatchNormalization":
             guard n.input.count == 5, n.output.count == 1, try a.int("training_mode", 0) == 0 else {
                 throw fail("\(what): only inference with scale, bias, mean and variance is supported")
@@ -181,34 +213,39 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
                     shape: t["running_var"]!.shape, data: t["running_var"]!.data.map { $0 + Double(epsilon) - 1e-5 })
                 notes.append("\(what): epsilon \(epsilon) folded into the running variance (Precis adds 1e-5)")
             }
-            add(.batchNormalization, t, n)
+            try add(.batchNormalization, t)
         case "Mul":
             let c = try values(n.input[1], of: n)
             guard c.count == 1, c.data[0] > 0, c.data[0] <= 1 else {
                 throw fail(
                     "\(what): only a multiplication by one constant in (0, 1] (inference-time dropout) is supported")
             }
-            add(.dropout(ratio: 1 - c.data[0]), [:], n)
+            try add(.dropout(ratio: 1 - c.data[0]))
         case "Dropout", "Identity":
             _ = try a.float("ratio", 0.5)
             _ = try a.int("seed", 0)
             notes.append("\(what) skipped: it is the identity at inference")
+            producers[n.output[0]] = try source(first, of: n)
         case "Softmax" where k == graph.node.count - 1:
             _ = try a.int("axis", -1)
             notes.append("\(what) at the end dropped: Precis reports logits, and the argmax is the same")
+            producers[n.output[0]] = try source(first, of: n)
         default:
             throw fail("\(what) is not supported")
         }
         try a.checkAllUsed()
     }
-    // Every node is tried: a node that cannot be imported is noted, and the chain goes on from its output.
+    // Every node is tried: a node that cannot be imported is noted, and its output taken as its
+    // first input's, so that the nodes after it are tried too.
     var problems: [String] = []
     for (k, n) in graph.node.enumerated() where n.opType != "Constant" {
-        defer { current = n.output.first ?? "" }
         do {
             try importNode(k, n)
         } catch let e as DataError where e.file == file {
             problems.append(e.problem)
+            if let out = n.output.first, producers[out] == nil {
+                producers[out] = n.input.lazy.compactMap { producers[$0] }.first ?? -1
+            }
         }
     }
     if problems.count == 1 { throw fail(problems[0]) }
@@ -216,8 +253,8 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
         throw DataError(file: file, problem: "\(problems.count) nodes cannot be imported:", details: problems)
     }
     flushMatMul()
-    guard graph.output.count == 1, current == outputName else {
-        throw fail("the chain of layers ends in \(current), not in the graph's one output \(outputName)")
+    guard graph.output.count == 1, !layers.isEmpty, producers[outputName] == layers.count - 1 else {
+        throw fail("the graph's one output \(outputName) is not the value of its last layer")
     }
     let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
     return try ImportedNetwork(

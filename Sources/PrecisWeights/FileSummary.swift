@@ -4,13 +4,17 @@ import PrecisCore
 /// What `precis inspect` shows of a weight file: model, layers, bytes per stored form, training
 /// record and recorded evaluations.
 public struct FileSummary: Codable, Equatable, Sendable {
-    /// One layer: name, kind, spec text, output shape and parameter count.
+    /// One layer: name, kind, spec text, the values it reads (layer names or `input`), output
+    /// shape and parameter count.
     public struct Layer: Codable, Equatable, Sendable {
         public var name: String, kind: String, spec: String
+        public var inputs: [String]
         public var outputShape: [Int]
         public var parameters: Int
 
-        private enum CodingKeys: String, CodingKey { case name, kind, spec, outputShape = "output_shape", parameters }
+        private enum CodingKeys: String, CodingKey {
+            case name, kind, spec, inputs, outputShape = "output_shape", parameters
+        }
     }
 
     /// The weights in one stored form: the master or a variant.
@@ -103,7 +107,8 @@ extension WeightStore {
             float32Bytes = parameters * HDF5ElementType.float32.size
         let layers = try spec.geometry().map { g in
             FileSummary.Layer(
-                name: g.name, kind: g.spec.kind, spec: g.spec.description, outputShape: g.outputShape,
+                name: g.name, kind: g.spec.kind, spec: g.spec.description,
+                inputs: spec.inputs(of: g.index).map(spec.sourceName), outputShape: g.outputShape,
                 parameters: g.parameterCount)
         }
         var storage = [
@@ -156,8 +161,16 @@ extension FileSummary {
             out.append("imported from \(s.file): \(s.format), by \(s.producer)")
             if !s.attribution.isEmpty { out.append("  attribution: \(s.attribution)") }
         }
-        var table = TextTable([("layer", .left), ("kind", .left), ("output", .left), ("parameters", .right)])
-        for l in layers { table.add([l.name, l.kind, shapeText(l.outputShape), "\(l.parameters)"]) }
+        // A graph's layers say what they read; a chain's read the layer before.
+        let chain = layers.enumerated().allSatisfy { i, l in l.inputs == [i == 0 ? "input" : layers[i - 1].name] }
+        var table = TextTable(
+            [("layer", .left), ("kind", .left)] + (chain ? [] : [("reads", .left)])
+                + [("output", .left), ("parameters", .right)])
+        for l in layers {
+            table.add(
+                [l.name, l.kind] + (chain ? [] : [l.inputs.joined(separator: " ")])
+                    + [shapeText(l.outputShape), "\(l.parameters)"])
+        }
         out += table.lines(indent: 2)
         out.append("  total parameters: \(parameters)")
         out.append("storage:")

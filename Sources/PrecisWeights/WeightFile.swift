@@ -149,12 +149,17 @@ public struct WeightFile {
     }
 
     /// `/…/layers/NN_name` groups with the layer's kind and arguments as attributes, and its tensors
-    /// as datasets of `E`.
+    /// as datasets of `E`. In a graph, every layer also names what it reads: `inputs`, layer names
+    /// (or `input`) separated by spaces.
     static func writeLayers<E: HDF5Scalar>(_ spec: ModelSpec, _ values: [String: [E]], into parent: HDF5Group) throws {
         let layers = try parent.createGroup("layers")
         for layer in try spec.geometry() {
             let g = try layers.createGroup(layer.name)
             try g.setAttribute("kind", .string(layer.spec.kind))
+            if !spec.isChain {
+                try g.setAttribute(
+                    "inputs", .string(spec.inputs(of: layer.index).map(spec.sourceName).joined(separator: " ")))
+            }
             for (key, value) in layer.spec.arguments {
                 try g.setAttribute(key, LayerSpec.fractional.contains(key) ? .double(value) : .int(Int(value)))
             }
@@ -293,6 +298,7 @@ public struct WeightFile {
             let layers = try JSONDecoder().decode([LayerSpec].self, from: Data(try string(model, "spec").utf8))
             let spec = ModelSpec(
                 name: try string(model, "name"), inputShape: inputShape, layers: layers,
+                wiring: try readWiring(layers, try model.group("layers")),
                 weightInit: try WeightInit(parsing: try string(model, "weight_init")))
             _ = try spec.shapes()
             return spec
@@ -304,6 +310,25 @@ public struct WeightFile {
             throw HDF5Error(
                 file: file, path: model.path, message: "bad model spec: the spec attribute is not a JSON layer list")
         }
+    }
+
+    /// The `inputs` attributes of the groups in `group` for `layers` (none in a chain).
+    static func readWiring(_ layers: [LayerSpec], _ group: HDF5Group) throws -> [Int: [Int]] {
+        let names = ModelSpec(name: "", layers: layers, weightInit: .he).layerNames
+        var wiring: [Int: [Int]] = [:]
+        for (i, name) in names.enumerated() where group.contains(name) {
+            let g = try group.group(name)
+            guard try g.attribute("inputs") != nil else { continue }
+            wiring[i] = try string(g, "inputs").split(separator: " ").map { source in
+                if source == "input" { return -1 }
+                guard let j = names.firstIndex(of: String(source)) else {
+                    throw HDF5Error(
+                        file: group.file.path, path: g.path, message: "inputs names '\(source)', which is no layer")
+                }
+                return j
+            }
+        }
+        return wiring
     }
 
     /// Every tensor of `spec` from `layers` (stored as `E`), checked for shape and finiteness.

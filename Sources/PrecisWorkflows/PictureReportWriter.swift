@@ -167,7 +167,8 @@ public struct PictureReportWriter {
             guard !model.dynamic else { continue }
             let inputs = layers.map { i, layer in
                 RangePanel(
-                    title: "\(net.spec.layerNames[i]) input", values: outs[i].data.map(Double.init),
+                    title: "\(net.spec.layerNames[i]) input",
+                    values: outs[net.spec.inputs(of: i)[0] + 1].data.map(Double.init),
                     ranges: [layer.input.representable])
             }
             charts.append(

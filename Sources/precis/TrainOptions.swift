@@ -86,7 +86,7 @@ struct TrainingOptions: ParsableArguments {
             }
         }
         if let model, !["simple", "deep"].contains(model) {
-            do { _ = try LayerSpec.parseList(model) } catch { throw ValidationError("--model: \(error)") }
+            do { _ = try LayerSpec.parseGraph(model) } catch { throw ValidationError("--model: \(error)") }
         }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {
             throw ValidationError("--learning-rate must be positive")

@@ -192,8 +192,9 @@ import Testing
         checkNetwork(.deepConvNet, seed: 31, samples: 25)
     }
 
-    /// Custom networks: batch normalization with average pooling, and every other activation with
-    /// global average pooling.
+    /// Custom networks: batch normalization with average pooling, every other activation with
+    /// global average pooling, and a graph: residual sums (one of a value with itself, one reading
+    /// the input), a broadcast product, a concatenation of three branches.
     @Test(arguments: [
         (
             "conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) batchnorm relu "
@@ -202,6 +203,11 @@ import Testing
         (
             "conv(4,3,pad=1) hardswish conv(6,3) relu6 maxpool(2) conv(5,1) leakyrelu(0.1) gap affine(8) sigmoid "
                 + "affine(6) hardsigmoid clip(-1,2) affine(10)", [2, 10, 10], 33
+        ),
+        (
+            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) add(a) relu :b gap conv(4,1) sigmoid mul(b) :c @b conv(4,1) :d "
+                + "@a conv(4,3,pad=1) :e concat(c,d,e) sigmoid :f add(f,f) conv(12,1) add(f) avgpool(2) :g "
+                + "@input avgpool(2) conv(12,1) add(g) affine(10)", [2, 8, 8], 34
         ),
     ])
     func customModel(layers: String, inputShape: [Int], seed: UInt64) throws {

@@ -110,6 +110,46 @@ import Testing
         #expect(spec.layerNames[3] == "03_conv2")
     }
 
+    /// Graphs: names and `@` wire the layers, merges list their inputs, the text of a graph reads
+    /// back to the same graph, and every way of wiring it wrong is refused with the layer's name.
+    @Test func graphsAreWrittenWithNamesAndChecked() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) relu :x conv(4,3,pad=1) add(x) :y @x conv(2,1) :z concat(y,z) gap conv(4,1) "
+                + "hardsigmoid mul(00_conv1) affine(10)", inputShape: [1, 6, 6])
+        #expect(spec.wiring == [3: [2, 1], 4: [1], 5: [3, 4], 9: [8, 0]])
+        #expect(spec.inputs(of: 2) == [1] && !spec.isChain && ModelSpec.deepConvNet.isChain)
+        #expect(try spec.shapes()[5] == [6, 6, 6] && spec.shapes()[9] == [4, 6, 6])
+        #expect(spec.layerNames[3] == "03_add1" && spec.layerNames[9] == "09_mul1")
+        let back = try LayerSpec.parseGraph(spec.layerText)
+        #expect(back.layers == spec.layers && back.wiring == spec.wiring)
+        #expect(throws: ModelError.badSpec("'@input' follows another '@'")) {
+            try LayerSpec.parseGraph("@input @input conv(4,3) affine(10)")
+        }
+        #expect(throws: ModelError.badSpec("'add(q)': no layer is named 'q' before it")) {
+            try LayerSpec.parseGraph("conv(4,3) add(q) affine(10)")
+        }
+        #expect(throws: ModelError.badSpec("':x': the name is taken")) {
+            try LayerSpec.parseGraph("conv(4,3) :x relu :x affine(10)")
+        }
+        #expect(throws: ModelError.badSpec("'conv(4,3) @input affine(10)': a chain of layers is needed here")) {
+            _ = try LayerSpec.parseList("conv(4,3) @input affine(10)")
+        }
+        let bad: [(String, String)] = [
+            ("conv(4,3) :a conv(4,3) add(a) affine(10)", "02_add1: add cannot broadcast (4,4,4) and (4,6,6)"),
+            ("conv(4,3) :a conv(5,3,pad=1) add(a) affine(10)", "02_add1: add cannot broadcast (5,6,6) and (4,6,6)"),
+            ("conv(4,3) :a maxpool(2) concat(a) affine(10)", "02_concat1: concat needs inputs equal but for channels"),
+            ("conv(4,3) :a relu :b relu :c mul(a,b,c) affine(10)", "03_mul1: mul takes two inputs, got 3"),
+            ("conv(4,3) :a relu @a affine(10)", "01_relu1's output is not used by any later layer"),
+            ("conv(4,3) gap :a affine(4) add(a) affine(10)", "03_add1: inputs of different ranks"),
+        ]
+        for (text, message) in bad {
+            #expect(throws: ModelError.self) { try ModelSpec.named(text, inputShape: [1, 8, 8]) }
+            do { _ = try ModelSpec.named(text, inputShape: [1, 8, 8]) } catch {
+                #expect("\(error)".hasPrefix(message), "\(text): \(error)")
+            }
+        }
+    }
+
     /// The activations and global pooling read back from their text and their JSON, and refuse
     /// arguments they cannot take.
     @Test func activationsRoundTripAndCheckTheirArguments() throws {
@@ -143,7 +183,7 @@ import Testing
         #expect(
             throws: ModelError.badSpec(
                 "unknown layer 'convolve' (conv, maxpool, avgpool, gap, affine, relu, relu6, clip, leakyrelu, "
-                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm)")
+                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm, add, concat, mul)")
         ) {
             try ModelSpec.named("convolve(3,3) affine(10)")
         }

@@ -51,6 +51,37 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasSuffix(".lock") } == ["w.h5"])
     }
 
+    /// A graph keeps its wiring: every layer group names what it reads, and a name that is no
+    /// layer, or wiring that leaves a layer unread, is refused.
+    @Test func graphsRoundTripAndTheirWiringIsChecked() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) add(a) :b @a conv(2,1) :c concat(b,c) gap affine(10)",
+            inputShape: [1, 8, 8])
+        let file = WeightFile(
+            spec: spec, dataset: "tiny", training: nil, tensors: try Network<Float>(spec: spec, seed: 5).tensorValues())
+        let path = dir + "/g.h5"
+        try file.write(to: path)
+        let back = try WeightFile.read(path)
+        #expect(back.spec == spec && back.tensors == file.tensors)
+        let layers = try HDF5File.open(path).root.group("model/layers")
+        #expect(try layers.group("04_conv3").attribute("inputs") == .string("01_relu1"))
+        #expect(try layers.group("05_concat1").attribute("inputs") == .string("03_add1 04_conv3"))
+        for (inputs, message) in [
+            ("03_add1 09_conv9", "/model/layers/05_concat1 inputs names '09_conv9', which is no layer"),
+            ("04_conv3 04_conv3", "/model bad model spec: 03_add1's output is not used by any later layer"),
+        ] {
+            let copy = dir + "/forged.h5"
+            try? FileManager.default.removeItem(atPath: copy)
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            try HDF5File.open(copy, writable: true).root.group("model/layers/05_concat1").setAttribute(
+                "inputs", .string(inputs))
+            #expect(throws: HDF5Error.self) { try WeightFile.read(copy) }
+            do { _ = try WeightFile.read(copy) } catch { #expect("\(error)" == copy + ": " + message) }
+        }
+    }
+
     @Test func float16VariantHoldsTheRoundedMaster() throws {
         let (dir, path, file) = try written()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -11,15 +11,17 @@ public struct ImportedNetwork {
     }
 }
 
-/// One layer of an imported network: its spec, its tensors by name (`W`, `b`, `gamma`, ...), and
+/// One layer of an imported network: its spec, its tensors by name (`W`, `b`, `gamma`, ...), the
+/// layers it reads (indices among the imported layers, -1 the input; nil: the layer before), and
 /// how errors name its source (`node conv1 (Conv)`).
 public struct ImportedLayer {
     public var spec: LayerSpec
     public var tensors: [String: Tensor<Double>]
+    public var inputs: [Int]?
     public var label: String
 
-    public init(_ spec: LayerSpec, _ tensors: [String: Tensor<Double>] = [:], label: String) {
-        (self.spec, self.tensors, self.label) = (spec, tensors, label)
+    public init(_ spec: LayerSpec, _ tensors: [String: Tensor<Double>] = [:], inputs: [Int]? = nil, label: String) {
+        (self.spec, self.tensors, self.inputs, self.label) = (spec, tensors, inputs, label)
     }
 }
 
@@ -31,7 +33,13 @@ extension ImportedNetwork {
         name: String, inputShape: [Int], layers: [ImportedLayer], producer: String, notes: [String], file: String
     ) throws {
         func fail(_ problem: String) -> DataError { DataError(file: file, problem: problem) }
-        let spec = ModelSpec(name: name, inputShape: inputShape, layers: layers.map(\.spec), weightInit: .he)
+        var wiring: [Int: [Int]] = [:]
+        for (i, l) in layers.enumerated() { if let from = l.inputs { wiring[i] = from } }
+        let spec = ModelSpec(
+            name: name, inputShape: inputShape, layers: layers.map(\.spec), wiring: wiring, weightInit: .he)
+        if let unused = spec.consumers.dropLast().firstIndex(of: 0) {
+            throw fail("\(layers[unused].label): its output is used by no later layer and is not the output")
+        }
         let geometry: [LayerGeometry]
         do { geometry = try spec.geometry() } catch { throw fail("the layers do not fit together: \(error)") }
         var tensors: [String: Tensor<Double>] = [:]

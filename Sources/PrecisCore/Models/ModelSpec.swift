@@ -52,6 +52,8 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
     case activation(ActivationFunction)
     /// Each channel's mean over its pixels: `(C, H, W) -> (C, 1, 1)`.
     case globalAveragePooling
+    /// A node of several inputs (`ModelSpec.inputs(of:)`): their sum, concatenation or product.
+    case merge(MergeKind)
 
     /// The short name used in layer names (`00_conv1`) and the text syntax.
     public var keyword: String {
@@ -65,6 +67,8 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
         case .batchNormalization: return "batchnorm"
         case .activation(let f): return f.keyword
         case .globalAveragePooling: return "gap"
+        case .merge(.multiply): return "mul"
+        case .merge(let m): return m.rawValue
         }
     }
 
@@ -83,6 +87,7 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
             if f == .clip(min: 0, max: 6) { return "relu6" }
             return args.isEmpty ? f.keyword : "\(f.keyword)(\(args))"
         case .globalAveragePooling: return "gap"
+        case .merge: return keyword
         }
     }
 }
@@ -98,22 +103,48 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// A sequential network: input shape, layers, weight initialization. The loss (softmax with
-/// cross-entropy) is implicit after the last layer, whose output size is the number of classes.
+/// A network: input shape, layers, how they connect, weight initialization. The layers form a
+/// directed acyclic graph in topological order: each layer reads the one before it unless `wiring`
+/// says otherwise, so a chain is a graph without wiring. The last layer's output is the network's,
+/// its size the number of classes; the loss (softmax with cross-entropy) is implicit after it.
 public struct ModelSpec: Equatable, Sendable {
     /// A short name (`simple`, `deep`, or `custom`).
     public var name: String
     /// `(C, H, W)` of one input image.
     public var inputShape: [Int]
     public var layers: [LayerSpec]
+    /// The inputs of every layer that does not read just the layer before it, by layer index:
+    /// indices of earlier layers, -1 for the network's input.
+    public var wiring: [Int: [Int]]
     public var weightInit: WeightInit
 
-    public init(name: String, inputShape: [Int] = [1, 28, 28], layers: [LayerSpec], weightInit: WeightInit) {
+    public init(
+        name: String, inputShape: [Int] = [1, 28, 28], layers: [LayerSpec], wiring: [Int: [Int]] = [:],
+        weightInit: WeightInit
+    ) {
         self.name = name
         self.inputShape = inputShape
         self.layers = layers
+        self.wiring = wiring.filter { $0.value != [$0.key - 1] }
         self.weightInit = weightInit
     }
+
+    /// The layers whose outputs layer `i` reads (-1: the network's input).
+    public func inputs(of i: Int) -> [Int] { wiring[i] ?? [i - 1] }
+
+    /// Whether every layer reads the one before it.
+    public var isChain: Bool { wiring.isEmpty }
+
+    /// How many layers read each layer's output.
+    public var consumers: [Int] {
+        var n = [Int](repeating: 0, count: layers.count)
+        for i in layers.indices { for j in inputs(of: i) where j >= 0 { n[j] += 1 } }
+        return n
+    }
+
+    /// The name by which the text syntax refers to the output of layer `j`: its layer name, or
+    /// `input`.
+    public func sourceName(_ j: Int) -> String { j < 0 ? "input" : layerNames[j] }
 
     /// The book's SimpleConvNet: conv 30×5×5 - ReLU - pool 2 - affine 100 - ReLU - affine 10, N(0, 0.01²).
     public static let simpleConvNet = ModelSpec(
@@ -146,7 +177,9 @@ public struct ModelSpec: Equatable, Sendable {
         switch text {
         case "simple": spec = .simpleConvNet
         case "deep": spec = .deepConvNet
-        default: spec = ModelSpec(name: "custom", layers: try LayerSpec.parseList(text), weightInit: .he)
+        default:
+            let (layers, wiring) = try LayerSpec.parseGraph(text)
+            spec = ModelSpec(name: "custom", layers: layers, wiring: wiring, weightInit: .he)
         }
         spec.inputShape = inputShape
         if let weightInit { spec.weightInit = weightInit }
@@ -154,8 +187,15 @@ public struct ModelSpec: Equatable, Sendable {
         return spec
     }
 
-    /// The text form of the layer list.
-    public var layerText: String { layers.map(\.description).joined(separator: " ") }
+    /// The text form of the layers: `LayerSpec.parseGraph` reads it back. A layer that does not
+    /// read the one before it is preceded by `@NAME`; a merge lists its inputs, `add(NAME,NAME)`.
+    public var layerText: String {
+        layers.indices.map { i in
+            let from = inputs(of: i)
+            if case .merge = layers[i] { return "\(layers[i])(\(from.map(sourceName).joined(separator: ",")))" }
+            return from == [i - 1] ? layers[i].description : "@\(sourceName(from[0])) \(layers[i])"
+        }.joined(separator: " ")
+    }
 
     /// Layer names `NN_kindK` (index in the list, then a count per kind): `00_conv1`, `01_relu1`, ...
     public var layerNames: [String] {
@@ -194,8 +234,32 @@ public struct ModelSpec: Equatable, Sendable {
             )
         }
         guard !layers.isEmpty else { throw ModelError.badSpec("the model has no layers") }
-        var shape = inputShape, out: [[Int]] = []
-        for (name, layer) in zip(layerNames, layers) {
+        if let bad = wiring.keys.first(where: { !layers.indices.contains($0) }) {
+            throw ModelError.badSpec("the wiring names layer \(bad), which the model does not have")
+        }
+        var out: [[Int]] = []
+        let names = layerNames
+        for (i, layer) in layers.enumerated() {
+            let name = names[i], from = inputs(of: i)
+            if let bad = from.first(where: { !(-1..<i).contains($0) }) {
+                throw ModelError.badSpec("\(name) reads layer \(bad), which does not come before it")
+            }
+            if case .merge(let kind) = layer {
+                guard from.count >= 2, kind != .multiply || from.count == 2 else {
+                    throw ModelError.badSpec(
+                        "\(name): \(layer) takes \(kind == .multiply ? "two inputs" : "two inputs or more"), "
+                            + "got \(from.count)")
+                }
+                switch mergedShape(kind, from.map { $0 < 0 ? inputShape : out[$0] }) {
+                case .success(let shape): out.append(shape)
+                case .failure(let e): throw ModelError.badSpec("\(name): \(e)")
+                }
+                continue
+            }
+            guard from.count == 1 else {
+                throw ModelError.badSpec("\(name): \(layer) takes one input, got \(from.count)")
+            }
+            var shape = from[0] < 0 ? inputShape : out[from[0]]
             func window(_ k: Int, _ s: Int, _ p: Int, channels: Int) throws -> [Int] {
                 guard shape.count == 3 else {
                     throw ModelError.badSpec("\(name): \(layer) needs (C,H,W) input, got \(shapeText(shape))")
@@ -247,9 +311,12 @@ public struct ModelSpec: Equatable, Sendable {
                     throw ModelError.badSpec("\(name): gap needs (C,H,W) input, got \(shapeText(shape))")
                 }
                 shape = [shape[0], 1, 1]
-            case .relu, .batchNormalization: break
+            case .relu, .batchNormalization, .merge: break
             }
             out.append(shape)
+        }
+        if let unused = consumers.dropLast().firstIndex(of: 0) {
+            throw ModelError.badSpec("\(names[unused])'s output is not used by any later layer")
         }
         return out
     }
@@ -263,8 +330,8 @@ public struct ModelSpec: Equatable, Sendable {
         let shapes = try shapes()
         return zip(layerNames, layers).enumerated().map { i, named in
             LayerGeometry(
-                index: i, name: named.0, spec: named.1, inputShape: i == 0 ? inputShape : shapes[i - 1],
-                outputShape: shapes[i])
+                index: i, name: named.0, spec: named.1,
+                inputShapes: inputs(of: i).map { $0 < 0 ? inputShape : shapes[$0] }, outputShape: shapes[i])
         }
     }
 
@@ -355,8 +422,10 @@ public struct LayerGeometry: Equatable, Sendable {
     /// `NN_kindK`, as in `ModelSpec.layerNames`.
     public let name: String
     public let spec: LayerSpec
-    /// `(C, H, W)` or `(features)` without the batch axis.
-    public let inputShape: [Int], outputShape: [Int]
+    /// `(C, H, W)` or `(features)` of each input and of the output, without the batch axis.
+    public let inputShapes: [[Int]], outputShape: [Int]
+    /// The shape of the first input (the only one but for merges).
+    public var inputShape: [Int] { inputShapes[0] }
 
     /// The key of tensor `name` of this layer.
     public func key(_ name: String) -> String { tensorKey(self.name, name) }
@@ -385,7 +454,7 @@ public struct LayerGeometry: Equatable, Sendable {
                 TensorSpec(name: "running_mean", shape: c, fanIn: 0, role: .runningMean),
                 TensorSpec(name: "running_var", shape: c, fanIn: 0, role: .runningVariance),
             ]
-        case .maxPooling, .averagePooling, .relu, .dropout, .activation, .globalAveragePooling:
+        case .maxPooling, .averagePooling, .relu, .dropout, .activation, .globalAveragePooling, .merge:
             return []
         }
     }
@@ -395,7 +464,8 @@ public struct LayerGeometry: Equatable, Sendable {
         switch spec {
         case let .convolution(f, k, _, _): return GEMMRole(channels: f, length: inputShape[0] * k * k, layout: .rows)
         case let .affine(u): return GEMMRole(channels: u, length: inputShape.reduce(1, *), layout: .columns)
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling:
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling,
+            .merge:
             return nil
         }
     }
@@ -405,7 +475,7 @@ public struct LayerGeometry: Equatable, Sendable {
         switch spec {
         case let .convolution(_, k, s, p), let .maxPooling(k, s, p), let .averagePooling(k, s, p):
             return Window(input: [1] + inputShape, fh: k, fw: k, stride: s, pad: p)
-        case .affine, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling: return nil
+        case .affine, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling, .merge: return nil
         }
     }
 
@@ -426,7 +496,8 @@ extension LayerSpec: Codable {
     public var isQuantizable: Bool {
         switch self {
         case .convolution, .affine: return true
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling:
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling,
+            .merge:
             return false
         }
     }
@@ -443,6 +514,9 @@ extension LayerSpec: Codable {
         case .batchNormalization: return "BatchNormalization"
         case .activation(let f): return f.kind
         case .globalAveragePooling: return "GlobalAveragePooling"
+        case .merge(.add): return "Add"
+        case .merge(.concat): return "Concat"
+        case .merge(.multiply): return "Multiply"
         }
     }
 
@@ -456,7 +530,7 @@ extension LayerSpec: Codable {
         case let .affine(u): return [("units", Double(u))]
         case let .dropout(r): return [("ratio", r)]
         case .activation(let f): return f.arguments
-        case .relu, .batchNormalization, .globalAveragePooling: return []
+        case .relu, .batchNormalization, .globalAveragePooling, .merge: return []
         }
     }
 
@@ -494,16 +568,83 @@ extension LayerSpec: Codable {
         case "HardSigmoid": self = .activation(.hardSigmoid(alpha: try number(.alpha), beta: try number(.beta)))
         case "HardSwish": self = .activation(.hardSwish)
         case "GlobalAveragePooling": self = .globalAveragePooling
+        case "Add": self = .merge(.add)
+        case "Concat": self = .merge(.concat)
+        case "Multiply": self = .merge(.multiply)
         case let other: throw ModelError.badSpec("unknown layer kind '\(other)'")
         }
     }
 }
 
 extension LayerSpec {
-    /// Parses a whitespace-separated list such as `conv(16,3,pad=1) relu maxpool(2) affine(10)`.
-    /// Arguments: `conv(filters, size, stride=1, pad=0)`, `maxpool|avgpool(size, stride=size, pad=0)`,
-    /// `affine(units)`, `dropout(ratio=0.5)`, `relu`, `batchnorm`.
+    /// Parses a chain of layers such as `conv(16,3,pad=1) relu maxpool(2) affine(10)` (see
+    /// `parseGraph`); throws on text that wires a graph.
     public static func parseList(_ text: String) throws -> [LayerSpec] {
+        let (layers, wiring) = try parseGraph(text)
+        guard wiring.isEmpty else { throw ModelError.badSpec("'\(text)': a chain of layers is needed here") }
+        return layers
+    }
+
+    /// Parses a whitespace-separated list of layers, each reading the one before it, such as
+    /// `conv(16,3,pad=1) relu maxpool(2) affine(10)`, into layers and `ModelSpec.wiring`.
+    /// Arguments: `conv(filters, size, stride=1, pad=0)`, `maxpool|avgpool(size, stride=size, pad=0)`,
+    /// `affine(units)`, `dropout(ratio=0.5)`, `relu`, `batchnorm`, and the activations.
+    /// A graph is written with names: `:NAME` names the output of the layer before it, `@NAME` makes
+    /// the next layer read NAME instead, and `add(NAME...)`, `concat(NAME...)` and `mul(NAME)` merge:
+    /// with one name, the layer before and NAME; with more, the names in order. A name is one given
+    /// with `:`, a layer name (`05_relu3`) or `input`. A residual block:
+    /// `conv(16,3,pad=1) relu :a conv(16,3,pad=1) relu conv(16,3,pad=1) add(a) relu`.
+    public static func parseGraph(_ text: String) throws -> (layers: [LayerSpec], wiring: [Int: [Int]]) {
+        var layers: [LayerSpec] = [], wiring: [Int: [Int]] = [:], labels: [String: Int] = ["input": -1]
+        var next: Int? = nil
+        func source(_ name: String, in item: String) throws -> Int {
+            if let j = labels[name] { return j }
+            let names = ModelSpec(name: "", layers: layers, weightInit: .he).layerNames
+            guard let j = names.firstIndex(of: name) else {
+                throw ModelError.badSpec("'\(item)': no layer is named '\(name)' before it")
+            }
+            return j
+        }
+        for item in try tokens(text) {
+            if item.hasPrefix(":") {
+                let name = String(item.dropFirst())
+                guard !layers.isEmpty, next == nil else { throw ModelError.badSpec("'\(item)' names no layer") }
+                guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+                    throw ModelError.badSpec("'\(item)': a name is letters, digits and '_'")
+                }
+                guard labels[name] == nil else { throw ModelError.badSpec("'\(item)': the name is taken") }
+                labels[name] = layers.count - 1
+                continue
+            }
+            if item.hasPrefix("@") {
+                guard next == nil else { throw ModelError.badSpec("'\(item)' follows another '@'") }
+                next = try source(String(item.dropFirst()), in: item)
+                continue
+            }
+            let previous = next ?? layers.count - 1
+            let name = item.prefix { $0 != "(" }.lowercased()
+            if let kind = ["add": MergeKind.add, "concat": .concat, "mul": .multiply][name] {
+                guard item.hasSuffix(")"), item.count > name.count + 2 else {
+                    throw ModelError.badSpec("'\(item)': \(name) needs the names of its inputs, e.g. \(name)(a)")
+                }
+                let names = item.dropFirst(name.count + 1).dropLast().split(
+                    separator: ",", omittingEmptySubsequences: false)
+                let from = try names.map { try source($0.trimmingCharacters(in: .whitespaces), in: item) }
+                wiring[layers.count] = from.count == 1 ? [previous] + from : from
+                layers.append(.merge(kind))
+            } else {
+                wiring[layers.count] = [previous]
+                layers.append(try parse(item))
+            }
+            next = nil
+        }
+        guard next == nil else { throw ModelError.badSpec("'\(text)' ends with '@' before any layer") }
+        guard !layers.isEmpty else { throw ModelError.badSpec("empty model description") }
+        return (layers, wiring.filter { $0.value != [$0.key - 1] })
+    }
+
+    /// The items of a layer list: split at whitespace outside parentheses.
+    private static func tokens(_ text: String) throws -> [String] {
         var items: [String] = [], current = "", depth = 0
         for ch in text {
             if ch == "(" { depth += 1 }
@@ -518,8 +659,7 @@ extension LayerSpec {
         }
         guard depth == 0 else { throw ModelError.badSpec("'\(current)': missing ')'") }
         if !current.isEmpty { items.append(current) }
-        guard !items.isEmpty else { throw ModelError.badSpec("empty model description") }
-        return try items.map(parse)
+        return items
     }
 
     /// Parses one layer, e.g. `conv(16,3,pad=1)`.
@@ -633,7 +773,7 @@ extension LayerSpec {
         default:
             throw ModelError.badSpec(
                 "unknown layer '\(name)' (conv, maxpool, avgpool, gap, affine, relu, relu6, clip, leakyrelu, "
-                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm)")
+                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm, add, concat, mul)")
         }
         if let bad = named.keys.first(where: { !known.contains($0) }) {
             throw ModelError.badSpec("'\(item)': unknown argument '\(bad)'")

@@ -12,8 +12,10 @@ enum Node<T: NetworkScalar> {
     case batchNormalization(BatchNormalization<T>)
     case elementwise(Elementwise<T>)
     case globalAveragePooling(GlobalAveragePooling<T>)
+    /// The one kind with several inputs: the network runs it with `Merge.forward` and `backward`.
+    case merge(Merge<T>)
 
-    var layer: any Layer<T> {
+    var layer: (any Layer<T>)? {
         switch self {
         case .convolution(let l): return l
         case .maxPooling(let l): return l
@@ -24,6 +26,7 @@ enum Node<T: NetworkScalar> {
         case .batchNormalization(let l): return l
         case .elementwise(let l): return l
         case .globalAveragePooling(let l): return l
+        case .merge: return nil
         }
     }
 
@@ -38,6 +41,7 @@ enum Node<T: NetworkScalar> {
         case .batchNormalization(let l): return l.forward(x, isTraining: isTraining)
         case .elementwise(let l): return l.forward(x, isTraining: isTraining)
         case .globalAveragePooling(let l): return l.forward(x, isTraining: isTraining)
+        case .merge: preconditionFailure("a merge runs through Network.run, with all its inputs")
         }
     }
 
@@ -52,12 +56,14 @@ enum Node<T: NetworkScalar> {
         case .batchNormalization(let l): return l.backward(dout)
         case .elementwise(let l): return l.backward(dout)
         case .globalAveragePooling(let l): return l.backward(dout)
+        case .merge: preconditionFailure("a merge runs through Network.gradient, with all its inputs")
         }
     }
 }
 
-/// A sequential network built from a `ModelSpec`, computing in `T`, with softmax cross-entropy
-/// after the last layer. Its tensors are named `LAYER/NAME` (`00_conv1/W`, `03_affine1/b`).
+/// A network built from a `ModelSpec`, computing in `T`, with softmax cross-entropy after the
+/// last layer; its layers run in order, each on the values it reads. Its tensors are named
+/// `LAYER/NAME` (`00_conv1/W`, `03_affine1/b`).
 public final class Network<T: NetworkScalar> {
     public let spec: ModelSpec
     /// How values are stored between operations (`native` except in the `-acc32` modes).
@@ -145,6 +151,8 @@ public final class Network<T: NetworkScalar> {
                 nodes.append(.elementwise(Elementwise(f)))
             case .globalAveragePooling:
                 nodes.append(.globalAveragePooling(GlobalAveragePooling()))
+            case .merge(let kind):
+                nodes.append(.merge(Merge(kind)))
             case let .dropout(r):
                 nodes.append(.dropout(Dropout(ratio: r, seed: seed &+ 0x5EED_0000 &+ UInt64(layer.index))))
             case .batchNormalization:
@@ -159,22 +167,39 @@ public final class Network<T: NetworkScalar> {
             }
         }
         self.nodes = nodes
-        trainingSteps = Self.steps(nodes, nodes.indices, pools: false)
+        let sources = nodes.indices.map(spec.inputs(of:))
+        self.sources = sources
+        var last = [Int](repeating: -1, count: nodes.count + 1)
+        for (i, from) in sources.enumerated() { for j in from { last[j + 1] = i } }
+        last[nodes.count] = .max
+        lastUse = last
+        let consumers = spec.consumers
+        chained = nodes.indices.map { $0 > 0 && sources[$0] == [$0 - 1] && consumers[$0 - 1] == 1 }
+        trainingSteps = Self.steps(nodes, nodes.indices, pools: false, chained: chained)
     }
+
+    /// The layers each layer reads (-1: the input), as `spec.inputs(of:)` gives them.
+    let sources: [[Int]]
+    /// Per value (`0` the input, `j + 1` layer j's output): the last layer that reads it (`Int.max`
+    /// for the network's output).
+    let lastUse: [Int]
+    /// Whether layer j reads only layer j − 1, and nothing else reads layer j − 1: the two can run
+    /// as one step.
+    let chained: [Bool]
 
     /// The steps a training forward and backward run: a convolution with the ReLU after it as one
     /// (the ReLU applied to each chunk of outputs, its mask to each chunk of gradients), else a layer.
     let trainingSteps: [Range<Int>]
 
     /// `layers` as steps: a convolution with the ReLU after it and, with `pools`, a max pooling
-    /// after that, as one step; every other layer alone.
-    static func steps(_ nodes: [Node<T>], _ layers: Range<Int>, pools: Bool) -> [Range<Int>] {
+    /// after that, as one step when they are `chained`; every other layer alone.
+    static func steps(_ nodes: [Node<T>], _ layers: Range<Int>, pools: Bool, chained: [Bool]) -> [Range<Int>] {
         var steps: [Range<Int>] = [], i = layers.lowerBound
         while i < layers.upperBound {
             var end = i + 1
-            if case .convolution = nodes[i], end < layers.upperBound, case .relu = nodes[end] {
+            if case .convolution = nodes[i], end < layers.upperBound, chained[end], case .relu = nodes[end] {
                 end += 1
-                if pools, end < layers.upperBound, case .maxPooling = nodes[end] { end += 1 }
+                if pools, end < layers.upperBound, chained[end], case .maxPooling = nodes[end] { end += 1 }
             }
             steps.append(i..<end)
             i = end
@@ -195,12 +220,49 @@ public final class Network<T: NetworkScalar> {
         return y
     }
 
-    /// The input gradient of training step `step` for its output gradient `d`.
-    private func backward(_ d: Tensor<T>, step: Range<Int>, inputGradient: Bool) -> Tensor<T> {
+    /// The input gradient of training step `step` for its output gradient `d`: one per input.
+    private func backward(_ d: Tensor<T>, step: Range<Int>, inputGradient: Bool) -> [Tensor<T>] {
+        if case .merge(let m) = nodes[step.lowerBound] { return m.backward(d) }
         guard step.count == 2, case let .convolution(conv) = nodes[step.lowerBound],
             case let .relu(relu) = nodes[step.lowerBound + 1]
-        else { return nodes[step.lowerBound].backward(d, inputGradient: inputGradient) }
-        return conv.backward(d, inputGradient: inputGradient, reluOutput: relu.output)
+        else { return [nodes[step.lowerBound].backward(d, inputGradient: inputGradient)] }
+        return [conv.backward(d, inputGradient: inputGradient, reluOutput: relu.output)]
+    }
+
+    /// What a run does to each input of a layer before the layer reads it (`(layer, input)`), as a
+    /// simulation of quantization rounds them.
+    public typealias InputTransform = (Int, Tensor<T>) -> Tensor<T>
+
+    /// Runs `step` on `values` (`values[0]` the input, `values[j + 1]` layer j's output): reads its
+    /// first layer's inputs (through `transform`) and sets its last layer's output, rounded to the
+    /// storage format when `stores`. With `release`, drops the values no later layer reads.
+    private func run(
+        _ values: inout [Tensor<T>?], step: Range<Int>, isTraining: Bool, stores: Bool, release: Bool,
+        transform: InputTransform? = nil
+    ) {
+        let from = sources[step.lowerBound]
+        let xs = from.map { j in transform.map { $0(step.lowerBound, values[j + 1]!) } ?? values[j + 1]! }
+        let y: Tensor<T>
+        if case .merge(let m) = nodes[step.lowerBound] {
+            y = m.forward(xs, isTraining: isTraining)
+        } else {
+            y = forward(xs[0], step: step, isTraining: isTraining)
+        }
+        values[step.upperBound] = stores ? stored(y) : y
+        if release { for j in from where lastUse[j + 1] < step.upperBound { values[j + 1] = nil } }
+    }
+
+    /// Values for running `layers` on `x`: `x` where the first of them reads, nil elsewhere. Every
+    /// other value the layers read must come from among them.
+    private func entry(_ x: Tensor<T>, layers: Range<Int>) -> [Tensor<T>?] {
+        let from = sources[layers.lowerBound]
+        precondition(
+            from.count == 1
+                && layers.allSatisfy { sources[$0].allSatisfy { $0 == from[0] || layers.contains($0) } },
+            "layers \(layers) do not read one value from outside")
+        var values = [Tensor<T>?](repeating: nil, count: nodes.count + 1)
+        values[from[0] + 1] = x
+        return values
     }
 
     /// The same network (spec and tensors) computing in another scalar type; values are rounded.
@@ -211,7 +273,9 @@ public final class Network<T: NetworkScalar> {
 
     /// Every tensor the network owns, in layer order: (`LAYER/NAME`, parameter).
     public var parameters: [(name: String, parameter: Parameter<T>)] {
-        zip(layerNames, nodes).flatMap { name, node in node.layer.parameters.map { (tensorKey(name, $0.name), $0) } }
+        zip(layerNames, nodes).flatMap { name, node in
+            (node.layer?.parameters ?? []).map { (tensorKey(name, $0.name), $0) }
+        }
     }
 
     /// The dropout layers' mask generators, in layer order (for a checkpoint).
@@ -224,8 +288,8 @@ public final class Network<T: NetworkScalar> {
         }
     }
 
-    /// The layers, in order, for inspection and tests.
-    public var layers: [any Layer<T>] { nodes.map(\.layer) }
+    /// The layers of one input, in order, for inspection and tests (merges are left out).
+    public var layers: [any Layer<T>] { nodes.compactMap(\.layer) }
 
     /// Every tensor's value widened to Double (exact for Float and Float16), keyed by name.
     public func tensorValues() -> [String: Tensor<Double>] {
@@ -240,28 +304,65 @@ public final class Network<T: NetworkScalar> {
         forward(x, layers: nodes.indices, isTraining: isTraining)
     }
 
-    /// The output of `layers` (a range of layer indices) for their input `x`; the rest of the
-    /// network is not run. Inputs and outputs are rounded to the storage format, as in `predict`.
+    /// The output of `layers` (a range of layer indices) for `x`, the value the first of them
+    /// reads; every other value they read must come from among them. The rest of the network is
+    /// not run. Inputs and outputs are rounded to the storage format, as in `predict`.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
-    public func forward(_ x: Tensor<T>, layers: Range<Int>, isTraining: Bool = false) -> Tensor<T> {
+    public func forward(
+        _ x: Tensor<T>, layers: Range<Int>, isTraining: Bool = false, transform: InputTransform? = nil
+    ) -> Tensor<T> {
         // Inference: a convolution followed by ReLU (and max pooling) runs them on each chunk of
         // images while its outputs are in cache; the values are the same.
-        let steps = isTraining ? layers.map { $0..<($0 + 1) } : Self.steps(nodes, layers, pools: true)
-        return steps.reduce(stored(x)) { y, step in stored(forward(y, step: step, isTraining: isTraining)) }
+        let steps = isTraining ? layers.map { $0..<($0 + 1) } : Self.steps(nodes, layers, pools: true, chained: chained)
+        var values = entry(stored(x), layers: layers)
+        for step in steps {
+            run(&values, step: step, isTraining: isTraining, stores: true, release: true, transform: transform)
+        }
+        return values[layers.upperBound]!
+    }
+
+    /// The output of layer `i` in inference for `xs`, the values it reads (one but for a merge).
+    @_specialize(where T == Float)
+    public func forward(_ xs: [Tensor<T>], layer i: Int) -> Tensor<T> {
+        if case .merge(let m) = nodes[i] { return stored(m.forward(xs.map(stored), isTraining: false)) }
+        return forward(xs[0], layers: i..<(i + 1))
+    }
+
+    /// The value layer `i` reads (its first input) when the network runs in inference on `x`,
+    /// each layer's inputs through `transform`.
+    @_specialize(where T == Float)
+    public func input(of i: Int, for x: Tensor<T>, transform: InputTransform? = nil) -> Tensor<T> {
+        var values = entry(stored(x), layers: nodes.indices)
+        for step in Self.steps(nodes, 0..<i, pools: true, chained: chained) {
+            run(&values, step: step, isTraining: false, stores: true, release: true, transform: transform)
+        }
+        return values[sources[i][0] + 1]!
+    }
+
+    /// The output of the last of `layers`, run in inference on `values` (the input and every
+    /// layer's output, as `forwardAll` gives them), which supplies every value they read from
+    /// before them: the rest of the network after a layer's output was replaced.
+    @_specialize(where T == Float)
+    public func forward(from values: [Tensor<T>], layers: Range<Int>) -> Tensor<T> {
+        var v = values.map { Optional($0) }
+        for step in Self.steps(nodes, layers, pools: true, chained: chained) {
+            run(&v, step: step, isTraining: false, stores: true, release: false)
+        }
+        return v[layers.upperBound]!
     }
 
     /// Median seconds of each inference step (`steps` with pools, as `predict` runs them) over
     /// `runs` passes on `x`, after one untimed pass; a layer fused into the one before it gets nil.
     @_specialize(where T == Float)
     public func inferenceProfile(_ x: Tensor<T>, runs: Int) -> [Double?] {
-        let steps = Self.steps(nodes, nodes.indices, pools: true)
+        let steps = Self.steps(nodes, nodes.indices, pools: true, chained: chained)
         var times = [[Double]](repeating: [], count: steps.count)
         for run in 0...runs {
-            var y = stored(x)
+            var values = entry(stored(x), layers: nodes.indices)
             for (i, step) in steps.enumerated() {
-                let t = timed { y = stored(forward(y, step: step, isTraining: false)) }
+                let t = timed { self.run(&values, step: step, isTraining: false, stores: true, release: true) }
                 if run > 0 { times[i].append(t) }
             }
         }
@@ -288,34 +389,77 @@ public final class Network<T: NetworkScalar> {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
-    public func forwardAll(_ x: Tensor<T>, isTraining: Bool = false) -> [Tensor<T>] {
-        var outs = [stored(x)]
-        for node in nodes { outs.append(stored(node.forward(outs.last!, isTraining: isTraining))) }
-        return outs
+    public func forwardAll(_ x: Tensor<T>, isTraining: Bool = false, transform: InputTransform? = nil) -> [Tensor<T>] {
+        var values = entry(stored(x), layers: nodes.indices)
+        for i in nodes.indices {
+            run(&values, step: i..<(i + 1), isTraining: isTraining, stores: true, release: false, transform: transform)
+        }
+        return values.map { $0! }
     }
 
     /// The mean softmax cross-entropy loss on `x` against labels `t` (training semantics by default).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func loss(_ x: Tensor<T>, _ t: [Int], isTraining: Bool = true) -> T {
-        let steps = isTraining ? trainingSteps : Self.steps(nodes, nodes.indices, pools: true)
-        return lossLayer.forward(steps.reduce(x) { y, step in forward(y, step: step, isTraining: isTraining) }, t)
+        let steps = isTraining ? trainingSteps : Self.steps(nodes, nodes.indices, pools: true, chained: chained)
+        return loss(x, t, steps: steps, isTraining: isTraining, stores: false)
+    }
+
+    /// The loss of `steps` run on `x`; with `stores`, `x` and every step's output are rounded to the
+    /// storage format.
+    func loss(_ x: Tensor<T>, _ t: [Int], steps: [Range<Int>], isTraining: Bool, stores: Bool) -> T {
+        var values = entry(stores ? stored(x) : x, layers: nodes.indices)
+        for step in steps { run(&values, step: step, isTraining: isTraining, stores: stores, release: true) }
+        return lossLayer.forward(values[nodes.count]!, t)
+    }
+
+    /// Adds the gradient `d` of value `j + 1` (see `run`) to those already in `grads`; a layer that
+    /// leaves its input gradient empty adds nothing.
+    private func accumulate(_ grads: inout [Tensor<T>?], _ j: Int, _ d: Tensor<T>) {
+        guard var g = grads[j + 1], g.count == d.count, d.count > 0 else {
+            if grads[j + 1] == nil { grads[j + 1] = d }
+            return
+        }
+        grads[j + 1] = nil
+        for k in g.data.indices { g.data[k] += d.data[k] }
+        grads[j + 1] = g
+    }
+
+    /// Runs the backward pass of training step `step`: takes its output gradient from `grads` and
+    /// adds its input gradients to the values it reads, rounded to the storage format when `stores`.
+    private func backward(_ grads: inout [Tensor<T>?], step: Range<Int>, inputGradient: Bool, stores: Bool = false) {
+        let d = grads[step.upperBound]!
+        grads[step.upperBound] = nil
+        let from = sources[step.lowerBound]
+        let ds = backward(d, step: step, inputGradient: inputGradient || from.contains { $0 >= 0 })
+        for (j, dj) in zip(from, ds) {
+            accumulate(&grads, j, dj)
+            if stores { grads[j + 1] = grads[j + 1].map(stored) }
+        }
+    }
+
+    /// dLoss/dInput for `d` = dLoss/dOutput of the network after a training forward pass over
+    /// `steps`: each step's backward in reverse order (see `gradient`).
+    func backpropagate(_ d: Tensor<T>, steps: [Range<Int>], inputGradient: Bool, stores: Bool) -> Tensor<T> {
+        var grads = [Tensor<T>?](repeating: nil, count: nodes.count + 1)
+        grads[nodes.count] = d
+        for step in steps.reversed() { backward(&grads, step: step, inputGradient: inputGradient, stores: stores) }
+        return grads[0] ?? Tensor(zeros: [0])
     }
 
     /// Forward (training semantics) and backward on one batch: returns the loss, sets every
     /// parameter's `grad`, and returns dLoss/dInput (left empty by a first convolution layer
-    /// unless `inputGradient`; training does not need it).
+    /// unless `inputGradient`; training does not need it). Where several layers read one value,
+    /// their gradients add in reverse layer order.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     @discardableResult
     public func gradient(_ x: Tensor<T>, _ t: [Int], inputGradient: Bool = true) -> (loss: T, dx: Tensor<T>) {
         let l = loss(x, t)
-        var d = lossLayer.backward()
-        for step in trainingSteps.reversed() {
-            d = backward(d, step: step, inputGradient: inputGradient || step.lowerBound > 0)
-        }
-        return (l, d)
+        return (
+            l, backpropagate(lossLayer.backward(), steps: trainingSteps, inputGradient: inputGradient, stores: false)
+        )
     }
 
     /// Median seconds per training step (`trainingSteps`) of `runs` training steps on `x` against
@@ -325,12 +469,16 @@ public final class Network<T: NetworkScalar> {
     public func profile(_ x: Tensor<T>, _ t: [Int], runs: Int) -> [(forward: Double, backward: Double)?] {
         var times = [[(forward: Double, backward: Double)]](repeating: [], count: trainingSteps.count)
         for run in 0...runs {
-            var y = x, forward = [Double](), backward = [Double](repeating: 0, count: trainingSteps.count)
-            for step in trainingSteps { forward.append(timed { y = self.forward(y, step: step, isTraining: true) }) }
-            _ = lossLayer.forward(y, t)
-            var d = lossLayer.backward()
+            var values = entry(x, layers: nodes.indices), forward = [Double]()
+            var backward = [Double](repeating: 0, count: trainingSteps.count)
+            for step in trainingSteps {
+                forward.append(timed { self.run(&values, step: step, isTraining: true, stores: false, release: true) })
+            }
+            _ = lossLayer.forward(values[nodes.count]!, t)
+            var grads = [Tensor<T>?](repeating: nil, count: nodes.count + 1)
+            grads[nodes.count] = lossLayer.backward()
             for (i, step) in trainingSteps.enumerated().reversed() {
-                backward[i] = timed { d = self.backward(d, step: step, inputGradient: step.lowerBound > 0) }
+                backward[i] = timed { self.backward(&grads, step: step, inputGradient: false) }
             }
             if run > 0 { for i in trainingSteps.indices { times[i].append((forward[i], backward[i])) } }
         }

@@ -46,7 +46,7 @@ public func observeActivations(_ network: Network<Float>, images: [Float], count
         let n = min(batchSize, count - start)
         let outs = network.forwardAll(
             Tensor(shape: [n] + network.spec.inputShape, data: Array(images[start * per..<(start + n) * per])))
-        for i in layers { observers[i]!.observe(outs[i].data) }
+        for i in layers { observers[i]!.observe(outs[network.spec.inputs(of: i)[0] + 1].data) }
     }
     return observers
 }
@@ -92,7 +92,9 @@ public final class FakeQuantNetwork {
     }
 
     /// Logits `(N, classes)` for `x`, quantizing each convolution and affine layer's input.
-    public func predict(_ x: Tensor<Float>) -> Tensor<Float> { forward(x, layers: network.layerNames.indices) }
+    public func predict(_ x: Tensor<Float>) -> Tensor<Float> {
+        network.forward(x, layers: network.layerNames.indices, transform: quantizedInput)
+    }
 
     /// Bias correction: for each quantized layer in order, the mean per output channel of
     /// (float layer − quantized layer) on the same inputs (`count` calibration images, run through
@@ -110,7 +112,7 @@ public final class FakeQuantNetwork {
                 let n = min(100, count - start)
                 var x = Tensor<Float>(
                     shape: [n] + spec.inputShape, data: Array(images[start * per..<(start + n) * per]))
-                x = current.forward(x, layers: 0..<i)
+                x = current.network.input(of: i, for: x, transform: current.quantizedInput)
                 let exact = float32.forward(x, layers: i..<(i + 1))
                 var xq = x
                 for k in xq.data.indices { xq.data[k] = Float(range.fakeQuantize(Double(xq.data[k]))) }
@@ -133,19 +135,8 @@ public final class FakeQuantNetwork {
         return current.model
     }
 
-    /// Runs `layers` of the simulation on `x`, quantizing the inputs of quantized layers.
-    func forward(_ x: Tensor<Float>, layers: Range<Int>) -> Tensor<Float> {
-        var y = x
-        for i in layers { y = network.forward(quantizedInput(y, layer: i), layers: i..<(i + 1)) }
-        return y
-    }
-
     /// The input followed by every layer's output, as in `Network.forwardAll`.
-    public func forwardAll(_ x: Tensor<Float>) -> [Tensor<Float>] {
-        var outs = [x]
-        for i in network.layerNames.indices { outs.append(forward(outs.last!, layers: i..<(i + 1))) }
-        return outs
-    }
+    public func forwardAll(_ x: Tensor<Float>) -> [Tensor<Float>] { network.forwardAll(x, transform: quantizedInput) }
 
     /// The range layer `i` quantizes `x` with: its calibrated one, or for dynamic quantization the
     /// batch's own; nil when the layer is not quantized.
@@ -155,7 +146,7 @@ public final class FakeQuantNetwork {
     }
 
     /// `x` quantized and dequantized as layer `i`'s input (unchanged for a float layer).
-    private func quantizedInput(_ x: Tensor<Float>, layer i: Int) -> Tensor<Float> {
+    private func quantizedInput(_ i: Int, _ x: Tensor<Float>) -> Tensor<Float> {
         guard let r = inputRange(x, layer: i) else { return x }
         var y = x
         y.data.withUnsafeMutableBufferPointer { v in
@@ -168,7 +159,7 @@ public final class FakeQuantNetwork {
     /// signed codes plus 128) minus 128.
     func inputCodes(_ x: Tensor<Float>) -> [[Int8]] {
         model.layers.keys.sorted().map { i in
-            let y = forward(x, layers: 0..<i), r = inputRange(y, layer: i)!
+            let y = network.input(of: i, for: x, transform: quantizedInput), r = inputRange(y, layer: i)!
             return y.data.map { Int8(r.quantize(Double($0)) + offset(r) - 128) }
         }
     }

@@ -69,7 +69,7 @@ public final class IntegerNetwork {
     public init(
         spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4
     ) throws {
-        let layers = model.layers.keys.sorted(), geometry = try spec.geometry()
+        let layers = model.layers.keys.sorted(), geometry = try spec.geometry(), consumers = spec.consumers
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
             let q = model.layers[i]!, channels = q.channels
@@ -106,9 +106,13 @@ public final class IntegerNetwork {
             var sums = [Int32](repeating: 0, count: channels)
             for idx in codes.indices { sums[idx % channels] += Int32(codes[idx]) }
             // The layers up to the next quantized one fold in when they are ReLU, max pooling and
-            // dropout; otherwise they run in Float.
+            // dropout, each reading only the one before, which nothing else reads; otherwise they run
+            // in Float.
             let next = n + 1 < layers.count ? layers[n + 1] : nil
-            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = [], folds = next != nil
+            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = []
+            var folds =
+                next.map { ((i + 1)...$0).allSatisfy { spec.inputs(of: $0) == [$0 - 1] && consumers[$0 - 1] == 1 } }
+                ?? false
             for j in (i + 1)..<(next ?? i + 1) {
                 if case .relu = spec.layers[j] {
                     relu = true
@@ -188,20 +192,19 @@ public final class IntegerNetwork {
     private func run(_ x: Tensor<Float>, keep: Bool = false, keepCodes: Bool = false)
         -> (y: Tensor<Float>, outputs: [Tensor<Float>?], codes: [(data: [UInt8], shape: [Int])])
     {
-        var outputs = [Tensor<Float>?](repeating: nil, count: keep ? spec.layers.count + 1 : 0),
+        // `outputs[j + 1]`: layer j's output in Float, where it exists (`outputs[0]` the input).
+        var outputs = [Tensor<Float>?](repeating: nil, count: spec.layers.count + 1),
             codes: [(data: [UInt8], shape: [Int])] = []
-        if keep { outputs[0] = x }
-        var y: Tensor<Float>? = x, data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
+        outputs[0] = x
+        var data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
         func runFloat(to end: Int) {
-            for j in at..<end {
-                y = float.forward(y!, layers: j..<(j + 1))
-                if keep { outputs[j + 1] = y }
-            }
+            for j in at..<end { outputs[j + 1] = float.forward(spec.inputs(of: j).map { outputs[$0 + 1]! }, layer: j) }
         }
         for step in steps {
             runFloat(to: step.layer)
             var input = carried ?? step.input
-            if let v = y {
+            if carried == nil {
+                let v = outputs[spec.inputs(of: step.layer)[0] + 1]!
                 input = dynamic ? .covering(v.data, like: step.input) : step.input
                 data = channelsLast(quantized(v.data, input), v.shape)
                 shape = v.shape.count == 4 ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape
@@ -211,7 +214,7 @@ public final class IntegerNetwork {
             let correction = (0..<step.outputs).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
             if let next = step.next, !dynamic {
                 (data, shape) = requantized(step, to: next, input: input, correction: correction, data, shape)
-                (y, carried) = (nil, next)
+                carried = next
                 if keep {
                     let z = Float(next.zeroPoint + offset(next)), s = Float(next.scale)
                     outputs[step.end + 1] = Tensor(
@@ -222,7 +225,7 @@ public final class IntegerNetwork {
                 let (v, outShape) = dynamicallyRequantized(step, input: input, correction: correction, data, shape)
                 let r = QuantRange.covering(v, like: next)
                 if keep { outputs[step.end + 1] = Tensor(shape: planarShape(outShape), data: planar(v, outShape)) }
-                (data, shape, y, carried) = (quantized(v, r), outShape, nil, r)
+                (data, shape, carried) = (quantized(v, r), outShape, r)
             } else {
                 // Dequantize the sums; what follows runs in Float.
                 let (acc, outShape) = accumulate(step, data, shape, fill: UInt8(inputZero))
@@ -232,13 +235,13 @@ public final class IntegerNetwork {
                     let c = k % step.outputs
                     v[k] = scale[c] * Float(acc[k] + correction[c]) + (dynamic ? step.floatBias[c] : 0)
                 }
-                y = Tensor(shape: planarShape(outShape), data: planar(v, outShape))
-                if keep { outputs[step.layer + 1] = y }
+                outputs[step.layer + 1] = Tensor(shape: planarShape(outShape), data: planar(v, outShape))
+                carried = nil
             }
             at = step.end + 1
         }
         runFloat(to: spec.layers.count)
-        return (y!, outputs, codes)
+        return (outputs[spec.layers.count]!, keep ? outputs : [], codes)
     }
 
     /// `step`'s sums for `data` requantized to the codes of `next` (ReLU in the clamp, dropout in

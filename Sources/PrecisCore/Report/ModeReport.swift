@@ -195,8 +195,10 @@ public func explainLayers<T: NetworkScalar>(
         let exact = reference.predict(Tensor(shape: shape, data: batch.map { Double($0 * inputScale) }))
         let outs = float32.forwardAll(Tensor(shape: shape, data: batch.map { $0 * inputScale }))
         for i in 0..<depth {
-            let y = reduced.forward(outs[i].converted(to: T.self), layers: i..<(i + 1)).converted(to: Float.self)
-            let z = float32.forward(y, layers: (i + 1)..<depth)
+            let xs = float32.spec.inputs(of: i).map { outs[$0 + 1].converted(to: T.self) }
+            var replaced = outs
+            replaced[i + 1] = reduced.forward(xs, layer: i).converted(to: Float.self)
+            let z = float32.forward(from: replaced, layers: (i + 1)..<depth)
             predicted[i] += argmaxRows(z)
             logits[i].add(z.data, reference: exact.data, minNormal: Double(Float.leastNormalMagnitude))
         }

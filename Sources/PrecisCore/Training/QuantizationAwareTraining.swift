@@ -170,7 +170,7 @@ public final class QuantizationAwareTraining {
         }
         if let x, !frozen {
             let outs = net.forwardAll(x)
-            for i in layers { observers[i, default: Observer()].observe(outs[i].data) }
+            for i in layers { observers[i, default: Observer()].observe(outs[net.spec.inputs(of: i)[0] + 1].data) }
         }
         body()
         for (p, v) in saved { p.value = v }

@@ -76,17 +76,13 @@ extension Network {
         let learnable = parameters.map(\.parameter).filter(\.learnable)
         let master = learnable.map(\.value)
         for p in learnable { storage.round(&p.value.data) }
-        var y = stored(x)
-        for node in nodes { y = stored(node.forward(y, isTraining: true)) }
-        let l = lossLayer.forward(y, t)
+        let layers = nodes.indices.map { $0..<($0 + 1) }
+        let l = loss(x, t, steps: layers, isTraining: true, stores: true)
         var d = lossLayer.backward()
         let s = T(scale)
         for i in d.data.indices { d.data[i] *= s }
         storage.round(&d.data)
-        for (i, node) in nodes.enumerated().reversed() {
-            d = node.backward(d, inputGradient: i > 0)
-            storage.round(&d.data)
-        }
+        _ = backpropagate(d, steps: layers, inputGradient: false, stores: true)
         var finite = true
         for (p, m) in zip(learnable, master) {
             p.value = m
