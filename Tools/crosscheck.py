@@ -37,21 +37,18 @@ def forward_format(layers, params, variant, mode, x):
     """`forward` in float32 for a number-format variant: the layers it stores run on its decoded
     weights, with their inputs rounded as the format says (a convolution's windows and an affine
     layer's inputs, along the reduction axis); the others run on the master."""
-    for name, layer in layers:
-        kind = layer['kind']
-        if name in variant and kind == 'Convolution':
+    def stored(name, layer, x):
+        if name not in variant:
+            return None
+        if layer['kind'] == 'Convolution':
             w, b, attrs = variant[name]['W'], variant[name]['b'], variant[name]['attrs']
             col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
             n = x.shape[0]
             col = number_formats.round_inputs(col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1), mode, attrs)
-            x = (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-        elif name in variant:
-            rows = number_formats.round_inputs(x.reshape(x.shape[0], -1), mode, variant[name]['attrs'])
-            x = rows @ variant[name]['W'] + variant[name]['b']
-        else:
-            x = forward([(name, layer)], params, x)
-        x = x.astype(np.float32)
-    return x
+            return (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+        rows = number_formats.round_inputs(x.reshape(x.shape[0], -1), mode, variant[name]['attrs'])
+        return rows @ variant[name]['W'] + variant[name]['b']
+    return forward(layers, params, x, layer_fn=stored, dtype=np.float32)
 
 
 def check_formats(a, f, layers, params, formats, x, t, failures):
@@ -91,7 +88,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('file')
     ap.add_argument('--precis', default='.build/release/precis')
-    ap.add_argument('--limit', type=int, default=None)
+    ap.add_argument('--limit', type=int, default=None, help='check only the first N test images')
     ap.add_argument('--format-images', type=int, default=2000, metavar='N',
                     help='run number-format variants in numpy on the first N test images (default 2000)')
     ap.add_argument('--float16', type=int, default=0, metavar='N',
@@ -113,6 +110,8 @@ def main():
         for name, layer in layers:
             g = model['layers'][name]
             assert text(g.attrs['kind']) == layer['kind'], f'{name} kind'
+            if 'inputs' in g.attrs:  # a graph: what the layer reads
+                layer['inputs'] = text(g.attrs['inputs']).split()
             params[name] = {k: g[k][()].astype(np.float64) for k in g}
             for k, v in g.items():
                 assert v.dtype == np.float32, f'{name}/{k} is {v.dtype}, expected float32'
@@ -187,7 +186,7 @@ def main():
         cmd = [a.precis, 'eval', a.file, '--precision', 'float64,float32,float16-acc32', '--json', '--quiet', '--save-logits', prefix,
                '--force']
         if a.limit:
-            cmd += ['--limit', str(a.limit)]
+            cmd += ['--first', str(a.limit)]
         out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         theirs = np.fromfile(prefix + '-float64.f64', dtype='<f8').reshape(logits.shape)
         their16 = np.fromfile(prefix + '-float16-acc32.f64', dtype='<f8').reshape(logits.shape).argmax(axis=1)[:n16]

@@ -74,46 +74,75 @@ def im2col(x, fh, fw, stride, pad, fill=0.0):
     return col, oh, ow
 
 
-def forward(layers, params, x):
-    for name, layer in layers:
-        kind = layer['kind']
-        if kind == 'Convolution':
-            w, b = params[name]['W'], params[name]['b']
-            col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
-            n = x.shape[0]
-            col = col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
-            x = (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-        elif kind in ('MaxPooling', 'AveragePooling'):
-            k, s, p = layer['size'], layer['stride'], layer['pad']
-            if kind == 'MaxPooling':
-                col, oh, ow = im2col(x, k, k, s, p, fill=-np.inf)
-                x = col.max(axis=(2, 3))
-            else:
-                col, oh, ow = im2col(x, k, k, s, p)
-                x = col.sum(axis=(2, 3)) / (k * k)
-        elif kind == 'Affine':
-            x = x.reshape(x.shape[0], -1) @ params[name]['W'] + params[name]['b']
-        elif kind == 'ReLU':
-            x = np.where(x > 0, x, 0.0)
-        elif kind == 'Dropout':
-            x = x * x.dtype.type(1.0 - layer['ratio'])
-        elif kind == 'BatchNormalization':
-            q = params[name]
-            shape = (1, -1) + (1,) * (x.ndim - 2)
-            x = (q['gamma'].reshape(shape) * (x - q['running_mean'].reshape(shape))
-                 / np.sqrt(q['running_var'].reshape(shape) + 1e-5) + q['beta'].reshape(shape))
-        elif kind == 'Clip':
-            x = np.clip(x, layer['min'], layer['max'])
-        elif kind == 'LeakyReLU':
-            x = np.where(x > 0, x, layer['alpha'] * x)
-        elif kind == 'Sigmoid':
-            x = 1 / (1 + np.exp(-x))
-        elif kind == 'HardSigmoid':
-            x = np.clip(layer['alpha'] * x + layer['beta'], 0, 1)
-        elif kind == 'HardSwish':
-            x = x * np.clip(x / 6 + 0.5, 0, 1)
-        elif kind == 'GlobalAveragePooling':
-            x = x.mean(axis=(2, 3), keepdims=True)
-        else:
-            raise SystemExit(f'unknown layer kind {kind}')
-    return x
+def forward(layers, params, x, layer_fn=None, dtype=None):
+    """The network's output for `x`. `layers` is [(name, layer dict)] in order; a layer reads the one
+    before it unless its dict has 'inputs' (layer names or 'input', as a graph file's groups name
+    them). `layer_fn(name, layer, x)` may compute a layer of one input itself (None: the layer as
+    stored); `dtype` casts every layer's output."""
+    last_use = {}
+    for i, (name, layer) in enumerate(layers):
+        for src in layer.get('inputs') or [layers[i - 1][0] if i else 'input']:
+            last_use[src] = i
+    values, prev = {'input': x}, 'input'
+    for i, (name, layer) in enumerate(layers):
+        srcs = layer.get('inputs') or [prev]
+        xs = [values[s] for s in srcs]
+        y = layer_fn(name, layer, xs[0]) if layer_fn and len(xs) == 1 else None
+        y = apply(name, layer, params, xs) if y is None else y
+        values[name] = y if dtype is None else y.astype(dtype)
+        for s in set(srcs):
+            if last_use[s] == i:
+                del values[s]
+        prev = name
+    return values[prev]
+
+
+def apply(name, layer, params, xs):
+    """One layer on its inputs `xs` (one, or several for a merge)."""
+    kind, x = layer['kind'], xs[0]
+    if kind == 'Add':
+        y = xs[0]
+        for v in xs[1:]:
+            y = y + v
+        return y
+    if kind == 'Concat':
+        return np.concatenate(xs, axis=1)
+    if kind == 'Multiply':
+        return xs[0] * xs[1]
+    if kind == 'Convolution':
+        w, b = params[name]['W'], params[name]['b']
+        col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
+        n = x.shape[0]
+        col = col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
+        return (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+    if kind in ('MaxPooling', 'AveragePooling'):
+        k, s, p = layer['size'], layer['stride'], layer['pad']
+        if kind == 'MaxPooling':
+            col, oh, ow = im2col(x, k, k, s, p, fill=-np.inf)
+            return col.max(axis=(2, 3))
+        col, oh, ow = im2col(x, k, k, s, p)
+        return col.sum(axis=(2, 3)) / (k * k)
+    if kind == 'Affine':
+        return x.reshape(x.shape[0], -1) @ params[name]['W'] + params[name]['b']
+    if kind == 'ReLU':
+        return np.where(x > 0, x, 0.0)
+    if kind == 'Dropout':
+        return x * x.dtype.type(1.0 - layer['ratio'])
+    if kind == 'BatchNormalization':
+        q = params[name]
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return (q['gamma'].reshape(shape) * (x - q['running_mean'].reshape(shape))
+                / np.sqrt(q['running_var'].reshape(shape) + 1e-5) + q['beta'].reshape(shape))
+    if kind == 'Clip':
+        return np.clip(x, layer['min'], layer['max'])
+    if kind == 'LeakyReLU':
+        return np.where(x > 0, x, layer['alpha'] * x)
+    if kind == 'Sigmoid':
+        return 1 / (1 + np.exp(-x))
+    if kind == 'HardSigmoid':
+        return np.clip(layer['alpha'] * x + layer['beta'], 0, 1)
+    if kind == 'HardSwish':
+        return x * np.clip(x / 6 + 0.5, 0, 1)
+    if kind == 'GlobalAveragePooling':
+        return x.mean(axis=(2, 3), keepdims=True)
+    raise SystemExit(f'unknown layer kind {kind}')
