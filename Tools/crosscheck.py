@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import number_formats  # noqa: E402  (the sibling module in Tools/)
-from numpy_network import forward, im2col, test_set  # noqa: E402  (the data sets and the float64 forward pass)
+from numpy_network import forward, grouped_convolution, im2col, test_set  # noqa: E402  (the data sets and the float64 forward pass)
 
 
 def forward_format(layers, params, variant, mode, x):
@@ -40,6 +40,10 @@ def forward_format(layers, params, variant, mode, x):
     def stored(name, layer, x):
         if name not in variant:
             return None
+        if layer['kind'] == 'Convolution' and 'size' not in layer:
+            attrs = variant[name]['attrs']
+            return grouped_convolution(x, variant[name]['W'], variant[name]['b'], layer,
+                                       lambda rows: number_formats.round_inputs(rows, mode, attrs))
         if layer['kind'] == 'Convolution':
             w, b, attrs = variant[name]['W'], variant[name]['b'], variant[name]['attrs']
             col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])

@@ -74,6 +74,33 @@ def im2col(x, fh, fw, stride, pad, fill=0.0):
     return col, oh, ow
 
 
+def unfold_groups(x, layer):
+    """A convolution's windows by group, for a layer stored with kernel_h, ..., groups: a list of
+    (N·OH·OW, C/groups·KH·KW) matrices, window elements in (channel, ky, kx) order, and OH, OW."""
+    n, c, h, wd = x.shape
+    g = layer['groups']
+    kh, kw, sh, sw = layer['kernel_h'], layer['kernel_w'], layer['stride_h'], layer['stride_w']
+    dh, dw = layer['dilation_h'], layer['dilation_w']
+    img = np.pad(x, [(0, 0), (0, 0), (layer['pad_top'], layer['pad_bottom']), (layer['pad_left'], layer['pad_right'])])
+    oh = (img.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (img.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    col = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            col[:, :, ky, kx] = img[:, :, ky * dh:ky * dh + sh * (oh - 1) + 1:sh, kx * dw:kx * dw + sw * (ow - 1) + 1:sw]
+    col = col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, g, -1)
+    return [col[:, k] for k in range(g)], oh, ow
+
+
+def grouped_convolution(x, w, b, layer, round_rows=lambda rows: rows):
+    """A convolution with groups, a rectangular kernel, a stride and a dilation per axis and padding
+    on each side; `round_rows` rounds each group's windows first."""
+    cols, oh, ow = unfold_groups(x, layer)
+    fg = w.shape[0] // len(cols)
+    ys = [round_rows(col) @ w[k * fg:(k + 1) * fg].reshape(fg, -1).T for k, col in enumerate(cols)]
+    return (np.concatenate(ys, axis=1) + b).reshape(x.shape[0], oh, ow, -1).transpose(0, 3, 1, 2)
+
+
 def forward(layers, params, x, layer_fn=None, dtype=None):
     """The network's output for `x`. `layers` is [(name, layer dict)] in order; a layer reads the one
     before it unless its dict has 'inputs' (layer names or 'input', as a graph file's groups name
@@ -109,12 +136,14 @@ def apply(name, layer, params, xs):
         return np.concatenate(xs, axis=1)
     if kind == 'Multiply':
         return xs[0] * xs[1]
-    if kind == 'Convolution':
+    if kind == 'Convolution' and 'size' in layer:
         w, b = params[name]['W'], params[name]['b']
         col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
         n = x.shape[0]
         col = col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
         return (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+    if kind == 'Convolution':
+        return grouped_convolution(x, params[name]['W'], params[name]['b'], layer)
     if kind in ('MaxPooling', 'AveragePooling'):
         k, s, p = layer['size'], layer['stride'], layer['pad']
         if kind == 'MaxPooling':

@@ -216,8 +216,12 @@ func onnxModel(
             ]
         }
         switch layer.spec {
-        case let .convolution(_, size, stride, pad):
-            node("Conv", layer.name, [x] + keys, out, window(size, stride, pad))
+        case .convolution(let c):
+            node(
+                "Conv", layer.name, [x] + keys, out,
+                [.ints("kernel_shape", c.kernel), .ints("strides", c.strides), .ints("pads", c.pads)]
+                    + (c.dilations == [1, 1] ? [] : [.ints("dilations", c.dilations)])
+                    + (c.groups == 1 ? [] : [.int("group", c.groups)]))
         case .relu:
             node("Relu", layer.name, [x], out)
         case let .maxPooling(size, stride, pad):

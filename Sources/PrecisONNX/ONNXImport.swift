@@ -2,11 +2,12 @@ import Foundation
 import PrecisCore
 import SwiftProtobuf
 
-/// Reads an ONNX model whose nodes are layers Precis runs: Conv (group 1), Relu, Clip, LeakyRelu,
-/// Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, GlobalAveragePool (or ReduceMean over H
-/// and W), Gemm, MatMul followed by Add, Flatten or Reshape to 2-D before them,
-/// BatchNormalization, Dropout and Identity (skipped at inference), a `Mul` by a constant in (0, 1]
-/// (Precis's own inference-time dropout), and a final Softmax (dropped: Precis reports logits);
+/// Reads an ONNX model whose nodes are layers Precis runs: Conv (any groups, kernel, strides, pads
+/// and dilations), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool,
+/// GlobalAveragePool (or ReduceMean over H and W), Gemm, MatMul followed by Add, Flatten or
+/// Reshape to 2-D before them, BatchNormalization, Dropout and Identity (skipped at inference), a
+/// `Mul` by a constant in (0, 1] (Precis's own inference-time dropout), and a final Softmax
+/// (dropped: Precis reports logits);
 /// and the merges of a graph: Add or Sum of computed values, Concat along channels, Mul of two.
 /// Weights come from initializers or Constant nodes, as float32, float64 or float16. Anything else
 /// is refused with the node's name and operator: every such node, one line each, in one error.
@@ -91,9 +92,13 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
             }
             let b =
                 n.input.count > 2 && !n.input[2].isEmpty ? try values(n.input[2], of: n) : Tensor(zeros: [w.shape[0]])
-            guard try a.int("group", 1) == 1 else { throw fail("\(what): only group 1 is supported") }
-            let (size, stride, pad) = try a.window(kernel: Array(w.shape.suffix(2)))
-            try add(.convolution(filters: w.shape[0], size: size, stride: stride, pad: pad), ["W": w, "b": b])
+            let groups = try a.int("group", 1)
+            guard groups >= 1, w.shape[0] % groups == 0 else {
+                throw fail("\(what): group \(groups) does not divide the \(w.shape[0]) filters")
+            }
+            try add(
+                .convolution(try a.convolution(filters: w.shape[0], kernel: Array(w.shape.suffix(2)), groups: groups)),
+                ["W": w, "b": b])
         case "Relu":
             try add(.relu)
         case "Clip":
@@ -139,7 +144,7 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
             guard n.output.count == 1 else { throw fail("\(what): the indices output is not supported") }
             guard try a.int("ceil_mode", 0) == 0 else { throw fail("\(what): ceil_mode 1 is not supported") }
             _ = try a.int("storage_order", 0)
-            let (size, stride, pad) = try a.window(kernel: nil)
+            let (size, stride, pad) = try a.window()
             if n.opType == "MaxPool" {
                 try add(.maxPooling(size: size, stride: stride, pad: pad))
             } else {
@@ -372,9 +377,33 @@ struct Attributes {
 
     /// A square window with one stride and one padding on every side: `(size, stride, pad)`.
     /// `kernel` is the weight's spatial shape, which `kernel_shape` must match when given.
-    mutating func window(kernel: [Int]?) throws -> (Int, Int, Int) {
-        let shape = try ints("kernel_shape") ?? kernel ?? []
-        guard shape.count == 2, shape[0] == shape[1], shape[0] > 0, kernel == nil || kernel! == shape else {
+    /// A Conv node's geometry: kernel, strides, pads (top, left, bottom, right) and dilations.
+    mutating func convolution(filters: Int, kernel: [Int], groups: Int) throws -> ConvolutionSpec {
+        let shape = try ints("kernel_shape") ?? kernel
+        guard shape == kernel, kernel.allSatisfy({ $0 > 0 }) else {
+            throw fail("kernel_shape \(shape) is not the weights' \(kernel)")
+        }
+        let strides = try ints("strides") ?? [1, 1], pads = try ints("pads") ?? [0, 0, 0, 0]
+        let dilations = try ints("dilations") ?? [1, 1]
+        guard strides.count == 2, strides.allSatisfy({ $0 > 0 }), dilations.count == 2, dilations.allSatisfy({ $0 > 0 })
+        else {
+            throw fail("only 2-D strides and dilations of at least 1 are supported")
+        }
+        guard pads.count == 4, pads.allSatisfy({ $0 >= 0 }) else {
+            throw fail("only 2-D pads of at least 0 are supported")
+        }
+        if let a = find("auto_pad"), !["NOTSET", "VALID"].contains(String(decoding: a.s, as: UTF8.self)) {
+            throw fail("auto_pad \(String(decoding: a.s, as: UTF8.self)) is not supported (explicit pads are)")
+        }
+        return ConvolutionSpec(
+            filters: filters, kernel: kernel, strides: strides, pads: [pads[0], pads[1], pads[2], pads[3]],
+            dilations: dilations, groups: groups)
+    }
+
+    /// A pooling node's window: square, one stride, the same padding on every side.
+    mutating func window() throws -> (Int, Int, Int) {
+        let shape = try ints("kernel_shape") ?? []
+        guard shape.count == 2, shape[0] == shape[1], shape[0] > 0 else {
             throw fail("only square 2-D kernels are supported (kernel \(shape))")
         }
         let strides = try ints("strides") ?? [1, 1], pads = try ints("pads") ?? [0, 0, 0, 0]

@@ -46,6 +46,49 @@ import Testing
         expectPasses(checkLayer(conv, input: randomTensor([2, 3, 7, 6], seed: 5, as: Double.self)))
     }
 
+    /// Convolutions of every geometry: groups (depthwise, and two groups of three channels),
+    /// rectangular kernels, unequal strides, padding on each side, dilation.
+    @Test(arguments: [
+        ConvolutionSpec(filters: 6, kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], groups: 6),
+        ConvolutionSpec(filters: 4, kernel: [1, 3], strides: [2, 1], pads: [0, 1, 0, 1], groups: 2),
+        ConvolutionSpec(filters: 5, kernel: [3, 2], strides: [1, 2], pads: [0, 0, 2, 1], dilations: [2, 1]),
+        ConvolutionSpec(
+            filters: 12, kernel: [3, 3], strides: [2, 2], pads: [1, 0, 1, 2], dilations: [1, 2], groups: 6),
+    ])
+    func generalConvolution(spec: ConvolutionSpec) {
+        let conv = GeneralConvolution<Double>(
+            W: randomTensor([spec.filters, 6 / spec.groups] + spec.kernel, seed: 13),
+            b: randomTensor([spec.filters], seed: 14),
+            spec: spec)
+        let reports = checkLayer(conv, input: randomTensor([2, 6, 7, 8], seed: 15, as: Double.self))
+        expectPasses(reports, minimumChecked: 4)
+        #expect(reports.count == 3)
+    }
+
+    /// With the book's geometry the general convolution computes what `Convolution` does: bit for
+    /// bit forward (the same chain of multiply-adds for every output), and its gradients to rounding
+    /// (they add in another order).
+    @Test func generalConvolutionOfThePlainKindIsTheConvolution() {
+        func check<T: NetworkScalar>(_: T.Type) {
+            let (w, b): (Tensor<T>, Tensor<T>) = (randomTensor([5, 3, 3, 3], seed: 16), randomTensor([5], seed: 17))
+            let x: Tensor<T> = randomTensor([3, 3, 8, 7], seed: 18),
+                d: Tensor<T> = randomTensor([3, 5, 4, 4], seed: 19)
+            let plain = Convolution(W: w, b: b, stride: 2, pad: 1)
+            let general = GeneralConvolution(W: w, b: b, spec: ConvolutionSpec(filters: 5, size: 3, stride: 2, pad: 1))
+            #expect(plain.forward(x, isTraining: true) == general.forward(x, isTraining: true), "\(T.self)")
+            let bound = T.self == Double.self ? 1e-13 : 1e-6
+            for (p, g) in [
+                (plain.backward(d), general.backward(d)), (plain.W.grad, general.W.grad),
+                (plain.b.grad, general.b.grad),
+            ] {
+                let scale = p.data.map { abs(Double($0)) }.max()!
+                #expect(zip(p.data, g.data).allSatisfy { abs(Double($0) - Double($1)) <= bound * scale }, "\(T.self)")
+            }
+        }
+        check(Float.self)
+        check(Double.self)
+    }
+
     /// Float training gradients (the C kernels with AVX-512: weight gradients pixel by pixel, input
     /// gradients by the direct kernel with the filters turned over; else the GEMMs) agree with Double's
     /// to float32 accuracy, through fused ReLUs, pad 2, 5×5 windows, partial blocks of 16 filters and

@@ -150,6 +150,35 @@ import Testing
         }
     }
 
+    /// Convolutions beyond the book's: the text forms of sizes, strides, pads and dilations read
+    /// back from text and JSON; a plain one keeps the book's form; groups must divide the channels.
+    @Test func generalConvolutionsAreWrittenAndChecked() throws {
+        let spec = try ModelSpec.named(
+            "conv(6,3,pad=1) conv(6,3,stride=2,pad=1,groups=6) conv(4,1x3,pad=0x1) conv(4,3,stride=2x1,pad=0x0x1x1,"
+                + "dilation=2) affine(10)", inputShape: [2, 9, 9])
+        #expect(
+            spec.layers[1]
+                == .convolution(
+                    ConvolutionSpec(filters: 6, kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], groups: 6)))
+        #expect(
+            spec.layers[2]
+                == .convolution(ConvolutionSpec(filters: 4, kernel: [1, 3], strides: [1, 1], pads: [0, 1, 0, 1])))
+        #expect(try spec.shapes() == [[6, 9, 9], [6, 5, 5], [4, 5, 5], [4, 1, 2], [10]])
+        #expect(spec.layers[0].description == "conv(6,3,stride=1,pad=1)")
+        #expect(spec.layers[3].description == "conv(4,3,stride=2x1,pad=0x0x1x1,dilation=2)")
+        #expect(try LayerSpec.parseList(spec.layerText) == spec.layers)
+        #expect(try JSONDecoder().decode([LayerSpec].self, from: try JSONEncoder().encode(spec.layers)) == spec.layers)
+        #expect(try spec.geometry()[1].tensors[0].shape == [6, 1, 3, 3] && spec.geometry()[1].window == nil)
+        #expect(
+            throws: ModelError.badSpec("00_conv1: 4 groups must divide both the 6 input channels and the 8 filters")
+        ) {
+            try ModelSpec.named("conv(8,3,groups=4) affine(10)", inputShape: [6, 9, 9])
+        }
+        #expect(throws: ModelError.badSpec("'conv(4,1x3x5)': size must be N or NxN in whole numbers, got '1x3x5'")) {
+            try LayerSpec.parse("conv(4,1x3x5)")
+        }
+    }
+
     /// The activations and global pooling read back from their text and their JSON, and refuse
     /// arguments they cannot take.
     @Test func activationsRoundTripAndCheckTheirArguments() throws {

@@ -39,9 +39,43 @@ public enum WeightInit: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// One layer of a sequential model, as the user writes it and the weight file stores it.
+/// A convolution's geometry: `filters` outputs, a `kernel` of (height, width), `strides` and
+/// `dilations` along (height, width), `pads` of zeros (top, left, bottom, right) and `groups`: the
+/// input channels and the filters split into that many groups, each filter reading its group's
+/// channels only (depthwise when groups equal the input channels).
+public struct ConvolutionSpec: Equatable, Sendable {
+    public var filters: Int
+    public var kernel: [Int], strides: [Int], pads: [Int], dilations: [Int]
+    public var groups: Int
+
+    public init(filters: Int, kernel: [Int], strides: [Int], pads: [Int], dilations: [Int] = [1, 1], groups: Int = 1) {
+        (self.filters, self.kernel, self.strides, self.pads) = (filters, kernel, strides, pads)
+        (self.dilations, self.groups) = (dilations, groups)
+    }
+
+    /// A square kernel with one stride and the same padding on every side (the book's convolution).
+    public init(filters: Int, size: Int, stride: Int = 1, pad: Int = 0) {
+        self.init(filters: filters, kernel: [size, size], strides: [stride, stride], pads: [pad, pad, pad, pad])
+    }
+
+    /// Whether it is the book's kind: square, one stride, one pad, no dilation, one group.
+    public var isPlain: Bool {
+        kernel[0] == kernel[1] && strides[0] == strides[1] && Set(pads).count == 1 && dilations == [1, 1]
+            && groups == 1
+    }
+
+    /// The output's (height, width) for an input of (height, width), or nil when the kernel does not fit.
+    public func outputSize(_ h: Int, _ w: Int) -> (Int, Int)? {
+        let eh = h + pads[0] + pads[2] - dilations[0] * (kernel[0] - 1) - 1
+        let ew = w + pads[1] + pads[3] - dilations[1] * (kernel[1] - 1) - 1
+        guard eh >= 0, ew >= 0 else { return nil }
+        return (eh / strides[0] + 1, ew / strides[1] + 1)
+    }
+}
+
+/// One layer of a model, as the user writes it and the weight file stores it.
 public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
-    case convolution(filters: Int, size: Int, stride: Int, pad: Int)
+    case convolution(ConvolutionSpec)
     case maxPooling(size: Int, stride: Int, pad: Int)
     case averagePooling(size: Int, stride: Int, pad: Int)
     case affine(units: Int)
@@ -54,6 +88,11 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
     case globalAveragePooling
     /// A node of several inputs (`ModelSpec.inputs(of:)`): their sum, concatenation or product.
     case merge(MergeKind)
+
+    /// The book's convolution: square, one stride, the same padding on every side.
+    public static func convolution(filters: Int, size: Int, stride: Int, pad: Int) -> LayerSpec {
+        .convolution(ConvolutionSpec(filters: filters, size: size, stride: stride, pad: pad))
+    }
 
     /// The short name used in layer names (`00_conv1`) and the text syntax.
     public var keyword: String {
@@ -75,7 +114,13 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
     /// The text syntax, e.g. `conv(16,3,stride=1,pad=1)`; `LayerSpec.parse` reads it back.
     public var description: String {
         switch self {
-        case let .convolution(f, k, s, p): return "conv(\(f),\(k),stride=\(s),pad=\(p))"
+        case .convolution(let c):
+            let pair = { (v: [Int]) in v[0] == v[1] ? "\(v[0])" : "\(v[0])x\(v[1])" }
+            let pads = Set(c.pads).count == 1 ? "\(c.pads[0])" : c.pads.map(String.init).joined(separator: "x")
+            let extra =
+                (c.dilations == [1, 1] ? "" : ",dilation=\(pair(c.dilations))")
+                + (c.groups == 1 ? "" : ",groups=\(c.groups)")
+            return "conv(\(c.filters),\(pair(c.kernel)),stride=\(pair(c.strides)),pad=\(pads)\(extra))"
         case let .maxPooling(k, s, p): return "maxpool(\(k),stride=\(s),pad=\(p))"
         case let .averagePooling(k, s, p): return "avgpool(\(k),stride=\(s),pad=\(p))"
         case let .affine(u): return "affine(\(u))"
@@ -277,12 +322,38 @@ public struct ModelSpec: Equatable, Sendable {
                 return [channels, h / s + 1, w / s + 1]
             }
             switch layer {
-            case let .convolution(f, k, s, p):
-                guard (1...Self.limits.filters).contains(f) else {
+            case .convolution(let c):
+                guard (1...Self.limits.filters).contains(c.filters) else {
                     throw ModelError.badSpec(
-                        "\(name): a convolution needs 1...\(Self.limits.filters) filters, got \(f)")
+                        "\(name): a convolution needs 1...\(Self.limits.filters) filters, got \(c.filters)")
                 }
-                shape = try window(k, s, p, channels: f)
+                if c.isPlain {
+                    shape = try window(c.kernel[0], c.strides[0], c.pads[0], channels: c.filters)
+                    break
+                }
+                guard shape.count == 3 else {
+                    throw ModelError.badSpec("\(name): \(layer) needs (C,H,W) input, got \(shapeText(shape))")
+                }
+                let l = Self.limits
+                guard c.kernel.allSatisfy({ (1...l.size).contains($0) }),
+                    c.strides.allSatisfy({ (1...l.stride).contains($0) }),
+                    c.pads.allSatisfy({ (0...l.pad).contains($0) }),
+                    c.dilations.allSatisfy({ (1...l.size).contains($0) })
+                else {
+                    throw ModelError.badSpec(
+                        "\(name): \(layer) needs sizes and dilations 1...\(l.size), strides 1...\(l.stride), "
+                            + "pads 0...\(l.pad)")
+                }
+                guard (1...c.filters).contains(c.groups), shape[0] % c.groups == 0, c.filters % c.groups == 0 else {
+                    throw ModelError.badSpec(
+                        "\(name): \(c.groups) groups must divide both the \(shape[0]) input channels and the "
+                            + "\(c.filters) filters")
+                }
+                guard let (h, w) = c.outputSize(shape[1], shape[2]) else {
+                    throw ModelError.badSpec(
+                        "\(name): the kernel does not fit input \(shapeText(shape)) with its padding")
+                }
+                shape = [c.filters, h, w]
             case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
                 let pooled = try window(k, s, p, channels: shape[0])
                 guard p < k else {
@@ -434,11 +505,11 @@ public struct LayerGeometry: Equatable, Sendable {
     /// compile until it says what it owns.
     public var tensors: [TensorSpec] {
         switch spec {
-        case let .convolution(f, k, _, _):
-            let fanIn = inputShape[0] * k * k
+        case .convolution(let c):
+            let channels = inputShape[0] / c.groups, fanIn = channels * c.kernel[0] * c.kernel[1]
             return [
-                TensorSpec(name: "W", shape: [f, inputShape[0], k, k], fanIn: fanIn, role: .weight),
-                TensorSpec(name: "b", shape: [f], fanIn: 0, role: .bias),
+                TensorSpec(name: "W", shape: [c.filters, channels] + c.kernel, fanIn: fanIn, role: .weight),
+                TensorSpec(name: "b", shape: [c.filters], fanIn: 0, role: .bias),
             ]
         case let .affine(u):
             let fanIn = inputShape.reduce(1, *)
@@ -462,7 +533,9 @@ public struct LayerGeometry: Equatable, Sendable {
     /// The layer's GEMM, for a layer with weights.
     public var gemm: GEMMRole? {
         switch spec {
-        case let .convolution(f, k, _, _): return GEMMRole(channels: f, length: inputShape[0] * k * k, layout: .rows)
+        case .convolution(let c):
+            return GEMMRole(
+                channels: c.filters, length: inputShape[0] / c.groups * c.kernel[0] * c.kernel[1], layout: .rows)
         case let .affine(u): return GEMMRole(channels: u, length: inputShape.reduce(1, *), layout: .columns)
         case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling,
             .merge:
@@ -470,10 +543,15 @@ public struct LayerGeometry: Equatable, Sendable {
         }
     }
 
-    /// The window a convolution or pooling layer slides over one image, `(1, C, H, W)`.
+    /// The window a plain convolution or a pooling layer slides over one image, `(1, C, H, W)`.
     public var window: Window? {
         switch spec {
-        case let .convolution(_, k, s, p), let .maxPooling(k, s, p), let .averagePooling(k, s, p):
+        case .convolution(let c):
+            return c.isPlain
+                ? Window(
+                    input: [1] + inputShape, fh: c.kernel[0], fw: c.kernel[0], stride: c.strides[0], pad: c.pads[0])
+                : nil
+        case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
             return Window(input: [1] + inputShape, fh: k, fw: k, stride: s, pad: p)
         case .affine, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling, .merge: return nil
         }
@@ -487,7 +565,12 @@ public struct LayerGeometry: Equatable, Sendable {
 }
 
 extension LayerSpec: Codable {
-    private enum Key: String, CodingKey { case kind, filters, size, stride, pad, units, ratio, min, max, alpha, beta }
+    private enum Key: String, CodingKey {
+        case kind, filters, size, stride, pad, units, ratio, min, max, alpha, beta, groups
+        case kernelH = "kernel_h", kernelW = "kernel_w", strideH = "stride_h", strideW = "stride_w"
+        case padTop = "pad_top", padLeft = "pad_left", padBottom = "pad_bottom", padRight = "pad_right"
+        case dilationH = "dilation_h", dilationW = "dilation_w"
+    }
 
     /// The arguments stored as numbers with a fraction; the others are whole numbers.
     public static let fractional: Set<String> = ["ratio", "min", "max", "alpha", "beta"]
@@ -523,8 +606,17 @@ extension LayerSpec: Codable {
     /// The layer's arguments by name (`filters`, `size`, `stride`, `pad`, `units`, `ratio`).
     public var arguments: [(String, Double)] {
         switch self {
-        case let .convolution(f, k, s, p):
-            return [("filters", Double(f)), ("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
+        case .convolution(let c) where c.isPlain:
+            return [("filters", c.filters), ("size", c.kernel[0]), ("stride", c.strides[0]), ("pad", c.pads[0])].map {
+                ($0.0, Double($0.1))
+            }
+        case .convolution(let c):
+            let values = [c.filters] + c.kernel + c.strides + c.pads + c.dilations + [c.groups]
+            let names = [
+                "filters", "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_top", "pad_left", "pad_bottom",
+                "pad_right", "dilation_h", "dilation_w", "groups",
+            ]
+            return zip(names, values.map(Double.init)).map { ($0, $1) }
         case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
             return [("size", Double(k)), ("stride", Double(s)), ("pad", Double(p))]
         case let .affine(u): return [("units", Double(u))]
@@ -552,9 +644,16 @@ extension LayerSpec: Codable {
         func int(_ k: Key) throws -> Int { try c.decode(Int.self, forKey: k) }
         func number(_ k: Key) throws -> Double { try c.decode(Double.self, forKey: k) }
         switch try c.decode(String.self, forKey: .kind) {
-        case "Convolution":
+        case "Convolution" where c.contains(.size):
             self = .convolution(
                 filters: try int(.filters), size: try int(.size), stride: try int(.stride), pad: try int(.pad))
+        case "Convolution":
+            self = .convolution(
+                ConvolutionSpec(
+                    filters: try int(.filters), kernel: [try int(.kernelH), try int(.kernelW)],
+                    strides: [try int(.strideH), try int(.strideW)],
+                    pads: [try int(.padTop), try int(.padLeft), try int(.padBottom), try int(.padRight)],
+                    dilations: [try int(.dilationH), try int(.dilationW)], groups: try int(.groups)))
         case "MaxPooling": self = .maxPooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
         case "AveragePooling":
             self = .averagePooling(size: try int(.size), stride: try int(.stride), pad: try int(.pad))
@@ -727,10 +826,32 @@ extension LayerSpec {
         let spec: LayerSpec
         switch name.lowercased() {
         case "conv", "convolution":
-            known = ["filters", "size", "stride", "pad"]
+            known = ["filters", "size", "stride", "pad", "dilation", "groups"]
+            // Sizes, strides and dilations are `N` or `HxW`; pads `P`, `HxW` or `TOPxLEFTxBOTTOMxRIGHT`.
+            func ints(_ i: Int, _ key: String, _ fallback: Int?, counts: [Int]) throws -> [Int] {
+                if i < positional.count && named[key] != nil {
+                    throw ModelError.badSpec("'\(item)': '\(key)' is given twice (by position and by name)")
+                }
+                guard let text = i < positional.count ? positional[i] : named[key] else {
+                    if let fallback { return [fallback] }
+                    throw ModelError.badSpec("'\(item)': \(name) needs \(key)")
+                }
+                let parts = text.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+                guard counts.contains(parts.count), parts.allSatisfy({ $0 != nil }) else {
+                    let forms = counts.map { Array(repeating: "N", count: $0).joined(separator: "x") }
+                    throw ModelError.badSpec(
+                        "'\(item)': \(key) must be \(forms.joined(separator: " or ")) in whole numbers, got '\(text)'")
+                }
+                return parts.map { $0! }
+            }
+            let pair = { (v: [Int]) in v.count == 1 ? v + v : v }
+            let pad = try ints(3, "pad", 0, counts: [1, 2, 4])
             spec = .convolution(
-                filters: try int(0, "filters", nil), size: try int(1, "size", nil),
-                stride: try int(2, "stride", 1), pad: try int(3, "pad", 0))
+                ConvolutionSpec(
+                    filters: try int(0, "filters", nil), kernel: pair(try ints(1, "size", nil, counts: [1, 2])),
+                    strides: pair(try ints(2, "stride", 1, counts: [1, 2])),
+                    pads: pad.count == 4 ? pad : pair(pad) + pair(pad),
+                    dilations: pair(try ints(4, "dilation", 1, counts: [1, 2])), groups: try int(5, "groups", 1)))
         case "maxpool", "avgpool", "pool":
             known = ["size", "stride", "pad"]
             let k = try int(0, "size", nil), s = try int(1, "stride", k), p = try int(2, "pad", 0)

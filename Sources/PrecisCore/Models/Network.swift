@@ -4,6 +4,7 @@ import Dispatch
 /// specializes the whole forward and backward pass for the scalar type.
 enum Node<T: NetworkScalar> {
     case convolution(Convolution<T>)
+    case generalConvolution(GeneralConvolution<T>)
     case maxPooling(MaxPooling<T>)
     case averagePooling(AveragePooling<T>)
     case affine(Affine<T>)
@@ -18,6 +19,7 @@ enum Node<T: NetworkScalar> {
     var layer: (any Layer<T>)? {
         switch self {
         case .convolution(let l): return l
+        case .generalConvolution(let l): return l
         case .maxPooling(let l): return l
         case .averagePooling(let l): return l
         case .affine(let l): return l
@@ -33,6 +35,7 @@ enum Node<T: NetworkScalar> {
     func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         switch self {
         case .convolution(let l): return l.forward(x, isTraining: isTraining)
+        case .generalConvolution(let l): return l.forward(x, isTraining: isTraining)
         case .maxPooling(let l): return l.forward(x, isTraining: isTraining)
         case .averagePooling(let l): return l.forward(x, isTraining: isTraining)
         case .affine(let l): return l.forward(x, isTraining: isTraining)
@@ -48,6 +51,7 @@ enum Node<T: NetworkScalar> {
     func backward(_ dout: Tensor<T>, inputGradient: Bool = true) -> Tensor<T> {
         switch self {
         case .convolution(let l): return l.backward(dout, inputGradient: inputGradient)
+        case .generalConvolution(let l): return l.backward(dout)
         case .maxPooling(let l): return l.backward(dout)
         case .averagePooling(let l): return l.backward(dout)
         case .affine(let l): return l.backward(dout)
@@ -129,11 +133,18 @@ public final class Network<T: NetworkScalar> {
             // Every tensor the geometry lists is in `tensors`.
             func tensor(_ role: TensorRole) -> Tensor<T> { tensors[layer.tensor(role)!.name]! }
             switch layer.spec {
-            case let .convolution(_, _, s, p):
+            case .convolution(let c) where c.isPlain:
                 nodes.append(
                     .convolution(
                         Convolution(
-                            W: tensor(.weight), b: tensor(.bias), stride: s, pad: p, storage: storage,
+                            W: tensor(.weight), b: tensor(.bias), stride: c.strides[0], pad: c.pads[0],
+                            storage: storage,
+                            inputRounding: inputRoundings[layer.index])))
+            case .convolution(let c):
+                nodes.append(
+                    .generalConvolution(
+                        GeneralConvolution(
+                            W: tensor(.weight), b: tensor(.bias), spec: c, storage: storage,
                             inputRounding: inputRoundings[layer.index])))
             case let .maxPooling(k, s, p):
                 nodes.append(.maxPooling(MaxPooling(size: k, stride: s, pad: p)))

@@ -51,6 +51,8 @@ public final class IntegerNetwork {
     }
 
     let steps: [Step]
+    /// Quantized layers that run in float on quantized-dequantized inputs and weights: their input ranges.
+    let simulated: [Int: QuantRange]
     let float: Network<Float>
     let spec: ModelSpec
     /// Whether inputs are quantized per batch (dynamic quantization).
@@ -69,7 +71,14 @@ public final class IntegerNetwork {
     public init(
         spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4
     ) throws {
-        let layers = model.layers.keys.sorted(), geometry = try spec.geometry(), consumers = spec.consumers
+        let geometry = try spec.geometry(), consumers = spec.consumers
+        // Convolutions beyond the book's kind (groups, rectangular kernels, dilation) have no integer
+        // kernel: they run as their simulation does, on dequantized weights and inputs.
+        let simulated = model.layers.filter { i, _ in
+            if case .convolution(let c) = spec.layers[i] { !c.isPlain } else { false }
+        }.mapValues(\.input)
+        self.simulated = simulated
+        let layers = model.layers.keys.filter { simulated[$0] == nil }.sorted()
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
             let q = model.layers[i]!, channels = q.channels
@@ -162,7 +171,10 @@ public final class IntegerNetwork {
         self.steps = steps
         self.spec = spec
         self.dynamic = model.dynamic
-        let dequantized = model.dequantized(spec, tensors)
+        var dequantized = model.dequantized(spec, tensors)
+        for i in simulated.keys where model.dynamic {
+            dequantized[geometry[i].key("b")] = tensors[geometry[i].key("b")]
+        }
         do { float = try Network<Float>(spec: spec, parameters: dequantized) } catch {
             throw ModelError.badSpec("the layers the int8 model leaves in float need their float weights (\(error))")
         }
@@ -198,7 +210,14 @@ public final class IntegerNetwork {
         outputs[0] = x
         var data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
         func runFloat(to end: Int) {
-            for j in at..<end { outputs[j + 1] = float.forward(spec.inputs(of: j).map { outputs[$0 + 1]! }, layer: j) }
+            for j in at..<end {
+                var xs = spec.inputs(of: j).map { outputs[$0 + 1]! }
+                if let r = simulated[j] {
+                    let range = dynamic ? QuantRange.covering(xs[0].data, like: r) : r
+                    xs[0].data = xs[0].data.map { Float(range.fakeQuantize(Double($0))) }
+                }
+                outputs[j + 1] = float.forward(xs, layer: j)
+            }
         }
         for step in steps {
             runFloat(to: step.layer)

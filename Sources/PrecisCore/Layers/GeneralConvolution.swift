@@ -1,0 +1,135 @@
+/// A convolution of any geometry (`ConvolutionSpec`): groups (depthwise when there are as many as
+/// input channels), rectangular kernels, a stride and a dilation per axis, padding on each side.
+/// `W: (FN, C/groups, KH, KW)`, `b: (FN)`; input `(N, C, H, W)`, output `(N, FN, OH, OW)`.
+///
+/// Per image and group, with `K = (C/groups)·KH·KW` window elements and `P = OH·OW` pixels, as the
+/// book computes a convolution: `out (FN/groups, P) = W (FN/groups, K) · B (K, P)` on the unfolded
+/// window `B` (padding reads 0), with the library's GEMM (one chain of multiply-adds per output, in
+/// ascending window order, at every kernel level); the result is rounded to the storage format and
+/// the bias added. Backward: `dW += dout · Bᵀ` image by image, and `dB = Wᵀ · dout` folded back onto
+/// the input.
+public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
+    public let W: Parameter<T>
+    public let b: Parameter<T>
+    public let spec: ConvolutionSpec
+    /// Rounding applied to the GEMM result before the bias is added (the `-acc32` modes).
+    public let storage: StorageFormat
+    /// Rounding of the unfolded input `B (K, P)` to a number format, along `K` (Float only).
+    public internal(set) var inputRounding: OperandRounding?
+    private var x: Tensor<T>?  // the input of the last training forward, for backward
+
+    public init(
+        W: Tensor<T>, b: Tensor<T>, spec: ConvolutionSpec, storage: StorageFormat = .native,
+        inputRounding: OperandRounding? = nil
+    ) {
+        precondition(W.shape.count == 4 && b.shape == [W.shape[0]], "conv W (FN,C,FH,FW), b (FN)")
+        precondition(inputRounding == nil || T.roundsInputs, "input rounding runs on Float")
+        (self.W, self.b) = (Parameter("W", W), Parameter("b", b))
+        (self.spec, self.storage, self.inputRounding) = (spec, storage, inputRounding)
+    }
+
+    public var parameters: [Parameter<T>] { [W, b] }
+
+    /// The sizes of a pass over `shape`: filters and channels per group, `K`, and the output's.
+    private func sizes(_ shape: [Int]) -> (fg: Int, cg: Int, k: Int, oh: Int, ow: Int) {
+        let (oh, ow) = spec.outputSize(shape[2], shape[3])!
+        let cg = shape[1] / spec.groups
+        precondition(cg == W.value.shape[1], "conv expects \(W.value.shape[1] * spec.groups) channels, got \(shape[1])")
+        return (spec.filters / spec.groups, cg, cg * spec.kernel[0] * spec.kernel[1], oh, ow)
+    }
+
+    /// Input element `(channel, y, x)` that window element `r` of output pixel `p` reads, as an
+    /// offset into the image, or nil where it reads padding.
+    @inline(__always)
+    private func tap(_ r: Int, _ p: Int, ow: Int, h: Int, w: Int, group: Int, cg: Int) -> Int? {
+        let (kh, kw) = (spec.kernel[0], spec.kernel[1])
+        let (ch, ky, kx) = (r / (kh * kw), r / kw % kh, r % kw)
+        let y = p / ow * spec.strides[0] - spec.pads[0] + ky * spec.dilations[0]
+        let x = p % ow * spec.strides[1] - spec.pads[1] + kx * spec.dilations[1]
+        guard y >= 0, y < h, x >= 0, x < w else { return nil }
+        return ((group * cg + ch) * h + y) * w + x
+    }
+
+    /// `B (K, P)` of one image and group: row `r` holds window element `r` of every output pixel.
+    private func unfold(_ image: UnsafePointer<T>, _ group: Int, _ s: [Int], _ z: (cg: Int, k: Int, oh: Int, ow: Int))
+        -> [T]
+    {
+        let pixels = z.oh * z.ow
+        var col = [T](repeating: 0, count: z.k * pixels)
+        for r in 0..<z.k {
+            for p in 0..<pixels {
+                if let at = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: z.cg) {
+                    col[r * pixels + p] = image[at]
+                }
+            }
+        }
+        return col
+    }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let s = x.shape, z = sizes(s), fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        var y = [T](repeating: 0, count: s[0] * fn * pixels)
+        y.withUnsafeMutableBufferPointer { ys in
+            x.data.withUnsafeBufferPointer { xs in
+                W.value.data.withUnsafeBufferPointer { ws in
+                    parallelChunks(s[0] * spec.groups, work: s[0] * fn * pixels * z.k) { items in
+                        for item in items {
+                            let (image, group) = (item / spec.groups, item % spec.groups)
+                            var col = unfold(xs.baseAddress! + image * per, group, s, (z.cg, z.k, z.oh, z.ow))
+                            if let inputRounding {
+                                col.withUnsafeMutableBufferPointer {
+                                    T.roundInput($0.baseAddress!, .columns(z.k, pixels), by: inputRounding)
+                                }
+                            }
+                            let out = ys.baseAddress! + (image * fn + group * z.fg) * pixels
+                            gemm(
+                                z.fg, pixels, z.k, ws.baseAddress! + group * z.fg * z.k, z.k, col, pixels, out, pixels,
+                                parallel: false)
+                            for f in 0..<z.fg {
+                                let bias = b.value.data[group * z.fg + f], row = out + f * pixels
+                                for p in 0..<pixels { row[p] = storage.round(row[p]) + bias }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.x = isTraining ? x : nil
+        return Tensor(shape: [s[0], fn, z.oh, z.ow], data: y)
+    }
+
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        guard let x else { preconditionFailure("GeneralConvolution.backward before a training forward") }
+        let s = x.shape, z = sizes(s), fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        var dW = [T](repeating: 0, count: W.value.count), db = [T](repeating: 0, count: fn)
+        var dx = [T](repeating: 0, count: x.count), part = [T](repeating: 0, count: z.fg * z.k)
+        var dcol = [T](repeating: 0, count: z.k * pixels)
+        x.data.withUnsafeBufferPointer { xs in
+            for image in 0..<s[0] {
+                for group in 0..<spec.groups {
+                    let d = Array(dout.data[((image * fn + group * z.fg) * pixels)...].prefix(z.fg * pixels))
+                    // dW (FN/groups, K) += dout (FN/groups, P) · Bᵀ, with Bᵀ the book's (P, K) unfolding.
+                    let col = unfold(xs.baseAddress! + image * per, group, s, (z.cg, z.k, z.oh, z.ow))
+                    var colT = [T](repeating: 0, count: col.count)
+                    for r in 0..<z.k { for p in 0..<pixels { colT[p * z.k + r] = col[r * pixels + p] } }
+                    gemm(z.fg, z.k, pixels, d, pixels, colT, z.k, &part, z.k)
+                    for i in part.indices { dW[group * z.fg * z.k + i] += part[i] }
+                    for f in 0..<z.fg { for p in 0..<pixels { db[group * z.fg + f] += d[f * pixels + p] } }
+                    // dB (K, P) = Wᵀ (K, FN/groups) · dout, folded back onto the input.
+                    let wg = Array(W.value.data[(group * z.fg * z.k)...].prefix(z.fg * z.k))
+                    gemm(z.k, pixels, z.fg, wg, z.k, transA: true, d, pixels, &dcol, pixels)
+                    for r in 0..<z.k {
+                        for p in 0..<pixels {
+                            if let at = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: z.cg) {
+                                dx[image * per + at] += dcol[r * pixels + p]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        W.grad = Tensor(shape: W.value.shape, data: dW)
+        b.grad = Tensor(shape: [fn], data: db)
+        return Tensor(shape: s, data: dx)
+    }
+}
