@@ -1,7 +1,8 @@
 import Foundation
 import PrecisCore
 
-/// Training and inference speed of DeepConvNet at batch 100, as medians of `runs` repetitions:
+/// Training and inference speed of a network (DeepConvNet unless told) at batch 100 on 28×28
+/// images, as medians of `runs` repetitions:
 /// a training step, inference in every floating mode, int8 and the number formats, and on request
 /// each layer's times and the GEMM rates against the cores' peak.
 public struct Benchmark {
@@ -10,12 +11,13 @@ public struct Benchmark {
     public var layers = false
     /// GEMM GFLOP/s and int8 GOP/s for every layer shape.
     public var gemm = false
+    /// The network measured.
+    public var spec = ModelSpec.deepConvNet
 
     public init(runs: Int) { self.runs = runs }
 
     /// Measures everything asked, passing each line a person reads to `say` as it is measured.
     public func run(say: (String) -> Void = { _ in }) throws -> BenchReport {
-        let spec = ModelSpec.deepConvNet
         var report = BenchReport(runs: runs, model: spec.name, kernels: kernelLevel)
         say("vector kernels: \(kernelLevel)")
         let net = try Network<Float>(spec: spec, seed: 0)

@@ -5,7 +5,10 @@ import PrecisWorkflows
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training and inference speed of DeepConvNet at batch 100 (medians).")
+        abstract: "Measure training and inference speed of a network at batch 100 (medians).")
+
+    @Option(help: "The network: deep (the default), simple, resnet20, mobilenetv2, or a layer list for 28x28 images.")
+    var model = "deep"
 
     @Option(help: "Timed repetitions per measurement.")
     var runs = 5
@@ -31,6 +34,7 @@ struct Bench: ParsableCommand {
         try reportingErrors {
             var benchmark = Benchmark(runs: runs)
             (benchmark.layers, benchmark.gemm) = (layers, gemm)
+            benchmark.spec = try ModelSpec.named(model)
             let report = try benchmark.run { if !json { print($0) } }
             if json { try printJSON(report) }
         }

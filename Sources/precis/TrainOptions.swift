@@ -5,7 +5,12 @@ import PrecisWorkflows
 /// What `train` trains and how: the network, the optimizer and its schedule, the seed, the
 /// augmentation and the precision.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "simple (the default), deep, or a layer list.")
+    @Option(
+        help: ArgumentHelp(
+            "simple (the default), deep, resnet20, mobilenetv2, or a layer list.",
+            discussion: "resnet20: He et al.'s CIFAR ResNet-20 (16, 32 and 64 channels, 0.27M weights). mobilenetv2: "
+                + "inverted residual blocks sized for 28x28 images (a 16-channel stem at full resolution, then "
+                + "16, 24, 32, 64 and 96 channels at 28, 14, 7, 4 and 4 pixels; 0.24M weights)."))
     var model: String?
 
     @Option(
@@ -85,7 +90,7 @@ struct TrainingOptions: ParsableArguments {
                 throw ValidationError("--loss-scale must be dynamic or a number from 1 to 2^60")
             }
         }
-        if let model, !["simple", "deep"].contains(model) {
+        if let model, !["simple", "deep", "resnet20", "mobilenetv2"].contains(model) {
             do { _ = try LayerSpec.parseGraph(model) } catch { throw ValidationError("--model: \(error)") }
         }
         if let learningRate, !(learningRate > 0 && learningRate.isFinite) {

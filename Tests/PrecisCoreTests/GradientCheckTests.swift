@@ -89,6 +89,24 @@ import Testing
         check(Double.self)
     }
 
+    /// A depthwise convolution (two filters per channel here) sums directly what the unfolded path
+    /// sums, in its order: the same bits forward and back (a rounding that changes nothing makes a
+    /// Float layer unfold).
+    @Test func depthwiseSumsDirectlyWhatTheGEMMsSum() {
+        let spec = ConvolutionSpec(filters: 8, kernel: [3, 3], strides: [2, 1], pads: [1, 0, 2, 1], groups: 4)
+        let (w, b): (Tensor<Float>, Tensor<Float>) = (
+            randomTensor([8, 1, 3, 3], seed: 20), randomTensor([8], seed: 21)
+        )
+        let x: Tensor<Float> = randomTensor([3, 4, 9, 8], seed: 22)
+        let direct = GeneralConvolution(W: w, b: b, spec: spec)
+        let unfolded = GeneralConvolution(W: w, b: b, spec: spec, inputRounding: OperandRounding { _, _ in })
+        let y = direct.forward(x, isTraining: true)
+        #expect(y == unfolded.forward(x, isTraining: true))
+        let d: Tensor<Float> = randomTensor(y.shape, seed: 23)
+        #expect(direct.backward(d) == unfolded.backward(d))
+        #expect(direct.W.grad == unfolded.W.grad && direct.b.grad == unfolded.b.grad)
+    }
+
     /// Float training gradients (the C kernels with AVX-512: weight gradients pixel by pixel, input
     /// gradients by the direct kernel with the filters turned over; else the GEMMs) agree with Double's
     /// to float32 accuracy, through fused ReLUs, pad 2, 5×5 windows, partial blocks of 16 filters and

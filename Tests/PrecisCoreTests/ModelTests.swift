@@ -150,6 +150,29 @@ import Testing
         }
     }
 
+    /// The presets: ResNet-20 has He et al.'s 19 3×3 convolutions, 2 projections, 9 residual sums and
+    /// 0.27M weights; the MobileNetV2 has 9 inverted residual blocks, one depthwise convolution
+    /// each, residual sums where the stride is 1 and the channels match, resolutions 28, 14, 7, 4.
+    @Test func presetsHaveTheirArchitectures() throws {
+        let resnet = try ModelSpec.named("resnet20"), mobile = try ModelSpec.named("mobilenetv2")
+        func convs(_ spec: ModelSpec) -> [ConvolutionSpec] {
+            spec.layers.compactMap { if case .convolution(let c) = $0 { c } else { nil } }
+        }
+        func count(_ spec: ModelSpec, _ layer: LayerSpec) -> Int { spec.layers.filter { $0 == layer }.count }
+        #expect(
+            convs(resnet).filter { $0.kernel == [3, 3] }.count == 19
+                && convs(resnet).filter { $0.kernel == [1, 1] }.count == 2)
+        #expect(count(resnet, .merge(.add)) == 9 && count(resnet, .batchNormalization) == 21)
+        #expect(
+            try resnet.parameterCount() == 274_538 && resnet.shapes().suffix(3) == [[64, 7, 7], [64, 1, 1], [10]])
+        #expect(try ModelSpec.named(resnet.layerText).wiring == resnet.wiring)
+        let depthwise = convs(mobile).filter { $0.groups > 1 }
+        #expect(depthwise.count == 9 && depthwise.allSatisfy { $0.groups == $0.filters })
+        #expect(count(mobile, .merge(.add)) == 5 && count(mobile, .activation(.clip(min: 0, max: 6))) == 19)
+        let sides = Set(try mobile.shapes().filter { $0.count == 3 }.map { $0[1] })
+        #expect(try sides == [28, 14, 7, 4, 1] && mobile.parameterCount() == 243_402)
+    }
+
     /// Convolutions beyond the book's: the text forms of sizes, strides, pads and dilations read
     /// back from text and JSON; a plain one keeps the book's form; groups must divide the channels.
     @Test func generalConvolutionsAreWrittenAndChecked() throws {

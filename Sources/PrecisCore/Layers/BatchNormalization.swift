@@ -38,65 +38,83 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
         let count = T(n * s)
         var mean = runningMean.value.data, variance = runningVar.value.data
         if isTraining {
-            for ch in 0..<c {
-                var sum: T = 0
-                for i in 0..<n { for k in 0..<s { sum += x.data[(i * c + ch) * s + k] } }
-                mean[ch] = sum / count
-                var sq: T = 0
-                for i in 0..<n {
-                    for k in 0..<s {
-                        let d = x.data[(i * c + ch) * s + k] - mean[ch]
-                        sq += d * d
+            withMutableBuffers(&mean, &variance) { ms, vs in
+                x.data.withUnsafeBufferPointer { xs in
+                    parallelChunks(c, work: 2 * x.count) { channels in
+                        for ch in channels {
+                            var sum: T = 0
+                            for i in 0..<n { for k in 0..<s { sum += xs[(i * c + ch) * s + k] } }
+                            let m = sum / count
+                            var sq: T = 0
+                            for i in 0..<n {
+                                for k in 0..<s {
+                                    let d = xs[(i * c + ch) * s + k] - m
+                                    sq += d * d
+                                }
+                            }
+                            (ms[ch], vs[ch]) = (m, sq / count)
+                        }
                     }
                 }
-                variance[ch] = sq / count
+            }
+            for ch in 0..<c {
                 runningMean.value.data[ch] = momentum * runningMean.value.data[ch] + (1 - momentum) * mean[ch]
                 runningVar.value.data[ch] = momentum * runningVar.value.data[ch] + (1 - momentum) * variance[ch]
             }
         }
-        std = variance.map { ($0 + eps).squareRoot() }
-        var y = x
-        xn = x.data
-        for i in 0..<n {
-            for ch in 0..<c {
-                for k in 0..<s {
-                    let at = (i * c + ch) * s + k
-                    xn[at] = (x.data[at] - mean[ch]) / std[ch]
-                    y.data[at] = gamma.value.data[ch] * xn[at] + beta.value.data[ch]
+        let std = variance.map { ($0 + eps).squareRoot() }, g = gamma.value.data, bt = beta.value.data
+        var y = x.data, xn = x.data
+        withMutableBuffers(&y, &xn) { ys, xns in
+            x.data.withUnsafeBufferPointer { xs in
+                parallelChunks(n * c, work: x.count) { planes in
+                    for plane in planes {
+                        let ch = plane % c
+                        for at in (plane * s)..<((plane + 1) * s) {
+                            xns[at] = (xs[at] - mean[ch]) / std[ch]
+                            ys[at] = g[ch] * xns[at] + bt[ch]
+                        }
+                    }
                 }
             }
         }
-        shape = x.shape
-        return y
+        (self.xn, self.std, shape) = (isTraining ? xn : [], std, x.shape)
+        return Tensor(shape: x.shape, data: y)
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         let (n, c, s) = dims(shape)
-        let count = T(n * s)
+        let count = T(n * s), g = gamma.value.data, std = self.std
         var dgamma = [T](repeating: 0, count: c), dbeta = [T](repeating: 0, count: c)
-        var dx = dout
-        for ch in 0..<c {
-            var sumD: T = 0, sumDXn: T = 0
-            for i in 0..<n {
-                for k in 0..<s {
-                    let at = (i * c + ch) * s + k
-                    sumD += dout.data[at]
-                    sumDXn += dout.data[at] * xn[at]
-                }
-            }
-            dbeta[ch] = sumD
-            dgamma[ch] = sumDXn
-            // dx = gamma/std · (dout - mean(dout) - xn·mean(dout·xn))
-            let scale = gamma.value.data[ch] / std[ch]
-            for i in 0..<n {
-                for k in 0..<s {
-                    let at = (i * c + ch) * s + k
-                    dx.data[at] = scale * (dout.data[at] - sumD / count - xn[at] * sumDXn / count)
+        var dx = dout.data
+        withMutableBuffers(&dx, &dgamma) { dxs, dgs in
+            dbeta.withUnsafeMutableBufferPointer { dbs in
+                withBuffers(dout.data, xn) { ds, xns in
+                    parallelChunks(c, work: dout.count) { channels in
+                        for ch in channels {
+                            var sumD: T = 0, sumDXn: T = 0
+                            for i in 0..<n {
+                                for k in 0..<s {
+                                    let at = (i * c + ch) * s + k
+                                    sumD += ds[at]
+                                    sumDXn += ds[at] * xns[at]
+                                }
+                            }
+                            (dbs[ch], dgs[ch]) = (sumD, sumDXn)
+                            // dx = gamma/std · (dout - mean(dout) - xn·mean(dout·xn))
+                            let scale = g[ch] / std[ch]
+                            for i in 0..<n {
+                                for k in 0..<s {
+                                    let at = (i * c + ch) * s + k
+                                    dxs[at] = scale * (ds[at] - sumD / count - xns[at] * sumDXn / count)
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
         gamma.grad = Tensor(shape: [c], data: dgamma)
         beta.grad = Tensor(shape: [c], data: dbeta)
-        return dx
+        return Tensor(shape: shape, data: dx)
     }
 }

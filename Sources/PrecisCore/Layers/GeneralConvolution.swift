@@ -7,7 +7,8 @@
 /// window `B` (padding reads 0), with the library's GEMM (one chain of multiply-adds per output, in
 /// ascending window order, at every kernel level); the result is rounded to the storage format and
 /// the bias added. Backward: `dW += dout · Bᵀ` image by image, and `dB = Wᵀ · dout` folded back onto
-/// the input.
+/// the input. A depthwise convolution (one input channel per group) runs the same sums directly,
+/// without unfolding, in the same order: the same values.
 public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
     public let W: Parameter<T>
     public let b: Parameter<T>
@@ -66,9 +67,34 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         return col
     }
 
+    /// Whether the sums run directly (one input channel per group, no input rounding).
+    private func direct(_ z: (fg: Int, cg: Int, k: Int, oh: Int, ow: Int)) -> Bool { z.cg == 1 && inputRounding == nil }
+
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         let s = x.shape, z = sizes(s), fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
         var y = [T](repeating: 0, count: s[0] * fn * pixels)
+        if direct(z) {
+            y.withUnsafeMutableBufferPointer { ys in
+                withBuffers(x.data, W.value.data, b.value.data) { xs, ws, bs in
+                    parallelChunks(s[0] * fn, work: s[0] * fn * pixels * z.k) { planes in
+                        for plane in planes {
+                            let (image, f) = (plane / fn, plane % fn), group = f / z.fg
+                            let input = xs.baseAddress! + image * per, out = ys.baseAddress! + plane * pixels
+                            for p in 0..<pixels {
+                                var acc: T = 0
+                                for r in 0..<z.k {
+                                    let v = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: 1).map { input[$0] }
+                                    acc = acc.addingProduct(ws[f * z.k + r], v ?? 0)
+                                }
+                                out[p] = storage.round(acc) + bs[f]
+                            }
+                        }
+                    }
+                }
+            }
+            self.x = isTraining ? x : nil
+            return Tensor(shape: [s[0], fn, z.oh, z.ow], data: y)
+        }
         y.withUnsafeMutableBufferPointer { ys in
             x.data.withUnsafeBufferPointer { xs in
                 W.value.data.withUnsafeBufferPointer { ws in
@@ -104,6 +130,12 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         var dW = [T](repeating: 0, count: W.value.count), db = [T](repeating: 0, count: fn)
         var dx = [T](repeating: 0, count: x.count), part = [T](repeating: 0, count: z.fg * z.k)
         var dcol = [T](repeating: 0, count: z.k * pixels)
+        if direct(z) {
+            directGradients(x, dout, z, &dW, &db, &dx)
+            W.grad = Tensor(shape: W.value.shape, data: dW)
+            b.grad = Tensor(shape: [fn], data: db)
+            return Tensor(shape: s, data: dx)
+        }
         x.data.withUnsafeBufferPointer { xs in
             for image in 0..<s[0] {
                 for group in 0..<spec.groups {
@@ -131,5 +163,53 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         W.grad = Tensor(shape: W.value.shape, data: dW)
         b.grad = Tensor(shape: [fn], data: db)
         return Tensor(shape: s, data: dx)
+    }
+
+    /// The gradients of a depthwise convolution, the sums of the unfolded path in its order: per
+    /// image, `dW` adds each filter's chain over the pixels, and each input element adds, per window
+    /// element and pixel, the chain over the group's filters.
+    private func directGradients(
+        _ x: Tensor<T>, _ dout: Tensor<T>, _ z: (fg: Int, cg: Int, k: Int, oh: Int, ow: Int), _ dW: inout [T],
+        _ db: inout [T], _ dx: inout [T]
+    ) {
+        let s = x.shape, fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        withMutableBuffers(&dW, &dx) { dws, dxs in
+            db.withUnsafeMutableBufferPointer { dbs in
+                withBuffers(x.data, dout.data, W.value.data) { xs, ds, ws in
+                    // Groups are independent: each core takes whole groups, every image in order.
+                    parallelChunks(spec.groups, work: 3 * s[0] * fn * pixels * z.k) { groups in
+                        for group in groups {
+                            for image in 0..<s[0] {
+                                let input = xs.baseAddress! + image * per
+                                for f in (group * z.fg)..<((group + 1) * z.fg) {
+                                    let d = ds.baseAddress! + (image * fn + f) * pixels
+                                    for r in 0..<z.k {
+                                        var acc: T = 0
+                                        for p in 0..<pixels {
+                                            let v = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: 1)
+                                            acc = acc.addingProduct(d[p], v.map { input[$0] } ?? 0)
+                                        }
+                                        dws[f * z.k + r] += acc
+                                    }
+                                    for p in 0..<pixels { dbs[f] += d[p] }
+                                }
+                                for r in 0..<z.k {
+                                    for p in 0..<pixels {
+                                        guard let at = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: 1) else {
+                                            continue
+                                        }
+                                        var acc: T = 0
+                                        for f in (group * z.fg)..<((group + 1) * z.fg) {
+                                            acc = acc.addingProduct(ws[f * z.k + r], ds[(image * fn + f) * pixels + p])
+                                        }
+                                        dxs[image * per + at] += acc
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -213,7 +213,55 @@ public struct ModelSpec: Equatable, Sendable {
             .affine(units: 50), .relu, .dropout(ratio: 0.5), .affine(units: 10), .dropout(ratio: 0.5),
         ], weightInit: .he)
 
-    /// A model by name (`simple`, `deep`) or by its layer list in the text syntax, e.g.
+    /// He et al. 2016's ResNet-20 for CIFAR, in the text syntax: a 3×3 stem of 16 channels, three
+    /// stages of three basic blocks (two 3×3 convolutions with batch normalization and ReLU, and a
+    /// residual sum) of 16, 32 and 64 channels, the last two starting with stride 2 and a projection
+    /// shortcut (a 1×1 convolution with batch normalization) where the shape changes, global average
+    /// pooling and one affine layer: 0.27 million weights.
+    public static var resNet20Text: String {
+        var text = ["conv(16,3,pad=1) batchnorm relu :s0"], channels = 16, block = 0
+        for (width, stride) in [(16, 1), (32, 2), (64, 2)] {
+            for i in 0..<3 {
+                let s = i == 0 ? stride : 1, input = "s\(block)"
+                text.append(
+                    "conv(\(width),3,stride=\(s),pad=1) batchnorm relu conv(\(width),3,pad=1) batchnorm :m\(block)")
+                if s == 1 && width == channels {
+                    text.append("add(m\(block),\(input))")
+                } else {
+                    text.append("@\(input) conv(\(width),1,stride=\(s)) batchnorm add(m\(block))")
+                }
+                block += 1
+                text.append("relu :s\(block)")
+                channels = width
+            }
+        }
+        return (text + ["gap affine(10)"]).joined(separator: " ")
+    }
+
+    /// A MobileNetV2 (Sandler et al. 2018) sized for 28×28 images: a 3×3 stem of 16 channels at full
+    /// resolution, then inverted residual blocks (a 1×1 expansion by t, a 3×3 depthwise convolution,
+    /// a 1×1 linear projection, each with batch normalization, ReLU6 after the first two, and a
+    /// residual sum where the stride is 1 and the channels match) as (t, channels, blocks, stride):
+    /// (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 2, 2), (6, 96, 1, 1); a 1×1 convolution to
+    /// 320 channels, global average pooling and one affine layer. The resolution goes 28, 14, 7, 4.
+    public static var mobileNetV2Text: String {
+        var text = ["conv(16,3,pad=1) batchnorm relu6 :s0"], channels = 16, block = 0
+        for (t, width, count, stride) in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 2, 2), (6, 96, 1, 1)] {
+            for i in 0..<count {
+                let s = i == 0 ? stride : 1, hidden = channels * t
+                if t != 1 { text.append("conv(\(hidden),1) batchnorm relu6") }
+                text.append(
+                    "conv(\(hidden),3,stride=\(s),pad=1,groups=\(hidden)) batchnorm relu6 conv(\(width),1) batchnorm")
+                if s == 1 && width == channels { text.append("add(s\(block))") }
+                block += 1
+                text.append(":s\(block)")
+                channels = width
+            }
+        }
+        return (text + ["conv(320,1) batchnorm relu6 gap affine(10)"]).joined(separator: " ")
+    }
+
+    /// A model by name (`simple`, `deep`, `resnet20`, `mobilenetv2`) or by its layer list in the text syntax, e.g.
     /// `conv(6,5,pad=2) relu maxpool(2) conv(16,5) relu maxpool(2) affine(120) relu affine(84) relu affine(10)`.
     public static func named(_ text: String, weightInit: WeightInit? = nil, inputShape: [Int] = [1, 28, 28]) throws
         -> ModelSpec
@@ -222,6 +270,9 @@ public struct ModelSpec: Equatable, Sendable {
         switch text {
         case "simple": spec = .simpleConvNet
         case "deep": spec = .deepConvNet
+        case "resnet20", "mobilenetv2":
+            let (layers, wiring) = try LayerSpec.parseGraph(text == "resnet20" ? resNet20Text : mobileNetV2Text)
+            spec = ModelSpec(name: text, layers: layers, wiring: wiring, weightInit: .he)
         default:
             let (layers, wiring) = try LayerSpec.parseGraph(text)
             spec = ModelSpec(name: "custom", layers: layers, wiring: wiring, weightInit: .he)
