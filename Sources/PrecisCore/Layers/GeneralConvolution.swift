@@ -32,7 +32,7 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
     public var parameters: [Parameter<T>] { [W, b] }
 
     /// The sizes of a pass over `shape`: filters and channels per group, `K`, and the output's.
-    private func sizes(_ shape: [Int]) -> (fg: Int, cg: Int, k: Int, oh: Int, ow: Int) {
+    private func sizes(_ shape: [Int]) -> Sizes {
         let (oh, ow) = spec.outputSize(shape[2], shape[3])!
         let cg = shape[1] / spec.groups
         precondition(cg == W.value.shape[1], "conv expects \(W.value.shape[1] * spec.groups) channels, got \(shape[1])")
@@ -67,75 +67,97 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         return col
     }
 
-    /// Whether the sums run directly (one input channel per group, no input rounding).
-    private func direct(_ z: (fg: Int, cg: Int, k: Int, oh: Int, ow: Int)) -> Bool { z.cg == 1 && inputRounding == nil }
+    /// The sizes `sizes` gives.
+    private typealias Sizes = (fg: Int, cg: Int, k: Int, oh: Int, ow: Int)
 
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
-        let s = x.shape, z = sizes(s), fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
-        var y = [T](repeating: 0, count: s[0] * fn * pixels)
-        if direct(z) {
-            y.withUnsafeMutableBufferPointer { ys in
-                withBuffers(x.data, W.value.data, b.value.data) { xs, ws, bs in
-                    parallelChunks(s[0] * fn, work: s[0] * fn * pixels * z.k) { planes in
-                        for plane in planes {
-                            let (image, f) = (plane / fn, plane % fn), group = f / z.fg
-                            let input = xs.baseAddress! + image * per, out = ys.baseAddress! + plane * pixels
-                            for p in 0..<pixels {
-                                var acc: T = 0
-                                for r in 0..<z.k {
-                                    let v = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: 1).map { input[$0] }
-                                    acc = acc.addingProduct(ws[f * z.k + r], v ?? 0)
-                                }
-                                out[p] = storage.round(acc) + bs[f]
-                            }
-                        }
-                    }
-                }
-            }
-            self.x = isTraining ? x : nil
-            return Tensor(shape: [s[0], fn, z.oh, z.ow], data: y)
-        }
+        let s = x.shape, z = sizes(s), pixels = z.oh * z.ow
+        var y = [T](repeating: 0, count: s[0] * spec.filters * pixels)
         y.withUnsafeMutableBufferPointer { ys in
-            x.data.withUnsafeBufferPointer { xs in
-                W.value.data.withUnsafeBufferPointer { ws in
-                    parallelChunks(s[0] * spec.groups, work: s[0] * fn * pixels * z.k) { items in
-                        for item in items {
-                            let (image, group) = (item / spec.groups, item % spec.groups)
-                            var col = unfold(xs.baseAddress! + image * per, group, s, (z.cg, z.k, z.oh, z.ow))
-                            if let inputRounding {
-                                col.withUnsafeMutableBufferPointer {
-                                    T.roundInput($0.baseAddress!, .columns(z.k, pixels), by: inputRounding)
-                                }
-                            }
-                            let out = ys.baseAddress! + (image * fn + group * z.fg) * pixels
-                            gemm(
-                                z.fg, pixels, z.k, ws.baseAddress! + group * z.fg * z.k, z.k, col, pixels, out, pixels,
-                                parallel: false)
-                            for f in 0..<z.fg {
-                                let bias = b.value.data[group * z.fg + f], row = out + f * pixels
-                                for p in 0..<pixels { row[p] = storage.round(row[p]) + bias }
-                            }
-                        }
-                    }
+            withBuffers(x.data, W.value.data, b.value.data) { xs, ws, bs in
+                // One input channel per group, no input rounding: the sums run directly.
+                if z.cg == 1 && inputRounding == nil {
+                    directForward(xs, ws, bs, ys, s, z)
+                } else {
+                    unfoldedForward(xs, ws, bs, ys, s, z)
                 }
             }
         }
         self.x = isTraining ? x : nil
-        return Tensor(shape: [s[0], fn, z.oh, z.ow], data: y)
+        return Tensor(shape: [s[0], spec.filters, z.oh, z.ow], data: y)
+    }
+
+    /// Each output's chain over its window, straight from the input (a depthwise convolution).
+    private func directForward(
+        _ xs: UnsafeBufferPointer<T>, _ ws: UnsafeBufferPointer<T>, _ bs: UnsafeBufferPointer<T>,
+        _ ys: UnsafeMutableBufferPointer<T>, _ s: [Int], _ z: Sizes
+    ) {
+        let fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        parallelChunks(s[0] * fn, work: s[0] * fn * pixels * z.k) { planes in
+            for plane in planes {
+                let (image, f) = (plane / fn, plane % fn), group = f / z.fg
+                let input = xs.baseAddress! + image * per, out = ys.baseAddress! + plane * pixels
+                for p in 0..<pixels {
+                    var acc: T = 0
+                    for r in 0..<z.k {
+                        let v = tap(r, p, ow: z.ow, h: s[2], w: s[3], group: group, cg: 1).map { input[$0] }
+                        acc = acc.addingProduct(ws[f * z.k + r], v ?? 0)
+                    }
+                    out[p] = storage.round(acc) + bs[f]
+                }
+            }
+        }
+    }
+
+    /// Per image and group, the GEMM on the unfolded (and rounded) window.
+    private func unfoldedForward(
+        _ xs: UnsafeBufferPointer<T>, _ ws: UnsafeBufferPointer<T>, _ bs: UnsafeBufferPointer<T>,
+        _ ys: UnsafeMutableBufferPointer<T>, _ s: [Int], _ z: Sizes
+    ) {
+        let fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        parallelChunks(s[0] * spec.groups, work: s[0] * fn * pixels * z.k) { items in
+            for item in items {
+                let (image, group) = (item / spec.groups, item % spec.groups)
+                var col = unfold(xs.baseAddress! + image * per, group, s, (z.cg, z.k, z.oh, z.ow))
+                if let inputRounding {
+                    col.withUnsafeMutableBufferPointer {
+                        T.roundInput($0.baseAddress!, .columns(z.k, pixels), by: inputRounding)
+                    }
+                }
+                let out = ys.baseAddress! + (image * fn + group * z.fg) * pixels
+                gemm(
+                    z.fg, pixels, z.k, ws.baseAddress! + group * z.fg * z.k, z.k, col, pixels, out, pixels,
+                    parallel: false)
+                for f in 0..<z.fg {
+                    let bias = bs[group * z.fg + f], row = out + f * pixels
+                    for p in 0..<pixels { row[p] = storage.round(row[p]) + bias }
+                }
+            }
+        }
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         guard let x else { preconditionFailure("GeneralConvolution.backward before a training forward") }
-        let s = x.shape, z = sizes(s), fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
-        var dW = [T](repeating: 0, count: W.value.count), db = [T](repeating: 0, count: fn)
-        var dx = [T](repeating: 0, count: x.count), part = [T](repeating: 0, count: z.fg * z.k)
-        var dcol = [T](repeating: 0, count: z.k * pixels)
-        if direct(z) {
+        let z = sizes(x.shape)
+        var dW = [T](repeating: 0, count: W.value.count), db = [T](repeating: 0, count: spec.filters)
+        var dx = [T](repeating: 0, count: x.count)
+        if z.cg == 1 && inputRounding == nil {
             directGradients(x, dout, z, &dW, &db, &dx)
-            W.grad = Tensor(shape: W.value.shape, data: dW)
-            b.grad = Tensor(shape: [fn], data: db)
-            return Tensor(shape: s, data: dx)
+        } else {
+            unfoldedGradients(x, dout, z, &dW, &db, &dx)
         }
+        W.grad = Tensor(shape: W.value.shape, data: dW)
+        b.grad = Tensor(shape: [spec.filters], data: db)
+        return Tensor(shape: x.shape, data: dx)
+    }
+
+    /// The gradients through the GEMMs, image by image: `dW += dout · Bᵀ`, and `dB = Wᵀ · dout`
+    /// folded back onto the input.
+    private func unfoldedGradients(
+        _ x: Tensor<T>, _ dout: Tensor<T>, _ z: Sizes, _ dW: inout [T], _ db: inout [T], _ dx: inout [T]
+    ) {
+        let s = x.shape, fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        var part = [T](repeating: 0, count: z.fg * z.k), dcol = [T](repeating: 0, count: z.k * pixels)
         x.data.withUnsafeBufferPointer { xs in
             for image in 0..<s[0] {
                 for group in 0..<spec.groups {
@@ -160,17 +182,13 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
                 }
             }
         }
-        W.grad = Tensor(shape: W.value.shape, data: dW)
-        b.grad = Tensor(shape: [fn], data: db)
-        return Tensor(shape: s, data: dx)
     }
 
     /// The gradients of a depthwise convolution, the sums of the unfolded path in its order: per
     /// image, `dW` adds each filter's chain over the pixels, and each input element adds, per window
     /// element and pixel, the chain over the group's filters.
     private func directGradients(
-        _ x: Tensor<T>, _ dout: Tensor<T>, _ z: (fg: Int, cg: Int, k: Int, oh: Int, ow: Int), _ dW: inout [T],
-        _ db: inout [T], _ dx: inout [T]
+        _ x: Tensor<T>, _ dout: Tensor<T>, _ z: Sizes, _ dW: inout [T], _ db: inout [T], _ dx: inout [T]
     ) {
         let s = x.shape, fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
         withMutableBuffers(&dW, &dx) { dws, dxs in
