@@ -39,8 +39,9 @@ def mnist5k_train():
     return (a[train, :784].astype(np.float32) / 255).reshape(-1, 1, 28, 28), a[train, 784].astype(np.int64)
 
 
-def test_set(name):
-    """(images (N,1,H,W) float64 in [0,1], labels) of the data set a file names."""
+def test_set(name, split='t10k'):
+    """(images (N,1,H,W) float64 in [0,1], labels) of the data set a file names; split 'train' for an
+    MNIST-format directory's training images."""
     if name == 'mnist5k':
         a = np.loadtxt(mnist5k_path(), delimiter=',', dtype=np.float64)
         test = (np.arange(len(a)) % 500) >= 400
@@ -54,8 +55,8 @@ def test_set(name):
                 if os.path.exists(p):
                     return p
         raise SystemExit(f'{directory}: missing {stem}')
-    x = read_idx(find('t10k-images-idx3-ubyte'))
-    t = read_idx(find('t10k-labels-idx1-ubyte'))
+    x = read_idx(find(split + '-images-idx3-ubyte'))
+    t = read_idx(find(split + '-labels-idx1-ubyte'))
     # Precis scales pixels in float32 (Float(byte) / 255), then widens.
     x = (x.astype(np.float32) / np.float32(255)).astype(np.float64)
     return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2]), t.astype(np.int64)

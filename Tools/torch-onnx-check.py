@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """A network from PyTorch, through ONNX, into Precis: the same predictions.
 
-Builds three small CNNs in PyTorch: one of the book's layers (convolution, batch normalization,
+Builds three small chains in PyTorch: one of the book's layers (convolution, batch normalization,
 ReLU, max and average pooling, flatten, linear, dropout), one of the other activations (Hardswish,
-ReLU6, LeakyReLU, Hardtanh, Sigmoid, Hardsigmoid) and one with adaptive average pooling to 1×1.
-Each is trained for one to three epochs on mnist5k's training digits, exported with
-`torch.onnx.export` by both exporters (dynamo and TorchScript), imported with `precis import`, and
-`precis eval --precision float32` is compared with PyTorch's own float32 forward pass on mnist5k's
-1,000 test digits: every prediction must be the same and the largest logit difference below 1e-4.
+ReLU6, LeakyReLU, Hardtanh, Sigmoid, Hardsigmoid) and one with adaptive average pooling to 1×1; each
+is trained for one to three epochs on mnist5k's training digits and compared on mnist5k's 1,000 test
+digits. Then three graphs: a ResNet (residual adds, a strided projection shortcut, batch
+normalization), a MobileNetV2-style network (inverted residual blocks: 1×1 expansion, 3×3 depthwise,
+ReLU6, 1×1 projection, a squeeze-and-excitation gate) and two branches with 1×3 and 3×1 kernels
+concatenated; each is trained for one epoch on 12,000 Fashion-MNIST training images and compared on
+all 10,000 Fashion-MNIST test images. Every network is exported with `torch.onnx.export` by both
+exporters (dynamo, its weights as external data, and TorchScript), imported with `precis import`,
+and `precis eval --precision float32` is compared with PyTorch's own float32 forward pass: every
+prediction must be the same and the largest logit difference below 1e-4.
 
     python3 Tools/torch-onnx-check.py [--precis .build/release/precis]
 
@@ -27,6 +32,9 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from numpy_network import mnist5k_train, test_set  # noqa: E402
+
+
+GRAPH_TRAIN_IMAGES = 12000
 
 
 def models():
@@ -49,6 +57,77 @@ def models():
     }
 
 
+class Residual(nn.Module):
+    """He et al.'s basic block: two 3×3 convolutions with batch normalization, added to the input
+    (through a strided 1×1 projection where the shape changes), then ReLU."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1×1 expansion, 3×3 depthwise, ReLU6, an optional squeeze-and-excitation
+    gate, 1×1 projection, and the input added back where the stride is 1 and the channels match."""
+
+    def __init__(self, c_in, c_out, stride, expand, gate=False):
+        super().__init__()
+        h = c_in * expand
+        self.expand = nn.Sequential(nn.Conv2d(c_in, h, 1, bias=False), nn.BatchNorm2d(h), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(h, h, 3, stride, 1, groups=h, bias=False), nn.BatchNorm2d(h),
+                                       nn.ReLU6())
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(h, h // 4, 1), nn.ReLU(), nn.Conv2d(h // 4, h, 1),
+                                  nn.Hardsigmoid()) if gate else None
+        self.project = nn.Sequential(nn.Conv2d(h, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x):
+        y = self.depthwise(self.expand(x))
+        if self.gate is not None:
+            y = y * self.gate(y)
+        y = self.project(y)
+        return x + y if self.residual else y
+
+
+class Branches(nn.Module):
+    """A 3×3 stem, then a 1×3 and a 3×1 branch (one strided 2×1 with a dilation) concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.a = nn.Sequential(nn.Conv2d(8, 8, (1, 3), padding=(0, 1)), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(8, 8, (3, 1), padding=(2, 0), dilation=(2, 1)), nn.ReLU())
+        self.head = nn.Sequential(nn.Conv2d(24, 16, 3, stride=(2, 1), padding=1), nn.ReLU(), nn.Flatten(),
+                                  nn.Linear(16 * 7 * 14, 10))
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.head(torch.cat([self.a(x), self.b(x), x], 1))
+
+
+def graphs():
+    """The graph networks checked on Fashion-MNIST, each with its learning rate."""
+    torch.manual_seed(0)
+    return {
+        'resnet': (nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            Residual(16, 16, 1), Residual(16, 32, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)), 3e-3),
+        'mobilenetv2-style': (nn.Sequential(
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
+            InvertedResidual(16, 16, 1, 4), InvertedResidual(16, 24, 2, 4), InvertedResidual(24, 24, 1, 4, gate=True),
+            nn.Conv2d(24, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(64, 10)), 3e-3),
+        'two-branch-concat': (Branches(), 3e-3),
+    }
+
+
 def train(model, x, t, epochs, lr):
     """Adam on mnist5k's training digits; the model is left in inference mode."""
     torch.manual_seed(0)
@@ -62,7 +141,7 @@ def train(model, x, t, epochs, lr):
     model.eval()
 
 
-def check(name, model, dynamo, precis, x, test):
+def check(name, model, dynamo, precis, x, test, dataset):
     """Exports the trained `model` (dynamo or TorchScript), imports and evaluates it against PyTorch."""
     test_x, labels = test
     with torch.no_grad():
@@ -71,11 +150,12 @@ def check(name, model, dynamo, precis, x, test):
         onnx_path, h5 = os.path.join(tmp, 'torch.onnx'), os.path.join(tmp, 'torch.h5')
         if dynamo:
             torch.onnx.export(model, (x[:1],), onnx_path, input_names=['input'], output_names=['logits'],
-                              dynamic_shapes={'input': {0: torch.export.Dim('N')}}, dynamo=True)
+                              dynamic_shapes=({0: torch.export.Dim('N')},), dynamo=True,
+                              external_data=True)
         else:
             torch.onnx.export(model, (x[:1],), onnx_path, input_names=['input'], output_names=['logits'],
                               dynamic_axes={'input': {0: 'N'}}, dynamo=False)
-        run = subprocess.run([precis, 'import', onnx_path, '--dataset', 'mnist5k', '--output', h5],
+        run = subprocess.run([precis, 'import', onnx_path, '--dataset', dataset, '--output', h5],
                              capture_output=True, text=True)
         if run.returncode:
             sys.exit(f'torch-onnx-check: FAIL: {name} ({"dynamo" if dynamo else "torchscript"}): {run.stderr.strip()}')
@@ -83,7 +163,7 @@ def check(name, model, dynamo, precis, x, test):
                         os.path.join(tmp, 'p')], check=True, stdout=subprocess.DEVNULL)
         precis_logits = np.fromfile(os.path.join(tmp, 'p-float32.f64')).reshape(len(labels), -1)
     return {
-        'model': name, 'exporter': 'dynamo' if dynamo else 'torchscript', 'images': len(labels),
+        'model': name, 'exporter': 'dynamo' if dynamo else 'torchscript', 'dataset': dataset, 'images': len(labels),
         'prediction_differences': int((torch_logits.argmax(1) != precis_logits.argmax(1)).sum()),
         'max_abs_logit_difference': float(np.abs(torch_logits - precis_logits).max()),
         'torch_accuracy': float((torch_logits.argmax(1) == labels).mean()),
@@ -100,7 +180,13 @@ def main():
     test, runs = test_set('mnist5k'), []
     for name, (model, epochs, lr) in models().items():
         train(model, x, t, epochs, lr)
-        runs += [check(name, model, dynamo, a.precis, x, test) for dynamo in (True, False)]
+        runs += [check(name, model, dynamo, a.precis, x, test, 'mnist5k') for dynamo in (True, False)]
+    fx, ft = test_set('fashion-mnist', 'train')
+    fx = torch.from_numpy(fx[:GRAPH_TRAIN_IMAGES].astype(np.float32))
+    ft, test = torch.from_numpy(ft[:GRAPH_TRAIN_IMAGES]), test_set('fashion-mnist')
+    for name, (model, lr) in graphs().items():
+        train(model, fx, ft, 1, lr)
+        runs += [check(name, model, dynamo, a.precis, fx, test, 'fashion-mnist') for dynamo in (True, False)]
     print(json.dumps({'torch_version': torch.__version__, 'runs': runs}, indent=1))
     bad = [r for r in runs if r['prediction_differences'] or r['max_abs_logit_difference'] >= 1e-4]
     for r in bad:

@@ -8,14 +8,14 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a Precis weight file from a network trained elsewhere.",
         discussion: """
-            Reads ONNX models (.onnx) and Keras models saved as HDF5 (.h5, model.save("x.h5")) that are one \
-            chain of convolution, pooling, ReLU, affine, batch normalization and dropout layers, and numpy .npz \
-            archives in the book's layout (W1, b1, W2, ... \
-            for the convolution and affine layers in order; give the architecture with --model). The new file \
-            works with eval, quantize, export, inspect and report like one precis train wrote.
+            Reads ONNX models (.onnx) and Keras models (.keras, or HDF5: .h5), Sequential or functional: graphs \
+            of convolutions (depthwise and grouped too), pooling, affine, batch normalization, dropout, \
+            activations, adds, concatenations and channel-wise products; and numpy .npz archives in the book's \
+            layout (W1, b1, W2, ... for the convolution and affine layers in order; give the architecture with \
+            --model). The new file works with eval, quantize, export, inspect and report like one precis train wrote.
             """)
 
-    @Argument(help: "The network to import: an .onnx model, a Keras .h5 model or an .npz archive.")
+    @Argument(help: "The network to import: an .onnx model, a Keras .keras or .h5 model, or an .npz archive.")
     var source: String
 
     @Option(help: ArgumentHelp("The weight file to write.", valueName: "file.h5"))
@@ -40,8 +40,9 @@ struct Import: ParsableCommand {
     var format: String { URL(fileURLWithPath: source).pathExtension.lowercased() }
 
     func validate() throws {
-        guard ["npz", "onnx", "h5"].contains(format) else {
-            throw ValidationError("\(source): precis import reads .onnx models, Keras .h5 models and .npz archives")
+        guard ["npz", "onnx", "h5", "keras"].contains(format) else {
+            throw ValidationError(
+                "\(source): precis import reads .onnx models, Keras .keras and .h5 models and .npz archives")
         }
         if format == "npz" && model == nil {
             throw ValidationError("an .npz archive holds no architecture: give --model")
@@ -75,8 +76,8 @@ struct Import: ParsableCommand {
         try reportingErrors {
             let network: ImportedNetwork, sourceFormat: String
             switch format {
-            case "h5":
-                (network, sourceFormat) = (try importKeras(source), "Keras HDF5")
+            case "h5", "keras":
+                (network, sourceFormat) = (try importKeras(source), format == "h5" ? "Keras HDF5" : "Keras")
             case "onnx":
                 guard let data = FileManager.default.contents(atPath: source) else {
                     throw DataError(file: source, problem: "no such file, or it cannot be read")

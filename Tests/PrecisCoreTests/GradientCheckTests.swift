@@ -89,15 +89,20 @@ import Testing
         check(Double.self)
     }
 
-    /// A depthwise convolution (two filters per channel here) sums directly what the unfolded path
-    /// sums, in its order: the same bits forward and back (a rounding that changes nothing makes a
-    /// Float layer unfold).
-    @Test func depthwiseSumsDirectlyWhatTheGEMMsSum() {
-        let spec = ConvolutionSpec(filters: 8, kernel: [3, 3], strides: [2, 1], pads: [1, 0, 2, 1], groups: 4)
+    /// A depthwise convolution sums directly what the unfolded path sums, in its order: the same bits
+    /// forward and back (a rounding that changes nothing makes a Float layer unfold). With one filter
+    /// per channel the C kernels run (20 channels: a partial block of vectors at every level), with two
+    /// the Swift loops.
+    @Test(arguments: [1, 2])
+    func depthwiseSumsDirectlyWhatTheGEMMsSum(multiplier: Int) {
+        let channels = multiplier == 1 ? 20 : 4, filters = channels * multiplier
+        let spec = ConvolutionSpec(
+            filters: filters, kernel: [3, 3], strides: [2, 1], pads: [1, 0, 2, 1], dilations: [1, 2],
+            groups: channels)
         let (w, b): (Tensor<Float>, Tensor<Float>) = (
-            randomTensor([8, 1, 3, 3], seed: 20), randomTensor([8], seed: 21)
+            randomTensor([filters, 1, 3, 3], seed: 20), randomTensor([filters], seed: 21)
         )
-        let x: Tensor<Float> = randomTensor([3, 4, 9, 8], seed: 22)
+        let x: Tensor<Float> = randomTensor([3, channels, 9, 8], seed: 22)
         let direct = GeneralConvolution(W: w, b: b, spec: spec)
         let unfolded = GeneralConvolution(W: w, b: b, spec: spec, inputRounding: OperandRounding { _, _ in })
         let y = direct.forward(x, isTraining: true)

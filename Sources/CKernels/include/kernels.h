@@ -213,6 +213,26 @@ void precis_conv_direct_f32(precis_conv_input in, int images, int oh, int ow, in
 void precis_conv_same_f32(const float *x, int images, int channels, int h, int w, int pad, int fh, int fw,
                           const float *packed, int filters, const float *bias, int relu, float *y);
 
+/// The geometry of a depthwise convolution (one input channel and one filter per group): the
+/// input's channels and size, the kernel, strides, top and left padding, dilations, the output's size.
+typedef struct {
+    int channels, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow;
+} precis_depthwise_shape;
+
+/// A depthwise convolution of one image x (C, h, w) by wt (C, kh·kw), channels c0 ..< c1, into out
+/// (C, oh, ow) (bias not added): each output one fused multiply-add chain from +0 over ascending
+/// taps, padding taps reading 0, as the unfolded GEMM computes it. Channels run 16 (AVX-512) or 8
+/// to a vector from a zero-padded, channels-last copy of the input; every level gives the same values.
+void precis_depthwise_forward_f32(const precis_depthwise_shape *s, const float *x, const float *wt, float *out, int c0,
+                                  int c1);
+
+/// The gradients of `precis_depthwise_forward_f32` for one image, channels c0 ..< c1, from the
+/// output gradients d (C, oh, ow): dwt (C, kh·kw) += each weight's chain over the output pixels in
+/// order, db (C) += the gradients one by one in order, and dx (C, h, w) += for each tap in order and
+/// each pixel in order its weight times the gradient; every level gives the same values.
+void precis_depthwise_backward_f32(const precis_depthwise_shape *s, const float *x, const float *d, const float *wt,
+                                   float *dwt, float *db, float *dx, int c0, int c1);
+
 /// out (rows x fout) = x (rows x fin) · w (fin x fout) + b, w and out row-major, x's element (r, k)
 /// at x + r·row_stride + k·k_stride (x itself, or a transpose read in place), b NULL for none: each
 /// output one fused multiply-add chain from +0 over ascending k, as the GEMM computes it, then

@@ -179,6 +179,29 @@ public enum ActivationFunction: Equatable, Sendable {
         }
     }
 
+    /// `ys[i] = f(xs[i])`, the elements split between the cores (specialized: a layer calls it
+    /// through its protocol, where generic code would run unspecialized).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    func values<T: NetworkScalar>(_ xs: UnsafeBufferPointer<T>, _ ys: UnsafeMutableBufferPointer<T>) {
+        parallelChunks(xs.count, work: 8 * xs.count) { range in
+            for i in range { ys[i] = value(xs[i]) }
+        }
+    }
+
+    /// `dx[i] = f'(xs[i])·ds[i]`, as `values` splits and specializes it.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    @_specialize(where T == Float16)
+    func gradients<T: NetworkScalar>(
+        _ xs: UnsafeBufferPointer<T>, _ ds: UnsafeBufferPointer<T>, _ dx: UnsafeMutableBufferPointer<T>
+    ) {
+        parallelChunks(xs.count, work: 8 * xs.count) { range in
+            for i in range { dx[i] = derivative(xs[i]) * ds[i] }
+        }
+    }
+
     /// `min(max(z, 0), 1)`, NaN passing.
     @inline(__always)
     private static func unit<T: NetworkScalar>(_ z: T) -> T { z <= 0 ? 0 : z >= 1 ? 1 : z }
@@ -197,13 +220,15 @@ public final class Elementwise<T: NetworkScalar>: Layer {
 
     public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
         self.x = isTraining ? x.data : []
-        let f = function
-        return Tensor(shape: x.shape, data: x.data.map { f.value($0) })
+        return Tensor(
+            shape: x.shape,
+            data: filledArray(x.count) { ys in x.data.withUnsafeBufferPointer { function.values($0, ys) } })
     }
 
     public func backward(_ dout: Tensor<T>) -> Tensor<T> {
         precondition(x.count == dout.count, "\(function.kind).backward needs a training forward of the same shape")
-        let f = function
-        return Tensor(shape: dout.shape, data: zip(x, dout.data).map { f.derivative($0) * $1 })
+        return Tensor(
+            shape: dout.shape,
+            data: filledArray(dout.count) { dx in withBuffers(x, dout.data) { function.gradients($0, $1, dx) } })
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A convolution of any geometry (`ConvolutionSpec`): groups (depthwise when there are as many as
 /// input channels), rectangular kernels, a stride and a dilation per axis, padding on each side.
 /// `W: (FN, C/groups, KH, KW)`, `b: (FN)`; input `(N, C, H, W)`, output `(N, FN, OH, OW)`.
@@ -8,7 +10,8 @@
 /// ascending window order, at every kernel level); the result is rounded to the storage format and
 /// the bias added. Backward: `dW += dout · Bᵀ` image by image, and `dB = Wᵀ · dout` folded back onto
 /// the input. A depthwise convolution (one input channel per group) runs the same sums directly,
-/// without unfolding, in the same order: the same values.
+/// without unfolding, in the same order: the same values (for Float with one filter per channel, in
+/// the C kernels `precis_depthwise_forward_f32` and `precis_depthwise_backward_f32`).
 public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
     public let W: Parameter<T>
     public let b: Parameter<T>
@@ -87,12 +90,42 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         return Tensor(shape: [s[0], spec.filters, z.oh, z.ow], data: y)
     }
 
+    /// The C kernels' description of a depthwise pass over `shape`.
+    private func depthwiseShape(_ s: [Int], _ z: Sizes) -> precis_depthwise_shape {
+        let c = spec
+        return precis_depthwise_shape(
+            channels: Int32(s[1]), h: Int32(s[2]), w: Int32(s[3]), kh: Int32(c.kernel[0]), kw: Int32(c.kernel[1]),
+            sh: Int32(c.strides[0]), sw: Int32(c.strides[1]), pt: Int32(c.pads[0]), pl: Int32(c.pads[1]),
+            dh: Int32(c.dilations[0]), dw: Int32(c.dilations[1]), oh: Int32(z.oh), ow: Int32(z.ow))
+    }
+
+    /// Whether a pass takes the depthwise kernels: one channel and one filter per group, a type with them.
+    private func kernelsRun(_ z: Sizes) -> Bool { z.cg == 1 && z.fg == 1 && T.depthwiseKernels }
+
+    /// Channels a depthwise kernel call takes (a multiple of every level's vector).
+    private static var channelBlock: Int { 16 }
+
     /// Each output's chain over its window, straight from the input (a depthwise convolution).
     private func directForward(
         _ xs: UnsafeBufferPointer<T>, _ ws: UnsafeBufferPointer<T>, _ bs: UnsafeBufferPointer<T>,
         _ ys: UnsafeMutableBufferPointer<T>, _ s: [Int], _ z: Sizes
     ) {
         let fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
+        if kernelsRun(z) {
+            let shape = depthwiseShape(s, z), blocks = (fn + Self.channelBlock - 1) / Self.channelBlock
+            parallelChunks(s[0] * blocks, work: s[0] * fn * pixels * z.k) { items in
+                for item in items {
+                    let (image, block) = (item / blocks, item % blocks)
+                    let channels = (block * Self.channelBlock)..<min(fn, (block + 1) * Self.channelBlock)
+                    let out = ys.baseAddress! + image * fn * pixels
+                    T.depthwiseForward(shape, xs.baseAddress! + image * per, ws.baseAddress!, out, channels: channels)
+                    for f in channels {
+                        for p in 0..<pixels { out[f * pixels + p] = storage.round(out[f * pixels + p]) + bs[f] }
+                    }
+                }
+            }
+            return
+        }
         parallelChunks(s[0] * fn, work: s[0] * fn * pixels * z.k) { planes in
             for plane in planes {
                 let (image, f) = (plane / fn, plane % fn), group = f / z.fg
@@ -194,6 +227,22 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         withMutableBuffers(&dW, &dx) { dws, dxs in
             db.withUnsafeMutableBufferPointer { dbs in
                 withBuffers(x.data, dout.data, W.value.data) { xs, ds, ws in
+                    if kernelsRun(z) {
+                        // Each core takes whole blocks of channels, every image in order.
+                        let shape = depthwiseShape(s, z), blocks = (fn + Self.channelBlock - 1) / Self.channelBlock
+                        parallelChunks(blocks, work: 3 * s[0] * fn * pixels * z.k) { items in
+                            for block in items {
+                                let channels = (block * Self.channelBlock)..<min(fn, (block + 1) * Self.channelBlock)
+                                for image in 0..<s[0] {
+                                    T.depthwiseBackward(
+                                        shape, xs.baseAddress! + image * per, ds.baseAddress! + image * fn * pixels,
+                                        ws.baseAddress!, dw: dws.baseAddress!, db: dbs.baseAddress!,
+                                        dx: dxs.baseAddress! + image * per, channels: channels)
+                                }
+                            }
+                        }
+                        return
+                    }
                     // Groups are independent: each core takes whole groups, every image in order.
                     parallelChunks(spec.groups, work: 3 * s[0] * fn * pixels * z.k) { groups in
                         for group in groups {

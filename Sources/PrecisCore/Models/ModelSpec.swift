@@ -321,8 +321,9 @@ public struct ModelSpec: Equatable, Sendable {
     }
 
     /// The output shape of every layer, checked as `shapes` checks them, for a model that need not
-    /// end yet (a model being built layer by layer, as an import does).
-    public func layerShapes() throws -> [[Int]] {
+    /// end yet (a model being built layer by layer, as an import does, where a branch may still wait
+    /// for its reader: `partial`).
+    public func layerShapes(partial: Bool = false) throws -> [[Int]] {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 && $0 <= Self.limits.inputSide }) else {
             throw ModelError.badSpec(
                 "input shape must be (C,H,W) with sizes from 1 to \(Self.limits.inputSide), "
@@ -437,7 +438,7 @@ public struct ModelSpec: Equatable, Sendable {
             }
             out.append(shape)
         }
-        if let unused = consumers.dropLast().firstIndex(of: 0) {
+        if !partial, let unused = consumers.dropLast().firstIndex(of: 0) {
             throw ModelError.badSpec("\(names[unused])'s output is not used by any later layer")
         }
         return out

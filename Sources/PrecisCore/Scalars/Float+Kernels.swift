@@ -67,6 +67,28 @@ extension Float: ScalarKernels {
         return true
     }
 
+    public static var depthwiseKernels: Bool { true }
+
+    public static func depthwiseForward(
+        _ s: precis_depthwise_shape, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, channels: Range<Int>
+    ) {
+        withUnsafePointer(to: s) {
+            precis_depthwise_forward_f32($0, x, w, out, Int32(channels.lowerBound), Int32(channels.upperBound))
+        }
+    }
+
+    public static func depthwiseBackward(
+        _ s: precis_depthwise_shape, _ x: UnsafePointer<Float>, _ d: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+        dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        channels: Range<Int>
+    ) {
+        withUnsafePointer(to: s) {
+            precis_depthwise_backward_f32(
+                $0, x, d, w, dw, db, dx, Int32(channels.lowerBound), Int32(channels.upperBound))
+        }
+    }
+
     public static func convolutionGradient(
         input: UnsafePointer<Float>, planeSize: Int, channels: Int, rowWidth: Int, bandRows: Int, images: Int, oh: Int,
         ow: Int, size: Int, dout: UnsafePointer<Float>, mask: UnsafePointer<Float>?, filters: Int, pixels: Int,

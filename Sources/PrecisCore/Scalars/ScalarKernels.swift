@@ -62,6 +62,22 @@ public protocol ScalarKernels {
         ow: Int, size: Int, dout: UnsafePointer<Self>, mask: UnsafePointer<Self>?, filters: Int, pixels: Int,
         d: UnsafeMutablePointer<Self>, ld: Int, dw: UnsafeMutablePointer<Self>, db: UnsafeMutablePointer<Self>)
 
+    /// Whether `depthwiseForward` and `depthwiseBackward` run.
+    static var depthwiseKernels: Bool { get }
+
+    /// A depthwise convolution of one image over `channels`, without the bias (see
+    /// `precis_depthwise_forward_f32`).
+    static func depthwiseForward(
+        _ s: precis_depthwise_shape, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
+        _ out: UnsafeMutablePointer<Self>, channels: Range<Int>)
+
+    /// The gradients of `depthwiseForward` for one image over `channels`, added to `dw`, `db` and
+    /// `dx` (see `precis_depthwise_backward_f32`).
+    static func depthwiseBackward(
+        _ s: precis_depthwise_shape, _ x: UnsafePointer<Self>, _ d: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
+        dw: UnsafeMutablePointer<Self>, db: UnsafeMutablePointer<Self>, dx: UnsafeMutablePointer<Self>,
+        channels: Range<Int>)
+
     /// `images` images of `x (C, h, w)` (with `mask`, 0 where it is `<= 0`) as zero-padded planes
     /// `planeSize` apart; false when the type has no kernel for it.
     static func padPlanes(
@@ -132,6 +148,19 @@ extension ScalarKernels {
         _ out: UnsafePointer<Self>, columns: Int, filters: Int, images: Int, bandRows: Int, rowWidth: Int, oh: Int,
         ow: Int, bias: UnsafePointer<Self>, relu: Bool, pooled: Bool, _ y: UnsafeMutablePointer<Self>
     ) -> Bool { false }
+
+    public static var depthwiseKernels: Bool { false }
+
+    public static func depthwiseForward(
+        _ s: precis_depthwise_shape, _ x: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
+        _ out: UnsafeMutablePointer<Self>, channels: Range<Int>
+    ) { preconditionFailure("\(Self.self) has no depthwise kernel") }
+
+    public static func depthwiseBackward(
+        _ s: precis_depthwise_shape, _ x: UnsafePointer<Self>, _ d: UnsafePointer<Self>, _ w: UnsafePointer<Self>,
+        dw: UnsafeMutablePointer<Self>, db: UnsafeMutablePointer<Self>, dx: UnsafeMutablePointer<Self>,
+        channels: Range<Int>
+    ) { preconditionFailure("\(Self.self) has no depthwise kernel") }
 
     public static func convolutionGradient(
         input: UnsafePointer<Self>, planeSize: Int, channels: Int, rowWidth: Int, bandRows: Int, images: Int, oh: Int,

@@ -1,0 +1,133 @@
+// Depthwise convolutions in float32, vectorized across channels: a block of channels is copied into
+// a zero-padded, channels-last tile (one vector per pixel), so every tap of every output pixel is
+// one vector load and the channels' chains run side by side. Written once over generic vectors and
+// compiled for AVX-512 (16 channels a vector), AVX2 with FMA and any x86-64 (8; there the fused
+// multiply-add is fma_odd): each element is the same chain at every level.
+#include "fused.h"
+#include "kernels.h"
+#include "target.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// The padded tile's rows and columns: what the output's windows reach.
+#define TILE_H(s) (((s)->oh - 1) * (s)->sh + ((s)->kh - 1) * (s)->dh + 1)
+#define TILE_W(s) (((s)->ow - 1) * (s)->sw + ((s)->kw - 1) * (s)->dw + 1)
+
+// n vectors, aligned as vectors must be.
+#define VECTORS(V, n) ((V *)aligned_alloc(sizeof(V), sizeof(V) * (size_t)(n)))
+
+// Channels c ..< c + n of the image's planes p (C, rows, cols) as vectors v[y·cols + x], lanes past n 0.
+#define GATHER(name, V)                                                                                                \
+    INLINE void name(V *v, const float *p, int c, int n, int rows, int cols) {                                        \
+        memset(v, 0, sizeof(V) * rows * cols);                                                                         \
+        for (int l = 0; l < n; l++)                                                                                    \
+            for (int i = 0; i < rows * cols; i++) v[i][l] = p[(size_t)(c + l) * rows * cols + i];                     \
+    }
+
+// The input's channels c ..< c + n into the padded tile (TILE_H x TILE_W), zeros where it pads.
+#define PAD(name, V)                                                                                                   \
+    INLINE void name(V *tile, const precis_depthwise_shape *s, const float *x, int c, int n) {                        \
+        int th = TILE_H(s), tw = TILE_W(s);                                                                            \
+        memset(tile, 0, sizeof(V) * th * tw);                                                                          \
+        for (int l = 0; l < n; l++)                                                                                    \
+            for (int y = 0; y < s->h && y + s->pt < th; y++)                                                           \
+                for (int x0 = 0; x0 < s->w && x0 + s->pl < tw; x0++)                                                   \
+                    tile[(y + s->pt) * tw + x0 + s->pl][l] = x[((size_t)(c + l) * s->h + y) * s->w + x0];              \
+    }
+
+#define DEPTHWISE(name, V, attr, fma)                                                                                  \
+    GATHER(name##_gather, V)                                                                                           \
+    PAD(name##_pad, V)                                                                                                 \
+    attr static void name##_forward(const precis_depthwise_shape *s, const float *x, const float *wt, float *out,      \
+                                    int c0, int c1) {                                                                  \
+        enum { L = sizeof(V) / sizeof(float) };                                                                        \
+        int k = s->kh * s->kw, pixels = s->oh * s->ow, tw = TILE_W(s);                                                 \
+        V *tile = VECTORS(V, TILE_H(s) * tw), *wv = VECTORS(V, k), *o = VECTORS(V, pixels);                            \
+        for (int c = c0; c < c1; c += L) {                                                                             \
+            int n = c1 - c < L ? c1 - c : L;                                                                           \
+            name##_pad(tile, s, x, c, n);                                                                              \
+            name##_gather(wv, wt, c, n, 1, k);                                                                         \
+            for (int oy = 0; oy < s->oh; oy++)                                                                         \
+                for (int ox = 0; ox < s->ow; ox++) {                                                                   \
+                    V acc = {};                                                                                        \
+                    for (int ky = 0; ky < s->kh; ky++) {                                                               \
+                        const V *row = tile + (oy * s->sh + ky * s->dh) * tw + ox * s->sw;                             \
+                        for (int kx = 0; kx < s->kw; kx++) acc = fma(wv[ky * s->kw + kx], row[kx * s->dw], acc);       \
+                    }                                                                                                  \
+                    o[oy * s->ow + ox] = acc;                                                                          \
+                }                                                                                                      \
+            for (int l = 0; l < n; l++)                                                                                \
+                for (int p = 0; p < pixels; p++) out[(size_t)(c + l) * pixels + p] = o[p][l];                          \
+        }                                                                                                              \
+        free(tile), free(wv), free(o);                                                                                 \
+    }                                                                                                                  \
+                                                                                                                       \
+    attr static void name##_backward(const precis_depthwise_shape *s, const float *x, const float *d,                  \
+                                     const float *wt, float *dwt, float *db, float *dx, int c0, int c1) {              \
+        enum { L = sizeof(V) / sizeof(float) };                                                                        \
+        int k = s->kh * s->kw, pixels = s->oh * s->ow, th = TILE_H(s), tw = TILE_W(s);                                 \
+        V *tile = VECTORS(V, th * tw), *dxt = VECTORS(V, th * tw), *wv = VECTORS(V, k), *dv = VECTORS(V, pixels);      \
+        for (int c = c0; c < c1; c += L) {                                                                             \
+            int n = c1 - c < L ? c1 - c : L;                                                                           \
+            name##_pad(tile, s, x, c, n);                                                                              \
+            name##_gather(wv, wt, c, n, 1, k);                                                                         \
+            name##_gather(dv, d, c, n, s->oh, s->ow);                                                                  \
+            for (int r = 0; r < k; r++) {                                                                              \
+                int ky = r / s->kw, kx = r % s->kw;                                                                    \
+                V acc = {};                                                                                            \
+                for (int oy = 0; oy < s->oh; oy++) {                                                                   \
+                    const V *row = tile + (oy * s->sh + ky * s->dh) * tw + kx * s->dw;                                 \
+                    for (int ox = 0; ox < s->ow; ox++) acc = fma(dv[oy * s->ow + ox], row[ox * s->sw], acc);           \
+                }                                                                                                      \
+                for (int l = 0; l < n; l++) dwt[(size_t)(c + l) * k + r] += acc[l];                                    \
+            }                                                                                                          \
+            V sum = {};                                                                                                \
+            for (int l = 0; l < n; l++) sum[l] = db[c + l];                                                            \
+            for (int p = 0; p < pixels; p++) sum += dv[p];                                                             \
+            for (int l = 0; l < n; l++) db[c + l] = sum[l];                                                            \
+            memset(dxt, 0, sizeof(V) * th * tw);                                                                       \
+            for (int r = 0; r < k; r++) {                                                                              \
+                int ky = r / s->kw, kx = r % s->kw;                                                                    \
+                for (int oy = 0; oy < s->oh; oy++) {                                                                   \
+                    V *row = dxt + (oy * s->sh + ky * s->dh) * tw + kx * s->dw;                                        \
+                    for (int ox = 0; ox < s->ow; ox++)                                                                 \
+                        row[ox * s->sw] += fma(wv[r], dv[oy * s->ow + ox], (V){});                                     \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int l = 0; l < n; l++)                                                                                \
+                for (int y = 0; y < s->h && y + s->pt < th; y++)                                                       \
+                    for (int x0 = 0; x0 < s->w && x0 + s->pl < tw; x0++)                                               \
+                        dx[((size_t)(c + l) * s->h + y) * s->w + x0] += dxt[(y + s->pt) * tw + x0 + s->pl][l];         \
+        }                                                                                                              \
+        free(tile), free(dxt), free(wv), free(dv);                                                                     \
+    }
+
+#define PORTABLE
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpsabi"
+DEPTHWISE(depthwise_portable, f32x8, PORTABLE, fma_odd8)
+#pragma clang diagnostic pop
+
+#if defined(__x86_64__)
+DEPTHWISE(depthwise_avx2, f32x8, AVX2, FUSED)
+DEPTHWISE(depthwise_avx512, f32x16, AVX512, FUSED)
+#define LEVELS(pass, ...)                                                                                              \
+    switch (precis_kernel_level()) {                                                                                   \
+    case 2: return depthwise_avx512_##pass(__VA_ARGS__);                                                              \
+    case 1: return depthwise_avx2_##pass(__VA_ARGS__);                                                                \
+    default: return depthwise_portable_##pass(__VA_ARGS__);                                                            \
+    }
+#else
+#define LEVELS(pass, ...) return depthwise_portable_##pass(__VA_ARGS__);
+#endif
+
+void precis_depthwise_forward_f32(const precis_depthwise_shape *s, const float *x, const float *wt, float *out, int c0,
+                                  int c1) {
+    LEVELS(forward, s, x, wt, out, c0, c1)
+}
+
+void precis_depthwise_backward_f32(const precis_depthwise_shape *s, const float *x, const float *d, const float *wt,
+                                   float *dwt, float *db, float *dx, int c0, int c1) {
+    LEVELS(backward, s, x, d, wt, dwt, db, dx, c0, c1)
+}
