@@ -209,14 +209,20 @@ public final class IntegerNetwork {
             codes: [(data: [UInt8], shape: [Int])] = []
         outputs[0] = x
         var data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
+        /// Drops the Float values layer `j` read last, unless every output is kept.
+        func release(after j: Int, reading from: [Int]) {
+            if !keep { for i in from where float.lastUse[i + 1] <= j { outputs[i + 1] = nil } }
+        }
         func runFloat(to end: Int) {
             for j in at..<end {
-                var xs = spec.inputs(of: j).map { outputs[$0 + 1]! }
+                let from = spec.inputs(of: j)
+                var xs = from.map { outputs[$0 + 1]! }
                 if let r = simulated[j] {
                     let range = dynamic ? QuantRange.covering(xs[0].data, like: r) : r
                     xs[0].data = xs[0].data.map { Float(range.fakeQuantize(Double($0))) }
                 }
                 outputs[j + 1] = float.forward(xs, layer: j)
+                release(after: j, reading: from)
             }
         }
         for step in steps {
@@ -229,6 +235,7 @@ public final class IntegerNetwork {
                 shape = v.shape.count == 4 ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape
             }
             if keepCodes { codes.append((data, shape)) }
+            release(after: step.end, reading: spec.inputs(of: step.layer))
             let inputZero = Int32(input.zeroPoint + offset(input))
             let correction = (0..<step.outputs).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
             if let next = step.next, !dynamic {
