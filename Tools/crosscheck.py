@@ -8,7 +8,9 @@ same numpy code in float16 (numpy's float16 matmul accumulates in float32 and ro
 float16-acc32 semantics) and compares it with Precis's float16-acc32 mode. Number-format variants
 (FP8, MX, NVFP4, int4) are decoded with ml_dtypes, their codes checked against this script's own
 rounding of the master (Tools/number_formats.py), and their networks run in numpy on the first
---format-images test images next to `precis eval --first N`.
+--format-images test images next to `precis eval --first N`. Where a quantized variant names
+`folded_batchnorm`, the script folds those normalizations into the master itself and checks the
+codes against that.
 
     python3 Tools/crosscheck.py Weights/deep-fashion.h5 [--precis .build/release/precis] [--limit N]
 
@@ -33,11 +35,32 @@ import number_formats  # noqa: E402  (the sibling module in Tools/)
 from numpy_network import forward, grouped_convolution, im2col, test_set  # noqa: E402  (the data sets and the float64 forward pass)
 
 
-def forward_format(layers, params, variant, mode, x):
+def folded_master(params, layers, names):
+    """The master with each batch normalization in `names` (a variant's `folded_batchnorm`) folded
+    into the convolution or affine layer it reads, in float64: with k = gamma / sqrt(running_var +
+    1e-5) per output channel, W·k and (b - running_mean)·k + beta."""
+    out, order = dict(params), [n for n, _ in layers]
+    for bn in names:
+        i = order.index(bn)
+        layer, p = layers[i][1], params[bn]
+        source = (layer.get('inputs') or [order[i - 1]])[0]
+        assert layer['kind'] == 'BatchNormalization' and layers[order.index(source)][1]['kind'] in (
+            'Convolution', 'Affine'), f'{bn} does not fold into {source}'
+        k = p['gamma'] / np.sqrt(p['running_var'] + 1e-5)
+        w = params[source]['W']
+        out[source] = {'W': w * (k.reshape(-1, 1, 1, 1) if w.ndim == 4 else k),
+                       'b': (params[source]['b'] - p['running_mean']) * k + p['beta']}
+    return out
+
+
+def forward_format(layers, params, variant, mode, x, folded=()):
     """`forward` in float32 for a number-format variant: the layers it stores run on its decoded
     weights, with their inputs rounded as the format says (a convolution's windows and an affine
-    layer's inputs, along the reduction axis); the others run on the master."""
+    layer's inputs, along the reduction axis); the others run on the master; the batch
+    normalizations in `folded` pass their input through."""
     def stored(name, layer, x):
+        if name in folded:
+            return x
         if name not in variant:
             return None
         if layer['kind'] == 'Convolution' and 'size' not in layer:
@@ -58,7 +81,6 @@ def forward_format(layers, params, variant, mode, x):
 def check_formats(a, f, layers, params, formats, x, t, failures):
     """Every number-format variant: its codes against this script's own rounding of the master, and
     its network (decoded with ml_dtypes, run in numpy) against `precis eval` on the first images."""
-    master = {name: {k: v.astype(np.float32) for k, v in p.items()} for name, p in params.items()}
     shapes = {name: p['W'].shape for name, p in params.items() if 'W' in p}
     text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
     n = min(a.format_images, len(x))
@@ -70,11 +92,14 @@ def check_formats(a, f, layers, params, formats, x, t, failures):
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         for v in formats:
             group, mode = f['variants'][v], number_formats.mode_of(v)
+            folded = text(group.attrs.get('folded_batchnorm', '')).split()
+            master = {name: {k: w.astype(np.float32) for k, w in p.items()}
+                      for name, p in folded_master(params, layers, folded).items()}
             problems = number_formats.check_variant(v, group, master, text)
             failures += [f'/variants/{v}: {p}' for p in problems]
             decoded = number_formats.decoded_weights(v, group, shapes)
-            ours = np.concatenate([forward_format(layers, master, decoded, mode, x[i:i + 250].astype(np.float32))
-                                   for i in range(0, n, 250)])
+            ours = np.concatenate([forward_format(layers, master, decoded, mode, x[i:i + 250].astype(np.float32),
+                                                  folded) for i in range(0, n, 250)])
             theirs = np.fromfile(f'{prefix}-{v}.f64', dtype='<f8').reshape(ours.shape)
             differ = int(np.sum(ours.argmax(axis=1) != theirs.argmax(axis=1)))
             report[v] = {'codes_checked': not problems, 'images': n, 'prediction_differences': differ,
@@ -148,10 +173,12 @@ def main():
                     for k, d in stored[name].items():
                         if d.dtype != np.float16 or not np.array_equal(d[()], model['layers'][name][k][()].astype(np.float16)):
                             failures.append(f'/variants/{v}/{name}/{k} is not the master rounded to float16')
+                folding = text(f['variants'][v].attrs.get('folded_batchnorm', '')).split()
+                folded = folded_master(params, layers, folding)
                 for name in (n for n in stored if n not in half):
                     g = stored[name]
                     w, scale, b = g['W'][()], g['W_scale'][()], g['b'][()]
-                    master = model['layers'][name]['W'][()].astype(np.float64)
+                    master = folded[name]['W']
                     axis = int(g.attrs['axis'])
                     shape = [1] * w.ndim
                     shape[axis] = -1

@@ -19,15 +19,15 @@
 
 // Channels c ..< c + n of the image's planes p (C, rows, cols) as vectors v[y·cols + x], lanes past n 0.
 #define GATHER(name, V)                                                                                                \
-    INLINE void name(V *v, const float *p, int c, int n, int rows, int cols) {                                        \
+    INLINE void name(V *v, const float *p, int c, int n, int rows, int cols) {                                         \
         memset(v, 0, sizeof(V) * rows * cols);                                                                         \
         for (int l = 0; l < n; l++)                                                                                    \
-            for (int i = 0; i < rows * cols; i++) v[i][l] = p[(size_t)(c + l) * rows * cols + i];                     \
+            for (int i = 0; i < rows * cols; i++) v[i][l] = p[(size_t)(c + l) * rows * cols + i];                      \
     }
 
 // The input's channels c ..< c + n into the padded tile (TILE_H x TILE_W), zeros where it pads.
 #define PAD(name, V)                                                                                                   \
-    INLINE void name(V *tile, const precis_depthwise_shape *s, const float *x, int c, int n) {                        \
+    INLINE void name(V *tile, const precis_depthwise_shape *s, const float *x, int c, int n) {                         \
         int th = TILE_H(s), tw = TILE_W(s);                                                                            \
         memset(tile, 0, sizeof(V) * th * tw);                                                                          \
         for (int l = 0; l < n; l++)                                                                                    \
@@ -36,18 +36,18 @@
                     tile[(y + s->pt) * tw + x0 + s->pl][l] = x[((size_t)(c + l) * s->h + y) * s->w + x0];              \
     }
 
-#define DEPTHWISE(name, V, attr, fma)                                                                                  \
-    GATHER(name##_gather, V)                                                                                           \
-    PAD(name##_pad, V)                                                                                                 \
-    attr static void name##_forward(const precis_depthwise_shape *s, const float *x, const float *wt, float *out,      \
-                                    int c0, int c1) {                                                                  \
+#define DEPTHWISE(level, V, attr, fma)                                                                                 \
+    GATHER(gather_##level, V)                                                                                          \
+    PAD(pad_##level, V)                                                                                                \
+    attr static void depthwise_forward_##level(const precis_depthwise_shape *s, const float *x, const float *wt,       \
+                                               float *out, int c0, int c1) {                                           \
         enum { L = sizeof(V) / sizeof(float) };                                                                        \
         int k = s->kh * s->kw, pixels = s->oh * s->ow, tw = TILE_W(s);                                                 \
         V *tile = VECTORS(V, TILE_H(s) * tw), *wv = VECTORS(V, k), *o = VECTORS(V, pixels);                            \
         for (int c = c0; c < c1; c += L) {                                                                             \
             int n = c1 - c < L ? c1 - c : L;                                                                           \
-            name##_pad(tile, s, x, c, n);                                                                              \
-            name##_gather(wv, wt, c, n, 1, k);                                                                         \
+            pad_##level(tile, s, x, c, n);                                                                             \
+            gather_##level(wv, wt, c, n, 1, k);                                                                        \
             for (int oy = 0; oy < s->oh; oy++)                                                                         \
                 for (int ox = 0; ox < s->ow; ox++) {                                                                   \
                     V acc = {};                                                                                        \
@@ -63,16 +63,16 @@
         free(tile), free(wv), free(o);                                                                                 \
     }                                                                                                                  \
                                                                                                                        \
-    attr static void name##_backward(const precis_depthwise_shape *s, const float *x, const float *d,                  \
+    attr static void depthwise_backward_##level(const precis_depthwise_shape *s, const float *x, const float *d,       \
                                      const float *wt, float *dwt, float *db, float *dx, int c0, int c1) {              \
         enum { L = sizeof(V) / sizeof(float) };                                                                        \
         int k = s->kh * s->kw, pixels = s->oh * s->ow, th = TILE_H(s), tw = TILE_W(s);                                 \
         V *tile = VECTORS(V, th * tw), *dxt = VECTORS(V, th * tw), *wv = VECTORS(V, k), *dv = VECTORS(V, pixels);      \
         for (int c = c0; c < c1; c += L) {                                                                             \
             int n = c1 - c < L ? c1 - c : L;                                                                           \
-            name##_pad(tile, s, x, c, n);                                                                              \
-            name##_gather(wv, wt, c, n, 1, k);                                                                         \
-            name##_gather(dv, d, c, n, s->oh, s->ow);                                                                  \
+            pad_##level(tile, s, x, c, n);                                                                             \
+            gather_##level(wv, wt, c, n, 1, k);                                                                        \
+            gather_##level(dv, d, c, n, s->oh, s->ow);                                                                 \
             for (int r = 0; r < k; r++) {                                                                              \
                 int ky = r / s->kw, kx = r % s->kw;                                                                    \
                 V acc = {};                                                                                            \
@@ -106,28 +106,20 @@
 #define PORTABLE
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wpsabi"
-DEPTHWISE(depthwise_portable, f32x8, PORTABLE, fma_odd8)
+DEPTHWISE(portable, f32x8, PORTABLE, fma_odd8)
 #pragma clang diagnostic pop
 
 #if defined(__x86_64__)
-DEPTHWISE(depthwise_avx2, f32x8, AVX2, FUSED)
-DEPTHWISE(depthwise_avx512, f32x16, AVX512, FUSED)
-#define LEVELS(pass, ...)                                                                                              \
-    switch (precis_kernel_level()) {                                                                                   \
-    case 2: return depthwise_avx512_##pass(__VA_ARGS__);                                                              \
-    case 1: return depthwise_avx2_##pass(__VA_ARGS__);                                                                \
-    default: return depthwise_portable_##pass(__VA_ARGS__);                                                            \
-    }
-#else
-#define LEVELS(pass, ...) return depthwise_portable_##pass(__VA_ARGS__);
+DEPTHWISE(avx2, f32x8, AVX2, FUSED)
+DEPTHWISE(avx512, f32x16, AVX512, FUSED)
 #endif
 
 void precis_depthwise_forward_f32(const precis_depthwise_shape *s, const float *x, const float *wt, float *out, int c0,
                                   int c1) {
-    LEVELS(forward, s, x, wt, out, c0, c1)
+    LEVELS(depthwise_forward, s, x, wt, out, c0, c1)
 }
 
 void precis_depthwise_backward_f32(const precis_depthwise_shape *s, const float *x, const float *d, const float *wt,
                                    float *dwt, float *db, float *dx, int c0, int c1) {
-    LEVELS(backward, s, x, d, wt, dwt, db, dx, c0, c1)
+    LEVELS(depthwise_backward, s, x, d, wt, dwt, db, dx, c0, c1)
 }

@@ -33,4 +33,17 @@ FMA_ODD(fma_odd8, f32x8, f64x8, i64x8)
 FMA_ODD(fma_odd16, f32x16, f64x16, i64x16)
 #define FUSED __builtin_elementwise_fma
 
+// `return name_<level>(...)` for the kernel level this CPU runs (`precis_kernel_level`): avx512,
+// avx2 or portable.
+#if defined(__x86_64__)
+#define LEVELS(name, ...)                                                                                              \
+    switch (precis_kernel_level()) {                                                                                   \
+    case 2: return name##_avx512(__VA_ARGS__);                                                                         \
+    case 1: return name##_avx2(__VA_ARGS__);                                                                           \
+    default: return name##_portable(__VA_ARGS__);                                                                      \
+    }
+#else
+#define LEVELS(name, ...) return name##_portable(__VA_ARGS__);
+#endif
+
 #endif

@@ -152,14 +152,6 @@ PANELS(panels_f32_avx512, tile_f32_avx512, float, f32x16, 8, 2, AVX512, FUSED)
 PANELS(panels_f64_avx512, tile_f64_avx512, double, f64x8, 8, 2, AVX512, FUSED)
 ABT_TILES(abt_f32_avx512, float, f32x16, 4, 4, pairwise_f32, AVX512, FUSED)
 ABT_TILES(abt_f64_avx512, double, f64x16, 4, 4, pairwise_f64, AVX512, FUSED)
-#define LEVELS(name, ...)                                                                                              \
-    switch (precis_kernel_level()) {                                                                                   \
-    case 2: return name##_avx512(__VA_ARGS__);                                                                         \
-    case 1: return name##_avx2(__VA_ARGS__);                                                                           \
-    default: return name##_portable(__VA_ARGS__);                                                                      \
-    }
-#else
-#define LEVELS(name, ...) return name##_portable(__VA_ARGS__);
 #endif
 
 void precis_gemm_f32_panels(int m, int n, int k, const float *ap, const float *b, const int64_t *brows, float *c,

@@ -70,12 +70,12 @@ static void gemm_u8s8_portable(int m, int n, int segments, int kseg, const uint8
 
 // 16 sums (plus their channels' corrections) as uint8 codes by `requantize`'s rule: the same float
 // steps in the same order, so the same codes.
-INLINE AVX512 __m128i codes16(__m512i sums, __m512i correction, __m512 scale, float zero, float low) {
+INLINE AVX512 __m128i codes16(__m512i sums, __m512i correction, __m512 scale, float zero, float low, float high) {
     __m512 v = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(_mm512_add_epi32(sums, correction)));
     v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-1e6f)), _mm512_set1_ps(1e6f));
     const __m512 magic = _mm512_set1_ps(12582912.0f);
     __m512 q = _mm512_add_ps(_mm512_sub_ps(_mm512_add_ps(v, magic), magic), _mm512_set1_ps(zero));
-    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(low)), _mm512_set1_ps(255.0f));
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(low)), _mm512_set1_ps(high));
     __m128i codes = _mm512_cvtusepi32_epi8(_mm512_cvttps_epi32(q));
     // Narrowing straight into memory, and a masked byte store, are slow on Zen 4: the codes are
     // narrowed in a register and whole vectors of 16 channels take a plain store.
@@ -142,7 +142,7 @@ INLINE AVX512_VNNI void tile(int MR, int NP, int rows, int cols, int segments, i
             if (x == q->row_width) x = 0, y++;
             if (x >= q->width) continue;
             store_codes(q->out + ((size_t)y * q->width + x) * q->n + j, m,
-                        codes16(acc[r * NP + p], correction, scale, q->rq->zero, q->rq->low));
+                        codes16(acc[r * NP + p], correction, scale, q->rq->zero, q->rq->low, q->rq->high));
         }
     }
 }
@@ -286,7 +286,7 @@ void precis_gemm_u8s8_codes(int m, int n, int segments, int kseg, const uint8_t 
     for (int i = 0; i < m; i++) {
         int y = i / row_width, x = i % row_width;
         if (x < width)
-            precis_requantize_u8(sums + (size_t)i * n, 1, n, rq->correction, rq->scale, rq->zero, rq->low,
+            precis_requantize_u8(sums + (size_t)i * n, 1, n, rq->correction, rq->scale, rq->zero, rq->low, rq->high,
                                  out + ((size_t)y * width + x) * n);
     }
     free(sums);
@@ -299,7 +299,7 @@ void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8
 
 INLINE void requantize(const int32_t *acc, int rows, int channels,
                                                           const int32_t *correction, const float *scale, float zero,
-                                                          float low, uint8_t *out) {
+                       float low, float high, uint8_t *out) {
     for (int r = 0; r < rows; r++) {
         const int32_t *a = acc + (size_t)r * channels;
         uint8_t *o = out + (size_t)r * channels;
@@ -310,7 +310,7 @@ INLINE void requantize(const int32_t *acc, int rows, int channels,
             v = v < -1e6f ? -1e6f : v > 1e6f ? 1e6f : v;
             float q = (v + 12582912.0f) - 12582912.0f + zero;
             q = q < low ? low : q;
-            q = q > 255.0f ? 255.0f : q;
+            q = q > high ? high : q;
             o[f] = (uint8_t)(int)q;
         }
     }
@@ -319,31 +319,31 @@ INLINE void requantize(const int32_t *acc, int rows, int channels,
 #if defined(__x86_64__)
 // `requantize` 16 channels at a time (`codes16`).
 static AVX512 void requantize_avx512(const int32_t *acc, int rows, int channels, const int32_t *correction,
-                                       const float *scale, float zero, float low, uint8_t *out) {
+                                       const float *scale, float zero, float low, float high, uint8_t *out) {
     for (int f = 0; f < channels; f += 16) {
         __mmask16 m = channels - f >= 16 ? 0xFFFF : (__mmask16)((1u << (channels - f)) - 1);
         __m512i c = _mm512_maskz_loadu_epi32(m, correction + f);
         __m512 s = _mm512_maskz_loadu_ps(m, scale + f);
         for (int r = 0; r < rows; r++)
             store_codes(out + (size_t)r * channels + f, m,
-                        codes16(_mm512_maskz_loadu_epi32(m, acc + (size_t)r * channels + f), c, s, zero, low));
+                        codes16(_mm512_maskz_loadu_epi32(m, acc + (size_t)r * channels + f), c, s, zero, low, high));
     }
 }
 
 static AVX2 void requantize_avx2(const int32_t *acc, int rows, int channels, const int32_t *correction,
-                                 const float *scale, float zero, float low, uint8_t *out) {
-    requantize(acc, rows, channels, correction, scale, zero, low, out);
+                                 const float *scale, float zero, float low, float high, uint8_t *out) {
+    requantize(acc, rows, channels, correction, scale, zero, low, high, out);
 }
 #endif
 
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
-                          float zero, float low, uint8_t *out) {
+                          float zero, float low, float high, uint8_t *out) {
 #if defined(__x86_64__)
     int level = precis_kernel_level();
-    if (level == 2) return requantize_avx512(acc, rows, channels, correction, scale, zero, low, out);
-    if (level == 1) return requantize_avx2(acc, rows, channels, correction, scale, zero, low, out);
+    if (level == 2) return requantize_avx512(acc, rows, channels, correction, scale, zero, low, high, out);
+    if (level == 1) return requantize_avx2(acc, rows, channels, correction, scale, zero, low, high, out);
 #endif
-    requantize(acc, rows, channels, correction, scale, zero, low, out);
+    requantize(acc, rows, channels, correction, scale, zero, low, high, out);
 }
 
 #if defined(__x86_64__)

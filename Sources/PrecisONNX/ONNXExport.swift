@@ -81,7 +81,8 @@ public enum ONNXForm {
     case float16
     /// A stored int8 model as QuantizeLinear/DequantizeLinear pairs: each quantized layer's input
     /// quantized with its calibrated range, its weight codes and their per-tensor or per-channel
-    /// scales, its int32 bias codes at `input scale × weight scale`; the other layers in float32.
+    /// scales, its int32 bias codes at `input scale × weight scale`; the other layers in float32. A
+    /// batch normalization the model folds has no node: the layer before it holds it.
     case int8(QuantizedModel)
 }
 
@@ -159,10 +160,15 @@ func onnxModel(
         node("Cast", "input/half", ["input"], "input/half", [.int("to", Int(ONNXType.float16.rawValue))])
         values[-1] = "input/half"
     }
-    let layers = try spec.geometry()
+    let layers = try spec.geometry(), folded = int8?.folded ?? [], tensors = try spec.folding(folded, in: tensors)
     for layer in layers {
         let from = spec.inputs(of: layer.index).map { values[$0]! }
         var x = from[0]
+        if folded.contains(layer.index) {
+            // Folded into the layer before it, whose weights and bias hold it.
+            values[layer.index] = x
+            continue
+        }
         let last = layer.index == layers.count - 1
         let out = last && !half ? "logits" : layer.name
         var keys = layer.tensors.map { layer.key($0.name) }

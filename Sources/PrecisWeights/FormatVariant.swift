@@ -3,7 +3,7 @@ import PrecisCore
 /// The attributes `writeFormat` sets on a number-format variant's group.
 enum FormatAttribute: String, CaseIterable {
     case precision, weights, activations, rounding, layout, packing
-    case weightRanges = "weight_ranges", floatLayers = "float_layers"
+    case weightRanges = "weight_ranges", floatLayers = "float_layers", foldedBatchNorm = "folded_batchnorm"
 }
 
 /// The attributes of a layer's group in a number-format variant.
@@ -28,7 +28,9 @@ extension WeightFile {
     /// - `b`: float32; and the input's calibration as attributes: `input_amax`, or `input_scale`,
     ///   `input_zero_point`, `input_qmin`, `input_qmax` for int8 inputs.
     /// The variant's `float_layers` lists the convolution and affine layers left in float32 (their
-    /// tensors are `/model`'s); the name of such a mixed variant ends in `-mixed`.
+    /// tensors are `/model`'s); the name of such a mixed variant ends in `-mixed`. Its
+    /// `folded_batchnorm` names the batch normalizations folded into the layer before them: that
+    /// layer's `W` and `b` hold the folded values, which a variant runs with as `/model` folds.
     /// `calibration` adds attributes to the variant.
     func writeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws {
         let name = model.name
@@ -51,7 +53,9 @@ extension WeightFile {
         let floatLayers = quantizedLayers(spec).filter { model.weights[$0] == nil }.map { spec.layerNames[$0] }
         try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
         for (key, value) in calibration { try v.setAttribute(key, value) }
-        let layers = try v.createGroup("model").createGroup("layers")
+        try writeFolded(model.folded, on: v)
+        let layers = try v.createGroup("model").createGroup("layers"),
+            tensors = try spec.folding(model.folded, in: tensors)
         for (i, t) in model.weights.sorted(by: { $0.key < $1.key }) {
             let layer = spec.layerNames[i], g = try layers.createGroup(layer)
             try g.setAttribute("kind", .string(spec.layers[i].kind))
@@ -106,7 +110,9 @@ extension WeightFile {
                 file: path, path: v.path,
                 message: "a variant keeps layers in float32 exactly when its name ends in -mixed")
         }
-        var model = FormatModel(mode: mode, weights: [:], inputs: [:], mixed: !floatLayers.isEmpty), floats = tensors
+        let folded = try readFolded(v), foldedTensors = try spec.folding(folded, in: tensors)
+        var model = FormatModel(mode: mode, weights: [:], inputs: [:], mixed: !floatLayers.isEmpty, folded: folded)
+        var floats = tensors
         for layer in try spec.geometry() where !floatLayers.contains(layer.name) {
             guard let gemm = layer.gemm else { continue }
             let g = try layers.group(layer.name)
@@ -154,7 +160,16 @@ extension WeightFile {
             guard bias.allSatisfy(\.isFinite), t.decoded().allSatisfy(\.isFinite) else {
                 throw fail("holds a non-finite weight or bias")
             }
-            floats[layer.key("b")] = Tensor(shape: [vectors], data: bias.map(Double.init))
+            if let foldedBias = foldedTensors[layer.key("b")],
+                folded.contains(where: { spec.inputs(of: $0) == [layer.index] })
+            {
+                // The bias runs as `/model`'s, folded: the stored one must be that.
+                guard bias == foldedBias.data.map(Float.init) else {
+                    throw fail("b is not /model's bias with the batch normalization after it folded in")
+                }
+            } else {
+                floats[layer.key("b")] = Tensor(shape: [vectors], data: bias.map(Double.init))
+            }
             model.weights[layer.index] = t
             guard mode.needsCalibration else { continue }
             if mode.activations == .int8 {

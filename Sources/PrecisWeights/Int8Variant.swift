@@ -15,6 +15,7 @@ public struct StoredInt8: StoredVariant {
 enum Int8Attribute: String, CaseIterable {
     case precision, scheme, weights, activations, rounding, dynamic
     case elementType = "element_type", floatLayers = "float_layers", floatLayersWeights = "float_layers_weights"
+    case foldedBatchNorm = "folded_batchnorm"
 }
 
 /// The attributes of a quantized layer's group in an int8 variant.
@@ -37,7 +38,9 @@ extension WeightFile {
     /// `int8-<scheme>-mixed` and lists the layers it leaves in float in `float_layers`: in float32,
     /// their weights are the file's `/model`; in float16, the variant holds them (`W` and `b` in
     /// IEEE half). A dynamic one, `int8-<scheme>-dynamic` with attribute `dynamic` 1, holds float32
-    /// biases and no input ranges. Returns the variant's name.
+    /// biases and no input ranges. `folded_batchnorm` names the batch normalizations folded into
+    /// the layer before them: that layer's codes hold the folded weights and bias. Float values a
+    /// variant holds (float16 layers, dynamic biases) are the master's, folded when the variant runs.
     func writeInt8(_ model: QuantizedModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws {
         let w = self, form = model.form, name = model.precision.name
         let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
@@ -65,6 +68,7 @@ extension WeightFile {
             if form == .dynamic { try v.setAttribute(A.dynamic.rawValue, .int(1)) }
             try v.setAttribute(A.rounding.rawValue, .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
+            try writeFolded(model.folded, on: v)
             let layers = try v.createGroup("model").createGroup("layers")
             if case let .mixed(half) = form {
                 try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
@@ -208,8 +212,34 @@ extension WeightFile {
             }
         }
         return StoredInt8(
-            model: QuantizedModel(scheme: scheme, layers: out, form: form), floatTensors: floats,
+            model: QuantizedModel(scheme: scheme, layers: out, form: form, folded: try readFolded(v)),
+            floatTensors: floats,
             tensors: tensors.merging(floats) { $1 })
+    }
+
+    /// Sets `folded_batchnorm` on variant group `v`: the names of the `folded` layers, when there are any.
+    func writeFolded(_ folded: Set<Int>, on v: HDF5Group) throws {
+        guard !folded.isEmpty else { return }
+        try v.setAttribute(
+            Int8Attribute.foldedBatchNorm.rawValue,
+            .string(folded.sorted().map { spec.layerNames[$0] }.joined(separator: " ")))
+    }
+
+    /// The batch normalizations variant group `v` says it folds (`folded_batchnorm`), each one that
+    /// can fold into the layer before it.
+    func readFolded(_ v: HDF5Group) throws -> Set<Int> {
+        let key = Int8Attribute.foldedBatchNorm.rawValue
+        guard try v.attribute(key) != nil else { return [] }
+        let foldable = spec.foldableBatchNorms
+        return Set(
+            try Self.string(v, key).split(separator: " ").map { name in
+                guard let i = spec.layerNames.firstIndex(of: String(name)), foldable[i] != nil else {
+                    throw HDF5Error(
+                        file: v.file.path, path: v.path,
+                        message: "\(key) names '\(name)', which is not a batch normalization that folds")
+                }
+                return i
+            })
     }
 
     /// The attributes of variant group `v` other than `own` (those its writer sets itself).

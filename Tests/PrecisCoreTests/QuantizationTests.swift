@@ -267,6 +267,99 @@ extension FakeQuantTests {
         }
     }
 
+    /// `spec`'s tensors from seed 3 with every batch normalization's scale, shift and running
+    /// statistics drawn at random, so that folding it changes the layer before it.
+    func trainedLookingTensors(_ spec: ModelSpec) throws -> [String: Tensor<Double>] {
+        var t = try Network<Double>(spec: spec, seed: 3).tensorValues(), rng = RandomSource(seed: 4)
+        for layer in try spec.geometry() {
+            for (name, range) in [
+                ("gamma", 0.5...1.5), ("beta", -0.2...0.2), ("running_mean", -0.3...0.3),
+                ("running_var", 0.5...2.0),
+            ] where t[layer.key(name)] != nil {
+                t[layer.key(name)]!.data = t[layer.key(name)]!.data.map { _ in
+                    range.lowerBound + (range.upperBound - range.lowerBound) * rng.uniform()
+                }
+            }
+        }
+        return t
+    }
+
+    /// A batch normalization that reads a convolution (of any groups) or affine layer which nothing
+    /// else reads folds into it: the folded network computes the same function in Double, and one
+    /// whose layer has another reader stays.
+    @Test func batchNormalizationFoldsIntoTheLayerBeforeIt() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) :c batchnorm relu add(c) conv(8,1) batchnorm relu6 conv(8,3,pad=1,groups=8) batchnorm "
+                + "gap affine(6) batchnorm affine(10)", inputShape: [1, 8, 8])
+        let folds = spec.foldableBatchNorms
+        #expect(folds == [5: 4, 8: 7, 11: 10])
+        let t = try trainedLookingTensors(spec)
+        let plain = try Network<Double>(spec: spec, parameters: t)
+        let folded = try Network<Double>(
+            spec: spec, parameters: try spec.folding(Set(folds.keys), in: t), folded: Set(folds.keys))
+        var rng = RandomSource(seed: 5)
+        let x = Tensor<Double>(shape: [20, 1, 8, 8], data: (0..<1280).map { _ in rng.uniform() })
+        let (a, b) = (plain.predict(x), folded.predict(x))
+        let largest = a.data.map(abs).max()!
+        #expect(largest > 0.1 && zip(a.data, b.data).allSatisfy { abs($0 - $1) <= 1e-12 * largest })
+        // The normalization's own values changed the function: leaving it out would not.
+        let unfoldedWithout = try Network<Double>(spec: spec, parameters: t, folded: Set(folds.keys))
+        #expect(zip(a.data, unfoldedWithout.predict(x).data).contains { abs($0 - $1) > 1e-3 * largest })
+        #expect(throws: ModelError.self) { try Network<Double>(spec: spec, parameters: t, folded: [1]) }
+    }
+
+    /// int8 folds every batch normalization it can before quantizing, and the integer path runs the
+    /// folded layers with the clips after them (ReLU6, and a clip below the next layer's range) in
+    /// its requantization clamp, as the simulation clips.
+    @Test func theIntegerPathRunsFoldedNormalizationsAndClips() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) :c batchnorm relu add(c) conv(8,1) batchnorm clip(0,0.3) conv(8,3,pad=1) batchnorm "
+                + "relu6 maxpool(2) affine(6) batchnorm affine(10)", inputShape: [1, 8, 8])
+        let t = try trainedLookingTensors(spec)
+        let net = try Network<Float>(spec: spec, parameters: t)
+        var rng = RandomSource(seed: 6)
+        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
+        let x = Tensor(shape: [60, 1, 8, 8], data: images)
+        let observers = observeActivations(net, images: images, count: 60)
+        for scheme in QuantScheme.all {
+            let model = try QuantizedModel(
+                spec: spec, tensors: t, scheme: scheme, observers: observers, method: .minmax)
+            #expect(model.folded == [5, 8, 12])
+            var inputs = model.layers.mapValues(\.input)
+            // conv 7's input range reaches far beyond the clip's 0.3: only the clamp keeps the codes at 0.3.
+            inputs[7] = .asymmetric(low: -1, high: 2, unsigned: scheme.activations == .uint8Asymmetric)
+            if scheme.activations == .int8Symmetric { inputs[7] = .symmetric(threshold: 2) }
+            for m in [model, try QuantizedModel(spec: spec, tensors: t, scheme: scheme, inputs: inputs)] {
+                let fake = try FakeQuantNetwork(spec: spec, model: m, tensors: t)
+                let integer = try IntegerNetwork(spec: spec, model: m, tensors: t)
+                expectAgreement(fake, integer, x, layers: 5, "\(scheme) folded")
+                #expect(integer.stages.map(\.output) == [0, 6, 10, 12, 13], "\(integer.stages)")
+            }
+        }
+        // A folded layer whose output goes to a merge: its stage leaves the normalization's output.
+        let merged = try ModelSpec.named(
+            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) batchnorm add(a) relu affine(10)", inputShape: [1, 8, 8])
+        let mt = try trainedLookingTensors(merged)
+        let mnet = try Network<Float>(spec: merged, parameters: mt)
+        let m = try QuantizedModel(
+            spec: merged, tensors: mt, scheme: QuantScheme.all[2],
+            observers: observeActivations(mnet, images: images, count: 60),
+            method: .minmax)
+        let mi = try IntegerNetwork(spec: merged, model: m, tensors: mt)
+        expectAgreement(try FakeQuantNetwork(spec: merged, model: m, tensors: mt), mi, x, layers: 3, "merge")
+        #expect(mi.stages.map(\.output) == [0, 3, 6] && mi.forwardAll(x)[3] == nil && mi.forwardAll(x)[4] != nil)
+        let unfolded = try QuantizedModel(
+            spec: spec, tensors: t, scheme: QuantScheme.all[0], observers: observers, method: .minmax, fold: false)
+        #expect(unfolded.folded.isEmpty)
+        #expect(try IntegerNetwork(spec: spec, model: unfolded, tensors: t).stages.map(\.output) == [0, 4, 7, 11, 13])
+        // A number format encodes the folded weights: close to them, far from the unfolded ones.
+        let format = try FormatModel(
+            spec: spec, tensors: t, mode: Precision(name: "float8-e4m3")!.format!, observers: observers)
+        #expect(format.folded == [5, 8, 12])
+        let sqnr = try format.weightSQNR(spec: spec, tensors: t)
+        #expect(sqnr.values.allSatisfy { $0 > 25 }, "\(sqnr)")
+    }
+
     @Test func integerLayerOutputsMatchTheSimulationsWhereTheyExist() throws {
         let (net, x, observers) = try foldingNetwork()
         let fake = try FakeQuantNetwork(

@@ -95,6 +95,70 @@ import Testing
     }
 }
 
+/// Batch normalization folded into the layer before it, as variants record it.
+@Suite struct FoldedVariantTests {
+    /// A network with a batch normalization after each weighted layer, its running statistics and
+    /// scales drawn at random, written to a file; its store and observers on 20 random images.
+    func setup() throws -> (dir: String, store: WeightStore, file: WeightFile, observers: [Int: Observer]) {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) batchnorm relu maxpool(2) affine(12) batchnorm relu affine(10)", inputShape: [1, 8, 8])
+        var tensors = try Network<Double>(spec: spec, seed: 3).tensorValues(), rng = RandomSource(seed: 4)
+        for (key, value) in tensors where key.contains("batchnorm") {
+            let low = key.hasSuffix("var") || key.hasSuffix("gamma") ? 0.5 : -0.3
+            tensors[key]!.data = value.data.map { _ in low + rng.uniform() }
+        }
+        let dir = try scratch(), file = WeightFile(spec: spec, dataset: "tiny", training: nil, tensors: tensors)
+        try file.write(to: dir + "/w.h5")
+        let images = (0..<(20 * 64)).map { _ in Float(rng.uniform()) }
+        let observers = observeActivations(
+            try Network<Float>(spec: spec, parameters: tensors), images: images, count: 20)
+        return (dir, try WeightStore(dir + "/w.h5"), file, observers)
+    }
+
+    /// `folded_batchnorm` names the folded layers; the codes and biases are the folded ones, and
+    /// the variant reads back as written; a forged name or bias is refused.
+    @Test func variantsRecordTheFold() throws {
+        let (dir, store, file, observers) = try setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let int8 = try QuantizedModel(
+            spec: file.spec, tensors: file.tensors,
+            scheme: QuantScheme(weights: .perChannel, activations: .int8Symmetric),
+            observers: observers, method: .minmax)
+        let format = try FormatModel(
+            spec: file.spec, tensors: file.tensors, mode: Precision(name: "mxfp8-e4m3")!.format!, observers: observers)
+        #expect(int8.folded == [1, 5] && format.folded == [1, 5])
+        for name in [try store.store(int8, calibration: []), try store.store(format, calibration: [])] {
+            let attribute = try HDF5File.open(store.path).root.group("variants/\(name)").attribute("folded_batchnorm")
+            #expect(attribute == .string("01_batchnorm1 05_batchnorm2"), "\(name)")
+        }
+        #expect(try store.variant("int8-wchannel-as8", of: QuantizedModel.self).model == int8)
+        let stored = try store.variant("mxfp8-e4m3", of: FormatModel.self)
+        #expect(stored.model == format)
+        #expect(
+            try stored.network.network.tensorValues()
+                == FormatNetwork(spec: file.spec, tensors: store.master.tensors, model: format).network.tensorValues())
+        let folded = try file.spec.folding([1, 5], in: store.master.tensors)
+        let b = try HDF5File.open(store.path).root.group("variants/mxfp8-e4m3/model/layers/00_conv1").read(
+            "b", as: Float.self)
+        #expect(b.values == folded["00_conv1/b"]!.data.map(Float.init))
+        #expect(folded["00_conv1/b"] != store.master.tensors["00_conv1/b"])
+        try store.modify { root in
+            let g = try root.group("variants/mxfp8-e4m3/model/layers/00_conv1")
+            try g.remove("b")
+            try g.write("b", shape: [4], file.tensors["00_conv1/b"]!.data.map(Float.init))
+        }
+        #expect { try store.variant("mxfp8-e4m3", of: FormatModel.self) } throws: {
+            "\($0)".contains("b is not /model's bias with the batch normalization after it folded in")
+        }
+        try store.modify { root in
+            try root.group("variants/int8-wchannel-as8").setAttribute("folded_batchnorm", .string("02_relu1"))
+        }
+        #expect { try store.variant("int8-wchannel-as8", of: QuantizedModel.self) } throws: {
+            "\($0)".contains("folded_batchnorm names '02_relu1', which is not a batch normalization that folds")
+        }
+    }
+}
+
 /// Checkpoint files: the state written is the state read back, and a file without one is refused.
 @Suite struct CheckpointFileTests {
     @Test func checkpointRoundTrips() throws {

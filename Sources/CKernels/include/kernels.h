@@ -52,17 +52,17 @@ void precis_gemm_u8s8(int m, int n, int k, const uint8_t *a, int lda, const int8
 void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8_t *a, int lda, int seg_stride,
                                const int8_t *packed, int32_t *c, int ldc, int force_portable);
 
-/// out = clamp(roundHalfEven(scale[f] * (acc + correction[f])) + zero, low, 255) for every row of
+/// out = clamp(roundHalfEven(scale[f] * (acc + correction[f])) + zero, low, high) for every row of
 /// `channels` int32 sums (in float32; NaN-free because the inputs are integers).
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
-                          float zero, float low, uint8_t *out);
+                          float zero, float low, float high, uint8_t *out);
 
 /// How sums become uint8 codes, as `precis_requantize_u8` takes it: per channel `correction` and
-/// `scale`, then `zero` and the lowest code `low`.
+/// `scale`, then `zero`, the lowest code `low` and the highest `high`.
 typedef struct {
     const int32_t *correction;
     const float *scale;
-    float zero, low;
+    float zero, low, high;
 } precis_requantization;
 
 /// `precis_gemm_u8s8_segments` whose sums become codes by `precis_requantize_u8`'s rule instead of

@@ -14,7 +14,10 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
     private var std: [T] = []  // (C)
     private var shape: [Int] = []
 
-    public init(channels: Int, momentum: T = 0.9, eps: T = 1e-5) {
+    /// The ε added to the variance unless a layer is given its own: 1e-5, as in PyTorch.
+    public static var epsilon: T { 1e-5 }
+
+    public init(channels: Int, momentum: T = 0.9, eps: T = epsilon) {
         gamma = Parameter("gamma", Tensor(shape: [channels], data: [T](repeating: 1, count: channels)))
         beta = Parameter("beta", Tensor(zeros: [channels]))
         runningMean = Parameter("running_mean", Tensor(zeros: [channels]), learnable: false)

@@ -15,6 +15,8 @@ enum Node<T: NetworkScalar> {
     case globalAveragePooling(GlobalAveragePooling<T>)
     /// The one kind with several inputs: the network runs it with `Merge.forward` and `backward`.
     case merge(Merge<T>)
+    /// A batch normalization folded into the layer before it: its input passes through.
+    case identity
 
     var layer: (any Layer<T>)? {
         switch self {
@@ -28,7 +30,7 @@ enum Node<T: NetworkScalar> {
         case .batchNormalization(let l): return l
         case .elementwise(let l): return l
         case .globalAveragePooling(let l): return l
-        case .merge: return nil
+        case .merge, .identity: return nil
         }
     }
 
@@ -44,6 +46,7 @@ enum Node<T: NetworkScalar> {
         case .batchNormalization(let l): return l.forward(x, isTraining: isTraining)
         case .elementwise(let l): return l.forward(x, isTraining: isTraining)
         case .globalAveragePooling(let l): return l.forward(x, isTraining: isTraining)
+        case .identity: return x
         case .merge: preconditionFailure("a merge runs through Network.run, with all its inputs")
         }
     }
@@ -60,6 +63,7 @@ enum Node<T: NetworkScalar> {
         case .batchNormalization(let l): return l.backward(dout)
         case .elementwise(let l): return l.backward(dout)
         case .globalAveragePooling(let l): return l.backward(dout)
+        case .identity: return dout
         case .merge: preconditionFailure("a merge runs through Network.gradient, with all its inputs")
         }
     }
@@ -106,17 +110,28 @@ public final class Network<T: NetworkScalar> {
     /// A network with the given tensors (`LAYER/NAME` -> value), rounded to `T` and to `storage`.
     /// Every tensor the spec names must be there with its shape; a missing or misshapen one throws.
     /// `inputRoundings` rounds the inputs of convolution and affine layers, by layer index, to a
-    /// number format (Float networks only).
+    /// number format (Float networks only). The batch normalizations in `folded` (by index) pass
+    /// their input through: `values` holds them folded into the layer before them
+    /// (`ModelSpec.foldingBatchNorms`), and need not hold their own tensors.
     public init(
         spec: ModelSpec, parameters values: [String: Tensor<Double>], seed: UInt64 = 0,
         storage: StorageFormat = .native,
-        inputRoundings: [Int: OperandRounding] = [:]
+        inputRoundings: [Int: OperandRounding] = [:], folded: Set<Int> = []
     ) throws {
         self.spec = spec
         self.storage = storage
+        self.folded = folded
         layerNames = spec.layerNames
         var nodes: [Node<T>] = []
+        let foldable = spec.foldableBatchNorms
         for layer in try spec.geometry() {
+            if folded.contains(layer.index) {
+                guard foldable[layer.index] != nil else {
+                    throw ModelError.badSpec("\(layer.name) does not fold into the layer before it")
+                }
+                nodes.append(.identity)
+                continue
+            }
             var tensors: [String: Tensor<T>] = [:]
             for t in layer.tensors {
                 guard let v = values[layer.key(t.name)] else {
@@ -189,6 +204,8 @@ public final class Network<T: NetworkScalar> {
         trainingSteps = Self.steps(nodes, nodes.indices, pools: false, chained: chained)
     }
 
+    /// The batch normalizations folded into the layer before them, by index.
+    public let folded: Set<Int>
     /// The layers each layer reads (-1: the input), as `spec.inputs(of:)` gives them.
     let sources: [[Int]]
     /// Per value (`0` the input, `j + 1` layer j's output): the last layer that reads it (`Int.max`
@@ -279,7 +296,7 @@ public final class Network<T: NetworkScalar> {
     /// The same network (spec and tensors) computing in another scalar type; values are rounded.
     public func converted<U: NetworkScalar>(to: U.Type = U.self, storage: StorageFormat = .native) -> Network<U> {
         // The tensors match the spec by construction, so this cannot throw.
-        try! Network<U>(spec: spec, parameters: tensorValues(), storage: storage)
+        try! Network<U>(spec: spec, parameters: tensorValues(), storage: storage, folded: folded)
     }
 
     /// Every tensor the network owns, in layer order: (`LAYER/NAME`, parameter).

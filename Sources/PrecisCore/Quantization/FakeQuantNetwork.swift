@@ -69,13 +69,14 @@ public final class FakeQuantNetwork {
     /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
     public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:]) throws {
         self.model = model
-        var parameters = model.dequantized(spec, tensors)
+        var parameters = try model.dequantized(spec, tensors)
         if model.dynamic {
+            let floats = try spec.folding(model.folded, in: tensors)
             for i in model.layers.keys {
-                parameters[tensorKey(spec.layerNames[i], "b")] = tensors[tensorKey(spec.layerNames[i], "b")]
+                parameters[tensorKey(spec.layerNames[i], "b")] = floats[tensorKey(spec.layerNames[i], "b")]
             }
         }
-        network = try Network<Float>(spec: spec, parameters: parameters)
+        network = try Network<Float>(spec: spec, parameters: parameters, folded: model.folded)
     }
 
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme` and the input ranges of
@@ -100,10 +101,12 @@ public final class FakeQuantNetwork {
     /// (float layer − quantized layer) on the same inputs (`count` calibration images, run through
     /// the quantized layers before it) is added to the float bias, and the bias codes are
     /// recomputed. This removes the expected output shift that rounding the weights causes.
-    public func biasCorrected(spec: ModelSpec, tensors: [String: Tensor<Double>], images: [Float], count: Int) throws
-        -> QuantizedModel
+    public func biasCorrected(spec: ModelSpec, tensors master: [String: Tensor<Double>], images: [Float], count: Int)
+        throws -> QuantizedModel
     {
-        let float32 = try Network<Float>(spec: spec, parameters: tensors), per = spec.inputShape.reduce(1, *)
+        let tensors = try spec.folding(model.folded, in: master)
+        let float32 = try Network<Float>(spec: spec, parameters: tensors, folded: model.folded)
+        let per = spec.inputShape.reduce(1, *)
         var layers = model.layers, current = self
         for i in model.layers.keys.sorted() {
             let q = layers[i]!, range = q.input
@@ -130,7 +133,8 @@ public final class FakeQuantNetwork {
             }
             layers[i] = corrected
             current = try FakeQuantNetwork(
-                spec: spec, model: QuantizedModel(scheme: model.scheme, layers: layers), tensors: tensors)
+                spec: spec, model: QuantizedModel(scheme: model.scheme, layers: layers, folded: model.folded),
+                tensors: master)
         }
         return current.model
     }

@@ -63,9 +63,14 @@ public struct FormatModel: Sendable, Equatable {
     public var inputs: [Int: InputCalibration]
     /// Whether some convolution or affine layers stay in float32.
     public let mixed: Bool
+    /// The batch normalizations folded into the layer before them, by index (see `QuantizedModel.folded`).
+    public var folded: Set<Int>
 
-    public init(mode: FormatMode, weights: [Int: FormatTensor], inputs: [Int: InputCalibration], mixed: Bool = false) {
-        (self.mode, self.weights, self.inputs, self.mixed) = (mode, weights, inputs, mixed)
+    public init(
+        mode: FormatMode, weights: [Int: FormatTensor], inputs: [Int: InputCalibration], mixed: Bool = false,
+        folded: Set<Int> = []
+    ) {
+        (self.mode, self.weights, self.inputs, self.mixed, self.folded) = (mode, weights, inputs, mixed, folded)
     }
 
     /// The precision the model stands for.
@@ -77,12 +82,14 @@ public struct FormatModel: Sendable, Equatable {
     public func only(_ layers: Set<Int>) -> FormatModel {
         FormatModel(
             mode: mode, weights: weights.filter { layers.contains($0.key) },
-            inputs: inputs.filter { layers.contains($0.key) }, mixed: !weights.keys.allSatisfy(layers.contains))
+            inputs: inputs.filter { layers.contains($0.key) }, mixed: !weights.keys.allSatisfy(layers.contains),
+            folded: folded)
     }
 
-    /// Each layer's weight SQNR in dB against the float `tensors`, by layer index.
+    /// Each layer's weight SQNR in dB against the float `tensors` (folded as the model folds), by layer index.
     public func weightSQNR(spec: ModelSpec, tensors: [String: Tensor<Double>]) throws -> [Int: Double] {
         var out: [Int: Double] = [:]
+        let tensors = try spec.folding(folded, in: tensors)
         for layer in try spec.geometry() {
             guard let t = weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight),
                 let master = tensors[layer.key(w.name)]
@@ -96,10 +103,12 @@ public struct FormatModel: Sendable, Equatable {
 
     /// `mode` applied to `tensors` for `spec`: each weight tensor encoded, and each input calibrated
     /// from `observers` (by layer index) when the mode needs it: the largest magnitude, or the int8
-    /// range with the least squared error.
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, observers: [Int: Observer] = [:])
-        throws
-    {
+    /// range with the least squared error. With `fold`, each batch normalization that can is folded
+    /// into the layer before it first.
+    public init(
+        spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, observers: [Int: Observer] = [:],
+        fold: Bool = true
+    ) throws {
         var inputs: [Int: InputCalibration] = [:]
         for layer in try spec.geometry() where layer.spec.isQuantizable && mode.needsCalibration {
             guard let o = observers[layer.index], o.count > 0 else {
@@ -107,7 +116,7 @@ public struct FormatModel: Sendable, Equatable {
             }
             inputs[layer.index] = FormatModel.inputCalibration(mode, o)
         }
-        try self.init(spec: spec, tensors: tensors, mode: mode, inputs: inputs)
+        try self.init(spec: spec, tensors: tensors, mode: mode, inputs: inputs, fold: fold)
     }
 
     /// How `mode` scales a layer input `observer` has seen: the int8 range with the least squared
@@ -124,11 +133,15 @@ public struct FormatModel: Sendable, Equatable {
     }
 
     /// `mode` applied to `tensors` for `spec`: each weight tensor encoded, the inputs calibrated as
-    /// `inputs` says (by layer index; every layer's when the mode needs it).
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], mode: FormatMode, inputs: [Int: InputCalibration])
-        throws
-    {
-        self.init(mode: mode, weights: [:], inputs: inputs)
+    /// `inputs` says (by layer index; every layer's when the mode needs it); with `fold`, each batch
+    /// normalization that can is folded into the layer before it first.
+    public init(
+        spec: ModelSpec, tensors master: [String: Tensor<Double>], mode: FormatMode, inputs: [Int: InputCalibration],
+        fold: Bool = true
+    ) throws {
+        let folded = fold ? Set(spec.foldableBatchNorms.keys) : []
+        let tensors = try spec.folding(folded, in: master)
+        self.init(mode: mode, weights: [:], inputs: inputs, folded: folded)
         if case .int8 = mode.weights { throw ModelError.badSpec("int8 is an input format, not a weight format") }
         if case .int4? = mode.activations { throw ModelError.badSpec("int4 is a weight format, not an input format") }
         for layer in try spec.geometry() {

@@ -16,10 +16,11 @@ public struct FormatNetwork {
     /// `model` run with the other tensors (biases, batch normalization) from `tensors`.
     public init(spec: ModelSpec, tensors: [String: Tensor<Double>], model: FormatModel) throws {
         self.model = model
-        var parameters = tensors, roundings: [Int: OperandRounding] = [:], bytes = 0, weightBytes = 0, values = 0
+        var parameters = try spec.folding(model.folded, in: tensors), roundings: [Int: OperandRounding] = [:],
+            bytes = 0, weightBytes = 0, values = 0
         for layer in try spec.geometry() {
             guard let t = model.weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight) else {
-                bytes += 4 * layer.parameterCount
+                bytes += model.folded.contains(layer.index) ? 0 : 4 * layer.parameterCount
                 continue
             }
             guard (gemm.channels, gemm.length) == (t.vectors, t.length) else {
@@ -34,7 +35,8 @@ public struct FormatNetwork {
             }
         }
         (modelBytes, bitsPerWeight) = (bytes, values > 0 ? 8 * Double(weightBytes) / Double(values) : 32)
-        network = try Network<Float>(spec: spec, parameters: parameters, inputRoundings: roundings)
+        network = try Network<Float>(
+            spec: spec, parameters: parameters, inputRoundings: roundings, folded: model.folded)
     }
 
     /// `mode` applied to `tensors` now (see `FormatModel`), inputs calibrated from `observers`.

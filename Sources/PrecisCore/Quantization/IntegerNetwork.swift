@@ -6,8 +6,9 @@ import Foundation
 /// → int32 GEMM (`precis_gemm_u8s8`: AVX-512 VNNI or its portable twin) over each output pixel's
 /// window, and its int32 sums are requantized to the next quantized layer's input codes with a
 /// float32 multiplier per output channel, `s_in·s_w·d / s_next` (a float scale, not a fixed-point
-/// multiplier and shift), rounded half to even. ReLU between them folds into the requantization
-/// clamp (codes below the zero point), dropout's inference factor `d` into the multiplier, and max
+/// multiplier and shift), rounded half to even. ReLU and clips such as ReLU6 between them fold into
+/// the requantization clamp (the codes of the clip's ends), dropout's inference factor `d` into the
+/// multiplier, a batch normalization the model folds into the layer's weights and bias, and max
 /// pooling runs on the codes. Signed int8 codes are kept as uint8 plus 128, with the zero point
 /// moved alike, so every GEMM multiplies unsigned activations by signed weights. A stride-1
 /// convolution reads its windows in place from the padded image (`precis_gemm_u8s8_segments`, one
@@ -42,7 +43,7 @@ public final class IntegerNetwork {
         let bias: [Int32]  // bias codes at s_in·s_w
         let floatBias: [Float]  // for dynamic quantization
         let factor: Double  // folded dropout factors
-        let relu: Bool
+        let clamp: (low: Double, high: Double)  // folded ReLU and clips, on the step's output values
         let pools: [(size: Int, stride: Int, pad: Int)]
         let next: QuantRange?  // the next layer's input range when the step requantizes to it
         /// The last layer whose output the step leaves.
@@ -57,6 +58,8 @@ public final class IntegerNetwork {
     let spec: ModelSpec
     /// Whether inputs are quantized per batch (dynamic quantization).
     public let dynamic: Bool
+    /// The batch normalizations folded into the layer before them, by index.
+    let folded: Set<Int>
     /// Bytes of the weights: the quantized layers' (`QuantizedModel.bytes`) plus
     /// `floatBytesPerValue` a value for the layers kept in float.
     public let modelBytes: Int
@@ -72,6 +75,7 @@ public final class IntegerNetwork {
         spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4
     ) throws {
         let geometry = try spec.geometry(), consumers = spec.consumers
+        let floats = try spec.folding(model.folded, in: tensors)
         // Convolutions beyond the book's kind (groups, rectangular kernels, dilation) have no integer
         // kernel: they run as their simulation does, on dequantized weights and inputs.
         let simulated = model.layers.filter { i, _ in
@@ -118,18 +122,22 @@ public final class IntegerNetwork {
             // dropout, each reading only the one before, which nothing else reads; otherwise they run
             // in Float.
             let next = n + 1 < layers.count ? layers[n + 1] : nil
-            var relu = false, factor = 1.0, pools: [(size: Int, stride: Int, pad: Int)] = []
+            var clamp = (low: -Double.infinity, high: Double.infinity), factor = 1.0
+            var pools: [(size: Int, stride: Int, pad: Int)] = []
             var folds =
                 next.map { ((i + 1)...$0).allSatisfy { spec.inputs(of: $0) == [$0 - 1] && consumers[$0 - 1] == 1 } }
                 ?? false
             for j in (i + 1)..<(next ?? i + 1) {
                 if case .relu = spec.layers[j] {
-                    relu = true
+                    clamp.low = max(clamp.low, 0)
+                } else if case let .activation(.clip(lo, hi)) = spec.layers[j], lo <= 0, hi >= 0 {
+                    clamp = (max(clamp.low, lo), min(clamp.high, hi))
                 } else if case let .dropout(r) = spec.layers[j] {
                     factor *= 1 - r
+                    clamp = (clamp.low * (1 - r), clamp.high * (1 - r))
                 } else if case let .maxPooling(k, s, p) = spec.layers[j] {
                     pools.append((k, s, p))
-                } else {
+                } else if !model.folded.contains(j) {
                     folds = false
                 }
             }
@@ -156,7 +164,7 @@ public final class IntegerNetwork {
             let k = rowBytes > 0 ? codes.count / channels : taps
             var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
             precis_pack_s8(Int32(k), Int32(channels), codes, Int32(channels), &packed)
-            let b = tensors[geometry[i].key("b")]
+            let b = floats[geometry[i].key("b")]
             steps.append(
                 Step(
                     layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes,
@@ -165,33 +173,42 @@ public final class IntegerNetwork {
                     floatBias: (0..<channels).map {
                         Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0))
                     },
-                    factor: factor, relu: relu, pools: pools, next: folds ? model.layers[next!]!.input : nil,
+                    factor: factor, clamp: clamp, pools: pools, next: folds ? model.layers[next!]!.input : nil,
                     foldedCount: folds ? next! - 1 - i : 0))
         }
         self.steps = steps
         self.spec = spec
         self.dynamic = model.dynamic
-        var dequantized = model.dequantized(spec, tensors)
+        folded = model.folded
+        var dequantized = try model.dequantized(spec, tensors)
         for i in simulated.keys where model.dynamic {
-            dequantized[geometry[i].key("b")] = tensors[geometry[i].key("b")]
+            dequantized[geometry[i].key("b")] = floats[geometry[i].key("b")]
         }
-        do { float = try Network<Float>(spec: spec, parameters: dequantized) } catch {
+        do { float = try Network<Float>(spec: spec, parameters: dequantized, folded: model.folded) } catch {
             throw ModelError.badSpec("the layers the int8 model leaves in float need their float weights (\(error))")
         }
         floatLayers = spec.layers.indices.filter { j in !steps.contains { $0.layer <= j && j <= $0.end } }
         modelBytes = model.networkBytes(spec, floatBytesPerValue: floatBytesPerValue)
     }
 
-    /// Each quantized layer with the layer whose output its step leaves: itself, or the last of
-    /// the ReLU, pooling and dropout layers folded into its requantization.
-    public var stages: [(layer: Int, output: Int)] { steps.map { ($0.layer, $0.end) } }
+    /// Each quantized layer with the layer whose output its step leaves: itself (or the batch
+    /// normalization folded into it), or the last of the layers folded into its requantization.
+    public var stages: [(layer: Int, output: Int)] {
+        steps.map { step in
+            var end = step.end
+            while folded.contains(end + 1) && spec.inputs(of: end + 1) == [end] { end += 1 }
+            return (step.layer, end)
+        }
+    }
 
     /// Logits `(N, classes)` for `x: (N, C, H, W)`.
     public func predict(_ x: Tensor<Float>) -> Tensor<Float> { run(x).y }
 
     /// The input followed by every layer's output, dequantized, as in `Network.forwardAll`; nil
     /// for the layers folded into a requantization (their values exist only inside it).
-    public func forwardAll(_ x: Tensor<Float>) -> [Tensor<Float>?] { run(x, keep: true).outputs }
+    public func forwardAll(_ x: Tensor<Float>) -> [Tensor<Float>?] {
+        spec.hidingFolded(run(x, keep: true).outputs, folded)
+    }
 
     /// The input codes of every quantized layer, as the integer path computes them, `(N, C, H, W)`
     /// in the int8 domain of `FakeQuantNetwork.inputCodes` (uint8 codes minus 128).
@@ -278,15 +295,19 @@ public final class IntegerNetwork {
         -> (codes: [UInt8], shape: [Int])
     {
         let f = step.outputs
-        let zero = Int32(next.zeroPoint + offset(next)), low = Float(step.relu ? zero : Int32(next.qmin + offset(next)))
+        let zero = Int32(next.zeroPoint + offset(next))
+        // The clamp in codes: quantizing is monotone, so clamping values then quantizing clamps the codes.
+        let (low, high) = (
+            Float(next.quantize(step.clamp.low) + offset(next)), Float(next.quantize(step.clamp.high) + offset(next))
+        )
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor / next.scale) }
         return correction.withUnsafeBufferPointer { c in
             scale.withUnsafeBufferPointer { s in
                 var rule = precis_requantization(
-                    correction: c.baseAddress!, scale: s.baseAddress!, zero: Float(zero), low: low)
+                    correction: c.baseAddress!, scale: s.baseAddress!, zero: Float(zero), low: low, high: high)
                 return imageByImage(step, input: input, data, shape, lowest: UInt8(0), codes: &rule) {
                     sums, pixels, out in
-                    precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, out)
+                    precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, high, out)
                 }
             }
         }
@@ -301,10 +322,11 @@ public final class IntegerNetwork {
     {
         let f = step.outputs
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor) }
-        let bias = step.floatBias.map { $0 * Float(step.factor) }, low: Float = step.relu ? 0 : -.infinity
+        let bias = step.floatBias.map { $0 * Float(step.factor) }
+        let (low, high) = (Float(step.clamp.low), Float(step.clamp.high))
         return imageByImage(step, input: input, data, shape, lowest: -Float.infinity) { sums, pixels, out in
             for k in 0..<(pixels * f) {
-                out[k] = max(low, scale[k % f] * Float(sums[k] + correction[k % f]) + bias[k % f])
+                out[k] = min(high, max(low, scale[k % f] * Float(sums[k] + correction[k % f]) + bias[k % f]))
             }
         }
     }

@@ -8,7 +8,8 @@ public protocol QuantizedLayers: Sendable {
     /// The model with only `layers` quantized, the others in float.
     func only(_ layers: Set<Int>) -> Self
 
-    /// Each quantized layer's weight SQNR in dB against the float `tensors`, by layer index.
+    /// Each quantized layer's weight SQNR in dB against the float `tensors` (with any batch
+    /// normalization the model folds folded in), by layer index.
     func weightSQNR(spec: ModelSpec, tensors: [String: Tensor<Double>]) throws -> [Int: Double]
 
     /// The network with these layers simulated in Float and the others from `floats` (their
@@ -37,6 +38,7 @@ extension QuantizedModel: QuantizedLayers {
 
     public func weightSQNR(spec: ModelSpec, tensors: [String: Tensor<Double>]) throws -> [Int: Double] {
         var out: [Int: Double] = [:]
+        let tensors = try spec.folding(folded, in: tensors)
         for (i, q) in layers {
             if let w = tensors[tensorKey(spec.layerNames[i], "W")] { out[i] = q.weightSQNR(master: w) }
         }
@@ -78,6 +80,10 @@ extension FormatModel: QuantizedLayers {
     ) throws -> [LayerEffect] {
         let network = try FormatNetwork(spec: spec, tensors: tensors, model: self)
         let rounded = Set(quantizedIndices.map { spec.layerNames[$0] })
+        // Each layer's rounded output goes into float32 folded alike, so no normalization applies twice.
+        let float32 =
+            folded.isEmpty
+            ? float32 : try Network<Float>(spec: spec, parameters: spec.folding(folded, in: tensors), folded: folded)
         return explainLayers(
             float32: float32, reduced: network.network, reference: reference, images: test.images, labels: test.labels,
             float32Predicted: float32Predicted, inputScale: test.inputScale

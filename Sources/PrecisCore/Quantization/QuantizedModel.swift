@@ -71,9 +71,12 @@ public struct QuantizedModel: Sendable, Equatable {
     public let layers: [Int: QuantizedLayer]
     /// Plain, mixed (layers left out stay in float) or dynamic.
     public var form: Int8Form
+    /// The batch normalizations folded into the layer before them, by index: that layer's codes
+    /// (or, left in float, its values) are the folded ones, and the normalization passes its input through.
+    public var folded: Set<Int>
 
-    public init(scheme: QuantScheme, layers: [Int: QuantizedLayer], form: Int8Form = .plain) {
-        (self.scheme, self.layers, self.form) = (scheme, layers, form)
+    public init(scheme: QuantScheme, layers: [Int: QuantizedLayer], form: Int8Form = .plain, folded: Set<Int> = []) {
+        (self.scheme, self.layers, self.form, self.folded) = (scheme, layers, form, folded)
     }
 
     /// Whether each batch's inputs are quantized with their own range.
@@ -83,10 +86,11 @@ public struct QuantizedModel: Sendable, Equatable {
     public var precision: Precision { .int8(scheme, form.kind) }
 
     /// Quantizes `tensors` (the float32 master) for `spec` with `scheme`: weights int8 symmetric
-    /// (max |w| per tensor or channel), inputs with the ranges of `observers` under `method`.
+    /// (max |w| per tensor or channel), inputs with the ranges of `observers` under `method`; with
+    /// `fold`, each batch normalization that can is folded into the layer before it first.
     public init(
         spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, observers: [Int: Observer],
-        method: CalibrationMethod, percentile: Double = 99.99
+        method: CalibrationMethod, percentile: Double = 99.99, fold: Bool = true
     ) throws {
         let inputs = Dictionary(
             uniqueKeysWithValues: quantizedLayers(spec).map { i in
@@ -97,14 +101,18 @@ public struct QuantizedModel: Sendable, Equatable {
                         unsigned: scheme.activations == .uint8Asymmetric)
                 )
             })
-        try self.init(spec: spec, tensors: tensors, scheme: scheme, inputs: inputs)
+        try self.init(spec: spec, tensors: tensors, scheme: scheme, inputs: inputs, fold: fold)
     }
 
     /// Quantizes `tensors` for `spec` with `scheme`, each layer's input with its range in `inputs`
-    /// (by layer index): weights int8 symmetric (max |w| per tensor or channel), biases int32.
-    public init(spec: ModelSpec, tensors: [String: Tensor<Double>], scheme: QuantScheme, inputs: [Int: QuantRange])
-        throws
-    {
+    /// (by layer index): weights int8 symmetric (max |w| per tensor or channel), biases int32; with
+    /// `fold`, each batch normalization that can is folded into the layer before it first.
+    public init(
+        spec: ModelSpec, tensors master: [String: Tensor<Double>], scheme: QuantScheme, inputs: [Int: QuantRange],
+        fold: Bool = true
+    ) throws {
+        let folded = fold ? Set(spec.foldableBatchNorms.keys) : []
+        let tensors = try spec.folding(folded, in: master)
         var layers: [Int: QuantizedLayer] = [:]
         for g in try spec.geometry() {
             guard let gemm = g.gemm else { continue }
@@ -131,13 +139,13 @@ public struct QuantizedModel: Sendable, Equatable {
             }
             layers[i] = layer
         }
-        self.init(scheme: scheme, layers: layers)
+        self.init(scheme: scheme, layers: layers, folded: folded)
     }
 
     /// The float tensors the codes stand for (weights and biases dequantized), with the other
-    /// tensors of `tensors` unchanged; names as in `spec`.
-    public func dequantized(_ spec: ModelSpec, _ tensors: [String: Tensor<Double>]) -> [String: Tensor<Double>] {
-        var out = tensors
+    /// tensors of `tensors` as the model has them (folded where it folds); names as in `spec`.
+    public func dequantized(_ spec: ModelSpec, _ tensors: [String: Tensor<Double>]) throws -> [String: Tensor<Double>] {
+        var out = try spec.folding(folded, in: tensors)
         for (i, layer) in layers {
             let name = spec.layerNames[i]
             out[tensorKey(name, "W")] = Tensor(
@@ -152,7 +160,7 @@ public struct QuantizedModel: Sendable, Equatable {
 
     /// The same model with only the layers in `kept` quantized (the others stay in float).
     public func only(_ kept: Set<Int>) -> QuantizedModel {
-        QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }, form: form)
+        QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }, form: form, folded: folded)
     }
 
     /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight scale and
@@ -164,9 +172,10 @@ public struct QuantizedModel: Sendable, Equatable {
     /// Bytes of the whole network of `spec` with this model: `bytes`, plus `floatBytesPerValue` a
     /// value for the tensors of every layer the model leaves in float.
     public func networkBytes(_ spec: ModelSpec, floatBytesPerValue: Int = 4) -> Int {
-        let floats = ((try? spec.geometry()) ?? []).filter { layers[$0.index] == nil }.reduce(0) {
-            $0 + $1.parameterCount
-        }
+        let floats = ((try? spec.geometry()) ?? []).filter { layers[$0.index] == nil && !folded.contains($0.index) }
+            .reduce(0) {
+                $0 + $1.parameterCount
+            }
         return bytes + floatBytesPerValue * floats
     }
 }

@@ -131,10 +131,8 @@ public func compareSchemes(
         let model = try QuantizedModel(
             spec: spec, tensors: tensors, scheme: QuantScheme(weights: w, activations: .int8Symmetric),
             observers: [:], method: .minmax)
-        weightSQNR[w] = stages.map { st in
-            let key = tensorKey(spec.layerNames[st.layer], "W")
-            return tensors[key].flatMap { model.layers[st.layer]?.weightSQNR(master: $0) } ?? .nan
-        }
+        let sqnr = try model.weightSQNR(spec: spec, tensors: tensors)
+        weightSQNR[w] = stages.map { sqnr[$0.layer] ?? .nan }
     }
     let labels = study.test.labels
     var rows: [CompareRun] = runs.map { run in

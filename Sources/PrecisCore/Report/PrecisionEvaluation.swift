@@ -75,7 +75,7 @@ public struct PrecisionEvaluation {
             case let .format(f):
                 let r = ModeReport(
                     name: f.model.name, depth: spec.layers.count, modelBytes: f.modelBytes, inputScale: test.inputScale,
-                    keepLogits: keepLogits, forward: { f.forwardAll($0).map { $0 } })
+                    keepLogits: keepLogits, forward: { spec.hidingFolded(f.forwardAll($0), f.model.folded) })
                 r.bitsPerWeight = f.bitsPerWeight
                 return r
             }

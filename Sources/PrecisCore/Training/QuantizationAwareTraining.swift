@@ -133,9 +133,10 @@ public final class QuantizationAwareTraining {
         case .int8(let scheme, _):
             var ranges: [Int: QuantRange] = [:]
             for (i, c) in inputs { if case .range(let r) = c { ranges[i] = r } }
-            return .int8(try QuantizedModel(spec: net.spec, tensors: tensors, scheme: scheme, inputs: ranges))
+            return .int8(
+                try QuantizedModel(spec: net.spec, tensors: tensors, scheme: scheme, inputs: ranges, fold: false))
         case .format(let mode):
-            return .format(try FormatModel(spec: net.spec, tensors: tensors, mode: mode, inputs: inputs))
+            return .format(try FormatModel(spec: net.spec, tensors: tensors, mode: mode, inputs: inputs, fold: false))
         }
     }
 
@@ -143,7 +144,7 @@ public final class QuantizationAwareTraining {
     func fakeQuantized() throws -> [String: Tensor<Double>] {
         switch try quantized() {
         case .int8(let model):
-            return model.dequantized(net.spec, [:])
+            return try model.dequantized(net.spec, [:])
         case .format(let model):
             var out: [String: Tensor<Double>] = [:]
             for layer in try net.spec.geometry() {
