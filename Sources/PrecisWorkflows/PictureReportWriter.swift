@@ -24,7 +24,11 @@ public struct PictureReportWriter {
     public func write() throws -> String {
         // Everything recorded is read (and so checked) before anything is computed.
         let spec = store.spec, compared = try store.comparison(), recorded = try store.evaluations()
-        var sections: [PictureReport.Section] = []
+        var sections = [
+            PictureReport.Section(
+                heading: "Network",
+                text: "\(spec.name): \(spec.layerText)", charts: [try networkChart(spec: spec)])
+        ]
         if let t = store.master.training {
             sections.append(
                 PictureReport.Section(
@@ -212,8 +216,10 @@ public struct PictureReportWriter {
         let images = first.flatMap { dataset.testImages[$0 * per..<($0 + 1) * per] }
         return PictureReport.Section(
             heading: "Feature maps",
-            text: "The first test image of each class through every convolution and pooling layer (float32): "
-                + "the book's claim that deeper layers respond to more abstract features, to look at.",
+            text: "The first test image of each class through "
+                + (net.spec.wiring.isEmpty
+                    ? "every convolution and pooling layer" : "the network, after its first layer and each block")
+                + " (float32): the book's claim that deeper layers respond to more abstract features, to look at.",
             charts: featureMapCharts(network: net, images: images, labels: first.map { dataset.testLabels[$0] }))
     }
 

@@ -108,6 +108,25 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(charts[0].svg.contains(">class 1</text>"))
     }
 
+    /// A graph: one box per layer with its output shape, a straight edge to each next layer, an
+    /// arc for the skip connection and for each branch's edges; feature maps per block.
+    @Test func graphsAreDrawnWithTheirShapesAndMapsPerBlock() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) add(a) :b @b conv(2,1) :c @b conv(3,3,pad=1) :d concat(c,d) "
+                + "gap affine(10)", inputShape: [1, 8, 8])
+        let chart = try networkChart(spec: spec)
+        let parsed = try #require(ElementCounter.parse(chart.svg))
+        #expect(parsed.counts["rect"] == 10)  // the input and 9 layers
+        // Straight edges to each next layer in its lane; arcs for the skip into the add, the branch out to
+        // conv 5 and both inputs of the concat (one skips a row, one comes back from lane 1).
+        #expect(parsed.counts["line"] == 7 && parsed.counts["path"] == 4, "\(parsed.counts)")
+        #expect(chart.svg.contains("04_conv3  conv(2,1,stride=1,pad=0)") && chart.svg.contains(">5×8×8</text>"))
+        #expect(chart.svg.contains(">10</text>") && chart.svg.contains("input 1×8×8"))
+        let net = try Network<Float>(spec: spec, seed: 5)
+        let maps = featureMapCharts(network: net, images: (0..<64).map { Float($0 % 5) / 5 }, labels: [0])
+        #expect(maps.map(\.name) == ["maps-00_conv1", "maps-03_add1", "maps-06_concat1"])
+    }
+
     @Test func precisionChartsShowEveryRecordedModeButFloat64() throws {
         func row(_ name: String, _ change: Double, integer: Bool = false) -> ModeResult {
             var e = ErrorStats()

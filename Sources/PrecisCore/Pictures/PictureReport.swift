@@ -227,14 +227,20 @@ public func mistakeCharts(
 }
 
 /// Feature maps: `images` (one per class, `(count, C, H, W)` row-major) through the network, shown
-/// after every convolution and pooling layer as a grid, one row per image and one column for each
-/// of the layer's first `channels` output channels, each map scaled to its own range.
+/// as a grid, one row per image and one column for each of the layer's first `channels` output
+/// channels, each map scaled to its own range: after every convolution and pooling layer of a
+/// chain, and per block of a graph (after its first layer and after each merge, the block's output).
 public func featureMapCharts(network: Network<Float>, images: [Float], labels: [Int], channels: Int = 8) -> [Chart] {
     let spec = network.spec, count = labels.count
     guard count > 0 else { return [] }
     let outputs = network.forwardAll(Tensor(shape: [count] + spec.inputShape, data: images))
     var charts: [Chart] = []
-    for layer in (try? spec.geometry()) ?? [] where layer.window != nil {
+    let shown = ((try? spec.geometry()) ?? []).filter { layer in
+        guard !spec.wiring.isEmpty else { return layer.window != nil }
+        if case .merge = layer.spec { return outputs[layer.index + 1].shape.count == 4 }
+        return layer.index == 0 && outputs[1].shape.count == 4
+    }
+    for layer in shown {
         let y = outputs[layer.index + 1], (c, h, w) = (y.shape[1], y.shape[2], y.shape[3]), shown = min(c, channels)
         let zoom = max(1, 56 / max(h, w)), gap = 2
         let (tileW, tileH) = (w * zoom + gap, h * zoom + gap)

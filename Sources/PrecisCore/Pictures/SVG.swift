@@ -72,6 +72,11 @@ public struct SVG {
                 + (dashed ? [("stroke-dasharray", "5 3")] : []))
     }
 
+    /// A path `d` (SVG path commands), stroked and not filled.
+    public mutating func path(_ d: String, stroke: String, width: Double = 1.2) {
+        append("path", [("d", d), ("fill", "none"), ("stroke", stroke), ("stroke-width", Self.n(width))])
+    }
+
     /// Text at (x, y); `anchor` is start, middle or end; `rotate` turns it about its anchor.
     public mutating func text(
         _ s: String, _ x: Double, _ y: Double, size: Double = 12, anchor: String = "start", rotate: Double = 0,
