@@ -7,7 +7,8 @@ Dropout), one of the other activations (hard_silu, ReLU(max_value=6), LeakyReLU,
 hard_sigmoid, leaky_relu) and one with GlobalAveragePooling2D, each trained for one to three epochs
 on mnist5k's training digits and compared on mnist5k's 1,000 test digits. Then three functional
 models: a ResNet (Add, a strided 1×1 projection, BatchNormalization), a MobileNetV2-style network
-(DepthwiseConv2D, ReLU(max_value=6), `same` padding with stride 2, inverted residual blocks) and two
+(DepthwiseConv2D, ReLU(max_value=6), `same` padding with stride 2, ZeroPadding2D before a strided
+depthwise convolution as keras.applications pads, inverted residual blocks) and two
 branches with 1×3 and 3×1 kernels joined by Concatenate, each trained for one epoch on 12,000
 Fashion-MNIST training images and compared on all 10,000 Fashion-MNIST test images. Every model is
 saved with `model.save` both as `.keras` and as `.h5`, imported with `precis import`, and
@@ -86,7 +87,10 @@ def graphs():
     def inverted(x, filters, stride, expand=4):
         y = layers.Conv2D(x.shape[-1] * expand, 1, use_bias=False)(x)
         y = layers.ReLU(max_value=6)(bn()(y))
-        y = layers.DepthwiseConv2D(3, strides=stride, padding='same', use_bias=False)(y)
+        if stride == 2:
+            # As keras.applications.MobileNetV2 pads before a strided depthwise convolution.
+            y = layers.ZeroPadding2D(((0, 1), (0, 1)))(y)
+        y = layers.DepthwiseConv2D(3, strides=stride, padding='same' if stride == 1 else 'valid', use_bias=False)(y)
         y = layers.ReLU(max_value=6)(bn()(y))
         y = bn()(layers.Conv2D(filters, 1, use_bias=False)(y))
         return layers.Add()([x, y]) if stride == 1 and x.shape[-1] == filters else y

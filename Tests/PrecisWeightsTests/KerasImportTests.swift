@@ -86,6 +86,42 @@ import Testing
         #expect(net.tensors["\(names[6])/W"]?.shape == [6, 2])
     }
 
+    /// A ZeroPadding2D becomes the padding of the convolution that reads it (added to the convolution's
+    /// own); anything else reading it is refused.
+    @Test func zeroPaddingBecomesTheConvolutionsPadding() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func model(_ reader: [String: Any]) -> [[String: Any]] {
+            [
+                layer("InputLayer", "in", ["batch_shape": [NSNull(), 6, 6, 2]], reads: []),
+                layer("ZeroPadding2D", "z", ["padding": [[0, 1], [2, 1]]], reads: ["in"]),
+                reader,
+                layer("GlobalAveragePooling2D", "g", [:], reads: ["r"]),
+                layer("Dense", "o", [:], reads: ["g"]),
+            ]
+        }
+        let depthwise = layer(
+            "DepthwiseConv2D", "r",
+            ["kernel_size": [3, 3], "strides": [2, 2], "padding": "valid", "use_bias": false],
+            reads: ["z"])
+        let path = try write(
+            model(depthwise), output: "o",
+            weights: ["r/depthwise_kernel": ramp([3, 3, 2, 1]), "o/kernel": ramp([2, 2])],
+            in: dir)
+        let net = try importKeras(path)
+        #expect(
+            net.spec.layers.first
+                == .convolution(
+                    ConvolutionSpec(filters: 2, kernel: [3, 3], strides: [2, 2], pads: [0, 2, 1, 1], groups: 2)))
+        #expect(try net.spec.shapes()[0] == [2, 3, 4])
+        let pool = layer("MaxPooling2D", "r", ["pool_size": [2, 2]], reads: ["z"])
+        try FileManager.default.createDirectory(atPath: dir + "/pool", withIntermediateDirectories: false)
+        let refused = try write(model(pool), output: "o", weights: ["o/kernel": ramp([2, 2])], in: dir + "/pool")
+        #expect { try importKeras(refused) } throws: {
+            "\($0)".contains("layer r (MaxPooling2D) reads a ZeroPadding2D")
+        }
+    }
+
     @Test func everyLayerThatCannotBeReadIsNamed() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

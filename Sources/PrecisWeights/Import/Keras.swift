@@ -130,6 +130,9 @@ struct KerasFile {
 struct KerasValue {
     var layer: Int
     var flattened: [Int]?
+    /// Zeros a ZeroPadding2D put around the image, top, left, bottom, right: the convolution that
+    /// reads it takes them as its own padding.
+    var padding: [Int]?
     /// Whether a layer it depends on could not be imported (so its shape is unknown).
     var failed = false
 }
@@ -151,7 +154,7 @@ struct KerasGraph {
     static let kinds: Set = [
         "InputLayer", "Conv2D", "DepthwiseConv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dense", "Dropout",
         "ReLU", "LeakyReLU", "GlobalAveragePooling2D", "Activation", "BatchNormalization", "Add", "Concatenate",
-        "Multiply",
+        "Multiply", "ZeroPadding2D",
     ]
 
     func fail(_ problem: String) -> DataError { DataError(file: file.path, problem: problem) }
@@ -320,7 +323,9 @@ struct KerasGraph {
         }
         let x = inputs[0]
         if let merge = merges[kind] {
-            guard inputs.allSatisfy({ $0.flattened == nil }) else { throw fail("\(label) merges flattened images") }
+            guard inputs.allSatisfy({ $0.flattened == nil && $0.padding == nil }) else {
+                throw fail("\(label) merges flattened or zero-padded images")
+            }
             if merge == .concat {
                 let axis = c["axis"] as? Int ?? -1, rank = try shape(x.layer, label).count
                 guard rank == 3, (channelsLast ? [-1, 3] : [1, -3]).contains(axis) else {
@@ -331,6 +336,9 @@ struct KerasGraph {
         }
         guard x.flattened == nil || kind == "Dense" || kind == "Dropout" else {
             throw fail("\(label) after a Flatten is not supported")
+        }
+        guard x.padding == nil || ["Conv2D", "DepthwiseConv2D"].contains(kind) else {
+            throw fail("\(label) reads a ZeroPadding2D: only a convolution may (it takes the zeros as its padding)")
         }
         /// The activation a layer applies after itself, as Precis layers after `v`.
         func activation(_ value: String, after v: KerasValue) throws -> KerasValue {
@@ -368,14 +376,15 @@ struct KerasGraph {
             guard groups >= 1, inShape[0] == ci * (depthwise ? 1 : groups) else {
                 throw fail("\(label): a kernel of \(ci) input channels for an input of \(inShape[0])")
             }
-            var pads = [0, 0, 0, 0]
+            var pads = x.padding ?? [0, 0, 0, 0]
             switch string("padding", "valid") {
             case "valid": break
             case "same":
                 for axis in 0..<2 {
-                    let n = inShape[axis + 1], extent = dilations[axis] * (size[axis] - 1) + 1
+                    let n = inShape[axis + 1] + pads[axis] + pads[axis + 2],
+                        extent = dilations[axis] * (size[axis] - 1) + 1
                     let total = max(((n + strides[axis] - 1) / strides[axis] - 1) * strides[axis] + extent - n, 0)
-                    (pads[axis], pads[axis + 2]) = (total / 2, total - total / 2)
+                    (pads[axis], pads[axis + 2]) = (pads[axis] + total / 2, pads[axis + 2] + total - total / 2)
                 }
             case let p: throw fail("\(label): padding \(p) is not supported")
             }
@@ -415,6 +424,26 @@ struct KerasGraph {
                 ? .maxPooling(size: size[0], stride: stride[0], pad: 0)
                 : .averagePooling(size: size[0], stride: stride[0], pad: 0)
             return append(spec, reading: [x.layer], label: label)
+        case "ZeroPadding2D":
+            // ((top, bottom), (left, right)), (rows, cols) or one number.
+            let raw = c["padding"], n = (raw as? NSNumber)?.intValue
+            let pairs = (raw as? [Any])?.map { p in
+                (p as? [Any])?.map { ($0 as? NSNumber)?.intValue ?? -1 } ?? [(p as? NSNumber)?.intValue ?? -1]
+            }
+            let (rows, cols) =
+                n.map { ([$0, $0], [$0, $0]) }
+                ?? (pairs?.count == 2
+                    ? (
+                        pairs![0].count == 1 ? pairs![0] + pairs![0] : pairs![0],
+                        pairs![1].count == 1 ? pairs![1] + pairs![1] : pairs![1]
+                    ) : ([-1], [-1]))
+            guard rows.count == 2, cols.count == 2, (rows + cols).allSatisfy({ $0 >= 0 }),
+                try shape(x.layer, label).count == 3
+            else { throw fail("\(label): padding must be ((top, bottom), (left, right)) of an image") }
+            let before = x.padding ?? [0, 0, 0, 0]
+            return KerasValue(
+                layer: x.layer,
+                padding: [before[0] + rows[0], before[1] + cols[0], before[2] + rows[1], before[3] + cols[1]])
         case "Flatten":
             let s = try shape(x.layer, label)
             return KerasValue(layer: x.layer, flattened: s.count == 3 && channelsLast && s[1] * s[2] > 1 ? s : nil)
