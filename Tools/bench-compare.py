@@ -5,15 +5,18 @@ DeepConvNet at batch 100: training step (forward + backward + Adam) in ms, and i
 References: the book's DeepConvNet in plain numpy (Tools/numpy_deepconvnet.py), PyTorch CPU (when
 `import torch` works; install PyTorch's CPU wheel, not the default one, which brings CUDA), and ONNX
 Runtime (when `import onnxruntime` works) on the weight file's ONNX exports: float32, and the stored
-int8 variant as QuantizeLinear/DequantizeLinear pairs, one intra-op thread per core. The engines take
+int8 variant as QuantizeLinear/DequantizeLinear pairs, one intra-op thread per core. `--model
+resnet20` or `--model mobilenetv2` measures that preset instead (the same network written in plain
+PyTorch, the shipped weight file's exports for ONNX Runtime; numpy and PyTorch's int8 are left out
+for graphs). The engines take
 turns for `--rounds` rounds; each figure is the median over the rounds of each round's median over
 `--runs` runs. Prints each figure and Precis's ratio to it; `--json` prints every round as JSON.
 With `--report`, each round also times the precision report, `precis eval` of the weight file on its
 test set (the five floating modes and int8, then `--precision all`), against one float32 pass of the
 numpy DeepConvNet over 10,000 images at batch 100.
 
-    python3 Tools/bench-compare.py [--precis .build/release/precis] [--weights Weights/deep-fashion.h5]
-                                   [--runs 10] [--rounds 3] [--report] [--json]
+    python3 Tools/bench-compare.py [--precis .build/release/precis] [--model deep|resnet20|mobilenetv2]
+                                   [--weights FILE] [--runs 10] [--rounds 3] [--report] [--json]
 """
 import argparse
 import json
@@ -30,9 +33,9 @@ sys.path.insert(0, HERE)
 import numpy_deepconvnet  # noqa: E402 (a sibling file of this script)
 
 
-def precis_figures(precis, runs):
-    out = subprocess.run([precis, 'bench', '--runs', str(runs), '--json'], check=True, capture_output=True,
-                         text=True).stdout
+def precis_figures(precis, runs, model):
+    out = subprocess.run([precis, 'bench', '--model', model, '--runs', str(runs), '--json'], check=True,
+                         capture_output=True, text=True).stdout
     r = json.loads(out)
     return {'train_step_ms': r['train_step_ms'],
             **{f'infer_{k}_images_per_s': v for k, v in r['inference_images_per_second'].items()}}
@@ -45,7 +48,52 @@ def numpy_figures(runs):
             'infer_float64_images_per_s': double['infer_images_per_s']}
 
 
-def torch_figures(runs):
+def torch_graph(model):
+    """Precis's preset `model` (resnet20 or mobilenetv2, as `precis train --help` describes them) in PyTorch."""
+    from torch import nn
+
+    def unit(c_in, c_out, k, stride=1, groups=1, act=None):
+        layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups), nn.BatchNorm2d(c_out)]
+        return nn.Sequential(*layers, *([act()] if act else []))
+
+    class Block(nn.Module):
+        def __init__(self, body, shortcut, after):
+            super().__init__()
+            self.body, self.shortcut, self.after = body, shortcut, after
+
+        def forward(self, x):
+            y = self.body(x)
+            if self.shortcut is not None:
+                y = y + self.shortcut(x)
+            return self.after(y)
+
+    blocks = []
+    if model == 'resnet20':
+        stem, channels = unit(1, 16, 3, act=nn.ReLU), 16
+        for width, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(3):
+                s = stride if i == 0 else 1
+                body = nn.Sequential(unit(channels, width, 3, s, act=nn.ReLU), unit(width, width, 3))
+                shortcut = nn.Identity() if s == 1 and width == channels else unit(channels, width, 1, s)
+                blocks.append(Block(body, shortcut, nn.ReLU()))
+                channels = width
+        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    else:
+        stem, channels = unit(1, 16, 3, act=nn.ReLU6), 16
+        for t, width, count, stride in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 2, 2), (6, 96, 1, 1)):
+            for i in range(count):
+                s, hidden = (stride if i == 0 else 1), channels * t
+                body = ([unit(channels, hidden, 1, act=nn.ReLU6)] if t != 1 else []) + [
+                    unit(hidden, hidden, 3, s, groups=hidden, act=nn.ReLU6), unit(hidden, width, 1)]
+                residual = nn.Identity() if s == 1 and width == channels else None
+                blocks.append(Block(nn.Sequential(*body), residual, nn.Identity()))
+                channels = width
+        head = nn.Sequential(unit(channels, 320, 1, act=nn.ReLU6), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(320, 10))
+    return nn.Sequential(stem, *blocks, head)
+
+
+def torch_figures(runs, model):
     import torch
     from torch import nn
     torch.set_num_threads(os.cpu_count() or 1)
@@ -53,10 +101,13 @@ def torch_figures(runs):
 
     def conv(c_in, c_out, pad):
         return [nn.Conv2d(c_in, c_out, 3, padding=pad), nn.ReLU()]
-    net = nn.Sequential(*conv(1, 16, 1), *conv(16, 16, 1), nn.MaxPool2d(2), *conv(16, 32, 1), *conv(32, 32, 2),
-                        nn.MaxPool2d(2), *conv(32, 64, 1), *conv(64, 64, 1), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.Linear(1024, 50), nn.ReLU(),
-                        nn.Dropout(0.5), nn.Linear(50, 10), nn.Dropout(0.5))
+    if model != 'deep':
+        net = torch_graph(model)
+    else:
+        net = nn.Sequential(*conv(1, 16, 1), *conv(16, 16, 1), nn.MaxPool2d(2), *conv(16, 32, 1), *conv(32, 32, 2),
+                            nn.MaxPool2d(2), *conv(32, 64, 1), *conv(64, 64, 1), nn.MaxPool2d(2), nn.Flatten(),
+                            nn.Linear(1024, 50), nn.ReLU(),
+                            nn.Dropout(0.5), nn.Linear(50, 10), nn.Dropout(0.5))
     opt = torch.optim.Adam(net.parameters(), lr=0.001, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     x = torch.rand(100, 1, 28, 28)
@@ -74,6 +125,10 @@ def torch_figures(runs):
     net.eval()
     with torch.no_grad():
         infer = median(lambda: net(x))
+    figures = {'train_step_ms': 1000 * train, 'infer_float32_images_per_s': 100 / infer,
+               'version': torch.__version__, 'threads': torch.get_num_threads()}
+    if model != 'deep':
+        return figures
     # Static int8 the eager-mode way (x86 engine, default qconfig, Conv+ReLU and Linear+ReLU fused),
     # calibrated on the timed batch, as `precis bench` calibrates its int8 network.
     import warnings
@@ -90,9 +145,7 @@ def torch_figures(runs):
         q(x)
         tq.convert(q, inplace=True)
         infer8 = median(lambda: q(x))
-    return {'train_step_ms': 1000 * train, 'infer_float32_images_per_s': 100 / infer,
-            'infer_int8_images_per_s': 100 / infer8,
-            'version': torch.__version__, 'threads': torch.get_num_threads()}
+    return {**figures, 'infer_int8_images_per_s': 100 / infer8}
 
 
 def ort_figures(precis, weights, int8_variant, runs, work):
@@ -131,12 +184,14 @@ def report_seconds(precis, weights):
 
 def engines(a, work):
     """One round: every engine that is installed, in turn."""
-    results = {'precis': precis_figures(a.precis, a.runs), 'numpy': numpy_figures(a.runs)}
+    results = {'precis': precis_figures(a.precis, a.runs, a.model)}
+    if a.model == 'deep':
+        results['numpy'] = numpy_figures(a.runs)
     if a.report:
         results['precis'].update(report_seconds(a.precis, a.weights))
         results['numpy']['pass_float32_10000_images_s'] = numpy_deepconvnet.pass_seconds('float32', 10000)
     try:
-        results['pytorch'] = torch_figures(a.runs)
+        results['pytorch'] = torch_figures(a.runs, a.model)
     except ImportError:
         pass
     try:
@@ -167,13 +222,18 @@ def speed_text(x):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--precis', default='.build/release/precis')
-    ap.add_argument('--weights', default='Weights/deep-fashion.h5', help='the network ONNX Runtime runs')
+    ap.add_argument('--model', default='deep', choices=['deep', 'resnet20', 'mobilenetv2'])
+    ap.add_argument('--weights', help='the network ONNX Runtime runs (default: the shipped Fashion-MNIST file of '
+                    '--model)')
     ap.add_argument('--int8-variant', default='int8-wchannel-au8z', help="the weight file's int8 variant to export")
     ap.add_argument('--runs', type=int, default=10)
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--report', action='store_true', help='also time the precision report against a numpy pass')
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
+    a.weights = a.weights or f'Weights/{a.model}-fashion.h5'
+    if a.report and a.model != 'deep':
+        ap.error('--report times the numpy DeepConvNet: it goes with --model deep')
 
     with tempfile.TemporaryDirectory() as work:
         rounds = [engines(a, work) for _ in range(a.rounds)]
