@@ -14,7 +14,7 @@ public func networkChart(spec: ModelSpec) throws -> Chart {
             lanes[i] = sources[i] == [i - 1] ? from[0] : from[0] + 1
         }
     }
-    let (rowHeight, boxWidth, boxHeight, laneWidth) = (26.0, 300.0, 20.0, 330.0)
+    let (rowHeight, boxWidth, boxHeight, laneWidth) = (26.0, 380.0, 20.0, 410.0)
     let (left, top) = (70.0, 56.0)
     let width = Int(left + Double(lanes.max()! + 1) * laneWidth + 20)
     var s = SVG(width: max(480, width), height: Int(top + Double(count + 1) * rowHeight + 10))
