@@ -306,6 +306,8 @@ extension FakeQuantTests {
         let unfoldedWithout = try Network<Double>(spec: spec, parameters: t, folded: Set(folds.keys))
         #expect(zip(a.data, unfoldedWithout.predict(x).data).contains { abs($0 - $1) > 1e-3 * largest })
         #expect(throws: ModelError.self) { try Network<Double>(spec: spec, parameters: t, folded: [1]) }
+        #expect(throws: ModelError.self) { try spec.folding([1], in: t) }
+        #expect(throws: ModelError.self) { try spec.folding([99], in: t) }
     }
 
     /// int8 folds every batch normalization it can before quantizing, and the integer path runs the

@@ -25,7 +25,7 @@ extension ModelSpec {
         var out = tensors
         for (j, i) in folds {
             guard foldable[j] == i, let gemm = geometry[i].gemm else {
-                throw ModelError.badSpec("\(geometry[j].name) does not fold into \(geometry[i].name)")
+                throw ModelError.badSpec("layer \(j) is not a batch normalization that folds into layer \(i)")
             }
             func value(_ g: LayerGeometry, _ role: TensorRole) throws -> Tensor<Double> {
                 guard let t = g.tensor(role), let v = tensors[g.key(t.name)], v.shape == t.shape else {
