@@ -7,6 +7,7 @@
 #include "kernels.h"
 #include "target.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,15 +104,45 @@
         free(tile), free(dxt), free(wv), free(dv);                                                                     \
     }
 
+// The integer depthwise convolution of one channels-last image: per output pixel, every tap adds its
+// codes times the channel's weights into the pixel's int32 sums, channels side by side. The sums are
+// exact, so every level gives the same ones.
+#define DEPTHWISE_U8S8(level, attr)                                                                                    \
+    attr static void depthwise_u8s8_##level(const precis_depthwise_shape *s, const uint8_t *restrict x, uint8_t fill,   \
+                                            const int8_t *restrict wt, int32_t *restrict out) {                       \
+        int c = s->channels;                                                                                           \
+        for (int oy = 0; oy < s->oh; oy++)                                                                             \
+            for (int ox = 0; ox < s->ow; ox++) {                                                                       \
+                int32_t *restrict o = out + ((size_t)oy * s->ow + ox) * c;                                             \
+                memset(o, 0, sizeof(int32_t) * c);                                                                     \
+                for (int ky = 0; ky < s->kh; ky++) {                                                                   \
+                    int y = oy * s->sh + ky * s->dh - s->pt;                                                           \
+                    for (int kx = 0; kx < s->kw; kx++) {                                                               \
+                        int xx = ox * s->sw + kx * s->dw - s->pl;                                                      \
+                        const int8_t *w = wt + (size_t)(ky * s->kw + kx) * c;                                          \
+                        if (y < 0 || y >= s->h || xx < 0 || xx >= s->w) {                                              \
+                            for (int ch = 0; ch < c; ch++) o[ch] += (int32_t)fill * w[ch];                             \
+                        } else {                                                                                       \
+                            const uint8_t *p = x + ((size_t)y * s->w + xx) * c;                                        \
+                            for (int ch = 0; ch < c; ch++) o[ch] += (int32_t)p[ch] * w[ch];                            \
+                        }                                                                                              \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+    }
+
 #define PORTABLE
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wpsabi"
 DEPTHWISE(portable, f32x8, PORTABLE, fma_odd8)
 #pragma clang diagnostic pop
+DEPTHWISE_U8S8(portable, PORTABLE)
 
 #if defined(__x86_64__)
 DEPTHWISE(avx2, f32x8, AVX2, FUSED)
 DEPTHWISE(avx512, f32x16, AVX512, FUSED)
+DEPTHWISE_U8S8(avx2, AVX2)
+DEPTHWISE_U8S8(avx512, AVX512)
 #endif
 
 void precis_depthwise_forward_f32(const precis_depthwise_shape *s, const float *x, const float *wt, float *out, int c0,
@@ -122,4 +153,9 @@ void precis_depthwise_forward_f32(const precis_depthwise_shape *s, const float *
 void precis_depthwise_backward_f32(const precis_depthwise_shape *s, const float *x, const float *d, const float *wt,
                                    float *dwt, float *db, float *dx, int c0, int c1) {
     LEVELS(depthwise_backward, s, x, d, wt, dwt, db, dx, c0, c1)
+}
+
+void precis_depthwise_u8s8(const precis_depthwise_shape *s, const uint8_t *x, uint8_t fill, const int8_t *wt,
+                           int32_t *out) {
+    LEVELS(depthwise_u8s8, s, x, fill, wt, out)
 }

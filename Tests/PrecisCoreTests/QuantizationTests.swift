@@ -362,6 +362,30 @@ extension FakeQuantTests {
         #expect(sqnr.values.allSatisfy { $0 > 25 }, "\(sqnr)")
     }
 
+    /// Depthwise convolutions of any geometry (square and rectangular kernels, strides per axis,
+    /// asymmetric padding, dilation) run on the integer path with their own kernel, one step each:
+    /// 1×1, depthwise, 1×1 with folded normalizations and ReLU6 between them requantize from one to
+    /// the next, and the whole agrees with its simulation.
+    @Test func depthwiseConvolutionsRunOnTheIntegerPath() throws {
+        let spec = try ModelSpec.named(
+            "conv(8,1) batchnorm relu6 conv(8,3,pad=1,groups=8) batchnorm relu6 conv(12,1) batchnorm relu "
+                + "conv(12,size=1x3,stride=2x1,pad=0x1x1x2,dilation=1x2,groups=12) relu6 "
+                + "conv(12,3,stride=2,pad=1,groups=12) gap affine(10)", inputShape: [3, 9, 9])
+        let t = try trainedLookingTensors(spec)
+        let net = try Network<Float>(spec: spec, parameters: t)
+        var rng = RandomSource(seed: 8)
+        let images = (0..<(60 * 243)).map { _ in Float(rng.uniform()) }
+        let x = Tensor(shape: [60, 3, 9, 9], data: images)
+        let observers = observeActivations(net, images: images, count: 60)
+        for scheme in QuantScheme.all {
+            let model = try QuantizedModel(spec: spec, tensors: t, scheme: scheme, observers: observers, method: .minmax)
+            let integer = try IntegerNetwork(spec: spec, model: model, tensors: t)
+            expectAgreement(try FakeQuantNetwork(spec: spec, model: model, tensors: t), integer, x, layers: 6, "\(scheme)")
+            #expect(integer.stages.map(\.output) == [2, 5, 8, 10, 11, 13], "\(integer.stages)")
+            #expect(integer.floatLayers == [12], "\(integer.floatLayers)")
+        }
+    }
+
     @Test func integerLayerOutputsMatchTheSimulationsWhereTheyExist() throws {
         let (net, x, observers) = try foldingNetwork()
         let fake = try FakeQuantNetwork(

@@ -233,6 +233,12 @@ void precis_depthwise_forward_f32(const precis_depthwise_shape *s, const float *
 void precis_depthwise_backward_f32(const precis_depthwise_shape *s, const float *x, const float *d, const float *wt,
                                    float *dwt, float *db, float *dx, int c0, int c1);
 
+/// The int32 sums of a depthwise convolution of one image of uint8 codes x (h, w, C), channels last,
+/// by int8 weights wt (kh·kw, C), into out (oh, ow, C): per output pixel and channel, Σ over the taps
+/// of code × weight, a tap in the padding reading `fill`. Exact, so every level gives the same sums.
+void precis_depthwise_u8s8(const precis_depthwise_shape *s, const uint8_t *x, uint8_t fill, const int8_t *wt,
+                           int32_t *out);
+
 /// out (rows x fout) = x (rows x fin) · w (fin x fout) + b, w and out row-major, x's element (r, k)
 /// at x + r·row_stride + k·k_stride (x itself, or a transpose read in place), b NULL for none: each
 /// output one fused multiply-add chain from +0 over ascending k, as the GEMM computes it, then

@@ -90,14 +90,6 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         return Tensor(shape: [s[0], spec.filters, z.oh, z.ow], data: y)
     }
 
-    /// The C kernels' description of a depthwise pass over `shape`.
-    private func depthwiseShape(_ s: [Int], _ z: Sizes) -> precis_depthwise_shape {
-        let c = spec
-        return precis_depthwise_shape(
-            channels: Int32(s[1]), h: Int32(s[2]), w: Int32(s[3]), kh: Int32(c.kernel[0]), kw: Int32(c.kernel[1]),
-            sh: Int32(c.strides[0]), sw: Int32(c.strides[1]), pt: Int32(c.pads[0]), pl: Int32(c.pads[1]),
-            dh: Int32(c.dilations[0]), dw: Int32(c.dilations[1]), oh: Int32(z.oh), ow: Int32(z.ow))
-    }
 
     /// Whether a pass takes the depthwise kernels: one channel and one filter per group, a type with them.
     private func kernelsRun(_ z: Sizes) -> Bool { z.cg == 1 && z.fg == 1 && T.depthwiseKernels }
@@ -112,7 +104,7 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
     ) {
         let fn = spec.filters, pixels = z.oh * z.ow, per = s[1] * s[2] * s[3]
         if kernelsRun(z) {
-            let shape = depthwiseShape(s, z), blocks = (fn + Self.channelBlock - 1) / Self.channelBlock
+            let shape = spec.depthwiseShape(s), blocks = (fn + Self.channelBlock - 1) / Self.channelBlock
             parallelChunks(s[0] * blocks, work: s[0] * fn * pixels * z.k) { items in
                 for item in items {
                     let (image, block) = (item / blocks, item % blocks)
@@ -229,7 +221,7 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
                 withBuffers(x.data, dout.data, W.value.data) { xs, ds, ws in
                     if kernelsRun(z) {
                         // Each core takes whole blocks of channels, every image in order.
-                        let shape = depthwiseShape(s, z), blocks = (fn + Self.channelBlock - 1) / Self.channelBlock
+                        let shape = spec.depthwiseShape(s), blocks = (fn + Self.channelBlock - 1) / Self.channelBlock
                         parallelChunks(blocks, work: 3 * s[0] * fn * pixels * z.k) { items in
                             for block in items {
                                 let channels = (block * Self.channelBlock)..<min(fn, (block + 1) * Self.channelBlock)
@@ -278,5 +270,19 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
                 }
             }
         }
+    }
+}
+
+extension ConvolutionSpec {
+    /// Whether it is depthwise for `channels` input channels: one channel and one filter per group.
+    func isDepthwise(channels: Int) -> Bool { groups == channels && filters == channels }
+
+    /// The C kernels' description of a depthwise pass over an image `(C, h, w)` (`shape`, or with the batch).
+    func depthwiseShape(_ shape: [Int]) -> precis_depthwise_shape {
+        let s = shape.suffix(3).map { $0 }, (oh, ow) = outputSize(s[1], s[2])!
+        return precis_depthwise_shape(
+            channels: Int32(s[0]), h: Int32(s[1]), w: Int32(s[2]), kh: Int32(kernel[0]), kw: Int32(kernel[1]),
+            sh: Int32(strides[0]), sw: Int32(strides[1]), pt: Int32(pads[0]), pl: Int32(pads[1]),
+            dh: Int32(dilations[0]), dw: Int32(dilations[1]), oh: Int32(oh), ow: Int32(ow))
     }
 }

@@ -28,7 +28,10 @@ public final class IntegerNetwork {
     /// One quantized layer and, when it requantizes, the layers it folds up to the next one.
     struct Step {
         let layer: Int
-        let window: Window?  // nil for an affine layer; n is unused
+        let window: Window?  // a plain convolution's; n is unused
+        /// A depthwise convolution's geometry on one image; its weights are `packed` as `(taps, C)`.
+        let depthwise: precis_depthwise_shape?
+        var isAffine: Bool { window == nil && depthwise == nil }
         let outputs: Int
         let taps: Int  // K, the sum's length; rows of A are padded to a multiple of 4
         /// B (K, outputs), K ordered (ky, kx, c) for a convolution. A stride-1 convolution's
@@ -76,10 +79,13 @@ public final class IntegerNetwork {
     ) throws {
         let geometry = try spec.geometry(), consumers = spec.consumers
         let floats = try spec.folding(model.folded, in: tensors)
-        // Convolutions beyond the book's kind (groups, rectangular kernels, dilation) have no integer
-        // kernel: they run as their simulation does, on dequantized weights and inputs.
+        // Depthwise convolutions (of any kernel, stride, padding and dilation) have an integer kernel of
+        // their own. Other convolutions beyond the book's kind (groups, rectangular kernels, dilation)
+        // have none: they run as their simulation does, on dequantized weights and inputs.
         let simulated = model.layers.filter { i, _ in
-            if case .convolution(let c) = spec.layers[i] { !c.isPlain } else { false }
+            if case .convolution(let c) = spec.layers[i], geometry.indices.contains(i) {
+                !c.isPlain && !c.isDepthwise(channels: geometry[i].inputShape[0])
+            } else { false }
         }.mapValues(\.input)
         self.simulated = simulated
         let layers = model.layers.keys.filter { simulated[$0] == nil }.sorted()
@@ -95,8 +101,15 @@ public final class IntegerNetwork {
             let inShape = geometry[i].inputShape
             // B (K, channels) as int8 codes, rows in the order the activations are laid out.
             let window = geometry[i].window, taps = q.weights.count / channels
+            var depthwise: precis_depthwise_shape? = nil
+            if case .convolution(let c) = spec.layers[i], c.isDepthwise(channels: inShape[0]) {
+                depthwise = c.depthwiseShape(inShape)
+            }
             var codes = [Int8](repeating: 0, count: q.weights.count)
-            if let w = window {
+            if depthwise != nil {
+                // (taps, C): each tap's weights for all channels side by side.
+                for f in 0..<channels { for t in 0..<taps { codes[t * channels + f] = q.weights[f * taps + t] } }
+            } else if let w = window {
                 for f in 0..<channels {
                     for ch in 0..<w.c {
                         for ky in 0..<w.fh {
@@ -162,12 +175,15 @@ public final class IntegerNetwork {
                 }
             }
             let k = rowBytes > 0 ? codes.count / channels : taps
-            var packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
-            precis_pack_s8(Int32(k), Int32(channels), codes, Int32(channels), &packed)
+            var packed = codes
+            if depthwise == nil {
+                packed = [Int8](repeating: 0, count: precis_pack_s8_size(Int32(k), Int32(channels)))
+                precis_pack_s8(Int32(k), Int32(channels), codes, Int32(channels), &packed)
+            }
             let b = floats[geometry[i].key("b")]
             steps.append(
                 Step(
-                    layer: i, window: window, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes,
+                    layer: i, window: window, depthwise: depthwise, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes,
                     rowSums: rowSums, input: q.input, sums: sums,
                     weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
                     floatBias: (0..<channels).map {
@@ -342,7 +358,9 @@ public final class IntegerNetwork {
         let f = step.outputs, n = shape[0]
         // Each image's (height, width) after the layer and after each pooling.
         var sizes = [(1, 1)]
-        if let w = step.window {
+        if let d = step.depthwise {
+            sizes = [(Int(d.oh), Int(d.ow))]
+        } else if let w = step.window {
             let g = Window(input: [1, shape[3], shape[1], shape[2]], fh: w.fh, fw: w.fw, stride: w.stride, pad: w.pad)
             sizes = [(g.oh, g.ow)]
         }
@@ -388,7 +406,7 @@ public final class IntegerNetwork {
             }
             initialized = n * per
         }
-        return (values, step.window == nil ? [n, f] : [n, sizes.last!.0, sizes.last!.1, f])
+        return (values, step.isAffine ? [n, f] : [n, sizes.last!.0, sizes.last!.1, f])
     }
 
     /// `step`'s int32 sums for the codes `data` (channels last, `shape`), with `fill` the code of
@@ -401,6 +419,7 @@ public final class IntegerNetwork {
         each: ((Int, UnsafeRawPointer, Int, Bool) -> Void)? = nil
     ) -> (acc: [Int32], shape: [Int]) {
         let n = shape[0]
+        if let d = step.depthwise { return depthwiseSums(step, d, data, fill: fill, images: n, each: each) }
         guard let w = step.window else {
             let fin = data.count / n, lda = (fin + 3) / 4 * 4
             // Rows padded to a multiple of 4 bytes (as they come when `fin` is one already).
@@ -481,6 +500,33 @@ public final class IntegerNetwork {
             }
         }
         return (acc, [n, g.oh, g.ow, f])
+    }
+
+    /// A depthwise convolution's int32 sums for `images` images of codes `data` (channels last), as
+    /// `accumulate` gives them: `(N, OH, OW, C)`, or each image's to `each`.
+    private func depthwiseSums(
+        _ step: Step, _ d: precis_depthwise_shape, _ data: [UInt8], fill: UInt8, images n: Int,
+        each: ((Int, UnsafeRawPointer, Int, Bool) -> Void)?
+    ) -> (acc: [Int32], shape: [Int]) {
+        let f = step.outputs, (oh, ow) = (Int(d.oh), Int(d.ow)), per = oh * ow * f, image = Int(d.h * d.w) * f
+        var acc = [Int32](unsafeUninitializedCapacity: each == nil ? n * per : 0) { $1 = $0.count }
+        acc.withUnsafeMutableBufferPointer { a in
+            parallelChunks(n, work: n * per * step.taps) { images in
+                var scratch = [Int32](repeating: 0, count: each == nil ? 0 : per)
+                data.withUnsafeBufferPointer { x in
+                    scratch.withUnsafeMutableBufferPointer { sc in
+                        withUnsafePointer(to: d) { d in
+                            for i in images {
+                                let out = each == nil ? a.baseAddress! + i * per : sc.baseAddress!
+                                precis_depthwise_u8s8(d, x.baseAddress! + i * image, fill, step.packed, out)
+                                each?(i, out, ow, false)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (acc, [n, oh, ow, f])
     }
 }
 
