@@ -108,8 +108,8 @@
 // codes times the channel's weights into the pixel's int32 sums, channels side by side. The sums are
 // exact, so every level gives the same ones.
 #define DEPTHWISE_U8S8(level, attr)                                                                                    \
-    attr static void depthwise_u8s8_##level(const precis_depthwise_shape *s, const uint8_t *restrict x, uint8_t fill,   \
-                                            const int8_t *restrict wt, int32_t *restrict out) {                       \
+    attr static void depthwise_u8s8_##level(const precis_depthwise_shape *s, const uint8_t *restrict x,                \
+                                            uint8_t fill, const int8_t *restrict wt, int32_t *restrict out) {          \
         int c = s->channels;                                                                                           \
         for (int oy = 0; oy < s->oh; oy++)                                                                             \
             for (int ox = 0; ox < s->ow; ox++) {                                                                       \

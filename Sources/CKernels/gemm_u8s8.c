@@ -346,6 +346,25 @@ void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int3
     requantize(acc, rows, channels, correction, scale, zero, low, high, out);
 }
 
+void precis_requantize_add_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
+                              const uint8_t *skip, float skip_scale, float skip_zero, float zero, float low, float high,
+                              uint8_t *out) {
+#pragma clang fp contract(off)
+    for (int r = 0; r < rows; r++) {
+        const int32_t *a = acc + (size_t)r * channels;
+        const uint8_t *b = skip + (size_t)r * channels;
+        uint8_t *o = out + (size_t)r * channels;
+        for (int f = 0; f < channels; f++) {
+            float v = scale[f] * (float)(a[f] + correction[f]) + skip_scale * ((float)b[f] - skip_zero);
+            v = v < -1e6f ? -1e6f : v > 1e6f ? 1e6f : v;
+            float q = (v + 12582912.0f) - 12582912.0f + zero;
+            q = q < low ? low : q;
+            q = q > high ? high : q;
+            o[f] = (uint8_t)(int)q;
+        }
+    }
+}
+
 #if defined(__x86_64__)
 static AVX512 void quantize_avx512(const float *x, long count, double scale, double zero, double qmin, double qmax,
                                      double offset, uint8_t *out) {

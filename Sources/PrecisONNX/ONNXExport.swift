@@ -82,7 +82,9 @@ public enum ONNXForm {
     /// A stored int8 model as QuantizeLinear/DequantizeLinear pairs: each quantized layer's input
     /// quantized with its calibrated range, its weight codes and their per-tensor or per-channel
     /// scales, its int32 bias codes at `input scale × weight scale`; the other layers in float32. A
-    /// batch normalization the model folds has no node: the layer before it holds it.
+    /// batch normalization the model folds has no node: the layer before it holds it. A merge reads
+    /// an input that a quantized layer also reads through that layer's range, as
+    /// `QuantizedModel.mergeInputRanges` says.
     case int8(QuantizedModel)
 }
 
@@ -161,8 +163,27 @@ func onnxModel(
         values[-1] = "input/half"
     }
     let layers = try spec.geometry(), folded = int8?.folded ?? [], tensors = try spec.folding(folded, in: tensors)
+    // The quantized layer whose input codes each merge input is read as, by merge and source.
+    let codesOf =
+        int8.map { m in
+            m.mergeInputRanges(spec).mapValues { inputs in
+                Dictionary(
+                    uniqueKeysWithValues: inputs.keys.map { s in
+                        (s, m.layers.keys.sorted().first { spec.inputs(of: $0)[0] == s }!)
+                    })
+            }
+        } ?? [:]
     for layer in layers {
-        let from = spec.inputs(of: layer.index).map { values[$0]! }
+        var from = spec.inputs(of: layer.index).map { values[$0]! }
+        for (k, s) in spec.inputs(of: layer.index).enumerated() {
+            guard let reader = codesOf[layer.index]?[s] else { continue }
+            // Read as the codes the quantized layer `reader` reads: through its range.
+            let names = [layers[reader].name + "/x_scale", layers[reader].name + "/x_zero"]
+            let q = layer.name + "/x\(k)_q", dq = layer.name + "/x\(k)_dq"
+            node("QuantizeLinear", q, [from[k]] + names, q)
+            node("DequantizeLinear", dq, [q] + names, dq)
+            from[k] = dq
+        }
         var x = from[0]
         if folded.contains(layer.index) {
             // Folded into the layer before it, whose weights and bias hold it.

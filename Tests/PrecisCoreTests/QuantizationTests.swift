@@ -209,20 +209,31 @@ extension FakeQuantTests {
         }
     }
 
-    /// A graph on the integer path: a quantized layer whose output two layers read, or that feeds
-    /// a merge, dequantizes; the merges run in float; a chain of ReLU and pooling between two
-    /// convolutions still folds.
+    /// A graph on the integer path. A residual add of a convolution's sums and the codes of a value
+    /// a quantized layer read before is requantized in the step with the ReLU after it; a step's
+    /// output that a merge reads besides the next layer stays codes. A quantized layer whose output
+    /// two quantized layers read, or that feeds another merge, dequantizes, and those merges run in
+    /// float on the codes where they exist; a chain of ReLU and pooling between two convolutions folds.
     @Test func graphsRunOnTheIntegerPath() throws {
         let (net, x, observers) = try randomNetwork(
-            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) relu add(a) :b @b conv(3,1) :c @b conv(3,3,pad=1) :d concat(c,d) "
-                + "relu maxpool(2) conv(6,3,pad=1) relu affine(10)", seed: 21, imageSeed: 22)
+            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) add(a) relu :b conv(4,1) add(b) :c @c conv(3,1) :d "
+                + "@c conv(3,3,pad=1) :e concat(d,e) relu maxpool(2) conv(6,3,pad=1) relu affine(10)",
+            seed: 21, imageSeed: 22)
         for scheme in QuantScheme.all {
             let fake = try FakeQuantNetwork(
                 spec: net.spec, tensors: net.tensorValues(), scheme: scheme, observers: observers, method: .minmax)
             let integer = try IntegerNetwork(spec: net.spec, model: fake.model, tensors: net.tensorValues())
-            expectAgreement(fake, integer, x, layers: 6, "\(scheme) graph")
-            #expect(integer.stages.map(\.output) == [0, 2, 5, 6, 11, 12], "\(integer.stages)")
-            #expect(integer.floatLayers == [1, 3, 4, 7, 8, 9], "\(integer.floatLayers)")
+            expectAgreement(fake, integer, x, layers: 7, "\(scheme) graph")
+            #expect(integer.stages.map(\.output) == [1, 4, 5, 7, 8, 13, 14], "\(integer.stages)")
+            #expect(integer.floatLayers == [6, 9, 10, 11], "\(integer.floatLayers)")
+            // The simulation's adds read the codes of `a` and `b`, as conv2 and conv5 quantize them.
+            let outs = fake.forwardAll(x), ranges = fake.model.layers.mapValues(\.input)
+            for (add, branch, skip, reader) in [(3, 2, 1, 2), (6, 5, 4, 5)] {
+                let expected = zip(outs[branch + 1].data, outs[skip + 1].data).map {
+                    $0 + Float(ranges[reader]!.fakeQuantize(Double($1)))
+                }
+                #expect(outs[add + 1].data == expected, "\(scheme) add \(add)")
+            }
         }
     }
 
@@ -284,6 +295,19 @@ extension FakeQuantTests {
         return t
     }
 
+    /// The network of `layers` on `inputShape` with `trainedLookingTensors`, 60 random images from
+    /// `seed` and the observers of its quantized layers' inputs on them.
+    func trainedLookingNetwork(_ layers: String, inputShape: [Int], seed: UInt64) throws
+        -> (spec: ModelSpec, tensors: [String: Tensor<Double>], x: Tensor<Float>, observers: [Int: Observer])
+    {
+        let spec = try ModelSpec.named(layers, inputShape: inputShape)
+        let t = try trainedLookingTensors(spec)
+        var rng = RandomSource(seed: seed)
+        let images = (0..<(60 * inputShape.reduce(1, *))).map { _ in Float(rng.uniform()) }
+        let observers = observeActivations(try Network<Float>(spec: spec, parameters: t), images: images, count: 60)
+        return (spec, t, Tensor(shape: [60] + inputShape, data: images), observers)
+    }
+
     /// A batch normalization that reads a convolution (of any groups) or affine layer which nothing
     /// else reads folds into it: the folded network computes the same function in Double, and one
     /// whose layer has another reader stays.
@@ -314,15 +338,9 @@ extension FakeQuantTests {
     /// folded layers with the clips after them (ReLU6, and a clip below the next layer's range) in
     /// its requantization clamp, as the simulation clips.
     @Test func theIntegerPathRunsFoldedNormalizationsAndClips() throws {
-        let spec = try ModelSpec.named(
+        let (spec, t, x, observers) = try trainedLookingNetwork(
             "conv(4,3,pad=1) :c batchnorm relu add(c) conv(8,1) batchnorm clip(0,0.3) conv(8,3,pad=1) batchnorm "
-                + "relu6 maxpool(2) affine(6) batchnorm affine(10)", inputShape: [1, 8, 8])
-        let t = try trainedLookingTensors(spec)
-        let net = try Network<Float>(spec: spec, parameters: t)
-        var rng = RandomSource(seed: 6)
-        let images = (0..<(60 * 64)).map { _ in Float(rng.uniform()) }
-        let x = Tensor(shape: [60, 1, 8, 8], data: images)
-        let observers = observeActivations(net, images: images, count: 60)
+                + "relu6 maxpool(2) affine(6) batchnorm affine(10)", inputShape: [1, 8, 8], seed: 6)
         for scheme in QuantScheme.all {
             let model = try QuantizedModel(
                 spec: spec, tensors: t, scheme: scheme, observers: observers, method: .minmax)
@@ -338,14 +356,15 @@ extension FakeQuantTests {
                 #expect(integer.stages.map(\.output) == [0, 6, 10, 12, 13], "\(integer.stages)")
             }
         }
-        // A folded layer whose output goes to a merge: its stage leaves the normalization's output.
+        // A folded layer whose output goes to a merge that runs in float: its stage leaves the
+        // normalization's output.
         let merged = try ModelSpec.named(
-            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) batchnorm add(a) relu affine(10)", inputShape: [1, 8, 8])
+            "conv(4,3,pad=1) :a relu conv(4,3,pad=1) batchnorm add(a) relu affine(10)", inputShape: [1, 8, 8])
         let mt = try trainedLookingTensors(merged)
         let mnet = try Network<Float>(spec: merged, parameters: mt)
         let m = try QuantizedModel(
             spec: merged, tensors: mt, scheme: QuantScheme.all[2],
-            observers: observeActivations(mnet, images: images, count: 60),
+            observers: observeActivations(mnet, images: x.data, count: 60),
             method: .minmax)
         let mi = try IntegerNetwork(spec: merged, model: m, tensors: mt)
         expectAgreement(try FakeQuantNetwork(spec: merged, model: m, tensors: mt), mi, x, layers: 3, "merge")
@@ -367,20 +386,16 @@ extension FakeQuantTests {
     /// 1×1, depthwise, 1×1 with folded normalizations and ReLU6 between them requantize from one to
     /// the next, and the whole agrees with its simulation.
     @Test func depthwiseConvolutionsRunOnTheIntegerPath() throws {
-        let spec = try ModelSpec.named(
+        let (spec, t, x, observers) = try trainedLookingNetwork(
             "conv(8,1) batchnorm relu6 conv(8,3,pad=1,groups=8) batchnorm relu6 conv(12,1) batchnorm relu "
                 + "conv(12,size=1x3,stride=2x1,pad=0x1x1x2,dilation=1x2,groups=12) relu6 "
-                + "conv(12,3,stride=2,pad=1,groups=12) gap affine(10)", inputShape: [3, 9, 9])
-        let t = try trainedLookingTensors(spec)
-        let net = try Network<Float>(spec: spec, parameters: t)
-        var rng = RandomSource(seed: 8)
-        let images = (0..<(60 * 243)).map { _ in Float(rng.uniform()) }
-        let x = Tensor(shape: [60, 3, 9, 9], data: images)
-        let observers = observeActivations(net, images: images, count: 60)
+                + "conv(12,3,stride=2,pad=1,groups=12) gap affine(10)", inputShape: [3, 9, 9], seed: 8)
         for scheme in QuantScheme.all {
-            let model = try QuantizedModel(spec: spec, tensors: t, scheme: scheme, observers: observers, method: .minmax)
+            let model = try QuantizedModel(
+                spec: spec, tensors: t, scheme: scheme, observers: observers, method: .minmax)
             let integer = try IntegerNetwork(spec: spec, model: model, tensors: t)
-            expectAgreement(try FakeQuantNetwork(spec: spec, model: model, tensors: t), integer, x, layers: 6, "\(scheme)")
+            expectAgreement(
+                try FakeQuantNetwork(spec: spec, model: model, tensors: t), integer, x, layers: 6, "\(scheme)")
             #expect(integer.stages.map(\.output) == [2, 5, 8, 10, 11, 13], "\(integer.stages)")
             #expect(integer.floatLayers == [12], "\(integer.floatLayers)")
         }

@@ -75,6 +75,27 @@ import Testing
         #expect(back.spec.layers == spec.layers && back.spec.wiring == spec.wiring && back.tensors == tensors)
     }
 
+    /// In the int8 QDQ export, a residual sum reads its skip input through the range of the
+    /// convolution that also reads it, as the integer path adds that convolution's input codes; an
+    /// input no quantized layer reads goes in as it is.
+    @Test func int8MergesReadTheCodesOfTheirQuantizedInputs() throws {
+        let (spec, tensors) = try network(
+            "conv(4,3,pad=1) relu :a conv(4,3,pad=1) :c add(a) relu conv(4,3,pad=1) add(c) gap affine(3)")
+        let inputs = Dictionary(
+            uniqueKeysWithValues: quantizedLayers(spec).map { ($0, QuantRange.symmetric(threshold: Double($0 + 1))) })
+        let model = try QuantizedModel(
+            spec: spec, tensors: tensors, scheme: QuantScheme.all[0], inputs: inputs)
+        let graph = try onnxModel(spec: spec, tensors: tensors, form: .int8(model), producer: "test").graph
+        let nodes = Dictionary(uniqueKeysWithValues: graph.node.map { ($0.output[0], $0) })
+        let add = graph.node.first { $0.name == spec.layerNames[3] }!
+        let skip = nodes[add.input[1]]!, quantize = nodes[skip.input[0]]!
+        #expect(add.input[0] == spec.layerNames[2] && skip.opType == "DequantizeLinear")
+        #expect(quantize.opType == "QuantizeLinear" && quantize.input[0] == spec.layerNames[1])
+        #expect(Array(skip.input.dropFirst()) == [spec.layerNames[2] + "/x_scale", spec.layerNames[2] + "/x_zero"])
+        // The second convolution's output feeds no quantized layer: the second sum reads it in float.
+        #expect(graph.node.first { $0.name == spec.layerNames[6] }!.input == [spec.layerNames[5], spec.layerNames[2]])
+    }
+
     @Test func otherToolsFormsReadTheSame() throws {
         let (spec, tensors) = try network()
         var model = try onnxModel(spec: spec, tensors: tensors, producer: "pytorch")

@@ -57,6 +57,13 @@ void precis_gemm_u8s8_segments(int m, int n, int segments, int kseg, const uint8
 void precis_requantize_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
                           float zero, float low, float high, uint8_t *out);
 
+/// A residual sum requantized: out = clamp(roundHalfEven(scale[f] * (acc + correction[f]) + skip_scale *
+/// (skip - skip_zero)) + zero, low, high), `skip` the other addend's uint8 codes laid out as the sums; in
+/// float32, one rounding per operation in that order, the same on every CPU.
+void precis_requantize_add_u8(const int32_t *acc, int rows, int channels, const int32_t *correction, const float *scale,
+                              const uint8_t *skip, float skip_scale, float skip_zero, float zero, float low, float high,
+                              uint8_t *out);
+
 /// How sums become uint8 codes, as `precis_requantize_u8` takes it: per channel `correction` and
 /// `scale`, then `zero`, the lowest code `low` and the highest `high`.
 typedef struct {

@@ -90,7 +90,6 @@ public final class GeneralConvolution<T: NetworkScalar>: Layer, RoundedInput {
         return Tensor(shape: [s[0], spec.filters, z.oh, z.ow], data: y)
     }
 
-
     /// Whether a pass takes the depthwise kernels: one channel and one filter per group, a type with them.
     private func kernelsRun(_ z: Sizes) -> Bool { z.cg == 1 && z.fg == 1 && T.depthwiseKernels }
 

@@ -94,6 +94,14 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
         .convolution(ConvolutionSpec(filters: filters, size: size, stride: stride, pad: pad))
     }
 
+    /// Whether it is a merge of several inputs.
+    public var isMerge: Bool {
+        switch self {
+        case .merge: return true
+        default: return false
+        }
+    }
+
     /// The short name used in layer names (`00_conv1`) and the text syntax.
     public var keyword: String {
         switch self {

@@ -257,9 +257,10 @@ public final class Network<T: NetworkScalar> {
         return [conv.backward(d, inputGradient: inputGradient, reluOutput: relu.output)]
     }
 
-    /// What a run does to each input of a layer before the layer reads it (`(layer, input)`), as a
+    /// What a run does to each input of a layer before the layer reads it (`(layer, source, value)`,
+    /// `source` the index of the layer whose output it is, -1 for the network's input), as a
     /// simulation of quantization rounds them.
-    public typealias InputTransform = (Int, Tensor<T>) -> Tensor<T>
+    public typealias InputTransform = (Int, Int, Tensor<T>) -> Tensor<T>
 
     /// Runs `step` on `values` (`values[0]` the input, `values[j + 1]` layer j's output): reads its
     /// first layer's inputs (through `transform`) and sets its last layer's output, rounded to the
@@ -269,7 +270,7 @@ public final class Network<T: NetworkScalar> {
         transform: InputTransform? = nil
     ) {
         let from = sources[step.lowerBound]
-        let xs = from.map { j in transform.map { $0(step.lowerBound, values[j + 1]!) } ?? values[j + 1]! }
+        let xs = from.map { j in transform.map { $0(step.lowerBound, j, values[j + 1]!) } ?? values[j + 1]! }
         let y: Tensor<T>
         if case .merge(let m) = nodes[step.lowerBound] {
             y = m.forward(xs, isTraining: isTraining)

@@ -53,9 +53,13 @@ public func observeActivations(_ network: Network<Float>, images: [Float], count
 
 /// Fake quantization: the float32 network with every convolution and affine layer's weights,
 /// bias and input quantized and dequantized as the integer path would (weights int8 symmetric,
-/// biases int32 at `s_in·s_w`, inputs with their calibrated range), everything else in Float.
+/// biases int32 at `s_in·s_w`, inputs with their calibrated range), and each merge's inputs that a
+/// quantized layer also reads taken as that layer's codes (`QuantizedModel.mergeInputRanges`);
+/// everything else in Float.
 public final class FakeQuantNetwork {
     public let model: QuantizedModel
+    /// The merges' inputs read as codes, by merge and source layer.
+    let mergeRanges: [Int: [Int: QuantRange]]
     public var scheme: QuantScheme { model.scheme }
     /// The input range of each quantized layer, by layer index.
     public var inputRanges: [Int: QuantRange] { model.layers.mapValues(\.input) }
@@ -69,6 +73,7 @@ public final class FakeQuantNetwork {
     /// quantize (none for networks of convolutions, affine layers, pooling, ReLU and dropout).
     public init(spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>] = [:]) throws {
         self.model = model
+        mergeRanges = model.mergeInputRanges(spec)
         var parameters = try model.dequantized(spec, tensors)
         if model.dynamic {
             let floats = try spec.folding(model.folded, in: tensors)
@@ -149,9 +154,10 @@ public final class FakeQuantNetwork {
         return dynamic ? .covering(x.data, like: r) : r
     }
 
-    /// `x` quantized and dequantized as layer `i`'s input (unchanged for a float layer).
-    private func quantizedInput(_ i: Int, _ x: Tensor<Float>) -> Tensor<Float> {
-        guard let r = inputRange(x, layer: i) else { return x }
+    /// `x`, the output of layer `source`, quantized and dequantized as layer `i` reads it (unchanged
+    /// for a float layer, and for a merge's input that no quantized layer reads).
+    private func quantizedInput(_ i: Int, _ source: Int, _ x: Tensor<Float>) -> Tensor<Float> {
+        guard let r = mergeRanges[i]?[source] ?? inputRange(x, layer: i) else { return x }
         var y = x
         y.data.withUnsafeMutableBufferPointer { v in
             for k in v.indices { v[k] = Float(r.fakeQuantize(Double(v[k]))) }

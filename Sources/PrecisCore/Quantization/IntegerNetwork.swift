@@ -8,15 +8,18 @@ import Foundation
 /// float32 multiplier per output channel, `s_in·s_w·d / s_next` (a float scale, not a fixed-point
 /// multiplier and shift), rounded half to even. ReLU and clips such as ReLU6 between them fold into
 /// the requantization clamp (the codes of the clip's ends), dropout's inference factor `d` into the
-/// multiplier, a batch normalization the model folds into the layer's weights and bias, and max
-/// pooling runs on the codes. Signed int8 codes are kept as uint8 plus 128, with the zero point
+/// multiplier, a batch normalization the model folds into the layer's weights and bias, a residual
+/// sum with a skip input's codes into the requantization (`precis_requantize_add_u8`), and max
+/// pooling runs on the codes. A depthwise convolution sums in a kernel of its own
+/// (`precis_depthwise_u8s8`). Merges read the inputs a quantized layer also reads as that layer's
+/// codes (`QuantizedModel.mergeInputRanges`). Signed int8 codes are kept as uint8 plus 128, with the zero point
 /// moved alike, so every GEMM multiplies unsigned activations by signed weights. A stride-1
 /// convolution reads its windows in place from the padded image (`precis_gemm_u8s8_segments`, one
 /// call per output row), and each image's sums are requantized and pooled right after its GEMMs,
 /// while they are in cache.
 ///
 /// Where a quantized layer is followed by anything else before the next one (a layer the model
-/// keeps in float, as mixed precision does, or a layer that cannot fold), its sums are
+/// keeps in float, as mixed precision does, or a layer or merge that cannot fold), its sums are
 /// dequantized to Float, those layers run in Float, and the next quantized layer quantizes its
 /// input with its own range. The layers after the last quantized layer run in Float.
 ///
@@ -48,6 +51,9 @@ public final class IntegerNetwork {
         let factor: Double  // folded dropout factors
         let clamp: (low: Double, high: Double)  // folded ReLU and clips, on the step's output values
         let pools: [(size: Int, stride: Int, pad: Int)]
+        /// A residual add folded into the requantization: the output of layer `source`, whose codes
+        /// in `range` are added to the sums.
+        let skip: (source: Int, range: QuantRange)?
         let next: QuantRange?  // the next layer's input range when the step requantizes to it
         /// The last layer whose output the step leaves.
         var end: Int { layer + (next == nil ? 0 : foldedCount) }
@@ -59,6 +65,8 @@ public final class IntegerNetwork {
     let simulated: [Int: QuantRange]
     let float: Network<Float>
     let spec: ModelSpec
+    /// The merges' inputs read as codes, by merge and source layer (`QuantizedModel.mergeInputRanges`).
+    let mergeRanges: [Int: [Int: QuantRange]]
     /// Whether inputs are quantized per batch (dynamic quantization).
     public let dynamic: Bool
     /// The batch normalizations folded into the layer before them, by index.
@@ -77,18 +85,35 @@ public final class IntegerNetwork {
     public init(
         spec: ModelSpec, model: QuantizedModel, tensors: [String: Tensor<Double>], floatBytesPerValue: Int = 4
     ) throws {
-        let geometry = try spec.geometry(), consumers = spec.consumers
+        let geometry = try spec.geometry(), consumers = spec.consumers, mergeRanges = model.mergeInputRanges(spec)
         let floats = try spec.folding(model.folded, in: tensors)
         // Depthwise convolutions (of any kernel, stride, padding and dilation) have an integer kernel of
         // their own. Other convolutions beyond the book's kind (groups, rectangular kernels, dilation)
         // have none: they run as their simulation does, on dequantized weights and inputs.
-        let simulated = model.layers.filter { i, _ in
-            if case .convolution(let c) = spec.layers[i], geometry.indices.contains(i) {
-                !c.isPlain && !c.isDepthwise(channels: geometry[i].inputShape[0])
-            } else { false }
-        }.mapValues(\.input)
+        func runsSimulated(_ i: Int) -> Bool {
+            guard geometry.indices.contains(i), case .convolution(let c) = spec.layers[i] else { return false }
+            return !c.isPlain && !c.isDepthwise(channels: geometry[i].inputShape[0])
+        }
+        let simulated = model.layers.filter { i, _ in runsSimulated(i) }.mapValues(\.input)
         self.simulated = simulated
         let layers = model.layers.keys.filter { simulated[$0] == nil }.sorted()
+        var firstReader: [Int: Int] = [:], readers = [[Int]](repeating: [], count: spec.layers.count)
+        for i in model.layers.keys.sorted() where firstReader[spec.inputs(of: i)[0]] == nil {
+            firstReader[spec.inputs(of: i)[0]] = i
+        }
+        for j in spec.layers.indices { for s in spec.inputs(of: j) where s >= 0 { readers[s].append(j) } }
+        let merges = Set(spec.layers.indices.filter { spec.layers[$0].isMerge })
+        /// For an add at `j` reading layer j - 1 and another input that the step of layer `i` or one before holds
+        /// as codes, of the same shape: that input and its range.
+        func residual(_ j: Int, after i: Int) -> (source: Int, range: QuantRange)? {
+            let from = spec.inputs(of: j)
+            guard spec.layers[j] == .merge(.add), from.count == 2, from.contains(j - 1),
+                let s = from.first(where: { $0 != j - 1 }), let r = mergeRanges[j]?[s], let reader = firstReader[s],
+                reader <= i, simulated[reader] == nil,
+                (s < 0 ? spec.inputShape : geometry[s].outputShape) == geometry[j].outputShape
+            else { return nil }
+            return (s, r)
+        }
         var steps: [Step] = []
         for (n, i) in layers.enumerated() {
             let q = model.layers[i]!, channels = q.channels
@@ -131,21 +156,33 @@ public final class IntegerNetwork {
             }
             var sums = [Int32](repeating: 0, count: channels)
             for idx in codes.indices { sums[idx % channels] += Int32(codes[idx]) }
-            // The layers up to the next quantized one fold in when they are ReLU, max pooling and
-            // dropout, each reading only the one before, which nothing else reads; otherwise they run
-            // in Float.
+            // The layers up to the next quantized one fold in when they are ReLU, clips, max pooling,
+            // dropout, folded normalizations and a residual add before any of the others, each reading
+            // the one before, which nothing else reads; otherwise they run in Float. The last one's
+            // output may also go to merges, which read the codes the step makes.
             let next = n + 1 < layers.count ? layers[n + 1] : nil
             var clamp = (low: -Double.infinity, high: Double.infinity), factor = 1.0
             var pools: [(size: Int, stride: Int, pad: Int)] = []
+            var skip: (source: Int, range: QuantRange)? = nil
             var folds =
-                next.map { ((i + 1)...$0).allSatisfy { spec.inputs(of: $0) == [$0 - 1] && consumers[$0 - 1] == 1 } }
-                ?? false
+                next.map { next in
+                    let others = readers[next - 1].filter { $0 != next }
+                    return spec.inputs(of: next) == [next - 1]
+                        && (others.isEmpty || !model.dynamic && others.allSatisfy { merges.contains($0) })
+                } ?? false
             for j in (i + 1)..<(next ?? i + 1) {
-                if case .relu = spec.layers[j] {
+                let from = spec.inputs(of: j)
+                folds = folds && from.contains(j - 1) && consumers[j - 1] == 1
+                if from.count > 1 {
+                    let alone =
+                        skip == nil && pools.isEmpty && factor == 1 && clamp.low == -.infinity
+                        && clamp.high == .infinity
+                    if alone, let r = residual(j, after: i) { skip = r } else { folds = false }
+                } else if case .relu = spec.layers[j] {
                     clamp.low = max(clamp.low, 0)
                 } else if case let .activation(.clip(lo, hi)) = spec.layers[j], lo <= 0, hi >= 0 {
                     clamp = (max(clamp.low, lo), min(clamp.high, hi))
-                } else if case let .dropout(r) = spec.layers[j] {
+                } else if case let .dropout(r) = spec.layers[j], skip == nil {
                     factor *= 1 - r
                     clamp = (clamp.low * (1 - r), clamp.high * (1 - r))
                 } else if case let .maxPooling(k, s, p) = spec.layers[j] {
@@ -183,17 +220,20 @@ public final class IntegerNetwork {
             let b = floats[geometry[i].key("b")]
             steps.append(
                 Step(
-                    layer: i, window: window, depthwise: depthwise, outputs: channels, taps: taps, packed: packed, rowBytes: rowBytes,
+                    layer: i, window: window, depthwise: depthwise, outputs: channels, taps: taps, packed: packed,
+                    rowBytes: rowBytes,
                     rowSums: rowSums, input: q.input, sums: sums,
                     weightScales: (0..<channels).map(q.weightScale), bias: q.bias,
                     floatBias: (0..<channels).map {
                         Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0))
                     },
-                    factor: factor, clamp: clamp, pools: pools, next: folds ? model.layers[next!]!.input : nil,
+                    factor: factor, clamp: clamp, pools: pools, skip: folds ? skip : nil,
+                    next: folds ? model.layers[next!]!.input : nil,
                     foldedCount: folds ? next! - 1 - i : 0))
         }
         self.steps = steps
         self.spec = spec
+        self.mergeRanges = mergeRanges
         self.dynamic = model.dynamic
         folded = model.folded
         var dequantized = try model.dequantized(spec, tensors)
@@ -242,6 +282,8 @@ public final class IntegerNetwork {
             codes: [(data: [UInt8], shape: [Int])] = []
         outputs[0] = x
         var data: [UInt8] = [], shape: [Int] = [], at = 0, carried: QuantRange? = nil
+        // The codes of the values merges read as codes, by layer (channels last, with their shape).
+        var held: [Int: (data: [UInt8], shape: [Int], range: QuantRange)] = [:]
         /// Drops the Float values layer `j` read last, unless every output is kept.
         func release(after j: Int, reading from: [Int]) {
             if !keep { for i in from where float.lastUse[i + 1] <= j { outputs[i + 1] = nil } }
@@ -249,7 +291,18 @@ public final class IntegerNetwork {
         func runFloat(to end: Int) {
             for j in at..<end {
                 let from = spec.inputs(of: j)
-                var xs = from.map { outputs[$0 + 1]! }
+                // A merge reads the codes of the inputs a quantized layer reads: those held, else
+                // (that layer simulated) the values quantized and back.
+                var xs = from.map { s in
+                    guard let r = mergeRanges[j]?[s] else { return outputs[s + 1]! }
+                    guard let h = held[s] else {
+                        var v = outputs[s + 1]!
+                        v.data = v.data.map { Float(r.fakeQuantize(Double($0))) }
+                        return v
+                    }
+                    let values = h.data.map { Float(r.dequantize(Int($0) - offset(r))) }
+                    return Tensor(shape: planarShape(h.shape), data: planar(values, h.shape))
+                }
                 if let r = simulated[j] {
                     let range = dynamic ? QuantRange.covering(xs[0].data, like: r) : r
                     xs[0].data = xs[0].data.map { Float(range.fakeQuantize(Double($0))) }
@@ -268,11 +321,18 @@ public final class IntegerNetwork {
                 shape = v.shape.count == 4 ? [v.shape[0], v.shape[2], v.shape[3], v.shape[1]] : v.shape
             }
             if keepCodes { codes.append((data, shape)) }
-            release(after: step.end, reading: spec.inputs(of: step.layer))
+            let source = spec.inputs(of: step.layer)[0]
+            if !dynamic && mergeRanges.values.contains(where: { $0[source] == input }) && held[source] == nil {
+                held[source] = (data, shape, input)
+            }
+            release(after: step.end, reading: spec.inputs(of: step.layer) + (step.skip.map { [$0.source] } ?? []))
             let inputZero = Int32(input.zeroPoint + offset(input))
             let correction = (0..<step.outputs).map { (dynamic ? 0 : step.bias[$0]) - inputZero * step.sums[$0] }
             if let next = step.next, !dynamic {
-                (data, shape) = requantized(step, to: next, input: input, correction: correction, data, shape)
+                let skip = step.skip.map { held[$0.source]! }
+                (data, shape) = requantized(
+                    step, to: next, input: input, correction: correction, data, shape,
+                    skip: skip.map { ($0.data, $0.range) })
                 carried = next
                 if keep {
                     let z = Float(next.zeroPoint + offset(next)), s = Float(next.scale)
@@ -304,9 +364,11 @@ public final class IntegerNetwork {
     }
 
     /// `step`'s sums for `data` requantized to the codes of `next` (ReLU in the clamp, dropout in
-    /// the multiplier) and max-pooled, image by image while the sums are in cache; channels last.
+    /// the multiplier, a residual input's codes `skip` (laid out as the sums) added) and max-pooled,
+    /// image by image while the sums are in cache; channels last.
     private func requantized(
-        _ step: Step, to next: QuantRange, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int]
+        _ step: Step, to next: QuantRange, input: QuantRange, correction: [Int32], _ data: [UInt8], _ shape: [Int],
+        skip: (codes: [UInt8], range: QuantRange)?
     )
         -> (codes: [UInt8], shape: [Int])
     {
@@ -321,9 +383,22 @@ public final class IntegerNetwork {
             scale.withUnsafeBufferPointer { s in
                 var rule = precis_requantization(
                     correction: c.baseAddress!, scale: s.baseAddress!, zero: Float(zero), low: low, high: high)
-                return imageByImage(step, input: input, data, shape, lowest: UInt8(0), codes: &rule) {
-                    sums, pixels, out in
-                    precis_requantize_u8(sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, high, out)
+                guard let skip else {
+                    return imageByImage(step, input: input, data, shape, lowest: UInt8(0), codes: &rule) {
+                        sums, pixels, out, _ in
+                        precis_requantize_u8(
+                            sums, Int32(pixels), Int32(f), correction, scale, Float(zero), low, high, out)
+                    }
+                }
+                let (skipScale, skipZero) = (
+                    Float(skip.range.scale / next.scale), Float(skip.range.zeroPoint + offset(skip.range))
+                )
+                return skip.codes.withUnsafeBufferPointer { b in
+                    imageByImage(step, input: input, data, shape, lowest: UInt8(0)) { sums, pixels, out, at in
+                        precis_requantize_add_u8(
+                            sums, Int32(pixels), Int32(f), correction, scale, b.baseAddress! + at, skipScale, skipZero,
+                            Float(zero), low, high, out)
+                    }
                 }
             }
         }
@@ -340,7 +415,7 @@ public final class IntegerNetwork {
         let scale = (0..<f).map { Float(input.scale * step.weightScales[$0] * step.factor) }
         let bias = step.floatBias.map { $0 * Float(step.factor) }
         let (low, high) = (Float(step.clamp.low), Float(step.clamp.high))
-        return imageByImage(step, input: input, data, shape, lowest: -Float.infinity) { sums, pixels, out in
+        return imageByImage(step, input: input, data, shape, lowest: -Float.infinity) { sums, pixels, out, _ in
             for k in 0..<(pixels * f) {
                 out[k] = min(high, max(low, scale[k % f] * Float(sums[k] + correction[k % f]) + bias[k % f]))
             }
@@ -348,12 +423,13 @@ public final class IntegerNetwork {
     }
 
     /// `step`'s sums for `data`, each image's turned into values by `convert` (sums, output
-    /// pixels, destination) and max-pooled by the step's poolings (`lowest` below every value),
-    /// while the sums are in cache; channels last.
+    /// pixels, destination, and where the first pixel's sums lie in the step's `(N, OH, OW, F)`)
+    /// and max-pooled by the step's poolings (`lowest` below every value), while the sums are in
+    /// cache; channels last.
     private func imageByImage<T: PooledValue>(
         _ step: Step, input: QuantRange, _ data: [UInt8], _ shape: [Int], lowest: T,
         codes: UnsafePointer<precis_requantization>? = nil,
-        convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>) -> Void
+        convert: @escaping (UnsafePointer<Int32>, Int, UnsafeMutablePointer<T>, Int) -> Void
     ) -> ([T], [Int]) {
         let f = step.outputs, n = shape[0]
         // Each image's (height, width) after the layer and after each pooling.
@@ -395,7 +471,9 @@ public final class IntegerNetwork {
                     return step.pools.isEmpty ? out.update(from: codes, count: pixels * f) : pool(codes, from: 0)
                 }
                 @inline(__always) func converted(into y: UnsafeMutablePointer<T>) {
-                    for r in 0..<rows { convert(sums + r * stride * f, width, y + r * width * f) }
+                    for r in 0..<rows {
+                        convert(sums + r * stride * f, width, y + r * width * f, (image * pixels + r * width) * f)
+                    }
                 }
                 if step.pools.isEmpty { return converted(into: out) }
                 let y = [T](unsafeUninitializedCapacity: pixels * f) { c, k in

@@ -158,6 +158,25 @@ public struct QuantizedModel: Sendable, Equatable {
         return out
     }
 
+    /// The inputs each merge (add, concatenation, product) reads as codes, by merge and source layer:
+    /// an input that a quantized layer also reads is read as that layer's input codes (the first
+    /// such layer's range), as an integer pipeline holds it. None under dynamic quantization.
+    public func mergeInputRanges(_ spec: ModelSpec) -> [Int: [Int: QuantRange]] {
+        guard !dynamic else { return [:] }
+        var first: [Int: QuantRange] = [:]
+        for i in layers.keys.sorted() {
+            let s = spec.inputs(of: i)[0]
+            if first[s] == nil { first[s] = layers[i]!.input }
+        }
+        var ranges: [Int: [Int: QuantRange]] = [:]
+        for j in spec.layers.indices where spec.layers[j].isMerge {
+            for s in spec.inputs(of: j) {
+                if let r = first[s] { ranges[j, default: [:]][s] = r }
+            }
+        }
+        return ranges
+    }
+
     /// The same model with only the layers in `kept` quantized (the others stay in float).
     public func only(_ kept: Set<Int>) -> QuantizedModel {
         QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }, form: form, folded: folded)
