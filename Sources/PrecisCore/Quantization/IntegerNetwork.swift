@@ -12,7 +12,9 @@ import Foundation
 /// sum with a skip input's codes into the requantization (`precis_requantize_add_u8`), and max
 /// pooling runs on the codes. A depthwise convolution sums in a kernel of its own
 /// (`precis_depthwise_u8s8`). Merges read the inputs a quantized layer also reads as that layer's
-/// codes (`QuantizedModel.mergeInputRanges`). Signed int8 codes are kept as uint8 plus 128, with the zero point
+/// codes (`QuantizedModel.mergeInputRanges`); a concatenation of quantized branches that goes
+/// straight to a quantized layer joins the branches' codes, each requantized to that layer's range.
+/// Signed int8 codes are kept as uint8 plus 128, with the zero point
 /// moved alike, so every GEMM multiplies unsigned activations by signed weights. A stride-1
 /// convolution reads its windows in place from the padded image (`precis_gemm_u8s8_segments`, one
 /// call per output row), and each image's sums are requantized and pooled right after its GEMMs,
@@ -55,6 +57,8 @@ public final class IntegerNetwork {
         /// in `range` are added to the sums.
         let skip: (source: Int, range: QuantRange)?
         let next: QuantRange?  // the next layer's input range when the step requantizes to it
+        /// Whether the codes are a branch of a concatenation, kept for it rather than passed on.
+        let holds: Bool
         /// The last layer whose output the step leaves.
         var end: Int { layer + (next == nil ? 0 : foldedCount) }
         let foldedCount: Int
@@ -67,6 +71,8 @@ public final class IntegerNetwork {
     let spec: ModelSpec
     /// The merges' inputs read as codes, by merge and source layer (`QuantizedModel.mergeInputRanges`).
     let mergeRanges: [Int: [Int: QuantRange]]
+    /// The concatenations that join their branches' codes, with the range those are in.
+    let joins: [Int: QuantRange]
     /// Whether inputs are quantized per batch (dynamic quantization).
     public let dynamic: Bool
     /// The batch normalizations folded into the layer before them, by index.
@@ -103,6 +109,36 @@ public final class IntegerNetwork {
         }
         for j in spec.layers.indices { for s in spec.inputs(of: j) where s >= 0 { readers[s].append(j) } }
         let merges = Set(spec.layers.indices.filter { spec.layers[$0].isMerge })
+        /// Whether layer `j` folds into a requantization after the layer before it, alone.
+        func foldable(_ j: Int) -> Bool {
+            switch spec.layers[j] {
+            case .relu, .maxPooling: return true
+            case .activation(.clip(let lo, let hi)): return lo <= 0 && hi >= 0
+            default: return model.folded.contains(j)
+            }
+        }
+        // A concatenation that only the quantized layer right after it reads, each of whose inputs is a
+        // quantized layer's output through single-reader layers that fold, joins codes: each branch
+        // requantizes to that layer's range (quantizing commutes with concatenating).
+        var branches: [Int: (end: Int, target: Int)] = [:], joins: [Int: QuantRange] = [:]
+        for c in spec.layers.indices where !model.dynamic && spec.layers[c] == .merge(.concat) {
+            let n = c + 1, from = spec.inputs(of: c)
+            guard n < spec.layers.count, consumers[c] == 1, spec.inputs(of: n) == [c], layers.contains(n),
+                Set(from).count == from.count
+            else { continue }
+            let heads = from.map { e in
+                var i = e
+                while i >= 0 && !layers.contains(i) && foldable(i) && spec.inputs(of: i) == [i - 1]
+                    && consumers[i - 1] == 1
+                {
+                    i -= 1
+                }
+                return i >= 0 && layers.contains(i) && consumers[e] == 1 ? i : nil
+            }
+            guard heads.allSatisfy({ $0 != nil }) else { continue }
+            for (head, e) in zip(heads, from) { branches[head!] = (e, n) }
+            joins[c] = model.layers[n]!.input
+        }
         /// For an add at `j` reading layer j - 1 and another input that the step of layer `i` or one before holds
         /// as codes, of the same shape: that input and its range.
         func residual(_ j: Int, after i: Int) -> (source: Int, range: QuantRange)? {
@@ -160,17 +196,19 @@ public final class IntegerNetwork {
             // dropout, folded normalizations and a residual add before any of the others, each reading
             // the one before, which nothing else reads; otherwise they run in Float. The last one's
             // output may also go to merges, which read the codes the step makes.
-            let next = n + 1 < layers.count ? layers[n + 1] : nil
+            let next = n + 1 < layers.count ? layers[n + 1] : nil, branch = branches[i]
             var clamp = (low: -Double.infinity, high: Double.infinity), factor = 1.0
             var pools: [(size: Int, stride: Int, pad: Int)] = []
             var skip: (source: Int, range: QuantRange)? = nil
             var folds =
-                next.map { next in
+                branch != nil
+                || next.map { next in
                     let others = readers[next - 1].filter { $0 != next }
                     return spec.inputs(of: next) == [next - 1]
                         && (others.isEmpty || !model.dynamic && others.allSatisfy { merges.contains($0) })
                 } ?? false
-            for j in (i + 1)..<(next ?? i + 1) {
+            let stop = branch.map { $0.end + 1 } ?? next ?? i + 1
+            for j in (i + 1)..<stop {
                 let from = spec.inputs(of: j)
                 folds = folds && from.contains(j - 1) && consumers[j - 1] == 1
                 if from.count > 1 {
@@ -228,12 +266,13 @@ public final class IntegerNetwork {
                         Float(b?.data[$0] ?? Double(q.bias[$0]) * q.input.scale * q.weightScale($0))
                     },
                     factor: factor, clamp: clamp, pools: pools, skip: folds ? skip : nil,
-                    next: folds ? model.layers[next!]!.input : nil,
-                    foldedCount: folds ? next! - 1 - i : 0))
+                    next: folds ? model.layers[branch?.target ?? next!]!.input : nil, holds: folds && branch != nil,
+                    foldedCount: folds ? stop - 1 - i : 0))
         }
         self.steps = steps
         self.spec = spec
         self.mergeRanges = mergeRanges
+        self.joins = joins
         self.dynamic = model.dynamic
         folded = model.folded
         var dequantized = try model.dequantized(spec, tensors)
@@ -243,7 +282,9 @@ public final class IntegerNetwork {
         do { float = try Network<Float>(spec: spec, parameters: dequantized, folded: model.folded) } catch {
             throw ModelError.badSpec("the layers the int8 model leaves in float need their float weights (\(error))")
         }
-        floatLayers = spec.layers.indices.filter { j in !steps.contains { $0.layer <= j && j <= $0.end } }
+        floatLayers = spec.layers.indices.filter { j in
+            joins[j] == nil && !steps.contains { $0.layer <= j && j <= $0.end }
+        }
         modelBytes = model.networkBytes(spec, floatBytesPerValue: floatBytesPerValue)
     }
 
@@ -293,15 +334,32 @@ public final class IntegerNetwork {
                 let from = spec.inputs(of: j)
                 // A merge reads the codes of the inputs a quantized layer reads: those held, else
                 // (that layer simulated) the values quantized and back.
+                if let r = joins[j] {
+                    // Each branch's codes, pixel by pixel, one after the other.
+                    let parts = from.map { held[$0]! }, n = parts[0].shape.dropLast().reduce(1, *)
+                    data = []
+                    data.reserveCapacity(parts.reduce(0) { $0 + $1.data.count })
+                    for p in 0..<n {
+                        for h in parts {
+                            let c = h.shape.last!
+                            data += h.data[(p * c)..<((p + 1) * c)]
+                        }
+                    }
+                    shape = Array(parts[0].shape.dropLast()) + [parts.reduce(0) { $0 + $1.shape.last! }]
+                    carried = r
+                    if keep { outputs[j + 1] = dequantized(data, shape, r) }
+                    continue
+                }
                 var xs = from.map { s in
-                    guard let r = mergeRanges[j]?[s] else { return outputs[s + 1]! }
+                    guard let r = mergeRanges[j]?[s] else {
+                        return held[s].map { dequantized($0.data, $0.shape, $0.range) } ?? outputs[s + 1]!
+                    }
                     guard let h = held[s] else {
                         var v = outputs[s + 1]!
                         v.data = v.data.map { Float(r.fakeQuantize(Double($0))) }
                         return v
                     }
-                    let values = h.data.map { Float(r.dequantize(Int($0) - offset(r))) }
-                    return Tensor(shape: planarShape(h.shape), data: planar(values, h.shape))
+                    return dequantized(h.data, h.shape, r)
                 }
                 if let r = simulated[j] {
                     let range = dynamic ? QuantRange.covering(xs[0].data, like: r) : r
@@ -334,6 +392,7 @@ public final class IntegerNetwork {
                     step, to: next, input: input, correction: correction, data, shape,
                     skip: skip.map { ($0.data, $0.range) })
                 carried = next
+                if step.holds { (held[step.end], carried) = ((data, shape, next), nil) }
                 if keep {
                     let z = Float(next.zeroPoint + offset(next)), s = Float(next.scale)
                     outputs[step.end + 1] = Tensor(
@@ -670,6 +729,11 @@ extension QuantRange {
         if like.qmin == -127 { return .symmetric(threshold: Double(max(-low, high))) }
         return .asymmetric(low: Double(low), high: Double(high), unsigned: like.qmin == 0)
     }
+}
+
+/// Codes of `r`, channels last with `shape`, as the values they stand for, `(N, C, H, W)`.
+private func dequantized(_ codes: [UInt8], _ shape: [Int], _ r: QuantRange) -> Tensor<Float> {
+    Tensor(shape: planarShape(shape), data: planar(codes.map { Float(r.dequantize(Int($0) - offset(r))) }, shape))
 }
 
 /// `(N, H, W, C)` as `(N, C, H, W)`; other shapes unchanged.
