@@ -182,19 +182,20 @@ r = {x["precision"]: x for x in json.load(open(sys.argv[2]))["results"]}
 assert abs(r["int8-wchannel-au8z"]["accuracy"] - r["float32"]["accuracy"]) < 0.03 and r["int8-wchannel-au8z"]["logits"]["sqnr_db"] > 25, r
 PY
 
-# A graph: a residual sum, two branches concatenated and a broadcast product; stored int8 and NVFP4
-# variants, checked by h5py and numpy, and through ONNX Runtime and back.
+# A graph: an input normalization, a residual sum, two branches concatenated and a broadcast product;
+# stored int8 and NVFP4 variants, checked by h5py and numpy, and through ONNX Runtime and back.
 "$precis" train --model "conv(8,3,pad=1) relu :a conv(8,3,pad=1) add(a) relu maxpool(2) :b @b conv(4,1) :l @b conv(4,3,pad=1) \
     concat(l,03_relu2)" --dataset mnist5k --epochs 1 --quiet --no-output 2> "$work/err.txt" \
   && fail "a graph with a misnamed branch trained"
 grep -q "no layer is named '03_relu2' before it" "$work/err.txt" || fail "graph naming error: $(cat "$work/err.txt")"
 "$precis" train --model "conv(8,3,pad=1) relu :a conv(8,3,pad=1) add(a) relu maxpool(2) :b @b conv(4,1) :l @b conv(4,3,pad=1) \
     concat(l,07_conv4) :c gap conv(8,1) sigmoid mul(c) relu maxpool(2) affine(10)" --dataset mnist5k --epochs 2 --quiet \
-    --output "$work/graph.h5" > /dev/null
+    --normalize auto --output "$work/graph.h5" > /dev/null
 "$precis" quantize "$work/graph.h5" --scheme wchannel-au8z --calibration mse --quiet > /dev/null
 "$precis" quantize "$work/graph.h5" --format nvfp4 --quiet > /dev/null
 "$precis" inspect "$work/graph.h5" > "$work/graph.txt"
-grep -q "03_add1 .* 02_conv2 01_relu1 " "$work/graph.txt" || fail "inspect does not show what a graph's layers read"
+grep -q "04_add1 .* 03_conv2 02_relu1 " "$work/graph.txt" || fail "inspect does not show what a graph's layers read"
+grep -q "^input normalized per channel: mean (0.13" "$work/graph.txt" || fail "inspect does not show the normalization"
 python3 "$(dirname "$0")/crosscheck.py" "$work/graph.h5" --precis "$precis" > "$work/gcross.json" || fail "crosscheck of a graph"
 python3 "$(dirname "$0")/onnx-check.py" "$work/graph.h5" --precis "$precis" > "$work/gonnx.json" || fail "onnx-check of a graph"
 

@@ -163,6 +163,9 @@ def apply(name, layer, params, xs):
         shape = (1, -1) + (1,) * (x.ndim - 2)
         return (q['gamma'].reshape(shape) * (x - q['running_mean'].reshape(shape))
                 / np.sqrt(q['running_var'].reshape(shape) + 1e-5) + q['beta'].reshape(shape))
+    if kind == 'InputNormalization':
+        q = params[name]
+        return (x - q['mean'].reshape(1, -1, 1, 1)) / q['std'].reshape(1, -1, 1, 1)
     if kind == 'Clip':
         return np.clip(x, layer['min'], layer['max'])
     if kind == 'LeakyReLU':

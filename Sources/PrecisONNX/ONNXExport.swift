@@ -196,7 +196,8 @@ func onnxModel(
         let quantized = int8?.layers[layer.index]
         for (t, key) in zip(layer.tensors, keys) where quantized == nil {
             guard let value = tensors[key] else { throw ModelError.badSpec("no values for \(key)") }
-            constant(key, t.shape, value.data)
+            // An input normalization's statistics broadcast over `(N, C, H, W)` as `(C, 1, 1)`.
+            constant(key, layer.spec == .inputNormalization ? t.shape + [1, 1] : t.shape, value.data)
         }
         if let q = quantized {
             // The input through its int8 range; the weights and bias from their codes. One weight
@@ -266,6 +267,9 @@ func onnxModel(
             node("Mul", layer.name, [x, layer.name + "/keep"], out)
         case .batchNormalization:
             node("BatchNormalization", layer.name, [x] + keys, out, [.float("epsilon", 1e-5)])
+        case .inputNormalization:
+            node("Sub", layer.name + "/centred", [x, keys[0]], layer.name + "/centred")
+            node("Div", layer.name, [layer.name + "/centred", keys[1]], out)
         case .activation(.clip(let lo, let hi)):
             constant(layer.name + "/min", [], [lo])
             constant(layer.name + "/max", [], [hi])

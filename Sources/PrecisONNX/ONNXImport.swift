@@ -8,7 +8,8 @@ import SwiftProtobuf
 /// Reshape to 2-D before them, BatchNormalization, Dropout and Identity (skipped at inference), a
 /// `Mul` by a constant in (0, 1] (Precis's own inference-time dropout), and a final Softmax
 /// (dropped: Precis reports logits);
-/// and the merges of a graph: Add or Sum of computed values, Concat along channels, Mul of two.
+/// and the merges of a graph: Add or Sum of computed values, Concat along channels, Mul of two;
+/// the input less a constant per channel (`Sub`), then maybe divided by one (`Div`): an input normalization.
 /// Weights come from initializers or Constant nodes, as float32, float64 or float16. Anything else
 /// is refused with the node's name and operator: every such node, one line each, in one error.
 /// `file` names the model in errors.
@@ -41,11 +42,14 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
     guard dims.count == 4, dims.dropFirst().allSatisfy({ $0.dimValue > 0 && $0.dimValue <= 4096 }) else {
         throw fail("input \(input.name) must be (N, C, H, W) with known C, H and W")
     }
+    let channels = Int(dims[1].dimValue)
     var layers: [ImportedLayer] = []
     var notes: [String] = []
     // The layer that computes each value by name (-1: the input); a node Precis skips passes its
     // input's layer on.
     var producers = [input.name: -1]
+    /// The output of an input less its mean, which a division by a deviation may follow.
+    var centred: String?
     var pendingMatMul: (node: Onnx_NodeProto, w: Tensor<Double>, from: Int)?
     func source(_ name: String, of n: Onnx_NodeProto) throws -> Int {
         guard let j = producers[name] else {
@@ -77,6 +81,14 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
         if !biasAdd { flushMatMul() }
         func add(_ layer: LayerSpec, _ tensors: [String: Tensor<Double>] = [:]) throws {
             append(layer, tensors, n, from: [try source(first, of: n)])
+        }
+        /// The `channels` values of constant `name`, one per channel or one for all.
+        func perChannel(_ name: String, _ operation: String) throws -> Tensor<Double> {
+            let t = try values(name, of: n)
+            guard t.count == channels || t.count == 1 else {
+                throw fail("\(what): only \(operation) one value or one per channel (\(channels)) is supported")
+            }
+            return Tensor(shape: [channels], data: t.count == 1 ? Array(repeating: t.data[0], count: channels) : t.data)
         }
         func merge(_ kind: MergeKind) throws {
             guard computed.count == n.input.count, computed.count >= 2 else {
@@ -219,6 +231,16 @@ public func importONNX(_ data: Data, file: String) throws -> ImportedNetwork {
                 notes.append("\(what): epsilon \(epsilon) folded into the running variance (Precis adds 1e-5)")
             }
             try add(.batchNormalization, t)
+        case "Sub" where computed == [first] && n.input.count == 2 && producers[first] == -1:
+            // The input less a mean per channel, maybe divided by a deviation next: an input normalization.
+            let ones = Tensor<Double>(shape: [channels], data: Array(repeating: 1, count: channels))
+            try add(.inputNormalization, ["mean": try perChannel(n.input[1], "the input less"), "std": ones])
+            let readers = graph.node.filter { $0.input.contains(n.output[0]) }.count
+            centred = readers == 1 ? n.output[0] : nil
+        case "Div" where computed == [first] && n.input.count == 2 && first == centred:
+            layers[layers.count - 1].tensors["std"] = try perChannel(n.input[1], "a division by")
+            producers[n.output[0]] = layers.count - 1
+            centred = nil
         case "Mul":
             let c = try values(n.input[1], of: n)
             guard c.count == 1, c.data[0] > 0, c.data[0] <= 1 else {

@@ -75,6 +75,8 @@ public struct FileSummary: Codable, Equatable, Sendable {
     public var file: String, format: String, formatVersion: Int
     public var model: String, inputShape: [Int], classes: Int, weightInit: String, dataset: String
     public var parameters: Int
+    /// The statistics the network's input normalization applies, if it has one.
+    public var inputNormalization: ChannelStatistics?
     public var layers: [Layer]
     public var storage: [Storage]
     public var training: Training?
@@ -84,6 +86,7 @@ public struct FileSummary: Codable, Equatable, Sendable {
     private enum CodingKeys: String, CodingKey {
         case schema, file, format, formatVersion = "format_version", model, inputShape = "input_shape", classes
         case weightInit = "weight_init", dataset, parameters, layers, storage, training, source, evaluations
+        case inputNormalization = "input_normalization"
     }
 }
 
@@ -141,7 +144,10 @@ extension WeightStore {
         return FileSummary(
             file: path, format: WeightFile.format, formatVersion: WeightFile.version, model: spec.name,
             inputShape: spec.inputShape, classes: spec.classes, weightInit: spec.weightInit.description,
-            dataset: master.dataset, parameters: parameters, layers: layers, storage: storage, training: training,
+            dataset: master.dataset, parameters: parameters,
+            inputNormalization: try spec.geometry().first { $0.spec == .inputNormalization }.map { g in
+                ChannelStatistics(mean: master.tensors[g.key("mean")]!.data, std: master.tensors[g.key("std")]!.data)
+            }, layers: layers, storage: storage, training: training,
             source: master.source.map {
                 FileSummary.Source(format: $0.format, file: $0.file, producer: $0.producer, attribution: $0.attribution)
             }, evaluations: evaluations)
@@ -157,6 +163,10 @@ extension FileSummary {
                 + (source == nil ? "init \(weightInit), " : "")
                 + (training == nil ? "data set \(dataset)" : "trained on \(dataset)"),
         ]
+        if let n = inputNormalization {
+            let list = { (v: [Double]) in v.map { String(format: "%.4g", $0) }.joined(separator: ", ") }
+            out.append("input normalized per channel: mean (\(list(n.mean))), std (\(list(n.std)))")
+        }
         if let s = source {
             out.append("imported from \(s.file): \(s.format), by \(s.producer)")
             if !s.attribution.isEmpty { out.append("  attribution: \(s.attribution)") }

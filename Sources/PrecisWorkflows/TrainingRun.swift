@@ -13,6 +13,8 @@ public struct TrainingRun {
     public var checkpoint: String?
     /// Where to write the trained weights, replacing a file there with `overwrite`.
     public var output: String?, overwrite = false
+    /// The statistics a fresh network's input normalization gets (nil: the training images' own).
+    public var normalization: ChannelStatistics?
 
     public init(spec: ModelSpec, dataset: Dataset, config: TrainingConfig) throws {
         guard spec.classes == dataset.classes, spec.inputShape == dataset.imageShape else {
@@ -32,8 +34,12 @@ public struct TrainingRun {
             throw ModelError.badSpec("the checkpoint trains on \(resumed.file.dataset), not \(dataset.name)")
         }
         func network<T: NetworkScalar>(_: T.Type) throws -> Network<T> {
-            try start.map { try Network<T>(spec: spec, parameters: $0.tensors, seed: config.seed) }
-                ?? Network<T>(spec: spec, seed: config.seed)
+            if let start { return try Network<T>(spec: spec, parameters: start.tensors, seed: config.seed) }
+            let net = try Network<T>(spec: spec, seed: config.seed)
+            if spec.normalizesInput {
+                try net.setInputNormalization(normalization ?? dataset.channelStatistics)
+            }
+            return net
         }
         return config.precision == .float16
             ? try train(network(Float16.self), events)

@@ -44,8 +44,10 @@ struct FineTuneOptions: ParsableArguments {
         } else if qatWarmup != nil {
             throw ValidationError("--qat-warmup goes with --qat")
         }
-        if from != nil && (training.model != nil || training.weightInit != nil || resume != nil) {
-            throw ValidationError("--from starts from a trained network: no --model, --init or --resume")
+        if from != nil
+            && (training.model != nil || training.weightInit != nil || training.normalize != nil || resume != nil)
+        {
+            throw ValidationError("--from starts from a trained network: no --model, --init, --normalize or --resume")
         }
     }
 }

@@ -30,6 +30,13 @@ struct Import: ParsableCommand {
     @OptionGroup(title: "The data set the network was made for (required; eval and report use it)")
     var data: DataOptions
 
+    @Option(
+        help: ArgumentHelp(
+            "Put an input normalization in front of the network, as it was trained: MEAN/STD, comma-separated, one "
+                + "per channel or one for all (e.g. 0.4914,0.4822,0.4465/0.247,0.2435,0.2616). Inputs stay pixels "
+                + "in [0, 1]; every command normalizes them.", valueName: "mean/std"))
+    var normalize: String?
+
     @Option(help: "A license or copyright notice to keep with the weights (attribute attribution on /model).")
     var attribution = ""
 
@@ -60,6 +67,11 @@ struct Import: ParsableCommand {
                 throw ValidationError("--data \(dir): no such folder")
             }
         }
+        if let normalize {
+            do { _ = try ChannelStatistics(parsing: normalize) } catch {
+                throw ValidationError("--normalize: \(error)")
+            }
+        }
         if let problem = outputRefusal(output, force: force) { throw ValidationError("--output \(output): \(problem)") }
         guard shape.count == 3 && shape.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
             throw ValidationError("--input-shape takes three positive sizes, C,H,W (such as 1,28,28)")
@@ -74,7 +86,7 @@ struct Import: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let network: ImportedNetwork, sourceFormat: String
+            var network: ImportedNetwork, sourceFormat: String
             switch format {
             case "h5", "keras":
                 (network, sourceFormat) = (try importKeras(source), format == "h5" ? "Keras HDF5" : "Keras")
@@ -91,6 +103,13 @@ struct Import: ParsableCommand {
                     producer: "numpy (\(Set(arrays.values.map(\.dtype)).sorted().joined(separator: ", ")) arrays)",
                     notes: [])
                 sourceFormat = "npz (Deep Learning from Scratch layout: W1, b1, ...)"
+            }
+            if let normalize {
+                do {
+                    network = try network.normalizingInput(try ChannelStatistics(parsing: normalize))
+                } catch let error as ModelError {
+                    throw DataError(file: source, problem: "--normalize: \(error)")
+                }
             }
             let provenance = Provenance(
                 format: sourceFormat, file: URL(fileURLWithPath: source).lastPathComponent,

@@ -94,6 +94,9 @@ struct Train: ParsableCommand {
             (run.start, run.resumed, run.checkpoint, run.output, run.overwrite) = (
                 start, resumed, checkpoint, output, force
             )
+            do {
+                run.normalization = try training.normalization?.spread(over: dataset.imageShape[0])
+            } catch { throw ValidationError("--normalize: \(error)") }
             let log = !quiet && !json, progress = ProgressLine(quiet: quiet || (json && target != nil))
             if let target, let from, let source {
                 progress.update("calibrate", done: 0, total: 1, unit: "runs")
@@ -127,7 +130,7 @@ struct Train: ParsableCommand {
         do {
             let spec = try ModelSpec.named(model, weightInit: training.weightInit, inputShape: dataset.imageShape)
             _ = try spec.shapes()
-            return spec
+            return training.normalize == nil ? spec : spec.normalizingInput()
         } catch let error as ModelError {
             throw ValidationError("--model: \(error)")
         }

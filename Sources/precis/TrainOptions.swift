@@ -19,6 +19,13 @@ struct TrainingOptions: ParsableArguments {
         transform: { try parsedOption(WeightInit.init(parsing:), $0) })
     var weightInit: WeightInit?
 
+    @Option(
+        help: ArgumentHelp(
+            "Normalize the input per channel inside the network: auto (the training images' own mean and standard "
+                + "deviation) or MEAN/STD (comma-separated, one per channel or one for all). The weight file keeps "
+                + "it, and every command applies it.", valueName: "auto|mean/std"))
+    var normalize: String?
+
     @Option(parsing: .unconditional, help: "Passes over the training set, 1 to 1000000 (default: 20; 2 with --from).")
     var epochs: Int?
 
@@ -97,12 +104,19 @@ struct TrainingOptions: ParsableArguments {
             throw ValidationError("--learning-rate must be positive")
         }
         if let evalSample, evalSample <= 0 { throw ValidationError("--eval-sample must be positive") }
+        do { _ = try normalization } catch { throw ValidationError("--normalize: \(error)") }
+    }
+
+    /// `--normalize` as statistics: nil for `auto` (the training images' own) or when not given.
+    var normalization: ChannelStatistics? {
+        get throws { try normalize.flatMap { $0 == "auto" ? nil : try ChannelStatistics(parsing: $0) } }
     }
 
     /// Whether any setting of the run was given (a resumed run keeps its own).
     var anySetting: Bool {
         let settings: [Any?] = [
-            model, weightInit, epochs, batchSize, optimizer, learningRate, lrSchedule, seed, precision, lossScale,
+            model, weightInit, normalize, epochs, batchSize, optimizer, learningRate, lrSchedule, seed, precision,
+            lossScale,
             evalSample, augment,
         ]
         return settings.contains { $0 != nil }

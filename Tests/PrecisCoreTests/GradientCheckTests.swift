@@ -211,6 +211,13 @@ import Testing
         expectPasses(checkLayer(bn, input: randomTensor(shape, seed: 20, as: Double.self)))
     }
 
+    @Test func inputNormalization() {
+        let n = InputNormalization<Double>(channels: 3)
+        n.mean.value = randomTensor([3], seed: 23)
+        n.std.value = randomTensor([3], seed: 24, in: 0.2...2)
+        expectPasses(checkLayer(n, input: randomTensor([2, 3, 4, 5], seed: 25, as: Double.self)))
+    }
+
     @Test func softmaxWithLoss() {
         let layer = SoftmaxWithLoss<Double>()
         layer.logDelta = 0
@@ -258,13 +265,13 @@ import Testing
         checkNetwork(.deepConvNet, seed: 31, samples: 25)
     }
 
-    /// Custom networks: batch normalization with average pooling, every other activation with
+    /// Custom networks: input and batch normalization with average pooling, every other activation with
     /// global average pooling, and a graph: residual sums (one of a value with itself, one reading
     /// the input), a broadcast product, a concatenation of three branches.
     @Test(arguments: [
         (
-            "conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) batchnorm relu "
-                + "affine(10)", [1, 12, 12], UInt64(32)
+            "normalize conv(4,3,pad=1) batchnorm relu avgpool(2) conv(6,3,stride=2) relu maxpool(2) affine(8) "
+                + "batchnorm relu affine(10)", [1, 12, 12], UInt64(32)
         ),
         (
             "conv(4,3,pad=1) hardswish conv(6,3) relu6 maxpool(2) conv(5,1) leakyrelu(0.1) gap affine(8) sigmoid "

@@ -235,7 +235,7 @@ import Testing
         #expect(
             throws: ModelError.badSpec(
                 "unknown layer 'convolve' (conv, maxpool, avgpool, gap, affine, relu, relu6, clip, leakyrelu, "
-                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm, add, concat, mul)")
+                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm, normalize, add, concat, mul)")
         ) {
             try ModelSpec.named("convolve(3,3) affine(10)")
         }
@@ -295,6 +295,54 @@ import Testing
         let a = try Network<Float>(spec: .simpleConvNet, seed: 5).tensorValues()
         #expect(a == (try Network<Float>(spec: .simpleConvNet, seed: 5).tensorValues()))
         #expect(a != (try Network<Float>(spec: .simpleConvNet, seed: 6).tensorValues()))
+    }
+
+    /// An input normalization in front of a graph: every layer that read the input reads it, the text
+    /// round-trips, the network computes on `(x - mean) / std` what the network without it computes on
+    /// inputs normalized by hand, and bad statistics or a normalization elsewhere are refused.
+    @Test func inputNormalizationSitsInFrontOfTheNetwork() throws {
+        let spec = try ModelSpec.named(
+            "conv(4,3,pad=1) relu :a @input conv(4,1) add(a) gap affine(5)", inputShape: [2, 6, 6])
+        let normalized = spec.normalizingInput()
+        #expect(normalized.layers.first == .inputNormalization && normalized.normalizesInput)
+        #expect(normalized.inputs(of: 1) == [0] && normalized.inputs(of: 3) == [0])
+        #expect(normalized.inputs(of: 4) == [3, 2])
+        #expect(normalized.normalizingInput() == normalized && !spec.normalizesInput)
+        let back = try LayerSpec.parseGraph(normalized.layerText)
+        #expect(back.layers == normalized.layers && back.wiring == normalized.wiring)
+        #expect(normalized.layerText.hasPrefix("normalize conv("))
+        let plain = try Network<Double>(spec: spec, seed: 7)
+        let statistics = ChannelStatistics(mean: [0.25, -0.5], std: [0.5, 2])
+        let imported = try ImportedNetwork(spec: spec, tensors: plain.tensorValues(), producer: "", notes: [])
+            .normalizingInput(statistics)
+        #expect(imported.spec == normalized && imported.tensors["01_conv1/W"] == plain.tensorValues()["00_conv1/W"])
+        let net = try Network<Double>(spec: normalized, parameters: imported.tensors)
+        let x: Tensor<Double> = randomTensor([3, 2, 6, 6], seed: 8, in: 0...1)
+        var byHand = x
+        for at in byHand.data.indices {
+            byHand.data[at] = (x.data[at] - statistics.mean[at / 36 % 2]) / statistics.std[at / 36 % 2]
+        }
+        #expect(net.predict(x).data == plain.predict(byHand).data)
+        #expect(net.predict(x).data != plain.predict(x).data)
+        let fresh = try Network<Double>(spec: normalized, seed: 7)
+        try fresh.setInputNormalization(statistics)
+        #expect(fresh.tensorValues() == net.tensorValues())
+        #expect(throws: ModelError.self) { try fresh.setInputNormalization(ChannelStatistics(mean: [0], std: [0])) }
+        #expect(throws: ModelError.self) {
+            try fresh.setInputNormalization(ChannelStatistics(mean: [0, 0, 0], std: [1, 1, 1]))
+        }
+        var bad = net.tensorValues()
+        bad["00_normalize1/std"] = Tensor(shape: [2], data: [1, -1])
+        #expect(throws: ModelError.self) { try Network<Float>(spec: normalized, parameters: bad) }
+        #expect(throws: ModelError.badSpec("01_normalize1: normalize must read the input")) {
+            try ModelSpec.named("conv(2,3) normalize affine(10)")
+        }
+        #expect(
+            try ChannelStatistics(parsing: "0.5/0.25").spread(over: 3)
+                == ChannelStatistics(mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25]))
+        for text in ["0.5", "0.5/0", "a/1", "0.1,0.2/1,", "1/2/3"] {
+            #expect(throws: ModelError.self, "\(text)") { try ChannelStatistics(parsing: text) }
+        }
     }
 
     @Test func weightsMustMatchTheSpec() throws {

@@ -22,7 +22,7 @@ import Testing
             for t in layer.tensors {
                 let n = t.shape.reduce(1, *)
                 // Variances positive; every value a float32, as a weight file holds them.
-                let shift = t.name == "running_var" ? 0.5 : -0.5
+                let shift = t.name == "running_var" || t.name == "std" ? 0.5 : -0.5
                 let values = (0..<n).map { _ in Double(Float(rng.uniform() + shift)) }
                 tensors[layer.key(t.name)] = Tensor(shape: t.shape, data: values)
             }
@@ -62,17 +62,39 @@ import Testing
     /// padding on each side) export as ONNX's operators and read back to the same graph and bits.
     @Test func graphsRoundTrip() throws {
         let (spec, tensors) = try network(
-            "conv(4,3,pad=1) relu :a conv(4,3,pad=1,groups=4) add(a) :b @a conv(2,1x3,pad=0x2,dilation=2) :c "
-                + "concat(b,c) :d gap conv(6,1) sigmoid mul(d) :e add(e,d,e) relu conv(3,3,stride=2x1,pad=0x0x1x1) "
+            "normalize conv(4,3,pad=1) relu :a conv(4,3,pad=1,groups=4) add(a) :b @a conv(2,1x3,pad=0x2,dilation=2) "
+                + ":c concat(b,c) :d gap conv(6,1) sigmoid mul(d) :e add(e,d,e) relu conv(3,3,stride=2x1,pad=0x0x1x1) "
                 + "affine(3)")
         let model = try onnxModel(spec: spec, tensors: tensors, producer: "test")
         #expect(
             model.graph.node.map(\.opType) == [
-                "Conv", "Relu", "Conv", "Add", "Conv", "Concat", "GlobalAveragePool", "Conv", "Sigmoid", "Mul", "Sum",
+                "Sub", "Div", "Conv", "Relu", "Conv", "Add", "Conv", "Concat", "GlobalAveragePool", "Conv", "Sigmoid",
+                "Mul", "Sum",
                 "Relu", "Conv", "Flatten", "Gemm",
             ])
         let back = try imported(model)
         #expect(back.spec.layers == spec.layers && back.spec.wiring == spec.wiring && back.tensors == tensors)
+    }
+
+    /// An input normalization as other tools write it: the input less a mean of shape (1, C, 1, 1),
+    /// divided by one deviation for every channel; without the division, a deviation of 1. A `Sub`
+    /// anywhere else is refused.
+    @Test func normalizationsOfOtherToolsRead() throws {
+        let (spec, tensors) = try network("normalize conv(4,3) relu affine(3)")
+        var model = try onnxModel(spec: spec, tensors: tensors, producer: "pytorch")
+        let mean = model.graph.initializer.firstIndex { $0.name == "00_normalize1/mean" }!
+        let std = model.graph.initializer.firstIndex { $0.name == "00_normalize1/std" }!
+        model.graph.initializer[mean].dims = [1, 2, 1, 1]
+        model.graph.initializer[std] = Onnx_TensorProto(
+            name: "00_normalize1/std", shape: [], values: [0.5], half: false)
+        let back = try imported(model)
+        #expect(back.spec.layers == spec.layers && back.tensors["00_normalize1/mean"] == tensors["00_normalize1/mean"])
+        #expect(back.tensors["00_normalize1/std"]!.data == [0.5, 0.5])
+        model.graph.node.remove(at: 1)
+        model.graph.node[1].input[0] = "00_normalize1/centred"
+        #expect(try imported(model).tensors["00_normalize1/std"]!.data == [1, 1])
+        model.graph.node[0].input[0] = "00_conv1"
+        #expect(problem(model)?.contains("(Sub)") == true, "\(problem(model) ?? "")")
     }
 
     /// In the int8 QDQ export, a residual sum reads its skip input through the range of the

@@ -110,6 +110,43 @@ import Testing
         #expect(throws: ModelError.self) { try TrainingRun(spec: spec, dataset: small, config: TrainingConfig()) }
     }
 
+    /// A fresh network that normalizes its input learns its statistics from the training images (each
+    /// channel's mean and deviation over every pixel) and the weight file keeps them; given ones win.
+    @Test func trainingRecordsTheInputNormalization() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("precis-wf-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomSource(seed: 3)
+        let images = (0..<(40 * 3 * 16)).map { at in Float(at / 16 % 3) * 0.3 + Float(rng.uniform()) * 0.2 }
+        let data = Dataset(
+            name: "three", imageShape: [3, 4, 4], classes: 3, trainImages: images,
+            trainLabels: (0..<40).map { $0 % 3 }, testImages: Array(images.prefix(10 * 48)),
+            testLabels: (0..<10).map { $0 % 3 })
+        var config = TrainingConfig()
+        (config.epochs, config.batchSize) = (1, 10)
+        let spec = try ModelSpec.named("conv(4,3,pad=1) relu gap affine(3)", inputShape: [3, 4, 4]).normalizingInput()
+        var run = try TrainingRun(spec: spec, dataset: data, config: config)
+        run.output = dir + "/auto.h5"
+        _ = try run.run()
+        let written = try WeightStore(dir + "/auto.h5").master.tensors
+        for c in 0..<3 {
+            var values: [Double] = []
+            for i in 0..<40 { values += images[(i * 3 + c) * 16..<(i * 3 + c + 1) * 16].map { Double($0) } }
+            let mean: Double = values.reduce(0, +) / Double(values.count)
+            let squares: [Double] = values.map { ($0 - mean) * ($0 - mean) }
+            let std = (squares.reduce(0, +) / Double(values.count)).squareRoot()
+            #expect(abs(written["00_normalize1/mean"]!.data[c] - mean) < 1e-6)
+            #expect(abs(written["00_normalize1/std"]!.data[c] - std) < 1e-6)
+        }
+        run.normalization = try ChannelStatistics(parsing: "0.5/0.25")
+        run.output = dir + "/given.h5"
+        _ = try run.run()
+        let given = try WeightStore(dir + "/given.h5").master.tensors
+        #expect(
+            given["00_normalize1/mean"]!.data == [0.5, 0.5, 0.5]
+                && given["00_normalize1/std"]!.data == [0.25, 0.25, 0.25])
+    }
+
     /// One epoch in IEEE half writes a file whose weights are the network's, rounded to half.
     @Test func float16TrainingWritesItsWeights() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("precis-wf-\(UUID().uuidString)").path

@@ -192,6 +192,20 @@ public struct Dataset: Sendable {
         return d
     }
 
+    /// The mean and standard deviation (over all pixels, not corrected for the sample) of each
+    /// channel of the training images, summed in Double in image order.
+    public var channelStatistics: ChannelStatistics {
+        let c = imageShape[0], s = imageShape.dropFirst().reduce(1, *)
+        var sum = [Double](repeating: 0, count: c), squares = sum
+        for (at, v) in trainImages.enumerated() {
+            sum[at / s % c] += Double(v)
+            squares[at / s % c] += Double(v) * Double(v)
+        }
+        let n = Double(max(trainCount * s, 1)), mean = sum.map { $0 / n }
+        let std = zip(squares, mean).map { max($0 / n - $1 * $1, 0).squareRoot() }
+        return ChannelStatistics(mean: mean, std: std.map { $0 > 0 ? $0 : 1 })
+    }
+
     /// The images of `indices` from `images`, as a `(n, C, H, W)` tensor in `T`.
     public func batch<T: NetworkScalar>(_ images: [Float], _ indices: ArraySlice<Int>, as: T.Type = T.self) -> Tensor<T>
     {
@@ -200,5 +214,41 @@ public struct Dataset: Sendable {
         data.reserveCapacity(indices.count * per)
         for i in indices { data += images[i * per..<(i + 1) * per].map { T($0) } }
         return Tensor(shape: [indices.count] + imageShape, data: data)
+    }
+}
+
+/// The mean and standard deviation of each input channel that an input normalization subtracts
+/// and divides by.
+public struct ChannelStatistics: Codable, Equatable, Sendable {
+    public var mean: [Double], std: [Double]
+
+    public init(mean: [Double], std: [Double]) { (self.mean, self.std) = (mean, std) }
+
+    /// `MEAN/STD` as a user writes it, each a comma-separated list of one value per channel or one
+    /// for every channel: `0.4914,0.4822,0.4465/0.247,0.2435,0.2616`, or `0.5/0.25`.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        let lists = parts.map { $0.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) } }
+        guard lists.count == 2, lists.allSatisfy({ !$0.isEmpty && !$0.contains(nil) }) else {
+            throw ModelError.badSpec("'\(text)': give MEAN/STD, each one number or one per channel, comma-separated")
+        }
+        let mean = lists[0].map { $0! }, std = lists[1].map { $0! }
+        guard mean.allSatisfy(\.isFinite), std.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw ModelError.badSpec("'\(text)': the means must be finite and the deviations positive")
+        }
+        self.init(mean: mean, std: std)
+    }
+
+    /// One value per channel of `channels`: a single value stands for every channel.
+    public func spread(over channels: Int) throws -> ChannelStatistics {
+        func values(_ v: [Double], _ what: String) throws -> [Double] {
+            if v.count == channels { return v }
+            guard v.count == 1 else {
+                throw ModelError.badSpec(
+                    "\(v.count) \(what) for an input of \(channels) channel\(channels == 1 ? "" : "s")")
+            }
+            return Array(repeating: v[0], count: channels)
+        }
+        return ChannelStatistics(mean: try values(mean, "means"), std: try values(std, "deviations"))
     }
 }

@@ -121,3 +121,36 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
         return Tensor(shape: shape, data: dx)
     }
 }
+
+/// The network's input normalized per channel of `(N, C, H, W)`: `y = (x - mean) / std`, with
+/// fixed statistics (typically the training images' own), so that inputs keep pixel values in
+/// [0, 1] while the first layer sees zero-mean, unit-variance channels.
+public final class InputNormalization<T: NetworkScalar>: Layer {
+    public let mean: Parameter<T>
+    public let std: Parameter<T>
+
+    /// The identity (mean 0, standard deviation 1) for `channels` channels.
+    public init(channels: Int) {
+        mean = Parameter("mean", Tensor(zeros: [channels]), learnable: false)
+        std = Parameter("std", Tensor(shape: [channels], data: [T](repeating: 1, count: channels)), learnable: false)
+    }
+
+    public var parameters: [Parameter<T>] { [mean, std] }
+
+    public func forward(_ x: Tensor<T>, isTraining: Bool) -> Tensor<T> {
+        let c = mean.value.count
+        precondition(x.shape.count == 4 && x.shape[1] == c, "input normalization expects \(c) channels")
+        let s = x.shape[2] * x.shape[3], m = mean.value.data, d = std.value.data
+        var y = x.data
+        for at in y.indices { y[at] = (y[at] - m[at / s % c]) / d[at / s % c] }
+        return Tensor(shape: x.shape, data: y)
+    }
+
+    /// `dout / std` per channel.
+    public func backward(_ dout: Tensor<T>) -> Tensor<T> {
+        let c = mean.value.count, s = dout.shape[2] * dout.shape[3], d = std.value.data
+        var dx = dout.data
+        for at in dx.indices { dx[at] /= d[at / s % c] }
+        return Tensor(shape: dout.shape, data: dx)
+    }
+}

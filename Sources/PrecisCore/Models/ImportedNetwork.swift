@@ -26,6 +26,23 @@ public struct ImportedLayer {
 }
 
 extension ImportedNetwork {
+    /// The same network with an input normalization of `statistics` in front (see
+    /// `ModelSpec.normalizingInput`); throws when it has one already.
+    public func normalizingInput(_ statistics: ChannelStatistics) throws -> ImportedNetwork {
+        guard !spec.normalizesInput else { throw ModelError.badSpec("the network normalizes its input already") }
+        let s = try statistics.spread(over: spec.inputShape[0]), normalized = spec.normalizingInput()
+        var moved: [String: Tensor<Double>] = [:]
+        for (old, new) in zip(spec.layerNames, normalized.layerNames.dropFirst()) {
+            for (key, value) in tensors where key.hasPrefix(old + "/") {
+                moved[new + key.dropFirst(old.count)] = value
+            }
+        }
+        let name = normalized.layerNames[0], c = [s.mean.count]
+        moved[tensorKey(name, "mean")] = Tensor(shape: c, data: s.mean)
+        moved[tensorKey(name, "std")] = Tensor(shape: c, data: s.std)
+        return ImportedNetwork(spec: normalized, tensors: moved, producer: producer, notes: notes)
+    }
+
     /// The network of `layers` on inputs of `inputShape`, checked: the layers must fit together,
     /// and every tensor must have the shape its layer needs and finite values. `file` names the
     /// source in errors.
@@ -54,6 +71,9 @@ extension ImportedNetwork {
                 }
                 if let bad = value.data.first(where: { !$0.isFinite }) {
                     throw fail("\(source.label): \(t.name) holds a non-finite value (\(bad))")
+                }
+                if t.role == .inputStd, let bad = value.data.first(where: { $0 <= 0 }) {
+                    throw fail("\(source.label): the standard deviation holds \(bad), which is not positive")
                 }
                 tensors[layer.key(t.name)] = value
             }

@@ -82,6 +82,9 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
     case relu
     case dropout(ratio: Double)
     case batchNormalization
+    /// The network's input normalized per channel, `(x - mean) / std`, with the mean and standard
+    /// deviation the layer holds as tensors (the training images' own, or given at import).
+    case inputNormalization
     /// An elementwise activation besides ReLU: ReLU6 and clip, LeakyReLU, sigmoid, hard sigmoid, hard swish.
     case activation(ActivationFunction)
     /// Each channel's mean over its pixels: `(C, H, W) -> (C, 1, 1)`.
@@ -112,6 +115,7 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
         case .relu: return "relu"
         case .dropout: return "dropout"
         case .batchNormalization: return "batchnorm"
+        case .inputNormalization: return "normalize"
         case .activation(let f): return f.keyword
         case .globalAveragePooling: return "gap"
         case .merge(.multiply): return "mul"
@@ -135,6 +139,7 @@ public enum LayerSpec: Equatable, Sendable, CustomStringConvertible {
         case .relu: return "relu"
         case let .dropout(r): return "dropout(\(r))"
         case .batchNormalization: return "batchnorm"
+        case .inputNormalization: return "normalize"
         case .activation(let f):
             let args = f.arguments.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
             if f == .clip(min: 0, max: 6) { return "relu6" }
@@ -291,6 +296,20 @@ public struct ModelSpec: Equatable, Sendable {
         return spec
     }
 
+    /// Whether the network normalizes its input per channel (an `inputNormalization` reads the input).
+    public var normalizesInput: Bool { layers.indices.contains { layers[$0] == .inputNormalization } }
+
+    /// The same network with an input normalization in front, which every layer that read the input
+    /// now reads; the network itself when it has one.
+    public func normalizingInput() -> ModelSpec {
+        guard !normalizesInput else { return self }
+        var wired: [Int: [Int]] = [:]
+        for i in layers.indices { wired[i + 1] = inputs(of: i).map { $0 + 1 } }
+        return ModelSpec(
+            name: name, inputShape: inputShape, layers: [.inputNormalization] + layers, wiring: wired,
+            weightInit: weightInit)
+    }
+
     /// The text form of the layers: `LayerSpec.parseGraph` reads it back. A layer that does not
     /// read the one before it is preceded by `@NAME`; a merge lists its inputs, `add(NAME,NAME)`.
     public var layerText: String {
@@ -442,6 +461,8 @@ public struct ModelSpec: Equatable, Sendable {
                     throw ModelError.badSpec("\(name): gap needs (C,H,W) input, got \(shapeText(shape))")
                 }
                 shape = [shape[0], 1, 1]
+            case .inputNormalization:
+                guard from == [-1] else { throw ModelError.badSpec("\(name): normalize must read the input") }
             case .relu, .batchNormalization, .merge: break
             }
             out.append(shape)
@@ -535,6 +556,8 @@ public enum TensorRole: String, Sendable {
     case scale, shift
     /// Batch normalization's running statistics (not learned).
     case runningMean, runningVariance
+    /// An input normalization's mean and standard deviation per channel (not learned).
+    case inputMean, inputStd
 }
 
 /// A tensor a layer owns.
@@ -585,6 +608,12 @@ public struct LayerGeometry: Equatable, Sendable {
                 TensorSpec(name: "running_mean", shape: c, fanIn: 0, role: .runningMean),
                 TensorSpec(name: "running_var", shape: c, fanIn: 0, role: .runningVariance),
             ]
+        case .inputNormalization:
+            let c = [inputShape[0]]
+            return [
+                TensorSpec(name: "mean", shape: c, fanIn: 0, role: .inputMean),
+                TensorSpec(name: "std", shape: c, fanIn: 0, role: .inputStd),
+            ]
         case .maxPooling, .averagePooling, .relu, .dropout, .activation, .globalAveragePooling, .merge:
             return []
         }
@@ -597,8 +626,8 @@ public struct LayerGeometry: Equatable, Sendable {
             return GEMMRole(
                 channels: c.filters, length: inputShape[0] / c.groups * c.kernel[0] * c.kernel[1], layout: .rows)
         case let .affine(u): return GEMMRole(channels: u, length: inputShape.reduce(1, *), layout: .columns)
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling,
-            .merge:
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .inputNormalization, .activation,
+            .globalAveragePooling, .merge:
             return nil
         }
     }
@@ -613,7 +642,9 @@ public struct LayerGeometry: Equatable, Sendable {
                 : nil
         case let .maxPooling(k, s, p), let .averagePooling(k, s, p):
             return Window(input: [1] + inputShape, fh: k, fw: k, stride: s, pad: p)
-        case .affine, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling, .merge: return nil
+        case .affine, .relu, .dropout, .batchNormalization, .inputNormalization, .activation, .globalAveragePooling,
+            .merge:
+            return nil
         }
     }
 
@@ -639,8 +670,8 @@ extension LayerSpec: Codable {
     public var isQuantizable: Bool {
         switch self {
         case .convolution, .affine: return true
-        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .activation, .globalAveragePooling,
-            .merge:
+        case .maxPooling, .averagePooling, .relu, .dropout, .batchNormalization, .inputNormalization, .activation,
+            .globalAveragePooling, .merge:
             return false
         }
     }
@@ -655,6 +686,7 @@ extension LayerSpec: Codable {
         case .relu: return "ReLU"
         case .dropout: return "Dropout"
         case .batchNormalization: return "BatchNormalization"
+        case .inputNormalization: return "InputNormalization"
         case .activation(let f): return f.kind
         case .globalAveragePooling: return "GlobalAveragePooling"
         case .merge(.add): return "Add"
@@ -682,7 +714,7 @@ extension LayerSpec: Codable {
         case let .affine(u): return [("units", Double(u))]
         case let .dropout(r): return [("ratio", r)]
         case .activation(let f): return f.arguments
-        case .relu, .batchNormalization, .globalAveragePooling, .merge: return []
+        case .relu, .batchNormalization, .inputNormalization, .globalAveragePooling, .merge: return []
         }
     }
 
@@ -721,6 +753,7 @@ extension LayerSpec: Codable {
         case "ReLU": self = .relu
         case "Dropout": self = .dropout(ratio: try c.decode(Double.self, forKey: .ratio))
         case "BatchNormalization": self = .batchNormalization
+        case "InputNormalization": self = .inputNormalization
         case "Clip": self = .activation(.clip(min: try number(.min), max: try number(.max)))
         case "LeakyReLU": self = .activation(.leakyReLU(alpha: try number(.alpha)))
         case "Sigmoid": self = .activation(.sigmoid)
@@ -747,7 +780,8 @@ extension LayerSpec {
     /// Parses a whitespace-separated list of layers, each reading the one before it, such as
     /// `conv(16,3,pad=1) relu maxpool(2) affine(10)`, into layers and `ModelSpec.wiring`.
     /// Arguments: `conv(filters, size, stride=1, pad=0)`, `maxpool|avgpool(size, stride=size, pad=0)`,
-    /// `affine(units)`, `dropout(ratio=0.5)`, `relu`, `batchnorm`, and the activations.
+    /// `affine(units)`, `dropout(ratio=0.5)`, `relu`, `batchnorm`, `normalize` (the input, first), and the
+    /// activations.
     /// A graph is written with names: `:NAME` names the output of the layer before it, `@NAME` makes
     /// the next layer read NAME instead, and `add(NAME...)`, `concat(NAME...)` and `mul(NAME)` merge:
     /// with one name, the layer before and NAME; with more, the names in order. A name is one given
@@ -927,6 +961,9 @@ extension LayerSpec {
         case "batchnorm", "bn":
             known = []
             spec = .batchNormalization
+        case "normalize":
+            known = []
+            spec = .inputNormalization
         case "dropout":
             known = ["ratio"]
             spec = .dropout(ratio: try number(0, "ratio", 0.5))
@@ -954,7 +991,7 @@ extension LayerSpec {
         default:
             throw ModelError.badSpec(
                 "unknown layer '\(name)' (conv, maxpool, avgpool, gap, affine, relu, relu6, clip, leakyrelu, "
-                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm, add, concat, mul)")
+                    + "sigmoid, hardsigmoid, hardswish, dropout, batchnorm, normalize, add, concat, mul)")
         }
         if let bad = named.keys.first(where: { !known.contains($0) }) {
             throw ModelError.badSpec("'\(item)': unknown argument '\(bad)'")

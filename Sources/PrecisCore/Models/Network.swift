@@ -11,6 +11,7 @@ enum Node<T: NetworkScalar> {
     case relu(ReLU<T>)
     case dropout(Dropout<T>)
     case batchNormalization(BatchNormalization<T>)
+    case inputNormalization(InputNormalization<T>)
     case elementwise(Elementwise<T>)
     case globalAveragePooling(GlobalAveragePooling<T>)
     /// The one kind with several inputs: the network runs it with `Merge.forward` and `backward`.
@@ -28,6 +29,7 @@ enum Node<T: NetworkScalar> {
         case .relu(let l): return l
         case .dropout(let l): return l
         case .batchNormalization(let l): return l
+        case .inputNormalization(let l): return l
         case .elementwise(let l): return l
         case .globalAveragePooling(let l): return l
         case .merge, .identity: return nil
@@ -44,6 +46,7 @@ enum Node<T: NetworkScalar> {
         case .relu(let l): return l.forward(x, isTraining: isTraining)
         case .dropout(let l): return l.forward(x, isTraining: isTraining)
         case .batchNormalization(let l): return l.forward(x, isTraining: isTraining)
+        case .inputNormalization(let l): return l.forward(x, isTraining: isTraining)
         case .elementwise(let l): return l.forward(x, isTraining: isTraining)
         case .globalAveragePooling(let l): return l.forward(x, isTraining: isTraining)
         case .identity: return x
@@ -61,6 +64,7 @@ enum Node<T: NetworkScalar> {
         case .relu(let l): return l.backward(dout)
         case .dropout(let l): return l.backward(dout)
         case .batchNormalization(let l): return l.backward(dout)
+        case .inputNormalization(let l): return l.backward(dout)
         case .elementwise(let l): return l.backward(dout)
         case .globalAveragePooling(let l): return l.backward(dout)
         case .identity: return dout
@@ -85,7 +89,8 @@ public final class Network<T: NetworkScalar> {
     /// A network with fresh weights drawn from `spec.weightInit` by a generator seeded with `seed`
     /// (drawn in Double, then rounded to `T`, so every precision starts from the same weights).
     /// Weights are drawn with the init's deviation for their fan-in, biases and shifts start at 0,
-    /// scales and running variances at 1: batch normalization starts as the identity.
+    /// scales and running variances at 1: batch normalization starts as the identity, and so does an
+    /// input normalization (mean 0, standard deviation 1) until its statistics are set.
     public convenience init(spec: ModelSpec, seed: UInt64) throws {
         var rng = RandomSource(seed: seed)
         var values: [String: Tensor<Double>] = [:]
@@ -97,9 +102,9 @@ public final class Network<T: NetworkScalar> {
                     let std = spec.weightInit.std(fanIn: t.fanIn)
                     values[layer.key(t.name)] = Tensor(
                         shape: t.shape, data: (0..<count).map { _ in std * rng.normal() })
-                case .bias, .shift, .runningMean:
+                case .bias, .shift, .runningMean, .inputMean:
                     values[layer.key(t.name)] = Tensor(zeros: t.shape)
-                case .scale, .runningVariance:
+                case .scale, .runningVariance, .inputStd:
                     values[layer.key(t.name)] = Tensor(shape: t.shape, data: Array(repeating: 1, count: count))
                 }
             }
@@ -190,6 +195,15 @@ public final class Network<T: NetworkScalar> {
                     p.value = v
                 }
                 nodes.append(.batchNormalization(bn))
+            case .inputNormalization:
+                let n = InputNormalization<T>(channels: layer.inputShape[0])
+                (n.mean.value, n.std.value) = (tensor(.inputMean), tensor(.inputStd))
+                guard n.std.value.data.allSatisfy({ $0 > 0 && $0.isFinite }), n.mean.value.data.allSatisfy(\.isFinite)
+                else {
+                    throw ModelError.badSpec(
+                        "\(layer.name): the mean must be finite and the std positive and finite in \(T.precisionName)")
+                }
+                nodes.append(.inputNormalization(n))
             }
         }
         self.nodes = nodes
@@ -304,6 +318,22 @@ public final class Network<T: NetworkScalar> {
     public var parameters: [(name: String, parameter: Parameter<T>)] {
         zip(layerNames, nodes).flatMap { name, node in
             (node.layer?.parameters ?? []).map { (tensorKey(name, $0.name), $0) }
+        }
+    }
+
+    /// Sets the input normalization's statistics (rounded to `T` and the storage format) when the
+    /// network has one; throws when they are not one per input channel (or one for all) or a
+    /// deviation is not positive and finite.
+    public func setInputNormalization(_ statistics: ChannelStatistics) throws {
+        for case .inputNormalization(let n) in nodes {
+            let c = n.mean.value.count, s = try statistics.spread(over: c)
+            var m = Tensor(shape: [c], data: s.mean.map { T($0) }), d = Tensor(shape: [c], data: s.std.map { T($0) })
+            storage.round(&m.data)
+            storage.round(&d.data)
+            guard m.data.allSatisfy(\.isFinite), d.data.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw ModelError.badSpec("the means must be finite and the deviations positive and finite")
+            }
+            (n.mean.value, n.std.value) = (m, d)
         }
     }
 

@@ -72,7 +72,7 @@ public func networkChart(spec: ModelSpec) throws -> Chart {
 func layerColour(_ layer: LayerSpec) -> String {
     switch layer {
     case .convolution: return "#dbeaf7"
-    case .batchNormalization: return "#eeeeee"
+    case .batchNormalization, .inputNormalization: return "#eeeeee"
     case .relu, .activation: return "#fbeccc"
     case .maxPooling, .averagePooling, .globalAveragePooling: return "#e8dff0"
     case .merge: return "#d5f0e5"
