@@ -142,7 +142,7 @@ public enum ActivationFunction: Equatable, Sendable {
     @inline(__always)
     func value<T: NetworkScalar>(_ x: T) -> T {
         switch self {
-        case let .clip(lo, hi): return x <= T(lo) ? T(lo) : x >= T(hi) ? T(hi) : x
+        case let .clip(lo, hi): return Self.clip(x, T(lo), T(hi))
         case let .leakyReLU(a): return x > 0 ? x : T(a) * x
         case .sigmoid: return 1 / (1 + T.exp(-x))
         case let .hardSigmoid(a, b): return Self.unit(T(a) * x + T(b))
@@ -181,16 +181,30 @@ public enum ActivationFunction: Equatable, Sendable {
 
     /// `ys[i] = f(xs[i])`, the elements split between the cores (specialized: a layer calls it
     /// through its protocol, where generic code would run unspecialized).
+    /// The loop runs once per function, its arguments converted before it, so that the compiler
+    /// vectorizes it; each element gets exactly `value`'s arithmetic.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
     func values<T: NetworkScalar>(_ xs: UnsafeBufferPointer<T>, _ ys: UnsafeMutableBufferPointer<T>) {
         parallelChunks(xs.count, work: 8 * xs.count) { range in
-            for i in range { ys[i] = value(xs[i]) }
+            switch self {
+            case let .clip(lo, hi):
+                let (l, h) = (T(lo), T(hi))
+                for i in range { ys[i] = Self.clip(xs[i], l, h) }
+            case let .leakyReLU(a):
+                let a = T(a)
+                for i in range { ys[i] = xs[i] > 0 ? xs[i] : a * xs[i] }
+            case let .hardSigmoid(a, b):
+                let (a, b) = (T(a), T(b))
+                for i in range { ys[i] = Self.unit(a * xs[i] + b) }
+            case .sigmoid, .hardSwish:
+                for i in range { ys[i] = value(xs[i]) }
+            }
         }
     }
 
-    /// `dx[i] = f'(xs[i])·ds[i]`, as `values` splits and specializes it.
+    /// `dx[i] = f'(xs[i])·ds[i]`, as `values` splits, specializes and vectorizes it.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     @_specialize(where T == Float16)
@@ -198,9 +212,22 @@ public enum ActivationFunction: Equatable, Sendable {
         _ xs: UnsafeBufferPointer<T>, _ ds: UnsafeBufferPointer<T>, _ dx: UnsafeMutableBufferPointer<T>
     ) {
         parallelChunks(xs.count, work: 8 * xs.count) { range in
-            for i in range { dx[i] = derivative(xs[i]) * ds[i] }
+            switch self {
+            case let .clip(lo, hi):
+                let (l, h) = (T(lo), T(hi))
+                for i in range { dx[i] = (xs[i] > l && xs[i] < h ? 1 : 0) * ds[i] }
+            case let .leakyReLU(a):
+                let a = T(a)
+                for i in range { dx[i] = (xs[i] > 0 ? 1 : a) * ds[i] }
+            case .sigmoid, .hardSigmoid, .hardSwish:
+                for i in range { dx[i] = derivative(xs[i]) * ds[i] }
+            }
         }
     }
+
+    /// `x` clipped to `[l, h]`, NaN passing.
+    @inline(__always)
+    private static func clip<T: NetworkScalar>(_ x: T, _ l: T, _ h: T) -> T { x <= l ? l : x >= h ? h : x }
 
     /// `min(max(z, 0), 1)`, NaN passing.
     @inline(__always)

@@ -66,21 +66,28 @@ public final class BatchNormalization<T: NetworkScalar>: Layer {
             }
         }
         let std = variance.map { ($0 + eps).squareRoot() }, g = gamma.value.data, bt = beta.value.data
-        var y = x.data, xn = x.data
+        // Training keeps the normalized input for `backward`; inference computes the same values
+        // without keeping them.
+        var y = x.data, xn: [T] = isTraining ? x.data : []
         withMutableBuffers(&y, &xn) { ys, xns in
             x.data.withUnsafeBufferPointer { xs in
                 parallelChunks(n * c, work: x.count) { planes in
                     for plane in planes {
-                        let ch = plane % c
-                        for at in (plane * s)..<((plane + 1) * s) {
-                            xns[at] = (xs[at] - mean[ch]) / std[ch]
-                            ys[at] = g[ch] * xns[at] + bt[ch]
+                        let ch = plane % c, (m, d, gc, bc) = (mean[ch], std[ch], g[ch], bt[ch])
+                        let pixels = (plane * s)..<((plane + 1) * s)
+                        if isTraining {
+                            for at in pixels {
+                                xns[at] = (xs[at] - m) / d
+                                ys[at] = gc * xns[at] + bc
+                            }
+                        } else {
+                            for at in pixels { ys[at] = gc * ((xs[at] - m) / d) + bc }
                         }
                     }
                 }
             }
         }
-        (self.xn, self.std, shape) = (isTraining ? xn : [], std, x.shape)
+        (self.xn, self.std, shape) = (xn, std, x.shape)
         return Tensor(shape: x.shape, data: y)
     }
 
