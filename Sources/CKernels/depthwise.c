@@ -21,20 +21,24 @@
 // Channels c ..< c + n of the image's planes p (C, rows, cols) as vectors v[y·cols + x], lanes past n 0.
 #define GATHER(name, V)                                                                                                \
     INLINE void name(V *v, const float *p, int c, int n, int rows, int cols) {                                         \
-        memset(v, 0, sizeof(V) * rows * cols);                                                                         \
+        enum { L = sizeof(V) / sizeof(float) };                                                                        \
+        float *f = (float *)v;                                                                                         \
+        if (n < L) memset(v, 0, sizeof(V) * rows * cols);                                                              \
         for (int l = 0; l < n; l++)                                                                                    \
-            for (int i = 0; i < rows * cols; i++) v[i][l] = p[(size_t)(c + l) * rows * cols + i];                      \
+            for (int i = 0; i < rows * cols; i++) f[i * L + l] = p[(size_t)(c + l) * rows * cols + i];                 \
     }
 
 // The input's channels c ..< c + n into the padded tile (TILE_H x TILE_W), zeros where it pads.
 #define PAD(name, V)                                                                                                   \
     INLINE void name(V *tile, const precis_depthwise_shape *s, const float *x, int c, int n) {                         \
+        enum { L = sizeof(V) / sizeof(float) };                                                                        \
         int th = TILE_H(s), tw = TILE_W(s);                                                                            \
+        float *f = (float *)tile;                                                                                      \
         memset(tile, 0, sizeof(V) * th * tw);                                                                          \
         for (int l = 0; l < n; l++)                                                                                    \
             for (int y = 0; y < s->h && y + s->pt < th; y++)                                                           \
                 for (int x0 = 0; x0 < s->w && x0 + s->pl < tw; x0++)                                                   \
-                    tile[(y + s->pt) * tw + x0 + s->pl][l] = x[((size_t)(c + l) * s->h + y) * s->w + x0];              \
+                    f[((y + s->pt) * tw + x0 + s->pl) * L + l] = x[((size_t)(c + l) * s->h + y) * s->w + x0];          \
     }
 
 #define DEPTHWISE(level, V, attr, fma)                                                                                 \
@@ -59,7 +63,7 @@
                     o[oy * s->ow + ox] = acc;                                                                          \
                 }                                                                                                      \
             for (int l = 0; l < n; l++)                                                                                \
-                for (int p = 0; p < pixels; p++) out[(size_t)(c + l) * pixels + p] = o[p][l];                          \
+                for (int p = 0; p < pixels; p++) out[(size_t)(c + l) * pixels + p] = ((const float *)o)[p * L + l];    \
         }                                                                                                              \
         free(tile), free(wv), free(o);                                                                                 \
     }                                                                                                                  \
