@@ -21,9 +21,13 @@ public final class ReLU<T: NetworkScalar>: Layer {
         return Tensor(
             shape: dout.shape,
             data: filledArray(dout.count) { dx in
-                output.withUnsafeBufferPointer { ys in
-                    dout.data.withUnsafeBufferPointer { ds in
-                        for i in ds.indices { dx[i] = ys[i] <= 0 ? 0 : ds[i] }
+                withBuffers(output, dout.data) { ys, ds in
+                    parallelChunks(ds.count, work: ds.count) { range in
+                        // Both loaded first, so the choice is a select the compiler vectorizes.
+                        for i in range {
+                            let (y, d) = (ys[i], ds[i])
+                            dx[i] = y <= 0 ? 0 : d
+                        }
                     }
                 }
             })
