@@ -164,14 +164,10 @@ func onnxModel(
     }
     let layers = try spec.geometry(), folded = int8?.folded ?? [], tensors = try spec.folding(folded, in: tensors)
     // The quantized layer whose input codes each merge input is read as, by merge and source.
-    let codesOf =
-        int8.map { m in
-            m.mergeInputRanges(spec).mapValues { inputs in
-                Dictionary(
-                    uniqueKeysWithValues: inputs.keys.map { s in
-                        (s, m.layers.keys.sorted().first { spec.inputs(of: $0)[0] == s }!)
-                    })
-            }
+    let first = int8?.firstReaders(spec) ?? [:]
+    let codesOf: [Int: [Int: Int]] =
+        int8?.mergeInputRanges(spec).mapValues { inputs in
+            Dictionary(uniqueKeysWithValues: inputs.keys.map { ($0, first[$0]!) })
         } ?? [:]
     for layer in layers {
         var from = spec.inputs(of: layer.index).map { values[$0]! }

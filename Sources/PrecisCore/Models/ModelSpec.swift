@@ -193,12 +193,15 @@ public struct ModelSpec: Equatable, Sendable {
     /// Whether every layer reads the one before it.
     public var isChain: Bool { wiring.isEmpty }
 
-    /// How many layers read each layer's output.
-    public var consumers: [Int] {
-        var n = [Int](repeating: 0, count: layers.count)
-        for i in layers.indices { for j in inputs(of: i) where j >= 0 { n[j] += 1 } }
-        return n
+    /// The layers that read each layer's output, in order (a merge reading it twice twice).
+    public var readers: [[Int]] {
+        var r = [[Int]](repeating: [], count: layers.count)
+        for i in layers.indices { for j in inputs(of: i) where j >= 0 { r[j].append(i) } }
+        return r
     }
+
+    /// How many layers read each layer's output.
+    public var consumers: [Int] { readers.map(\.count) }
 
     /// The name by which the text syntax refers to the output of layer `j`: its layer name, or
     /// `input`.

@@ -103,11 +103,7 @@ public final class IntegerNetwork {
         let simulated = model.layers.filter { i, _ in runsSimulated(i) }.mapValues(\.input)
         self.simulated = simulated
         let layers = model.layers.keys.filter { simulated[$0] == nil }.sorted()
-        var firstReader: [Int: Int] = [:], readers = [[Int]](repeating: [], count: spec.layers.count)
-        for i in model.layers.keys.sorted() where firstReader[spec.inputs(of: i)[0]] == nil {
-            firstReader[spec.inputs(of: i)[0]] = i
-        }
-        for j in spec.layers.indices { for s in spec.inputs(of: j) where s >= 0 { readers[s].append(j) } }
+        let firstReader = model.firstReaders(spec), readers = spec.readers
         let merges = Set(spec.layers.indices.filter { spec.layers[$0].isMerge })
         /// Whether layer `j` folds into a requantization after the layer before it, alone.
         func foldable(_ j: Int) -> Bool {

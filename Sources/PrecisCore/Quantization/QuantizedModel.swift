@@ -163,11 +163,7 @@ public struct QuantizedModel: Sendable, Equatable {
     /// such layer's range), as an integer pipeline holds it. None under dynamic quantization.
     public func mergeInputRanges(_ spec: ModelSpec) -> [Int: [Int: QuantRange]] {
         guard !dynamic else { return [:] }
-        var first: [Int: QuantRange] = [:]
-        for i in layers.keys.sorted() {
-            let s = spec.inputs(of: i)[0]
-            if first[s] == nil { first[s] = layers[i]!.input }
-        }
+        let first = firstReaders(spec).mapValues { layers[$0]!.input }
         var ranges: [Int: [Int: QuantRange]] = [:]
         for j in spec.layers.indices where spec.layers[j].isMerge {
             for s in spec.inputs(of: j) {
@@ -175,6 +171,14 @@ public struct QuantizedModel: Sendable, Equatable {
             }
         }
         return ranges
+    }
+
+    /// The first quantized layer (the lowest index) that reads each value of `spec`, by the value's
+    /// layer index (-1: the input).
+    public func firstReaders(_ spec: ModelSpec) -> [Int: Int] {
+        var first: [Int: Int] = [:]
+        for i in layers.keys.sorted() where first[spec.inputs(of: i)[0]] == nil { first[spec.inputs(of: i)[0]] = i }
+        return first
     }
 
     /// The same model with only the layers in `kept` quantized (the others stay in float).
