@@ -9,7 +9,9 @@ digits. Then three graphs: a ResNet (residual adds, a strided projection shortcu
 normalization), a MobileNetV2-style network (inverted residual blocks: 1×1 expansion, 3×3 depthwise,
 ReLU6, 1×1 projection, a squeeze-and-excitation gate) and two branches with 1×3 and 3×1 kernels
 concatenated; each is trained for one epoch on 12,000 Fashion-MNIST training images and compared on
-all 10,000 Fashion-MNIST test images. Every network is exported with `torch.onnx.export` by both
+all 10,000 Fashion-MNIST test images. The ResNet normalizes its input inside `forward` (the import
+reads the `Sub` and `Div` as an input normalization); the MobileNetV2-style network is trained on
+inputs normalized outside it, as `transforms.Normalize` does, and imported with `--normalize`. Every network is exported with `torch.onnx.export` by both
 exporters (dynamo, its weights as external data, and TorchScript), imported with `precis import`,
 and `precis eval --precision float32` is compared with PyTorch's own float32 forward pass: every
 prediction must be the same and the largest logit difference below 1e-4.
@@ -96,6 +98,18 @@ class InvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
+class Normalize(nn.Module):
+    """`(x - mean) / std` with the statistics as buffers, as a model that normalizes its own input does."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer('mean', torch.tensor([[[[mean]]]]))
+        self.register_buffer('std', torch.tensor([[[[std]]]]))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
 class Branches(nn.Module):
     """A 3×3 stem, then a 1×3 and a 3×1 branch (one strided 2×1 with a dilation) concatenated."""
 
@@ -112,19 +126,25 @@ class Branches(nn.Module):
         return self.head(torch.cat([self.a(x), self.b(x), x], 1))
 
 
+# Fashion-MNIST's pixel mean and standard deviation.
+FASHION_STATISTICS = (0.286, 0.353)
+
+
 def graphs():
-    """The graph networks checked on Fashion-MNIST, each with its learning rate."""
+    """The graph networks checked on Fashion-MNIST, each with its learning rate and the input
+    normalization it was trained with outside the model (or None)."""
     torch.manual_seed(0)
     return {
         'resnet': (nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            Residual(16, 16, 1), Residual(16, 32, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)), 3e-3),
+            Normalize(*FASHION_STATISTICS), nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            Residual(16, 16, 1), Residual(16, 32, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)), 3e-3,
+            None),
         'mobilenetv2-style': (nn.Sequential(
             nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
             InvertedResidual(16, 16, 1, 4), InvertedResidual(16, 24, 2, 4), InvertedResidual(24, 24, 1, 4, gate=True),
             nn.Conv2d(24, 64, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(64, 10)), 3e-3),
-        'two-branch-concat': (Branches(), 3e-3),
+            nn.Linear(64, 10)), 3e-3, FASHION_STATISTICS),
+        'two-branch-concat': (Branches(), 3e-3, None),
     }
 
 
@@ -141,11 +161,13 @@ def train(model, x, t, epochs, lr):
     model.eval()
 
 
-def check(name, model, dynamo, precis, x, test, dataset):
-    """Exports the trained `model` (dynamo or TorchScript), imports and evaluates it against PyTorch."""
+def check(name, model, dynamo, precis, x, test, dataset, outside=None):
+    """Exports the trained `model` (dynamo or TorchScript), imports and evaluates it against PyTorch;
+    `outside`, the (mean, std) the model's inputs were normalized with, is given to the import."""
     test_x, labels = test
+    mean, std = outside or (0.0, 1.0)
     with torch.no_grad():
-        torch_logits = model(torch.from_numpy(test_x.astype(np.float32))).numpy().astype(np.float64)
+        torch_logits = model((torch.from_numpy(test_x.astype(np.float32)) - mean) / std).numpy().astype(np.float64)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path, h5 = os.path.join(tmp, 'torch.onnx'), os.path.join(tmp, 'torch.h5')
         if dynamo:
@@ -155,7 +177,8 @@ def check(name, model, dynamo, precis, x, test, dataset):
         else:
             torch.onnx.export(model, (x[:1],), onnx_path, input_names=['input'], output_names=['logits'],
                               dynamic_axes={'input': {0: 'N'}}, dynamo=False)
-        run = subprocess.run([precis, 'import', onnx_path, '--dataset', dataset, '--output', h5],
+        normalize = ['--normalize', f'{mean}/{std}'] if outside else []
+        run = subprocess.run([precis, 'import', onnx_path, '--dataset', dataset, '--output', h5] + normalize,
                              capture_output=True, text=True)
         if run.returncode:
             sys.exit(f'torch-onnx-check: FAIL: {name} ({"dynamo" if dynamo else "torchscript"}): {run.stderr.strip()}')
@@ -184,9 +207,10 @@ def main():
     fx, ft = test_set('fashion-mnist', 'train')
     fx = torch.from_numpy(fx[:GRAPH_TRAIN_IMAGES].astype(np.float32))
     ft, test = torch.from_numpy(ft[:GRAPH_TRAIN_IMAGES]), test_set('fashion-mnist')
-    for name, (model, lr) in graphs().items():
-        train(model, fx, ft, 1, lr)
-        runs += [check(name, model, dynamo, a.precis, fx, test, 'fashion-mnist') for dynamo in (True, False)]
+    for name, (model, lr, outside) in graphs().items():
+        mean, std = outside or (0.0, 1.0)
+        train(model, (fx - mean) / std, ft, 1, lr)
+        runs += [check(name, model, dynamo, a.precis, fx, test, 'fashion-mnist', outside) for dynamo in (True, False)]
     print(json.dumps({'torch_version': torch.__version__, 'runs': runs}, indent=1))
     bad = [r for r in runs if r['prediction_differences'] or r['max_abs_logit_difference'] >= 1e-4]
     for r in bad:
