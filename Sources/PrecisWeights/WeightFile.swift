@@ -358,6 +358,11 @@ public struct WeightFile {
                         file: layers.file.path, path: at,
                         message: "holds a non-finite value (\(values[bad])) at element \(bad)")
                 }
+                if t.role == .inputStd, let bad = values.firstIndex(where: { $0 <= 0 }) {
+                    throw HDF5Error(
+                        file: layers.file.path, path: at,
+                        message: "holds a standard deviation that is not positive (\(values[bad])) at element \(bad)")
+                }
                 out[layer.key(t.name)] = Tensor(shape: t.shape, data: values)
             }
         }

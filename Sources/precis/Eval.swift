@@ -89,7 +89,7 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(file: file) {
             let store = try WeightStore(file), spec = store.spec
             try spec.checkMemory(batch: 100, training: false)
             let evaluator = try Evaluator(store: store, dataset: try data.load(fallback: store.master.dataset))

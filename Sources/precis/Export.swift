@@ -45,7 +45,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(file: file) {
             let store = try WeightStore(file)
             guard let onnx else {
                 let name = precision ?? "float16"

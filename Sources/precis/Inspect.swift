@@ -14,7 +14,7 @@ struct Inspect: ParsableCommand {
     var json = false
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(file: file) {
             let summary = try WeightStore(file).summary()
             if json { return try printJSON(summary) }
             print(summary.text)

@@ -88,8 +88,9 @@ func editDistance(_ a: String, _ b: String) -> Int {
 }
 
 /// Runs `body`, turning a thrown error into one `precis: error: ...` line on stderr and exit code 1;
-/// a `DataError` with details adds one indented line for each.
-func reportingErrors(_ body: () throws -> Void) throws {
+/// a `DataError` with details adds one indented line for each, and a `ModelError` names `file`, the
+/// weight file whose network it is about.
+func reportingErrors(file: String? = nil, _ body: () throws -> Void) throws {
     keepFreedMemory()
     do {
         try body()
@@ -103,7 +104,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
             String(text.map { $0.isNewline || ($0.asciiValue.map { $0 < 32 } ?? false) ? " " : $0 })
         }
         let details = (error as? DataError)?.details ?? []
-        let head = (error as? DataError).map { "\($0.file): \($0.problem)" } ?? String(describing: error)
+        // A model the weight file `file` describes that cannot be built is that file's problem.
+        let head =
+            (error as? DataError).map { "\($0.file): \($0.problem)" }
+            ?? ((error as? ModelError).flatMap { e in file.map { "\($0): \(e)" } } ?? String(describing: error))
         let lines = ["precis: error: " + line(head)] + details.map { "  " + line($0) }
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         throw ExitCode(1)

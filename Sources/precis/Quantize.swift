@@ -96,7 +96,7 @@ struct Quantize: ParsableCommand {
     var record = false
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(file: file) {
             let store = try WeightStore(file), dataset = try data.load(fallback: store.master.dataset)
             try store.spec.checkMemory(batch: 100, training: false)
             if let problem = dataset.problem(for: store.spec) { throw DataError(file: file, problem: problem) }

@@ -45,7 +45,7 @@ struct Report: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(file: file) {
             let store = try WeightStore(file)
             let dataset = try data.load(fallback: store.master.dataset)
             let writer = PictureReportWriter(

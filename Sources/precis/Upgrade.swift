@@ -17,7 +17,7 @@ struct Upgrade: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        try reportingErrors(file: file) {
             let rewritten = try WeightStore(file).upgrade()
             print(rewritten ? "\(file): rewritten, every dataset with a checksum" : "\(file): already current")
         }

@@ -365,6 +365,32 @@ import Testing
         }
     }
 
+    /// An input normalization round-trips with its statistics; a deviation that is not positive is
+    /// refused, naming the file and the dataset.
+    @Test func inputNormalizationIsStoredAndChecked() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = Self.spec.normalizingInput(), path = dir + "/n.h5"
+        let net = try Network<Float>(spec: spec, seed: 3)
+        try net.setInputNormalization(ChannelStatistics(mean: [0.25], std: [0.5]))
+        try WeightFile(spec: spec, dataset: "tiny", training: nil, tensors: net.tensorValues()).write(to: path)
+        let back = try WeightFile.read(path)
+        #expect(back.spec == spec && back.tensors["00_normalize1/std"]!.data == [0.5])
+        #expect(back.tensors["00_normalize1/mean"]!.data == [0.25])
+        do {
+            let g = try HDF5File.open(path, writable: true).root.group("model/layers/00_normalize1")
+            try g.remove("std")
+            try g.write("std", shape: [1], [Float(0)])
+        }
+        #expect(throws: HDF5Error.self) { try WeightFile.read(path) }
+        do { _ = try WeightFile.read(path) } catch {
+            #expect(
+                "\(error)"
+                    == path + ": /model/layers/00_normalize1/std holds a standard deviation that is not positive (0.0) "
+                    + "at element 0")
+        }
+    }
+
     @Test func unknownFormatVersion() throws {
         try expectDamage("unknown format version 2 (this precis reads version 1)") { root in
             try root.setAttribute("format_version", .int(2))
