@@ -98,8 +98,8 @@ def check_formats(a, f, layers, params, formats, x, t, failures):
             problems = number_formats.check_variant(v, group, master, text)
             failures += [f'/variants/{v}: {p}' for p in problems]
             decoded = number_formats.decoded_weights(v, group, shapes)
-            ours = np.concatenate([forward_format(layers, master, decoded, mode, x[i:i + 250].astype(np.float32),
-                                                  folded) for i in range(0, n, 250)])
+            batches = [x[i:min(i + 250, n)].astype(np.float32) for i in range(0, n, 250)]
+            ours = np.concatenate([forward_format(layers, master, decoded, mode, b, folded) for b in batches])
             theirs = np.fromfile(f'{prefix}-{v}.f64', dtype='<f8').reshape(ours.shape)
             differ = int(np.sum(ours.argmax(axis=1) != theirs.argmax(axis=1)))
             report[v] = {'codes_checked': not problems, 'images': n, 'prediction_differences': differ,

@@ -34,8 +34,17 @@ def largest(element):
 
 
 def mode_of(name):
-    """A variant name as a dict: kind, element, and the kind's parameters; None if not a format."""
+    """A variant name as a dict: kind, element, rounding ('nearest' or 'gptq') and the kind's
+    parameters; None if not a format."""
     base = name[:-len('-mixed')] if name.endswith('-mixed') else name
+    rounding = 'gptq' if base.endswith('-gptq') else 'nearest'
+    base = base[:-len('-gptq')] if rounding == 'gptq' else base
+    mode = base_mode(base)
+    return dict(mode, rounding=rounding) if mode else None
+
+
+def base_mode(base):
+    """A format's name without its rounding and -mixed, as mode_of's dict without the rounding."""
     if base in MX:
         return {'kind': 'mx', 'element': MX[base], 'inputs': 'mx'}
     if base == 'nvfp4':
@@ -158,6 +167,8 @@ def check_variant(name, group, master, text):
     """Differences between a stored format variant and the codes this module derives from the master.
     `group` is the variant's h5py group, `master` maps layer name -> {'W', 'b'} float32 arrays."""
     mode, problems = mode_of(name), []
+    if mode['rounding'] == 'gptq':
+        return problems  # GPTQ chooses the codes from calibration images: gptq-check.py redoes it
     layers = group['model']['layers']
     for layer in layers:
         g, w = layers[layer], master[layer]['W'].astype(np.float32)

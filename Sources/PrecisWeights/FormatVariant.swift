@@ -40,7 +40,7 @@ extension WeightFile {
         try v.setAttribute(A.precision.rawValue, .string(name))
         try v.setAttribute(A.weights.rawValue, .string(model.mode.weights.block?.text ?? ""))
         try v.setAttribute(A.activations.rawValue, .string(model.mode.activations.map(inputText) ?? "float32"))
-        try v.setAttribute(A.rounding.rawValue, .string("to nearest, ties to even"))
+        try v.setAttribute(A.rounding.rawValue, .string(model.mode.rounding.text))
         try v.setAttribute(
             A.layout.rawValue,
             .string("W rows: output channels; columns: the reduction axis (C*FH*FW, or the affine inputs)"))

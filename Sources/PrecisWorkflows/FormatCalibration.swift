@@ -85,6 +85,11 @@ extension WeightStore {
     {
         let name = Precision.format(mode, mixed: mixed).name
         guard mixed || variantNames.contains(name) else {
+            if mode.rounding != .nearest {
+                throw ModelError.badSpec(
+                    "\(name) is not stored in the file: precis quantize \(path) --format "
+                        + "\(mode.rounded(.nearest).name) --rounding \(mode.rounding.rawValue) stores it")
+            }
             return (try formats.network(mode), master.tensors, formats.describe(mode))
         }
         let v = try variant(name, of: FormatModel.self)

@@ -95,17 +95,19 @@ public struct Quantizer {
         let network = try FormatNetwork(spec: spec, tensors: study.tensors, model: model)
         let floatLayers = quantizedLayers(spec).filter { model.weights[$0] == nil }.map { spec.layerNames[$0] }
         let attributes =
-            mode.needsCalibration
+            mode.needsCalibration || mode.rounding != .nearest
             ? calibrationAttributes(
                 FormatModel.inputCalibrationName(mode), images: study.calibrationCount, seed: seed,
                 source: "training set of \(dataset)") : []
-        let how =
+        let scales =
             if case .int4(let w) = mode.weights {
                 "int4 ranges \(w.method.rawValue)" + (mode.needsCalibration ? ", inputs mse" : "")
             } else { mode.needsCalibration ? "amax" : "block scales from the values" }
+        let how = scales + (mode.rounding == .nearest ? "" : ", rounded by \(mode.rounding.rawValue)")
         var summary = QuantizeSummary(
             file: store.path, variant: try store.store(model, calibration: attributes), calibration: how,
-            calibrationImages: mode.needsCalibration ? study.calibrationCount : 0, biasCorrection: false,
+            calibrationImages: mode.needsCalibration || mode.rounding != .nearest ? study.calibrationCount : 0,
+            biasCorrection: false,
             result: study.evaluate { network.predict($0) }, modelBytes: network.modelBytes, floatLayers: floatLayers)
         (summary.sensitivity, summary.mixedPrecision, summary.maxDropPP) = (ranked, steps, maxDrop)
         return summary

@@ -7,6 +7,7 @@ import PrecisWorkflows
 // typo gets the parser's error with the list (exit code 64).
 
 extension CalibrationMethod: ExpressibleByArgument {}
+extension WeightRounding: ExpressibleByArgument {}
 extension FallbackPrecision: ExpressibleByArgument {}
 extension TrainingPrecision: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}

@@ -60,6 +60,14 @@ struct Quantize: ParsableCommand {
             valueName: "format"))
     var format: FormatMode?
 
+    @Option(
+        help: """
+            With --format: how the weights are rounded once their scales are set (gptq: column by column, each \
+            rounding error spread over the columns left so the layer's output on the calibration images changes \
+            least; stores /variants/<format>-gptq).
+            """)
+    var rounding = WeightRounding.nearest
+
     @Option(help: "Comma-separated weight and activation schemes, or all (with --compare).")
     var scheme = ChoiceList<QuantScheme>.all
 
@@ -118,7 +126,8 @@ struct Quantize: ParsableCommand {
     /// What the options ask to store.
     var target: Quantizer.Target {
         if let format {
-            return .format(calibration.values.count == 1 ? format.weightRanges(calibration.values[0]) : format)
+            let mode = rounding == .nearest ? format : format.rounded(rounding)
+            return .format(calibration.values.count == 1 ? mode.weightRanges(calibration.values[0]) : mode)
         }
         return dynamic ? .dynamic(scheme.values[0]) : .int8(scheme.values[0], calibration.values[0])
     }

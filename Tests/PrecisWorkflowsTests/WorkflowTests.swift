@@ -76,6 +76,34 @@ import Testing
         #expect(lines[0].contains("stored /variants/\(summary.variant)"))
     }
 
+    /// GPTQ's variant is stored beside rounding to nearest, keeps its scales, and runs as quantizing
+    /// measured it; without a stored variant the report refuses the name rather than rounding to nearest.
+    @Test func gptqVariantIsStoredBesideNearest() throws {
+        let (dir, store) = try copy()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let study = try QuantizationStudy(
+            spec: store.spec, tensors: store.master.tensors, dataset: Self.digits, calibrationSize: 100, seed: 0,
+            selection: .first(count: 300))
+        let int4 = Precision(name: "int4-g32")!.format!
+        let evaluator = try Evaluator(store: store, dataset: Self.digits)
+        #expect(throws: ModelError.self) { try evaluator.entries(try PrecisionSelection(parsing: "int4-g32-gptq")) }
+        _ = try Quantizer(.format(int4)).store(study, in: store, dataset: "mnist5k")
+        let summary = try Quantizer(.format(int4.rounded(.gptq))).store(study, in: store, dataset: "mnist5k")
+        #expect(summary.variant == "int4-g32-gptq" && summary.calibrationImages == 100)
+        let reread = try WeightStore(store.path)
+        #expect(reread.formatVariantNames.sorted() == ["int4-g32", "int4-g32-gptq"])
+        let nearest = try reread.variant("int4-g32", of: FormatModel.self).model
+        let gptq = try reread.variant("int4-g32-gptq", of: FormatModel.self).model
+        #expect(gptq.weights.keys.sorted() == nearest.weights.keys.sorted())
+        #expect(gptq.weights.allSatisfy { $0.value.scales == nearest.weights[$0.key]!.scales })
+        #expect(gptq.weights.contains { $0.value.codes != nearest.weights[$0.key]!.codes })
+        let (entries, _) = try Evaluator(store: reread, dataset: Self.digits).entries(
+            try PrecisionSelection(parsing: "int4-g32-gptq"))
+        let evaluation = try PrecisionEvaluation(
+            spec: reread.spec, master: reread.master.tensors, entries: entries, test: test(300))
+        #expect(evaluation.results[0].accuracy == summary.result.accuracy)
+    }
+
     /// A format's explanation ranks exactly the layers it rounds: convolutions and affine layers.
     @Test func explanationCoversTheFormatsLayers() throws {
         let (dir, store) = try copy()

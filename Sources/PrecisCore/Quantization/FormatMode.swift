@@ -29,6 +29,28 @@ extension OperandFormat {
     public var elementBits: Int { block?.elementBits ?? 8 }
 }
 
+/// How the weights are rounded to a format's grid once its scales are set from the weights.
+public enum WeightRounding: String, Sendable, CaseIterable {
+    /// Each weight to the nearest value, ties to even.
+    case nearest
+    /// GPTQ: one column of the reduction axis at a time, each column's rounding error spread over the
+    /// columns not yet rounded so that the layer's output on calibration images changes least (see `GPTQ`).
+    case gptq
+
+    /// How a variant's `rounding` attribute describes it.
+    public var text: String {
+        switch self {
+        case .nearest: return "to nearest, ties to even"
+        case .gptq:
+            return "GPTQ (Frantar et al. 2022) on the calibration images, the scales set from the weights first, "
+                + "damping 0.01 of the mean Hessian diagonal, columns in stored order"
+        }
+    }
+
+    /// What a mode's name ends in: nothing for `nearest`, else `-<name>`.
+    public var suffix: String { self == .nearest ? "" : "-\(rawValue)" }
+}
+
 /// A number format the precision report simulates: weights and layer inputs of every convolution and
 /// affine layer stored in a format, products and sums in float32, biases in float32.
 public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
@@ -36,11 +58,20 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
     public let weights: OperandFormat
     /// The inputs' format; nil keeps them in float32 (weight-only quantization).
     public let activations: OperandFormat?
+    /// How the weights are rounded; the name ends in its `suffix`.
+    public let rounding: WeightRounding
 
     public var description: String { name }
 
-    init(name: String, weights: OperandFormat, activations: OperandFormat?) {
-        (self.name, self.weights, self.activations) = (name, weights, activations)
+    init(name: String, weights: OperandFormat, activations: OperandFormat?, rounding: WeightRounding = .nearest) {
+        (self.name, self.weights, self.activations, self.rounding) = (name, weights, activations, rounding)
+    }
+
+    /// The mode with its weights rounded by `rounding`, named with its suffix.
+    public func rounded(_ rounding: WeightRounding) -> FormatMode {
+        FormatMode(
+            name: String(name.dropLast(self.rounding.suffix.count)) + rounding.suffix, weights: weights,
+            activations: activations, rounding: rounding)
     }
 
     /// The mode with its int4 weight ranges chosen by `method` (minmax or mse); other modes as they are.
@@ -48,7 +79,7 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
         guard case .int4(let w) = weights else { return self }
         return FormatMode(
             name: name, weights: .int4(Int4Weights(group: w.group, zeroPoint: w.zeroPoint, method: method)),
-            activations: activations)
+            activations: activations, rounding: rounding)
     }
 
     /// Whether the inputs' scale comes from calibration images (a per-tensor scale or range).

@@ -157,9 +157,16 @@ public struct QuantizationStudy {
         return steps
     }
 
-    /// `mode` applied to the master, its inputs calibrated on the study's calibration images.
-    public func formatModel(_ mode: FormatMode) throws -> FormatModel {
-        try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
+    /// `mode` applied to the master, its inputs calibrated on the study's calibration images, and its
+    /// weights rounded as the mode says (GPTQ on the calibration images).
+    public func formatModel(_ mode: FormatMode, progress: (Int, Int) -> Void = { _, _ in }) throws -> FormatModel {
+        let model = try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
+        switch mode.rounding {
+        case .nearest: return model
+        case .gptq:
+            return try model.roundedByGPTQ(
+                spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount, progress: progress)
+        }
     }
 }
 

@@ -16,8 +16,13 @@ public protocol BlockFormat: Sendable {
     /// `values`, row-major `(vectors, length)`.
     func quantize(_ values: [Float], into t: inout FormatTensor)
 
-    /// The values `t`'s codes and scales stand for, row-major `(vectors, length)`.
-    func dequantize(_ t: FormatTensor) -> [Float]
+    /// The code of `x` in block `b` of `t` (see `FormatTensor.block(of:)`), under the scales `t`
+    /// holds: what `quantize` stores for a value of that block. GPTQ and learned rounding round
+    /// with the scales fixed this way.
+    func code(_ x: Float, block b: Int, in t: FormatTensor) -> UInt8
+
+    /// The value `code` stands for in block `b` of `t`.
+    func value(_ code: UInt8, block b: Int, in t: FormatTensor) -> Float
 
     /// Whether `code` (within `elementBits`) stands for a finite value.
     func isFiniteCode(_ code: UInt8) -> Bool
@@ -48,7 +53,21 @@ public struct BlockStorage: Sendable {
     }
 }
 
+extension BlockFormat {
+    /// The values `t`'s codes and scales stand for, row-major `(vectors, length)`.
+    public func dequantize(_ t: FormatTensor) -> [Float] {
+        t.codes.indices.map { value(t.codes[$0], block: t.block(of: $0), in: t) }
+    }
+}
+
 extension FormatTensor {
+    /// The block (or group) that value `k` (row-major `(vectors, length)`) belongs to, as the block
+    /// scales and group scales are indexed; 0 for a format with one scale per tensor.
+    public func block(of k: Int) -> Int {
+        guard let size = blockSize else { return 0 }
+        return k / length * blocksPerVector + k % length / size
+    }
+
     /// `body(block)` for every block of `values` (row-major `(vectors, length)`), in order.
     func forEachBlock(of values: [Float], _ body: (ArraySlice<Float>) -> Void) {
         let size = blockSize!
@@ -57,18 +76,5 @@ extension FormatTensor {
                 body(values[(v * length + start)..<(v * length + min(start + size, length))])
             }
         }
-    }
-
-    /// `body(block index, the block's codes)` for every block in order, the results joined.
-    func blockwise(_ body: (Int, ArraySlice<UInt8>) -> [Float]) -> [Float] {
-        let size = blockSize!, per = blocksPerVector
-        var out: [Float] = []
-        out.reserveCapacity(codes.count)
-        for v in 0..<vectors {
-            for (k, start) in stride(from: 0, to: length, by: size).enumerated() {
-                out += body(v * per + k, codes[(v * length + start)..<(v * length + min(start + size, length))])
-            }
-        }
-        return out
     }
 }

@@ -64,14 +64,20 @@ extension Int4Weights: BlockFormat {
         }
     }
 
-    public func dequantize(_ t: FormatTensor) -> [Float] {
-        t.blockwise { b, c in
-            let zero = zeroPoint ? Int(t.zeroPoints[b]) : 0, s = Double(t.scales[b])
-            return c.map { code in
-                let q = zeroPoint ? Int(code) : Int(Int8(bitPattern: code << 4) >> 4)
-                return Float(Double(q - zero) * s)
-            }
-        }
+    public func code(_ x: Float, block b: Int, in t: FormatTensor) -> UInt8 {
+        UInt8(truncatingIfNeeded: range(block: b, in: t).quantize(Double(x))) & 0xF
+    }
+
+    public func value(_ code: UInt8, block b: Int, in t: FormatTensor) -> Float {
+        let q = zeroPoint ? Int(code) : Int(Int8(bitPattern: code << 4) >> 4)
+        return Float(Double(q - (zeroPoint ? Int(t.zeroPoints[b]) : 0)) * Double(t.scales[b]))
+    }
+
+    /// The range group `b` of `t` is stored with.
+    func range(block b: Int, in t: FormatTensor) -> QuantRange {
+        QuantRange(
+            scale: Double(t.scales[b]), zeroPoint: zeroPoint ? Int(t.zeroPoints[b]) : 0, qmin: zeroPoint ? 0 : -7,
+            qmax: zeroPoint ? 15 : 7)
     }
 
     public func isFiniteCode(_ code: UInt8) -> Bool { true }

@@ -112,8 +112,13 @@ extension MXBlockFormat: BlockFormat {
         }
     }
 
-    public func dequantize(_ t: FormatTensor) -> [Float] {
-        t.blockwise { b, c in c.map { element.decode($0) * MiniFloat.e8m0.decode(t.blockScales[b]) } }
+    /// A block with the NaN scale holds zero codes.
+    public func code(_ x: Float, block b: Int, in t: FormatTensor) -> UInt8 {
+        t.blockScales[b] == 0xFF ? 0 : element.encode(x / MiniFloat.e8m0.decode(t.blockScales[b]))
+    }
+
+    public func value(_ code: UInt8, block b: Int, in t: FormatTensor) -> Float {
+        element.decode(code) * MiniFloat.e8m0.decode(t.blockScales[b])
     }
 
     /// Finite float elements; for MXINT8, every code but the unused −128.

@@ -43,11 +43,13 @@ public struct NVFP4: BlockFormat {
         }
     }
 
-    public func dequantize(_ t: FormatTensor) -> [Float] {
-        t.blockwise { b, c in
-            let d = MiniFloat.e4m3.decode(t.blockScales[b]) * t.scales[0]
-            return c.map { MiniFloat.e2m1.decode($0) * d }
-        }
+    public func code(_ x: Float, block b: Int, in t: FormatTensor) -> UInt8 {
+        let d = MiniFloat.e4m3.decode(t.blockScales[b]) * t.scales[0]
+        return d > 0 ? MiniFloat.e2m1.encode(x / d, saturating: true) : 0
+    }
+
+    public func value(_ code: UInt8, block b: Int, in t: FormatTensor) -> Float {
+        MiniFloat.e2m1.decode(code) * (MiniFloat.e4m3.decode(t.blockScales[b]) * t.scales[0])
     }
 
     public func isFiniteCode(_ code: UInt8) -> Bool { true }

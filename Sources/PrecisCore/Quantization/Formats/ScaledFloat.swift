@@ -18,7 +18,11 @@ public struct ScaledFloat: BlockFormat {
         t.codes = values.map { element.encode($0 / s, saturating: saturating) }
     }
 
-    public func dequantize(_ t: FormatTensor) -> [Float] { t.codes.map { element.decode($0) * t.scales[0] } }
+    public func code(_ x: Float, block b: Int, in t: FormatTensor) -> UInt8 {
+        element.encode(x / t.scales[0], saturating: saturating)
+    }
+
+    public func value(_ code: UInt8, block b: Int, in t: FormatTensor) -> Float { element.decode(code) * t.scales[0] }
 
     public func isFiniteCode(_ code: UInt8) -> Bool { element.decode(code).isFinite }
 
