@@ -34,11 +34,11 @@ def largest(element):
 
 
 def mode_of(name):
-    """A variant name as a dict: kind, element, rounding ('nearest' or 'gptq') and the kind's
+    """A variant name as a dict: kind, element, rounding ('nearest', 'gptq' or 'adaround') and the kind's
     parameters; None if not a format."""
     base = name[:-len('-mixed')] if name.endswith('-mixed') else name
-    rounding = 'gptq' if base.endswith('-gptq') else 'nearest'
-    base = base[:-len('-gptq')] if rounding == 'gptq' else base
+    rounding = next((r for r in ('gptq', 'adaround') if base.endswith('-' + r)), 'nearest')
+    base = base[:-len(rounding) - 1] if rounding != 'nearest' else base
     mode = base_mode(base)
     return dict(mode, rounding=rounding) if mode else None
 
@@ -167,8 +167,8 @@ def check_variant(name, group, master, text):
     """Differences between a stored format variant and the codes this module derives from the master.
     `group` is the variant's h5py group, `master` maps layer name -> {'W', 'b'} float32 arrays."""
     mode, problems = mode_of(name), []
-    if mode['rounding'] == 'gptq':
-        return problems  # GPTQ chooses the codes from calibration images: gptq-check.py redoes it
+    if mode['rounding'] != 'nearest':
+        return problems  # chosen from calibration images: gptq-check.py redoes GPTQ, AdaRoundTests check AdaRound
     layers = group['model']['layers']
     for layer in layers:
         g, w = layers[layer], master[layer]['W'].astype(np.float32)

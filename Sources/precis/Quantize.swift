@@ -64,7 +64,8 @@ struct Quantize: ParsableCommand {
         help: """
             With --format: how the weights are rounded once their scales are set (gptq: column by column, each \
             rounding error spread over the columns left so the layer's output on the calibration images changes \
-            least; stores /variants/<format>-gptq).
+            least; adaround: each weight up or down, learned to keep each layer's output on the calibration \
+            images; stores /variants/<format>-<rounding>).
             """)
     var rounding = WeightRounding.nearest
 

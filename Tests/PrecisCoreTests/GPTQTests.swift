@@ -103,6 +103,85 @@ struct GPTQTests {
         #expect(p?.format?.rounding == .gptq && p?.format?.rounded(.nearest).name == "int4-g32-z")
         #expect(Precision(name: "mxfp4-gptq")?.format?.weights == Precision(name: "mxfp4")?.format?.weights)
         #expect(Precision(name: "int4-gptq-channel") == nil)
+        #expect(Precision(name: "nvfp4-adaround")?.format?.rounding == .adaround)
+        #expect(Precision(name: "nvfp4-adaround-gptq") == nil)
         #expect(Precision(name: "int4-channel-gptq")?.format?.weightRanges(.minmax).name == "int4-channel-gptq")
+    }
+}
+
+struct AdaRoundTests {
+    let helpers = GPTQTests()
+
+    /// Every code is the grid value at or below its weight, or the one at or above: for int4, the
+    /// floor or the ceiling of the nearest-rounding input `w / s + z`.
+    @Test(arguments: GPTQTests.modes)
+    func eachCodeIsTheFloorOrTheCeiling(_ mode: FormatMode) {
+        let (vectors, length) = (6, 40)
+        let w = randomTensor([vectors, length], seed: 21, in: -0.5...0.5, as: Double.self).data.map {
+            Double(Float($0))
+        }
+        let x = helpers.inputs(300, length, seed: 8)
+        let nearest = FormatTensor(
+            encoding: w.map { Float($0) }, vectors: vectors, length: length, format: mode.weights)
+        var t = nearest
+        let h = helpers.hessian(x, length)
+        AdaRound.round(w, vectors: 0..<vectors, inputs: .sums(hessian: h, cross: h), samples: 300, into: &t)
+        let block = mode.weights.block!, values = t.decoded()
+        #expect(t.scales == nearest.scales && t.blockScales == nearest.blockScales)
+        for k in w.indices {
+            let grid = block.validCodes.map { Double(block.value($0, block: t.block(of: k), in: t)) }
+            let below = grid.filter { $0 <= w[k] }.max() ?? grid.min()!
+            let above = grid.filter { $0 >= w[k] }.min() ?? grid.max()!
+            #expect(Double(values[k]) == below || Double(values[k]) == above, "value \(k)")
+        }
+        if case .int4(let f) = mode.weights {
+            for k in w.indices {
+                let r = f.range(block: t.block(of: k), in: t), u = w[k] / r.scale + Double(r.zeroPoint)
+                let q = Double(r.quantize(Double(values[k])))
+                #expect(
+                    q == min(Double(r.qmax), max(Double(r.qmin), u.rounded(.down)))
+                        || q
+                            == min(
+                                Double(r.qmax),
+                                max(Double(r.qmin), u.rounded(.up)))
+                )
+            }
+        }
+        #expect(helpers.outputError(w, t, x) < helpers.outputError(w, nearest, x))
+    }
+
+    /// With inputs the layer sees rounded (`x̃`, here to quarters), AdaRound lowers `Σ‖W·x − W̃·x̃‖²`,
+    /// what the layer's output loses to both roundings, below rounding the weights to nearest.
+    @Test func theAsymmetricTargetAnswersForRoundedInputs() {
+        let (vectors, length) = (8, 32), mode = GPTQTests.modes[0]
+        let w = randomTensor([vectors, length], seed: 31, in: -0.5...0.5, as: Double.self).data.map {
+            Double(Float($0))
+        }
+        let x = helpers.inputs(300, length, seed: 12), seen = x.map { ($0 * 4).rounded() / 4 }
+        let cross = (0..<(length * length)).map { k in
+            (0..<300).reduce(0.0) { $0 + x[$1 * length + k / length] * seen[$1 * length + k % length] }
+        }
+        func error(_ t: FormatTensor) -> Double {
+            let q = t.decoded()
+            return (0..<vectors).reduce(0.0) { sum, v in
+                (0..<300).reduce(sum) { sum, i in
+                    let d = (0..<length).reduce(0.0) {
+                        $0 + w[v * length + $1] * x[i * length + $1]
+                            - Double(q[v * length + $1]) * seen[i * length + $1]
+                    }
+                    return sum + d * d
+                }
+            }
+        }
+        let nearest = FormatTensor(
+            encoding: w.map { Float($0) }, vectors: vectors, length: length, format: mode.weights)
+        var t = nearest
+        AdaRound.round(
+            w, vectors: 0..<vectors, inputs: .sums(hessian: helpers.hessian(seen, length), cross: cross), samples: 300,
+            into: &t)
+        #expect(error(t) < 0.9 * error(nearest))
+        var fromRows = nearest
+        AdaRound.round(w, vectors: 0..<vectors, inputs: .rows(exact: x, seen: seen), samples: 300, into: &fromRows)
+        #expect(fromRows.codes == t.codes)
     }
 }

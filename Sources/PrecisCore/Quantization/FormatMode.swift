@@ -36,6 +36,9 @@ public enum WeightRounding: String, Sendable, CaseIterable {
     /// GPTQ: one column of the reduction axis at a time, each column's rounding error spread over the
     /// columns not yet rounded so that the layer's output on calibration images changes least (see `GPTQ`).
     case gptq
+    /// AdaRound: each weight up or down on the grid, learned to keep the layer's output on calibration
+    /// images (see `AdaRound`).
+    case adaround
 
     /// How a variant's `rounding` attribute describes it.
     public var text: String {
@@ -44,6 +47,9 @@ public enum WeightRounding: String, Sendable, CaseIterable {
         case .gptq:
             return "GPTQ (Frantar et al. 2022) on the calibration images, the scales set from the weights first, "
                 + "damping 0.01 of the mean Hessian diagonal, columns in stored order"
+        case .adaround:
+            return "AdaRound (Nagel et al. 2020) on the calibration images, the scales set from the weights first: "
+                + "each weight its grid value below or above, \(AdaRound.steps) full-batch Adam steps"
         }
     }
 

@@ -161,12 +161,10 @@ public struct QuantizationStudy {
     /// weights rounded as the mode says (GPTQ on the calibration images).
     public func formatModel(_ mode: FormatMode, progress: (Int, Int) -> Void = { _, _ in }) throws -> FormatModel {
         let model = try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
-        switch mode.rounding {
-        case .nearest: return model
-        case .gptq:
-            return try model.roundedByGPTQ(
-                spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount, progress: progress)
-        }
+        guard mode.rounding != .nearest else { return model }
+        return try model.rounded(
+            by: mode.rounding, spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount,
+            progress: progress)
     }
 }
 

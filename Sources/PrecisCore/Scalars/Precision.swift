@@ -11,8 +11,9 @@ public enum Int8Kind: String, Sendable, CaseIterable {
 ///   `bfloat16`, the stored variant that `bfloat16-acc32` runs;
 /// - an int8 scheme: `int8-w<tensor|channel>-a<s8|s8z|u8z>`, with `-mixed` or `-dynamic`;
 /// - a number format: `float8-<e4m3|e5m2>[-nosat]`, `mxfp8-<e4m3|e5m2>`, `mxfp6-<e3m2|e2m3>`, `mxfp4`,
-///   `mxint8`, `nvfp4`, `int4-<channel|g32|g64|g128>[-z][-a8]`; then `-gptq` for a stored variant
-///   whose weights GPTQ rounded, and `-mixed` for a stored variant that keeps some layers in float.
+///   `mxint8`, `nvfp4`, `int4-<channel|g32|g64|g128>[-z][-a8]`; then `-gptq` or `-adaround` for a
+///   stored variant whose weights GPTQ or AdaRound rounded, and `-mixed` for a stored variant that
+///   keeps some layers in float.
 public enum Precision: Sendable, Hashable, CustomStringConvertible {
     /// A floating mode: a scalar type and a storage format.
     case floating(PrecisionMode)
@@ -111,12 +112,13 @@ extension FormatMode {
     /// The format names, as patterns.
     public static let namePatterns =
         floats.map(\.name) + ["float8-e4m3-nosat", "float8-e5m2-nosat", "int4-<channel|g32|g64|g128>[-z][-a8]"]
-        + ["<format>-gptq"]
+        + ["<format>-<gptq|adaround>"]
 
     /// The format called `name` (without `-mixed`), its rounding's suffix last.
     static func named(_ name: String) -> FormatMode? {
         if let r = WeightRounding.allCases.first(where: { $0 != .nearest && name.hasSuffix($0.suffix) }) {
-            return named(String(name.dropLast(r.suffix.count))).map { $0.rounded(r) }
+            guard let base = named(String(name.dropLast(r.suffix.count))), base.rounding == .nearest else { return nil }
+            return base.rounded(r)
         }
         if let mode = floats.first(where: { $0.name == name }) { return mode }
         if let f = [MiniFloat.e4m3, .e5m2].first(where: { name == "float8-\($0.name)-nosat" }) {

@@ -27,6 +27,9 @@ public protocol BlockFormat: Sendable {
     /// Whether `code` (within `elementBits`) stands for a finite value.
     func isFiniteCode(_ code: UInt8) -> Bool
 
+    /// Every code `quantize` may store.
+    var validCodes: [UInt8] { get }
+
     /// How a variant's attributes describe the format.
     var text: String { get }
 
@@ -54,6 +57,9 @@ public struct BlockStorage: Sendable {
 }
 
 extension BlockFormat {
+    /// Every code of `elementBits` that stands for a finite value.
+    public var validCodes: [UInt8] { (0..<(1 << elementBits)).map { UInt8($0) }.filter(isFiniteCode) }
+
     /// The values `t`'s codes and scales stand for, row-major `(vectors, length)`.
     public func dequantize(_ t: FormatTensor) -> [Float] {
         t.codes.indices.map { value(t.codes[$0], block: t.block(of: $0), in: t) }

@@ -82,6 +82,9 @@ extension Int4Weights: BlockFormat {
 
     public func isFiniteCode(_ code: UInt8) -> Bool { true }
 
+    /// 0...15 with a zero point; −7...7 without (−8 never stored).
+    public var validCodes: [UInt8] { (0..<16).map { UInt8($0) }.filter { zeroPoint || $0 != 8 } }
+
     public var text: String {
         "int4 " + (zeroPoint ? "0...15 with a zero point" : "symmetric -7...7") + ", one float32 scale "
             + (group.map { "per \($0) values along the reduction axis" } ?? "per output channel")
