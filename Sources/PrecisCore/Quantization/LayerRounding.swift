@@ -76,6 +76,7 @@ extension FormatModel {
             let source = spec.inputs(of: layer.index)[0] + 1, n = t.length
             let groups = if case .convolution(let c) = layer.spec { c.groups } else { 1 }
             let samples = count * (layer.outputShape.count == 3 ? layer.outputShape[1] * layer.outputShape[2] : 1)
+            // Per group: GPTQ's H; AdaRound's Ĥ and C, or with `keepRows` the rows x̃ and x themselves.
             let keepRows = rounding == .adaround && 2 * samples < n
             let zeros = [[Double]](repeating: [Double](repeating: 0, count: keepRows ? 0 : n * n), count: groups)
             var (hessians, crosses) = (zeros, zeros)
