@@ -142,8 +142,8 @@ extension FormatModel {
 /// (the floor or the ceiling for int4; the neighbouring grid values for FP8, MX and NVFP4 elements),
 /// chosen by learning `V` in `w̃ = lo + h(V)·(hi − lo)`, with the rectified sigmoid
 /// `h(V) = clamp(σ(V)·(ζ − γ) + γ, 0, 1)`, `ζ = 1.1`, `γ = −0.1`, to minimize
-/// `Σ‖W·x − W̃·x̃‖²/N + λ·Σ(1 − |2h − 1|^β)`: the mean squared change of the layer's output over its
-/// `N` calibration inputs (`x` as the float network gives them, `x̃` as the quantized one does; see
+/// `Σ‖W·x − W̃·x̃‖²/N + λ·Σ(1 − |2h − 1|^β)`: the mean squared change of the layer's output
+/// over its `N` calibration inputs (`x` as the float network gives them, `x̃` as the quantized one does; see
 /// `LayerRounding`), and the paper's regularizer that drives every `h` to 0 or 1,
 /// `λ = 0.01`, `β` annealed from 20 to 2 after a warm-up of the first fifth of the steps without it.
 /// Adam, full batch (every calibration input in `H`, so the result is deterministic), `V` starting
