@@ -22,7 +22,7 @@ import numpy as np
 
 NUMBERS = ["0", "-1", "1", "2", "5", "100", "9223372036854775808", "1e309", "nan", "-0", "0.5", "", "x", "1,1"]
 PRECISIONS = ["float64", "float32", "float16", "float16-acc32", "bfloat16", "bfloat16-acc32", "int8", "mxfp4",
-              "nvfp4", "int4-g32", "float8-e4m3", "int8-wchannel-au8z", "all", "float8", "float16,float16",
+              "nvfp4", "int4-g32", "float8-e4m3", "int8-wchannel-au8z", "mxfp4-cle", "all", "float8", "float16,float16",
               "bfloat16,bfloat16-acc32", "int8,int8", "mxfp4,mxfp4", ",", ""]
 SCHEMES = ["wchannel-au8z", "wtensor-as8", "all", "wchannel-au8z,wchannel-au8z", "w4", ""]
 METHODS = ["minmax", "mse", "entropy", "percentile", "all", "mse,mse", "kl", ""]
@@ -54,10 +54,11 @@ def options(command, work):
         "eval": {**common, **sample, "--precision": PRECISIONS, "--explain": PRECISIONS, "--input-scale": NUMBERS,
                  "--save-logits": p, "--record": None, "--report": p},
         "quantize": {**common, **sample, "--compare": None, "--scheme": SCHEMES, "--calibration": METHODS,
-                     "--calibration-size": NUMBERS, "--percentile": NUMBERS, "--format": ["mxfp4", "int4-g32", "x"],
+                     "--calibration-size": NUMBERS, "--percentile": NUMBERS,
+                     "--format": ["mxfp4", "int4-g32", "nvfp4-cle", "x"],
                      "--dynamic": None, "--sensitivity": None, "--max-drop": NUMBERS, "--bias-correction": None,
                      "--fallback": ["float32", "float16", "float8"], "--record": None,
-                     "--rounding": ["nearest", "x"]},
+                     "--rounding": ["nearest", "x"], "--equalize": None},
         "report": {**sample, "--quiet": None, "--force": None, "--output": p},
         "export": {"--precision": ["float16", "bfloat16", "float32", "int8-wchannel-au8z", "x"], "--onnx": p,
                    "--force": None},

@@ -18,7 +18,6 @@ stored code. The rules, as Precis documents them (Frantar et al. 2022, Algorithm
 Exits non-zero when any code differs.
 """
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -30,22 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import number_formats  # noqa: E402  (the sibling module in Tools/)
-from numpy_network import forward, test_set, unfold_groups  # noqa: E402
-
-
-def read_master(f):
-    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
-    model = f['model']
-    spec = json.loads(model.attrs['spec'])
-    names = sorted(model['layers'])
-    layers = list(zip(names, spec))
-    params = {}
-    for name, layer in layers:
-        g = model['layers'][name]
-        if 'inputs' in g.attrs:
-            layer['inputs'] = text(g.attrs['inputs']).split()
-        params[name] = {k: g[k][()].astype(np.float64) for k in g}
-    return layers, params
+from numpy_network import forward, read_master, test_set, unfold_groups  # noqa: E402
 
 
 def hessians(layer, x):

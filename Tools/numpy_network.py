@@ -8,6 +8,7 @@ Precis.
     logits = forward(layers, params, images[:100])
 """
 import gzip
+import json
 import os
 import struct
 
@@ -63,6 +64,23 @@ def test_set(name, split='t10k'):
 
 
 # ---------------------------------------------------------------- layers (inference)
+
+def read_master(f):
+    """The layer list [(name, layer dict)] and float64 parameters {name: {tensor: array}} of an open
+    weight file's /model."""
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+    model = f['model']
+    spec = json.loads(model.attrs['spec'])
+    names = sorted(model['layers'])
+    layers = list(zip(names, spec))
+    params = {}
+    for name, layer in layers:
+        g = model['layers'][name]
+        if 'inputs' in g.attrs:
+            layer['inputs'] = text(g.attrs['inputs']).split()
+        params[name] = {k: g[k][()].astype(np.float64) for k in g}
+    return layers, params
+
 
 def im2col(x, fh, fw, stride, pad, fill=0.0):
     n, c, h, w = x.shape

@@ -54,6 +54,8 @@ python3 Tools/keras-check.py --precis .build/release/precis
 python3 Tools/formats-check.py --precis .build/release/precis
 # GPTQ's codes on every layer of DeepConvNet, int4 and FP8: 0 differ from an independent numpy GPTQ.
 python3 Tools/gptq-check.py --precis .build/release/precis
+# Cross-layer equalization on DeepConvNet and ResNet-20: the closed-form scales in numpy, the same logits.
+python3 Tools/cle-check.py --precis .build/release/precis
 # 420 damaged copies: 0 crashes, 0 unclear exits and 0 answers that differ from the intact file's.
 python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 --trials 200 --precis .build/release/precis
 python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float32,int8-wchannel-au8z --trials 120 \

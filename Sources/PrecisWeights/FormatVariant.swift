@@ -2,7 +2,7 @@ import PrecisCore
 
 /// The attributes `writeFormat` sets on a number-format variant's group.
 enum FormatAttribute: String, CaseIterable {
-    case precision, weights, activations, rounding, layout, packing
+    case precision, weights, activations, rounding, layout, packing, equalization
     case weightRanges = "weight_ranges", floatLayers = "float_layers", foldedBatchNorm = "folded_batchnorm"
 }
 
@@ -31,6 +31,9 @@ extension WeightFile {
     /// tensors are `/model`'s); the name of such a mixed variant ends in `-mixed`. Its
     /// `folded_batchnorm` names the batch normalizations folded into the layer before them: that
     /// layer's `W` and `b` hold the folded values, which a variant runs with as `/model` folds.
+    /// An equalized variant (`-cle`) holds, under `equalization/<layer>`, the `scale` and `shift`
+    /// (float64, one per output channel) of each pair's first layer (see `Equalization`): it runs with
+    /// `/model`'s tensors equalized by them, and its `b` are those.
     /// `calibration` adds attributes to the variant.
     func writeFormat(_ model: FormatModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws {
         let name = model.name
@@ -54,8 +57,9 @@ extension WeightFile {
         try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
         for (key, value) in calibration { try v.setAttribute(key, value) }
         try writeFolded(model.folded, on: v)
+        if let e = model.equalization { try writeEqualization(e, on: v) }
         let layers = try v.createGroup("model").createGroup("layers"),
-            tensors = try spec.folding(model.folded, in: tensors)
+            tensors = try spec.folding(model.folded, in: try model.tensors(from: tensors, spec: spec))
         for (i, t) in model.weights.sorted(by: { $0.key < $1.key }) {
             let layer = spec.layerNames[i], g = try layers.createGroup(layer)
             try g.setAttribute("kind", .string(spec.layers[i].kind))
@@ -110,9 +114,12 @@ extension WeightFile {
                 file: path, path: v.path,
                 message: "a variant keeps layers in float32 exactly when its name ends in -mixed")
         }
-        let folded = try readFolded(v), foldedTensors = try spec.folding(folded, in: tensors)
-        var model = FormatModel(mode: mode, weights: [:], inputs: [:], mixed: !floatLayers.isEmpty, folded: folded)
-        var floats = tensors
+        let folded = try readFolded(v), equalization = mode.equalized ? try readEqualization(v) : nil
+        var model = FormatModel(
+            mode: mode, weights: [:], inputs: [:], mixed: !floatLayers.isEmpty, folded: folded,
+            equalization: equalization)
+        var floats = try model.tensors(from: tensors, spec: spec)
+        let foldedTensors = try spec.folding(folded, in: floats)
         for layer in try spec.geometry() where !floatLayers.contains(layer.name) {
             guard let gemm = layer.gemm else { continue }
             let g = try layers.group(layer.name)
@@ -188,6 +195,60 @@ extension WeightFile {
             }
         }
         return (model, floats)
+    }
+}
+
+extension WeightFile {
+    /// Writes `e` under `v/equalization`, one group per pair's first layer, and says what it is.
+    func writeEqualization(_ e: Equalization, on v: HDF5Group) throws {
+        try v.setAttribute(
+            A.equalization.rawValue,
+            .string(
+                "cross-layer equalization (Nagel et al. 2019) of \(e.scales.count) layer pairs, high biases absorbed "
+                    + "on the calibration images: each first layer's output channel divided by equalization/<layer>/"
+                    + "scale and less its shift, the next layer's weights and bias making up for it"))
+        let g = try v.createGroup("equalization")
+        for (i, s) in e.scales.sorted(by: { $0.key < $1.key }) {
+            let layer = try g.createGroup(spec.layerNames[i])
+            try layer.write("scale", shape: [s.count], s)
+            try layer.write("shift", shape: [s.count], e.shifts[i] ?? Array(repeating: 0, count: s.count))
+        }
+    }
+
+    /// The equalization under `v/equalization`: a group for the first layer of every pair the network
+    /// has, each with as many positive scales and non-negative shifts as the layer has output channels.
+    func readEqualization(_ v: HDF5Group) throws -> Equalization {
+        let g = try v.group("equalization"), geometry = try spec.geometry(), pairs = try spec.equalizedPairs()
+        if let bad = try g.children().first(where: { c in !pairs.contains { spec.layerNames[$0.first] == c } }) {
+            throw HDF5Error(
+                file: v.file.path, path: g.path, message: "names '\(bad)', which is not the first layer of a pair")
+        }
+        var e = Equalization()
+        for p in pairs {
+            let name = spec.layerNames[p.first], channels = geometry[p.first].gemm!.channels
+            let layer = try g.group(name)
+            func fail(_ message: String) -> HDF5Error {
+                HDF5Error(file: v.file.path, path: layer.path, message: message)
+            }
+            for t in ["scale", "shift"] {
+                let info = try layer.datasetInfo(t)
+                guard info.shape == [channels] && info.type == .float64 else {
+                    throw fail(
+                        "\(t) must be float64 of shape (\(channels)), is \(info.typeName) \(shapeText(info.shape))")
+                }
+            }
+            let (s, c) = (
+                try layer.read("scale", as: Double.self).values, try layer.read("shift", as: Double.self).values
+            )
+            guard s.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw fail("scale holds a value that is not positive")
+            }
+            guard c.allSatisfy({ $0 >= 0 && $0.isFinite }), p.absorbs || c.allSatisfy({ $0 == 0 }) else {
+                throw fail("shift holds a negative value, or a shift the next layer cannot absorb")
+            }
+            (e.scales[p.first], e.shifts[p.first]) = (s, c)
+        }
+        return e
     }
 }
 

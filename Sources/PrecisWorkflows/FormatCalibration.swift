@@ -85,10 +85,11 @@ extension WeightStore {
     {
         let name = Precision.format(mode, mixed: mixed).name
         guard mixed || variantNames.contains(name) else {
-            if mode.rounding != .nearest {
+            if mode.rounding != .nearest || mode.equalized {
                 throw ModelError.badSpec(
-                    "\(name) is not stored in the file: precis quantize \(path) --format "
-                        + "\(mode.rounded(.nearest).name) --rounding \(mode.rounding.rawValue) stores it")
+                    "\(name) is not stored in the file: precis quantize \(path) --format \(mode.formatName)"
+                        + (mode.equalized ? " --equalize" : "")
+                        + (mode.rounding == .nearest ? "" : " --rounding \(mode.rounding.rawValue)") + " stores it")
             }
             return (try formats.network(mode), master.tensors, formats.describe(mode))
         }

@@ -41,7 +41,7 @@ public struct Quantizer {
         switch target {
         case let .int8(scheme, method): return try runInt8(scheme, method, study, store, dataset)
         case .dynamic(let scheme): return try runDynamic(scheme, study, store)
-        case .format(let mode): return try runFormat(mode, study, store, dataset)
+        case .format(let mode): return try runFormat(mode, mode.equalized ? study.equalized() : study, store, dataset)
         }
     }
 
@@ -95,7 +95,7 @@ public struct Quantizer {
         let network = try FormatNetwork(spec: spec, tensors: study.tensors, model: model)
         let floatLayers = quantizedLayers(spec).filter { model.weights[$0] == nil }.map { spec.layerNames[$0] }
         let attributes =
-            mode.needsCalibration || mode.rounding != .nearest
+            mode.needsImages
             ? calibrationAttributes(
                 FormatModel.inputCalibrationName(mode), images: study.calibrationCount, seed: seed,
                 source: "training set of \(dataset)") : []
@@ -103,10 +103,12 @@ public struct Quantizer {
             if case .int4(let w) = mode.weights {
                 "int4 ranges \(w.method.rawValue)" + (mode.needsCalibration ? ", inputs mse" : "")
             } else { mode.needsCalibration ? "amax" : "block scales from the values" }
-        let how = scales + (mode.rounding == .nearest ? "" : ", rounded by \(mode.rounding.rawValue)")
+        let how =
+            scales + (mode.equalized ? ", equalized across layers" : "")
+            + (mode.rounding == .nearest ? "" : ", rounded by \(mode.rounding.rawValue)")
         var summary = QuantizeSummary(
             file: store.path, variant: try store.store(model, calibration: attributes), calibration: how,
-            calibrationImages: mode.needsCalibration || mode.rounding != .nearest ? study.calibrationCount : 0,
+            calibrationImages: mode.needsImages ? study.calibrationCount : 0,
             biasCorrection: false,
             result: study.evaluate { network.predict($0) }, modelBytes: network.modelBytes, floatLayers: floatLayers)
         (summary.sensitivity, summary.mixedPrecision, summary.maxDropPP) = (ranked, steps, maxDrop)
@@ -161,7 +163,7 @@ extension QuantizeSummary {
     public func lines(sample: String, ranking: Bool, format: String?) -> [String] {
         let how =
             format != nil
-            ? calibration + (calibrationImages > 0 ? " calibration, \(calibrationImages) images" : "")
+            ? calibration + (calibrationImages > 0 ? "; \(calibrationImages) calibration images" : "")
             : calibration == "none" ? "dynamic" : "\(calibration) calibration, \(calibrationImages) images"
         var out = [
             String(

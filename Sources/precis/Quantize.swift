@@ -69,6 +69,13 @@ struct Quantize: ParsableCommand {
             """)
     var rounding = WeightRounding.nearest
 
+    @Flag(
+        help: """
+            With --format: equalize the network across layers first (cross-layer equalization with high-bias \
+            absorption, where a pair of layers can be rescaled exactly; stores /variants/<format>-cle).
+            """)
+    var equalize = false
+
     @Option(help: "Comma-separated weight and activation schemes, or all (with --compare).")
     var scheme = ChoiceList<QuantScheme>.all
 
@@ -127,7 +134,8 @@ struct Quantize: ParsableCommand {
     /// What the options ask to store.
     var target: Quantizer.Target {
         if let format {
-            let mode = rounding == .nearest ? format : format.rounded(rounding)
+            let equalized = format.equalizing(equalize || format.equalized)
+            let mode = rounding == .nearest ? equalized : equalized.rounded(rounding)
             return .format(calibration.values.count == 1 ? mode.weightRanges(calibration.values[0]) : mode)
         }
         return dynamic ? .dynamic(scheme.values[0]) : .int8(scheme.values[0], calibration.values[0])

@@ -9,6 +9,9 @@ extension Quantize {
         if rounding != .nearest && format == nil {
             throw ValidationError("--rounding chooses how a number format's weights are rounded: give --format")
         }
+        if equalize && format == nil {
+            throw ValidationError("--equalize equalizes before a number format: give --format")
+        }
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         if percentileOption != nil && !calibration.values.contains(.percentile) {

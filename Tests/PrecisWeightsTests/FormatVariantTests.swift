@@ -157,6 +157,41 @@ import Testing
             "\($0)".contains("folded_batchnorm names '02_relu1', which is not a batch normalization that folds")
         }
     }
+
+    /// An equalized variant stores its scales and shifts, reads back as written, runs with the master
+    /// equalized, and is refused when they are forged.
+    @Test func equalizedVariantsStoreTheirScales() throws {
+        let (dir, store, file, _) = try setup()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var rng = RandomSource(seed: 9)
+        let images = (0..<(20 * 64)).map { _ in Float(rng.uniform()) }
+        let master = store.master.tensors
+        let e = try Equalization(spec: file.spec, tensors: master).absorbingHighBiases(
+            spec: file.spec, tensors: master, images: images, count: 20)
+        #expect(e.scales.keys.sorted() == [0, 4] && e.shifts.values.contains { $0.contains { $0 > 0 } })
+        let equalized = try e.applied(to: master, spec: file.spec)
+        var model = try FormatModel(
+            spec: file.spec, tensors: equalized, mode: Precision(name: "float8-e4m3-cle")!.format!,
+            observers: observeActivations(
+                try Network<Float>(spec: file.spec, parameters: equalized), images: images, count: 20))
+        model.equalization = e
+        #expect(try store.store(model, calibration: []) == "float8-e4m3-cle")
+        let stored = try store.variant("float8-e4m3-cle", of: FormatModel.self)
+        #expect(stored.model == model)
+        #expect(
+            try stored.network.network.tensorValues()
+                == FormatNetwork(spec: file.spec, tensors: equalized, model: model).network.tensorValues())
+        try store.modify { root in
+            let g = try root.group("variants/float8-e4m3-cle/equalization/00_conv1")
+            try g.remove("scale")
+            try g.write("scale", shape: [4], [1, -2, 1, 1] as [Double])
+        }
+        #expect { try store.variant("float8-e4m3-cle", of: FormatModel.self) } throws: {
+            "\($0)".contains("equalization/00_conv1 scale holds a value that is not positive")
+        }
+        try store.modify { root in try root.group("variants/float8-e4m3-cle").remove("equalization") }
+        #expect(throws: HDF5Error.self) { try store.variant("float8-e4m3-cle", of: FormatModel.self) }
+    }
 }
 
 /// Checkpoint files: the state written is the state read back, and a file without one is refused.

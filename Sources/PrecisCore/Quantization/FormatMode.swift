@@ -66,18 +66,40 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
     public let activations: OperandFormat?
     /// How the weights are rounded; the name ends in its `suffix`.
     public let rounding: WeightRounding
+    /// Whether the network is equalized across layers first (see `Equalization`); the name then holds
+    /// `-cle` before the rounding's suffix.
+    public let equalized: Bool
 
     public var description: String { name }
 
-    init(name: String, weights: OperandFormat, activations: OperandFormat?, rounding: WeightRounding = .nearest) {
-        (self.name, self.weights, self.activations, self.rounding) = (name, weights, activations, rounding)
+    init(
+        name: String, weights: OperandFormat, activations: OperandFormat?, rounding: WeightRounding = .nearest,
+        equalized: Bool = false
+    ) {
+        (self.name, self.weights, self.activations) = (name, weights, activations)
+        (self.rounding, self.equalized) = (rounding, equalized)
     }
+
+    /// The format's own name: without `-cle` and the rounding's suffix.
+    public var formatName: String {
+        String(name.dropLast(rounding.suffix.count + (equalized ? Self.equalizedSuffix.count : 0)))
+    }
+
+    /// What an equalized mode's format name is followed by.
+    public static let equalizedSuffix = "-cle"
 
     /// The mode with its weights rounded by `rounding`, named with its suffix.
     public func rounded(_ rounding: WeightRounding) -> FormatMode {
+        with(rounding: rounding, equalized: equalized)
+    }
+
+    /// The mode with the network equalized first, or not.
+    public func equalizing(_ equalized: Bool) -> FormatMode { with(rounding: rounding, equalized: equalized) }
+
+    private func with(rounding: WeightRounding, equalized: Bool) -> FormatMode {
         FormatMode(
-            name: String(name.dropLast(self.rounding.suffix.count)) + rounding.suffix, weights: weights,
-            activations: activations, rounding: rounding)
+            name: formatName + (equalized ? Self.equalizedSuffix : "") + rounding.suffix, weights: weights,
+            activations: activations, rounding: rounding, equalized: equalized)
     }
 
     /// The mode with its int4 weight ranges chosen by `method` (minmax or mse); other modes as they are.
@@ -85,11 +107,15 @@ public struct FormatMode: Sendable, Hashable, CustomStringConvertible {
         guard case .int4(let w) = weights else { return self }
         return FormatMode(
             name: name, weights: .int4(Int4Weights(group: w.group, zeroPoint: w.zeroPoint, method: method)),
-            activations: activations, rounding: rounding)
+            activations: activations, rounding: rounding, equalized: equalized)
     }
 
     /// Whether the inputs' scale comes from calibration images (a per-tensor scale or range).
     public var needsCalibration: Bool {
         activations.map { $0.block?.inputNeedsCalibration ?? true } ?? false
     }
+
+    /// Whether building the mode needs calibration images: to scale its inputs, to round its weights
+    /// other than to nearest, or to absorb high biases when equalizing.
+    public var needsImages: Bool { needsCalibration || rounding != .nearest || equalized }
 }

@@ -65,12 +65,23 @@ public struct FormatModel: Sendable, Equatable {
     public let mixed: Bool
     /// The batch normalizations folded into the layer before them, by index (see `QuantizedModel.folded`).
     public var folded: Set<Int>
+    /// How the master was equalized across layers before its weights were encoded (an equalized mode's);
+    /// the model runs with `tensors(from:)`.
+    public var equalization: Equalization?
 
     public init(
         mode: FormatMode, weights: [Int: FormatTensor], inputs: [Int: InputCalibration], mixed: Bool = false,
-        folded: Set<Int> = []
+        folded: Set<Int> = [], equalization: Equalization? = nil
     ) {
         (self.mode, self.weights, self.inputs, self.mixed, self.folded) = (mode, weights, inputs, mixed, folded)
+        self.equalization = equalization
+    }
+
+    /// The float tensors the model runs with, from the `master`'s: equalized as the model was.
+    public func tensors(from master: [String: Tensor<Double>], spec: ModelSpec) throws -> [String: Tensor<Double>] {
+        guard mode.equalized else { return master }
+        guard let equalization else { throw ModelError.badSpec("\(name): the equalization is missing") }
+        return try equalization.applied(to: master, spec: spec)
     }
 
     /// The precision the model stands for.
@@ -83,7 +94,7 @@ public struct FormatModel: Sendable, Equatable {
         FormatModel(
             mode: mode, weights: weights.filter { layers.contains($0.key) },
             inputs: inputs.filter { layers.contains($0.key) }, mixed: !weights.keys.allSatisfy(layers.contains),
-            folded: folded)
+            folded: folded, equalization: equalization)
     }
 
     /// Each layer's weight SQNR in dB against the float `tensors` (folded as the model folds), by layer index.

@@ -13,7 +13,8 @@ public struct FormatNetwork {
     /// Bits per weight value of the format's tensors, scales included.
     public let bitsPerWeight: Double
 
-    /// `model` run with the other tensors (biases, batch normalization) from `tensors`.
+    /// `model` run with the other tensors (biases, batch normalization) from `tensors`: those it runs
+    /// with (`FormatModel.tensors(from:spec:)`, equalized when the model is).
     public init(spec: ModelSpec, tensors: [String: Tensor<Double>], model: FormatModel) throws {
         self.model = model
         var parameters = try spec.folding(model.folded, in: tensors), roundings: [Int: OperandRounding] = [:],

@@ -42,13 +42,16 @@ public struct MixedPrecisionStep: Codable, Equatable, Sendable {
 /// set only) and their activation statistics, the test images, and float32's predictions on them.
 public struct QuantizationStudy {
     public let spec: ModelSpec
-    /// The master tensors.
-    public let tensors: [String: Tensor<Double>]
+    /// The master tensors (equalized, in a study `equalized()` returns).
+    public private(set) var tensors: [String: Tensor<Double>]
+    /// How `tensors` were equalized, or nil for the master's own.
+    public private(set) var equalization: Equalization?
     public let calibrationImages: [Float], calibrationCount: Int
     /// Each quantized layer's input statistics over the calibration images.
-    public let observers: [Int: Observer]
+    public private(set) var observers: [Int: Observer]
     public let test: TestImages
-    public let float32Network: Network<Float>
+    /// The float32 network of `tensors`.
+    public private(set) var float32Network: Network<Float>
     public let float32: RunResult
 
     /// Which test images the study uses, and how a report names them.
@@ -72,6 +75,20 @@ public struct QuantizationStudy {
         reference.vsFloat32 = AccuracyChange(
             reference: PairedChange(predicted: predicted, reference: predicted, labels: test.labels))
         float32 = reference
+    }
+
+    /// The study of the network equalized across layers (see `Equalization`), its high biases absorbed
+    /// on the calibration images: its tensors and input statistics are the equalized network's, while
+    /// float32's predictions, the reference every change is counted against, stay the master's.
+    public func equalized() throws -> QuantizationStudy {
+        let e = try Equalization(spec: spec, tensors: tensors).absorbingHighBiases(
+            spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount)
+        var out = self
+        out.tensors = try e.applied(to: tensors, spec: spec)
+        out.equalization = e
+        out.float32Network = try Network<Float>(spec: spec, parameters: out.tensors)
+        out.observers = observeActivations(out.float32Network, images: calibrationImages, count: calibrationCount)
+        return out
     }
 
     /// The predictions of `predict` on the test images, in batches of 100, and the seconds taken.
@@ -157,10 +174,16 @@ public struct QuantizationStudy {
         return steps
     }
 
-    /// `mode` applied to the master, its inputs calibrated on the study's calibration images, and its
-    /// weights rounded as the mode says (GPTQ on the calibration images).
+    /// `mode` applied to the study's tensors, its inputs calibrated on the study's calibration images, and
+    /// its weights rounded as the mode says (GPTQ or AdaRound on the calibration images). An equalized
+    /// mode takes an `equalized()` study.
     public func formatModel(_ mode: FormatMode, progress: (Int, Int) -> Void = { _, _ in }) throws -> FormatModel {
-        let model = try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
+        guard mode.equalized == (equalization != nil) else {
+            throw ModelError.badSpec(
+                "\(mode.name) needs a study whose network is \(mode.equalized ? "" : "not ")equalized")
+        }
+        var model = try FormatModel(spec: spec, tensors: tensors, mode: mode, observers: observers)
+        model.equalization = equalization
         guard mode.rounding != .nearest else { return model }
         return try model.rounded(
             by: mode.rounding, spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount,

@@ -112,13 +112,19 @@ extension FormatMode {
     /// The format names, as patterns.
     public static let namePatterns =
         floats.map(\.name) + ["float8-e4m3-nosat", "float8-e5m2-nosat", "int4-<channel|g32|g64|g128>[-z][-a8]"]
-        + ["<format>-<gptq|adaround>"]
+        + ["<format>[-cle][-gptq|-adaround]"]
 
-    /// The format called `name` (without `-mixed`), its rounding's suffix last.
+    /// The format called `name` (without `-mixed`): `-cle` and then its rounding's suffix last.
     static func named(_ name: String) -> FormatMode? {
         if let r = WeightRounding.allCases.first(where: { $0 != .nearest && name.hasSuffix($0.suffix) }) {
             guard let base = named(String(name.dropLast(r.suffix.count))), base.rounding == .nearest else { return nil }
             return base.rounded(r)
+        }
+        if name.hasSuffix(FormatMode.equalizedSuffix) {
+            guard let base = named(String(name.dropLast(FormatMode.equalizedSuffix.count))),
+                base.rounding == .nearest && !base.equalized
+            else { return nil }
+            return base.equalizing(true)
         }
         if let mode = floats.first(where: { $0.name == name }) { return mode }
         if let f = [MiniFloat.e4m3, .e5m2].first(where: { name == "float8-\($0.name)-nosat" }) {
