@@ -10,7 +10,8 @@ float16-acc32 semantics) and compares it with Precis's float16-acc32 mode. Numbe
 rounding of the master (Tools/number_formats.py), and their networks run in numpy on the first
 --format-images test images next to `precis eval --first N`. Where a quantized variant names
 `folded_batchnorm`, the script folds those normalizations into the master itself and checks the
-codes against that.
+codes against that; an equalized variant (`-cle`) has its stored scales and shifts applied to the
+master first (Tools/numpy_equalization.py).
 
     python3 Tools/crosscheck.py Weights/deep-fashion.h5 [--precis .build/release/precis] [--limit N]
 
@@ -32,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import number_formats  # noqa: E402  (the sibling module in Tools/)
+from numpy_equalization import equalize, pairs_of, stored_equalization  # noqa: E402
 from numpy_network import forward, grouped_convolution, im2col, test_set  # noqa: E402  (the data sets and the float64 forward pass)
 
 
@@ -93,8 +95,12 @@ def check_formats(a, f, layers, params, formats, x, t, failures):
         for v in formats:
             group, mode = f['variants'][v], number_formats.mode_of(v)
             folded = text(group.attrs.get('folded_batchnorm', '')).split()
+            own = params
+            if mode['equalized']:
+                scales, shifts = stored_equalization(group)
+                own = equalize(layers, params, pairs_of(layers), scales, shifts)
             master = {name: {k: w.astype(np.float32) for k, w in p.items()}
-                      for name, p in folded_master(params, layers, folded).items()}
+                      for name, p in folded_master(own, layers, folded).items()}
             problems = number_formats.check_variant(v, group, master, text)
             failures += [f'/variants/{v}: {p}' for p in problems]
             decoded = number_formats.decoded_weights(v, group, shapes)

@@ -34,13 +34,14 @@ def largest(element):
 
 
 def mode_of(name):
-    """A variant name as a dict: kind, element, rounding ('nearest', 'gptq' or 'adaround') and the kind's
-    parameters; None if not a format."""
+    """A variant name as a dict: kind, element, rounding ('nearest', 'gptq' or 'adaround'), whether the
+    network was equalized first (-cle) and the kind's parameters; None if not a format."""
     base = name[:-len('-mixed')] if name.endswith('-mixed') else name
     rounding = next((r for r in ('gptq', 'adaround') if base.endswith('-' + r)), 'nearest')
     base = base[:-len(rounding) - 1] if rounding != 'nearest' else base
-    mode = base_mode(base)
-    return dict(mode, rounding=rounding) if mode else None
+    equalized = base.endswith('-cle')
+    mode = base_mode(base[:-len('-cle')] if equalized else base)
+    return dict(mode, rounding=rounding, equalized=equalized) if mode else None
 
 
 def base_mode(base):
