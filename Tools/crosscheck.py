@@ -174,13 +174,16 @@ def main():
             elif v.startswith('int8-'):
                 # int8 codes times their scales must be the master within half a step; biases int32.
                 # A mixed variant's float16 layers must be the master rounded to float16.
+                # An equalized variant (-cle) is checked against the master equalized by its stored scales.
                 half = [n for n in stored if text(stored[n].attrs.get('precision', '')) == 'float16']
+                e = stored_equalization(f['variants'][v])
+                own = equalize(layers, params, pairs_of(layers), *e) if e else params
                 for name in half:
                     for k, d in stored[name].items():
-                        if d.dtype != np.float16 or not np.array_equal(d[()], model['layers'][name][k][()].astype(np.float16)):
+                        if d.dtype != np.float16 or not np.array_equal(d[()], own[name][k].astype(np.float32).astype(np.float16)):
                             failures.append(f'/variants/{v}/{name}/{k} is not the master rounded to float16')
                 folding = text(f['variants'][v].attrs.get('folded_batchnorm', '')).split()
-                folded = folded_master(params, layers, folding)
+                folded = folded_master(own, layers, folding)
                 for name in (n for n in stored if n not in half):
                     g = stored[name]
                     w, scale, b = g['W'][()], g['W_scale'][()], g['b'][()]
@@ -191,7 +194,7 @@ def main():
                     s = scale.reshape(shape) if len(scale) > 1 else scale[0]
                     # A dynamic variant's biases are the master's in float32, not int32 codes.
                     if int(f['variants'][v].attrs.get('dynamic', 0)) == 1:
-                        b_ok = b.dtype == np.float32 and np.array_equal(b, model['layers'][name]['b'][()].astype(np.float32))
+                        b_ok = b.dtype == np.float32 and np.array_equal(b, own[name]['b'].astype(np.float32))
                     else:
                         b_ok = b.dtype == np.int32
                     ok = w.dtype == np.int8 and b_ok and np.all(scale > 0) and np.all(np.abs(w) <= 127)

@@ -43,6 +43,7 @@ extension WeightFile {
     /// variant holds (float16 layers, dynamic biases) are the master's, folded when the variant runs.
     func writeInt8(_ model: QuantizedModel, calibration: [(String, HDF5Attribute)], into root: HDF5Group) throws {
         let w = self, form = model.form, name = model.precision.name
+        let floats = try model.equalization.map { try $0.applied(to: tensors, spec: spec) } ?? tensors
         let floatLayers = quantizedLayers(spec).filter { model.layers[$0] == nil }.map { spec.layerNames[$0] }
         do {
             let variants = try root.groupCreatingIfNeeded("variants")
@@ -69,6 +70,7 @@ extension WeightFile {
             try v.setAttribute(A.rounding.rawValue, .string("half to even, saturating"))
             for (key, value) in calibration { try v.setAttribute(key, value) }
             try writeFolded(model.folded, on: v)
+            if let e = model.equalization { try writeEqualization(e, on: v) }
             let layers = try v.createGroup("model").createGroup("layers")
             if case let .mixed(half) = form {
                 try v.setAttribute(A.floatLayers.rawValue, .string(floatLayers.joined(separator: " ")))
@@ -81,7 +83,7 @@ extension WeightFile {
                     try g.setAttribute("kind", .string(w.spec.layers[w.spec.layerNames.firstIndex(of: layer)!].kind))
                     try g.setAttribute("precision", .string("float16"))
                     for t in ["W", "b"] {
-                        let m = w.tensors[tensorKey(layer, t)]!
+                        let m = floats[tensorKey(layer, t)]!
                         try g.write(t, shape: m.shape, m.data.map { Float16($0) })
                     }
                 }
@@ -94,7 +96,7 @@ extension WeightFile {
                 try g.write("W_scale", shape: [q.weightScales.count], q.weightScales)
                 if form == .dynamic {
                     try g.write(
-                        "b", shape: [q.channels], w.tensors[tensorKey(w.spec.layerNames[i], "b")]!.data.map(Float.init))
+                        "b", shape: [q.channels], floats[tensorKey(w.spec.layerNames[i], "b")]!.data.map(Float.init))
                     continue
                 }
                 try g.write("b", shape: [q.channels], q.bias)
@@ -112,9 +114,14 @@ extension WeightFile {
     func readInt8(_ name: String, root: HDF5Group) throws -> StoredInt8 {
         let v = try Self.variantGroup(root, name), path = root.file.path
         let schemeName = try Self.string(v, A.scheme.rawValue)
-        guard let scheme = QuantScheme.all.first(where: { $0.description == schemeName }) else {
+        guard let scheme = QuantScheme(name: schemeName) else {
             throw HDF5Error(file: path, path: v.path, message: "unknown int8 scheme '\(schemeName)'")
         }
+        if case .int8(let named, _)? = Precision(name: name), named != scheme {
+            throw HDF5Error(file: path, path: v.path, message: "scheme '\(schemeName)' is not the one its name says")
+        }
+        let equalization = scheme.equalized ? try readEqualization(v) : nil
+        let master = try equalization.map { try $0.applied(to: tensors, spec: spec) } ?? tensors
         let layers = try v.group("model/layers")
         let shapes = Dictionary(uniqueKeysWithValues: try spec.tensorShapes().map { ($0.name, $0.shape) })
         let floatLayers =
@@ -207,14 +214,15 @@ extension WeightFile {
                 }
             }
         } else if !floatLayers.isEmpty {
-            for (key, value) in tensors where floatLayers.contains(String(key.split(separator: "/")[0])) {
+            for (key, value) in master where floatLayers.contains(String(key.split(separator: "/")[0])) {
                 floats[key] = value
             }
         }
         return StoredInt8(
-            model: QuantizedModel(scheme: scheme, layers: out, form: form, folded: try readFolded(v)),
+            model: QuantizedModel(
+                scheme: scheme, layers: out, form: form, folded: try readFolded(v), equalization: equalization),
             floatTensors: floats,
-            tensors: tensors.merging(floats) { $1 })
+            tensors: master.merging(floats) { $1 })
     }
 
     /// Sets `folded_batchnorm` on variant group `v`: the names of the `folded` layers, when there are any.

@@ -39,8 +39,9 @@ public struct Quantizer {
     /// Quantizes the study's network, stores the variant in `store` and evaluates what was stored.
     public func store(_ study: QuantizationStudy, in store: WeightStore, dataset: String) throws -> QuantizeSummary {
         switch target {
-        case let .int8(scheme, method): return try runInt8(scheme, method, study, store, dataset)
-        case .dynamic(let scheme): return try runDynamic(scheme, study, store)
+        case let .int8(scheme, method):
+            return try runInt8(scheme, method, scheme.equalized ? study.equalized() : study, store, dataset)
+        case .dynamic(let scheme): return try runDynamic(scheme, scheme.equalized ? study.equalized() : study, store)
         case .format(let mode): return try runFormat(mode, mode.equalized ? study.equalized() : study, store, dataset)
         }
     }

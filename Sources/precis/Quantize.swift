@@ -71,8 +71,8 @@ struct Quantize: ParsableCommand {
 
     @Flag(
         help: """
-            With --format: equalize the network across layers first (cross-layer equalization with high-bias \
-            absorption, where a pair of layers can be rescaled exactly; stores /variants/<format>-cle).
+            Equalize the network across layers first (cross-layer equalization with high-bias absorption, where a \
+            pair of layers can be rescaled exactly; stores /variants/int8-<scheme>-cle or /variants/<format>-cle).
             """)
     var equalize = false
 
@@ -138,6 +138,8 @@ struct Quantize: ParsableCommand {
             let mode = rounding == .nearest ? equalized : equalized.rounded(rounding)
             return .format(calibration.values.count == 1 ? mode.weightRanges(calibration.values[0]) : mode)
         }
-        return dynamic ? .dynamic(scheme.values[0]) : .int8(scheme.values[0], calibration.values[0])
+        var int8 = scheme.values[0]
+        int8.equalized = int8.equalized || equalize
+        return dynamic ? .dynamic(int8) : .int8(int8, calibration.values[0])
     }
 }

@@ -9,8 +9,8 @@ extension Quantize {
         if rounding != .nearest && format == nil {
             throw ValidationError("--rounding chooses how a number format's weights are rounded: give --format")
         }
-        if equalize && format == nil {
-            throw ValidationError("--equalize equalizes before a number format: give --format")
+        if compare && (equalize || scheme.values.contains(where: \.equalized)) {
+            throw ValidationError("--compare runs the schemes without equalization: store one with --equalize")
         }
         guard calibrationSize > 0 else { throw ValidationError("--calibration-size must be positive") }
         guard percentile > 50 && percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }

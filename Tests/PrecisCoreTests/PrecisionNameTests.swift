@@ -6,8 +6,9 @@ import Testing
     /// Every floating mode, every int8 scheme in every form, every format plain and mixed.
     static let names =
         PrecisionMode.allCases.map(\.rawValue)
-        + QuantScheme.all.flatMap { s in ["", "-mixed", "-dynamic"].map { "int8-\(s)\($0)" } }
-        + (FormatMode.standard.map(\.name) + ["float8-e5m2-nosat", "int4-g64-z", "int4-channel-z-a8"]).flatMap {
+        + QuantScheme.all.flatMap { s in ["", "-mixed", "-dynamic", "-cle", "-cle-mixed"].map { "int8-\(s)\($0)" } }
+        + (FormatMode.standard.map(\.name)
+        + ["float8-e5m2-nosat", "int4-g64-z", "int4-channel-z-a8", "nvfp4-cle", "int4-g32-cle-adaround"]).flatMap {
             [$0, "\($0)-mixed"]
         }
 
@@ -33,7 +34,7 @@ import Testing
 
     @Test(arguments: [
         "", "int8", "int8-", "int8-wchannel", "int8-wchannel-au8", "int8-wchannel-au8z-plain",
-        "int8-wchannel-au8z-mixed-x",
+        "int8-wchannel-au8z-mixed-x", "int8-wchannel-au8z-mixed-cle", "int8-wchannel-au8z-cle-cle", "int8-cle",
         "float8-e4m3-mixed-mixed", "mxfp4-nosat", "int4", "int4-g16", "int4-a8-z", "float32-mixed", "bfloat16-mixed",
         "FLOAT32", "mxfp4 ",
     ])

@@ -104,6 +104,30 @@ import Testing
         #expect(evaluation.results[0].accuracy == summary.result.accuracy)
     }
 
+    /// Equalized variants, int8 and number formats, store their equalization and run as quantizing
+    /// measured them; an unequalized study refuses an equalized scheme.
+    @Test func equalizedVariantsRunAsMeasured() throws {
+        let (dir, store) = try copy()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let study = try QuantizationStudy(
+            spec: store.spec, tensors: store.master.tensors, dataset: Self.digits, calibrationSize: 100, seed: 0,
+            selection: .first(count: 300))
+        let scheme = QuantScheme(weights: .perTensor, activations: .uint8Asymmetric, equalized: true)
+        #expect(throws: ModelError.self) { try study.quantize(scheme, .mse) }
+        let int8 = try Quantizer(.int8(scheme, .mse)).store(study, in: store, dataset: "mnist5k")
+        let nvfp4 = try Quantizer(.format(Precision(name: "nvfp4-cle")!.format!)).store(
+            study, in: store, dataset: "mnist5k")
+        #expect(int8.variant == "int8-wtensor-au8z-cle" && nvfp4.variant == "nvfp4-cle")
+        let reread = try WeightStore(store.path)
+        let model = try reread.variant("int8-wtensor-au8z-cle", of: QuantizedModel.self).model
+        #expect(model.equalization == (try study.equalized().equalization) && model.scheme == scheme)
+        let (entries, _) = try Evaluator(store: reread, dataset: Self.digits).entries(
+            try PrecisionSelection(parsing: "int8-wtensor-au8z-cle,nvfp4-cle"))
+        let evaluation = try PrecisionEvaluation(
+            spec: reread.spec, master: reread.master.tensors, entries: entries, test: test(300))
+        #expect(evaluation.results.map(\.accuracy) == [int8.result.accuracy, nvfp4.result.accuracy])
+    }
+
     /// A format's explanation ranks exactly the layers it rounds: convolutions and affine layers.
     @Test func explanationCoversTheFormatsLayers() throws {
         let (dir, store) = try copy()

@@ -21,12 +21,14 @@ public struct QuantScheme: Sendable, Hashable, CustomStringConvertible {
 
     public var weights: Weights
     public var activations: Activations
+    /// Whether the network is equalized across layers first (see `Equalization`); the name ends in `-cle`.
+    public var equalized: Bool
 
-    public init(weights: Weights, activations: Activations) {
-        (self.weights, self.activations) = (weights, activations)
+    public init(weights: Weights, activations: Activations, equalized: Bool = false) {
+        (self.weights, self.activations, self.equalized) = (weights, activations, equalized)
     }
 
-    /// Every combination.
+    /// Every combination, without equalization.
     public static let all = Weights.allCases.flatMap { w in
         Activations.allCases.map { QuantScheme(weights: w, activations: $0) }
     }
@@ -138,7 +140,9 @@ public final class FakeQuantNetwork {
             }
             layers[i] = corrected
             current = try FakeQuantNetwork(
-                spec: spec, model: QuantizedModel(scheme: model.scheme, layers: layers, folded: model.folded),
+                spec: spec,
+                model: QuantizedModel(
+                    scheme: model.scheme, layers: layers, folded: model.folded, equalization: model.equalization),
                 tensors: master)
         }
         return current.model

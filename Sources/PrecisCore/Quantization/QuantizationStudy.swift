@@ -128,9 +128,14 @@ public struct QuantizationStudy {
         _ scheme: QuantScheme, _ method: CalibrationMethod, percentile: Double = 99.99,
         biasCorrection: Bool = false
     ) throws -> QuantizedModel {
-        let model = try QuantizedModel(
+        guard scheme.equalized == (equalization != nil) else {
+            throw ModelError.badSpec(
+                "\(scheme) needs a study whose network is \(scheme.equalized ? "" : "not ")equalized")
+        }
+        var model = try QuantizedModel(
             spec: spec, tensors: tensors, scheme: scheme, observers: observers, method: method,
             percentile: percentile)
+        model.equalization = equalization
         guard biasCorrection else { return model }
         return try FakeQuantNetwork(spec: spec, model: model, tensors: tensors)
             .biasCorrected(spec: spec, tensors: tensors, images: calibrationImages, count: calibrationCount)

@@ -74,9 +74,16 @@ public struct QuantizedModel: Sendable, Equatable {
     /// The batch normalizations folded into the layer before them, by index: that layer's codes
     /// (or, left in float, its values) are the folded ones, and the normalization passes its input through.
     public var folded: Set<Int>
+    /// How the master was equalized across layers before quantizing (an equalized scheme's); the model
+    /// runs with the master equalized by it.
+    public var equalization: Equalization?
 
-    public init(scheme: QuantScheme, layers: [Int: QuantizedLayer], form: Int8Form = .plain, folded: Set<Int> = []) {
+    public init(
+        scheme: QuantScheme, layers: [Int: QuantizedLayer], form: Int8Form = .plain, folded: Set<Int> = [],
+        equalization: Equalization? = nil
+    ) {
         (self.scheme, self.layers, self.form, self.folded) = (scheme, layers, form, folded)
+        self.equalization = equalization
     }
 
     /// Whether each batch's inputs are quantized with their own range.
@@ -183,7 +190,9 @@ public struct QuantizedModel: Sendable, Equatable {
 
     /// The same model with only the layers in `kept` quantized (the others stay in float).
     public func only(_ kept: Set<Int>) -> QuantizedModel {
-        QuantizedModel(scheme: scheme, layers: layers.filter { kept.contains($0.key) }, form: form, folded: folded)
+        QuantizedModel(
+            scheme: scheme, layers: layers.filter { kept.contains($0.key) }, form: form, folded: folded,
+            equalization: equalization)
     }
 
     /// Bytes of the quantized model: int8 weights, int32 biases, a Float scale per weight scale and

@@ -37,7 +37,7 @@ public enum Precision: Sendable, Hashable, CustomStringConvertible {
         guard parts.count >= 3, parts[0] == "int8" else { return nil }
         let kind = Int8Kind(rawValue: parts.last!).flatMap { $0 == .plain ? nil : $0 } ?? .plain
         if kind != .plain { parts.removeLast() }
-        guard parts.count == 3, let scheme = QuantScheme(name: parts[1...].joined(separator: "-")) else { return nil }
+        guard parts.count <= 4, let scheme = QuantScheme(name: parts[1...].joined(separator: "-")) else { return nil }
         self = .int8(scheme, kind)
     }
 
@@ -70,17 +70,22 @@ public enum Precision: Sendable, Hashable, CustomStringConvertible {
 
     /// Every name and pattern `init(name:)` accepts, for help texts and errors.
     public static let namePatterns =
-        PrecisionMode.allCases.map(\.rawValue) + ["bfloat16", "int8-<scheme>[-mixed|-dynamic]"]
+        PrecisionMode.allCases.map(\.rawValue) + ["bfloat16", "int8-<scheme>[-cle][-mixed|-dynamic]"]
         + FormatMode.namePatterns
 }
 
 extension QuantScheme {
-    /// `w<tensor|channel>-a<s8|s8z|u8z>`, e.g. `wchannel-au8z`.
-    public var description: String { "w\(weights.rawValue)-a\(activations.rawValue)" }
+    /// `w<tensor|channel>-a<s8|s8z|u8z>[-cle]`, e.g. `wchannel-au8z`.
+    public var description: String {
+        "w\(weights.rawValue)-a\(activations.rawValue)" + (equalized ? FormatMode.equalizedSuffix : "")
+    }
 
     /// The scheme called `name` (as `description` writes it).
     public init?(name: String) {
-        guard let scheme = QuantScheme.all.first(where: { $0.description == name }) else { return nil }
+        let equalized = name.hasSuffix(FormatMode.equalizedSuffix)
+        let base = equalized ? String(name.dropLast(FormatMode.equalizedSuffix.count)) : name
+        guard var scheme = QuantScheme.all.first(where: { $0.description == base }) else { return nil }
+        scheme.equalized = equalized
         self = scheme
     }
 }
