@@ -58,7 +58,7 @@ def options(command, work):
                      "--format": ["mxfp4", "int4-g32", "nvfp4-cle", "x"],
                      "--dynamic": None, "--sensitivity": None, "--max-drop": NUMBERS, "--bias-correction": None,
                      "--fallback": ["float32", "float16", "float8"], "--record": None,
-                     "--rounding": ["nearest", "x"], "--equalize": None},
+                     "--rounding": ["nearest", "x"], "--equalize": None, "--bootstrap": NUMBERS},
         "report": {**sample, "--quiet": None, "--force": None, "--output": p},
         "export": {"--precision": ["float16", "bfloat16", "float32", "int8-wchannel-au8z", "x"], "--onnx": p,
                    "--force": None},

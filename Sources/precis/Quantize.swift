@@ -22,6 +22,13 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Run every scheme × calibration method and print a table sorted by accuracy.")
     var compare = false
 
+    @Option(
+        help: """
+            With --compare: quantize every run again on K resamples of the calibration images (drawn with \
+            replacement) and report each run's 95% interval.
+            """)
+    var bootstrap: Int?
+
     @Flag(help: "With one scheme and method: quantize one layer at a time (the rest in float32) and rank the layers.")
     var sensitivity = false
 

@@ -9,6 +9,10 @@ extension Quantize {
         if rounding != .nearest && format == nil {
             throw ValidationError("--rounding chooses how a number format's weights are rounded: give --format")
         }
+        if let bootstrap {
+            guard compare else { throw ValidationError("--bootstrap resamples the --compare runs: give --compare") }
+            guard (2...1000).contains(bootstrap) else { throw ValidationError("--bootstrap takes 2 to 1000 resamples") }
+        }
         if compare && (equalize || scheme.values.contains(where: \.equalized)) {
             throw ValidationError("--compare runs the schemes without equalization: store one with --equalize")
         }

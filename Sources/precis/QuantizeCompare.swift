@@ -9,9 +9,10 @@ extension Quantize {
         let progress = ProgressLine(quiet: quiet || json)
         let report = try compareSchemes(
             study, file: file, dataset: dataset, schemes: scheme.values, methods: calibration.values,
-            percentile: percentile, seed: seed, biasCorrection: biasCorrection
+            percentile: percentile, seed: seed, biasCorrection: biasCorrection, bootstrap: bootstrap ?? 0
         ) { stage, done, total in
-            progress.update(stage, done: done, total: total, unit: stage == "calibrate" ? "runs" : "img")
+            let unit = stage == "calibrate" ? "runs" : stage == "bootstrap" ? "resamples" : "img"
+            progress.update(stage, done: done, total: total, unit: unit)
         }
         progress.clear()
         // The table is printed first: a failed record loses nothing that was measured.

@@ -33,6 +33,31 @@ import Testing
         #expect(drawCalibrationImages(data, count: 500, seed: 4).count == 60)  // never more than the set holds
     }
 
+    /// A resample draws as many images from the calibration set, with replacement, seeded; every
+    /// compared run gets its interval, Holm's verdict and the change it could detect.
+    @Test func compareResamplesTheCalibrationImages() throws {
+        let (spec, tensors, data) = try setUp()
+        let study = try QuantizationStudy(spec: spec, tensors: tensors, dataset: data, calibrationSize: 20, seed: 1)
+        let r = study.resampled(seed: 3), rows = (0..<20).map { Array(r.calibrationImages[$0 * 64..<($0 + 1) * 64]) }
+        let own = Set((0..<20).map { Array(study.calibrationImages[$0 * 64..<($0 + 1) * 64]).description })
+        #expect(rows.count == 20 && rows.allSatisfy { own.contains($0.description) })
+        #expect(
+            Set(rows.map(\.description)).count < 20 && study.resampled(seed: 3).calibrationImages == r.calibrationImages
+        )
+        let report = try compareSchemes(
+            study, file: "f.h5", dataset: "random", schemes: [QuantScheme.all[0]], methods: [.minmax, .mse],
+            percentile: 99.99, seed: 1, biasCorrection: false, bootstrap: 4)
+        for run in report.runs {
+            #expect(run.beyondNoiseHolm != nil && run.detectablePP! > 0 && run.pValue! <= 1)
+            if run.calibration == "dynamic" {
+                #expect(run.bootstrap == nil)
+            } else {
+                #expect(run.bootstrap?.resamples == 4 && run.bootstrap!.lowPP <= run.bootstrap!.highPP)
+            }
+        }
+        #expect(report.text.contains("calibration resampled [95%]"))
+    }
+
     @Test func samplesAreStratifiedSeededAndInFileOrder() {
         // 1,000 labels sorted by class, as mnist5k's test split is: 100 per class.
         let labels = (0..<1000).map { $0 / 100 }

@@ -46,7 +46,8 @@ public struct QuantizationStudy {
     public private(set) var tensors: [String: Tensor<Double>]
     /// How `tensors` were equalized, or nil for the master's own.
     public private(set) var equalization: Equalization?
-    public let calibrationImages: [Float], calibrationCount: Int
+    public private(set) var calibrationImages: [Float]
+    public let calibrationCount: Int
     /// Each quantized layer's input statistics over the calibration images.
     public private(set) var observers: [Int: Observer]
     public let test: TestImages
@@ -88,6 +89,19 @@ public struct QuantizationStudy {
         out.equalization = e
         out.float32Network = try Network<Float>(spec: spec, parameters: out.tensors)
         out.observers = observeActivations(out.float32Network, images: calibrationImages, count: calibrationCount)
+        return out
+    }
+
+    /// The study with its calibration images drawn again from its own, as many, with replacement
+    /// (`seed` draws them), and their statistics observed again: one bootstrap resample.
+    public func resampled(seed: UInt64) -> QuantizationStudy {
+        var rng = RandomSource(seed: seed), out = self
+        let per = spec.inputShape.reduce(1, *)
+        out.calibrationImages = (0..<calibrationCount).flatMap { _ in
+            let k = Int(rng.next() % UInt64(calibrationCount))
+            return calibrationImages[k * per..<(k + 1) * per]
+        }
+        out.observers = observeActivations(float32Network, images: out.calibrationImages, count: calibrationCount)
         return out
     }
 

@@ -31,12 +31,22 @@ public struct CompareRun: Codable, Equatable, Sendable {
     public var modelRatioToFloat32: Double
     public var seconds: Double, imagesPerSecond: Double
     public var layers: [StageError]
+    /// McNemar's p-value for the change against float32.
+    public var pValue: Double?
+    /// Whether the change is beyond noise once Holm's correction for every run of the table is made.
+    public var beyondNoiseHolm: Bool?
+    /// The smallest change, in points, the test images detect for this run (5% level, power 0.8).
+    public var detectablePP: Double?
+    /// With `--bootstrap K`: the 95% percentile interval of the accuracy, in points of change against
+    /// float32, over K resamples of the calibration images.
+    public var bootstrap: BootstrapInterval?
 
     private enum CodingKeys: String, CodingKey {
         case scheme, calibration, images, correct, accuracy, vsFloat32 = "vs_float32", differsFromFakeQuant =
             "differs_from_fake_quant"
         case logits, modelBytes = "model_bytes", modelRatioToFloat32 = "model_ratio_to_float32", seconds
-        case imagesPerSecond = "images_per_second", layers
+        case imagesPerSecond = "images_per_second", layers, pValue = "p_value", beyondNoiseHolm = "beyond_noise_holm"
+        case detectablePP = "detectable_pp", bootstrap
     }
 
     /// The `precis quantize` options that store this run.
@@ -47,6 +57,16 @@ public struct CompareRun: Codable, Equatable, Sendable {
         }
         return "--scheme \(scheme) --calibration \(calibration)"
     }
+}
+
+/// How a run's accuracy moves when its calibration images are drawn again.
+public struct BootstrapInterval: Codable, Equatable, Sendable {
+    /// Resamples of the calibration images, each as many as the set, drawn with replacement.
+    public var resamples: Int
+    /// The 95% percentile interval of the change against float32, in points.
+    public var lowPP: Double, highPP: Double
+
+    private enum CodingKeys: String, CodingKey { case resamples, lowPP = "low_pp", highPP = "high_pp" }
 }
 
 /// `quantize --compare`: every scheme × calibration method on the test set, with integer-only
@@ -80,7 +100,7 @@ public struct CompareReport: Codable, Equatable, Sendable {
 /// errors) and float32 (predictions). `progress` gets a stage name, work done and total.
 public func compareSchemes(
     _ study: QuantizationStudy, file: String, dataset: String, schemes: [QuantScheme],
-    methods: [CalibrationMethod], percentile: Double, seed: UInt64, biasCorrection: Bool,
+    methods: [CalibrationMethod], percentile: Double, seed: UInt64, biasCorrection: Bool, bootstrap: Int = 0,
     progress: (String, Int, Int) -> Void = { _, _, _ in }
 ) throws -> CompareReport {
     let spec = study.spec, tensors = study.tensors, depth = spec.layers.count
@@ -153,6 +173,21 @@ public func compareSchemes(
             modelRatioToFloat32: Double(r.modelBytes) / Double(max(float32.modelBytes, 1)), seconds: r.seconds,
             imagesPerSecond: r.seconds > 0 ? Double(labels.count) / r.seconds : 0, layers: layers)
     }
+    let p = rows.map { Significance.mcnemarP(gained: $0.vsFloat32.gained, lost: $0.vsFloat32.lost) }
+    for (k, beyond) in Significance.holm(p).enumerated() {
+        let change = rows[k].vsFloat32
+        rows[k].pValue = p[k]
+        rows[k].beyondNoiseHolm = beyond
+        rows[k].detectablePP =
+            100 * Significance.detectableChange(discordant: change.gained + change.lost, images: labels.count)
+    }
+    if bootstrap > 0 {
+        let intervals = try bootstrapIntervals(
+            study, configurations: configurations, percentile: percentile, seed: seed, biasCorrection: biasCorrection,
+            resamples: bootstrap
+        ) { progress("bootstrap", $0, bootstrap) }
+        for k in rows.indices { rows[k].bootstrap = intervals[rows[k].scheme + " " + rows[k].calibration] }
+    }
     rows.sort { ($0.accuracy, -$0.vsFloat32.differs) > ($1.accuracy, -$1.vsFloat32.differs) }
     let recommended = rows.min {
         ($0.vsFloat32.differs, -$0.accuracy, $0.modelBytes) < ($1.vsFloat32.differs, -$1.accuracy, $1.modelBytes)
@@ -167,6 +202,31 @@ public func compareSchemes(
         recommended: recommended)
 }
 
+/// Each calibrated run's interval over `resamples` resamples of the study's calibration images (seeds
+/// `seed + 1, seed + 2, ...`), by `"<scheme> <calibration>"`: every configuration quantized again on
+/// each resample and run by the integer path on the test images.
+func bootstrapIntervals(
+    _ study: QuantizationStudy, configurations: [(QuantScheme, CalibrationMethod)], percentile: Double,
+    seed: UInt64, biasCorrection: Bool, resamples: Int, progress: (Int) -> Void
+) throws -> [String: BootstrapInterval] {
+    var changes: [String: [Double]] = [:]
+    for r in 0..<resamples {
+        progress(r)
+        let resampled = study.resampled(seed: seed &+ UInt64(r) &+ 1)
+        for (s, method) in configurations {
+            for bc in biasCorrection ? [false, true] : [false] {
+                let model = try resampled.quantize(s, method, percentile: percentile, biasCorrection: bc)
+                let result = study.evaluate(try IntegerNetwork(spec: study.spec, model: model, tensors: study.tensors))
+                changes["\(s) \(method.rawValue)\(bc ? "+bc" : "")", default: []].append(result.vsFloat32.changePP)
+            }
+        }
+    }
+    return changes.mapValues { c in
+        let (low, high) = Significance.percentileInterval(c)
+        return BootstrapInterval(resamples: resamples, lowPP: low, highPP: high)
+    }
+}
+
 extension CompareReport {
     /// The table sorted by accuracy, the per-layer SQNR table, and the recommendation.
     public var text: String {
@@ -178,20 +238,39 @@ extension CompareReport {
                 percentText(float32Accuracy), float32ImagesPerSecond, int8GemmPath),
             "(vs fake-quant: predictions that differ from the quantize-dequantize simulation in Float):",
         ]
-        var table = TextTable([
-            ("scheme", .left), ("calibration", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
-            ("differs", .right), ("vs fake-quant", .right), ("logit SQNR dB", .right), ("model KiB", .right),
-            ("ratio", .right), ("images/s", .right),
-        ])
+        let resampled = runs.compactMap(\.bootstrap).first
+        var table = TextTable(
+            [
+                ("scheme", .left), ("calibration", .left), ("accuracy", .right), ("change vs float32 [95% CI]", .left),
+                ("Holm", .left), ("detectable", .right),
+            ] + (resampled == nil ? [] : [("calibration resampled [95%]", .left)])
+                + [
+                    ("differs", .right), ("vs fake-quant", .right), ("logit SQNR dB", .right), ("model KiB", .right),
+                    ("ratio", .right), ("images/s", .right),
+                ])
         for r in runs {
-            table.add([
-                r.scheme, r.calibration, percentText(r.accuracy), r.vsFloat32.text, "\(r.vsFloat32.differs)",
-                "\(r.differsFromFakeQuant)", decibelText(r.logits.sqnrDB),
-                String(format: "%.1f", Double(r.modelBytes) / 1024),
-                String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond),
-            ])
+            let holm = r.beyondNoiseHolm.map { $0 ? (r.vsFloat32.changePP < 0 ? "loss" : "gain") : "-" } ?? "?"
+            let interval = r.bootstrap.map { String(format: "[%+.2f, %+.2f] pp", $0.lowPP, $0.highPP) } ?? "-"
+            table.add(
+                [
+                    r.scheme, r.calibration, percentText(r.accuracy), r.vsFloat32.text, holm,
+                    r.detectablePP.map { String(format: "%.2f pp", $0) } ?? "?",
+                ] + (resampled == nil ? [] : [interval])
+                    + [
+                        "\(r.vsFloat32.differs)", "\(r.differsFromFakeQuant)", decibelText(r.logits.sqnrDB),
+                        String(format: "%.1f", Double(r.modelBytes) / 1024),
+                        String(format: "%.2fx", r.modelRatioToFloat32), String(format: "%.0f", r.imagesPerSecond),
+                    ])
         }
         out += table.lines()
+        out.append(
+            "Holm: a loss or gain beyond noise by McNemar's test at 5% once corrected for the \(runs.count) runs "
+                + "(Holm); detectable: the smallest change these test images detect for the run (5%, power 0.8)")
+        if let resampled {
+            out.append(
+                "calibration resampled: the change over \(resampled.resamples) resamples of the calibration images "
+                    + "(drawn with replacement), 95% percentile interval")
+        }
         if runs.contains(where: { $0.calibration == "dynamic" }) {
             out.append(
                 "dynamic: int8 weights, each batch's activations quantized with that batch's min-max range, "
