@@ -66,6 +66,7 @@ public struct PictureReportWriter {
             sections += [
                 mistakes(net, test, predicted), featureMaps(net),
                 try precision(test, float32: predicted, recorded: recorded),
+                try sizes(test, recorded: recorded),
                 try ranges(net, test),
             ]
         } else {
@@ -85,6 +86,41 @@ public struct PictureReportWriter {
             title: "Precis report: \(store.path) (\(spec.name), \(spec.layers.count) layers)", sections: sections)
         try write(report)
         return "\(folder)/index.html: \(report.charts.count) charts (\(report.html.utf8.count / 1024) KiB)"
+    }
+
+    /// The sizes section: float32 and float16, every standard number format (its stored variant, or
+    /// rounded to nearest now) and every stored format and int8 variant, run on the test images and
+    /// drawn as accuracy change against bits per value, with the Pareto front. A precision `eval
+    /// --record` recorded on this data set is taken from the record; the rest run now.
+    func sizes(_ test: TestImages, recorded all: [RecordedEvaluation]) throws -> PictureReport.Section {
+        var seen = Set<String>()
+        let names =
+            (["float32", "float16"] + FormatMode.standard.map(\.name) + store.formatVariantNames
+            + store.int8VariantNames).filter { seen.insert($0).inserted }
+        let recorded = Dictionary(
+            all.filter { $0.dataset == dataset.name && $0.inputScale == 1 }.map { ($0.result.precision, $0.result) }
+        ) { a, _ in a }
+        let missing = names.filter { recorded[$0] == nil }
+        var results = names.compactMap { recorded[$0] }
+        if !missing.isEmpty {
+            let progress = ProgressLine(quiet: quiet), formats = FormatCalibration(store: store, dataset: dataset)
+            let evaluation = try PrecisionEvaluation(
+                spec: store.spec, master: store.master.tensors,
+                entries: try missing.map { try store.evaluationEntry(Precision(name: $0)!, formats: formats) },
+                test: test
+            ) { done in
+                progress.update("report: sizes", done: done, total: test.count, unit: "img")
+            }
+            progress.clear()
+            results += evaluation.results.filter { missing.contains($0.precision) }
+        }
+        return PictureReport.Section(
+            heading: "Accuracy against size",
+            text: "\(names.count) precisions: float32 and float16, the standard number formats (a stored variant "
+                + "where the file has one, else rounded to nearest now) and every stored variant, including those "
+                + "rounded by GPTQ or AdaRound and those equalized; \(names.count - missing.count) from the "
+                + "evaluations recorded, the rest on \(selection.text(of: dataset.testCount)).",
+            charts: [paretoChart(results)])
     }
 
     /// The precision section: each mode's accuracy change and per-layer SQNR, and the images whose

@@ -238,3 +238,12 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(differs.texts.contains("6") && differs.texts.contains("1") && differs.texts.contains("4"))
     }
 }
+
+@Suite struct ParetoTests {
+    /// A point is on the front when nothing with as few bits does better; ties in bits keep the better.
+    @Test func theFrontKeepsWhatNothingBeats() {
+        let points: [(bits: Double, change: Double)] = [(8, -0.1), (4, -0.7), (4.5, -0.4), (5, -0.9), (32, 0), (4, -2)]
+        #expect(paretoFront(points) == [1, 2, 0, 4])
+        #expect(paretoFront([]) == [])
+    }
+}

@@ -152,6 +152,9 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: folder)
         #expect(files.contains("index.html") && files.filter { $0.hasSuffix(".svg") }.count == files.count - 1)
         #expect(line.hasPrefix("\(folder)/index.html: \(files.count - 1) charts"))
+        // The sizes chart names float16 and every standard format.
+        let pareto = try String(contentsOfFile: folder + "/pareto.svg", encoding: .utf8)
+        #expect((["float16"] + FormatMode.standard.map(\.name)).allSatisfy { pareto.contains(">\($0)<") })
     }
 
     @Test func trainingRefusesADataSetThatDoesNotFit() throws {

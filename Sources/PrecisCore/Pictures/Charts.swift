@@ -24,6 +24,10 @@ public struct LineChart {
         public var dashed: Bool
         /// The line's colour; by default the palette's colour of its position.
         public var colour: String?
+        /// Draw a square at each point instead of a line through them.
+        public var markers = false
+        /// A name written beside each point (none when empty).
+        public var labels: [String] = []
 
         public init(_ name: String, _ points: [(x: Double, y: Double)], dashed: Bool = false, colour: String? = nil) {
             (self.name, self.points, self.dashed, self.colour) = (name, points, dashed, colour)
@@ -93,10 +97,15 @@ public struct LineChart {
         s.text(yLabel, 16, top + h / 2, size: 12, anchor: "middle", rotate: -90)
         // Lines, then the legend.
         for (i, line) in series.enumerated() {
-            let kept = line.points.filter { $0.x.isFinite && $0.y.isFinite }.map { (px($0.x), py($0.y)) }
+            let shown = line.points.indices.filter { line.points[$0].x.isFinite && line.points[$0].y.isFinite }
+            let kept = shown.map { (px(line.points[$0].x), py(line.points[$0].y)) }
             let colour = line.colour ?? Palette.colour(i)
-            if kept.count == 1 { s.rect(kept[0].0 - 2, kept[0].1 - 2, 4, 4, fill: colour) }
-            if kept.count > 1 { s.polyline(kept, stroke: colour, dashed: line.dashed) }
+            if kept.count == 1 || line.markers { for p in kept { s.rect(p.0 - 3, p.1 - 3, 6, 6, fill: colour) } }
+            if kept.count > 1 && !line.markers { s.polyline(kept, stroke: colour, dashed: line.dashed) }
+            for (k, p) in zip(shown, kept) where k < line.labels.count {
+                let end = p.0 > left + 0.85 * w
+                s.text(line.labels[k], p.0 + (end ? -5 : 5), p.1 - 5, size: 9, anchor: end ? "end" : "start")
+            }
         }
         for (i, (line, at)) in zip(series, legend).enumerated() {
             let y = 34 + 16 * Double(at.row)

@@ -272,3 +272,50 @@ func vermillionScale(_ t: Double) -> String {
     let (r, g, b) = (255 - t * (255 - 160), 255 - t * (255 - 50), 255 - t * 255)
     return String(format: "#%02x%02x%02x", Int(r.rounded()), Int(g.rounded()), Int(b.rounded()))
 }
+
+/// The indices of the points no other point beats: none has as few bits or fewer and a higher
+/// accuracy change, or fewer bits and as high a change. Ordered by bits.
+public func paretoFront(_ points: [(bits: Double, change: Double)]) -> [Int] {
+    let order = points.indices.sorted { (points[$0].bits, -points[$0].change) < (points[$1].bits, -points[$1].change) }
+    var front: [Int] = [], best = -Double.infinity
+    for i in order where points[i].change > best {
+        front.append(i)
+        best = points[i].change
+    }
+    return front
+}
+
+/// Accuracy against size: each result's change against float32 over its bits per value as
+/// `precis inspect` counts them (scales, biases and float layers included), one colour per way of
+/// rounding (to nearest, GPTQ, AdaRound, equalized, int8, float), and the Pareto front dashed.
+public func paretoChart(_ results: [ModeResult]) -> Chart {
+    func family(_ name: String) -> String {
+        if PrecisionMode(rawValue: name) != nil || name == "bfloat16" { return "float" }
+        if name.hasPrefix("int8-") { return "int8" }
+        for (suffix, text) in [("-adaround", "AdaRound"), ("-gptq", "GPTQ"), ("-cle", "equalized")]
+        where name.contains(suffix) {
+            return text
+        }
+        return "to nearest"
+    }
+    let bits = results.map { 32 * $0.modelRatioToFloat32 }, change = results.map(\.vsFloat32.changePP)
+    let families = ["float", "int8", "to nearest", "GPTQ", "AdaRound", "equalized"]
+    var series = families.compactMap { f -> LineChart.Series? in
+        let members = results.indices.filter { family(results[$0].precision) == f }
+        guard !members.isEmpty else { return nil }
+        var line = LineChart.Series(f, members.map { (bits[$0], change[$0]) })
+        (line.markers, line.labels) = (true, members.map { results[$0].precision })
+        return line
+    }
+    let front = paretoFront(results.indices.map { (bits[$0], change[$0]) })
+    series.append(LineChart.Series("Pareto front", front.map { (bits[$0], change[$0]) }, dashed: true, colour: "#888"))
+    var chart = LineChart(
+        title: "Accuracy change against bits per value", xLabel: "bits per value (scales, biases included)",
+        yLabel: "change vs float32 (points)", series: series)
+    chart.width = 760
+    chart.height = 420
+    return Chart(
+        name: "pareto", svg: chart.svg,
+        caption: "Each precision's accuracy change against float32 over its size in bits per value; the dashed "
+            + "line joins those no other precision beats with as few bits.")
+}
