@@ -35,6 +35,29 @@ public struct Quantizer {
     public var seed: UInt64 = 0
 
     public init(_ target: Target) { self.target = target }
+}
+
+extension Quantizer.Target {
+    /// What `precis quantize` stores: `format` (equalized first with `equalize`, its weights rounded
+    /// by `rounding`, its int4 ranges by the one method of `methods`), else int8 `scheme` (equalized
+    /// first with `equalize`), dynamic or calibrated by the first of `methods`.
+    public init(
+        format: FormatMode?, rounding: WeightRounding, equalize: Bool, scheme: QuantScheme,
+        methods: [CalibrationMethod], dynamic: Bool
+    ) {
+        if let format {
+            let equalized = format.equalizing(equalize || format.equalized)
+            let mode = rounding == .nearest ? equalized : equalized.rounded(rounding)
+            self = .format(methods.count == 1 ? mode.weightRanges(methods[0]) : mode)
+            return
+        }
+        var int8 = scheme
+        int8.equalized = int8.equalized || equalize
+        self = dynamic ? .dynamic(int8) : .int8(int8, methods[0])
+    }
+}
+
+extension Quantizer {
 
     /// Quantizes the study's network, stores the variant in `store` and evaluates what was stored.
     public func store(_ study: QuantizationStudy, in store: WeightStore, dataset: String) throws -> QuantizeSummary {

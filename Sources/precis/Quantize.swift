@@ -140,13 +140,8 @@ struct Quantize: ParsableCommand {
 
     /// What the options ask to store.
     var target: Quantizer.Target {
-        if let format {
-            let equalized = format.equalizing(equalize || format.equalized)
-            let mode = rounding == .nearest ? equalized : equalized.rounded(rounding)
-            return .format(calibration.values.count == 1 ? mode.weightRanges(calibration.values[0]) : mode)
-        }
-        var int8 = scheme.values[0]
-        int8.equalized = int8.equalized || equalize
-        return dynamic ? .dynamic(int8) : .int8(int8, calibration.values[0])
+        Quantizer.Target(
+            format: format, rounding: rounding, equalize: equalize, scheme: scheme.values[0],
+            methods: calibration.values, dynamic: dynamic)
     }
 }

@@ -128,6 +128,18 @@ import Testing
         #expect(evaluation.results.map(\.accuracy) == [int8.result.accuracy, nvfp4.result.accuracy])
     }
 
+    /// The options name one target: equalization and rounding go into the format's name, and into
+    /// the int8 scheme's.
+    @Test func quantizeOptionsNameTheTarget() {
+        let s = Precision.defaultInt8Scheme, int4 = Precision(name: "int4-g32")!.format!
+        let format = Quantizer.Target(
+            format: int4, rounding: .gptq, equalize: true, scheme: s, methods: [.minmax], dynamic: false)
+        #expect(format == .format(Precision(name: "int4-g32-cle-gptq")!.format!.weightRanges(.minmax)))
+        let int8 = Quantizer.Target(
+            format: nil, rounding: .nearest, equalize: true, scheme: s, methods: [.mse, .minmax], dynamic: false)
+        #expect(int8 == .int8(QuantScheme(weights: .perChannel, activations: .uint8Asymmetric, equalized: true), .mse))
+    }
+
     /// A format's explanation ranks exactly the layers it rounds: convolutions and affine layers.
     @Test func explanationCoversTheFormatsLayers() throws {
         let (dir, store) = try copy()

@@ -118,17 +118,17 @@ public struct Equalization: Sendable, Equatable {
         let pairs = try spec.equalizedPairs().filter(\.absorbs)
         guard !pairs.isEmpty, count > 0 else { return self }
         let net = try Network<Double>(spec: spec, parameters: try applied(to: tensors, spec: spec))
-        let per = spec.inputShape.reduce(1, *), channels = try spec.shapes()
+        let per = spec.inputShape.reduce(1, *), shapes = try spec.shapes()
         var least = Dictionary(
             uniqueKeysWithValues: pairs.map {
-                ($0.first, [Double](repeating: .infinity, count: channels[$0.output][0]))
+                ($0.first, [Double](repeating: .infinity, count: shapes[$0.output][0]))
             })
         for start in stride(from: 0, to: count, by: 100) {
             let n = min(100, count - start)
             let x = Tensor(shape: [n] + spec.inputShape, data: images[start * per..<(start + n) * per].map(Double.init))
             let outs = net.forwardAll(x)
             for p in pairs {
-                let y = outs[p.output + 1], c = channels[p.output][0], plane = y.data.count / (n * c)
+                let y = outs[p.output + 1], c = shapes[p.output][0], plane = y.data.count / (n * c)
                 for k in y.data.indices {
                     let ch = k / plane % c
                     least[p.first]![ch] = min(least[p.first]![ch], y.data[k])
