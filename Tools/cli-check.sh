@@ -455,10 +455,12 @@ expect_error "squared-gradient averages are 0 in float16" "$precis" train --mode
 "$precis" train --model simple --dataset mnist5k --epochs 1 --precision float16 --no-output > "$work/half-default.txt"
 grep -q "momentum lr" "$work/half-default.txt" || fail "float16 training does not default to momentum"
 # Quantization-aware training: the stored variant gives the answers it reported, post-training
-# quantization is what quantize stores, and the record says where the network came from.
+# quantization is what quantize stores, and the record says where the network came from. int8 learns
+# its step sizes (LSQ).
 cp Weights/simple-mnist5k.h5 "$work/ptq.h5"
-for f in int4-channel int8; do
-  "$precis" train --qat $f --from Weights/simple-mnist5k.h5 --epochs 1 --json --output "$work/qat-$f.h5" > "$work/qat-$f.json"
+for f in int4-channel "int8 --learn-scales"; do
+  n=${f%% *}
+  "$precis" train --qat $f --from Weights/simple-mnist5k.h5 --epochs 1 --json --output "$work/qat-$n.h5" > "$work/qat-$n.json"
 done
 "$precis" quantize "$work/ptq.h5" --format int4-channel --json --quiet > "$work/ptq.json"
 "$precis" eval "$work/qat-int4-channel.h5" --precision int4-channel --json --quiet > "$work/qat-eval.json"
@@ -471,6 +473,7 @@ q4, q8, p = (json.load(open(f"{w}/{n}.json")) for n in ("qat-int4-channel", "qat
 e4, e8 = (json.load(open(f"{w}/{n}.json"))["results"][0] for n in ("qat-eval", "qat-eval8"))
 t = json.load(open(f"{w}/qat-inspect.json"))["training"]
 assert q4["schema"] == "precis.qat/1" and q4["variant"] == "int4-channel" and q8["variant"] == "int8-wchannel-au8z"
+assert q8["learned_steps"] is True and q4["learned_steps"] is False, (q8["learned_steps"], q4["learned_steps"])
 assert e4["accuracy"] == q4["qat"]["accuracy"] and e8["accuracy"] == q8["qat"]["accuracy"], (e4, e8)
 assert e4["weights"] == "/variants/int4-channel" and e8["integer"] is True, (e4["weights"], e8["integer"])
 assert q4["ptq"]["accuracy"] == p["result"]["accuracy"], (q4["ptq"], p["result"])
@@ -576,7 +579,9 @@ usage_error "applies to the int4 formats only" "$precis" quantize "$work/u.h5" -
 usage_error "00_conv1: a convolution needs 1...65536 filters" "$precis" train --no-output --model "conv(0,5) relu affine(10)"
 usage_error "00_maxpool1: maxpool(0,stride=0,pad=0) needs size 1" "$precis" train --no-output --model "maxpool(0) affine(10)"
 usage_error "unknown data set 'cifar10'" "$precis" train --no-output --dataset cifar10
-usage_error "--qat-warmup goes with --qat" "$precis" train --no-output --qat-warmup 5
+usage_error "--qat-warmup and --learn-scales go with --qat" "$precis" train --no-output --qat-warmup 5
+usage_error "--qat-warmup and --learn-scales go with --qat" "$precis" train --no-output --learn-scales
+usage_error "mxfp4 takes its scales from the values" "$precis" train --from "$work/u.h5" --qat mxfp4 --learn-scales
 usage_error "--seed draws the --limit sample" "$precis" eval "$work/u.h5" --seed 3
 usage_error "--percentile goes with --calibration percentile" "$precis" quantize "$work/u.h5" --scheme wchannel-au8z --calibration mse --percentile 99
 usage_error "give the data set the network was trained for" "$precis" import "$work/book.npz" --model simple --output "$work/i.h5"

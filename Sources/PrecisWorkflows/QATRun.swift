@@ -7,6 +7,8 @@ public struct QATSummary: Encodable {
     public var schema = ReportSchema.qat
     public let format: String, from: String, dataset: String
     public let epochs: Int, warmup: Int, learningRate: Double
+    /// Whether the weight scales and int8 input ranges were learned (LSQ).
+    public let learnedSteps: Bool
     public let float32: RunResult, ptq: RunResult, qat: RunResult
     /// The share of PTQ's accuracy loss against float32 that QAT wins back (nil when PTQ loses nothing).
     public let recovered: Double?
@@ -15,6 +17,7 @@ public struct QATSummary: Encodable {
 
     private enum CodingKeys: String, CodingKey {
         case schema, format, from, dataset, epochs, warmup, learningRate = "learning_rate", float32, ptq, qat
+        case learnedSteps = "learned_steps"
         case recovered, loss, testAccuracy = "test_accuracy", secondsPerIteration = "seconds_per_iteration", output
         case variant
     }
@@ -28,6 +31,7 @@ public struct QATSummary: Encodable {
         try c.encode(epochs, forKey: .epochs)
         try c.encode(warmup, forKey: .warmup)
         try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(learnedSteps, forKey: .learnedSteps)
         try c.encode(float32, forKey: .float32)
         try c.encode(ptq, forKey: .ptq)
         try c.encode(qat, forKey: .qat)
@@ -44,8 +48,9 @@ extension QATSummary {
     /// One line: post-training against quantization-aware accuracy, and what was written.
     public var text: String {
         String(
-            format: "%@: post-training %@ (%+.2f points), quantization-aware %@ (%+.2f points)%@", format,
-            percentText(ptq.accuracy), ptq.vsFloat32.changePP, percentText(qat.accuracy), qat.vsFloat32.changePP,
+            format: "%@: post-training %@ (%+.2f points), quantization-aware%@ %@ (%+.2f points)%@", format,
+            percentText(ptq.accuracy), ptq.vsFloat32.changePP, learnedSteps ? " with learned steps" : "",
+            percentText(qat.accuracy), qat.vsFloat32.changePP,
             recovered.map { String(format: "; recovers %.0f%% of the loss", 100 * $0) } ?? "")
             + (output.map { "; wrote \($0) with /variants/\(variant)" } ?? "")
     }
@@ -58,8 +63,12 @@ public struct QATRun {
     public let target: QATTarget
     /// Steps during which layer inputs are observed before their ranges freeze.
     public let warmup: Int
+    /// Whether the weight scales and int8 input ranges are learned too (LSQ, Esser et al. 2019).
+    public let learnSteps: Bool
 
-    public init(target: QATTarget, warmup: Int = 100) { (self.target, self.warmup) = (target, warmup) }
+    public init(target: QATTarget, warmup: Int = 100, learnSteps: Bool = false) {
+        (self.target, self.warmup, self.learnSteps) = (target, warmup, learnSteps)
+    }
 
     /// The learning rate fine-tuning uses unless told: a tenth of Adam's default.
     public static let fineTuningLearningRate = 0.0001
@@ -80,10 +89,12 @@ public struct QATRun {
                 + String(format: "%@ (%+.2f points)", percentText(ptq.accuracy), ptq.vsFloat32.changePP))
         log(
             "quantization-aware training for \(config.epochs) epochs (\(config.optimizer.rawValue) lr "
-                + "\(config.learningRate!), inputs observed for \(warmup) steps, then frozen)")
+                + "\(config.learningRate!), inputs observed for \(warmup) steps, then frozen"
+                + (learnSteps ? "; weight scales and int8 input ranges learned)" : ")"))
         let net = try Network<Float>(spec: spec, parameters: source.tensors, seed: config.seed)
         let qat = try QuantizationAwareTraining(
-            network: net, target: target, observers: study.observers, warmup: warmup)
+            network: net, target: target, observers: study.observers, warmup: warmup,
+            learnSteps: learnSteps ? (config.optimizer, config.learningRate!) : nil)
         let history = try Trainer(config).run(net, on: dataset, around: qat.around, events: events)
         let form = try qat.quantized(), masters = net.tensorValues()
         let result = try evaluate(form, study, tensors: masters)
@@ -97,6 +108,7 @@ public struct QATRun {
             let how: [(String, HDF5Attribute)] = [
                 ("training", .string("quantization-aware, fine-tuned from \(config.startedFrom)")),
                 ("qat_epochs", .int(config.epochs)), ("qat_warmup_steps", .int(warmup)),
+                ("qat_step_sizes", .string(learnSteps ? "learned (LSQ)" : "calibrated")),
             ]
             let calibration =
                 target.calibratesInputs
@@ -110,7 +122,7 @@ public struct QATRun {
         }
         return QATSummary(
             format: target.description, from: from, dataset: dataset.name, epochs: config.epochs, warmup: warmup,
-            learningRate: config.learningRate!, float32: study.float32, ptq: ptq, qat: result,
+            learningRate: config.learningRate!, learnedSteps: learnSteps, float32: study.float32, ptq: ptq, qat: result,
             recovered: lost > 0 ? (result.accuracy - ptq.accuracy) / lost : nil, history: history, output: output,
             variant: variant)
     }

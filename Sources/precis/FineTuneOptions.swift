@@ -24,6 +24,10 @@ struct FineTuneOptions: ParsableArguments {
         help: "With --qat: the steps during which layer inputs are observed before their ranges freeze (default: 100).")
     var qatWarmup: Int?
 
+    @Flag(
+        help: "With --qat: learn the weight scales and int8 input ranges too (LSQ); int8 and int4 weights only.")
+    var learnScales = false
+
     /// The quantization-aware target, if any.
     var target: QATTarget? { get throws { try qat.map { try QATTarget(parsing: $0, calibration: calibration) } } }
 
@@ -38,11 +42,15 @@ struct FineTuneOptions: ParsableArguments {
                         + "--checkpoint or --resume")
             }
             do { _ = try target } catch { throw ValidationError("--qat: \(error)") }
+            if learnScales, let target = try target, !target.learnsSteps {
+                throw ValidationError(
+                    "--learn-scales: \(target) takes its scales from the values; it learns int8 and int4 scales")
+            }
             guard (qatWarmup ?? 0) >= 0 else { throw ValidationError("--qat-warmup must be 0 or more") }
         } else if calibration != nil {
             throw ValidationError("--calibration chooses the int8 input ranges of --qat")
-        } else if qatWarmup != nil {
-            throw ValidationError("--qat-warmup goes with --qat")
+        } else if qatWarmup != nil || learnScales {
+            throw ValidationError("--qat-warmup and --learn-scales go with --qat")
         }
         if from != nil
             && (training.model != nil || training.weightInit != nil || training.normalize != nil || resume != nil)

@@ -101,7 +101,9 @@ struct Train: ParsableCommand {
             if let target, let from, let source {
                 progress.update("calibrate", done: 0, total: 1, unit: "runs")
                 try run.spec.checkMemory(batch: config.batchSize, training: true)
-                let summary = try QATRun(target: target, warmup: fineTune.qatWarmup ?? 100).run(
+                let summary = try QATRun(
+                    target: target, warmup: fineTune.qatWarmup ?? 100, learnSteps: fineTune.learnScales
+                ).run(
                     from: from, source: source, dataset: dataset, config: config, output: output, overwrite: force,
                     log: { line in
                         progress.clear()

@@ -7,8 +7,11 @@ import Testing
 /// What quantization-aware training stores is what it trained: the variant read back from the file
 /// and run as `eval` runs it (the integer path for int8) predicts as the fake-quantized network did.
 @Suite struct QATVariantTests {
-    @Test(arguments: ["int8", "int8-wtensor-as8z", "int4-channel", "int4-g32-a8", "mxfp4", "float8-e4m3"])
-    func storedVariantRunsAsTheFakeQuantizedNetwork(_ name: String) throws {
+    @Test(arguments: [
+        ("int8", false), ("int8-wtensor-as8z", false), ("int4-channel", false), ("int4-g32-a8", false),
+        ("mxfp4", false), ("float8-e4m3", false), ("int8", true), ("int4-channel", true), ("int4-g32-a8", true),
+    ])
+    func storedVariantRunsAsTheFakeQuantizedNetwork(_ name: String, _ learnSteps: Bool) throws {
         let (dir, path, file) = try WeightFileTests().written()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var rng = RandomSource(seed: 8)
@@ -19,11 +22,13 @@ import Testing
         let net = try Network<Float>(spec: file.spec, parameters: file.tensors)
         let qat = try QuantizationAwareTraining(
             network: net, target: QATTarget(parsing: name),
-            observers: observeActivations(net, images: data.trainImages, count: 40), warmup: 2)
+            observers: observeActivations(net, images: data.trainImages, count: 40), warmup: 2,
+            learnSteps: learnSteps ? (.adam, 0.001) : nil)
         var config = TrainingConfig()
         (config.epochs, config.batchSize) = (2, 10)
         _ = try Trainer(config).run(net, on: data, around: qat.around)
         #expect(qat.frozen && qat.steps == 8)
+        #expect((try qat.quantized() != qat.nearest()) == learnSteps, "learned steps move the scales")
         let x = Tensor<Float>(shape: [20, 1, 8, 8], data: data.testImages)
         var fake = Tensor<Float>(zeros: [0])
         try qat.around(nil) { fake = net.predict(x) }

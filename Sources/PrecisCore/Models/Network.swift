@@ -233,6 +233,12 @@ public final class Network<T: NetworkScalar> {
     /// (the ReLU applied to each chunk of outputs, its mask to each chunk of gradients), else a layer.
     let trainingSteps: [Range<Int>]
 
+    /// What training does to a layer's inputs besides running it, when set (quantization-aware
+    /// training with learned input steps sets it): `forward` replaces each input a layer reads
+    /// (`(layer, source, value)`, as `InputTransform`), and `backward` takes the gradient of what it
+    /// returned to the gradient of the value it read (`(layer, source, gradient)`).
+    public var trainingInputs: (forward: InputTransform, backward: InputTransform)?
+
     /// `layers` as steps: a convolution with the ReLU after it and, with `pools`, a max pooling
     /// after that, as one step when they are `chained`; every other layer alone.
     static func steps(_ nodes: [Node<T>], _ layers: Range<Int>, pools: Bool, chained: [Bool]) -> [Range<Int>] {
@@ -468,7 +474,10 @@ public final class Network<T: NetworkScalar> {
     /// storage format.
     func loss(_ x: Tensor<T>, _ t: [Int], steps: [Range<Int>], isTraining: Bool, stores: Bool) -> T {
         var values = entry(stores ? stored(x) : x, layers: nodes.indices)
-        for step in steps { run(&values, step: step, isTraining: isTraining, stores: stores, release: true) }
+        let transform = isTraining ? trainingInputs?.forward : nil
+        for step in steps {
+            run(&values, step: step, isTraining: isTraining, stores: stores, release: true, transform: transform)
+        }
         return lossLayer.forward(values[nodes.count]!, t)
     }
 
@@ -490,9 +499,10 @@ public final class Network<T: NetworkScalar> {
         let d = grads[step.upperBound]!
         grads[step.upperBound] = nil
         let from = sources[step.lowerBound]
-        let ds = backward(d, step: step, inputGradient: inputGradient || from.contains { $0 >= 0 })
+        let ds = backward(
+            d, step: step, inputGradient: inputGradient || trainingInputs != nil || from.contains { $0 >= 0 })
         for (j, dj) in zip(from, ds) {
-            accumulate(&grads, j, dj)
+            accumulate(&grads, j, trainingInputs.map { $0.backward(step.lowerBound, j, dj) } ?? dj)
             if stores { grads[j + 1] = grads[j + 1].map(stored) }
         }
     }

@@ -38,6 +38,17 @@ public enum QATTarget: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Whether its step sizes can be learned (LSQ): int8, or int4 weights. The other formats take
+    /// their scales from the values.
+    public var learnsSteps: Bool {
+        switch self {
+        case .int8: return true
+        case .format(let mode):
+            if case .int4 = mode.weights { return true }
+            return false
+        }
+    }
+
     /// Whether layer inputs have a calibrated scale or range.
     public var calibratesInputs: Bool {
         switch self {
@@ -61,6 +72,7 @@ public enum QuantizedForm: Sendable, Equatable {
 /// put back after every pass. During the `warmup` steps the inputs stay in float and the observers,
 /// started from the calibration images, also see every training batch; then the input ranges are
 /// frozen. Formats whose inputs need no calibration (MX, weight-only int4) round them from the start.
+/// With learned steps (LSQ), the weight scales and, once frozen, the int8 input ranges train too.
 public final class QuantizationAwareTraining {
     public let target: QATTarget
     public let warmup: Int
@@ -76,16 +88,27 @@ public final class QuantizationAwareTraining {
     /// Whether the inputs are rounded (the calibration frozen).
     public private(set) var frozen = false
     public private(set) var steps = 0
+    /// The learned step sizes, when they are learned.
+    public private(set) var learned: LearnedSteps?
 
     /// `network` (its tensors the master weights) trained for `target`, the inputs calibrated from
     /// `observers` (by layer index, e.g. `QuantizationStudy.observers`).
-    public init(network: Network<Float>, target: QATTarget, observers: [Int: Observer], warmup: Int) throws {
+    /// With `learnSteps` (the optimizer rule and learning rate), the weight scales and int8 input
+    /// ranges are learned as LSQ does, starting from post-training quantization's.
+    public init(
+        network: Network<Float>, target: QATTarget, observers: [Int: Observer], warmup: Int,
+        learnSteps: (rule: OptimizerKind, learningRate: Double)? = nil
+    ) throws {
         (net, self.target, self.observers, self.warmup) = (network, target, observers, warmup)
         layers = quantizedLayers(network.spec)
         let names = Set(
             layers.flatMap { [tensorKey(network.layerNames[$0], "W"), tensorKey(network.layerNames[$0], "b")] })
         tensors = Dictionary(uniqueKeysWithValues: network.parameters.filter { names.contains($0.name) })
-        if !target.calibratesInputs || warmup == 0 { try freeze() } else { inputs = try calibration() }
+        inputs = try calibration()
+        learned = try learnSteps.map {
+            try LearnedSteps(form: try nearest(), spec: network.spec, rule: $0.rule, learningRate: $0.learningRate)
+        }
+        if !target.calibratesInputs || warmup == 0 { try freeze() }
     }
 
     /// The input calibration the observers give now.
@@ -112,23 +135,39 @@ public final class QuantizationAwareTraining {
     /// Freezes the input calibration and rounds every quantized layer's input from now on.
     func freeze() throws {
         inputs = try calibration()
-        var roundings: [Int: OperandRounding] = [:]
-        for i in layers {
-            switch target {
-            case .int8:
-                if case .range(let r)? = inputs[i] { roundings[i] = .int8(r) }
-            case .format(let mode):
-                guard let a = mode.activations else { continue }
-                roundings[i] = try FormatNetwork.inputRounding(a, inputs[i], net.layerNames[i])
-            }
-        }
-        net.setInputRoundings(roundings)
+        learned?.startInputs(inputs)
+        net.setInputRoundings(try roundings(inputs))
         frozen = true
     }
 
-    /// The master tensors quantized with the current calibration.
+    /// The roundings of the layer inputs `calibration` calibrates, by layer index.
+    func roundings(_ calibration: [Int: InputCalibration]) throws -> [Int: OperandRounding] {
+        var out: [Int: OperandRounding] = [:]
+        for i in layers {
+            switch target {
+            case .int8:
+                if case .range(let r)? = calibration[i] { out[i] = .int8(r) }
+            case .format(let mode):
+                guard let a = mode.activations else { continue }
+                out[i] = try FormatNetwork.inputRounding(a, calibration[i], net.layerNames[i])
+            }
+        }
+        return out
+    }
+
+    /// The master tensors quantized with the current calibration (and the learned steps).
     public func quantized() throws -> QuantizedForm {
-        let tensors = tensors.mapValues { $0.value.converted(to: Double.self) }
+        let form = try nearest()
+        return try learned?.applied(to: form, masters: masters, spec: net.spec) ?? form
+    }
+
+    /// The master tensors, widened.
+    var masters: [String: Tensor<Double>] { tensors.mapValues { $0.value.converted(to: Double.self) } }
+
+    /// The master tensors quantized with the calibrated scales, rounded to nearest (without the
+    /// learned steps).
+    public func nearest() throws -> QuantizedForm {
+        let tensors = masters
         switch target {
         case .int8(let scheme, _):
             var ranges: [Int: QuantRange] = [:]
@@ -163,18 +202,29 @@ public final class QuantizationAwareTraining {
     public func around(_ x: Tensor<Float>?, _ body: () -> Void) throws {
         if x != nil && !frozen && steps >= warmup { try freeze() }
         let fake = try fakeQuantized()
-        var saved: [(Parameter<Float>, Tensor<Float>)] = []
+        var saved: [String: Tensor<Float>] = [:]
         for (name, v) in fake {
             let p = tensors[name]!
-            saved.append((p, p.value))
+            saved[name] = p.value
             p.value = v.converted()
         }
         if let x, !frozen {
             let outs = net.forwardAll(x)
             for i in layers { observers[i, default: Observer()].observe(outs[net.spec.inputs(of: i)[0] + 1].data) }
         }
+        if let learned, frozen {
+            let current = try roundings(learned.inputCalibration(inputs))
+            net.setInputRoundings(x == nil ? current : current.filter { learned.inputs[$0.key] == nil })
+            net.trainingInputs = x == nil ? nil : learned.trainingInputs
+            if x != nil { learned.startPass() }
+        }
         body()
-        for (p, v) in saved { p.value = v }
+        net.trainingInputs = nil
+        if let learned, x != nil {
+            learned.backward(tensors, masters: saved, spec: net.spec)
+            learned.update()
+        }
+        for (name, v) in saved { tensors[name]!.value = v }
         if x != nil { steps += 1 }
     }
 }
