@@ -575,6 +575,26 @@ usage_error "EVERY, a whole number of epochs from 1" "$precis" train --no-output
 usage_error "normal:STD takes a standard deviation in (0, 10\]" "$precis" train --no-output --init normal:1e300
 usage_error "epochs must be from 1" "$precis" train --no-output --epochs -1
 usage_error "a seed is a whole number from 0" "$precis" train --no-output --seed -1
+# The per-layer search meets its limit: the budget in bits, the drop as measured; its JSON says so.
+"$precis" quantize "$work/u.h5" --budget 6 --candidates int8,int4-g32,float16 --limit 200 --json --quiet \
+  > "$work/search-bits.json"
+"$precis" quantize "$work/u.h5" --max-drop 0.5 --candidates int8,mxfp4 --limit 200 --json --quiet > "$work/search-drop.json"
+python3 - "$work" <<'PY' || fail "precision search"
+import json, sys
+b, d = (json.load(open(f"{sys.argv[1]}/search-{n}.json")) for n in ("bits", "drop"))
+assert b["schema"] == "precis.search/1" and b["candidates"] == ["int8", "int4-g32", "float16", "float32"], b["candidates"]
+o = b["outcome"]
+bits = sum(a["bits"] for a in o["assignment"]) / sum(a["weights"] for a in o["assignment"])
+assert abs(bits - o["bits_per_weight"]) < 1e-9 and bits <= 6, (bits, o["bits_per_weight"])
+assert len(o["assignment"]) == len(b["layers"]) == 3 and len(b["alone_pp"]) == 4, b["layers"]
+assert -d["outcome"]["verified"]["vs_float32"]["change_pp"] <= 0.5 and d["max_drop_pp"] == 0.5, d["outcome"]
+PY
+usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --candidates int8
+usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --budget 5 --max-drop 1
+usage_error "--candidates: unknown format 'int9'" "$precis" quantize "$work/u.h5" --budget 5 --candidates int8,int9
+usage_error "more than 0 and at most 32" "$precis" quantize "$work/u.h5" --budget 0
+usage_error "no --compare, --format" "$precis" quantize "$work/u.h5" --budget 5 --format mxfp4
+expect_error "no assignment of the candidates fits in 1.00 bits" "$precis" quantize "$work/u.h5" --budget 1 --limit 50 --quiet
 usage_error "applies to the int4 formats only" "$precis" quantize "$work/u.h5" --format mxfp4 --calibration mse
 usage_error "00_conv1: a convolution needs 1...65536 filters" "$precis" train --no-output --model "conv(0,5) relu affine(10)"
 usage_error "00_maxpool1: maxpool(0,stride=0,pad=0) needs size 1" "$precis" train --no-output --model "maxpool(0) affine(10)"

@@ -50,7 +50,7 @@ struct Quantize: ParsableCommand {
         help: ArgumentHelp(
             """
             Keep the most sensitive layers in float until the accuracy drop against float32 is at most this many \
-            points; stores the mixed variant int8-<scheme>-mixed.
+            points; stores int8-<scheme>-mixed or <format>-mixed. Without either, searches --candidates per layer.
             """, valueName: "points"))
     var maxDrop: Double?
 
@@ -105,6 +105,8 @@ struct Quantize: ParsableCommand {
         transform: seedValue)
     var seed: UInt64 = 0
 
+    @OptionGroup var search: SearchOptions
+
     @OptionGroup var data: DataOptions
 
     @OptionGroup var sample: SampleOptions
@@ -127,6 +129,7 @@ struct Quantize: ParsableCommand {
                 spec: store.spec, tensors: store.master.tensors, dataset: dataset,
                 calibrationSize: calibrationSize, seed: seed, selection: sample.selection(seed: seed))
             if compare { return try runCompare(study, store, dataset: dataset.name) }
+            if searching { return try runSearch(study) }
             var quantizer = Quantizer(target)
             (quantizer.percentile, quantizer.biasCorrection, quantizer.seed) = (percentile, biasCorrection, seed)
             (quantizer.sensitivity, quantizer.maxDrop, quantizer.fallback) = (sensitivity, maxDrop, fallback)

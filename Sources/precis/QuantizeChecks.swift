@@ -5,6 +5,7 @@ import PrecisWeights
 /// Which combinations of `quantize` options make sense, checked before any work.
 extension Quantize {
     func validate() throws {
+        try validateSearch()
         if let format { try validate(format) }
         if rounding != .nearest && format == nil {
             throw ValidationError("--rounding chooses how a number format's weights are rounded: give --format")
@@ -38,7 +39,9 @@ extension Quantize {
                     + "--bias-correction or --calibration")
         }
         if dynamic && scheme.values.count != 1 { throw ValidationError("--dynamic needs one --scheme") }
-        if !compare && !dynamic && format == nil && (scheme.values.count != 1 || calibration.values.count != 1) {
+        if !compare && !dynamic && format == nil && !searching
+            && (scheme.values.count != 1 || calibration.values.count != 1)
+        {
             throw ValidationError(
                 "storing a variant needs one --scheme and one --calibration (or --compare to try them all)")
         }

@@ -13,6 +13,8 @@ public enum ReportSchema {
     public static let compare = "precis.quantize-compare/1"
     /// `precis quantize --json` when storing a variant: a ``QuantizeSummary``.
     public static let quantize = "precis.quantize/1"
+    /// `precis quantize --budget | --candidates --json`: a `SearchSummary` (PrecisWorkflows).
+    public static let search = "precis.search/1"
     /// `precis inspect --json`: a `FileSummary` (PrecisWeights).
     public static let inspect = "precis.inspect/1"
     /// `precis train --json`: a `TrainingSummary` (the command-line tool's).
