@@ -73,7 +73,7 @@ extension FormatModel {
         for (done, layer) in layers.enumerated() {
             progress(done, layers.count)
             guard var t = weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight) else { continue }
-            let source = spec.inputs(of: layer.index)[0] + 1, n = t.length
+            let n = t.length
             let groups = if case .convolution(let c) = layer.spec { c.groups } else { 1 }
             let samples = count * (layer.outputShape.count == 3 ? layer.outputShape[1] * layer.outputShape[2] : 1)
             // Per group: GPTQ's H; AdaRound's Ĥ and C, or with `keepRows` the rows x̃ and x themselves.
@@ -90,13 +90,16 @@ extension FormatModel {
                 let k = min(50, count - start), batch = Array(images[(start * per)..<((start + k) * per)])
                 let x = Tensor<Double>(shape: [k] + spec.inputShape, data: batch.map(Double.init))
                 if let network {
-                    for (g, u) in LayerRounding.unfold(layer, network.forwardAll(x)[source]).enumerated() {
+                    for (g, u) in LayerRounding.unfold(layer, network.input(of: layer.index, for: x)).enumerated() {
                         LayerRounding.addProduct(&hessians[g], u, u, n: n)
                     }
                     continue
                 }
-                let seen = quantized!.forwardAll(Tensor(shape: [k] + spec.inputShape, data: batch))[source]
-                let exact = LayerRounding.unfold(layer, float.forwardAll(x)[source])
+                guard let quantized else { continue }
+                // Only the layers before this one run: its input is all either network gives it.
+                let seen = quantized.network.input(
+                    of: layer.index, for: Tensor(shape: [k] + spec.inputShape, data: batch))
+                let exact = LayerRounding.unfold(layer, float.input(of: layer.index, for: x))
                 for (g, u) in LayerRounding.unfold(layer, Tensor(shape: seen.shape, data: seen.data.map(Double.init)))
                     .enumerated()
                 {
