@@ -63,11 +63,10 @@ public struct PictureReportWriter {
         if dataset.problem(for: spec) == nil {
             let net = try Network<Float>(spec: spec, parameters: store.master.tensors)
             let test = dataset.testImages(selection), predicted = net.classify(test.images, count: test.count)
+            let (precisionSection, measured) = try precision(test, float32: predicted, recorded: recorded)
             sections += [
-                mistakes(net, test, predicted), featureMaps(net),
-                try precision(test, float32: predicted, recorded: recorded),
-                try sizes(test, recorded: recorded),
-                try ranges(net, test),
+                mistakes(net, test, predicted), featureMaps(net), precisionSection,
+                try sizes(test, recorded: recorded, measured: measured), try ranges(net, test),
             ]
         } else {
             sections.append(
@@ -91,14 +90,18 @@ public struct PictureReportWriter {
     /// The sizes section: float32 and float16, every standard number format (its stored variant, or
     /// rounded to nearest now) and every stored format and int8 variant, run on the test images and
     /// drawn as accuracy change against bits per value, with the Pareto front. A precision `eval
-    /// --record` recorded on this data set is taken from the record; the rest run now.
-    func sizes(_ test: TestImages, recorded all: [RecordedEvaluation]) throws -> PictureReport.Section {
+    /// --record` recorded on this data set, or `measured` by the precision section, is taken as it is;
+    /// the rest run now.
+    func sizes(_ test: TestImages, recorded all: [RecordedEvaluation], measured: [ModeResult] = []) throws
+        -> PictureReport.Section
+    {
         var seen = Set<String>()
         let names =
             (["float32", "float16"] + FormatMode.standard.map(\.name) + store.formatVariantNames
             + store.int8VariantNames).filter { seen.insert($0).inserted }
         let recorded = Dictionary(
             all.filter { $0.dataset == dataset.name && $0.inputScale == 1 }.map { ($0.result.precision, $0.result) }
+                + measured.map { ($0.precision, $0) }
         ) { a, _ in a }
         let missing = names.filter { recorded[$0] == nil }
         var results = names.compactMap { recorded[$0] }
@@ -118,8 +121,8 @@ public struct PictureReportWriter {
             heading: "Accuracy against size",
             text: "\(names.count) precisions: float32 and float16, the standard number formats (a stored variant "
                 + "where the file has one, else rounded to nearest now) and every stored variant, including those "
-                + "rounded by GPTQ or AdaRound and those equalized; \(names.count - missing.count) from the "
-                + "evaluations recorded, the rest on \(selection.text(of: dataset.testCount)).",
+                + "rounded by GPTQ or AdaRound and those equalized; \(names.count - missing.count) as recorded "
+                + "or measured for the precision section, the rest on \(selection.text(of: dataset.testCount)).",
             charts: [paretoChart(results)])
     }
 
@@ -127,12 +130,13 @@ public struct PictureReportWriter {
     /// answer it changes. Of `all`, the file's recorded evaluations, it takes those on this data set,
     /// and runs what they lack on the test images: every mode and stored int8 variant when nothing
     /// is recorded, the predictions of records without them.
+    /// Also returns the results it measured now.
     func precision(_ test: TestImages, float32: [Int], recorded all: [RecordedEvaluation]) throws
-        -> PictureReport.Section
+        -> (PictureReport.Section, [ModeResult])
     {
         let recorded = all.filter { $0.dataset == dataset.name && $0.inputScale == 1 }
             .sorted { $0.result.precision < $1.result.precision }
-        var results = recorded.map(\.result)
+        var results = recorded.map(\.result), measured: [ModeResult] = []
         var predictions = Dictionary(
             uniqueKeysWithValues: recorded.map { ($0.result.precision, $0.predictionsByTestIndex) })
         let missing =
@@ -156,7 +160,7 @@ public struct PictureReportWriter {
                 progress.update("report: precision", done: done, total: test.count, unit: "img")
             }
             progress.clear()
-            if recorded.isEmpty { results = evaluation.results }
+            if recorded.isEmpty { (results, measured) = (evaluation.results, evaluation.results) }
             for (name, predicted) in evaluation.predicted {
                 predictions[name] = Dictionary(zip(indices, predicted)) { a, _ in a }
             }
@@ -175,9 +179,10 @@ public struct PictureReportWriter {
                     mode: r.precision, images: test.images, side: side, labels: test.labels, float32: float32,
                     predicted: indices.map { predictions[r.precision]?[$0] }, names: dataset.classNames)
             } : []
-        return PictureReport.Section(
+        let section = PictureReport.Section(
             heading: "Precision", text: "What each precision costs against float32 and float64. " + source,
             charts: precisionCharts(results) + changed)
+        return (section, measured)
     }
 
     /// The int8 section: for every stored int8 variant, each quantized layer's weights and inputs
