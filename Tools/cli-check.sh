@@ -601,7 +601,8 @@ usage_error "00_maxpool1: maxpool(0,stride=0,pad=0) needs size 1" "$precis" trai
 usage_error "unknown data set 'cifar10'" "$precis" train --no-output --dataset cifar10
 usage_error "--qat-warmup and --learn-scales go with --qat" "$precis" train --no-output --qat-warmup 5
 usage_error "--qat-warmup and --learn-scales go with --qat" "$precis" train --no-output --learn-scales
-usage_error "mxfp4 takes its scales from the values" "$precis" train --from "$work/u.h5" --qat mxfp4 --learn-scales
+usage_error "mxfp4 takes its scales from the values" "$precis" train --no-output --from "$work/u.h5" --qat mxfp4 \
+  --learn-scales
 usage_error "--seed draws the --limit sample" "$precis" eval "$work/u.h5" --seed 3
 usage_error "--percentile goes with --calibration percentile" "$precis" quantize "$work/u.h5" --scheme wchannel-au8z --calibration mse --percentile 99
 usage_error "give the data set the network was trained for" "$precis" import "$work/book.npz" --model simple --output "$work/i.h5"
