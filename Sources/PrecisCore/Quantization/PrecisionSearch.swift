@@ -78,8 +78,9 @@ public struct PrecisionSearch {
     public let candidates: [SearchCandidate]
     /// The quantized layers, in order.
     public let layers: [Int]
-    /// The batch normalizations folded into the layer before them, in every candidate.
-    let folded: Set<Int>
+    /// The batch normalizations folded into the layer before them, in every candidate, and the
+    /// float tensors with them folded.
+    let folded: Set<Int>, floats: [String: Tensor<Double>]
     /// `options[c][l]`: layer `layers[l]` in `candidates[c]`; the last row is float32.
     let options: [[LayerOption]]
     /// `alone[c][l]`: the accuracy change, in points, with only that layer in that candidate.
@@ -94,7 +95,7 @@ public struct PrecisionSearch {
         self.candidates = candidates.filter { $0 != .float32 } + [.float32]
         layers = quantizedLayers(study.spec)
         folded = Set(study.spec.foldableBatchNorms.keys)
-        let floats = try study.spec.folding(folded, in: study.tensors)
+        floats = try study.spec.folding(folded, in: study.tensors)
         var options: [[LayerOption]] = []
         for c in self.candidates { options.append(try Self.options(c, study, layers, floats)) }
         self.options = options
@@ -152,7 +153,7 @@ public struct PrecisionSearch {
                 var tensors: [String: Tensor<Double>] = [:]
                 for t in layer.tensors {
                     guard let v = floats[layer.key(t.name)] else { continue }
-                    tensors[layer.key(t.name)] = Tensor(shape: v.shape, data: v.data.map { Double(Float16($0)) })
+                    tensors[layer.key(t.name)] = Tensor(shape: v.shape, data: v.data.map(StorageFormat.float16.round))
                 }
                 return LayerOption(tensors: tensors, rounding: .half, bits: 16 * count)
             }
@@ -161,7 +162,7 @@ public struct PrecisionSearch {
 
     /// The network with layer `layers[l]` in `candidates[choice[l]]`, measured on the test images.
     func measure(_ choice: [Int]) throws -> RunResult {
-        var parameters = try study.spec.folding(folded, in: study.tensors), roundings: [Int: OperandRounding] = [:]
+        var parameters = floats, roundings: [Int: OperandRounding] = [:]
         for (l, c) in choice.enumerated() {
             let option = options[c][l]
             parameters.merge(option.tensors) { $1 }
@@ -269,6 +270,6 @@ extension OperandRounding {
     /// IEEE half: each value rounded to the nearest float16, to nearest even.
     static let half = OperandRounding { x, layout in
         let count = (layout.vectors - 1) * layout.vectorStride + (layout.length - 1) * layout.elementStride + 1
-        for k in 0..<count { x[k] = Float(Float16(x[k])) }
+        for k in 0..<count { x[k] = StorageFormat.float16.round(x[k]) }
     }
 }

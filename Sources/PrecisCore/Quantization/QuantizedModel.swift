@@ -33,6 +33,11 @@ public struct QuantizedLayer: Sendable, Equatable {
     /// The scale of weight channel `c`.
     func weightScale(_ c: Int) -> Double { weightScales[weightScales.count == 1 ? 0 : c] }
 
+    /// Bias codes for the float biases `b`, at scale `input.scale · weightScales[c]`.
+    func biasCodes(_ b: [Double]) -> [Int32] {
+        b.indices.map { Int32((b[$0] / (input.scale * weightScale($0))).rounded(.toNearestOrEven)) }
+    }
+
     /// The weights' signal-to-quantization-noise ratio against the float `master`, in dB: how
     /// much of each weight the codes keep (per-channel scales keep more of small filters).
     public func weightSQNR(master: Tensor<Double>) -> Double {
@@ -141,9 +146,7 @@ public struct QuantizedModel: Sendable, Equatable {
             layer.weights = w.data.indices.map {
                 Int8(ranges[ranges.count == 1 ? 0 : layer.channel($0)].quantize(w.data[$0]))
             }
-            layer.bias = (0..<b.count).map {
-                Int32((b.data[$0] / (input.scale * layer.weightScale($0))).rounded(.toNearestOrEven))
-            }
+            layer.bias = layer.biasCodes(b.data)
             layers[i] = layer
         }
         self.init(scheme: scheme, layers: layers, folded: folded)

@@ -1,5 +1,3 @@
-import CKernels
-
 /// The derivatives of learned step size quantization (LSQ, Esser et al. 2019). A value `x` is
 /// quantized as `x̂ = s·(clamp(⌊x/s⌉ + z, qmin, qmax) − z)` with step `s` and zero point `z`. The
 /// rounding's derivative is taken as 1, so `∂x̂/∂x` is 1 inside the range and 0 where `x`
@@ -131,9 +129,7 @@ public final class LearnedSteps {
                 layer.input = inputs[i]?.ranges[0] ?? layer.input
                 layer.weightScales = ranges.map(\.scale)
                 layer.weights = w.data.indices.map { Int8(ranges[group[$0]].quantize(w.data[$0])) }
-                layer.bias = b.data.indices.map {
-                    Int32((b.data[$0] / (layer.input.scale * layer.weightScale($0))).rounded(.toNearestOrEven))
-                }
+                layer.bias = layer.biasCodes(b.data)
                 layers[i] = layer
             }
             return .int8(QuantizedModel(scheme: model.scheme, layers: layers, folded: model.folded))
@@ -161,11 +157,7 @@ public final class LearnedSteps {
                 guard let r = inputs[i]?.ranges[0] else { return x }
                 seen[i] = x
                 var y = x
-                y.data.withUnsafeMutableBufferPointer {
-                    precis_fake_quant_f32(
-                        $0.baseAddress!, Int64($0.count), Float(r.scale), Float(r.zeroPoint), Float(r.qmin),
-                        Float(r.qmax))
-                }
+                OperandRounding.int8(r)(&y.data, .rows(1, y.count))
                 return y
             },
             backward: { [self] i, _, d in
