@@ -588,6 +588,21 @@ bits = sum(a["bits"] for a in o["assignment"]) / sum(a["weights"] for a in o["as
 assert abs(bits - o["bits_per_weight"]) < 1e-9 and bits <= 6, (bits, o["bits_per_weight"])
 assert len(o["assignment"]) == len(b["layers"]) == 3 and len(b["alone_pp"]) == 4, b["layers"]
 assert -d["outcome"]["verified"]["vs_float32"]["change_pp"] <= 0.5 and d["max_drop_pp"] == 0.5, d["outcome"]
+assert (b["variant"], d["variant"]) == ("search-bits6", "search-drop0.5"), (b["variant"], d["variant"])
+PY
+# Each assignment is stored; eval runs the stored variant and gets the figures the search measured.
+"$precis" eval "$work/u.h5" --precision search-bits6,search-drop0.5 --limit 200 --json --quiet > "$work/search-eval.json"
+python3 - "$work" <<'PY' || fail "stored searched assignments"
+import h5py, json, sys
+rows = {r["precision"]: r for r in json.load(open(f"{sys.argv[1]}/search-eval.json"))["results"]}
+with h5py.File(f"{sys.argv[1]}/u.h5", "r") as f:
+    for n in ("bits", "drop"):
+        s = json.load(open(f"{sys.argv[1]}/search-{n}.json"))
+        o, r = s["outcome"], rows[s["variant"]]
+        assert (r["accuracy"], r["vs_float32"]["differs"]) == (o["verified"]["accuracy"], o["verified"]["vs_float32"]["differs"]), n
+        assert abs(r["bits_per_weight"] - o["bits_per_weight"]) < 1e-9, (r["bits_per_weight"], o["bits_per_weight"])
+        stored = f["variants"][r["precision"]].attrs["assignment"].decode().split()
+        assert stored == [f'{a["layer"]}={a["candidate"]}' for a in o["assignment"]], stored
 PY
 usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --candidates int8
 usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --budget 5 --max-drop 1

@@ -99,6 +99,7 @@ extension WeightStore {
             let v = try self.variant(variant, of: QuantizedModel.self)
             return v.model.networkBytes(spec, floatBytesPerValue: v.floatBytesPerValue)
         case .format?: return try self.variant(variant, of: FormatModel.self).network.modelBytes
+        case .searched?: return try self.variant(variant, of: SearchedModel.self).network.modelBytes
         case .floating?, nil: break
         }
         return try spec.parameterCount() * (HDF5ElementType(rawValue: variant)?.size ?? HDF5ElementType.float32.size)

@@ -3,7 +3,7 @@ import PrecisCore
 /// A quantized model that a weight file stores under `/variants/<name>`: int8 (`QuantizedModel`,
 /// laid out as `Int8Variant.swift` says) or a number format (`FormatModel`, `FormatVariant.swift`).
 /// `WeightStore` stores, reads and rewrites either through these requirements.
-public protocol VariantModel: QuantizedLayers {
+public protocol VariantModel {
     /// The variant as it runs.
     associatedtype Stored: StoredVariant where Stored.Model == Self
 

@@ -73,6 +73,11 @@ public final class WeightStore {
         variantNames.filter { if case .format? = Precision(name: $0) { true } else { false } }
     }
 
+    /// The stored searched assignments' names, in order.
+    public var searchedVariantNames: [String] {
+        variantNames.filter { if case .searched? = Precision(name: $0) { true } else { false } }
+    }
+
     /// The quantized variant `name` (`QuantizedModel` for int8, `FormatModel` for a number
     /// format), validated (see `WeightFile.readInt8` and `WeightFile.readFormat`).
     public func variant<Model: VariantModel>(_ name: String, of _: Model.Type) throws -> Model.Stored {
@@ -260,10 +265,11 @@ public final class WeightStore {
         let rewrites =
             try int8VariantNames.map { try rewrite($0, QuantizedModel.self, file) }
             + formatVariantNames.map { try rewrite($0, FormatModel.self, file) }
+            + searchedVariantNames.map { try rewrite($0, SearchedModel.self, file) }
         let evaluations = try evaluations(), comparison = try comparison()
         let kept = variantNames.filter {
             WeightFile.variantPrecisions.contains($0) || int8VariantNames.contains($0)
-                || formatVariantNames.contains($0)
+                || formatVariantNames.contains($0) || searchedVariantNames.contains($0)
         }
         try master.write(to: path, overwrite: true, variants: kept.filter(WeightFile.variantPrecisions.contains)) {
             root in

@@ -26,12 +26,12 @@ public final class Evaluator {
             switch precision {
             case .floating: floating.append(precision.name)
             case .int8: int8.append(precision.name)
-            case .format: formats.append(precision.name)
+            case .format, .searched: formats.append(precision.name)
             }
         }
         let wantsInt8 = selection.all || selection.items.contains(.anyInt8)
         int8 = (wantsInt8 ? int8Stored : []) + int8.filter { !(wantsInt8 && int8Stored.contains($0)) }
-        if selection.all { formats += formatStored.filter { !named.contains($0) } }
+        if selection.all { formats += (formatStored + store.searchedVariantNames).filter { !named.contains($0) } }
         var entries = try (floating + int8).map {
             try store.evaluationEntry(Precision(name: $0)!, formats: calibration)
         }
@@ -70,6 +70,8 @@ public final class Evaluator {
         case .format(let mode, let mixed):
             let run = try store.formatRun(mode, mixed: mixed, formats: calibration)
             return try explain(run.network.model, run.tensors)
+        case .searched:
+            throw ModelError.badSpec("--explain takes one format at a time; \(name) mixes them by layer")
         }
     }
 

@@ -75,6 +75,9 @@ extension WeightStore {
             let network = try IntegerNetwork(
                 spec: spec, model: v.model, tensors: v.tensors, floatBytesPerValue: v.floatBytesPerValue)
             return EvaluationEntry(.integer(name, network), weights: "/variants/\(name)")
+        case .searched:
+            return EvaluationEntry(
+                .searched(try variant(name, of: SearchedModel.self).network), weights: "/variants/\(name)")
         }
     }
 

@@ -10,7 +10,7 @@ extension WeightStore {
         switch precision {
         case .floating(let mode): return mode == .float32 || mode == .float16
         case .int8: return true
-        case .format: return false
+        case .format, .searched: return false
         }
     }
 
@@ -28,7 +28,7 @@ extension WeightStore {
             (form, tensors) = (.int8(v.model), v.tensors)
         case .int8:
             throw DataError(file: path, problem: "has no variant '\(precision)' (precis quantize stores one)")
-        case .floating, .format:
+        case .floating, .format, .searched:
             throw DataError(file: path, problem: "ONNX export writes float32, float16 or int8, not \(precision)")
         }
         let description = ONNXDescription(

@@ -50,7 +50,7 @@ struct Quantize: ParsableCommand {
         help: ArgumentHelp(
             """
             Keep the most sensitive layers in float until the accuracy drop against float32 is at most this many \
-            points; stores int8-<scheme>-mixed or <format>-mixed. Without either, searches --candidates per layer.
+            points; stores int8-<scheme>-mixed or <format>-mixed. Without either, stores search-drop<P> per layer.
             """, valueName: "points"))
     var maxDrop: Double?
 
@@ -129,7 +129,7 @@ struct Quantize: ParsableCommand {
                 spec: store.spec, tensors: store.master.tensors, dataset: dataset,
                 calibrationSize: calibrationSize, seed: seed, selection: sample.selection(seed: seed))
             if compare { return try runCompare(study, store, dataset: dataset.name) }
-            if searching { return try runSearch(study) }
+            if searching { return try runSearch(study, store, dataset: dataset.name) }
             var quantizer = Quantizer(target)
             (quantizer.percentile, quantizer.biasCorrection, quantizer.seed) = (percentile, biasCorrection, seed)
             (quantizer.sensitivity, quantizer.maxDrop, quantizer.fallback) = (sensitivity, maxDrop, fallback)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import PrecisCore
+import PrecisWeights
 import PrecisWorkflows
 
 /// `quantize --budget` and `--candidates`: the per-layer precision search.
@@ -8,7 +9,7 @@ struct SearchOptions: ParsableArguments {
         help: ArgumentHelp(
             """
             Search for the per-layer formats with the least measured accuracy loss within this many bits per weight \
-            (scales counted), over --candidates.
+            (scales counted), over --candidates; stores /variants/search-bits<BITS> (precis eval runs it).
             """, valueName: "bits"))
     var budget: Double?
 
@@ -72,10 +73,12 @@ extension Quantize {
     var budget: Double? { search.budget }
 
     /// The search, printed or as JSON.
-    func runSearch(_ study: QuantizationStudy) throws {
+    func runSearch(_ study: QuantizationStudy, _ store: WeightStore, dataset: String) throws {
         let progress = ProgressLine(quiet: quiet || json)
         let goal: SearchGoal = budget.map { .bitsPerWeight($0) } ?? .maxDrop(maxDrop ?? 0)
-        let summary = try SearchRun(candidates: try search.parsed, goal: goal).run(study, file: file) {
+        var run = SearchRun(candidates: try search.parsed, goal: goal)
+        run.seed = seed
+        let summary = try run.run(study, store: store, dataset: dataset) {
             progress.update("measure", done: $0, total: $1, unit: "runs")
         }
         progress.clear()

@@ -66,6 +66,22 @@ import Testing
         }
     }
 
+    /// The model of an assignment, as the variant stores it, runs as the search measured the
+    /// assignment, and counts the same bits.
+    @Test func assignmentModelsRunAsMeasured() throws {
+        let (study, s) = try search()
+        for choice in [[0, 1, 2], [3, 2, 4], [1, 1, 0], [4, 4, 4]] {
+            let model = s.model(choice, goal: "x")
+            #expect(
+                model.assignment(study.spec).sorted { $0.key < $1.key }.map(\.value) == choice.map { s.candidates[$0] })
+            let run = try model.network(spec: study.spec, master: study.tensors)
+            let x = Tensor(shape: [40, 1, 8, 8], data: study.test.images)
+            #expect(run.network.predict(x).data == (try s.network(choice)).predict(x).data, "\(choice)")
+            let bits = choice.indices.reduce(0) { $0 + s.options[choice[$1]][$1].bits }
+            #expect(abs(run.bitsPerWeight - Double(bits) / Double(s.weightCount)) < 1e-12)
+        }
+    }
+
     /// A budget is met in bits exactly; a drop limit is met as measured.
     @Test func outcomesMeetTheirLimits() throws {
         let (_, s) = try search()

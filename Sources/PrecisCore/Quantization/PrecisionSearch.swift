@@ -32,14 +32,6 @@ public enum SearchCandidate: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// One layer in one candidate: the tensors it runs with in place of the float ones, how its input
-/// is rounded, and the bits its weights take (codes and scales).
-struct LayerOption {
-    var tensors: [String: Tensor<Double>] = [:]
-    var rounding: OperandRounding?
-    var bits: Int
-}
-
 /// A layer's part in a searched assignment.
 public struct LayerAssignment: Codable, Equatable, Sendable {
     public var layer: String, candidate: String
@@ -83,6 +75,8 @@ public struct PrecisionSearch {
     let folded: Set<Int>, floats: [String: Tensor<Double>]
     /// `options[c][l]`: layer `layers[l]` in `candidates[c]`; the last row is float32.
     let options: [[LayerOption]]
+    /// The number-format or int8 model each candidate's options come from.
+    let models: [(format: FormatModel?, int8: QuantizedModel?)]
     /// `alone[c][l]`: the accuracy change, in points, with only that layer in that candidate.
     public private(set) var alone: [[Double]] = []
 
@@ -96,9 +90,13 @@ public struct PrecisionSearch {
         layers = quantizedLayers(study.spec)
         folded = Set(study.spec.foldableBatchNorms.keys)
         floats = try study.spec.folding(folded, in: study.tensors)
-        var options: [[LayerOption]] = []
-        for c in self.candidates { options.append(try Self.options(c, study, layers, floats)) }
-        self.options = options
+        var options: [[LayerOption]] = [], models: [(format: FormatModel?, int8: QuantizedModel?)] = []
+        for c in self.candidates {
+            let built = try Self.options(c, study, layers, floats)
+            options.append(built.options)
+            models.append((built.format, built.int8))
+        }
+        (self.options, self.models) = (options, models)
         let total = self.candidates.count * layers.count
         for c in options.indices.dropLast() {
             alone.append(
@@ -112,65 +110,62 @@ public struct PrecisionSearch {
         progress(total, total)
     }
 
-    /// Every layer of `layers` in candidate `c`, with `floats` the folded float tensors.
+    /// Every layer of `layers` in candidate `c`, with `floats` the folded float tensors, and the
+    /// model (number format or int8) they come from.
     static func options(
         _ c: SearchCandidate, _ study: QuantizationStudy, _ layers: [Int], _ floats: [String: Tensor<Double>]
-    ) throws -> [LayerOption] {
+    ) throws -> (options: [LayerOption], format: FormatModel?, int8: QuantizedModel?) {
         let spec = study.spec, geometry = try spec.geometry()
         switch c {
         case .format(let mode):
             let model = try study.formatModel(mode)
-            return try layers.map { i in
-                let layer = geometry[i]
-                guard let t = model.weights[i], let gemm = layer.gemm, let w = layer.tensor(.weight) else {
-                    throw ModelError.badSpec("\(layer.name) has no \(mode.name) weights")
-                }
-                let decoded = Tensor(shape: w.shape, data: gemm.stored(t.decoded()).map(Double.init))
-                return LayerOption(
-                    tensors: [layer.key(w.name): decoded],
-                    rounding: try mode.activations.map {
-                        try FormatNetwork.inputRounding($0, model.inputs[i], layer.name)
-                    }, bits: 8 * t.bytes)
-            }
+            return (try layers.map { try LayerOption.format(model, geometry[$0]) }, model, nil)
         case .int8:
             let model = try study.quantize(Precision.defaultInt8Scheme, .mse)
             let values = try model.dequantized(spec, study.tensors)
-            return try layers.map { i in
-                let keys = ["W", "b"].map { tensorKey(spec.layerNames[i], $0) }
-                guard let q = model.layers[i], let w = values[keys[0]], let b = values[keys[1]] else {
-                    throw ModelError.badSpec("\(spec.layerNames[i]) has no int8 weights")
-                }
-                return LayerOption(
-                    tensors: [keys[0]: w, keys[1]: b], rounding: .int8(q.input),
-                    bits: 8 * q.weights.count + 32 * q.weightScales.count)
+            return (try layers.map { try LayerOption.int8(model, geometry[$0], values) }, nil, model)
+        case .float16:
+            var half: [String: Tensor<Double>] = [:]
+            for (key, v) in floats { half[key] = Tensor(shape: v.shape, data: v.data.map(StorageFormat.float16.round)) }
+            return (try layers.map { try LayerOption.half(geometry[$0], half) }, nil, nil)
+        case .float32:
+            return (try layers.map { try LayerOption.float32(geometry[$0]) }, nil, nil)
+        }
+    }
+
+    /// The model of `outcome`'s assignment, named by `goal` (`bits4.5`, `drop0.5`).
+    public func model(_ outcome: SearchOutcome, goal: String) -> SearchedModel {
+        model(outcome.assignment.map { a in candidates.firstIndex { $0.description == a.candidate }! }, goal: goal)
+    }
+
+    /// The model of `choice` (a candidate index per layer), named by `goal`.
+    func model(_ choice: [Int], goal: String) -> SearchedModel {
+        var formats: [FormatModel] = [], int8: QuantizedModel?, half: [String: Tensor<Double>] = [:]
+        for c in Set(choice).sorted() {
+            let chosen = Set(layers.indices.filter { choice[$0] == c }.map { layers[$0] })
+            if let m = models[c].format { formats.append(m.only(chosen)) }
+            if let m = models[c].int8 {
+                int8 = m.only(chosen)
+                if chosen.count < layers.count { int8?.form = .mixed(half: false) }
             }
-        case .float16, .float32:
-            return try layers.map { i in
-                let layer = geometry[i]
-                guard let w = layer.tensor(.weight) else { throw ModelError.badSpec("\(layer.name) has no weights") }
-                let count = w.shape.reduce(1, *)
-                guard c == .float16 else { return LayerOption(bits: 32 * count) }
-                var tensors: [String: Tensor<Double>] = [:]
-                for t in layer.tensors {
-                    guard let v = floats[layer.key(t.name)] else { continue }
-                    tensors[layer.key(t.name)] = Tensor(shape: v.shape, data: v.data.map(StorageFormat.float16.round))
-                }
-                return LayerOption(tensors: tensors, rounding: .half, bits: 16 * count)
+            if candidates[c] == .float16 {
+                for l in layers.indices where choice[l] == c { half.merge(options[c][l].tensors) { $1 } }
             }
         }
+        return SearchedModel(goal: goal, formats: formats, int8: int8, half: half, folded: folded)
     }
 
     /// The network with layer `layers[l]` in `candidates[choice[l]]`, measured on the test images.
     func measure(_ choice: [Int]) throws -> RunResult {
-        var parameters = floats, roundings: [Int: OperandRounding] = [:]
-        for (l, c) in choice.enumerated() {
-            let option = options[c][l]
-            parameters.merge(option.tensors) { $1 }
-            roundings[layers[l]] = option.rounding
-        }
-        let network = try Network<Float>(
-            spec: study.spec, parameters: parameters, inputRoundings: roundings, folded: folded)
+        let network = try network(choice)
         return study.evaluate { network.predict($0) }
+    }
+
+    /// The network with layer `layers[l]` in `candidates[choice[l]]`.
+    func network(_ choice: [Int]) throws -> Network<Float> {
+        var chosen: [Int: LayerOption] = [:]
+        for (l, c) in choice.enumerated() { chosen[layers[l]] = options[c][l] }
+        return try LayerOption.network(spec: study.spec, floats: floats, options: chosen, folded: folded)
     }
 
     /// The least change the knapsack can predict within each number of bits, in `units` steps up to
@@ -239,14 +234,14 @@ public struct PrecisionSearch {
     }
 
     /// Weight values of the quantized layers.
-    var weightCount: Int { options[candidates.count - 1].reduce(0) { $0 + $1.bits } / 32 }
+    var weightCount: Int { options[0].reduce(0) { $0 + $1.values } }
 
     /// `choice` measured and described.
     func outcome(_ choice: [Int], rejected: Int) throws -> SearchOutcome {
         let assignment = layers.indices.map { l in
             LayerAssignment(
                 layer: study.spec.layerNames[layers[l]], candidate: candidates[choice[l]].description,
-                weights: options[candidates.count - 1][l].bits / 32, bits: options[choice[l]][l].bits,
+                weights: options[0][l].values, bits: options[choice[l]][l].bits,
                 alonePP: alone[choice[l]][l])
         }
         return SearchOutcome(

@@ -6,6 +6,8 @@ public enum EvaluatedNetwork {
     case integer(String, IntegerNetwork)
     /// A number format simulated in Float.
     case format(FormatNetwork)
+    /// A searched assignment, each layer in its own candidate, simulated in Float.
+    case searched(SearchedNetwork)
 }
 
 /// One entry of the precision report: a network and where its weights came from.
@@ -24,6 +26,7 @@ public struct EvaluationEntry {
         case .floating(let mode, _): return mode.rawValue
         case .integer(let name, _): return name
         case .format(let f): return f.model.name
+        case .searched(let s): return s.model.name
         }
     }
 }
@@ -77,6 +80,13 @@ public struct PrecisionEvaluation {
                     name: f.model.name, depth: spec.layers.count, modelBytes: f.modelBytes, inputScale: test.inputScale,
                     keepLogits: keepLogits, forward: { spec.hidingFolded(f.forwardAll($0), f.model.folded) })
                 r.bitsPerWeight = f.bitsPerWeight
+                return r
+            case let .searched(s):
+                let r = ModeReport(
+                    name: s.model.name, depth: spec.layers.count, modelBytes: s.modelBytes, inputScale: test.inputScale,
+                    keepLogits: keepLogits,
+                    forward: { spec.hidingFolded(s.network.forwardAll($0), s.model.folded) })
+                r.bitsPerWeight = s.bitsPerWeight
                 return r
             }
         }

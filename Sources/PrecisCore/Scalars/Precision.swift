@@ -13,7 +13,9 @@ public enum Int8Kind: String, Sendable, CaseIterable {
 /// - a number format: `float8-<e4m3|e5m2>[-nosat]`, `mxfp8-<e4m3|e5m2>`, `mxfp6-<e3m2|e2m3>`, `mxfp4`,
 ///   `mxint8`, `nvfp4`, `int4-<channel|g32|g64|g128>[-z][-a8]`; then `-gptq` or `-adaround` for a
 ///   stored variant whose weights GPTQ or AdaRound rounded, and `-mixed` for a stored variant that
-///   keeps some layers in float.
+///   keeps some layers in float;
+/// - a searched assignment: `search-<goal>` (`search-bits4.5`, `search-drop0.5`), each layer in the
+///   candidate a precision search chose for it.
 public enum Precision: Sendable, Hashable, CustomStringConvertible {
     /// A floating mode: a scalar type and a storage format.
     case floating(PrecisionMode)
@@ -21,11 +23,21 @@ public enum Precision: Sendable, Hashable, CustomStringConvertible {
     case int8(QuantScheme, Int8Kind)
     /// A number format simulated in Float; `mixed` keeps some layers in float32.
     case format(FormatMode, mixed: Bool)
+    /// A per-layer assignment a precision search stored, by the goal it met (see `SearchedModel`).
+    case searched(String)
 
     /// The precision called `name`, or nil when the grammar has no such name.
     public init?(name: String) {
         if let mode = PrecisionMode(rawValue: name) ?? PrecisionMode.allCases.last(where: { $0.variant == name }) {
             self = .floating(mode)
+            return
+        }
+        if name.hasPrefix(Self.searchPrefix) {
+            let goal = name.dropFirst(Self.searchPrefix.count)
+            guard !goal.isEmpty, goal.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == ".") }) else {
+                return nil
+            }
+            self = .searched(String(goal))
             return
         }
         let mixed = name.hasSuffix("-mixed"), base = mixed ? String(name.dropLast(6)) : name
@@ -47,10 +59,14 @@ public enum Precision: Sendable, Hashable, CustomStringConvertible {
         case .floating(let mode): return mode.rawValue
         case .int8(let scheme, let kind): return "int8-\(scheme)" + (kind == .plain ? "" : "-\(kind.rawValue)")
         case .format(let format, let mixed): return format.name + (mixed ? "-mixed" : "")
+        case .searched(let goal): return Self.searchPrefix + goal
         }
     }
 
     public var description: String { name }
+
+    /// How a searched assignment's name begins.
+    static let searchPrefix = "search-"
 
     /// The number format, for a format's precision.
     public var format: FormatMode? { if case .format(let f, _) = self { f } else { nil } }
@@ -71,7 +87,7 @@ public enum Precision: Sendable, Hashable, CustomStringConvertible {
     /// Every name and pattern `init(name:)` accepts, for help texts and errors.
     public static let namePatterns =
         PrecisionMode.allCases.map(\.rawValue) + ["bfloat16", "int8-<scheme>[-cle][-mixed|-dynamic]"]
-        + FormatMode.namePatterns
+        + FormatMode.namePatterns + ["search-<goal>"]
 }
 
 extension QuantScheme {
