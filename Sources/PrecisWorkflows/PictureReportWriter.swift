@@ -27,7 +27,15 @@ public struct PictureReportWriter {
         var sections = [
             PictureReport.Section(
                 heading: "Network",
-                text: "\(spec.name): \(spec.layerText)", charts: [try networkChart(spec: spec)])
+                text: "\(spec.name): \(spec.layerText)",
+                charts: [
+                    try networkChart(
+                        spec: spec,
+                        assignments: try store.searchedVariantNames.map { name in
+                            let model = try store.variant(name, of: SearchedModel.self).model
+                            return (name, model.assignment(spec).mapValues(\.description))
+                        })
+                ])
         ]
         if let t = store.master.training {
             sections.append(
@@ -88,7 +96,7 @@ public struct PictureReportWriter {
     }
 
     /// The sizes section: float32 and float16, every standard number format (its stored variant, or
-    /// rounded to nearest now) and every stored format and int8 variant, run on the test images and
+    /// rounded to nearest now) and every stored format, int8 and searched variant, run on the test images and
     /// drawn as accuracy change against bits per value, with the Pareto front. A precision `eval
     /// --record` recorded on this data set, or `measured` by the precision section, is taken as it is;
     /// the rest run now.
@@ -98,7 +106,7 @@ public struct PictureReportWriter {
         var seen = Set<String>()
         let names =
             (["float32", "float16"] + FormatMode.standard.map(\.name) + store.formatVariantNames
-            + store.int8VariantNames).filter { seen.insert($0).inserted }
+            + store.int8VariantNames + store.searchedVariantNames).filter { seen.insert($0).inserted }
         let recorded = Dictionary(
             all.filter { $0.dataset == dataset.name && $0.inputScale == 1 }.map { ($0.result.precision, $0.result) }
                 + measured.map { ($0.precision, $0) }
@@ -121,7 +129,8 @@ public struct PictureReportWriter {
             heading: "Accuracy against size",
             text: "\(names.count) precisions: float32 and float16, the standard number formats (a stored variant "
                 + "where the file has one, else rounded to nearest now) and every stored variant, including those "
-                + "rounded by GPTQ or AdaRound and those equalized; \(names.count - missing.count) as recorded "
+                + "rounded by GPTQ or AdaRound, those equalized and the assignments searched per layer; "
+                + "\(names.count - missing.count) as recorded "
                 + "or measured for the precision section, the rest on \(selection.text(of: dataset.testCount)).",
             charts: [paretoChart(results)])
     }

@@ -122,6 +122,14 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         #expect(parsed.counts["line"] == 7 && parsed.counts["path"] == 4, "\(parsed.counts)")
         #expect(chart.svg.contains("04_conv3  conv(2,1,stride=1,pad=0)") && chart.svg.contains(">5×8×8</text>"))
         #expect(chart.svg.contains(">10</text>") && chart.svg.contains("input 1×8×8"))
+        // Two assignments beside it: a cell per weighted layer in each, the same fill for the same candidate.
+        let drawn = try networkChart(
+            spec: spec,
+            assignments: [("search-bits4", [0: "mxfp4", 2: "int8", 5: "mxfp4"]), ("search-drop1", [0: "int8"])])
+        #expect(try #require(ElementCounter.parse(drawn.svg)).counts["rect"] == 10 + 4)
+        #expect(drawn.svg.components(separatedBy: ">mxfp4</text>").count == 3 && drawn.svg.contains(">search-drop1<"))
+        #expect(drawn.svg.components(separatedBy: candidateFills[0]).count == 3)
+        #expect(drawn.svg.components(separatedBy: candidateFills[1]).count == 3)
         let net = try Network<Float>(spec: spec, seed: 5)
         let maps = featureMapCharts(network: net, images: (0..<64).map { Float($0 % 5) / 5 }, labels: [0])
         #expect(maps.map(\.name) == ["maps-00_conv1", "maps-03_add1", "maps-06_concat1"])

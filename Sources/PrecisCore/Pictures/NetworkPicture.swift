@@ -3,7 +3,9 @@
 /// the one above it) moves one lane to the right of what it reads; a merge returns to the leftmost
 /// lane of its inputs. Edges between neighbours are straight; an edge that skips rows is drawn as
 /// an arc: on the left for a lane's own skip connection, else from the side of its source.
-public func networkChart(spec: ModelSpec) throws -> Chart {
+/// Each of `assignments` (a searched variant's name and its candidate per layer index) is a column
+/// beside the network: a cell on each of its layers' rows naming the candidate, one colour each.
+public func networkChart(spec: ModelSpec, assignments: [(name: String, layers: [Int: String])] = []) throws -> Chart {
     let shapes = try spec.shapes(), count = spec.layers.count, sources = (0..<count).map(spec.inputs(of:))
     var lanes = [Int](repeating: 0, count: count)
     for i in 0..<count {
@@ -16,7 +18,8 @@ public func networkChart(spec: ModelSpec) throws -> Chart {
     }
     let (rowHeight, boxWidth, boxHeight, laneWidth) = (26.0, 380.0, 20.0, 410.0)
     let (left, top) = (70.0, 56.0)
-    let width = Int(left + Double(lanes.max()! + 1) * laneWidth + 20)
+    let columnWidth = 120.0, columns = left + Double(lanes.max()! + 1) * laneWidth
+    let width = Int(columns + Double(assignments.count) * columnWidth + 20)
     var s = SVG(width: max(480, width), height: Int(top + Double(count + 1) * rowHeight + 10))
     s.text(
         "\(spec.name): \(count) layers", Double(s.width) / 2, 20, size: 14,
@@ -62,11 +65,27 @@ public func networkChart(spec: ModelSpec) throws -> Chart {
         s.text("\(names[i])  \(spec.layers[i])", x + 6, y + 14, size: 11)
         s.text(dims(shapes[i]), x + boxWidth - 6, y + 14, size: 11, anchor: "end", fill: "#444")
     }
+    var colours: [String: String] = [:]
+    for (k, a) in assignments.enumerated() {
+        let x = columns + Double(k) * columnWidth
+        s.text(a.name, x + (columnWidth - 10) / 2, input.y + 14, size: 10, anchor: "middle", weight: "bold")
+        for (i, candidate) in a.layers.sorted(by: { $0.key < $1.key }) {
+            let fill = colours[candidate] ?? candidateFills[colours.count % candidateFills.count]
+            colours[candidate] = fill
+            s.rect(x, box(i).y, columnWidth - 10, boxHeight, fill: fill, stroke: "#999")
+            s.text(candidate, x + (columnWidth - 10) / 2, box(i).y + 14, size: 11, anchor: "middle")
+        }
+    }
     return Chart(
         name: "network", svg: s.document(title: "The network of \(spec.name)"),
         caption: "Every layer in the order it runs, with its output shape; blue arcs are skip connections, "
-            + "orange edges branches and what joins them.")
+            + "orange edges branches and what joins them."
+            + (assignments.isEmpty
+                ? "" : " The columns on the right give each stored searched assignment's format per layer."))
 }
+
+/// Pale fills for the candidates of searched assignments, in order of first appearance.
+let candidateFills = ["#cfe3f3", "#fde2b8", "#cdebe0", "#f3d2e4", "#fbf3b5", "#f2cdbd", "#dcdcdc", "#e3d9ef"]
 
 /// A pale fill per family of layer: convolutions, normalization, activations, pooling, merges, affine.
 func layerColour(_ layer: LayerSpec) -> String {

@@ -287,11 +287,13 @@ public func paretoFront(_ points: [(bits: Double, change: Double)]) -> [Int] {
 
 /// Accuracy against size: each result's change against float32 over its bits per value as
 /// `precis inspect` counts them (scales, biases and float layers included), one colour per way of
-/// rounding (to nearest, GPTQ, AdaRound, equalized, int8, float), and the Pareto front dashed.
+/// rounding (to nearest, GPTQ, AdaRound, equalized, int8, float, a format per layer by the search),
+/// and the Pareto front dashed.
 public func paretoChart(_ results: [ModeResult]) -> Chart {
     func family(_ name: String) -> String {
         if PrecisionMode(rawValue: name) != nil || name == "bfloat16" { return "float" }
         if name.hasPrefix("int8-") { return "int8" }
+        if case .searched? = Precision(name: name) { return "searched per layer" }
         for (suffix, text) in [("-adaround", "AdaRound"), ("-gptq", "GPTQ"), ("-cle", "equalized")]
         where name.contains(suffix) {
             return text
@@ -299,7 +301,7 @@ public func paretoChart(_ results: [ModeResult]) -> Chart {
         return "to nearest"
     }
     let bits = results.map { 32 * $0.modelRatioToFloat32 }, change = results.map(\.vsFloat32.changePP)
-    let families = ["float", "int8", "to nearest", "GPTQ", "AdaRound", "equalized"]
+    let families = ["float", "int8", "to nearest", "GPTQ", "AdaRound", "equalized", "searched per layer"]
     var series = families.compactMap { f -> LineChart.Series? in
         let members = results.indices.filter { family(results[$0].precision) == f }
         guard !members.isEmpty else { return nil }
