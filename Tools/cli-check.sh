@@ -604,6 +604,19 @@ with h5py.File(f"{sys.argv[1]}/u.h5", "r") as f:
         stored = f["variants"][r["precision"]].attrs["assignment"].decode().split()
         assert stored == [f'{a["layer"]}={a["candidate"]}' for a in o["assignment"]], stored
 PY
+# format-split's weights-and-inputs row is the stored variant precis eval runs.
+python3 "$(dirname "$0")/format-split.py" Weights/deep-fashion.h5 mxfp4 --limit 200 --json > "$work/split.json"
+"$precis" eval Weights/deep-fashion.h5 --precision mxfp4 --first 200 --json --quiet > "$work/split-eval.json"
+python3 - "$work" <<'PY' || fail "format-split"
+import json, sys
+s, e = (json.load(open(f"{sys.argv[1]}/{n}.json")) for n in ("split", "split-eval"))
+assert s["schema"] == "precis.format-split/1" and s["images"] == 200, s
+assert abs(s["rows"]["both"]["accuracy"] - e["results"][0]["accuracy"]) <= 0.01, (s["rows"], e["results"][0]["accuracy"])
+assert s["rows"]["float32"]["change_pp"] == 0 and set(s["rows"]) == {"float32", "weights", "inputs", "both"}, s["rows"]
+PY
+# numpy runs each stored assignment layer by layer in its own format and must give precis eval's answers.
+python3 "$(dirname "$0")/crosscheck.py" "$work/u.h5" --precis "$precis" --format-images 500 > "$work/ucross.json" \
+  || fail "crosscheck of the searched variants"
 usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --candidates int8
 usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --budget 5 --max-drop 1
 usage_error "--candidates: unknown format 'int9'" "$precis" quantize "$work/u.h5" --budget 5 --candidates int8,int9

@@ -11,7 +11,9 @@ rounding of the master (Tools/number_formats.py), and their networks run in nump
 --format-images test images next to `precis eval --first N`. Where a quantized variant names
 `folded_batchnorm`, the script folds those normalizations into the master itself and checks the
 codes against that; an equalized variant (`-cle`) has its stored scales and shifts applied to the
-master first (Tools/numpy_equalization.py).
+master first (Tools/numpy_equalization.py). A searched variant (`search-<goal>`) has each
+number-format part checked the same way, and runs each layer in its own candidate: decoded format
+codes, int8 codes times their scales with int8 inputs, or float16 weights with half inputs.
 
     python3 Tools/crosscheck.py Weights/deep-fashion.h5 [--precis .build/release/precis] [--limit N]
 
@@ -65,17 +67,18 @@ def forward_format(layers, params, variant, mode, x, folded=()):
             return x
         if name not in variant:
             return None
+        own = variant[name].get('mode', mode)  # a searched variant's layers each have their own
         if layer['kind'] == 'Convolution' and 'size' not in layer:
             attrs = variant[name]['attrs']
             return grouped_convolution(x, variant[name]['W'], variant[name]['b'], layer,
-                                       lambda rows: number_formats.round_inputs(rows, mode, attrs))
+                                       lambda rows: number_formats.round_inputs(rows, own, attrs))
         if layer['kind'] == 'Convolution':
             w, b, attrs = variant[name]['W'], variant[name]['b'], variant[name]['attrs']
             col, oh, ow = im2col(x, layer['size'], layer['size'], layer['stride'], layer['pad'])
             n = x.shape[0]
-            col = number_formats.round_inputs(col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1), mode, attrs)
+            col = number_formats.round_inputs(col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1), own, attrs)
             return (col @ w.reshape(w.shape[0], -1).T + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
-        rows = number_formats.round_inputs(x.reshape(x.shape[0], -1), mode, variant[name]['attrs'])
+        rows = number_formats.round_inputs(x.reshape(x.shape[0], -1), own, variant[name]['attrs'])
         return rows @ variant[name]['W'] + variant[name]['b']
     return forward(layers, params, x, layer_fn=stored, dtype=np.float32)
 
@@ -96,14 +99,20 @@ def check_formats(a, f, layers, params, formats, x, t, failures):
             group, mode = f['variants'][v], number_formats.mode_of(v)
             folded = text(group.attrs.get('folded_batchnorm', '')).split()
             own = params
-            if mode['equalized']:
+            if mode and mode['equalized']:
                 scales, shifts = stored_equalization(group)
                 own = equalize(layers, params, pairs_of(layers), scales, shifts)
             master = {name: {k: w.astype(np.float32) for k, w in p.items()}
                       for name, p in folded_master(own, layers, folded).items()}
-            problems = number_formats.check_variant(v, group, master, text)
+            if mode:
+                problems = number_formats.check_variant(v, group, master, text)
+                decoded = number_formats.decoded_weights(v, group, shapes)
+            else:  # searched: each number-format part checked as a variant, each layer run in its own format
+                parts = group['variants'] if 'variants' in group else {}
+                problems = [f'{part}: {p}' for part in parts if number_formats.mode_of(part)
+                            for p in number_formats.check_variant(part, parts[part], master, text)]
+                decoded = number_formats.searched_layers(group, shapes)
             failures += [f'/variants/{v}: {p}' for p in problems]
-            decoded = number_formats.decoded_weights(v, group, shapes)
             batches = [x[i:min(i + 250, n)].astype(np.float32) for i in range(0, n, 250)]
             ours = np.concatenate([forward_format(layers, master, decoded, mode, b, folded) for b in batches])
             theirs = np.fromfile(f'{prefix}-{v}.f64', dtype='<f8').reshape(ours.shape)
@@ -151,11 +160,11 @@ def main():
             for k, v in g.items():
                 assert v.dtype == np.float32, f'{name}/{k} is {v.dtype}, expected float32'
         variants = list(f['variants']) if 'variants' in f else []
-        formats = [v for v in variants if number_formats.mode_of(v)]
+        formats = [v for v in variants if number_formats.mode_of(v) or v.startswith('search-')]
         int8 = {}
         for v in variants:
             if v.startswith('search-'):
-                continue  # each layer in its own format: precis eval checks it against the search's measurement
+                continue  # checked with the number formats: each layer in its own format
             stored = f['variants'][v]['model']['layers']
             if v == 'float16':
                 for name, _ in layers:

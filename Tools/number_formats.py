@@ -258,11 +258,41 @@ def decoded_weights(name, group, shapes):
     return out
 
 
+def searched_layers(group, shapes):
+    """A searched variant's layers, each decoded from the part that holds it, with the mode its input
+    is rounded in: number-format parts as decoded_weights reads them; int8 codes times their scales
+    (biases at input scale times weight scale) with int8 inputs; float16 layers with half inputs."""
+    out, parts = {}, group['variants'] if 'variants' in group else {}
+    for part in parts:
+        layers = parts[part]['model']['layers']
+        if part.startswith('int8-'):
+            for name in layers:
+                g = layers[name]
+                w, s = g['W'][()].astype(np.float64), g['W_scale'][()].astype(np.float64)
+                shape = [1] * w.ndim
+                shape[int(g.attrs['axis'])] = -1
+                scale = s.reshape(shape) if len(s) > 1 else s[0]
+                b = g['b'][()].astype(np.float64) * float(g.attrs['input_scale']) * s
+                out[name] = {'W': (w * scale).astype(np.float32), 'b': b.astype(np.float32), 'attrs': dict(g.attrs),
+                             'mode': {'inputs': 'int8'}}
+        else:
+            mode = mode_of(part)
+            for name, d in decoded_weights(part, parts[part], shapes).items():
+                out[name] = dict(d, mode=mode)
+    if 'model' in group:
+        for name, g in group['model']['layers'].items():
+            out[name] = {'W': g['W'][()].astype(np.float32), 'b': g['b'][()].astype(np.float32), 'attrs': {},
+                         'mode': {'inputs': 'half'}}
+    return out
+
+
 def round_inputs(rows, mode, attrs):
     """A layer's input rows (vectors along the reduction axis) rounded as the format stores them."""
     kind = mode['inputs']
     if kind is None:
         return rows
+    if kind == 'half':
+        return rows.astype(np.float16).astype(np.float32)
     if kind == 'mx':
         return mx(rows, mode['element'])[2]
     if kind == 'nvfp4':
