@@ -20,20 +20,15 @@ public struct FormatNetwork {
         var parameters = try spec.folding(model.folded, in: tensors), roundings: [Int: OperandRounding] = [:],
             bytes = 0, weightBytes = 0, values = 0
         for layer in try spec.geometry() {
-            guard let t = model.weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight) else {
+            guard let t = model.weights[layer.index] else {
                 bytes += model.folded.contains(layer.index) ? 0 : 4 * layer.parameterCount
                 continue
             }
-            guard (gemm.channels, gemm.length) == (t.vectors, t.length) else {
-                throw ModelError.badSpec("\(layer.name): its stored codes do not fit W \(shapeText(w.shape))")
-            }
-            parameters[layer.key(w.name)] = Tensor(
-                shape: w.shape, data: gemm.stored(t.decoded()).map(Double.init))
-            (weightBytes, values) = (weightBytes + t.bytes, values + t.codes.count)
-            bytes += t.bytes + 4 * (layer.parameterCount - t.codes.count)
-            if let a = model.mode.activations {
-                roundings[layer.index] = try FormatNetwork.inputRounding(a, model.inputs[layer.index], layer.name)
-            }
+            let option = try LayerOption.format(model, layer)
+            parameters.merge(option.tensors) { $1 }
+            roundings[layer.index] = option.rounding
+            (weightBytes, values) = (weightBytes + t.bytes, values + option.values)
+            bytes += t.bytes + 4 * (layer.parameterCount - option.values)
         }
         (modelBytes, bitsPerWeight) = (bytes, values > 0 ? 8 * Double(weightBytes) / Double(values) : 32)
         network = try Network<Float>(

@@ -88,6 +88,9 @@ struct LayerOption {
         guard let t = model.weights[layer.index], let gemm = layer.gemm, let w = layer.tensor(.weight) else {
             throw ModelError.badSpec("\(layer.name) has no \(model.mode.name) weights")
         }
+        guard (gemm.channels, gemm.length) == (t.vectors, t.length) else {
+            throw ModelError.badSpec("\(layer.name): its stored codes do not fit W \(shapeText(w.shape))")
+        }
         let decoded = Tensor(shape: w.shape, data: gemm.stored(t.decoded()).map(Double.init))
         return LayerOption(
             tensors: [layer.key(w.name): decoded],
