@@ -60,7 +60,7 @@ python3 Tools/cle-check.py --precis .build/release/precis
 python3 Tools/fuzz-weights.py Weights/simple-mnist5k.h5 --trials 200 --precis .build/release/precis
 python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float32,int8-wchannel-au8z --trials 120 \
   --precis .build/release/precis
-python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float8-e4m3,mxfp4,nvfp4,int4-g32 --trials 60 \
+python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --precision float8-e4m3,mxfp4,nvfp4,int4-g32,search-bits4.5 --trials 60 \
   --precis .build/release/precis
 python3 Tools/fuzz-weights.py Weights/deep-fashion.h5 --data /usr/share/datasets/fashion-mnist --trials 40 \
   --precis .build/release/precis
