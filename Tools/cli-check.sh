@@ -576,9 +576,10 @@ usage_error "normal:STD takes a standard deviation in (0, 10\]" "$precis" train 
 usage_error "epochs must be from 1" "$precis" train --no-output --epochs -1
 usage_error "a seed is a whole number from 0" "$precis" train --no-output --seed -1
 # The per-layer search meets its limit: the budget in bits, the drop as measured; its JSON says so.
-"$precis" quantize "$work/u.h5" --budget 6 --candidates int8,int4-g32,float16 --limit 200 --json --quiet \
+cp Weights/simple-mnist5k.h5 "$work/search.h5"
+"$precis" quantize "$work/search.h5" --budget 6 --candidates int8,int4-g32,float16 --limit 200 --json --quiet \
   > "$work/search-bits.json"
-"$precis" quantize "$work/u.h5" --max-drop 0.5 --candidates int8,mxfp4 --limit 200 --json --quiet > "$work/search-drop.json"
+"$precis" quantize "$work/search.h5" --max-drop 0.5 --candidates int8,mxfp4 --limit 200 --json --quiet > "$work/search-drop.json"
 python3 - "$work" <<'PY' || fail "precision search"
 import json, sys
 b, d = (json.load(open(f"{sys.argv[1]}/search-{n}.json")) for n in ("bits", "drop"))
@@ -591,11 +592,11 @@ assert -d["outcome"]["verified"]["vs_float32"]["change_pp"] <= 0.5 and d["max_dr
 assert (b["variant"], d["variant"]) == ("search-bits6", "search-drop0.5"), (b["variant"], d["variant"])
 PY
 # Each assignment is stored; eval runs the stored variant and gets the figures the search measured.
-"$precis" eval "$work/u.h5" --precision search-bits6,search-drop0.5 --limit 200 --json --quiet > "$work/search-eval.json"
+"$precis" eval "$work/search.h5" --precision search-bits6,search-drop0.5 --limit 200 --json --quiet > "$work/search-eval.json"
 python3 - "$work" <<'PY' || fail "stored searched assignments"
 import h5py, json, sys
 rows = {r["precision"]: r for r in json.load(open(f"{sys.argv[1]}/search-eval.json"))["results"]}
-with h5py.File(f"{sys.argv[1]}/u.h5", "r") as f:
+with h5py.File(f"{sys.argv[1]}/search.h5", "r") as f:
     for n in ("bits", "drop"):
         s = json.load(open(f"{sys.argv[1]}/search-{n}.json"))
         o, r = s["outcome"], rows[s["variant"]]
@@ -615,7 +616,7 @@ assert abs(s["rows"]["both"]["accuracy"] - e["results"][0]["accuracy"]) <= 0.01,
 assert s["rows"]["float32"]["change_pp"] == 0 and set(s["rows"]) == {"float32", "weights", "inputs", "both"}, s["rows"]
 PY
 # numpy runs each stored assignment layer by layer in its own format and must give precis eval's answers.
-python3 "$(dirname "$0")/crosscheck.py" "$work/u.h5" --precis "$precis" --format-images 500 > "$work/ucross.json" \
+python3 "$(dirname "$0")/crosscheck.py" "$work/search.h5" --precis "$precis" --format-images 500 > "$work/search-cross.json" \
   || fail "crosscheck of the searched variants"
 usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --candidates int8
 usage_error "give --budget BITS or --max-drop POINTS" "$precis" quantize "$work/u.h5" --budget 5 --max-drop 1
