@@ -10,14 +10,15 @@ import Testing
     /// FoldedVariantTests' network (three layers, each with a batch normalization to fold), a data set
     /// of random images for it, and the search over int8, NVFP4, int4-g32 and float16 (float32 last).
     func setup() throws -> (dir: String, store: WeightStore, study: QuantizationStudy, search: PrecisionSearch) {
-        let (dir, store, file, _) = try FoldedVariantTests().setup()
+        let (dir, store, _, _) = try FoldedVariantTests().setup()
         var rng = RandomSource(seed: 9)
         func images(_ n: Int) -> [Float] { (0..<(n * 64)).map { _ in Float(rng.uniform()) } }
         let data = Dataset(
             name: "random", imageShape: [1, 8, 8], classes: 10, trainImages: images(60),
             trainLabels: (0..<60).map { $0 % 10 }, testImages: images(40), testLabels: (0..<40).map { ($0 * 7) % 10 })
+        // The tensors as the file holds them (float32), which the stored variants run with.
         let study = try QuantizationStudy(
-            spec: file.spec, tensors: file.tensors, dataset: data, calibrationSize: 20, seed: 1)
+            spec: store.spec, tensors: store.master.tensors, dataset: data, calibrationSize: 20, seed: 1)
         let candidates = ["int8", "nvfp4", "int4-g32", "float16"].map { SearchCandidate(name: $0)! }
         return (dir, store, study, try PrecisionSearch(study: study, candidates: candidates))
     }
